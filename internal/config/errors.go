@@ -1,0 +1,46 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalid is wrapped by every validation problem Load reports.
+var ErrInvalid = errors.New("config: invalid tungsten.ini")
+
+// Problems is the list of everything wrong with a configuration. Load
+// returns it (as an error) so tpm can print one line per problem.
+type Problems []string
+
+func (p Problems) Error() string {
+	if len(p) == 1 {
+		return p[0]
+	}
+	return fmt.Sprintf("%d problems: %s", len(p), strings.Join(p, "; "))
+}
+
+// Unwrap lets errors.Is(err, ErrInvalid) hold for every Problems value.
+func (p Problems) Unwrap() error { return ErrInvalid }
+
+// maxProblems bounds what one Load reports: a file of garbage must not
+// take long to reject nor bury the first problem.
+const maxProblems = 20
+
+const moreProblems = "further problems are not listed; fix these and run again"
+
+func (p *Problems) addf(format string, args ...any) {
+	switch {
+	case len(*p) < maxProblems:
+		*p = append(*p, fmt.Sprintf(format, args...))
+	case len(*p) == maxProblems:
+		*p = append(*p, moreProblems)
+	}
+}
+
+func (p Problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return p
+}

@@ -1,0 +1,108 @@
+package config
+
+import "time"
+
+// Settings are the resolved options of one install on one host: [defaults]
+// overlaid with the sections that apply to it. Every field has a default
+// (see DefaultSettings), so a Settings is always usable.
+type Settings struct {
+	User             string
+	InstallDirectory string // cluster install; for the cross-site install: its home directory
+	ExecutablePrefix string
+	ProfileScript    string
+
+	ReplicationUser     string
+	ReplicationPassword string
+	ReplicationPort     int // the database's port
+	DataDirectory       string
+	BootScript          string // start|stop|restart|status the database
+
+	ApplicationUser     string
+	ApplicationPassword string
+	ApplicationPort     int
+	ReadOnlyPort        int // 0: no read-only listener
+	HoldTimeout         time.Duration
+	DisconnectTimeout   time.Duration
+
+	THLPort      int
+	RMIPort      int
+	THLRetention time.Duration
+
+	ManagerRPCPort int
+	GossipPort     int
+	RaftPort       int
+
+	RESTAdminUser         string
+	RESTAdminPassword     string
+	ReplicatorREST        bool
+	ReplicatorRESTAddress string
+	ReplicatorRESTPort    int
+	ManagerRESTAddress    string
+	ManagerRESTPort       int
+	ConnectorRESTAddress  string
+	ConnectorRESTPort     int
+
+	PrometheusEnabled bool
+	PrometheusPort    int
+
+	THLSSL                 bool
+	SSLCert, SSLKey, SSLCA string
+	KeystorePath           string
+	KeystorePassword       string
+	TruststorePath         string
+	TruststorePassword     string
+
+	SkipValidationChecks []string
+	Start                bool
+	StartAndReport       bool
+
+	// Properties are the property=key=value lines, later ones overriding
+	// earlier ones with the same key.
+	Properties map[string]string
+}
+
+// DefaultSettings returns the defaults every install starts from (DESIGN.md §3).
+func DefaultSettings() Settings {
+	return Settings{
+		User:                  "tungsten",
+		InstallDirectory:      "/opt/continuent",
+		ReplicationUser:       "tungsten",
+		ReplicationPort:       13306,
+		ApplicationPort:       3306,
+		HoldTimeout:           30 * time.Second,
+		DisconnectTimeout:     5 * time.Second,
+		THLPort:               2112,
+		RMIPort:               10000,
+		THLRetention:          7 * 24 * time.Hour,
+		ManagerRPCPort:        9997,
+		GossipPort:            7800,
+		RaftPort:              7801,
+		ReplicatorREST:        true,
+		ReplicatorRESTPort:    8097,
+		ManagerRESTPort:       8090,
+		ConnectorRESTPort:     8096,
+		ReplicatorRESTAddress: "127.0.0.1",
+		ManagerRESTAddress:    "127.0.0.1",
+		ConnectorRESTAddress:  "127.0.0.1",
+		PrometheusEnabled:     true,
+		PrometheusPort:        8091,
+		Start:                 true,
+		Properties:            map[string]string{},
+	}
+}
+
+func (s Settings) clone() Settings {
+	c := s
+	c.Properties = make(map[string]string, len(s.Properties))
+	for k, v := range s.Properties {
+		c.Properties[k] = v
+	}
+	c.SkipValidationChecks = append([]string(nil), s.SkipValidationChecks...)
+	return c
+}
+
+// Property names with a meaning of their own.
+const (
+	PropPrometheusPort    = "replicator.prometheus.exporter.port"
+	PropPrometheusEnabled = "replicator.prometheus.exporter.enabled"
+)
