@@ -1,0 +1,108 @@
+// Command sandbox runs a whole tungsten.ini topology on this machine, each
+// host on its own loopback address with its own real mariadbd.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/sandbox"
+)
+
+const usage = `usage: sandbox COMMAND [--dir DIR] [--ini FILE]
+
+  up [--ini FILE]        bring the topology up (default ini: examples/msaa.ini); safe to repeat
+  down                   stop every process of the sandbox, keep its data
+  destroy                stop everything and remove DIR
+  status                 one line per host
+  env HOST               print the line that binds a shell to HOST's installs
+  mysql start|stop|restart|status HOST
+                         control one host's database
+
+--dir defaults to ./sandbox. A new sandbox gives host H of site S the address
+127.0.S.H; --net N makes it 127.N.S.H, so two sandboxes can run side by side.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	verb := args[0]
+	cfg := sandbox.DefaultConfig()
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "sandbox directory")
+	fs.StringVar(&cfg.INI, "ini", cfg.INI, "topology ini for a new sandbox")
+	fs.IntVar(&cfg.Net, "net", 0, "second octet of a new sandbox's addresses (127.NET.S.H)")
+	// Flags may come before, between or after the arguments.
+	var rest []string
+	for left := args[1:]; ; {
+		if err := fs.Parse(left); err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox %s: %v; run sandbox help\n", verb, err)
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		left = fs.Args()[1:]
+	}
+	cfg.Out = os.Stdout
+	staging, err := install.Staging()
+	if err == nil {
+		cfg.Staging = staging
+	}
+	want := map[string]int{"up": 0, "down": 0, "destroy": 0, "status": 0, "env": 1, "mysql": 2}
+	n, known := want[verb]
+	switch {
+	case verb == "help" || verb == "-h" || verb == "--help":
+		fmt.Print(usage)
+		return 0
+	case !known:
+		fmt.Fprintf(os.Stderr, "sandbox: unknown command %q; run sandbox help\n", verb)
+		return 2
+	case len(rest) != n:
+		fmt.Fprintf(os.Stderr, "sandbox %s takes %d argument(s), got %d; run sandbox help\n", verb, n, len(rest))
+		return 2
+	}
+	switch verb {
+	case "up":
+		if cfg.Staging == "" {
+			fmt.Fprintf(os.Stderr, "sandbox up: %v\n", err)
+			return 1
+		}
+		err = sandbox.Up(ctx, cfg)
+	case "down":
+		err = sandbox.Down(ctx, cfg)
+	case "destroy":
+		err = sandbox.Destroy(ctx, cfg)
+	case "status":
+		err = sandbox.Status(ctx, cfg)
+	case "env":
+		var line string
+		if line, err = sandbox.EnvLine(cfg, rest[0]); err == nil {
+			fmt.Println(line)
+		}
+	case "mysql":
+		err = sandbox.MySQL(ctx, cfg, rest[0], rest[1])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox %s: %v\n", verb, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,84 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/carbidedb/carbide/internal/mysqld"
+)
+
+// Down stops every process of the sandbox: agents first, then databases.
+// Datadirs and installs stay, so Up brings the same sandbox back.
+func Down(ctx context.Context, cfg Config) error {
+	s, err := open(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return s.down(ctx)
+}
+
+func (s *Sandbox) down(ctx context.Context) error {
+	var errs []error
+	agents := s.agents()
+	for i := len(agents) - 1; i >= 0; i-- {
+		if a := agents[i]; s.hasProgram(a.program) {
+			if err := s.runAgent(ctx, a, "stop"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	// Every mariadbd with a pid file under DIR, whether the ini still
+	// names its host or not.
+	dirs, _ := filepath.Glob(filepath.Join(s.cfg.Dir, "*", "mysql"))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	stopped := 0
+	for _, dir := range dirs {
+		pid, running := mysqld.ReadPID(dir)
+		if !running {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := mysqld.StopDir(ctx, dir, s.cfg.StopTimeout)
+			mu.Lock()
+			defer mu.Unlock()
+			host := filepath.Base(filepath.Dir(dir))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", host, err))
+				return
+			}
+			stopped++
+			s.say("%s: mariadbd stopped (pid %d)", host, pid)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	s.say("sandbox down: %d databases stopped; data kept in %s (sandbox up brings it back)", stopped, s.cfg.Dir)
+	return nil
+}
+
+// Destroy stops the sandbox and removes its directory.
+func Destroy(ctx context.Context, cfg Config) error {
+	s, err := open(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	if err := s.down(ctx); err != nil {
+		return fmt.Errorf("sandbox: not removing %s, some processes did not stop: %w", s.cfg.Dir, err)
+	}
+	if err := os.RemoveAll(s.cfg.Dir); err != nil {
+		return fmt.Errorf("sandbox: remove %s: %w", s.cfg.Dir, err)
+	}
+	s.say("removed %s", s.cfg.Dir)
+	return nil
+}

@@ -1,0 +1,322 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/mysqld"
+)
+
+// ININame is the sandbox's own ini inside DIR.
+const ININame = "tungsten.ini"
+
+// Config says which sandbox to act on.
+type Config struct {
+	// Dir is the sandbox directory.
+	Dir string
+	// INI is the topology to bring up on a fresh Dir; ignored once
+	// Dir/tungsten.ini exists (that file is then the sandbox's truth).
+	INI string
+	// Staging is the release directory holding bin/.
+	Staging string
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+	// StopTimeout bounds a clean shutdown of one process before SIGKILL.
+	StopTimeout time.Duration
+	// Net is the second octet of every address (127.Net.S.H); 0 by
+	// default. Another value lets two sandboxes run side by side.
+	Net int
+}
+
+// DefaultConfig returns the defaults of the sandbox command.
+func DefaultConfig() Config {
+	return Config{Dir: "sandbox", INI: "examples/msaa.ini", StopTimeout: 60 * time.Second}
+}
+
+// Validate checks c and makes its paths absolute.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("sandbox: no directory given; pass --dir DIR")
+	}
+	abs, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return fmt.Errorf("sandbox: directory %s: %w", c.Dir, err)
+	}
+	c.Dir = abs
+	if c.INI != "" {
+		if c.INI, err = filepath.Abs(c.INI); err != nil {
+			return err
+		}
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Net < 0 || c.Net > 255 {
+		return fmt.Errorf("sandbox: --net must be from 0 to 255, not %d", c.Net)
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 60 * time.Second
+	}
+	return nil
+}
+
+// Sandbox is an opened sandbox directory.
+type Sandbox struct {
+	cfg    Config
+	config *config.Config
+	plan   *config.Plan
+	lock   *os.File
+}
+
+func (s *Sandbox) say(format string, args ...any) {
+	fmt.Fprintf(s.cfg.Out, format+"\n", args...)
+}
+
+// iniPath is DIR/tungsten.ini.
+func (s *Sandbox) iniPath() string { return filepath.Join(s.cfg.Dir, ININame) }
+
+// open locks Dir and loads its ini. With create, a missing ini is made from
+// cfg.INI first.
+func open(cfg Config, create bool) (*Sandbox, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{cfg: cfg}
+	if _, err := os.Stat(s.iniPath()); err != nil {
+		if !create {
+			return nil, fmt.Errorf("%s holds no sandbox (no %s); run sandbox up --dir %s first", cfg.Dir, ININame, cfg.Dir)
+		}
+		// Check the topology before creating anything: bad input changes nothing.
+		if _, err := s.sourceINI(); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("sandbox: create %s: %w", cfg.Dir, err)
+		}
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(s.iniPath()); err != nil {
+		if err := s.writeINI(); err != nil {
+			s.release()
+			return nil, err
+		}
+	} else if create && cfg.INI != "" {
+		s.say("using %s of the existing sandbox (sandbox destroy --dir %s starts over)", s.iniPath(), cfg.Dir)
+	}
+	c, err := config.Load(s.iniPath())
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	if c.SandboxRoot != s.cfg.Dir {
+		s.release()
+		return nil, fmt.Errorf("%s belongs to a sandbox rooted at %s, not %s; move it back or run sandbox destroy", s.iniPath(), c.SandboxRoot, s.cfg.Dir)
+	}
+	s.config, s.plan = c, c.Plan()
+	return s, nil
+}
+
+func (s *Sandbox) acquire() error {
+	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("sandbox: lock %s: %w", s.cfg.Dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("another sandbox command is running on %s; wait for it to finish", s.cfg.Dir)
+	}
+	s.lock = f
+	return nil
+}
+
+func (s *Sandbox) release() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// writeINI makes DIR/tungsten.ini: the source ini, validated, plus the
+// sandbox's [hosts] map and [sandbox] root.
+func (s *Sandbox) writeINI() error {
+	src, err := s.sourceINI()
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(s.cfg.INI)
+	if err != nil {
+		return err
+	}
+	addrs, err := Addresses(src, s.cfg.Net)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.Write(bytes.TrimRight(data, "\n"))
+	fmt.Fprintf(&b, "\n\n# Written by sandbox up from %s: each host's loopback address.\n[hosts]\n", s.cfg.INI)
+	for _, h := range src.Plan().Hosts {
+		fmt.Fprintf(&b, "%s=%s\n", h.Name, addrs[h.Name])
+	}
+	fmt.Fprintf(&b, "\n[sandbox]\nroot=%s\n", s.cfg.Dir)
+	if err := writeFileAtomic(s.iniPath(), b.Bytes(), 0o600); err != nil {
+		return err
+	}
+	s.say("wrote %s from %s", s.iniPath(), s.cfg.INI)
+	return nil
+}
+
+// sourceINI loads and checks the topology a new sandbox is made from.
+func (s *Sandbox) sourceINI() (*config.Config, error) {
+	if s.cfg.INI == "" {
+		return nil, errors.New("sandbox: no ini given; pass --ini FILE")
+	}
+	src, err := config.Load(s.cfg.INI)
+	if err != nil {
+		return nil, err
+	}
+	if src.Section(config.SectionHosts) != nil || src.Section(config.SectionSandbox) != nil {
+		return nil, fmt.Errorf("%s already has a [hosts] or [sandbox] section; the sandbox writes its own, remove them", s.cfg.INI)
+	}
+	if _, err := Addresses(src, s.cfg.Net); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// Addresses gives every host of cfg its sandbox address: 127.net.S.H, S
+// the position of its site among the clustered services, H its position in
+// members= (witnesses and connector-only hosts follow the members).
+func Addresses(cfg *config.Config, net int) (map[string]string, error) {
+	out := map[string]string{}
+	sites := cfg.Clustered()
+	if len(sites) > 254 {
+		return nil, fmt.Errorf("the sandbox gives each site an address block and has room for 254 sites, not %d", len(sites))
+	}
+	for si, site := range sites {
+		hosts := append(append([]string{}, site.Members...), site.Witnesses...)
+		for _, c := range site.Connectors {
+			if !contains(hosts, c) {
+				hosts = append(hosts, c)
+			}
+		}
+		if len(hosts) > 254 {
+			return nil, fmt.Errorf("the sandbox has room for 254 hosts per site; [%s] has %d", site.Name, len(hosts))
+		}
+		for hi, h := range hosts {
+			out[h] = fmt.Sprintf("127.%d.%d.%d", net, si+1, hi+1)
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// hostDir is DIR/<host>.
+func (s *Sandbox) hostDir(host string) string { return filepath.Join(s.cfg.Dir, host) }
+
+// mysqlDir is DIR/<host>/mysql.
+func (s *Sandbox) mysqlDir(host string) string { return filepath.Join(s.hostDir(host), "mysql") }
+
+// dbConfig is the mariadbd instance of a host with a database.
+func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
+	if h.Cluster == nil || !h.Cluster.Replicator {
+		return mysqld.Config{}, false
+	}
+	sites := s.config.Clustered()
+	si, hi := 0, 0
+	for i, site := range sites {
+		if site.Name == h.Site {
+			si = i + 1
+			for j, m := range site.Members {
+				if m == h.Name {
+					hi = j + 1
+				}
+			}
+		}
+	}
+	st := h.Cluster.Settings
+	users := []mysqld.User{{Name: st.ReplicationUser, Password: st.ReplicationPassword}}
+	if st.ApplicationUser != "" && st.ApplicationUser != st.ReplicationUser {
+		users = append(users, mysqld.User{Name: st.ApplicationUser, Password: st.ApplicationPassword})
+	}
+	return mysqld.Config{
+		Dir:                    s.mysqlDir(h.Name),
+		Address:                h.Address,
+		Port:                   st.ReplicationPort,
+		ServerID:               uint32(si*100 + hi),
+		AutoIncrementIncrement: max(4, len(sites)),
+		AutoIncrementOffset:    si,
+		Users:                  users,
+		Detached:               true,
+		StopTimeout:            s.cfg.StopTimeout,
+		Logger:                 s.cfg.Logger.With("host", h.Name),
+	}, true
+}
+
+// dbHosts are the plan's hosts that have a database.
+func (s *Sandbox) dbHosts() []*config.HostPlan {
+	var out []*config.HostPlan
+	for _, h := range s.plan.Hosts {
+		if _, ok := s.dbConfig(h); ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// EnvLine returns the shell line that binds a shell to host's installs, as
+// the guide's step 6 does.
+func EnvLine(cfg Config, host string) (string, error) {
+	s, err := open(cfg, false)
+	if err != nil {
+		return "", err
+	}
+	defer s.release()
+	h, ok := s.plan.Host(host)
+	if !ok {
+		return "", fmt.Errorf("host %s is not in the sandbox (hosts: %s)", host, strings.Join(s.plan.HostNames(), ", "))
+	}
+	var parts []string
+	for _, in := range h.Installs() {
+		parts = append(parts, "source "+install.EnvPath(in.Dir))
+	}
+	return strings.Join(parts, "; "), nil
+}
+
+// hasProgram reports whether the release has program.
+func (s *Sandbox) hasProgram(program string) bool {
+	st, err := os.Stat(filepath.Join(s.cfg.Staging, "bin", program))
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}

@@ -1,0 +1,67 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/mysqld"
+)
+
+// Status prints one line per host: address, site, database state and
+// what its installs run.
+func Status(ctx context.Context, cfg Config) error {
+	s, err := open(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return s.printStatus(ctx)
+}
+
+func (s *Sandbox) printStatus(ctx context.Context) error {
+	tw := tabwriter.NewWriter(s.cfg.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tADDRESS\tSITE\tDATABASE\tCLUSTER INSTALL\tCROSS-SITE INSTALL")
+	for _, h := range s.plan.Hosts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.Site, s.dbState(ctx, h), describeInstall(h.Cluster), describeInstall(h.CrossSite))
+	}
+	return tw.Flush()
+}
+
+func (s *Sandbox) dbState(ctx context.Context, h *config.HostPlan) string {
+	dc, ok := s.dbConfig(h)
+	if !ok {
+		return "-"
+	}
+	pid, running := mysqld.ReadPID(dc.Dir)
+	switch {
+	case !running:
+		return fmt.Sprintf("STOPPED :%d", dc.Port)
+	case ping(ctx, dc) != nil:
+		return fmt.Sprintf("NOT ANSWERING pid %d :%d", pid, dc.Port)
+	}
+	return fmt.Sprintf("ONLINE pid %d :%d", pid, dc.Port)
+}
+
+func describeInstall(in *config.Install) string {
+	if in == nil {
+		return "-"
+	}
+	var parts []string
+	if in.Manager {
+		parts = append(parts, "manager")
+	}
+	if in.Replicator {
+		var svcs []string
+		for _, sv := range in.Services {
+			svcs = append(svcs, sv.Name+":"+sv.Role)
+		}
+		parts = append(parts, "replicator("+strings.Join(svcs, ",")+")")
+	}
+	if in.Connector {
+		parts = append(parts, "connector")
+	}
+	return in.Dir[strings.LastIndex(in.Dir, "/")+1:] + ": " + strings.Join(parts, " ")
+}

@@ -1,0 +1,397 @@
+package tpm
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/install"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitProblems = 1
+	ExitUsage    = 2
+)
+
+// Env is what tpm takes from its surroundings; tests inject their own.
+type Env struct {
+	Out, Err io.Writer
+	Getenv   func(string) string
+	Hostname func() (string, error)
+	Staging  func() (string, error)
+	// Name is how the program was called (tpm, mm_tpm) for messages.
+	Name string
+}
+
+// OSEnv returns the Env of the running process.
+func OSEnv() Env {
+	return Env{Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, Hostname: os.Hostname, Staging: install.Staging, Name: "tpm"}
+}
+
+const usage = `usage: tpm COMMAND [options]
+
+commands:
+  validate [--ini FILES] [--check-db]    check the configuration (and every host's database)
+  install  [--ini FILES] [--host H,...]  write this host's install directories
+  update   [--ini FILES] [--host H,...] [--replace-release]
+                                         rewrite them from the (edited) configuration
+  query staging                          print the release (staging) directory
+  query version                          print the release version
+  reverse  [--ini FILES] [--unmasked]    print the configuration back, passwords masked
+  help                                   this text
+
+--ini takes a comma-separated list of files; without it tpm reads $CARBIDE_INI,
+else /etc/tungsten/tungsten.ini. Exit status: 0 ok, 1 problems found, 2 usage.
+`
+
+// Version is the release version tpm reports.
+var Version = "carbide 0.1.0"
+
+// Main runs tpm with args (without the program name) and returns the exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Name == "" {
+		env.Name = "tpm"
+	}
+	if len(args) == 0 {
+		fmt.Fprint(env.Err, usage)
+		return ExitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	r := &runner{env: env, cmd: cmd}
+	switch cmd {
+	case "validate":
+		return r.validate(ctx, rest)
+	case "install":
+		return r.install(rest, false)
+	case "update":
+		return r.install(rest, true)
+	case "query":
+		return r.query(rest)
+	case "reverse":
+		return r.reverse(rest)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(env.Out, usage)
+		return ExitOK
+	}
+	fmt.Fprintf(env.Err, "%s: unknown command %q; run %s help for the list of commands\n", env.Name, cmd, env.Name)
+	return ExitUsage
+}
+
+type runner struct {
+	env   Env
+	cmd   string
+	bound *install.Bound // the install CARBIDE_HOME names, if any
+}
+
+func (r *runner) errorf(format string, args ...any) {
+	fmt.Fprintf(r.env.Err, "%s %s: %s\n", r.env.Name, r.cmd, fmt.Sprintf(format, args...))
+}
+
+// parse parses flags; on error it prints one sentence and returns false.
+func (r *runner) parse(fs *flag.FlagSet, args []string) bool {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(r.env.Out, usage)
+			return false
+		}
+		r.errorf("%v; run %s help", err, r.env.Name)
+		return false
+	}
+	if fs.NArg() > 0 {
+		r.errorf("unexpected argument %q; run %s help", fs.Arg(0), r.env.Name)
+		return false
+	}
+	return true
+}
+
+// bind reads the install CARBIDE_HOME names (mm_tpm, or tpm from an install's bin/).
+func (r *runner) bind() error {
+	home := r.env.Getenv(install.EnvHome)
+	if home == "" {
+		return nil
+	}
+	m, err := install.ReadManifest(home)
+	if err != nil {
+		return err
+	}
+	r.bound = &install.Bound{Home: home, Manifest: m}
+	return nil
+}
+
+// iniFiles picks the ini files: --ini, else the bound install's, else
+// $CARBIDE_INI, else the default path.
+func (r *runner) iniFiles(flagValue string) []string {
+	if flagValue != "" {
+		return []string{flagValue}
+	}
+	if r.bound != nil {
+		if len(r.bound.Manifest.INI) > 0 {
+			return r.bound.Manifest.INI
+		}
+		return []string{install.INIPath(r.bound.Home)}
+	}
+	if v := r.env.Getenv(install.EnvINI); v != "" {
+		return []string{v}
+	}
+	return []string{config.DefaultPath}
+}
+
+// load reads the configuration and prints its problems, one per line.
+func (r *runner) load(files []string) (*config.Config, bool) {
+	cfg, err := config.Load(files...)
+	if err != nil {
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			for _, p := range probs {
+				fmt.Fprintf(r.env.Err, "ERROR: %s\n", p)
+			}
+		} else {
+			fmt.Fprintf(r.env.Err, "ERROR: %v\n", err)
+		}
+		return nil, false
+	}
+	return cfg, true
+}
+
+func (r *runner) validate(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	ini := fs.String("ini", "", "ini files, comma-separated")
+	checkDB := fs.Bool("check-db", false, "connect to every host's database and check its settings")
+	timeout := fs.Duration("timeout", 5*time.Second, "per-database connection timeout for --check-db")
+	if !r.parse(fs, args) {
+		return ExitUsage
+	}
+	if err := r.bind(); err != nil {
+		r.errorf("%v", err)
+		return ExitProblems
+	}
+	files := r.iniFiles(*ini)
+	cfg, ok := r.load(files)
+	if !ok {
+		return ExitProblems
+	}
+	fmt.Fprintf(r.env.Out, "OK: %s: %s\n", strings.Join(files, ","), summary(cfg))
+	if !*checkDB {
+		return ExitOK
+	}
+	findings := CheckDatabases(ctx, cfg, *timeout)
+	failed := false
+	for _, f := range findings {
+		fmt.Fprintln(r.env.Out, f)
+		failed = failed || f.Level == LevelError
+	}
+	if failed {
+		return ExitProblems
+	}
+	fmt.Fprintf(r.env.Out, "OK: the databases of %d hosts meet every check\n", len(databaseHosts(cfg)))
+	return ExitOK
+}
+
+func summary(cfg *config.Config) string {
+	var sites, links []string
+	for _, s := range cfg.Services {
+		if s.Topology == config.TopologyClustered {
+			sites = append(sites, s.Name)
+		} else {
+			links = append(links, s.Name)
+		}
+	}
+	out := fmt.Sprintf("%d site(s) (%s), %d host(s)", len(sites), strings.Join(sites, ", "), len(cfg.Plan().Hosts))
+	if len(links) > 0 {
+		out += fmt.Sprintf(", %d cross-site service(s) (%s)", len(links), strings.Join(links, ", "))
+	}
+	return out
+}
+
+// hosts picks the hosts to install: --host, else the bound install's host,
+// else $CARBIDE_HOST, else this machine's host name when the plan has it.
+func (r *runner) hosts(cfg *config.Config, flagValue string, all bool) ([]string, error) {
+	plan := cfg.Plan()
+	names := plan.HostNames()
+	var want []string
+	switch {
+	case all:
+		return names, nil
+	case flagValue != "":
+		for _, h := range strings.Split(flagValue, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				want = append(want, h)
+			}
+		}
+	case r.bound != nil:
+		want = []string{r.bound.Manifest.Host}
+	case r.env.Getenv(install.EnvHost) != "":
+		want = []string{r.env.Getenv(install.EnvHost)}
+	default:
+		hn, err := r.env.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("cannot tell which host this is (%v); pass --host NAME", err)
+		}
+		short, _, _ := strings.Cut(hn, ".")
+		for _, n := range []string{hn, short} {
+			if slices.Contains(names, n) {
+				return []string{n}, nil
+			}
+		}
+		return nil, fmt.Errorf("this machine's host name %s is not a host of the configuration (hosts: %s); pass --host NAME or --all", hn, strings.Join(names, ", "))
+	}
+	for _, h := range want {
+		if !slices.Contains(names, h) {
+			return nil, fmt.Errorf("host %s is not in the configuration (hosts: %s)", h, strings.Join(names, ", "))
+		}
+	}
+	return want, nil
+}
+
+func (r *runner) install(args []string, update bool) int {
+	fs := flag.NewFlagSet(r.cmd, flag.ContinueOnError)
+	ini := fs.String("ini", "", "ini files, comma-separated")
+	hostFlag := fs.String("host", "", "hosts to install, comma-separated (default: this host)")
+	all := fs.Bool("all", false, "install every host of the configuration on this machine")
+	only := fs.String("only", "", "install only the cluster or the replicator (cross-site) install")
+	noProfile := fs.Bool("no-profile", false, "do not add env.sh to the profile-script")
+	replace := fs.Bool("replace-release", false, "point the install at this release (update only)")
+	if !r.parse(fs, args) {
+		return ExitUsage
+	}
+	if *replace && !update {
+		r.errorf("--replace-release belongs to tpm update; tpm install always uses this release")
+		return ExitUsage
+	}
+	var kinds []config.InstallKind
+	switch *only {
+	case "":
+	case string(config.ClusterInstall), string(config.CrossSiteInstall):
+		kinds = []config.InstallKind{config.InstallKind(*only)}
+	default:
+		r.errorf("--only takes cluster or replicator, not %q", *only)
+		return ExitUsage
+	}
+	if err := r.bind(); err != nil {
+		r.errorf("%v", err)
+		return ExitProblems
+	}
+	if r.bound != nil && kinds == nil {
+		kinds = []config.InstallKind{r.bound.Manifest.Kind} // mm_tpm touches the cross-site install only
+	}
+	files := r.iniFiles(*ini)
+	cfg, ok := r.load(files)
+	if !ok {
+		return ExitProblems
+	}
+	hosts, err := r.hosts(cfg, *hostFlag, *all)
+	if err != nil {
+		r.errorf("%v", err)
+		return ExitProblems
+	}
+	staging, err := r.env.Staging()
+	if err != nil {
+		r.errorf("%v", err)
+		return ExitProblems
+	}
+	plan := cfg.Plan()
+	// Check every host before writing anything.
+	for _, name := range hosts {
+		h, _ := plan.Host(name)
+		for _, in := range h.Installs() {
+			if kinds != nil && !slices.Contains(kinds, in.Kind) {
+				continue
+			}
+			m, err := install.ReadManifest(in.Dir)
+			switch {
+			case update && err != nil:
+				r.errorf("host %s has no %s install in %s (%v); run tpm install first", name, in.Kind, in.Dir, err)
+				return ExitProblems
+			case update && !*replace && m.Staging != "":
+				staging = m.Staging
+			}
+		}
+	}
+	for _, name := range hosts {
+		opts := install.Options{Staging: staging, INI: absAll(files), Kinds: kinds, Profile: !*noProfile, Out: r.env.Out}
+		if _, err := install.Install(cfg, name, opts); err != nil {
+			r.errorf("%v", err)
+			return ExitProblems
+		}
+	}
+	return ExitOK
+}
+
+func absAll(files []string) []string {
+	var out []string
+	for _, f := range files {
+		for _, p := range strings.Split(f, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			if a, err := filepath.Abs(p); err == nil {
+				p = a
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *runner) query(args []string) int {
+	if len(args) != 1 {
+		r.errorf("query takes one of: staging, version")
+		return ExitUsage
+	}
+	switch args[0] {
+	case "staging":
+		if err := r.bind(); err != nil {
+			r.errorf("%v", err)
+			return ExitProblems
+		}
+		if r.bound != nil && r.bound.Manifest.Staging != "" {
+			fmt.Fprintln(r.env.Out, r.bound.Manifest.Staging)
+			return ExitOK
+		}
+		s, err := r.env.Staging()
+		if err != nil {
+			r.errorf("%v", err)
+			return ExitProblems
+		}
+		fmt.Fprintln(r.env.Out, s)
+		return ExitOK
+	case "version":
+		fmt.Fprintln(r.env.Out, Version)
+		return ExitOK
+	}
+	r.errorf("unknown query %q; use staging or version", args[0])
+	return ExitUsage
+}
+
+func (r *runner) reverse(args []string) int {
+	fs := flag.NewFlagSet("reverse", flag.ContinueOnError)
+	ini := fs.String("ini", "", "ini files, comma-separated")
+	unmasked := fs.Bool("unmasked", false, "print passwords")
+	if !r.parse(fs, args) {
+		return ExitUsage
+	}
+	if err := r.bind(); err != nil {
+		r.errorf("%v", err)
+		return ExitProblems
+	}
+	cfg, ok := r.load(r.iniFiles(*ini))
+	if !ok {
+		return ExitProblems
+	}
+	if err := cfg.Reverse(r.env.Out, !*unmasked); err != nil {
+		r.errorf("%v", err)
+		return ExitProblems
+	}
+	return ExitOK
+}
