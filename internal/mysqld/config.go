@@ -55,6 +55,10 @@ type Config struct {
 	// Options are extra my.cnf lines ("key=value" or "key") appended to the
 	// [mariadbd] group after the generated ones, so they override them.
 	Options []string
+	// Hostname, when set and running as root, starts mariadbd in a UTS
+	// namespace of its own with this host name, so @@hostname names the
+	// sandbox host (east1) rather than the machine. Ignored otherwise.
+	Hostname string
 	// Detached starts mariadbd in a session of its own so that it outlives
 	// this process. An attached instance is killed when this process dies.
 	Detached bool

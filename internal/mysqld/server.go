@@ -123,17 +123,26 @@ func spawn(cfg Config, bins Binaries, log *slog.Logger) (*Server, int64, error) 
 		args = append(args, "--user=root")
 	}
 	cmd := exec.Command(bins.Mariadbd, args...)
+	attr := &syscall.SysProcAttr{}
+	if hn, ok := hostnameCmd(cfg.Hostname); ok {
+		// A UTS namespace of its own gives the server its host's name
+		// (@@hostname), as on a real host: sh sets it and execs mariadbd,
+		// which keeps sh's pid.
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `"$0" "$1" && shift && exec "$@"`, hn, cfg.Hostname, bins.Mariadbd}, args...)...)
+		attr.Cloneflags = syscall.CLONE_NEWUTS
+	}
 	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if cfg.Detached {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		attr.Setsid = true
 	} else {
 		// The kernel sends Pdeathsig when the thread that forked exits,
 		// which in Go means the process (threads exit only when a goroutine
 		// that called runtime.LockOSThread ends locked: do not Start from
 		// one). So a test binary that dies leaves no server behind.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		attr.Pdeathsig = syscall.SIGKILL
 	}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, 0, fmt.Errorf("mysqld: start %s: %w", bins.Mariadbd, err)
 	}
@@ -143,6 +152,20 @@ func spawn(cfg Config, bins Binaries, log *slog.Logger) (*Server, int64, error) 
 		close(s.exited)
 	}()
 	return s, offset, nil
+}
+
+// hostnameCmd returns the hostname program to name a server's UTS
+// namespace with, when a name is wanted and we may make namespaces (root).
+func hostnameCmd(name string) (string, bool) {
+	if name == "" || os.Geteuid() != 0 {
+		return "", false
+	}
+	for _, p := range []string{"/usr/bin/hostname", "/bin/hostname"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // waitReady polls the unix socket until the server answers, then creates

@@ -274,6 +274,7 @@ func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 	return mysqld.Config{
 		Dir:                    s.mysqlDir(h.Name),
 		Address:                h.Address,
+		Hostname:               h.Name,
 		Port:                   st.ReplicationPort,
 		ServerID:               uint32(si*100 + hi),
 		AutoIncrementIncrement: max(4, len(sites)),
