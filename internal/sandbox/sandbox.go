@@ -101,8 +101,13 @@ func open(cfg Config, create bool) (*Sandbox, error) {
 		if !create {
 			return nil, fmt.Errorf("%s holds no sandbox (no %s); run sandbox up --dir %s first", cfg.Dir, ININame, cfg.Dir)
 		}
-		// Check the topology before creating anything: bad input changes nothing.
-		if _, err := s.sourceINI(); err != nil {
+		// Check the topology and its addresses before creating anything:
+		// bad input changes nothing.
+		src, err := s.sourceINI()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPorts(src, s.cfg.Net); err != nil {
 			return nil, err
 		}
 		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -198,6 +203,24 @@ func (s *Sandbox) sourceINI() (*config.Config, error) {
 		return nil, err
 	}
 	return src, nil
+}
+
+// checkPorts fails when another process listens where a new sandbox's
+// databases would.
+func checkPorts(src *config.Config, net int) error {
+	addrs, err := Addresses(src, net)
+	if err != nil {
+		return err
+	}
+	for _, h := range src.Plan().Hosts {
+		if h.Cluster == nil || !h.Cluster.Replicator {
+			continue
+		}
+		if err := portFree(mysqld.Config{Address: addrs[h.Name], Port: h.Cluster.Settings.ReplicationPort}); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+	}
+	return nil
 }
 
 // Addresses gives every host of cfg its sandbox address: 127.net.S.H, S

@@ -134,6 +134,16 @@ func TestUpDownAndRestartAfterCrash(t *testing.T) {
 			t.Errorf("%s: application user: %v", host, err)
 		}
 	}
+	// A second sandbox on the same addresses is refused before it creates
+	// anything.
+	other := newConfig(t)
+	if err := Up(ctx, other); err == nil || !strings.Contains(err.Error(), "is already in use by another process") {
+		t.Fatalf("second sandbox on the same addresses: %v", err)
+	}
+	if _, err := os.Stat(other.Dir); !os.IsNotExist(err) {
+		t.Fatalf("a refused up created %s", other.Dir)
+	}
+
 	// The installed config carries the host map, and the installs are
 	// re-rooted under DIR/<host>/.
 	installed, err := config.Load(filepath.Join(cfg.Dir, "east1", "continuent", "conf", "tungsten.ini"))

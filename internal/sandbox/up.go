@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +71,7 @@ func (s *Sandbox) startDatabases(ctx context.Context) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				s.say("%s: %v", h.Name, err)
+				s.say("%s: %s", h.Name, firstLine(err.Error()))
 				return
 			}
 			s.say("%s: %s", h.Name, line)
@@ -78,7 +79,7 @@ func (s *Sandbox) startDatabases(ctx context.Context) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("sandbox: %d of %d databases did not start; see the lines above and each DIR/<host>/mysql/error.log", countErrs(errs), len(hosts))
+		return fmt.Errorf("%d of %d databases did not start; see the lines above and %s/<host>/mysql/error.log", countErrs(errs), len(hosts), s.cfg.Dir)
 	}
 	return nil
 }
@@ -102,6 +103,9 @@ func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string
 		}
 		return fmt.Sprintf("mariadbd already running (pid %d) on %s", pid, desc), nil
 	}
+	if err := portFree(dc); err != nil {
+		return "", err
+	}
 	fresh := ""
 	if _, err := os.Stat(filepath.Join(dc.Dir, "data")); err == nil {
 		fresh = " on its existing datadir"
@@ -112,6 +116,17 @@ func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string
 		return "", err
 	}
 	return fmt.Sprintf("mariadbd started%s (pid %d) on %s in %.1fs", fresh, srv.PID(), desc, time.Since(begin).Seconds()), nil
+}
+
+// portFree checks that nothing else listens on a database's address and
+// port, so a clash is one clear sentence rather than a server log.
+func portFree(dc mysqld.Config) error {
+	addr := fmt.Sprintf("%s:%d", dc.Address, dc.Port)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is already in use by another process (another sandbox? stop it, or give this one --net N)", addr)
+	}
+	return l.Close()
 }
 
 // ping checks that a host's database answers over TCP as root.
