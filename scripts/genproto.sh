@@ -18,7 +18,9 @@ tools="$PWD/bin/tools"
 mkdir -p "$tools"
 GOBIN="$tools" go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 GOBIN="$tools" go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
-mkdir -p rpc/gen
-PATH="$tools:$PATH" protoc -I rpc/proto --go_out=rpc/gen --go_opt=paths=source_relative \
-  --go-grpc_out=rpc/gen --go-grpc_opt=paths=source_relative "${protos[@]}"
-echo "genproto: generated rpc/gen from ${#protos[@]} file(s)"
+# Output goes where each file's go_package says (rpc/gen/<name>pb/).
+module=$(go list -m)
+PATH="$tools:$PATH" protoc -I rpc/proto \
+  --go_out=. --go_opt=module="$module" \
+  --go-grpc_out=. --go-grpc_opt=module="$module" "${protos[@]}"
+echo "genproto: generated rpc/gen from ${#protos[@]} file(s) with $(protoc --version)"
