@@ -131,6 +131,9 @@ func CheckDatabases(ctx context.Context, cfg *config.Config, timeout time.Durati
 			add(LevelError, f.host, CheckAutoIncrement, "auto_increment_increment is %d but %d sites take writes; set auto-increment-increment to %d or more in my.cnf", inc, nsites, nsites)
 		}
 		off := v["auto_increment_offset"]
+		if o, _ := strconv.Atoi(off); inc > 0 && o > inc {
+			add(LevelError, f.host, CheckAutoIncrement, "auto_increment_offset %d is larger than auto_increment_increment %d, so the server ignores it; set auto-increment-offset from 1 to %d in my.cnf", o, inc, inc)
+		}
 		if offsets[off] == nil {
 			offsets[off] = map[string]bool{}
 		}

@@ -91,6 +91,8 @@ type runner struct {
 	env   Env
 	cmd   string
 	bound *install.Bound // the install CARBIDE_HOME names, if any
+	// parseExit is the exit code after parse returned false: 0 for -help.
+	parseExit int
 }
 
 func (r *runner) errorf(format string, args ...any) {
@@ -103,13 +105,16 @@ func (r *runner) parse(fs *flag.FlagSet, args []string) bool {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(r.env.Out, usage)
+			r.parseExit = ExitOK
 			return false
 		}
 		r.errorf("%v; run %s help", err, r.env.Name)
+		r.parseExit = ExitUsage
 		return false
 	}
 	if fs.NArg() > 0 {
 		r.errorf("unexpected argument %q; run %s help", fs.Arg(0), r.env.Name)
+		r.parseExit = ExitUsage
 		return false
 	}
 	return true
@@ -170,7 +175,7 @@ func (r *runner) validate(ctx context.Context, args []string) int {
 	checkDB := fs.Bool("check-db", false, "connect to every host's database and check its settings")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-database connection timeout for --check-db")
 	if !r.parse(fs, args) {
-		return ExitUsage
+		return r.parseExit
 	}
 	if err := r.bind(); err != nil {
 		r.errorf("%v", err)
@@ -186,13 +191,20 @@ func (r *runner) validate(ctx context.Context, args []string) int {
 		return ExitOK
 	}
 	findings := CheckDatabases(ctx, cfg, *timeout)
-	failed := false
+	failed, warnings := false, 0
 	for _, f := range findings {
 		fmt.Fprintln(r.env.Out, f)
 		failed = failed || f.Level == LevelError
+		if f.Level == LevelWarn {
+			warnings++
+		}
 	}
 	if failed {
 		return ExitProblems
+	}
+	if warnings > 0 {
+		fmt.Fprintf(r.env.Out, "OK: the databases of %d hosts pass every check, with %d warning(s) above\n", len(databaseHosts(cfg)), warnings)
+		return ExitOK
 	}
 	fmt.Fprintf(r.env.Out, "OK: the databases of %d hosts meet every check\n", len(databaseHosts(cfg)))
 	return ExitOK
@@ -263,7 +275,7 @@ func (r *runner) install(args []string, update bool) int {
 	noProfile := fs.Bool("no-profile", false, "do not add env.sh to the profile-script")
 	replace := fs.Bool("replace-release", false, "point the install at this release (update only)")
 	if !r.parse(fs, args) {
-		return ExitUsage
+		return r.parseExit
 	}
 	if *replace && !update {
 		r.errorf("--replace-release belongs to tpm update; tpm install always uses this release")
@@ -301,26 +313,53 @@ func (r *runner) install(args []string, update bool) int {
 		return ExitProblems
 	}
 	plan := cfg.Plan()
-	// Check every host before writing anything.
+	// Check every host before writing anything. Without --replace-release,
+	// update keeps each install on the release its own manifest names.
+	type job struct {
+		host    string
+		kinds   []config.InstallKind
+		staging string
+	}
+	var jobs []job
 	for _, name := range hosts {
 		h, _ := plan.Host(name)
+		if !update {
+			jobs = append(jobs, job{name, kinds, staging})
+			continue
+		}
+		n := len(jobs)
 		for _, in := range h.Installs() {
 			if kinds != nil && !slices.Contains(kinds, in.Kind) {
 				continue
 			}
 			m, err := install.ReadManifest(in.Dir)
-			switch {
-			case update && err != nil:
+			if err != nil {
 				r.errorf("host %s has no %s install in %s (%v); run tpm install first", name, in.Kind, in.Dir, err)
 				return ExitProblems
-			case update && !*replace && m.Staging != "":
-				staging = m.Staging
 			}
+			j := job{name, []config.InstallKind{in.Kind}, staging}
+			if !*replace && m.Staging != "" {
+				j.staging = m.Staging
+			}
+			jobs = append(jobs, j)
+		}
+		if len(jobs) == n { // no install of the kinds asked: Install says so
+			jobs = append(jobs, job{name, kinds, staging})
 		}
 	}
-	for _, name := range hosts {
-		opts := install.Options{Staging: staging, INI: absAll(files), Kinds: kinds, Profile: !*noProfile, Out: r.env.Out}
-		if _, err := install.Install(cfg, name, opts); err != nil {
+	for _, j := range jobs {
+		if st, err := os.Stat(filepath.Join(j.staging, "bin")); err != nil || !st.IsDir() {
+			hint := "run make build there first"
+			if update {
+				hint = "run make build there, or tpm update --replace-release from a built release"
+			}
+			r.errorf("release directory %s of host %s has no bin/ directory; %s", j.staging, j.host, hint)
+			return ExitProblems
+		}
+	}
+	for _, j := range jobs {
+		opts := install.Options{Staging: j.staging, INI: absAll(files), Kinds: j.kinds, Profile: !*noProfile, Out: r.env.Out}
+		if _, err := install.Install(cfg, j.host, opts); err != nil {
 			r.errorf("%v", err)
 			return ExitProblems
 		}
@@ -379,7 +418,7 @@ func (r *runner) reverse(args []string) int {
 	ini := fs.String("ini", "", "ini files, comma-separated")
 	unmasked := fs.Bool("unmasked", false, "print passwords")
 	if !r.parse(fs, args) {
-		return ExitUsage
+		return r.parseExit
 	}
 	if err := r.bind(); err != nil {
 		r.errorf("%v", err)
