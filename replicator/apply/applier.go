@@ -1,0 +1,250 @@
+package apply
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// sessionSQLMode is the applier's sql_mode: values come from rows the
+// source accepted, so nothing is re-validated (no strict mode), zero is a
+// value and not "next auto-increment", and backslash escapes work.
+const sessionSQLMode = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+// Config configures an Applier.
+type Config struct {
+	// Addr, User and Password reach the local database.
+	Addr, User, Password string
+	// Service names the replication service; its tracking schema is
+	// tungsten_<Service>.
+	Service string
+	// BlockSize and BlockTime bound one block commit: at most BlockSize
+	// transactions, open at most BlockTime. A block also commits as soon
+	// as no further event is waiting.
+	BlockSize int
+	BlockTime time.Duration
+	// QueueSize bounds the events read ahead of the database.
+	QueueSize int
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
+func DefaultConfig() Config {
+	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, QueueSize: 1024}
+}
+
+// Validate checks c and fills zero fields with defaults.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	switch {
+	case c.Addr == "":
+		return fmt.Errorf("%w: no database address", ErrConfig)
+	case c.Service == "":
+		return fmt.Errorf("%w: no service name", ErrConfig)
+	case c.BlockSize < 0 || c.BlockTime < 0 || c.QueueSize < 0:
+		return fmt.Errorf("%w: block size, block time and queue size must not be negative", ErrConfig)
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = d.BlockSize
+	}
+	if c.BlockTime == 0 {
+		c.BlockTime = d.BlockTime
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = d.QueueSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Applier applies THL events to the local database.
+type Applier struct {
+	cfg  Config
+	db   *sql.DB
+	conn *sql.Conn
+	meta *metaCache
+
+	mu       sync.Mutex
+	pos      Position
+	hasPos   bool
+	skip     map[uint64]bool
+	applied  atomic.Uint64 // transactions applied since Open
+	recovery bool          // the next transaction is the first after a restart
+}
+
+// New returns an Applier; Open connects it.
+func New(cfg Config) (*Applier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = cfg.User, cfg.Password, "tcp", cfg.Addr
+	mc.MultiStatements = true
+	mc.Timeout = 5 * time.Second
+	mc.MaxAllowedPacket = 0 // read the server's
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(2)
+	return &Applier{cfg: cfg, db: db, meta: newMetaCache(), skip: map[uint64]bool{}}, nil
+}
+
+// Open connects, sets the session up and makes the tracking schema.
+func (a *Applier) Open(ctx context.Context) error {
+	if a.conn != nil {
+		a.conn.Close()
+		a.conn = nil
+	}
+	conn, err := a.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to the database at %s: %w", a.cfg.Addr, err)
+	}
+	setup := []string{
+		"SET NAMES binary",
+		"SET SESSION time_zone='+00:00'",
+		"SET SESSION sql_mode='" + sessionSQLMode + "'",
+		"SET SESSION foreign_key_checks=0",
+		"SET SESSION autocommit=1",
+		"SET SESSION sql_log_bin=0",
+	}
+	setup = append(setup, trackingDDL(a.cfg.Service)...)
+	setup = append(setup, "SET SESSION sql_log_bin=1")
+	for _, q := range setup {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			conn.Close()
+			return fmt.Errorf("prepare the applier session (%s): %w", shortSQL(q), err)
+		}
+	}
+	pos, ok, err := readPosition(ctx, conn, a.cfg.Service)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	a.conn = conn
+	a.meta.clear()
+	a.mu.Lock()
+	a.pos, a.hasPos, a.recovery = pos, ok, true
+	a.mu.Unlock()
+	return nil
+}
+
+// Position returns the last applied transaction; ok is false when none.
+func (a *Applier) Position() (Position, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pos, a.hasPos
+}
+
+// Applied counts the transactions applied since Open.
+func (a *Applier) Applied() uint64 { return a.applied.Load() }
+
+// Skip marks seqnos to record as applied without applying them
+// (trepctl online -skip-seqno N).
+func (a *Applier) Skip(seqnos ...uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range seqnos {
+		a.skip[s] = true
+	}
+}
+
+// Reset drops the tracking schema (trepctl reset -db); Open makes it again.
+func (a *Applier) Reset(ctx context.Context) error {
+	conn, err := a.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := dropTracking(ctx, conn, a.cfg.Service); err != nil {
+		return fmt.Errorf("drop %s: %w", TrackingSchema(a.cfg.Service), err)
+	}
+	a.mu.Lock()
+	a.pos, a.hasPos = Position{}, false
+	a.mu.Unlock()
+	return nil
+}
+
+// Close releases the connections.
+func (a *Applier) Close() error {
+	if a.conn != nil {
+		a.conn.Close()
+		a.conn = nil
+	}
+	return a.db.Close()
+}
+
+// Next is where Run reads events from: the THL, in seqno order.
+type Next func(ctx context.Context) (*thlpb.Event, error)
+
+// Run applies events from next until ctx ends or an error: the first
+// transaction it expects is the one after Position(). It returns ctx's
+// error on a clean stop, an *Error when a transaction fails.
+func (a *Applier) Run(ctx context.Context, next Next) error {
+	if a.conn == nil {
+		return errors.New("apply: Run before Open")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan *thlpb.Event, a.cfg.QueueSize)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			ev, err := next(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	blk := &block{}
+	for {
+		if blk.txns > 0 && blk.open == nil && (blk.txns >= a.cfg.BlockSize || time.Since(blk.start) >= a.cfg.BlockTime || len(events) == 0) {
+			if err := a.commit(ctx, blk); err != nil {
+				return err
+			}
+			continue
+		}
+		var ev *thlpb.Event
+		var ok bool
+		select {
+		case ev, ok = <-events:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			if blk.txns > 0 && blk.open == nil {
+				if err := a.commit(ctx, blk); err != nil {
+					return err
+				}
+			}
+			return <-readErr
+		}
+		if err := a.add(ctx, blk, ev); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+func vInt(i int64) *thlpb.Value    { return &thlpb.Value{Value: &thlpb.Value_Int{Int: i}} }
+func vUint(u uint64) *thlpb.Value  { return &thlpb.Value{Value: &thlpb.Value_Uint{Uint: u}} }
+func vBytes(s string) *thlpb.Value { return &thlpb.Value{Value: &thlpb.Value_Bytes{Bytes: []byte(s)}} }
+func vText(s string) *thlpb.Value  { return &thlpb.Value{Value: &thlpb.Value_Text{Text: s}} }
+func vDec(s string) *thlpb.Value   { return &thlpb.Value{Value: &thlpb.Value_Decimal{Decimal: s}} }
+func vNull() *thlpb.Value          { return &thlpb.Value{Value: &thlpb.Value_Null{Null: true}} }
+
+func cols(names ...string) []*thlpb.Column {
+	var out []*thlpb.Column
+	for _, n := range names {
+		out = append(out, &thlpb.Column{Name: n})
+	}
+	return out
+}
+
+func rowsEvent(seqno uint64, action thlpb.RowChange_Action, table string, columns []*thlpb.Column, rows ...*thlpb.Row) *thlpb.Event {
+	return &thlpb.Event{
+		Seqno: seqno, LastFrag: true, EventId: fmt.Sprintf("mysql-bin.000001:%016d", 100+seqno), SourceId: "east1",
+		Shard: "app", SourceCommitTimeUs: time.Now().UnixMicro(),
+		Changes: []*thlpb.Change{{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: table, Action: action, Columns: columns, Rows: rows}}}},
+	}
+}
+
+func ddl(seqno uint64, schema, sql string) *thlpb.Event {
+	return &thlpb.Event{Seqno: seqno, LastFrag: true, EventId: fmt.Sprintf("mysql-bin.000001:%016d", 100+seqno), SourceId: "east1",
+		Changes: []*thlpb.Change{{Change: &thlpb.Change_Statement{Statement: &thlpb.Statement{Schema: schema, Sql: sql}}}}}
+}
+
+// feed returns a Next that yields evs, then blocks until ctx ends.
+func feed(evs ...*thlpb.Event) Next {
+	i := 0
+	return func(ctx context.Context) (*thlpb.Event, error) {
+		if i < len(evs) {
+			i++
+			return evs[i-1], nil
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+}
+
+func newApplier(t *testing.T, addr string) *Applier {
+	t.Helper()
+	a, err := New(Config{Addr: addr, User: "tungsten", Password: "secret", Service: "east", Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// runUntil applies evs and waits until seqno `until` is applied.
+func runUntil(t *testing.T, a *Applier, until uint64, evs ...*thlpb.Event) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, feed(evs...)) }()
+	deadline := time.After(10 * time.Second)
+	for {
+		if p, ok := a.Position(); ok && p.Seqno >= until {
+			cancel()
+			<-done
+			return nil
+		}
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-deadline:
+			cancel()
+			t.Fatalf("seqno %d not applied in time", until)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func TestApplyRowsAndDDL(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, `CREATE TABLE app.t (id INT PRIMARY KEY, u BIGINT UNSIGNED, d DECIMAL(40,10), s VARCHAR(20) CHARACTER SET utf8mb4,
+		l VARCHAR(20) CHARACTER SET latin1, b VARBINARY(10), ts DATETIME(6), g INT AS (id * 2) VIRTUAL)`)
+	a := newApplier(t, srv.Addr())
+	c := cols("id", "u", "d", "s", "l", "b", "ts", "g")
+	row := func(id int64, s string) []*thlpb.Value {
+		return []*thlpb.Value{vInt(id), vUint(18446744073709551615), vDec("-123456789012345678901234567890.0123456789"), vBytes(s), vBytes("caf\xe9"), vBytes("a\x00'\\b"), vText("2024-02-29 23:59:59.123456"), vInt(id * 2)}
+	}
+	evs := []*thlpb.Event{
+		rowsEvent(0, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: row(1, "héllo 🎉")}, &thlpb.Row{After: row(2, "two")}),
+		rowsEvent(1, thlpb.RowChange_UPDATE, "t", c, &thlpb.Row{Before: row(2, "two"), After: row(2, "deux")}),
+		rowsEvent(2, thlpb.RowChange_DELETE, "t", c, &thlpb.Row{Before: row(1, "héllo 🎉")}),
+		ddl(3, "app", "ALTER TABLE t ADD COLUMN extra INT NULL"),
+		rowsEvent(4, thlpb.RowChange_INSERT, "t", cols("id", "u", "d", "s", "l", "b", "ts", "g", "extra"),
+			&thlpb.Row{After: append(row(3, "three"), vNull())}),
+	}
+	if err := runUntil(t, a, 4, evs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(CONCAT_WS('|', id, u, d, s, HEX(l), HEX(b), ts, g, IFNULL(extra,'null')) ORDER BY id SEPARATOR ';') FROM app.t"); got !=
+		"2|18446744073709551615|-123456789012345678901234567890.0123456789|deux|636166E9|6100275C62|2024-02-29 23:59:59.123456|4|null;"+
+			"3|18446744073709551615|-123456789012345678901234567890.0123456789|three|636166E9|6100275C62|2024-02-29 23:59:59.123456|6|null" {
+		t.Fatalf("table = %s", got)
+	}
+	p, ok := a.Position()
+	if !ok || p.Seqno != 4 || p.EventID != "mysql-bin.000001:0000000000000104" {
+		t.Fatalf("position = %+v", p)
+	}
+	if got := testutil.QueryString(t, db, "SELECT CONCAT(seqno, '/', eventid, '/', source_id) FROM tungsten_east.trep_commit_seqno"); got != "4/mysql-bin.000001:0000000000000104/east1" {
+		t.Fatalf("tracking row = %s", got)
+	}
+	// A new applier resumes from the tracking row and refuses a gap.
+	b := newApplier(t, srv.Addr())
+	if p, _ := b.Position(); p.Seqno != 4 {
+		t.Fatalf("reopened position = %d", p.Seqno)
+	}
+	err := runUntil(t, b, 6, rowsEvent(6, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: row(9, "x")}))
+	if !errors.Is(err, ErrSequence) {
+		t.Fatalf("gap: %v", err)
+	}
+}
+
+func TestApplyErrorNamesSeqnoAndStatement(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (5)")
+	a := newApplier(t, srv.Addr())
+	c := cols("id")
+	err := runUntil(t, a, 2,
+		rowsEvent(0, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: []*thlpb.Value{vInt(1)}}),
+		rowsEvent(1, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: []*thlpb.Value{vInt(5)}}),
+		rowsEvent(2, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: []*thlpb.Value{vInt(6)}}),
+	)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Seqno != 1 || ae.SQL != "INSERT INTO `app`.`t` (`id`) VALUES (5)" {
+		t.Fatalf("err = %v", err)
+	}
+	if p, _ := a.Position(); p.Seqno != 0 {
+		t.Fatalf("applied up to %d, want 0 (the transaction before the failing one)", p.Seqno)
+	}
+	// Skip it, as trepctl online -skip-seqno 1 does, and go on.
+	a.Skip(1)
+	if err := runUntil(t, a, 2,
+		rowsEvent(1, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: []*thlpb.Value{vInt(5)}}),
+		rowsEvent(2, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: []*thlpb.Value{vInt(6)}})); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t"); got != "1,5,6" {
+		t.Fatalf("rows = %s", got)
+	}
+}
+
+func TestFragmentedTransaction(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, pad VARCHAR(255))")
+	a := newApplier(t, srv.Addr())
+	c := cols("id", "pad")
+	pad := string(make([]byte, 200))
+	var evs []*thlpb.Event
+	id := int64(0)
+	for f := 0; f < 40; f++ {
+		var rows []*thlpb.Row
+		for r := 0; r < 1000; r++ {
+			id++
+			rows = append(rows, &thlpb.Row{After: []*thlpb.Value{vInt(id), vBytes(pad)}})
+		}
+		ev := rowsEvent(0, thlpb.RowChange_INSERT, "t", c, rows...)
+		ev.Fragno, ev.LastFrag = uint32(f), f == 39
+		evs = append(evs, ev)
+	}
+	if err := runUntil(t, a, 0, evs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); got != "40000" {
+		t.Fatalf("rows = %s", got)
+	}
+}

@@ -1,0 +1,17 @@
+// Package apply is the replica side's SQL applier: it turns THL events
+// back into SQL on the local database, exactly once.
+//
+// Row changes become primary-key statements (multi-row INSERTs, UPDATE and
+// DELETE by key) built as literal SQL text, so a block of source
+// transactions goes to the server as one multi-statement round trip:
+// round trips, not disk flushes, are the cost of applying. Each block is
+// one database transaction that also updates the service's tracking row,
+// tungsten_<service>.trep_commit_seqno; that row is the restart point, so
+// a crash at any moment loses or repeats nothing.
+//
+// The applier's transactions write the tracking schema, which is how the
+// local extractor recognises them and never extracts them again (loop
+// prevention); DDL carries the origin comment for the same reason.
+//
+// It imports rpc/gen/thlpb and the MySQL driver; nothing of go-mysql.
+package apply

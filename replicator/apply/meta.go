@@ -1,0 +1,139 @@
+package apply
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// column is one column of a target table.
+type column struct {
+	name      string
+	charset   string // "" for binary and non-string columns
+	textual   bool   // char, varchar, text, enum, set, json
+	generated bool   // virtual or stored generated: never written
+}
+
+// table is what the applier needs to know of a target table.
+type table struct {
+	schema, name string
+	columns      []column
+	byName       map[string]int
+	// key is the primary key (or, lacking one, the first unique key with
+	// only NOT NULL columns); nil when the table has neither.
+	key []int
+	// uniques are the columns of every unique index, for dependency
+	// tracking between parallel blocks.
+	uniques [][]int
+}
+
+func (t *table) col(name string) (*column, int, bool) {
+	i, ok := t.byName[strings.ToLower(name)]
+	if !ok {
+		return nil, -1, false
+	}
+	return &t.columns[i], i, true
+}
+
+// metaCache loads table definitions from information_schema, once per
+// table until the next DDL clears it.
+type metaCache struct {
+	tables map[string]*table
+}
+
+func newMetaCache() *metaCache { return &metaCache{tables: map[string]*table{}} }
+
+func (m *metaCache) clear() { clear(m.tables) }
+
+func (m *metaCache) get(ctx context.Context, q queryer, schema, name string) (*table, error) {
+	k := schema + "\x00" + name
+	if t, ok := m.tables[k]; ok {
+		return t, nil
+	}
+	t, err := loadTable(ctx, q, schema, name)
+	if err != nil {
+		return nil, err
+	}
+	m.tables[k] = t
+	return t, nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func loadTable(ctx context.Context, q queryer, schema, name string) (*table, error) {
+	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, IFNULL(CHARACTER_SET_NAME, ''), EXTRA, IS_NULLABLE
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, name)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", schema, name, err)
+	}
+	t := &table{schema: schema, name: name, byName: map[string]int{}}
+	notNull := map[int]bool{}
+	for rows.Next() {
+		var c column
+		var dataType, extra, nullable string
+		if err := rows.Scan(&c.name, &dataType, &c.charset, &extra, &nullable); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		dataType = strings.ToLower(dataType)
+		c.generated = strings.Contains(strings.ToUpper(extra), "GENERATED")
+		switch dataType {
+		case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json":
+			c.textual = true
+		}
+		if c.charset == "binary" {
+			c.charset = ""
+		}
+		notNull[len(t.columns)] = nullable == "NO"
+		t.byName[strings.ToLower(c.name)] = len(t.columns)
+		t.columns = append(t.columns, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.columns) == 0 {
+		return nil, fmt.Errorf("table %s.%s does not exist on this database", schema, name)
+	}
+	rows, err = q.QueryContext(ctx, `SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX`, schema, name)
+	if err != nil {
+		return nil, fmt.Errorf("read keys of %s.%s: %w", schema, name, err)
+	}
+	var order []string
+	idx := map[string][]int{}
+	for rows.Next() {
+		var index, col string
+		if err := rows.Scan(&index, &col); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		i, ok := t.byName[strings.ToLower(col)]
+		if !ok {
+			continue
+		}
+		if _, seen := idx[index]; !seen {
+			order = append(order, index)
+		}
+		idx[index] = append(idx[index], i)
+	}
+	rows.Close()
+	for _, index := range order {
+		cols := idx[index]
+		t.uniques = append(t.uniques, cols)
+		if t.key != nil {
+			continue
+		}
+		usable := true
+		for _, c := range cols {
+			usable = usable && notNull[c]
+		}
+		if index == "PRIMARY" || usable {
+			t.key = cols
+		}
+	}
+	return t, rows.Err()
+}

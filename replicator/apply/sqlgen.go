@@ -1,0 +1,257 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// maxStatement bounds one multi-row INSERT; bigger row sets are split.
+const maxStatement = 1 << 20
+
+// OriginComment is the comment the applier puts before a statement (DDL)
+// it applies, naming the service it came from: the extractor of this host
+// recognises it and does not extract the statement again.
+func OriginComment(service string) string { return "/*carbide origin=" + service + "*/ " }
+
+// builder renders the SQL of transactions into one buffer.
+type builder struct {
+	meta    *metaCache
+	service string
+	buf     []byte
+}
+
+// rowChange appends the statements of one RowChange.
+func (b *builder) rowChange(ctx context.Context, q queryer, rc *thlpb.RowChange) error {
+	t, err := b.meta.get(ctx, q, rc.GetSchema(), rc.GetTable())
+	if err != nil {
+		return err
+	}
+	cols := rc.GetColumns()
+	// target[i] is the target column of event column i, or -1 for a
+	// generated column (never written).
+	target := make([]int, len(cols))
+	for i, c := range cols {
+		idx := i
+		if c.GetName() != "" {
+			_, j, ok := t.col(c.GetName())
+			if !ok {
+				return fmt.Errorf("column %s of %s.%s is not in the target table; the table differs from the source's", c.GetName(), t.schema, t.name)
+			}
+			idx = j
+		} else if i >= len(t.columns) {
+			return fmt.Errorf("a row of %s.%s has %d columns, the target table %d", t.schema, t.name, len(cols), len(t.columns))
+		}
+		if t.columns[idx].generated {
+			idx = -1
+		}
+		target[i] = idx
+	}
+	switch rc.GetAction() {
+	case thlpb.RowChange_INSERT:
+		return b.insert(t, target, rc.GetRows())
+	case thlpb.RowChange_UPDATE:
+		for _, r := range rc.GetRows() {
+			if err := b.update(t, target, r); err != nil {
+				return err
+			}
+		}
+	case thlpb.RowChange_DELETE:
+		for _, r := range rc.GetRows() {
+			if err := b.delete(t, target, r.GetBefore()); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("row change on %s.%s has no action", t.schema, t.name)
+	}
+	return nil
+}
+
+func (b *builder) tableName(t *table) {
+	b.buf = quoteIdent(b.buf, t.schema)
+	b.buf = append(b.buf, '.')
+	b.buf = quoteIdent(b.buf, t.name)
+}
+
+func (b *builder) insert(t *table, target []int, rows []*thlpb.Row) error {
+	start := -1
+	for _, r := range rows {
+		after := r.GetAfter()
+		if len(after) != len(target) {
+			return fmt.Errorf("an inserted row of %s.%s has %d values for %d columns", t.schema, t.name, len(after), len(target))
+		}
+		if start < 0 || len(b.buf)-start > maxStatement {
+			if start >= 0 {
+				b.buf = append(b.buf, ';')
+			}
+			start = len(b.buf)
+			b.buf = append(b.buf, "INSERT INTO "...)
+			b.tableName(t)
+			b.buf = append(b.buf, " ("...)
+			first := true
+			for _, j := range target {
+				if j < 0 {
+					continue
+				}
+				if !first {
+					b.buf = append(b.buf, ',')
+				}
+				first = false
+				b.buf = quoteIdent(b.buf, t.columns[j].name)
+			}
+			b.buf = append(b.buf, ") VALUES ("...)
+		} else {
+			b.buf = append(b.buf, ",("...)
+		}
+		first := true
+		for i, j := range target {
+			if j < 0 {
+				continue
+			}
+			if !first {
+				b.buf = append(b.buf, ',')
+			}
+			first = false
+			var err error
+			if b.buf, err = appendValue(b.buf, after[i], &t.columns[j]); err != nil {
+				return fmt.Errorf("%s.%s column %s: %w", t.schema, t.name, t.columns[j].name, err)
+			}
+		}
+		b.buf = append(b.buf, ')')
+	}
+	if start >= 0 {
+		b.buf = append(b.buf, ';')
+	}
+	return nil
+}
+
+func (b *builder) update(t *table, target []int, r *thlpb.Row) error {
+	before, after := r.GetBefore(), r.GetAfter()
+	if len(after) != len(target) || len(before) != len(target) {
+		return fmt.Errorf("an updated row of %s.%s has %d/%d values for %d columns", t.schema, t.name, len(before), len(after), len(target))
+	}
+	b.buf = append(b.buf, "UPDATE "...)
+	b.tableName(t)
+	b.buf = append(b.buf, " SET "...)
+	first := true
+	for i, j := range target {
+		if j < 0 {
+			continue
+		}
+		if !first {
+			b.buf = append(b.buf, ',')
+		}
+		first = false
+		b.buf = quoteIdent(b.buf, t.columns[j].name)
+		b.buf = append(b.buf, '=')
+		var err error
+		if b.buf, err = appendValue(b.buf, after[i], &t.columns[j]); err != nil {
+			return fmt.Errorf("%s.%s column %s: %w", t.schema, t.name, t.columns[j].name, err)
+		}
+	}
+	if err := b.where(t, target, before); err != nil {
+		return err
+	}
+	b.buf = append(b.buf, ';')
+	return nil
+}
+
+func (b *builder) delete(t *table, target []int, before []*thlpb.Value) error {
+	if len(before) != len(target) {
+		return fmt.Errorf("a deleted row of %s.%s has %d values for %d columns", t.schema, t.name, len(before), len(target))
+	}
+	b.buf = append(b.buf, "DELETE FROM "...)
+	b.tableName(t)
+	if err := b.where(t, target, before); err != nil {
+		return err
+	}
+	b.buf = append(b.buf, ';')
+	return nil
+}
+
+// where appends the WHERE clause finding a row by its before image: by
+// key when the table has one and the image holds it, else by every
+// column (NULL-safe) with LIMIT 1.
+func (b *builder) where(t *table, target []int, before []*thlpb.Value) error {
+	pos := make(map[int]int, len(target)) // target column -> event column
+	for i, j := range target {
+		if j >= 0 {
+			pos[j] = i
+		}
+	}
+	useKey := t.key != nil
+	for _, k := range t.key {
+		if _, ok := pos[k]; !ok {
+			useKey = false
+		}
+	}
+	b.buf = append(b.buf, " WHERE "...)
+	if useKey {
+		for n, k := range t.key {
+			if n > 0 {
+				b.buf = append(b.buf, " AND "...)
+			}
+			b.buf = quoteIdent(b.buf, t.columns[k].name)
+			b.buf = append(b.buf, '=')
+			var err error
+			if b.buf, err = appendValue(b.buf, before[pos[k]], &t.columns[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	first := true
+	for i, j := range target {
+		if j < 0 {
+			continue
+		}
+		if !first {
+			b.buf = append(b.buf, " AND "...)
+		}
+		first = false
+		b.buf = quoteIdent(b.buf, t.columns[j].name)
+		b.buf = append(b.buf, "<=>"...)
+		var err error
+		if b.buf, err = appendValue(b.buf, before[i], &t.columns[j]); err != nil {
+			return err
+		}
+	}
+	b.buf = append(b.buf, " LIMIT 1"...)
+	return nil
+}
+
+// statement appends a statement (DDL) with its default schema and the
+// origin comment; the caller has made sure it runs outside a transaction.
+func (b *builder) statement(st *thlpb.Statement) {
+	if s := st.GetSchema(); s != "" {
+		b.buf = append(b.buf, "USE "...)
+		b.buf = quoteIdent(b.buf, s)
+		b.buf = append(b.buf, ';')
+	}
+	if m, ok := st.GetSession()["sql_mode"]; ok && safeSessionValue(m) {
+		b.buf = append(b.buf, "SET SESSION sql_mode='"...)
+		b.buf = append(b.buf, m...)
+		b.buf = append(b.buf, "';"...)
+	}
+	b.buf = append(b.buf, OriginComment(b.service)...)
+	b.buf = append(b.buf, strings.TrimRight(strings.TrimSpace(st.GetSql()), ";")...)
+	b.buf = append(b.buf, ';')
+	if _, ok := st.GetSession()["sql_mode"]; ok {
+		b.buf = append(b.buf, "SET SESSION sql_mode="...)
+		b.buf = quoteString(b.buf, []byte(sessionSQLMode))
+		b.buf = append(b.buf, ';')
+	}
+}
+
+func safeSessionValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c == ',' || c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
