@@ -149,4 +149,3 @@ func dropTracking(ctx context.Context, conn *sql.Conn, service string) error {
 	}
 	return err
 }
-
