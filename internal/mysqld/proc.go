@@ -72,6 +72,12 @@ func isInstance(pid int, dir string) bool {
 	if err != nil {
 		return false
 	}
+	if len(b) == 0 {
+		// An exiting process has released its memory (and command line)
+		// but maybe not yet its files and sockets: until it is a zombie,
+		// it still holds the instance's port and datadir.
+		return true
+	}
 	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	if len(args) == 0 || !strings.Contains(filepath.Base(args[0]), "mariadbd") {
 		return false

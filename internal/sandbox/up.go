@@ -103,8 +103,16 @@ func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string
 		}
 		return fmt.Sprintf("mariadbd already running (pid %d) on %s", pid, desc), nil
 	}
-	if err := portFree(dc); err != nil {
-		return "", err
+	// A server that just crashed may hold its port for a moment while its
+	// threads exit (its pid is a zombie before its sockets close).
+	for wait := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := portFree(dc)
+		if err == nil {
+			break
+		}
+		if time.Now().After(wait) {
+			return "", err
+		}
 	}
 	fresh := ""
 	if _, err := os.Stat(filepath.Join(dc.Dir, "data")); err == nil {
