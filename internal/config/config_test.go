@@ -49,7 +49,7 @@ func TestSampleLoads(t *testing.T) {
 		t.Fatalf("east1 services = %+v", got)
 	}
 	east2, _ := p.Host("east2")
-	if got := east2.Cluster.Services[0]; got.Role != RoleSlave || endpoints(got.Sources) != "east3:2112,east1:2112" {
+	if got := east2.Cluster.Services[0]; got.Role != RoleSlave || endpoints(got.Sources) != "east1:2112,east3:2112" {
 		t.Fatalf("east2 service = %+v", got)
 	}
 	// West hosts run a cross-site service named after the origin, east.

@@ -202,7 +202,7 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 			if m == site.Master {
 				svc.Role = RoleMaster
 			} else {
-				svc.Sources = c.thlSources(site, cs.THLPort, m)
+				svc.Sources = c.thlSources(site, cs.THLPort, m, true)
 			}
 			h.Cluster.Services = []ServicePlan{svc}
 		}
@@ -236,7 +236,7 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 			}
 			h.CrossSite.Services = append(h.CrossSite.Services, ServicePlan{
 				Name: origin.Name, Role: RoleSlave, Topology: TopologyClusterSlave, Link: link.Name,
-				Sources: c.thlSources(origin, originTHL, ""),
+				Sources: c.thlSources(origin, originTHL, "", false),
 			})
 		}
 	}
@@ -247,19 +247,25 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 	return p, nil
 }
 
-// thlSources lists site's members other than self as THL servers: the
-// replicas first (to spare the primary), the master last.
-func (c *Config) thlSources(site *Service, port int, self string) []Endpoint {
-	var out []Endpoint
+// thlSources lists site's members other than self as THL servers. A
+// site's own replicas read from the master first (it has everything
+// first); cross-site replicators read the replicas first, to spare the
+// primary, and the master last.
+func (c *Config) thlSources(site *Service, port int, self string, masterFirst bool) []Endpoint {
+	var replicas []Endpoint
 	for _, m := range site.Members {
 		if m != self && m != site.Master {
-			out = append(out, Endpoint{Host: m, Address: c.Address(m), Port: port})
+			replicas = append(replicas, Endpoint{Host: m, Address: c.Address(m), Port: port})
 		}
 	}
-	if site.Master != self {
-		out = append(out, Endpoint{Host: site.Master, Address: c.Address(site.Master), Port: port})
+	if site.Master == self {
+		return replicas
 	}
-	return out
+	master := Endpoint{Host: site.Master, Address: c.Address(site.Master), Port: port}
+	if masterFirst {
+		return append([]Endpoint{master}, replicas...)
+	}
+	return append(replicas, master)
 }
 
 // listener is one port an install listens on.

@@ -1,0 +1,208 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Store is the part of the replica's THL store the client writes.
+type Store interface {
+	// Last returns the last fragment of the last complete transaction.
+	Last() (*thlpb.Event, bool)
+	// Append stores events in order.
+	Append(events ...*thlpb.Event) error
+	// Sync makes what was appended durable.
+	Sync() error
+	// DropIncomplete removes the fragments of a transaction whose last
+	// fragment never arrived, so a new stream can send it whole.
+	DropIncomplete() error
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	Service    string
+	ClientHost string
+	// Sources are "host:port" THL servers in order of preference.
+	Sources []string
+	// DialOptions are added to every dial (TLS, auth).
+	DialOptions []grpc.DialOption
+	// MinBackoff and MaxBackoff bound the wait between connection attempts
+	// once every source has failed.
+	MinBackoff, MaxBackoff time.Duration
+	// SyncEvery bounds how long received events stay unsynced.
+	SyncEvery time.Duration
+	Logger    *slog.Logger
+}
+
+// Validate fills defaults and checks c.
+func (c *ClientConfig) Validate() error {
+	if c.Service == "" {
+		return errors.New("stream: client without a service")
+	}
+	if len(c.Sources) == 0 {
+		return fmt.Errorf("stream: service %s has no THL source; give it a master URI (trepctl setrole -role slave -uri thl://host:2112/)", c.Service)
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.SyncEvery <= 0 {
+		c.SyncEvery = 50 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// ClientStatus is what trepctl status shows of the connection.
+type ClientStatus struct {
+	Source        string // connected source, "" when none
+	Connected     bool
+	LastHeartbeat time.Time
+	MasterSeqno   uint64 // the source's last stored seqno, from heartbeats
+	LastError     string
+}
+
+// Client fetches a service's THL from its sources into a store.
+type Client struct {
+	cfg ClientConfig
+
+	mu sync.Mutex
+	st ClientStatus
+}
+
+// NewClient returns a client; Run starts it.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// Status returns the connection's state.
+func (c *Client) Status() ClientStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+func (c *Client) setStatus(f func(*ClientStatus)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(&c.st)
+}
+
+// Run fetches until ctx ends (returning nil) or the client has diverged
+// from its source (returning an error wrapping ErrDiverged). Other
+// failures move to the next source, with backoff once all have failed.
+func (c *Client) Run(ctx context.Context, store Store) error {
+	backoff := c.cfg.MinBackoff
+	for {
+		for _, src := range c.cfg.Sources {
+			got, err := c.fetch(ctx, src, store)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrDiverged) {
+				return err
+			}
+			c.setStatus(func(s *ClientStatus) { s.Connected, s.LastError = false, errText(err) })
+			c.cfg.Logger.Warn("THL source failed", "service", c.cfg.Service, "source", src, "error", err)
+			if got {
+				backoff = c.cfg.MinBackoff
+			}
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// fetch streams from one source; got reports whether any message came.
+func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, err error) {
+	if err := store.DropIncomplete(); err != nil {
+		return false, err
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
+	conn, err := grpc.NewClient(src, opts...)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req := &thlpb.StreamRequest{Service: c.cfg.Service, ClientHost: c.cfg.ClientHost}
+	if last, ok := store.Last(); ok {
+		req.HasLast, req.LastSeqno, req.LastEpoch, req.LastEventId = true, last.GetSeqno(), last.GetEpoch(), last.GetEventId()
+	}
+	stream, err := thlpb.NewTHLClient(conn).Stream(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	dirty := false
+	lastSync := time.Now()
+	defer func() {
+		if dirty {
+			if serr := store.Sync(); serr != nil && err == nil {
+				err = serr
+			}
+		}
+	}()
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if status.Code(err) == codes.FailedPrecondition {
+				return got, fmt.Errorf("%w: %s", ErrDiverged, status.Convert(err).Message())
+			}
+			if err == io.EOF {
+				return got, errors.New("the source closed the stream")
+			}
+			return got, err
+		}
+		if !got {
+			got = true
+			c.setStatus(func(s *ClientStatus) { s.Source, s.Connected, s.LastError = src, true, "" })
+			c.cfg.Logger.Info("THL source connected", "service", c.cfg.Service, "source", src)
+		}
+		switch m := msg.GetMessage().(type) {
+		case *thlpb.StreamMessage_Event:
+			if err := store.Append(m.Event); err != nil {
+				return got, err
+			}
+			dirty = true
+		case *thlpb.StreamMessage_Heartbeat:
+			c.setStatus(func(s *ClientStatus) { s.LastHeartbeat, s.MasterSeqno = time.Now(), m.Heartbeat.GetMaxSeqno() })
+		}
+		if dirty && time.Since(lastSync) >= c.cfg.SyncEvery {
+			if err := store.Sync(); err != nil {
+				return got, err
+			}
+			dirty, lastSync = false, time.Now()
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Server serves the THL of one or more services.
+type Server struct {
+	thlpb.UnimplementedTHLServer
+
+	heartbeat time.Duration
+	log       *slog.Logger
+
+	mu   sync.RWMutex
+	logs map[string]served
+}
+
+type served struct {
+	log  Log
+	role func() string
+}
+
+// NewServer returns a server sending a heartbeat every interval when idle.
+func NewServer(interval time.Duration, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	return &Server{heartbeat: interval, log: log, logs: map[string]served{}}
+}
+
+// Serve makes service's log available; role reports the service's role
+// for heartbeats. Serve(service, nil, nil) withdraws it.
+func (s *Server) Serve(service string, l Log, role func() string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l == nil {
+		delete(s.logs, service)
+		return
+	}
+	s.logs[service] = served{log: l, role: role}
+}
+
+// Stream implements thlpb.THLServer.
+func (s *Server) Stream(req *thlpb.StreamRequest, stream thlpb.THL_StreamServer) error {
+	err := s.stream(stream.Context(), req, stream.Send)
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return nil
+	case errors.Is(err, ErrDiverged):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrUnknownService):
+		return status.Error(codes.NotFound, err.Error())
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// check verifies that l holds the client's last transaction, and returns
+// the seqno to stream from.
+func check(l Log, req *thlpb.StreamRequest) (uint64, error) {
+	if !req.GetHasLast() {
+		return 0, nil
+	}
+	n := req.GetLastSeqno()
+	frags, err := l.Get(n)
+	if err != nil || len(frags) == 0 {
+		last, ok := l.Last()
+		if ok && last.GetSeqno() < n {
+			return 0, fmt.Errorf("%w at seqno %d: the client holds seqno %d but this server's log ends at %d (the client has transactions this primary never had)", ErrDiverged, last.GetSeqno()+1, n, last.GetSeqno())
+		}
+		if !ok {
+			return 0, fmt.Errorf("%w at seqno 0: the client holds seqno %d but this server's log is empty", ErrDiverged, n)
+		}
+		return 0, fmt.Errorf("seqno %d is no longer in this server's log (%v); reprovision the client or read from another host", n, err)
+	}
+	ev := frags[len(frags)-1]
+	if ev.GetEpoch() != req.GetLastEpoch() || ev.GetEventId() != req.GetLastEventId() {
+		return 0, fmt.Errorf("%w at seqno %d: the client has epoch %d event %s, this server epoch %d event %s", ErrDiverged, n, req.GetLastEpoch(), req.GetLastEventId(), ev.GetEpoch(), ev.GetEventId())
+	}
+	return n + 1, nil
+}
+
+func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func(*thlpb.StreamMessage) error) error {
+	s.mu.RLock()
+	sv, ok := s.logs[req.GetService()]
+	s.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("%w %q: this replicator does not serve it", ErrUnknownService, req.GetService())
+	}
+	from, err := check(sv.log, req)
+	if err != nil {
+		s.log.Warn("THL client refused", "service", req.GetService(), "client", req.GetClientHost(), "error", err)
+		return err
+	}
+	r, err := sv.log.NewReader(from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	s.log.Info("THL client connected", "service", req.GetService(), "client", req.GetClientHost(), "from", from)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan *thlpb.Event, 256)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			ev, err := r.Next(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(s.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return <-readErr
+			}
+			if err := send(&thlpb.StreamMessage{Message: &thlpb.StreamMessage_Event{Event: ev}}); err != nil {
+				return err
+			}
+		case <-tick.C:
+			hb := &thlpb.Heartbeat{TimeUs: time.Now().UnixMicro()}
+			if last, ok := sv.log.Last(); ok {
+				hb.MaxSeqno = last.GetSeqno()
+			}
+			if sv.role != nil {
+				hb.Role = sv.role()
+			}
+			if err := send(&thlpb.StreamMessage{Message: &thlpb.StreamMessage_Heartbeat{Heartbeat: hb}}); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
