@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -45,6 +46,11 @@ type metaCache struct {
 func newMetaCache() *metaCache { return &metaCache{tables: map[string]*table{}} }
 
 func (m *metaCache) clear() { clear(m.tables) }
+
+func (m *metaCache) forget(schema, name string) { delete(m.tables, schema+"\x00"+name) }
+
+// errNoTable: the target table does not exist.
+var errNoTable = errors.New("no such table")
 
 func (m *metaCache) get(ctx context.Context, q queryer, schema, name string) (*table, error) {
 	k := schema + "\x00" + name
@@ -96,7 +102,7 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 		return nil, err
 	}
 	if len(t.columns) == 0 {
-		return nil, fmt.Errorf("table %s.%s does not exist on this database", schema, name)
+		return nil, fmt.Errorf("table %s.%s does not exist on this database: %w", schema, name, errNoTable)
 	}
 	rows, err = q.QueryContext(ctx, `SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX`, schema, name)

@@ -2,8 +2,10 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -23,10 +25,39 @@ type builder struct {
 	buf     []byte
 }
 
+// schemaWait bounds how long a row change waits for its table to gain the
+// columns it names: in active/active, a DDL from another site may reach
+// this database by another replicator a moment after a row that needs it.
+const schemaWait = 3 * time.Second
+
 // rowChange appends the statements of one RowChange.
 func (b *builder) rowChange(ctx context.Context, q queryer, rc *thlpb.RowChange) error {
+	deadline := time.Now().Add(schemaWait)
+	for {
+		err := b.rowChangeOnce(ctx, q, rc)
+		if !errors.Is(err, errSchemaDiffers) || time.Now().After(deadline) {
+			return err
+		}
+		// The cached definition may predate a DDL applied since (by us or
+		// by another replicator): read it again.
+		b.meta.forget(rc.GetSchema(), rc.GetTable())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// errSchemaDiffers: a row does not fit the target table's definition.
+var errSchemaDiffers = errors.New("the table differs from the source's")
+
+func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowChange) error {
 	t, err := b.meta.get(ctx, q, rc.GetSchema(), rc.GetTable())
 	if err != nil {
+		if errors.Is(err, errNoTable) {
+			return fmt.Errorf("%w: %v", errSchemaDiffers, err)
+		}
 		return err
 	}
 	cols := rc.GetColumns()
@@ -38,11 +69,11 @@ func (b *builder) rowChange(ctx context.Context, q queryer, rc *thlpb.RowChange)
 		if c.GetName() != "" {
 			_, j, ok := t.col(c.GetName())
 			if !ok {
-				return fmt.Errorf("column %s of %s.%s is not in the target table; the table differs from the source's", c.GetName(), t.schema, t.name)
+				return fmt.Errorf("column %s of %s.%s is not in the target table: %w", c.GetName(), t.schema, t.name, errSchemaDiffers)
 			}
 			idx = j
 		} else if i >= len(t.columns) {
-			return fmt.Errorf("a row of %s.%s has %d columns, the target table %d", t.schema, t.name, len(cols), len(t.columns))
+			return fmt.Errorf("a row of %s.%s has %d columns, the target table %d: %w", t.schema, t.name, len(cols), len(t.columns), errSchemaDiffers)
 		}
 		if t.columns[idx].generated {
 			idx = -1
