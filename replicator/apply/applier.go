@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/replicator/origin"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -121,6 +122,9 @@ func (a *Applier) Open(ctx context.Context) error {
 		"SET SESSION time_zone='+00:00'",
 		"SET SESSION sql_mode='" + sessionSQLMode + "'",
 		"SET SESSION foreign_key_checks=0",
+		// The extractor of this database drops statements logged with this
+		// thread id: MariaDB rewrites some DDL and loses our comment.
+		fmt.Sprintf("SET SESSION pseudo_thread_id=%d", origin.ThreadID),
 		"SET SESSION autocommit=1",
 		"SET SESSION sql_log_bin=0",
 	}
@@ -163,6 +167,22 @@ func (a *Applier) Skip(seqnos ...uint64) {
 	for _, s := range seqnos {
 		a.skip[s] = true
 	}
+}
+
+// SetPosition records ev as the last transaction in this database without
+// applying anything and outside the binlog: a master records what it has
+// extracted, so that as a slave later it starts after it.
+func (a *Applier) SetPosition(ctx context.Context, ev *thlpb.Event) error {
+	if a.conn == nil {
+		return errors.New("apply: SetPosition before Open")
+	}
+	now := a.cfg.Now()
+	q := "SET SESSION sql_log_bin=0;" + string(appendTrackingUpdate(nil, a.cfg.Service, ev, now)) + "SET SESSION sql_log_bin=1"
+	if _, err := a.conn.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("record extracted position %d: %w", ev.GetSeqno(), err)
+	}
+	a.committed(ev, 0, now)
+	return nil
 }
 
 // Reset drops the tracking schema (trepctl reset -db); Open makes it again.

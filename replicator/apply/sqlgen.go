@@ -7,16 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/carbidedb/carbide/replicator/origin"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // maxStatement bounds one multi-row INSERT; bigger row sets are split.
 const maxStatement = 1 << 20
-
-// OriginComment is the comment the applier puts before a statement (DDL)
-// it applies, naming the service it came from: the extractor of this host
-// recognises it and does not extract the statement again.
-func OriginComment(service string) string { return "/*carbide origin=" + service + "*/ " }
 
 // builder renders the SQL of transactions into one buffer.
 type builder struct {
@@ -267,7 +263,7 @@ func (b *builder) statement(st *thlpb.Statement) {
 		b.buf = append(b.buf, m...)
 		b.buf = append(b.buf, "';"...)
 	}
-	b.buf = append(b.buf, OriginComment(b.service)...)
+	b.buf = append(b.buf, origin.Comment(b.service)...)
 	b.buf = append(b.buf, strings.TrimRight(strings.TrimSpace(st.GetSql()), ";")...)
 	b.buf = append(b.buf, ';')
 	if _, ok := st.GetSession()["sql_mode"]; ok {

@@ -43,7 +43,10 @@ type ClientConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// SyncEvery bounds how long received events stay unsynced.
 	SyncEvery time.Duration
-	Logger    *slog.Logger
+	// Resolve turns a source ("east1:2112") into the address to dial;
+	// nil dials the source as it is.
+	Resolve func(source string) string
+	Logger  *slog.Logger
 }
 
 // Validate fills defaults and checks c.
@@ -149,7 +152,11 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 		return false, err
 	}
 	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
-	conn, err := grpc.NewClient(src, opts...)
+	target := src
+	if c.cfg.Resolve != nil {
+		target = c.cfg.Resolve(src)
+	}
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return false, err
 	}

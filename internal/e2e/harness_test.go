@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/internal/mysqld"
+	"github.com/carbidedb/carbide/internal/sandbox"
+	"github.com/carbidedb/carbide/internal/testutil"
+)
+
+// release is a directory with bin/ holding every program, built once.
+var release string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if _, err := mysqld.LookPath(); err != nil && os.Getenv(testutil.RequireDBEnv) == "" {
+			// Tests skip themselves through testutil.RequireDB.
+			return m.Run()
+		}
+		dir, err := os.MkdirTemp("", "carbide-release-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build the programs:", err)
+			return 1
+		}
+		release = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// oneSite is a site of three hosts, no cross-site service.
+const oneSite = `[defaults]
+install-directory=/opt/continuent
+replication-user=tungsten
+replication-password=secret
+application-user=app_user
+application-password=secret
+replicator-rest-api=false
+property=replicator.prometheus.exporter.enabled=false
+
+[east]
+topology=clustered
+members=east1,east2,east3
+master=east1
+`
+
+// site is a running sandbox.
+type site struct {
+	t     *testing.T
+	cfg   sandbox.Config
+	net   int
+	hosts []string
+	out   *strings.Builder
+}
+
+var netCounter = 0
+
+// startSandbox brings up ini in a fresh sandbox on its own addresses.
+func startSandbox(t *testing.T, ini string) *site {
+	t.Helper()
+	testutil.RequireDB(t)
+	dir := t.TempDir()
+	iniPath := filepath.Join(dir, "topology.ini")
+	if err := os.WriteFile(iniPath, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	netCounter++
+	n := 150 + (os.Getpid()+netCounter*7)%40
+	out := &strings.Builder{}
+	cfg := sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: n, StopTimeout: 30 * time.Second}
+	s := &site{t: t, cfg: cfg, net: n, out: out}
+	t.Cleanup(func() {
+		if err := sandbox.Down(context.Background(), cfg); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("sandbox output:\n%s", out.String())
+			logs, _ := filepath.Glob(filepath.Join(cfg.Dir, "*", "*", "var", "log", "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				if len(lines) > 30 {
+					lines = lines[len(lines)-30:]
+				}
+				t.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	if err := sandbox.Up(context.Background(), cfg); err != nil {
+		t.Fatalf("sandbox up: %v\n%s", err, out.String())
+	}
+	return s
+}
+
+// addr is a host's sandbox address.
+func (s *site) addr(host string) string {
+	var si, hi int
+	fmt.Sscanf(strings.TrimLeft(host, "abcdefghijklmnopqrstuvwxyz"), "%d", &hi)
+	switch {
+	case strings.HasPrefix(host, "east"):
+		si = 1
+	case strings.HasPrefix(host, "west"):
+		si = 2
+	}
+	return fmt.Sprintf("127.%d.%d.%d", s.net, si, hi)
+}
+
+// db opens a pool to host's database as the replication user.
+func (s *site) db(host string) *sql.DB {
+	s.t.Helper()
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = "tungsten", "secret", "tcp", s.addr(host)+":13306"
+	mc.Timeout = 5 * time.Second
+	mc.MultiStatements = true
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	s.t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// exec runs statements on host.
+func (s *site) exec(host string, stmts ...string) {
+	s.t.Helper()
+	db := s.db(host)
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			s.t.Fatalf("%s: %s: %v", host, q, err)
+		}
+	}
+}
+
+// tool runs an install's program (trepctl, replicator, …) as an operator
+// would, through the host's wrapper.
+func (s *site) tool(host, install, program string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(s.cfg.Dir, host, install, "bin", program), args...)
+	cmd.Env = append(os.Environ(), "CARBIDE_HOME=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// trepctl runs trepctl of host's cluster install.
+func (s *site) trepctl(host string, args ...string) string {
+	s.t.Helper()
+	out, err := s.tool(host, "continuent", "trepctl", args...)
+	if err != nil {
+		s.t.Fatalf("%s: trepctl %s: %v\n%s", host, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// field reads one field of trepctl status.
+func (s *site) field(host, name string, args ...string) string {
+	out := s.trepctl(host, append(args, "status")...)
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// checksums returns CHECKSUM TABLE of every table of the given schemas.
+func (s *site) checksums(host string, schemas ...string) map[string]string {
+	s.t.Helper()
+	db := s.db(host)
+	out := map[string]string{}
+	for _, schema := range schemas {
+		rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", schema)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		var tables []string
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			tables = append(tables, n)
+		}
+		rows.Close()
+		for _, tb := range tables {
+			var name string
+			var sum sql.NullString
+			if err := db.QueryRow("CHECKSUM TABLE `"+schema+"`.`"+tb+"`").Scan(&name, &sum); err != nil {
+				s.t.Fatal(err)
+			}
+			out[schema+"."+tb] = sum.String
+		}
+	}
+	return out
+}
+
+// sameEverywhere waits until every host has the same checksums as the
+// first, then returns them.
+func (s *site) sameEverywhere(timeout time.Duration, hosts []string, schemas ...string) map[string]string {
+	s.t.Helper()
+	var want map[string]string
+	testutil.Eventually(s.t, timeout, func() error {
+		want = s.checksums(hosts[0], schemas...)
+		for _, h := range hosts[1:] {
+			got := s.checksums(h, schemas...)
+			if d := diff(want, got); d != "" {
+				return fmt.Errorf("%s differs from %s: %s", h, hosts[0], d)
+			}
+		}
+		return nil
+	})
+	return want
+}
+
+func diff(a, b map[string]string) string {
+	var out []string
+	for k, v := range a {
+		if b[k] != v {
+			out = append(out, fmt.Sprintf("%s %s≠%s", k, v, b[k]))
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k+" only on the second")
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/replicator/service"
+	"github.com/carbidedb/carbide/replicator/stream"
+	"github.com/carbidedb/carbide/replicator/thl"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Config configures the replicator process.
+type Config struct {
+	// Home is the install directory (CARBIDE_HOME).
+	Home string
+	// AutoOnline brings every service online at start (Tungsten's
+	// auto_enable); default true through DefaultConfig.
+	AutoOnline bool
+	Logger     *slog.Logger
+}
+
+// Agent is a running replicator.
+type Agent struct {
+	cfg      Config
+	bound    *install.Bound
+	log      *slog.Logger
+	services []*service.Service
+	byName   map[string]*service.Service
+	thl      *stream.Server
+	shutdown chan struct{}
+	once     sync.Once
+}
+
+// New opens the install and its services' THL stores.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b, err := install.Open(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	in := b.Install
+	if !in.Replicator || len(in.Services) == 0 {
+		return nil, fmt.Errorf("the %s install of %s runs no replicator", in.Kind, b.Host.Name)
+	}
+	a := &Agent{cfg: cfg, bound: b, log: cfg.Logger, byName: map[string]*service.Service{}, shutdown: make(chan struct{})}
+	a.thl = stream.NewServer(time.Second, cfg.Logger)
+	st := in.Settings
+	for _, sp := range in.Services {
+		var sources []string
+		for _, e := range sp.Sources {
+			sources = append(sources, net.JoinHostPort(e.Host, strconv.Itoa(e.Port)))
+		}
+		svc, err := service.New(service.Config{
+			Name: sp.Name, Host: b.Host.Name, Role: sp.Role, Topology: sp.Topology, Sources: sources,
+			ListenAddr: net.JoinHostPort(b.Host.Name, strconv.Itoa(st.THLPort)), SSL: st.THLSSL, Resolve: resolver(b),
+			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
+			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort,
+			Logger: cfg.Logger,
+		})
+		if err != nil {
+			a.closeServices()
+			return nil, err
+		}
+		a.services = append(a.services, svc)
+		a.byName[sp.Name] = svc
+		a.thl.Serve(sp.Name, storeLog{svc.Store()}, svc.Role)
+	}
+	return a, nil
+}
+
+// resolver maps "host:port" to the host's address from the install's
+// configuration ([hosts], else the name for DNS).
+func resolver(b *install.Bound) func(string) string {
+	return func(hp string) string {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return hp
+		}
+		return net.JoinHostPort(b.Config.Address(host), port)
+	}
+}
+
+func (a *Agent) closeServices() {
+	for _, s := range a.services {
+		if err := s.Close(); err != nil {
+			a.log.Error("close service", "service", s.Name(), "error", err)
+		}
+	}
+}
+
+// Addrs are the control and THL listen addresses.
+func (a *Agent) Addrs() (control, thlAddr string) {
+	st := a.bound.Install.Settings
+	host := a.bound.Host.Bind("")
+	return net.JoinHostPort(host, strconv.Itoa(st.RMIPort)), net.JoinHostPort(host, strconv.Itoa(st.THLPort))
+}
+
+// Run serves until ctx ends or Shutdown is called, then stops in order:
+// services offline, servers stopped, stores closed.
+func (a *Agent) Run(ctx context.Context) error {
+	controlAddr, thlAddr := a.Addrs()
+	cl, err := net.Listen("tcp", controlAddr)
+	if err != nil {
+		a.closeServices()
+		return fmt.Errorf("listen for control on %s (rmi-port): %w", controlAddr, err)
+	}
+	tl, err := net.Listen("tcp", thlAddr)
+	if err != nil {
+		cl.Close()
+		a.closeServices()
+		return fmt.Errorf("listen for THL on %s (thl-port): %w", thlAddr, err)
+	}
+	control := grpc.NewServer()
+	replicatorpb.RegisterReplicatorServer(control, &controlServer{a: a})
+	thlSrv := grpc.NewServer()
+	thlpb.RegisterTHLServer(thlSrv, a.thl)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, s := range []struct {
+		srv *grpc.Server
+		l   net.Listener
+	}{{control, cl}, {thlSrv, tl}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.srv.Serve(s.l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errs <- err
+			}
+		}()
+	}
+	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr)
+	if a.cfg.AutoOnline {
+		for _, s := range a.services {
+			if err := s.Online(service.OnlineOptions{}); err != nil {
+				a.log.Error("online at start", "service", s.Name(), "error", err)
+			}
+		}
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-a.shutdown:
+	case runErr = <-errs:
+	}
+	a.log.Info("replicator stopping")
+	offCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	for _, s := range a.services {
+		_ = s.Offline(offCtx)
+	}
+	cancel()
+	thlSrv.Stop()
+	stopped := make(chan struct{})
+	go func() { control.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		control.Stop()
+	}
+	wg.Wait()
+	a.closeServices()
+	return runErr
+}
+
+// Shutdown asks Run to stop.
+func (a *Agent) Shutdown() { a.once.Do(func() { close(a.shutdown) }) }
+
+// PIDFile is where `replicator start` records the process.
+func PIDFile(home string) string { return filepath.Join(install.RunDir(home), "replicator.pid") }
+
+// LogFile is the process's log.
+func LogFile(home string) string { return filepath.Join(install.LogDir(home), "replicator.log") }

@@ -1,0 +1,9 @@
+// Package agent is the replicator process: it hosts the services of one
+// install directory (the cluster install's service, or the cross-site
+// install's services), serves the control API on rmi-port and the THL on
+// thl-port, and brings every service online at start.
+//
+// Run owns every goroutine it starts; on shutdown it takes the services
+// offline (the pipelines stop at a transaction boundary), then stops the
+// servers.
+package agent

@@ -1,0 +1,33 @@
+// Package extract is the master role's extractor: it reads the local
+// database's binary log as a replication client (go-mysql's BinlogSyncer)
+// and turns each committed transaction into THL events (thlpb.Event
+// fragments) for the THL store.
+//
+// Invariants:
+//   - Row format only. Check refuses a server whose binlog_format is not ROW,
+//     whose binlog is off, or whose binlog_row_image is not FULL.
+//   - A transaction is sent only once its end (XID, COMMIT, or the DDL
+//     statement itself) has been read, all its fragments in one send call,
+//     in binlog order. Every fragment carries the event_id of the end of the
+//     transaction, so Run(from = that event_id) resumes exactly at the next
+//     transaction, across binlog rotation.
+//   - Values are exact (see values.go for the mapping of each MySQL type).
+//     TIMESTAMP values are rendered in UTC: the applier must run with
+//     time_zone '+00:00'.
+//   - Loop prevention: transactions that write a tracking schema
+//     (Config.LoopSchemaPrefix + service, "tungsten_east") were applied by a
+//     replicator and are dropped, except a heartbeat row written into this
+//     service's own heartbeat table; statements that start with
+//     OriginComment, or that ran with pseudo_thread_id = OriginThreadID
+//     (for statements the server rewrites, losing the comment), are
+//     dropped too.
+//   - Only the transaction's end is trusted: incomplete transactions (cut
+//     by a crash, rolled back) are discarded; SAVEPOINT statements are left
+//     out; XA transactions are refused with an error.
+//   - Seqno and epoch are not assigned here: the caller (the THL store)
+//     numbers what it stores.
+//
+// It is the only package that imports go-mysql; it imports
+// replicator/position and rpc/gen/thlpb of ours, and the MySQL driver for
+// its few SQL queries.
+package extract

@@ -1,0 +1,135 @@
+package extract
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// TestFragments: a 5,000-row transaction arrives as five fragments of
+// 1,000 rows sharing one event_id, in order, last_frag on the last only;
+// a byte limit cuts too, inside a single rows event.
+func TestFragments(t *testing.T) {
+	t.Parallel()
+	srv, db := startDB(t)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.big (id INT PRIMARY KEY, v VARCHAR(100))")
+	testutil.Exec(t, db, "CREATE TABLE app.other (id INT PRIMARY KEY)")
+	x := newExtractor(t, srv, nil)
+	bytesX := newExtractor(t, srv, func(c *Config) { c.FragmentBytes = 1000; c.SourceID = "east1-bytes" })
+	from := currentPosition(t, x)
+
+	c := conn(t, db, "USE app", "BEGIN")
+	execConn(t, c, "INSERT INTO app.big SELECT seq, CONCAT('row ', seq) FROM seq_1_to_5000")
+	execConn(t, c, "INSERT INTO app.other VALUES (1)")
+	execConn(t, c, "COMMIT")
+	// One rows event (well under binlog_row_event_max_size) of 20 rows of
+	// 100 bytes: 2,000+ bytes cut at 1,000.
+	execConn(t, c, "INSERT INTO app.big SELECT 10000 + seq, REPEAT('x', 100) FROM seq_1_to_20")
+
+	txs := start(t, x, from).wait(t, 2)
+	frags := txs[0]
+	if len(frags) != 6 {
+		t.Fatalf("%d fragments, want 6 (5 × 1,000 rows + the last row)", len(frags))
+	}
+	next := 1
+	for i, f := range frags {
+		if f.Fragno != uint32(i) || f.LastFrag != (i == 5) || f.EventId != frags[0].EventId || f.Shard != "app" || f.SourceId != "east1" {
+			t.Errorf("fragment %d: fragno %d last %v event_id %s shard %s", i, f.Fragno, f.LastFrag, f.EventId, f.Shard)
+		}
+		n := 0
+		for _, rc := range rowChanges(t, []*thlpb.Event{f}) {
+			for _, row := range rc.Rows {
+				n++
+				if rc.Table == "other" {
+					continue
+				}
+				if got := row.After[0].GetInt(); got != int64(next) {
+					t.Fatalf("fragment %d: row id %d, want %d", i, got, next)
+				}
+				if got := string(row.After[1].GetBytes()); got != fmt.Sprintf("row %d", next) {
+					t.Fatalf("fragment %d: row %d value %q", i, next, got)
+				}
+				next++
+			}
+		}
+		if want := map[bool]int{false: 1000, true: 1}[i == 5]; n != want {
+			t.Errorf("fragment %d has %d rows, want %d", i, n, want)
+		}
+	}
+	if next != 5001 {
+		t.Errorf("rows 1..%d extracted, want 1..5000", next-1)
+	}
+	last := rowChanges(t, frags[5:])
+	if len(last) != 1 || last[0].Table != "other" {
+		t.Errorf("last fragment: %v", last)
+	}
+
+	// Byte limit: 20 rows of ~108 bytes, at most 1,000 bytes each → 3 fragments.
+	small := start(t, bytesX, from).wait(t, 2)[1]
+	if len(small) != 3 {
+		t.Fatalf("%d fragments under FragmentBytes=1000, want 3", len(small))
+	}
+	total := 0
+	for i, f := range small {
+		n := 0
+		for _, rc := range rowChanges(t, []*thlpb.Event{f}) {
+			n += len(rc.Rows)
+		}
+		if n == 0 || n > 9 || f.LastFrag != (i == 2) || f.Fragno != uint32(i) {
+			t.Errorf("fragment %d: %d rows, last %v", i, n, f.LastFrag)
+		}
+		total += n
+	}
+	if total != 20 {
+		t.Errorf("%d rows in the fragments, want 20", total)
+	}
+}
+
+// TestTxnFragmentLimits checks the cutting rules without a database.
+func TestTxnFragmentLimits(t *testing.T) {
+	ti := &tableInfo{schema: "a", table: "t"}
+	tx := txn{maxRows: 3, maxBytes: 100}
+	for range 7 {
+		tx.addRow(ti, thlpb.RowChange_INSERT, &thlpb.Row{}, 10)
+	}
+	tx.addStatement(&thlpb.Statement{Schema: "b", Sql: "x"})
+	tx.addRow(ti, thlpb.RowChange_INSERT, &thlpb.Row{}, 500) // too big alone: gets a fragment of its own
+	evs := tx.finish(position0, "h", "east", 1, 2)
+	var shape []string
+	for _, ev := range evs {
+		s := ""
+		for _, ch := range ev.Changes {
+			if rc := ch.GetRows(); rc != nil {
+				s += fmt.Sprintf("r%d", len(rc.Rows))
+			} else {
+				s += "s"
+			}
+		}
+		shape = append(shape, s)
+		if ev.Shard != multiShard {
+			t.Errorf("shard %q, want %q", ev.Shard, multiShard)
+		}
+	}
+	if got := fmt.Sprint(shape); got != "[r3 r3 r1s r1]" {
+		t.Errorf("fragments %s, want [r3 r3 r1s r1]", got)
+	}
+}
+
+func TestEventIDMatchesPosition(t *testing.T) {
+	for _, p := range []position.Position{
+		{File: "mysql-bin.000001", Offset: 4},
+		{File: "mysql-bin.000123", Offset: 1234567, GTID: "0-1001-42"},
+		{File: "b.1", Offset: 1<<64 - 1, GTID: "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"},
+	} {
+		if got, want := eventID(p), p.String(); got != want {
+			t.Errorf("eventID = %q, want %q", got, want)
+		}
+	}
+	if got := mariadbGTID(1, 1001, 1<<40); got != "1-1001-1099511627776" {
+		t.Errorf("mariadbGTID = %q", got)
+	}
+}

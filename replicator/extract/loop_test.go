@@ -1,0 +1,114 @@
+package extract
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/carbidedb/carbide/internal/testutil"
+)
+
+// TestLoopPrevention: what a replicator applied is not extracted again —
+// transactions writing a tracking schema, statements with the origin
+// comment or the origin thread id — except a local heartbeat.
+func TestLoopPrevention(t *testing.T) {
+	t.Parallel()
+	srv, db := startDB(t)
+	for _, q := range []string{
+		"CREATE DATABASE app",
+		"CREATE TABLE app.t (id INT PRIMARY KEY)",
+		"CREATE DATABASE tungsten_east",
+		"CREATE TABLE tungsten_east.trep_commit_seqno (task_id INT PRIMARY KEY, seqno BIGINT)",
+		"CREATE TABLE tungsten_east.heartbeat (id BIGINT PRIMARY KEY, seqno BIGINT, source_tstamp TIMESTAMP(6) NULL, name VARCHAR(128))",
+		"INSERT INTO tungsten_east.trep_commit_seqno VALUES (0, 0)",
+	} {
+		testutil.Exec(t, db, q)
+	}
+	var mu sync.Mutex
+	filtered := map[string][]string{}
+	onFilter := func(svc string) func(Filtered) {
+		return func(f Filtered) {
+			mu.Lock()
+			filtered[svc] = append(filtered[svc], f.Reason)
+			mu.Unlock()
+		}
+	}
+	east := newExtractor(t, srv, func(c *Config) { c.OnFilter = onFilter("east") })
+	west := newExtractor(t, srv, func(c *Config) { c.Service, c.SourceID, c.OnFilter = "west", "west1", onFilter("west") })
+	from := currentPosition(t, east)
+
+	// 1. An applied transaction: app row + tracking row.
+	c := conn(t, db, "BEGIN")
+	execConn(t, c, "INSERT INTO app.t VALUES (1)")
+	execConn(t, c, "UPDATE tungsten_east.trep_commit_seqno SET seqno = 1 WHERE task_id = 0")
+	execConn(t, c, "COMMIT")
+	// 2. A local heartbeat (trepctl heartbeat on east).
+	testutil.Exec(t, db, "INSERT INTO tungsten_east.heartbeat VALUES (1, 0, NOW(6), 'hb-1')")
+	// 3. DDL applied by a replicator: the comment, and the thread id for
+	//    what the server rewrites (DROP TABLE loses the comment).
+	testutil.Exec(t, db, OriginComment("west")+"CREATE TABLE app.x (id INT)")
+	a := conn(t, db, fmt.Sprintf("SET SESSION pseudo_thread_id = %d", OriginThreadID))
+	execConn(t, a, OriginComment("west")+"DROP TABLE app.x")
+	// 4. A client's write: extracted everywhere, and the end marker.
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (2)")
+
+	ce := start(t, east, from)
+	cw := start(t, west, from)
+	et := ce.wait(t, 2)
+	wt := cw.wait(t, 1)
+
+	if hb := et[0][0]; hb.Heartbeat != "hb-1" || hb.Shard != "tungsten_east" || len(rowChanges(t, et[0])) != 1 {
+		t.Errorf("east: first transaction %v, want the heartbeat hb-1 with its row", et[0])
+	}
+	if firstID(et[1]) != 2 || et[1][0].Heartbeat != "" {
+		t.Errorf("east: second transaction %v, want the insert of id 2", et[1])
+	}
+	if firstID(wt[0]) != 2 {
+		t.Errorf("west: transaction %v, want only the insert of id 2", wt[0])
+	}
+	ce.stop(t)
+	cw.stop(t)
+	if n := ce.count(); n != 2 {
+		t.Errorf("east sent %d transactions, want 2", n)
+	}
+	if n := cw.count(); n != 1 {
+		t.Errorf("west sent %d transactions, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string][]string{
+		"east": {"tungsten_east.trep_commit_seqno", "origin=west", "origin thread id"},
+		"west": {"tungsten_east.trep_commit_seqno", "tungsten_east.heartbeat", "origin=west", "origin thread id"},
+	}
+	for svc, reasons := range want {
+		if got := filtered[svc]; len(got) != len(reasons) {
+			t.Errorf("%s filtered %q, want %q", svc, got, reasons)
+		} else {
+			for i := range reasons {
+				if got[i] != reasons[i] {
+					t.Errorf("%s filtered %q, want %q", svc, got, reasons)
+				}
+			}
+		}
+	}
+	if s := east.Stats(); s.Filtered != 3 || s.Transactions != 2 || s.Heartbeats != 1 {
+		t.Errorf("east stats %+v", s)
+	}
+	if s := west.Stats(); s.Filtered != 4 || s.Transactions != 1 || s.Heartbeats != 0 {
+		t.Errorf("west stats %+v", s)
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	for sql, want := range map[string]string{
+		OriginComment("east") + "DROP TABLE t":      "east",
+		"  \n/*carbide origin=west*/CREATE TABLE t": "west",
+		"CREATE TABLE t /*carbide origin=west*/":    "",
+		"/* other */ CREATE TABLE t":                "",
+	} {
+		got, ok := Origin(sql)
+		if got != want || ok != (want != "") {
+			t.Errorf("Origin(%q) = %q, %v; want %q", sql, got, ok, want)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// maxCachedTables bounds the table-id cache: ids grow with every DDL and
+// table cache eviction, so old ones are dropped wholesale now and then.
+const maxCachedTables = 4096
+
+// run is the state of one Run: the binlog file being read, the
+// transaction being assembled, and caches.
+type run struct {
+	x      *Extractor
+	flavor string
+	coll   collations
+	tables *tables
+	send   func([]*thlpb.Event) error
+
+	file    string // binlog file of the events being read
+	lastPos uint32 // end of the last event read, for error messages
+	tx      txn
+	arena   arena
+}
+
+// handle consumes one binlog event; end is its end offset in r.file (the
+// enclosing event's for events inside a MySQL transaction payload).
+func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint32) error {
+	if end != 0 {
+		r.lastPos = end
+	}
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		// The first event of every dump is an artificial rotate naming the
+		// file; a real one at the end of a file names the next.
+		r.file = string(e.NextLogName)
+	case *replication.FormatDescriptionEvent:
+		// Starts every file. A transaction still open here was cut off by a
+		// server crash and rolled back by its recovery.
+		if r.tx.open {
+			r.discard("binlog file restarted (server crash?) inside the transaction")
+			r.tx.reset()
+		}
+	case *replication.MariadbGTIDEvent:
+		if r.tx.open {
+			r.discard("a new transaction began before its end")
+		}
+		r.tx.reset()
+		r.tx.gtid = mariadbGTID(e.GTID.DomainID, e.GTID.ServerID, e.GTID.SequenceNumber)
+		r.tx.open = true
+		r.tx.standalone = e.IsStandalone()
+	case *replication.GtidTaggedLogEvent:
+		r.mysqlGTID(&e.GTIDEvent)
+	case *replication.GTIDEvent:
+		r.mysqlGTID(e)
+	case *replication.QueryEvent:
+		return r.query(ev.Header, e, end)
+	case *replication.RowsEvent:
+		return r.rows(ctx, e)
+	case *replication.XIDEvent:
+		return r.commit(ev.Header, end)
+	case *replication.TransactionPayloadEvent: // MySQL binlog_transaction_compression
+		for _, inner := range e.Events {
+			if err := r.handle(ctx, inner, end); err != nil {
+				return err
+			}
+		}
+	default:
+		// Table maps are kept by go-mysql's parser; heartbeats, GTID lists,
+		// checkpoints, annotations and previous-GTIDs carry nothing to extract.
+	}
+	return nil
+}
+
+// mysqlGTID notes a MySQL GTID: the transaction starts at BEGIN, or is
+// the one statement that follows (DDL).
+func (r *run) mysqlGTID(e *replication.GTIDEvent) {
+	if r.tx.open {
+		r.discard("a new transaction began before its end")
+	}
+	r.tx.reset()
+	if len(e.SID) == 16 && e.GNO > 0 { // anonymous GTIDs have GNO 0
+		var b strings.Builder
+		h := hex.EncodeToString(e.SID)
+		b.WriteString(h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32] + ":")
+		if e.Tag != "" {
+			b.WriteString(e.Tag + ":")
+		}
+		b.WriteString(strconv.FormatInt(e.GNO, 10))
+		r.tx.gtid = b.String()
+	}
+	if e.OriginalCommitTimestamp != 0 {
+		r.tx.commitUS = int64(e.OriginalCommitTimestamp)
+	}
+}
+
+// query handles a query event: BEGIN/COMMIT/ROLLBACK delimit transactions
+// (MySQL, and non-transactional tables on MariaDB); anything else is a
+// statement, inside the open transaction or a transaction of its own.
+func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end uint32) error {
+	q := bytes.TrimSpace(e.Query)
+	switch {
+	case bytes.EqualFold(q, []byte("BEGIN")):
+		if r.tx.open && !r.tx.empty() {
+			r.discard("BEGIN inside an open transaction")
+			r.tx.reset()
+		}
+		r.tx.open, r.tx.standalone = true, false
+		return nil
+	case bytes.EqualFold(q, []byte("COMMIT")):
+		return r.commit(h, end)
+	case bytes.EqualFold(q, []byte("ROLLBACK")):
+		// Only a transaction that also changed non-transactional tables is
+		// logged with ROLLBACK; replaying it would apply its transactional
+		// changes, which the source rolled back.
+		r.discard("the source rolled it back (it mixed transactional and non-transactional tables)")
+		r.tx.reset()
+		return nil
+	}
+	switch {
+	case hasPrefixFold(q, "SAVEPOINT"), hasPrefixFold(q, "ROLLBACK TO"), hasPrefixFold(q, "RELEASE SAVEPOINT"):
+		// The server already cut rolled-back transactional rows out of the
+		// transaction; an applier replaying rows has no use for savepoints.
+		return nil
+	case hasPrefixFold(q, "XA "):
+		return errorf(ErrDecode, "XA transaction %s at %s:%d (%.60s) cannot be extracted: the extractor does not support XA; "+
+			"commit application transactions without XA on this server", r.tx.gtid, r.file, end, q)
+	}
+	r.tables.invalidate() // DDL may have changed any table
+	sqlText := string(e.Query)
+	schema := string(e.Schema)
+	if svc, ok := Origin(sqlText); ok {
+		r.tx.drop = "origin=" + svc
+	} else if e.SlaveProxyID == OriginThreadID {
+		r.tx.drop = "origin thread id"
+	} else if strings.HasPrefix(schema, r.x.cfg.LoopSchemaPrefix) {
+		r.tx.drop = "statement in schema " + schema
+	}
+	if r.tx.drop == "" {
+		st := &thlpb.Statement{
+			Schema:    schema,
+			Sql:       sqlText,
+			Session:   sessionVars(e.StatusVars, r.flavor, r.coll),
+			Timestamp: int64(h.Timestamp),
+		}
+		if createsOrDropsDatabase(sqlText) {
+			// The server logs CREATE/DROP DATABASE with the database itself
+			// as default schema (for binlog-do-db), which an applier cannot
+			// USE before it exists: run it without one.
+			st.Schema = ""
+		}
+		r.tx.addStatement(st)
+		r.tx.noteSchema(schema)
+	}
+	if !r.tx.open || r.tx.standalone {
+		return r.commit(h, end)
+	}
+	return nil
+}
+
+// rows converts a rows event into the transaction's row changes.
+func (r *run) rows(ctx context.Context, e *replication.RowsEvent) error {
+	if e.Table == nil {
+		return errorf(ErrDecode, "rows event at %s:%d has no table map", r.file, r.lastPos)
+	}
+	if len(r.tables.byID) > maxCachedTables {
+		clear(r.tables.byID)
+	}
+	ti, err := r.tables.get(ctx, e.Table)
+	if err != nil {
+		return err
+	}
+	if !r.tx.open { // rows outside BEGIN … COMMIT: take them as a transaction
+		r.tx.open = true
+	}
+	switch ti.loop {
+	case loopTracking:
+		r.tx.drop = ti.schema + "." + ti.table
+	case loopOwnHeartbeat:
+		r.tx.heartbeat = true
+	}
+	if r.tx.drop != "" {
+		return nil // dropped whole at its end: skip the conversion
+	}
+	for _, skipped := range e.SkippedColumns {
+		if len(skipped) > 0 {
+			return errorf(ErrDecode, "rows event of %s.%s at %s:%d lacks columns %v: binlog_row_image is not FULL; set binlog-row-image=FULL in my.cnf and restart the database",
+				ti.schema, ti.table, r.file, r.lastPos, skipped)
+		}
+	}
+	action := rowsAction(e)
+	step := 1
+	if action == thlpb.RowChange_UPDATE {
+		step = 2
+	}
+	for i := 0; i+step <= len(e.Rows); i += step {
+		row := r.arena.rows.next()
+		img, size, err := r.arena.convert(ti, e.Rows[i])
+		if err != nil {
+			return err
+		}
+		switch action {
+		case thlpb.RowChange_INSERT:
+			row.After = img
+		case thlpb.RowChange_DELETE:
+			row.Before = img
+		default:
+			after, n, err := r.arena.convert(ti, e.Rows[i+1])
+			if err != nil {
+				return err
+			}
+			row.Before, row.After = img, after
+			size += n
+		}
+		if ti.loop == loopOwnHeartbeat && ti.nameCol >= 0 {
+			img := row.After
+			if img == nil {
+				img = row.Before
+			}
+			r.tx.heartName = heartbeatName(img[ti.nameCol])
+		}
+		r.tx.addRow(ti, action, row, size)
+	}
+	return nil
+}
+
+func hasPrefixFold(s []byte, prefix string) bool {
+	return len(s) >= len(prefix) && bytes.EqualFold(s[:len(prefix)], []byte(prefix))
+}
+
+// createsOrDropsDatabase reports whether sql is CREATE or DROP DATABASE
+// (or SCHEMA), after any leading comments.
+func createsOrDropsDatabase(sql string) bool {
+	f := strings.Fields(skipComments(sql))
+	return len(f) >= 2 && (strings.EqualFold(f[0], "CREATE") || strings.EqualFold(f[0], "DROP")) &&
+		(strings.EqualFold(f[1], "DATABASE") || strings.EqualFold(f[1], "SCHEMA"))
+}
+
+// skipComments returns sql without leading white space and /* */ comments.
+func skipComments(sql string) string {
+	for {
+		sql = strings.TrimLeft(sql, " \t\r\n")
+		if !strings.HasPrefix(sql, "/*") {
+			return sql
+		}
+		end := strings.Index(sql[2:], "*/")
+		if end < 0 {
+			return sql
+		}
+		sql = sql[2+end+2:]
+	}
+}
+
+func heartbeatName(v *thlpb.Value) string {
+	switch x := v.GetValue().(type) {
+	case *thlpb.Value_Bytes:
+		return string(x.Bytes)
+	case *thlpb.Value_Text:
+		return x.Text
+	}
+	return ""
+}
+
+// commit ends the open transaction at end (offset in r.file): sends it,
+// or counts it as filtered.
+func (r *run) commit(h *replication.EventHeader, end uint32) error {
+	tx := &r.tx
+	pos := position.Position{File: r.file, Offset: uint64(end), GTID: tx.gtid}
+	defer tx.reset()
+	r.x.setLast(pos)
+	switch {
+	case tx.drop != "":
+		r.x.filtered.Add(1)
+		r.x.log.Debug("transaction filtered", "event_id", pos.String(), "reason", tx.drop)
+		if r.x.cfg.OnFilter != nil {
+			r.x.cfg.OnFilter(Filtered{Pos: pos, Reason: tx.drop})
+		}
+		return nil
+	case tx.empty():
+		return nil
+	}
+	if tx.heartbeat && tx.heartName == "" {
+		tx.heartName = "heartbeat"
+	}
+	commitUS := tx.commitUS
+	if commitUS == 0 {
+		commitUS = int64(h.Timestamp) * 1e6
+	}
+	events := tx.finish(pos, r.x.cfg.SourceID, r.x.cfg.Service, commitUS, r.x.cfg.Clock().UnixMicro())
+	if err := r.send(events); err != nil {
+		return fmt.Errorf("extract: send transaction %s: %w", pos, err)
+	}
+	r.x.transactions.Add(1)
+	r.x.fragments.Add(uint64(len(events)))
+	if tx.heartbeat {
+		r.x.heartbeats.Add(1)
+	}
+	return nil
+}
+
+// discard drops the open transaction, which never completed.
+func (r *run) discard(why string) {
+	if r.tx.empty() && r.tx.drop == "" {
+		return
+	}
+	r.x.discarded.Add(1)
+	r.x.log.Warn("incomplete transaction discarded", "gtid", r.tx.gtid, "file", r.file, "pos", r.lastPos, "reason", why)
+}

@@ -1,0 +1,151 @@
+package extract
+
+import (
+	"strconv"
+
+	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// multiShard is the shard of a transaction that writes several schemas.
+const multiShard = "#multi"
+
+// txn accumulates one transaction's changes, already cut into fragments
+// of at most maxRows rows and maxBytes bytes of values.
+type txn struct {
+	maxRows, maxBytes int
+
+	open       bool   // a GTID (MariaDB) or BEGIN started it; its end is pending
+	standalone bool   // MariaDB FL_STANDALONE: the next statement is the whole transaction
+	gtid       string // of the current or next transaction
+	commitUS   int64  // MySQL original_commit_timestamp, when the GTID event has it
+
+	frags     []*thlpb.Event
+	cur       *thlpb.Event     // fragment being filled
+	rc        *thlpb.RowChange // RowChange rows are appended to; nil after a statement
+	rcInfo    *tableInfo
+	rows      int // rows (statements count as one) in cur
+	bytes     int // bytes of values in cur
+	shard     string
+	haveShard bool
+	multi     bool
+	drop      string // why loop prevention drops it; "" keeps it
+	heartbeat bool
+	heartName string
+}
+
+// reset forgets everything but the fragment limits.
+func (t *txn) reset() {
+	*t = txn{maxRows: t.maxRows, maxBytes: t.maxBytes}
+}
+
+// empty reports whether no change has been added.
+func (t *txn) empty() bool { return len(t.frags) == 0 }
+
+// fits reports whether a change of size bytes fits into the current
+// fragment; a fragment always takes its first change.
+func (t *txn) fits(size int) bool {
+	return t.cur != nil && (t.rows == 0 || t.rows+1 <= t.maxRows && t.bytes+size <= t.maxBytes)
+}
+
+func (t *txn) newFragment() {
+	t.cur = &thlpb.Event{}
+	t.frags = append(t.frags, t.cur)
+	t.rc, t.rcInfo = nil, nil
+	t.rows, t.bytes = 0, 0
+}
+
+func (t *txn) noteSchema(s string) {
+	if s == "" {
+		return
+	}
+	switch {
+	case !t.haveShard:
+		t.shard, t.haveShard = s, true
+	case s != t.shard:
+		t.multi = true
+	}
+}
+
+// addRow appends one row of table ti. Rows of consecutive rows events of
+// the same table and action share one RowChange within a fragment.
+func (t *txn) addRow(ti *tableInfo, action thlpb.RowChange_Action, row *thlpb.Row, size int) {
+	if !t.fits(size) {
+		t.newFragment()
+	}
+	if t.rc == nil || t.rcInfo != ti || t.rc.Action != action {
+		t.rc = &thlpb.RowChange{Schema: ti.schema, Table: ti.table, Action: action, Columns: ti.columns}
+		t.rcInfo = ti
+		t.cur.Changes = append(t.cur.Changes, &thlpb.Change{Change: &thlpb.Change_Rows{Rows: t.rc}})
+		t.noteSchema(ti.schema)
+	}
+	t.rc.Rows = append(t.rc.Rows, row)
+	t.rows++
+	t.bytes += size
+}
+
+// addStatement appends a statement.
+func (t *txn) addStatement(st *thlpb.Statement) {
+	size := len(st.Sql)
+	if !t.fits(size) {
+		t.newFragment()
+	}
+	t.cur.Changes = append(t.cur.Changes, &thlpb.Change{Change: &thlpb.Change_Statement{Statement: st}})
+	t.rc, t.rcInfo = nil, nil
+	t.rows++
+	t.bytes += size
+	t.noteSchema(st.Schema)
+}
+
+// finish stamps every fragment with what the whole transaction shares and
+// returns them in order.
+func (t *txn) finish(pos position.Position, sourceID, service string, commitUS, extractUS int64) []*thlpb.Event {
+	shard := t.shard
+	if t.multi {
+		shard = multiShard
+	}
+	id := eventID(pos)
+	for i, f := range t.frags {
+		f.Fragno = uint32(i)
+		f.LastFrag = i == len(t.frags)-1
+		f.EventId = id
+		f.SourceId = sourceID
+		f.OriginService = service
+		f.Shard = shard
+		f.SourceCommitTimeUs = commitUS
+		f.ExtractTimeUs = extractUS
+		if t.heartbeat {
+			f.Heartbeat = t.heartName
+		}
+	}
+	return t.frags
+}
+
+// eventID is pos.String() in one allocation: "file:%016d[;gtid]".
+func eventID(pos position.Position) string {
+	b := make([]byte, 0, len(pos.File)+18+len(pos.GTID))
+	b = append(b, pos.File...)
+	b = append(b, ':')
+	var num [20]byte
+	d := strconv.AppendUint(num[:0], pos.Offset, 10)
+	for range 16 - len(d) {
+		b = append(b, '0')
+	}
+	b = append(b, d...)
+	if pos.GTID != "" {
+		b = append(b, ';')
+		b = append(b, pos.GTID...)
+	}
+	return string(b)
+}
+
+// mariadbGTID formats domain-server-sequence.
+func mariadbGTID(domain, server uint32, seq uint64) string {
+	var b [32]byte
+	s := strconv.AppendUint(b[:0], uint64(domain), 10)
+	s = append(s, '-')
+	s = strconv.AppendUint(s, uint64(server), 10)
+	s = append(s, '-')
+	s = strconv.AppendUint(s, seq, 10)
+	return string(s)
+}

@@ -1,0 +1,17 @@
+// Package service is one replication service: its role (master or slave),
+// its state as operators know it (ONLINE, OFFLINE:NORMAL, OFFLINE:ERROR,
+// GOING-ONLINE:SYNCHRONIZING, GOING-OFFLINE) and the pipeline that runs
+// while it is online:
+//
+//	master: binlog extractor → THL store (served to replicas by the THL server)
+//	slave:  THL client → THL store → SQL applier → database
+//
+// The THL store stays open while the service exists, so a replica serves
+// its THL too (cross-site replicators read replicas first). Online starts
+// the pipeline's goroutines under one context; Offline cancels it and
+// waits for them. A failure puts the service OFFLINE:ERROR with the
+// failing seqno and message.
+//
+// It imports the replicator's own packages (thl, extract, apply, stream)
+// and rpc.
+package service

@@ -1,0 +1,606 @@
+package service
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/replicator/apply"
+	"github.com/carbidedb/carbide/replicator/extract"
+	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/replicator/stream"
+	"github.com/carbidedb/carbide/replicator/thl"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Sentinel errors, mapped to gRPC codes by the control server.
+var (
+	ErrState = errors.New("service: not allowed in this state")
+	ErrRole  = errors.New("service: not allowed in this role")
+	ErrInput = errors.New("service: bad request")
+)
+
+// Config configures one service.
+type Config struct {
+	Name     string // the service (the origin site's name)
+	Host     string // this host: source_id of extracted events
+	Role     string // initial role
+	Topology string // clustered or cluster-slave, for status
+	// Sources are the THL servers ("host:port") a slave reads, in order.
+	Sources []string
+	// Resolve turns "host:port" into the address to dial; nil: as is.
+	Resolve func(string) string
+	// ListenAddr is where this replicator's THL server listens, as shown
+	// in masterListenUri ("east1:2112").
+	ListenAddr string
+	// SSL makes URIs thls:// (TLS itself is the transport's business).
+	SSL bool
+	// DBAddr, DBUser and DBPassword reach the local database.
+	DBAddr, DBUser, DBPassword string
+	THLDir                     string
+	BlockSize                  int
+	BlockTime                  time.Duration
+	Retention                  time.Duration
+	RMIPort                    int
+	Logger                     *slog.Logger
+}
+
+// Validate fills defaults and checks c.
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return fmt.Errorf("%w: a service needs a name", ErrInput)
+	case c.Role != RoleMaster && c.Role != RoleSlave:
+		return fmt.Errorf("%w: role must be master or slave, not %q", ErrInput, c.Role)
+	case c.THLDir == "" || c.DBAddr == "":
+		return fmt.Errorf("%w: service %s needs a THL directory and a database address", ErrInput, c.Name)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	return nil
+}
+
+// Service is one replication service.
+type Service struct {
+	cfg   Config
+	store *thl.Store
+	log   *slog.Logger
+	start time.Time
+
+	mu         sync.Mutex
+	state      string
+	stateSince time.Time
+	role       string
+	sources    []string
+	pending    *pendingError
+	cancel     context.CancelFunc
+	done       chan struct{}
+	extractor  *extract.Extractor
+	applier    *apply.Applier
+	client     *stream.Client
+	lastApply  apply.Position
+	hasApply   bool
+	skip       []uint64
+	fromEvent  string
+}
+
+type pendingError struct {
+	message string
+	seqno   int64
+	eventID string
+	sql     string
+}
+
+// New opens the service's THL store; the service starts OFFLINE:NORMAL.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := thl.Open(thl.Config{Dir: cfg.THLDir, Logger: cfg.Logger.With("service", cfg.Name)})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range store.Repairs() {
+		cfg.Logger.Warn("THL repaired on open", "service", cfg.Name, "repair", fmt.Sprint(r))
+	}
+	now := time.Now()
+	return &Service{cfg: cfg, store: store, log: cfg.Logger.With("service", cfg.Name), start: now,
+		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...)}, nil
+}
+
+// Name returns the service's name.
+func (s *Service) Name() string { return s.cfg.Name }
+
+// Store returns the service's THL store (served by the THL server).
+func (s *Service) Store() *thl.Store { return s.store }
+
+// Role returns the current role.
+func (s *Service) Role() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.role
+}
+
+func (s *Service) setState(state string) {
+	if s.state != state {
+		s.state, s.stateSince = state, time.Now()
+		s.log.Info("state", "state", state)
+	}
+}
+
+// State returns the current state.
+func (s *Service) State() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// OnlineOptions are trepctl online's options.
+type OnlineOptions struct {
+	SkipSeqnos []uint64
+	FromEvent  string
+}
+
+// Online starts the pipeline. It returns once it is started; the state
+// is GOING-ONLINE:SYNCHRONIZING until it runs.
+func (s *Service) Online(opts OnlineOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case StateOnline, StateGoingOnline:
+		if len(opts.SkipSeqnos) > 0 || opts.FromEvent != "" {
+			return fmt.Errorf("%w: service %s is %s; put it offline before online -skip-seqno or -from-event", ErrState, s.cfg.Name, s.state)
+		}
+		return nil
+	case StateGoingOffline:
+		return fmt.Errorf("%w: service %s is going offline; wait for OFFLINE:NORMAL", ErrState, s.cfg.Name)
+	}
+	if opts.FromEvent != "" {
+		if s.role != RoleMaster {
+			return fmt.Errorf("%w: -from-event is for a master; %s is a slave", ErrRole, s.cfg.Name)
+		}
+		if _, err := position.Parse(opts.FromEvent); err != nil {
+			return fmt.Errorf("%w: %v", ErrInput, err)
+		}
+	}
+	s.pending = nil
+	s.skip, s.fromEvent = opts.SkipSeqnos, opts.FromEvent
+	s.setState(StateGoingOnline)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.cancel, s.done = cancel, done
+	role := s.role
+	go func() {
+		defer close(done)
+		var err error
+		if role == RoleMaster {
+			err = s.runMaster(ctx)
+		} else {
+			err = s.runSlave(ctx)
+		}
+		s.finish(ctx, err)
+	}()
+	return nil
+}
+
+// finish records how the pipeline ended.
+func (s *Service) finish(ctx context.Context, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applier != nil {
+		s.lastApply, s.hasApply = s.applier.Position()
+	}
+	s.extractor, s.applier, s.client = nil, nil, nil
+	if ctx.Err() != nil || err == nil {
+		s.setState(StateOffline)
+		return
+	}
+	p := &pendingError{message: err.Error(), seqno: -1}
+	var ae *apply.Error
+	if errors.As(err, &ae) {
+		p.seqno, p.eventID, p.sql = int64(ae.Seqno), ae.EventID, ae.SQL
+		p.message = fmt.Sprintf("Event application failed: seqno=%d fragno=%d message=%v", ae.Seqno, ae.Fragno, ae.Err)
+	}
+	s.pending = p
+	s.log.Error("pipeline failed", "error", err)
+	s.setState(StateError)
+}
+
+// fail ends the pipeline with err from inside it.
+func (s *Service) goOnline() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == StateGoingOnline {
+		s.setState(StateOnline)
+	}
+}
+
+// Offline stops the pipeline and waits for it.
+func (s *Service) Offline(ctx context.Context) error {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	switch s.state {
+	case StateOffline:
+		s.mu.Unlock()
+		return nil
+	case StateError:
+		s.setState(StateOffline)
+		s.mu.Unlock()
+		return nil
+	}
+	s.setState(StateGoingOffline)
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	s.setState(StateOffline)
+	s.mu.Unlock()
+	return nil
+}
+
+// Close takes the service offline and closes its store.
+func (s *Service) Close() error {
+	_ = s.Offline(context.Background())
+	return s.store.Close()
+}
+
+// SetRole changes the role (and a slave's source) while OFFLINE.
+func (s *Service) SetRole(role, uri string) error {
+	if role != RoleMaster && role != RoleSlave {
+		return fmt.Errorf("%w: role must be master or slave, not %q", ErrInput, role)
+	}
+	var sources []string
+	if uri != "" {
+		addr, err := ParseURI(uri)
+		if err != nil {
+			return err
+		}
+		sources = []string{addr}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != StateOffline {
+		return fmt.Errorf("%w: service %s is %s; setrole needs it OFFLINE:NORMAL (trepctl offline)", ErrState, s.cfg.Name, s.state)
+	}
+	s.role = role
+	if sources != nil {
+		s.sources = sources
+	}
+	return nil
+}
+
+// ParseURI turns thl://host:port/ (or thls://) into host:port.
+func ParseURI(uri string) (string, error) {
+	rest, ok := strings.CutPrefix(uri, "thl://")
+	if !ok {
+		rest, ok = strings.CutPrefix(uri, "thls://")
+	}
+	if !ok {
+		return "", fmt.Errorf("%w: %q is not a THL URI like thl://east1:2112/", ErrInput, uri)
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if _, _, err := net.SplitHostPort(rest); err != nil {
+		return "", fmt.Errorf("%w: %q is not a THL URI like thl://east1:2112/", ErrInput, uri)
+	}
+	return rest, nil
+}
+
+// Reset deletes the THL and/or the tracking schema; the service must be
+// offline.
+func (s *Service) Reset(ctx context.Context, thlToo, db bool) error {
+	s.mu.Lock()
+	state := s.state
+	s.mu.Unlock()
+	if state != StateOffline && state != StateError {
+		return fmt.Errorf("%w: service %s is %s; reset needs it offline (trepctl offline)", ErrState, s.cfg.Name, state)
+	}
+	if db {
+		a, err := s.newApplier()
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if err := a.Reset(ctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.lastApply, s.hasApply = apply.Position{}, false
+		s.mu.Unlock()
+	}
+	if thlToo {
+		if err := s.store.Reset(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.pending = nil
+	if s.state == StateError {
+		s.setState(StateOffline)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Service) newApplier() (*apply.Applier, error) {
+	return apply.New(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Logger: s.log})
+}
+
+func (s *Service) openDB() (*sql.DB, error) {
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = s.cfg.DBUser, s.cfg.DBPassword, "tcp", s.cfg.DBAddr
+	mc.Timeout = 5 * time.Second
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// syncer syncs the store every interval while ctx lives.
+func (s *Service) syncer(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.store.Sync(); err != nil {
+				s.log.Error("THL sync failed", "error", err)
+			}
+		case <-ctx.Done():
+			_ = s.store.Sync()
+			return
+		}
+	}
+}
+
+// runMaster extracts the local binlog into the THL.
+func (s *Service) runMaster(ctx context.Context) error {
+	x, err := extract.New(extract.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword,
+		Service: s.cfg.Name, SourceID: s.cfg.Host, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	notes, err := x.Check(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range notes {
+		s.log.Warn("extractor check", "note", n)
+	}
+	tracker, err := s.newApplier()
+	if err != nil {
+		return err
+	}
+	defer tracker.Close()
+	if err := tracker.Open(ctx); err != nil {
+		return err
+	}
+	var from position.Position
+	var next, epoch uint64
+	last, ok := s.store.Last()
+	switch {
+	case ok && last.GetSourceId() == s.cfg.Host:
+		// This host extracted the last stored event: continue after it.
+		if from, err = position.Parse(last.GetEventId()); err != nil {
+			return fmt.Errorf("last stored event %d: %w", last.GetSeqno(), err)
+		}
+		next, epoch = last.GetSeqno()+1, last.GetEpoch()
+	default:
+		// A new lineage: from the current end of the binlog, with a new
+		// epoch starting at the next seqno.
+		if ok {
+			next = last.GetSeqno() + 1
+		}
+		epoch = next
+		if from, err = x.CurrentPosition(ctx); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	if s.fromEvent != "" {
+		from, _ = position.Parse(s.fromEvent)
+		s.fromEvent = ""
+	}
+	s.extractor = x
+	s.mu.Unlock()
+	s.log.Info("extracting", "from", from.String(), "seqno", next, "epoch", epoch)
+	go s.syncer(ctx, 20*time.Millisecond)
+	done := make(chan struct{})
+	defer close(done)
+	go s.recordExtracted(done, tracker)
+	s.goOnline()
+	return x.Run(ctx, from, func(frags []*thlpb.Event) error {
+		for _, f := range frags {
+			f.Seqno, f.Epoch = next, epoch
+		}
+		if err := s.store.Append(frags...); err != nil {
+			return err
+		}
+		next++
+		return nil
+	})
+}
+
+// recordExtracted keeps the master's tracking row at the last stored
+// transaction (every second and when extraction stops): should this host
+// become a slave, it applies from there on.
+func (s *Service) recordExtracted(done <-chan struct{}, tracker *apply.Applier) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var recorded uint64
+	has := false
+	record := func() {
+		last, ok := s.store.Last()
+		if !ok || (has && last.GetSeqno() == recorded) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracker.SetPosition(ctx, last); err != nil {
+			s.log.Warn("record extracted position", "error", err)
+			return
+		}
+		recorded, has = last.GetSeqno(), true
+	}
+	for {
+		select {
+		case <-t.C:
+			record()
+		case <-done:
+			record()
+			return
+		}
+	}
+}
+
+// ownEvents lists the seqnos from `from` on that this host extracted
+// itself (it was their master): they are in its database already, so a
+// slave records them as applied instead of applying them again.
+func (s *Service) ownEvents(ctx context.Context, from uint64) []uint64 {
+	r, err := s.store.NewReader(from)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	var out []uint64
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		ev, err := r.Next(rctx)
+		cancel()
+		if err != nil || ev.GetSourceId() != s.cfg.Host {
+			return out
+		}
+		if ev.GetLastFrag() {
+			out = append(out, ev.GetSeqno())
+		}
+	}
+}
+
+// runSlave fetches THL from the sources and applies it.
+func (s *Service) runSlave(ctx context.Context) error {
+	a, err := s.newApplier()
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Open(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if len(s.skip) > 0 {
+		a.Skip(s.skip...)
+		s.skip = nil
+	}
+	sources := append([]string(nil), s.sources...)
+	s.mu.Unlock()
+	pos, applied := a.Position()
+	from := uint64(0)
+	if applied {
+		from = pos.Seqno + 1
+	} else if min, ok := s.store.MinSeqno(); ok {
+		from = min
+	}
+	if own := s.ownEvents(ctx, from); len(own) > 0 {
+		s.log.Info("recording transactions this host extracted as master as applied", "from", own[0], "to", own[len(own)-1])
+		a.Skip(own...)
+	}
+	c, err := stream.NewClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.applier, s.client = a, c
+	s.lastApply, s.hasApply = pos, applied
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	clientErr := make(chan error, 1)
+	go func() { clientErr <- c.Run(ctx, &fetchStore{store: s.store, applied: pos, hasApplied: applied}) }()
+	go s.watchConnected(ctx, c)
+
+	r, err := s.store.NewReader(from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	applyErr := make(chan error, 1)
+	go func() { applyErr <- a.Run(ctx, r.Next) }()
+	select {
+	case err := <-clientErr:
+		if err != nil {
+			return err
+		}
+		return <-applyErr
+	case err := <-applyErr:
+		return err
+	}
+}
+
+func (s *Service) watchConnected(ctx context.Context, c *stream.Client) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if c.Status().Connected {
+				s.goOnline()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fetchStore adapts the store for the THL client: when the store holds
+// nothing, the client's handshake starts after the applied position.
+type fetchStore struct {
+	store      *thl.Store
+	applied    apply.Position
+	hasApplied bool
+}
+
+func (f *fetchStore) Last() (*thlpb.Event, bool) {
+	if ev, ok := f.store.Last(); ok {
+		return ev, true
+	}
+	if f.hasApplied {
+		return &thlpb.Event{Seqno: f.applied.Seqno, Epoch: f.applied.Epoch, EventId: f.applied.EventID, LastFrag: true}, true
+	}
+	return nil, false
+}
+
+func (f *fetchStore) Append(evs ...*thlpb.Event) error { return f.store.Append(evs...) }
+func (f *fetchStore) Sync() error                      { return f.store.Sync() }
+
+// DropIncomplete removes fragments of a transaction that never completed.
+func (f *fetchStore) DropIncomplete() error {
+	if last, ok := f.store.Last(); ok {
+		return f.store.Truncate(last.GetSeqno())
+	}
+	if _, any := f.store.MinSeqno(); !any {
+		return nil // empty: nothing to drop
+	}
+	return f.store.Reset() // fragments of a first transaction only
+}

@@ -1,0 +1,162 @@
+package service
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+)
+
+// Version is reported by status.
+var Version = "Carbide Replicator 0.1.0"
+
+func (s *Service) uri(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	scheme := "thl"
+	if s.cfg.SSL {
+		scheme = "thls"
+	}
+	return scheme + "://" + addr + "/"
+}
+
+// Status returns the service's status with the guide's field names.
+func (s *Service) Status() *replicatorpb.ServiceStatus {
+	s.mu.Lock()
+	state, since, role := s.state, s.stateSince, s.role
+	pending := s.pending
+	sources := append([]string(nil), s.sources...)
+	applier, client, extractor := s.applier, s.client, s.extractor
+	lastApply, hasApply := s.lastApply, s.hasApply
+	s.mu.Unlock()
+
+	now := time.Now()
+	st := &replicatorpb.ServiceStatus{Service: s.cfg.Name, Role: role, State: state, AppliedLastSeqno: -1, MinStoredSeqno: -1, MaxStoredSeqno: -1, PendingErrorSeqno: -1}
+	if min, ok := s.store.MinSeqno(); ok {
+		st.MinStoredSeqno = int64(min)
+	}
+	last, hasLast := s.store.Last()
+	if hasLast {
+		st.MaxStoredSeqno = int64(last.GetSeqno())
+		st.Epoch = last.GetEpoch()
+	}
+	currentEventID := "NONE"
+	if role == RoleMaster {
+		if hasLast {
+			st.AppliedLastSeqno = int64(last.GetSeqno())
+			st.AppliedLastEventId = last.GetEventId()
+			if t := last.GetSourceCommitTimeUs(); t > 0 && last.GetExtractTimeUs() > 0 {
+				st.AppliedLatency = max(0, float64(last.GetExtractTimeUs()-t)/1e6)
+			}
+		}
+		if extractor != nil {
+			currentEventID = extractor.Stats().Position.String()
+		}
+	} else {
+		if applier != nil {
+			lastApply, hasApply = applier.Position()
+			s.mu.Lock()
+			s.lastApply, s.hasApply = lastApply, hasApply
+			s.mu.Unlock()
+		}
+		if hasApply {
+			st.AppliedLastSeqno = int64(lastApply.Seqno)
+			st.AppliedLastEventId = lastApply.EventID
+			st.AppliedLatency = lastApply.AppliedLatency.Seconds()
+		}
+	}
+	connectURI := ""
+	if role == RoleSlave {
+		if client != nil && client.Status().Source != "" {
+			connectURI = s.uri(client.Status().Source)
+		} else if len(sources) > 0 {
+			connectURI = s.uri(sources[0])
+		}
+	}
+	st.MasterConnectUri = connectURI
+	if pending != nil {
+		st.PendingError = pending.message
+		st.PendingErrorSeqno = pending.seqno
+		st.PendingExceptionMessage = pending.message
+		if pending.sql != "" {
+			st.PendingExceptionMessage = pending.message + "; statement: " + pending.sql
+		}
+	}
+	relative := 0.0
+	if hasLast && last.GetSourceCommitTimeUs() > 0 {
+		relative = max(0, float64(now.UnixMicro()-last.GetSourceCommitTimeUs())/1e6)
+	}
+	pendingErr, pendingSeqno, pendingEvent := "NONE", "-1", "NONE"
+	if pending != nil {
+		pendingErr, pendingSeqno = pending.message, strconv.FormatInt(pending.seqno, 10)
+		if pending.eventID != "" {
+			pendingEvent = pending.eventID
+		}
+	}
+	pipelineSource := connectURI
+	if role == RoleMaster {
+		pipelineSource = "jdbc:mysql:thin://" + s.cfg.DBAddr + "/"
+	}
+	f := map[string]string{
+		"appliedLastEventId":      orNone(st.AppliedLastEventId),
+		"appliedLastSeqno":        strconv.FormatInt(st.AppliedLastSeqno, 10),
+		"appliedLatency":          fmt.Sprintf("%.3f", st.AppliedLatency),
+		"autoRecoveryEnabled":     "false",
+		"autoRecoveryTotal":       "0",
+		"channels":                "1",
+		"clusterName":             s.cfg.Name,
+		"currentEventId":          currentEventID,
+		"currentTimeMillis":       strconv.FormatInt(now.UnixMilli(), 10),
+		"dataServerHost":          s.cfg.DBAddr,
+		"extensions":              "",
+		"host":                    s.cfg.Host,
+		"latestEpochNumber":       strconv.FormatUint(st.Epoch, 10),
+		"masterConnectUri":        orNone(connectURI),
+		"masterListenUri":         s.uri(s.cfg.ListenAddr),
+		"maximumStoredSeqNo":      strconv.FormatInt(st.MaxStoredSeqno, 10),
+		"minimumStoredSeqNo":      strconv.FormatInt(st.MinStoredSeqno, 10),
+		"offlineRequests":         "NONE",
+		"pendingError":            pendingErr,
+		"pendingErrorCode":        "NONE",
+		"pendingErrorEventId":     pendingEvent,
+		"pendingErrorSeqno":       pendingSeqno,
+		"pendingExceptionMessage": orNone(st.PendingExceptionMessage),
+		"pipelineSource":          orNone(pipelineSource),
+		"relativeLatency":         fmt.Sprintf("%.3f", relative),
+		"resourcePrecedence":      "99",
+		"rmiPort":                 strconv.Itoa(s.cfg.RMIPort),
+		"role":                    role,
+		"seqnoType":               "java.lang.Long",
+		"serviceName":             s.cfg.Name,
+		"serviceType":             "local",
+		"simpleServiceName":       s.cfg.Name,
+		"siteName":                "default",
+		"sourceId":                s.cfg.Host,
+		"state":                   state,
+		"timeInStateSeconds":      fmt.Sprintf("%.3f", now.Sub(since).Seconds()),
+		"timezone":                "GMT",
+		"transitioningTo":         "",
+		"uptimeSeconds":           fmt.Sprintf("%.3f", now.Sub(s.start).Seconds()),
+		"useSSLConnection":        strconv.FormatBool(s.cfg.SSL),
+		"version":                 Version,
+	}
+	names := make([]string, 0, len(f))
+	for n := range f {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		st.Fields = append(st.Fields, &replicatorpb.Field{Name: n, Value: f[n]})
+	}
+	return st
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "NONE"
+	}
+	return s
+}
