@@ -87,6 +87,14 @@ func buildKeyTable() map[string]keyDef {
 		{name: "thl-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.THLPort })},
 		{name: "rmi-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.RMIPort })},
 		{name: "thl-log-retention", comp: replicatorKey, set: setDuration(func(s *Settings) *time.Duration { return &s.THLRetention })},
+		{name: "channels", comp: replicatorKey, set: func(s *Settings, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return fmt.Errorf("must be a number of apply channels from 1 to 64, not %q", v)
+			}
+			s.Channels = n
+			return nil
+		}},
 		{name: "replicator-rest-api", comp: replicatorKey, set: setBool(func(s *Settings) *bool { return &s.ReplicatorREST })},
 		{name: "replicator-rest-api-address", comp: replicatorKey, set: setAddress(func(s *Settings) *string { return &s.ReplicatorRESTAddress })},
 		{name: "replicator-rest-api-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.ReplicatorRESTPort })},

@@ -27,6 +27,9 @@ type Settings struct {
 	THLPort      int
 	RMIPort      int
 	THLRetention time.Duration
+	// Channels is how many blocks a slave applies at once (parallel apply,
+	// commits in order).
+	Channels int
 
 	ManagerRPCPort int
 	GossipPort     int

@@ -54,6 +54,7 @@ replication-password=secret
 application-user=app_user
 application-password=secret
 replicator-rest-api=false
+channels=4
 property=replicator.prometheus.exporter.enabled=false
 
 [east]

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,7 +69,7 @@ func New(cfg Config) (*Agent, error) {
 			Name: sp.Name, Host: b.Host.Name, Role: sp.Role, Topology: sp.Topology, Sources: sources,
 			ListenAddr: net.JoinHostPort(b.Host.Name, strconv.Itoa(st.THLPort)), SSL: st.THLSSL, Resolve: resolver(b),
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
-			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort,
+			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			Logger: cfg.Logger,
 		})
 		if err != nil {
@@ -113,12 +114,12 @@ func (a *Agent) Addrs() (control, thlAddr string) {
 // services offline, servers stopped, stores closed.
 func (a *Agent) Run(ctx context.Context) error {
 	controlAddr, thlAddr := a.Addrs()
-	cl, err := net.Listen("tcp", controlAddr)
+	cl, err := listen(ctx, controlAddr)
 	if err != nil {
 		a.closeServices()
 		return fmt.Errorf("listen for control on %s (rmi-port): %w", controlAddr, err)
 	}
-	tl, err := net.Listen("tcp", thlAddr)
+	tl, err := listen(ctx, thlAddr)
 	if err != nil {
 		cl.Close()
 		a.closeServices()
@@ -174,6 +175,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 	a.closeServices()
 	return runErr
+}
+
+// listen listens on addr, waiting up to 10 s while the address is in use:
+// a replicator killed a moment ago may still hold it while its threads
+// exit.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Shutdown asks Run to stop.

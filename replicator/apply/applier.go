@@ -35,13 +35,16 @@ type Config struct {
 	BlockTime time.Duration
 	// QueueSize bounds the events read ahead of the database.
 	QueueSize int
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Channels is how many blocks may apply at once (parallel apply with
+	// commits in seqno order); 1 applies serially.
+	Channels int
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
 func DefaultConfig() Config {
-	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, QueueSize: 1024}
+	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, QueueSize: 1024, Channels: 1}
 }
 
 // Validate checks c and fills zero fields with defaults.
@@ -52,8 +55,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: no database address", ErrConfig)
 	case c.Service == "":
 		return fmt.Errorf("%w: no service name", ErrConfig)
-	case c.BlockSize < 0 || c.BlockTime < 0 || c.QueueSize < 0:
-		return fmt.Errorf("%w: block size, block time and queue size must not be negative", ErrConfig)
+	case c.BlockSize < 0 || c.BlockTime < 0 || c.QueueSize < 0 || c.Channels < 0 || c.Channels > 64:
+		return fmt.Errorf("%w: block size, block time and queue size must not be negative, channels from 1 to 64", ErrConfig)
+	}
+	if c.Channels == 0 {
+		c.Channels = d.Channels
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = d.BlockSize
@@ -86,6 +92,36 @@ type Applier struct {
 	skip     map[uint64]bool
 	applied  atomic.Uint64 // transactions applied since Open
 	recovery bool          // the next transaction is the first after a restart
+
+	// pool and deps exist while Run runs with Channels > 1.
+	pool *pool
+	deps *deps
+	// queued is the last complete transaction handed to a block during
+	// this Run (committed or not); nil at the start of Run.
+	queued *thlpb.Event
+}
+
+// flush commits blk: serially, or through the parallel pool.
+func (a *Applier) flush(ctx context.Context, blk *block) error {
+	if a.pool == nil || blk.sent {
+		if a.pool != nil {
+			if err := a.pool.drain(ctx); err != nil {
+				return err
+			}
+			a.deps.reset()
+		}
+		return a.commit(ctx, blk)
+	}
+	return a.pool.dispatch(ctx, blk, a.deps)
+}
+
+// quiesce waits until nothing is in flight (before a statement, or a
+// large transaction sent in parts on the main connection).
+func (a *Applier) quiesce(ctx context.Context) error {
+	if a.pool == nil {
+		return nil
+	}
+	return a.pool.drain(ctx)
 }
 
 // New returns an Applier; Open connects it.
@@ -103,7 +139,7 @@ func New(cfg Config) (*Applier, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(2)
+	db.SetMaxOpenConns(cfg.Channels + 2)
 	return &Applier{cfg: cfg, db: db, meta: newMetaCache(), skip: map[uint64]bool{}}, nil
 }
 
@@ -117,18 +153,11 @@ func (a *Applier) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect to the database at %s: %w", a.cfg.Addr, err)
 	}
-	setup := []string{
-		"SET NAMES binary",
-		"SET SESSION time_zone='+00:00'",
-		"SET SESSION sql_mode='" + sessionSQLMode + "'",
-		"SET SESSION foreign_key_checks=0",
-		// The extractor of this database drops statements logged with this
-		// thread id: MariaDB rewrites some DDL and loses our comment.
-		fmt.Sprintf("SET SESSION pseudo_thread_id=%d", origin.ThreadID),
-		"SET SESSION autocommit=1",
-		"SET SESSION sql_log_bin=0",
+	if err := setupSession(ctx, conn); err != nil {
+		conn.Close()
+		return err
 	}
-	setup = append(setup, trackingDDL(a.cfg.Service)...)
+	setup := append([]string{"SET SESSION sql_log_bin=0"}, trackingDDL(a.cfg.Service)...)
 	setup = append(setup, "SET SESSION sql_log_bin=1")
 	for _, q := range setup {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
@@ -146,6 +175,28 @@ func (a *Applier) Open(ctx context.Context) error {
 	a.mu.Lock()
 	a.pos, a.hasPos, a.recovery = pos, ok, true
 	a.mu.Unlock()
+	return nil
+}
+
+// setupSession sets an applier connection's session up.
+func setupSession(ctx context.Context, conn *sql.Conn) error {
+	for _, q := range []string{
+		"SET NAMES binary",
+		"SET SESSION time_zone='+00:00'",
+		"SET SESSION sql_mode='" + sessionSQLMode + "'",
+		"SET SESSION foreign_key_checks=0",
+		// Row images name their rows by key: no gap locks needed, and
+		// parallel blocks on distinct rows do not block each other.
+		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+		// The extractor of this database drops statements logged with this
+		// thread id: MariaDB rewrites some DDL and loses our comment.
+		fmt.Sprintf("SET SESSION pseudo_thread_id=%d", origin.ThreadID),
+		"SET SESSION autocommit=1",
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("prepare the applier session (%s): %w", shortSQL(q), err)
+		}
+	}
 	return nil
 }
 
@@ -222,6 +273,19 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.deps, a.queued = nil, nil
+	if a.cfg.Channels > 1 {
+		p, err := a.openPool(ctx)
+		if err != nil {
+			return err
+		}
+		a.pool, a.deps = p, newDeps()
+		defer func() {
+			_ = p.drain(context.Background())
+			p.close()
+			a.pool, a.deps = nil, nil
+		}()
+	}
 	events := make(chan *thlpb.Event, a.cfg.QueueSize)
 	readErr := make(chan error, 1)
 	go func() {
@@ -243,7 +307,7 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 	blk := &block{}
 	for {
 		if blk.txns > 0 && blk.open == nil && (blk.txns >= a.cfg.BlockSize || time.Since(blk.start) >= a.cfg.BlockTime || len(events) == 0) {
-			if err := a.commit(ctx, blk); err != nil {
+			if err := a.flush(ctx, blk); err != nil {
 				return err
 			}
 			continue
@@ -257,7 +321,12 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 		}
 		if !ok {
 			if blk.txns > 0 && blk.open == nil {
-				if err := a.commit(ctx, blk); err != nil {
+				if err := a.flush(ctx, blk); err != nil {
+					return err
+				}
+			}
+			if a.pool != nil {
+				if err := a.pool.drain(ctx); err != nil {
 					return err
 				}
 			}

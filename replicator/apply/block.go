@@ -60,11 +60,18 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: errors.New("a statement (DDL) arrived in a fragmented transaction")}
 		}
 		if blk.txns > 0 {
-			if err := a.commit(ctx, blk); err != nil {
+			if err := a.flush(ctx, blk); err != nil {
 				return err
 			}
 		}
-		return a.applyStatements(ctx, ev)
+		if err := a.quiesce(ctx); err != nil {
+			return err
+		}
+		if err := a.applyStatements(ctx, ev); err != nil {
+			return err
+		}
+		a.queued = ev
+		return nil
 	}
 	if blk.txns == 0 && blk.open == nil {
 		blk.start = time.Now()
@@ -74,7 +81,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	}
 	tx := &blk.txs[len(blk.txs)-1]
 	if !skip {
-		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql}
+		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps}
 		for _, c := range ev.GetChanges() {
 			tx.stmts = append(tx.stmts, len(bld.buf))
 			if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
@@ -86,6 +93,9 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	if !ev.GetLastFrag() {
 		blk.open = ev
 		if len(blk.sql) > maxPending {
+			if err := a.quiesce(ctx); err != nil {
+				return err
+			}
 			return a.sendPart(ctx, blk)
 		}
 		return nil
@@ -93,6 +103,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	blk.open = nil
 	tx.last = ev
 	blk.txns++
+	a.queued = ev
 	return nil
 }
 
@@ -101,8 +112,8 @@ func (a *Applier) checkSequence(blk *block, ev *thlpb.Event) error {
 	switch {
 	case blk.open != nil:
 		prev = blk.open
-	case len(blk.txs) > 0:
-		prev = blk.txs[len(blk.txs)-1].last
+	case a.queued != nil:
+		prev = a.queued
 	}
 	if prev != nil {
 		if blk.open != nil {

@@ -19,6 +19,80 @@ type builder struct {
 	meta    *metaCache
 	service string
 	buf     []byte
+	// deps, when set, collects the rows the SQL touches, for parallel
+	// apply's conflict check.
+	deps *deps
+}
+
+// deps are the rows a block touches: one key per row and unique index
+// (table, index, values). A table without a usable key makes the block a
+// barrier: it conflicts with everything.
+type deps struct {
+	keys    map[string]struct{}
+	barrier bool
+	scratch []byte
+}
+
+func newDeps() *deps { return &deps{keys: map[string]struct{}{}} }
+
+func (d *deps) reset() {
+	clear(d.keys)
+	d.barrier = false
+}
+
+// conflicts reports whether d and o touch a common row.
+func (d *deps) conflicts(o *deps) bool {
+	if d.barrier || o.barrier {
+		return true
+	}
+	small, big := d.keys, o.keys
+	if len(small) > len(big) {
+		small, big = big, small
+	}
+	for k := range small {
+		if _, ok := big[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// note records the keys of one row image.
+func (d *deps) note(t *table, target []int, values []*thlpb.Value) {
+	if t.key == nil || len(values) != len(target) {
+		d.barrier = true
+		return
+	}
+	pos := make(map[int]int, len(target))
+	for i, j := range target {
+		if j >= 0 {
+			pos[j] = i
+		}
+	}
+	for n, idx := range t.uniques {
+		b := append(d.scratch[:0], t.schema...)
+		b = append(b, 0)
+		b = append(b, t.name...)
+		b = append(b, 0, byte(n), 0)
+		complete := true
+		for _, c := range idx {
+			i, ok := pos[c]
+			if !ok {
+				complete = false
+				break
+			}
+			b, _ = appendValue(b, values[i], nil)
+			b = append(b, 0)
+		}
+		d.scratch = b
+		if !complete {
+			if n == 0 {
+				d.barrier = true
+			}
+			continue
+		}
+		d.keys[string(b)] = struct{}{}
+	}
 }
 
 // schemaWait bounds how long a row change waits for its table to gain the
@@ -75,6 +149,16 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 			idx = -1
 		}
 		target[i] = idx
+	}
+	if b.deps != nil {
+		for _, r := range rc.GetRows() {
+			if rc.GetAction() != thlpb.RowChange_INSERT {
+				b.deps.note(t, target, r.GetBefore())
+			}
+			if rc.GetAction() != thlpb.RowChange_DELETE {
+				b.deps.note(t, target, r.GetAfter())
+			}
+		}
 	}
 	switch rc.GetAction() {
 	case thlpb.RowChange_INSERT:

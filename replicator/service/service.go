@@ -48,6 +48,7 @@ type Config struct {
 	THLDir                     string
 	BlockSize                  int
 	BlockTime                  time.Duration
+	Channels                   int
 	Retention                  time.Duration
 	RMIPort                    int
 	Logger                     *slog.Logger
@@ -341,7 +342,7 @@ func (s *Service) Reset(ctx context.Context, thlToo, db bool) error {
 
 func (s *Service) newApplier() (*apply.Applier, error) {
 	return apply.New(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Logger: s.log})
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Logger: s.log})
 }
 
 func (s *Service) openDB() (*sql.DB, error) {

@@ -106,7 +106,7 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		"appliedLatency":          fmt.Sprintf("%.3f", st.AppliedLatency),
 		"autoRecoveryEnabled":     "false",
 		"autoRecoveryTotal":       "0",
-		"channels":                "1",
+		"channels":                strconv.Itoa(max(1, s.cfg.Channels)),
 		"clusterName":             s.cfg.Name,
 		"currentEventId":          currentEventID,
 		"currentTimeMillis":       strconv.FormatInt(now.UnixMilli(), 10),
