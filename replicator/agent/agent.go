@@ -78,7 +78,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 		a.services = append(a.services, svc)
 		a.byName[sp.Name] = svc
-		a.thl.Serve(sp.Name, storeLog{svc.Store()}, svc.Role)
+		a.thl.Serve(sp.Name, storeLog{svc}, svc.Role)
 	}
 	return a, nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/service"
 	"github.com/carbidedb/carbide/replicator/stream"
-	"github.com/carbidedb/carbide/replicator/thl"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -221,13 +220,32 @@ func (c *controlServer) Shutdown(ctx context.Context, _ *replicatorpb.ShutdownRe
 	return &replicatorpb.ShutdownReply{}, nil
 }
 
-// storeLog adapts a THL store for the THL server.
-type storeLog struct{ s *thl.Store }
+// storeLog adapts a service's THL store for the THL server; the store may
+// change (a damaged one is replaced by reset) or be missing.
+type storeLog struct{ svc *service.Service }
 
-func (l storeLog) Last() (*thlpb.Event, bool)               { return l.s.Last() }
-func (l storeLog) Get(seqno uint64) ([]*thlpb.Event, error) { return l.s.Get(seqno) }
+var errNoStore = errors.New("this host's THL is damaged and not yet reset")
+
+func (l storeLog) Last() (*thlpb.Event, bool) {
+	if s := l.svc.Store(); s != nil {
+		return s.Last()
+	}
+	return nil, false
+}
+
+func (l storeLog) Get(seqno uint64) ([]*thlpb.Event, error) {
+	if s := l.svc.Store(); s != nil {
+		return s.Get(seqno)
+	}
+	return nil, errNoStore
+}
+
 func (l storeLog) NewReader(from uint64) (stream.Reader, error) {
-	r, err := l.s.NewReader(from)
+	s := l.svc.Store()
+	if s == nil {
+		return nil, errNoStore
+	}
+	r, err := s.NewReader(from)
 	if err != nil {
 		return nil, err
 	}

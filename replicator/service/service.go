@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -109,23 +111,45 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	store, err := thl.Open(thl.Config{Dir: cfg.THLDir, Logger: cfg.Logger.With("service", cfg.Name)})
+	now := time.Now()
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", cfg.Name), start: now,
+		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...)}
+	store, err := s.openStore()
+	switch {
+	case errors.Is(err, thl.ErrCorrupt):
+		// The service exists, OFFLINE:ERROR, so the operator can see why
+		// and reset its THL (trepctl reset -thl) with the replicator up.
+		s.state = StateError
+		s.pending = &pendingError{seqno: -1, message: err.Error()}
+		s.log.Error("THL damaged", "error", err)
+	case err != nil:
+		return nil, err
+	}
+	s.store = store
+	return s, nil
+}
+
+func (s *Service) openStore() (*thl.Store, error) {
+	store, err := thl.Open(thl.Config{Dir: s.cfg.THLDir, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range store.Repairs() {
-		cfg.Logger.Warn("THL repaired on open", "service", cfg.Name, "repair", fmt.Sprint(r))
+		s.log.Warn("THL repaired on open", "repair", fmt.Sprint(r))
 	}
-	now := time.Now()
-	return &Service{cfg: cfg, store: store, log: cfg.Logger.With("service", cfg.Name), start: now,
-		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...)}, nil
+	return store, nil
 }
 
 // Name returns the service's name.
 func (s *Service) Name() string { return s.cfg.Name }
 
-// Store returns the service's THL store (served by the THL server).
-func (s *Service) Store() *thl.Store { return s.store }
+// Store returns the service's THL store (served by the THL server); nil
+// while its THL is damaged and not yet reset.
+func (s *Service) Store() *thl.Store {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store
+}
 
 // Role returns the current role.
 func (s *Service) Role() string {
@@ -175,6 +199,9 @@ func (s *Service) Online(opts OnlineOptions) error {
 		if _, err := position.Parse(opts.FromEvent); err != nil {
 			return fmt.Errorf("%w: %v", ErrInput, err)
 		}
+	}
+	if s.store == nil {
+		return fmt.Errorf("%w: the THL of %s is damaged: %s", ErrState, s.cfg.Name, s.pending.message)
 	}
 	s.pending = nil
 	s.skip, s.fromEvent = opts.SkipSeqnos, opts.FromEvent
@@ -237,7 +264,9 @@ func (s *Service) Offline(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	case StateError:
-		s.setState(StateOffline)
+		if s.store != nil {
+			s.setState(StateOffline)
+		}
 		s.mu.Unlock()
 		return nil
 	}
@@ -260,7 +289,10 @@ func (s *Service) Offline(ctx context.Context) error {
 // Close takes the service offline and closes its store.
 func (s *Service) Close() error {
 	_ = s.Offline(context.Background())
-	return s.store.Close()
+	if st := s.Store(); st != nil {
+		return st.Close()
+	}
+	return nil
 }
 
 // SetRole changes the role (and a slave's source) while OFFLINE.
@@ -327,7 +359,7 @@ func (s *Service) Reset(ctx context.Context, thlToo, db bool) error {
 		s.mu.Unlock()
 	}
 	if thlToo {
-		if err := s.store.Reset(); err != nil {
+		if err := s.resetStore(); err != nil {
 			return err
 		}
 	}
@@ -337,6 +369,31 @@ func (s *Service) Reset(ctx context.Context, thlToo, db bool) error {
 		s.setState(StateOffline)
 	}
 	s.mu.Unlock()
+	return nil
+}
+
+// resetStore empties the THL; a damaged one is removed and made again.
+func (s *Service) resetStore() error {
+	if st := s.Store(); st != nil {
+		return st.Reset()
+	}
+	entries, err := os.ReadDir(s.cfg.THLDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.cfg.THLDir, e.Name())); err != nil {
+			return err
+		}
+	}
+	store, err := s.openStore()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.store = store
+	s.mu.Unlock()
+	s.log.Info("damaged THL removed; the log starts empty")
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // Version is reported by status.
@@ -33,12 +34,17 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 	lastApply, hasApply := s.lastApply, s.hasApply
 	s.mu.Unlock()
 
+	store := s.Store()
 	now := time.Now()
 	st := &replicatorpb.ServiceStatus{Service: s.cfg.Name, Role: role, State: state, AppliedLastSeqno: -1, MinStoredSeqno: -1, MaxStoredSeqno: -1, PendingErrorSeqno: -1}
-	if min, ok := s.store.MinSeqno(); ok {
-		st.MinStoredSeqno = int64(min)
+	var last *thlpb.Event
+	var hasLast bool
+	if store != nil {
+		if min, ok := store.MinSeqno(); ok {
+			st.MinStoredSeqno = int64(min)
+		}
+		last, hasLast = store.Last()
 	}
-	last, hasLast := s.store.Last()
 	if hasLast {
 		st.MaxStoredSeqno = int64(last.GetSeqno())
 		st.Epoch = last.GetEpoch()

@@ -38,7 +38,7 @@ func (r *runner) purge(args []string) error {
 	}
 	s, err := thl.Open(thl.Config{Dir: dir, Logger: r.logger()})
 	if errors.Is(err, thl.ErrLocked) {
-		return fmt.Errorf("the THL at %s is in use by a running replicator; stop the replicator or put it offline first", dir)
+		return fmt.Errorf("the THL at %s is in use by a running replicator; stop it first (replicator stop), or use trepctl reset -thl while it runs", dir)
 	}
 	if err != nil {
 		return err

@@ -445,7 +445,7 @@ func TestPurge(t *testing.T) {
 	}
 	code, _, errOut = run(t, Env{}, "-dir", dir, "purge", "-y")
 	s.Close()
-	if code != 1 || errOut != "thl: the THL at "+dir+" is in use by a running replicator; stop the replicator or put it offline first\n" {
+	if code != 1 || errOut != "thl: the THL at "+dir+" is in use by a running replicator; stop it first (replicator stop), or use trepctl reset -thl while it runs\n" {
 		t.Fatalf("purge of a locked store: %d %q", code, errOut)
 	}
 	// Everything.
