@@ -125,7 +125,7 @@ func (c *Client) Run(ctx context.Context, store Store) error {
 				return err
 			}
 			c.setStatus(func(s *ClientStatus) { s.Connected, s.LastError = false, errText(err) })
-			c.cfg.Logger.Warn("THL source failed", "service", c.cfg.Service, "source", src, "error", err)
+			c.cfg.Logger.Warn("THL source failed", "source", src, "error", err)
 			if got {
 				backoff = c.cfg.MinBackoff
 			}
@@ -194,7 +194,7 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 		if !got {
 			got = true
 			c.setStatus(func(s *ClientStatus) { s.Source, s.Connected, s.LastError = src, true, "" })
-			c.cfg.Logger.Info("THL source connected", "service", c.cfg.Service, "source", src)
+			c.cfg.Logger.Info("THL source connected", "source", src)
 		}
 		switch m := msg.GetMessage().(type) {
 		case *thlpb.StreamMessage_Event:
