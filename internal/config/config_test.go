@@ -110,6 +110,22 @@ func TestLaterFileOverrides(t *testing.T) {
 	}
 }
 
+func TestBlockCommitProperties(t *testing.T) {
+	in := "[defaults]\nproperty=replicator.stage.q-to-dbms.blockCommitRowCount=50\nproperty=replicator.stage.q-to-dbms.blockCommitInterval=250ms\nchannels=4\n[east]\ntopology=clustered\nmembers=e1\nmaster=e1\n"
+	cfg, err := Parse(Source{"x", []byte(in)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.ClusterSettings("east")
+	if s.BlockCommitRows != 50 || s.BlockCommitInterval != 250*time.Millisecond || s.Channels != 4 {
+		t.Fatalf("settings = %+v", s)
+	}
+	bad := "[defaults]\nproperty=replicator.stage.q-to-dbms.blockCommitRowCount=0\n[east]\ntopology=clustered\nmembers=e1\nmaster=e1\n"
+	if _, err := Parse(Source{"x", []byte(bad)}); err == nil || !strings.Contains(err.Error(), "blockCommitRowCount must be a number of transactions") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestAliasAndProperties(t *testing.T) {
 	in := "[defaults]\nrest-api-admin-pass=pw\nproperty=a.b=1\nproperty=a.b=2\nproperty=replicator.prometheus.exporter.enabled=false\n[east]\ntopology=clustered\nmembers=e1\nmaster=e1\n"
 	cfg, err := Parse(Source{"x", []byte(in)})

@@ -313,6 +313,18 @@ func setProperty(s *Settings, v string) error {
 			return fmt.Errorf("%s must be a port number from 1 to 65535, not %q", k, val)
 		}
 		s.PrometheusPort = n
+	case PropBlockCommitRowCount:
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 1 || n > 100000 {
+			return fmt.Errorf("%s must be a number of transactions from 1 to 100000, not %q", k, val)
+		}
+		s.BlockCommitRows = n
+	case PropBlockCommitInterval:
+		d, err := parseDuration(val)
+		if err != nil {
+			return fmt.Errorf("%s %v", k, err)
+		}
+		s.BlockCommitInterval = d
 	case PropPrometheusEnabled:
 		b, err := parseBool(val)
 		if err != nil {

@@ -30,6 +30,11 @@ type Settings struct {
 	// Channels is how many blocks a slave applies at once (parallel apply,
 	// commits in order).
 	Channels int
+	// BlockCommitRows and BlockCommitInterval bound an applier block
+	// (property=replicator.stage.q-to-dbms.blockCommitRowCount / …Interval);
+	// 0 means the applier's defaults (10 transactions, 100 ms).
+	BlockCommitRows     int
+	BlockCommitInterval time.Duration
 
 	ManagerRPCPort int
 	GossipPort     int
@@ -106,6 +111,8 @@ func (s Settings) clone() Settings {
 
 // Property names with a meaning of their own.
 const (
-	PropPrometheusPort    = "replicator.prometheus.exporter.port"
-	PropPrometheusEnabled = "replicator.prometheus.exporter.enabled"
+	PropPrometheusPort      = "replicator.prometheus.exporter.port"
+	PropPrometheusEnabled   = "replicator.prometheus.exporter.enabled"
+	PropBlockCommitRowCount = "replicator.stage.q-to-dbms.blockCommitRowCount"
+	PropBlockCommitInterval = "replicator.stage.q-to-dbms.blockCommitInterval"
 )

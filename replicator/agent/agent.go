@@ -70,6 +70,7 @@ func New(cfg Config) (*Agent, error) {
 			ListenAddr: net.JoinHostPort(b.Host.Name, strconv.Itoa(st.THLPort)), SSL: st.THLSSL, Resolve: resolver(b),
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
+			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
 			Logger: cfg.Logger,
 		})
 		if err != nil {
@@ -145,6 +146,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr)
+	maintainCtx, stopMaintain := context.WithCancel(ctx)
+	for _, s := range a.services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Maintain(maintainCtx, 10*time.Minute)
+		}()
+	}
 	if a.cfg.AutoOnline {
 		for _, s := range a.services {
 			if err := s.Online(service.OnlineOptions{}); err != nil {
@@ -159,6 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case runErr = <-errs:
 	}
 	a.log.Info("replicator stopping")
+	stopMaintain()
 	offCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	for _, s := range a.services {
 		_ = s.Offline(offCtx)

@@ -314,8 +314,19 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 		}
 		var ev *thlpb.Event
 		var ok bool
+		var failed <-chan struct{}
+		if a.pool != nil {
+			failed = a.pool.failed
+		}
 		select {
 		case ev, ok = <-events:
+		case <-failed:
+			// A parallel block failed: apply it again serially (a lock
+			// conflict goes through; a real error stops here).
+			if err := a.pool.drain(ctx); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -34,10 +34,13 @@ type pool struct {
 	free     chan *sql.Conn
 	inflight []*flight
 	last     *flight
+	// failed is signalled when a block fails, so Run drains at once
+	// instead of at the next dispatch.
+	failed chan struct{}
 }
 
 func (a *Applier) openPool(ctx context.Context) (*pool, error) {
-	p := &pool{a: a, free: make(chan *sql.Conn, a.cfg.Channels)}
+	p := &pool{a: a, free: make(chan *sql.Conn, a.cfg.Channels), failed: make(chan struct{}, 1)}
 	for i := 0; i < a.cfg.Channels; i++ {
 		conn, err := a.db.Conn(ctx)
 		if err != nil {
@@ -157,6 +160,10 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	if err != nil {
 		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		f.err = err
+		select {
+		case p.failed <- struct{}{}:
+		default:
+		}
 		return
 	}
 	p.a.committed(last, blk.txns, now)

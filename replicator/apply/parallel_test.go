@@ -95,3 +95,23 @@ func TestParallelApplyError(t *testing.T) {
 		t.Fatalf("rows = %s, want 501 (0..499 applied, plus the 500 that was there)", got)
 	}
 }
+
+// TestParallelFailureSeenWithoutMoreEvents: a block that fails when no
+// further event comes is still reported.
+func TestParallelFailureSeenWithoutMoreEvents(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (2)")
+	a := newParallelApplier(t, srv.Addr(), 4)
+	err := runUntil(t, a, 2,
+		rowsEvent(0, thlpb.RowChange_INSERT, "t", cols("id"), &thlpb.Row{After: []*thlpb.Value{vInt(0)}}),
+		rowsEvent(1, thlpb.RowChange_INSERT, "t", cols("id"), &thlpb.Row{After: []*thlpb.Value{vInt(1)}}),
+		rowsEvent(2, thlpb.RowChange_INSERT, "t", cols("id"), &thlpb.Row{After: []*thlpb.Value{vInt(2)}}))
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Seqno != 2 {
+		t.Fatalf("err = %v", err)
+	}
+}

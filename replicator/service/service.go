@@ -140,6 +140,47 @@ func (s *Service) openStore() (*thl.Store, error) {
 	return store, nil
 }
 
+// Maintain purges THL segments older than the retention (thl-log-retention)
+// every interval until ctx ends. A slave keeps what it has not applied yet.
+func (s *Service) Maintain(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.purgeOld()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Service) purgeOld() {
+	store := s.Store()
+	if store == nil {
+		return
+	}
+	keep := uint64(1<<63 - 1)
+	s.mu.Lock()
+	if s.role == RoleSlave {
+		keep = 0
+		if s.applier != nil {
+			s.lastApply, s.hasApply = s.applier.Position()
+		}
+		if s.hasApply {
+			keep = s.lastApply.Seqno + 1
+		}
+	}
+	s.mu.Unlock()
+	n, err := store.PurgeOlderThan(s.cfg.Retention, keep)
+	switch {
+	case err != nil:
+		s.log.Warn("THL purge by retention failed", "error", err)
+	case n > 0:
+		s.log.Info("THL purged by retention", "files", n, "retention", s.cfg.Retention)
+	}
+}
+
 // Name returns the service's name.
 func (s *Service) Name() string { return s.cfg.Name }
 
