@@ -89,8 +89,10 @@ func startSandbox(t *testing.T, ini string) *site {
 	cfg := sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: n, StopTimeout: 30 * time.Second}
 	s := &site{t: t, cfg: cfg, net: n, out: out}
 	t.Cleanup(func() {
-		if err := sandbox.Down(context.Background(), cfg); err != nil {
-			t.Errorf("sandbox down: %v", err)
+		if _, err := os.Stat(filepath.Join(cfg.Dir, sandbox.ININame)); err == nil {
+			if err := sandbox.Down(context.Background(), cfg); err != nil {
+				t.Errorf("sandbox down: %v", err)
+			}
 		}
 		if t.Failed() {
 			t.Logf("sandbox output:\n%s", out.String())
