@@ -1,5 +1,3 @@
-// Command replicator runs the replicator of an install: `replicator start`,
-// `mm_replicator stop`, `replicator status`, `replicator run`.
 package main
 
 import (

@@ -1,0 +1,3 @@
+// Command thl lists, describes and purges a replication service's
+// transaction history log (see replicator/thl/thlcmd).
+package main

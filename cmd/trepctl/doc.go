@@ -1,0 +1,4 @@
+// Command trepctl controls a replicator: status, online, offline, reset,
+// setrole, heartbeat, wait. Run as mm_trepctl it talks to the cross-site
+// replicator of the install its wrapper binds.
+package main
