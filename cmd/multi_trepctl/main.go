@@ -1,0 +1,24 @@
+// Command multi_trepctl shows every replicator of the installed
+// configuration in one table (multi_trepctl --by-service) and runs trepctl
+// on all of them (multi_trepctl run status). Run as mm_multi_trepctl from
+// the cross-site install it shows the same.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/carbidedb/carbide/shell/multitrepctl"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	env := multitrepctl.OSEnv()
+	env.Name = filepath.Base(os.Args[0])
+	code := multitrepctl.Main(ctx, os.Args[1:], env)
+	stop()
+	os.Exit(code)
+}
