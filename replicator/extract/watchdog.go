@@ -19,6 +19,9 @@ type watchdog struct {
 	events  atomic.Uint64
 	waiting atomic.Bool
 	stalled atomic.Bool
+	// observed, when set (tests), receives a value after each tick has
+	// been looked at, so a test can step the watchdog deterministically.
+	observed chan struct{}
 }
 
 // watch runs until done closes or the stream stalls, then calls stall
@@ -32,14 +35,23 @@ func (w *watchdog) watch(done <-chan struct{}, ticks <-chan time.Time, stall fun
 		case <-ticks:
 		}
 		n := w.events.Load()
-		if n != last || !w.waiting.Load() {
+		switch {
+		case n != last || !w.waiting.Load():
 			last, silent = n, 0
-			continue
+		default:
+			if silent++; silent >= stallPeriods {
+				w.stalled.Store(true)
+				stall()
+				w.observe()
+				return
+			}
 		}
-		if silent++; silent >= stallPeriods {
-			w.stalled.Store(true)
-			stall()
-			return
-		}
+		w.observe()
+	}
+}
+
+func (w *watchdog) observe() {
+	if w.observed != nil {
+		w.observed <- struct{}{}
 	}
 }

@@ -6,16 +6,19 @@ import (
 )
 
 func TestWatchdog(t *testing.T) {
-	var w watchdog
+	w := watchdog{observed: make(chan struct{})}
 	ticks := make(chan time.Time)
 	done := make(chan struct{})
 	stalled := make(chan struct{})
 	go func() {
 		w.watch(done, ticks, func() { close(stalled) })
 	}()
+	// Each tick returns once the watchdog has looked at the stream, so
+	// the test's changes never race with its reads.
 	tick := func(n int) {
 		for range n {
 			ticks <- time.Time{}
+			<-w.observed
 		}
 	}
 	// Blocked downstream (not waiting for an event): never a stall.
