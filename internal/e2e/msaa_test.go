@@ -35,7 +35,8 @@ func TestActiveActive(t *testing.T) {
 	s.exec("east1", "CREATE DATABASE app",
 		"CREATE TABLE app.shared (id INT AUTO_INCREMENT PRIMARY KEY, site VARCHAR(10), n INT)",
 		"CREATE TABLE app.east (id INT PRIMARY KEY, n INT)")
-	s.exec("west1", "CREATE TABLE IF NOT EXISTS app.west (id INT PRIMARY KEY, n INT)")
+	s.sameEverywhere(30*time.Second, allHosts, "app")
+	s.exec("west1", "CREATE TABLE app.west (id INT PRIMARY KEY, n INT)")
 	s.sameEverywhere(30*time.Second, allHosts, "app")
 
 	ctx, cancel := context.WithTimeout(context.Background(), soak())

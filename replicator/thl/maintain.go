@@ -163,6 +163,7 @@ func (s *Store) Reset() error {
 			r.err = fmt.Errorf("%w: the log was reset", ErrTruncated)
 		}
 	}
+	s.publish() // wake readers waiting at the end: they fail now
 	s.mu.Unlock()
 	return err
 }

@@ -197,3 +197,38 @@ func TestConcurrentAppenderAndReaders(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestResetWakesWaitingReader: a reader waiting at the end of the log
+// fails with ErrTruncated as soon as the log is reset.
+func TestResetWakesWaitingReader(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(&thlpb.Event{Seqno: 0, LastFrag: true, EventId: "mysql-bin.000001:0000000000000100"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Next(context.Background())
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let Next park at the end
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTruncated) {
+			t.Fatalf("Next after Reset = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reader waiting at the end was not woken by Reset")
+	}
+}
