@@ -37,7 +37,7 @@ bench: deps build
 
 ## chaos: long soak and fault runs (a short version of each runs in make test)
 chaos: deps build
-	CARBIDE_REQUIRE_DB=1 CARBIDE_CHAOS=1 $(GO) test -race -timeout 120m -run 'Chaos|Soak|Fault' ./...
+	CARBIDE_REQUIRE_DB=1 CARBIDE_CHAOS=1 $(GO) test -race -count=1 -timeout 120m -v ./internal/e2e/
 
 ## proto: regenerate the protobuf code from rpc/proto with Debian's protoc
 proto:
