@@ -180,7 +180,7 @@ func TestEmptyEventIsRefused(t *testing.T) {
 
 func TestTooLargeEventIsRefused(t *testing.T) {
 	if testing.Short() {
-		t.Skip("allocates 64 MiB")
+		t.Skip("short mode: allocates 64 MiB")
 	}
 	s := mustOpen(t, testConfig(t, t.TempDir()))
 	if err := s.Append(event(0, 0, true, MaxRecordSize)); !errors.Is(err, ErrInvalid) {

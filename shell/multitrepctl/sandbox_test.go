@@ -28,7 +28,7 @@ import (
 func TestSandboxByService(t *testing.T) {
 	testutil.RequireDB(t)
 	if testing.Short() {
-		t.Skip("brings up a six-host sandbox")
+		t.Skip("short mode: brings up a six-host sandbox")
 	}
 	dir := t.TempDir()
 	release := filepath.Join(dir, "release")
