@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/proc"
 )
 
 // Spec describes one agent process.
@@ -32,19 +34,6 @@ type Spec struct {
 	Out io.Writer
 }
 
-// state returns the /proc state letter of pid, 0 when gone.
-func state(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
-
 // Running reads the pid file and reports whether that process lives and is
 // the one the spec describes.
 func Running(s Spec) (int, bool) {
@@ -56,8 +45,7 @@ func Running(s Spec) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	switch state(pid) {
-	case 0, 'Z', 'X', 'x':
+	if !proc.Alive(pid) {
 		return pid, false
 	}
 	cmd, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")

@@ -118,7 +118,7 @@ func writeInstall(cfg *config.Config, h *config.HostPlan, in *config.Install, in
 			_ = os.Remove(filepath.Join(BinDir(home), e.Name()))
 		}
 	}
-	fmt.Fprintf(out, "%s: %s install in %s: %s; commands %s\n", h.Name, in.Kind, home, describe(in), strings.Join(commandNames(in), ", "))
+	fmt.Fprintf(out, "%s: %s install in %s: %s; commands %s\n", h.Name, in.Kind, home, Describe(in), strings.Join(commandNames(in), ", "))
 	if opts.Profile && cfg.SandboxRoot == "" && in.Settings.ProfileScript != "" {
 		changed, err := addToProfile(in.Settings.ProfileScript, EnvPath(home))
 		if err != nil {
@@ -131,7 +131,9 @@ func writeInstall(cfg *config.Config, h *config.HostPlan, in *config.Install, in
 	return nil
 }
 
-func describe(in *config.Install) string {
+// Describe says what an install runs: "manager, replicator [east:master],
+// connector" or "cross-site replicator [west:slave]".
+func Describe(in *config.Install) string {
 	var parts []string
 	if in.Manager {
 		parts = append(parts, "manager")

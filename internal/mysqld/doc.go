@@ -24,7 +24,7 @@
 //   - Liveness is read from /proc/PID/stat (a zombie counts as exited), never
 //     from kill -0: the init process of our machines reaps orphans late.
 //
-// The package is Linux only (/proc, Setsid, Pdeathsig). It imports nothing of
-// Carbide; its only dependency outside the standard library is the MySQL
+// The package is Linux only (/proc, Setsid, Pdeathsig). It imports only
+// internal/proc of Carbide; its only dependency outside the standard library is the MySQL
 // driver (github.com/go-sql-driver/mysql).
 package mysqld

@@ -1,7 +1,6 @@
 package mysqld
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/proc"
 )
 
 // pollInterval is how often process exit and readiness are polled.
@@ -18,32 +19,6 @@ const pollInterval = 20 * time.Millisecond
 
 // killWait bounds the wait for a process to disappear after SIGKILL.
 const killWait = 30 * time.Second
-
-// procState returns the state letter of /proc/PID/stat, or 0 when there is
-// no such process.
-func procState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// "pid (comm) S ...": comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
-
-// alive reports whether pid runs: it exists and is neither a zombie nor dead.
-// kill -0 is no use here, since it succeeds on a zombie that init has not yet
-// reaped.
-func alive(pid int) bool {
-	switch procState(pid) {
-	case 0, 'Z', 'X', 'x':
-		return false
-	}
-	return true
-}
 
 // ReadPID reads the pid file of the instance in dir and reports whether that
 // process is a live mariadbd started with dir's my.cnf (so a stale pid file
@@ -61,7 +36,7 @@ func ReadPID(dir string) (pid int, running bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	return pid, alive(pid) && isInstance(pid, dir)
+	return pid, proc.Alive(pid) && isInstance(pid, dir)
 }
 
 // isInstance reports whether pid's command line is mariadbd with
@@ -150,14 +125,14 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			return true
 		}
 		select {
 		case <-ctx.Done():
-			return !alive(pid)
+			return !proc.Alive(pid)
 		case <-timer.C:
-			return !alive(pid)
+			return !proc.Alive(pid)
 		case <-tick.C:
 		}
 	}

@@ -3,10 +3,11 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"strings"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/mysqld"
 )
 
@@ -49,19 +50,5 @@ func describeInstall(in *config.Install) string {
 	if in == nil {
 		return "-"
 	}
-	var parts []string
-	if in.Manager {
-		parts = append(parts, "manager")
-	}
-	if in.Replicator {
-		var svcs []string
-		for _, sv := range in.Services {
-			svcs = append(svcs, sv.Name+":"+sv.Role)
-		}
-		parts = append(parts, "replicator("+strings.Join(svcs, ",")+")")
-	}
-	if in.Connector {
-		parts = append(parts, "connector")
-	}
-	return in.Dir[strings.LastIndex(in.Dir, "/")+1:] + ": " + strings.Join(parts, " ")
+	return filepath.Base(in.Dir) + ": " + install.Describe(in)
 }
