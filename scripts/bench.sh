@@ -44,7 +44,12 @@ t4=$(date +%s.%N)
   echo "transactions (10 by default) as one replica transaction, so it fsyncs far less per source"
   echo "transaction than native replication; each block is still durable and applied exactly once."
   echo "The latency rows write 200 single-row transactions per second for 20 s and time each from"
-  echo "the client's COMMIT on the primary to the row being visible on the replica. Numbers swing"
+  echo "the client's COMMIT on the primary to the row being visible on the replica."
+  echo "ReplicationCrossSite runs the whole sample topology (six hosts, real processes): 500"
+  echo "single-row transactions per second on each site's primary for 20 s, each timed from its"
+  echo "COMMIT to its visibility on a host of the other site; then a 20,000-transaction backlog"
+  echo "written on east while west's cross-site replicators are stopped, and their catch-up rate."
+  echo "Numbers swing"
   echo "with whatever else runs on the two cores; the CPU-per-transaction metrics are steadier."
   echo
   echo "## Go benchmarks"

@@ -1,0 +1,649 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/internal/sandbox"
+)
+
+// Load of BenchmarkReplicationCrossSite; the environment may change it
+// while working on the benchmark itself.
+var (
+	crossRate    = envInt("CARBIDE_BENCH_CROSS_RATE", 500)      // transactions per second per site
+	crossSeconds = envInt("CARBIDE_BENCH_CROSS_SECONDS", 20)    // of the latency run
+	crossBacklog = envInt("CARBIDE_BENCH_CROSS_BACKLOG", 20000) // transactions of the backlog
+	crossConns   = envInt("CARBIDE_BENCH_CROSS_CONNS", 4)       // connections of each site's writer
+)
+
+// crossNet is the sandbox's address block (127.240.S.H), away from the
+// e2e tests' 150-189 and bench.sh's 251.
+const crossNet = 240
+
+// Disjoint id ranges of app.t: each site's latency writer and the backlog.
+const (
+	eastBase    = 1_000_000
+	westBase    = 2_000_000
+	backlogBase = 3_000_000
+	rangeSize   = 1_000_000
+)
+
+var crossHosts = []string{"east1", "east2", "east3", "west1", "west2", "west3"}
+
+// BenchmarkReplicationCrossSite runs the operator guide's Multi-Site
+// Active/Active topology (examples/msaa.ini: sites east and west of three
+// hosts, a cluster replicator per host and a cross-site replicator on every
+// host) in a sandbox of real processes: six mariadbd, twelve replicators.
+//
+//   - latency-500tps-per-site: a writer on east1 and one on west1 each
+//     commit 500 single-row INSERT transactions per second for 20 s
+//     (ticker-paced; each INSERT on one of 4 connections, as one commit
+//     takes longer than 2 ms here); each transaction is timed from its
+//     COMMIT returning on its site's primary to the row being visible on a
+//     host of the other site (east's on west3, west's on east3), seen by a
+//     poller per observer;
+//   - backlog-apply: west's cross-site replicators are stopped, east1 takes
+//     a backlog of 20,000 single-row transactions (4 clients), the
+//     replicators are started again and timed until every west host's
+//     cross-site service east has applied east's last seqno.
+//
+// At the end app.t must have the same CHECKSUM TABLE on all six hosts.
+// The work runs once, whatever b.N.
+func BenchmarkReplicationCrossSite(b *testing.B) {
+	requireEnabled(b)
+	x := startCrossSite(b)
+	x.exec(b, "east1", "CREATE DATABASE app",
+		"CREATE TABLE app.t (id BIGINT PRIMARY KEY, site VARCHAR(8), at DATETIME(6))")
+	x.waitTable(b, 60*time.Second)
+
+	var lat, backlog *result
+	b.Run("latency-500tps-per-site", func(b *testing.B) {
+		if lat == nil {
+			r := x.measureLatency(b)
+			lat = &r
+		}
+		lat.report(b)
+	})
+	b.Run("backlog-apply", func(b *testing.B) {
+		if backlog == nil {
+			r := x.measureBacklog(b)
+			backlog = &r
+		}
+		backlog.report(b)
+	})
+	x.sameChecksum(b, 2*time.Minute)
+}
+
+// crossSite is the running sandbox.
+type crossSite struct {
+	cfg sandbox.Config
+	out *strings.Builder
+	dbs map[string]*sql.DB
+}
+
+// startCrossSite builds the programs into a release directory and brings
+// the sandbox up; a cleanup takes it down.
+func startCrossSite(b *testing.B) *crossSite {
+	b.Helper()
+	ini, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	release := filepath.Join(dir, "release")
+	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the programs: %v\n%s", err, out)
+	}
+	iniPath := filepath.Join(dir, "msaa.ini")
+	if err := os.WriteFile(iniPath, ini, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	out := &strings.Builder{}
+	x := &crossSite{
+		cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: crossNet, StopTimeout: 30 * time.Second},
+		out: out,
+		dbs: map[string]*sql.DB{},
+	}
+	b.Cleanup(func() {
+		for _, db := range x.dbs {
+			db.Close()
+		}
+		if _, err := os.Stat(filepath.Join(x.cfg.Dir, sandbox.ININame)); err == nil {
+			if err := sandbox.Down(context.Background(), x.cfg); err != nil {
+				b.Errorf("sandbox down: %v", err)
+			}
+		}
+		if b.Failed() {
+			b.Logf("sandbox output:\n%s", out.String())
+			logs, _ := filepath.Glob(filepath.Join(x.cfg.Dir, "*", "*", "var", "log", "*.log"))
+			for _, l := range logs {
+				data, _ := os.ReadFile(l)
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				if len(lines) > 30 {
+					lines = lines[len(lines)-30:]
+				}
+				b.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	begin := time.Now()
+	if err := sandbox.Up(context.Background(), x.cfg); err != nil {
+		b.Fatalf("sandbox up: %v\n%s", err, out.String())
+	}
+	b.Logf("sandbox of examples/msaa.ini up in %s", time.Since(begin).Round(time.Millisecond))
+	for _, h := range crossHosts {
+		x.dbs[h] = x.open(b, h)
+	}
+	return x
+}
+
+// addr is host's sandbox address: 127.<net>.<site>.<n>.
+func (x *crossSite) addr(host string) string {
+	site := 1
+	if strings.HasPrefix(host, "west") {
+		site = 2
+	}
+	return fmt.Sprintf("127.%d.%d.%s:13306", x.cfg.Net, site, strings.TrimLeft(host, "eastwt"))
+}
+
+func (x *crossSite) open(b *testing.B, host string) *sql.DB {
+	b.Helper()
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = dbUser, dbPassword, "tcp", x.addr(host)
+	mc.Timeout = 5 * time.Second
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(8)
+	return db
+}
+
+func (x *crossSite) exec(b *testing.B, host string, stmts ...string) {
+	b.Helper()
+	for _, q := range stmts {
+		if _, err := x.dbs[host].Exec(q); err != nil {
+			b.Fatalf("%s: %s: %v", host, q, err)
+		}
+	}
+}
+
+// tool runs a program of host's install (continuent: the cluster
+// replicator; replicator: the cross-site one) through its wrapper.
+func (x *crossSite) tool(host, install, program string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(x.cfg.Dir, host, install, "bin", program), args...)
+	cmd.Env = append(os.Environ(), "CARBIDE_HOME=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// field reads one field of a trepctl status output.
+func field(out, name string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// seqno reads a seqno field of a status (-2 when unreadable).
+func (x *crossSite) seqno(host, install, program, name string, args ...string) int64 {
+	out, err := x.tool(host, install, program, append(args, "status")...)
+	if err != nil {
+		return -2
+	}
+	n, err := strconv.ParseInt(field(out, name), 10, 64)
+	if err != nil {
+		return -2
+	}
+	return n
+}
+
+// waitTable waits until app.t exists on every host.
+func (x *crossSite) waitTable(b *testing.B, timeout time.Duration) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, h := range crossHosts {
+		for {
+			var n int
+			x.dbs[h].QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='app' AND TABLE_NAME='t'").Scan(&n)
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: app.t did not arrive within %s", h, timeout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// waitRow waits until row id is on host.
+func (x *crossSite) waitRow(ctx context.Context, host string, id int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int
+		if err := x.dbs[host].QueryRowContext(ctx, "SELECT COUNT(*) FROM app.t WHERE id = ?", id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: row %d did not arrive within %s", host, id, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// direction is one site's writer and the other site's observer.
+type direction struct {
+	name              string // east-to-west
+	site              string // the writer's site, app.t.site
+	writer, observer  string
+	base              int64 // ids base+1 … base+n; base itself is the warm-up row
+	committed         []atomic.Int64
+	arrived           []atomic.Int64
+	written           atomic.Int64 // ids handed out so far (base+1 … base+written)
+	maxQueued         int          // most ids due but not yet taken by a connection
+	elapsed           time.Duration
+	writeErr, pollErr error
+}
+
+func (x *crossSite) measureLatency(b *testing.B) result {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	n := crossRate * crossSeconds
+	dirs := []*direction{
+		{name: "east-to-west", site: "east", writer: "east1", observer: "west3", base: eastBase},
+		{name: "west-to-east", site: "west", writer: "west1", observer: "east3", base: westBase},
+	}
+	// A first row each way: every replicator connected and warm.
+	for _, d := range dirs {
+		if _, err := x.dbs[d.writer].Exec("INSERT INTO app.t VALUES (?, ?, NOW(6))", d.base, d.site); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, d := range dirs {
+		for _, h := range crossHosts {
+			if err := x.waitRow(ctx, h, d.base, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+
+	base := time.Now()
+	writing := make(chan struct{}) // closed when both writers are done
+	var writers, pollers sync.WaitGroup
+	for _, d := range dirs {
+		d.committed = make([]atomic.Int64, n+1)
+		d.arrived = make([]atomic.Int64, n+1)
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			d.writeErr = d.write(ctx, x.dbs[d.writer], n, base)
+		}()
+		pollers.Add(1)
+		go func() {
+			defer pollers.Done()
+			d.pollErr = d.poll(ctx, x.dbs[d.observer], base, writing)
+		}()
+	}
+	pressure := readStall()
+	cpu0 := selfCPU()
+	writers.Wait()
+	close(writing)
+	pollers.Wait()
+	wall := time.Since(base)
+	b.Logf("both ways in %s, %s; this process (writers, pollers) used %s of CPU", wall.Round(time.Millisecond), pressure.since(), selfCPU()-cpu0)
+
+	metrics := map[string]float64{}
+	var all []float64
+	var clamped int
+	for _, d := range dirs {
+		if d.writeErr != nil {
+			b.Fatalf("%s writer: %v", d.writer, d.writeErr)
+		}
+		if d.pollErr != nil {
+			b.Fatalf("%s poller: %v", d.observer, d.pollErr)
+		}
+		w := int(d.written.Load())
+		var lat []float64
+		neg, worst := 0, 0.0
+		for i := 1; i <= w; i++ {
+			v := float64(d.arrived[i].Load()-d.committed[i].Load()) / 1e6
+			if v < 0 {
+				worst = min(worst, v)
+				v = 0
+				neg++
+			}
+			lat = append(lat, v)
+		}
+		clamped += neg
+		all = append(all, lat...)
+		s := sortedCopy(lat)
+		rate := float64(w) / d.elapsed.Seconds()
+		metrics[d.site+"-tx/s"] = rate
+		metrics[d.site+"-max-queued"] = float64(d.maxQueued)
+		metrics[d.name+"-p50-ms"] = percentile(s, 50)
+		metrics[d.name+"-p99-ms"] = percentile(s, 99)
+		b.Logf("%s (%s writes %d tx in %s, %.0f tx/s; seen on %s): p50 %.2f ms, p90 %.2f, p99 %.2f, max %.2f; %d negative clamped to 0 (most negative %.2f ms); at most %d due ids waited for one of the %d connections",
+			d.name, d.writer, w, d.elapsed.Round(time.Millisecond), rate, d.observer,
+			percentile(s, 50), percentile(s, 90), percentile(s, 99), s[len(s)-1], neg, worst, d.maxQueued, crossConns)
+	}
+	s := sortedCopy(all)
+	metrics["p50-ms"] = percentile(s, 50)
+	metrics["p90-ms"] = percentile(s, 90)
+	metrics["p99-ms"] = percentile(s, 99)
+	metrics["max-ms"] = s[len(s)-1]
+	metrics["clamped"] = float64(clamped)
+	b.Logf("both ways: p50 %.2f ms, p90 %.2f, p99 %.2f, max %.2f (target p99 < 100 ms at %d tx/s per site)",
+		percentile(s, 50), percentile(s, 90), percentile(s, 99), s[len(s)-1], crossRate)
+	return result{elapsed: wall, metrics: metrics}
+}
+
+// write commits crossRate single-row INSERTs a second for crossSeconds,
+// at most n rows. A ticker wakes the pacer every 1/crossRate s, which hands
+// out every id due by then (so a late wake-up under CPU pressure does not
+// lower the rate); one of crossConns connections commits it (autocommit,
+// each its own transaction: one commit takes longer than a tick under
+// this load). When the connections fall a second behind, the pacer waits
+// for them, so the achieved rate may fall short.
+func (d *direction) write(ctx context.Context, db *sql.DB, n int, base time.Time) error {
+	ids := make(chan int, crossRate)
+	errs := make([]error, crossConns)
+	var wg sync.WaitGroup
+	for c := range crossConns {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			close(ids)
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			for i := range ids {
+				if errs[c] != nil {
+					continue
+				}
+				if _, err := conn.ExecContext(ctx, "INSERT INTO app.t VALUES (?, ?, NOW(6))", d.base+int64(i), d.site); err != nil {
+					errs[c] = err
+					continue
+				}
+				d.committed[i].Store(int64(time.Since(base)))
+			}
+		}()
+	}
+	t := time.NewTicker(time.Second / time.Duration(crossRate))
+	defer t.Stop()
+	begin := time.Now()
+	end := begin.Add(time.Duration(crossSeconds) * time.Second)
+	next, due := 1, 0
+loop:
+	for next <= n {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			// The tick's own time may be stale (one tick is buffered).
+			now := time.Now()
+			if now.After(end) {
+				break loop
+			}
+			due = min(n, int(now.Sub(begin)*time.Duration(crossRate)/time.Second))
+		}
+		for ; next <= due; next++ {
+			select {
+			case ids <- next:
+				d.written.Store(int64(next))
+			case <-ctx.Done():
+				break loop
+			}
+		}
+		d.maxQueued = max(d.maxQueued, len(ids))
+	}
+	close(ids)
+	wg.Wait()
+	d.elapsed = time.Since(begin)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// poll reads the new rows of d's site on the observer in a loop, stamping
+// each id's first sighting (ns since base), until the writer is done and
+// every row it wrote has been seen (or a minute after the writer is done).
+// Several connections write, so ids commit slightly out of order: the
+// query starts after the highest id below which every id has been seen.
+func (d *direction) poll(ctx context.Context, db *sql.DB, base time.Time, writing <-chan struct{}) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	low := int64(0) // every id base+1 … base+low has been seen
+	var giveUp <-chan time.Time
+	for {
+		// The upper bound keeps the range scan off the other site's rows.
+		rows, err := conn.QueryContext(ctx, "SELECT id FROM app.t WHERE site = ? AND id > ? AND id < ? ORDER BY id", d.site, d.base+low, d.base+rangeSize)
+		if err != nil {
+			return err
+		}
+		now := int64(time.Since(base))
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			if i := id - d.base; i >= 1 && i < int64(len(d.arrived)) {
+				d.arrived[i].CompareAndSwap(0, now)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for low+1 < int64(len(d.arrived)) && d.arrived[low+1].Load() != 0 {
+			low++
+		}
+		select {
+		case <-writing:
+			if low >= d.written.Load() {
+				return nil
+			}
+			if giveUp == nil {
+				giveUp = time.After(time.Minute)
+			}
+		default:
+		}
+		select {
+		case <-giveUp:
+			return fmt.Errorf("saw every row up to %d of %d a minute after the writer stopped", low, d.written.Load())
+		default:
+		}
+		time.Sleep(pollGap)
+	}
+}
+
+// measureBacklog stops west's cross-site replicators, writes the backlog
+// on east1, starts them again and times the catch-up.
+func (x *crossSite) measureBacklog(b *testing.B) result {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	west := []string{"west1", "west2", "west3"}
+	for _, h := range west {
+		if out, err := x.tool(h, "replicator", "mm_replicator", "stop"); err != nil {
+			b.Fatalf("%s: mm_replicator stop: %v\n%s", h, err, out)
+		}
+	}
+	before := map[string]int64{}
+	for _, h := range west {
+		var n int64
+		if err := x.dbs[h].QueryRow("SELECT COUNT(*) FROM app.t WHERE site = 'east'").Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		before[h] = n
+	}
+
+	// The backlog: 4 clients, single-row autocommit INSERTs.
+	const clients = 4
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, clients)
+	loadBegin := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := x.dbs["east1"].Conn(ctx)
+			if err != nil {
+				errs[c] = err
+				return
+			}
+			defer conn.Close()
+			for {
+				i := next.Add(1)
+				if i > int64(crossBacklog) {
+					return
+				}
+				if _, err := conn.ExecContext(ctx, "INSERT INTO app.t VALUES (?, 'east', NOW(6))", backlogBase+i); err != nil {
+					errs[c] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	load := time.Since(loadBegin)
+	if err := errors.Join(errs...); err != nil {
+		b.Fatalf("backlog on east1: %v", err)
+	}
+	b.Logf("backlog: %d transactions on east1 in %s (%.0f tx/s, %d clients)", crossBacklog, load.Round(time.Millisecond), float64(crossBacklog)/load.Seconds(), clients)
+
+	// East's last seqno: once east3 has every row, east1's THL holds them
+	// all; its highest stored seqno is then the one to reach.
+	if err := x.waitRow(ctx, "east3", backlogBase+int64(crossBacklog), 5*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	var last int64 = -2
+	for range 50 {
+		last = x.seqno("east1", "continuent", "trepctl", "maximumStoredSeqNo")
+		if last >= 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last < 0 {
+		out, _ := x.tool("east1", "continuent", "trepctl", "status")
+		b.Fatalf("east1: no maximumStoredSeqNo in trepctl status:\n%s", out)
+	}
+	startFrom := map[string]int64{}
+
+	begin := time.Now()
+	for _, h := range west {
+		if out, err := x.tool(h, "replicator", "mm_replicator", "start"); err != nil {
+			b.Fatalf("%s: mm_replicator start: %v\n%s", h, err, out)
+		}
+	}
+	started := time.Since(begin)
+	done := map[string]time.Duration{}
+	deadline := time.Now().Add(10 * time.Minute)
+	for len(done) < len(west) {
+		for _, h := range west {
+			if _, ok := done[h]; ok {
+				continue
+			}
+			s := x.seqno(h, "replicator", "mm_trepctl", "appliedLastSeqno", "-service", "east")
+			if _, ok := startFrom[h]; !ok && s >= 0 {
+				startFrom[h] = s
+			}
+			if s >= last {
+				done[h] = time.Since(begin)
+			}
+		}
+		if time.Now().After(deadline) {
+			for _, h := range west {
+				out, _ := x.tool(h, "replicator", "mm_trepctl", "-service", "east", "status")
+				b.Logf("%s:\n%s", h, out)
+			}
+			b.Fatalf("west did not apply east's seqno %d within 10 minutes (done: %v)", last, done)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(begin)
+	// Every west host has every backlog row.
+	for _, h := range west {
+		var n int64
+		if err := x.dbs[h].QueryRow("SELECT COUNT(*) FROM app.t WHERE site = 'east'").Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		if n-before[h] != int64(crossBacklog) {
+			b.Errorf("%s has %d new rows from east after the catch-up, want %d", h, n-before[h], crossBacklog)
+		}
+	}
+	var slowest time.Duration
+	for _, h := range west {
+		slowest = max(slowest, done[h])
+		b.Logf("%s: service east applied seqno %d (%d at its first poll) %s after mm_replicator start (%.0f tx/s)",
+			h, last, startFrom[h], done[h].Round(time.Millisecond), float64(crossBacklog)/done[h].Seconds())
+	}
+	b.Logf("mm_replicator start (3 hosts, one after another) took %s; east1's last seqno %d", started.Round(time.Millisecond), last)
+	return result{elapsed: elapsed, metrics: map[string]float64{
+		"tx/s":          float64(crossBacklog) / slowest.Seconds(),
+		"load-tx/s":     float64(crossBacklog) / load.Seconds(),
+		"start-ms":      float64(started.Milliseconds()),
+		"backlog-tx":    float64(crossBacklog),
+		"east-last-seq": float64(last),
+	}}
+}
+
+// sameChecksum waits until CHECKSUM TABLE app.t is the same on all six
+// hosts, failing b otherwise.
+func (x *crossSite) sameChecksum(b *testing.B, timeout time.Duration) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		sums := map[string]string{}
+		var err error
+		for _, h := range crossHosts {
+			var name string
+			var sum sql.NullString
+			if e := x.dbs[h].QueryRow("CHECKSUM TABLE app.t").Scan(&name, &sum); e != nil {
+				err = e
+			}
+			sums[h] = sum.String
+		}
+		same := err == nil
+		for _, h := range crossHosts[1:] {
+			same = same && sums[h] == sums[crossHosts[0]]
+		}
+		if same {
+			b.Logf("CHECKSUM TABLE app.t is %s on all six hosts", sums[crossHosts[0]])
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("CHECKSUM TABLE app.t differs after %s: %v (error %v)", timeout, sums, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
