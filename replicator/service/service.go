@@ -130,7 +130,14 @@ func New(cfg Config) (*Service, error) {
 }
 
 func (s *Service) openStore() (*thl.Store, error) {
+	// A replicator killed a moment ago may still hold the store's lock
+	// while its threads exit: wait a little for it.
+	deadline := time.Now().Add(10 * time.Second)
 	store, err := thl.Open(thl.Config{Dir: s.cfg.THLDir, Logger: s.log})
+	for errors.Is(err, thl.ErrLocked) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		store, err = thl.Open(thl.Config{Dir: s.cfg.THLDir, Logger: s.log})
+	}
 	if err != nil {
 		return nil, err
 	}
