@@ -58,16 +58,10 @@ func (d *deps) conflicts(o *deps) bool {
 }
 
 // note records the keys of one row image.
-func (d *deps) note(t *table, target []int, values []*thlpb.Value) {
-	if t.key == nil || len(values) != len(target) {
+func (d *deps) note(t *table, pos map[int]int, values []*thlpb.Value) {
+	if t.key == nil {
 		d.barrier = true
 		return
-	}
-	pos := make(map[int]int, len(target))
-	for i, j := range target {
-		if j >= 0 {
-			pos[j] = i
-		}
 	}
 	for n, idx := range t.uniques {
 		b := append(d.scratch[:0], t.schema...)
@@ -77,7 +71,7 @@ func (d *deps) note(t *table, target []int, values []*thlpb.Value) {
 		complete := true
 		for _, c := range idx {
 			i, ok := pos[c]
-			if !ok {
+			if !ok || i >= len(values) {
 				complete = false
 				break
 			}
@@ -150,13 +144,14 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		}
 		target[i] = idx
 	}
+	pos := positions(target)
 	if b.deps != nil {
 		for _, r := range rc.GetRows() {
 			if rc.GetAction() != thlpb.RowChange_INSERT {
-				b.deps.note(t, target, r.GetBefore())
+				b.deps.note(t, pos, r.GetBefore())
 			}
 			if rc.GetAction() != thlpb.RowChange_DELETE {
-				b.deps.note(t, target, r.GetAfter())
+				b.deps.note(t, pos, r.GetAfter())
 			}
 		}
 	}
@@ -165,13 +160,13 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		return b.insert(t, target, rc.GetRows())
 	case thlpb.RowChange_UPDATE:
 		for _, r := range rc.GetRows() {
-			if err := b.update(t, target, r); err != nil {
+			if err := b.update(t, target, pos, r); err != nil {
 				return err
 			}
 		}
 	case thlpb.RowChange_DELETE:
 		for _, r := range rc.GetRows() {
-			if err := b.delete(t, target, r.GetBefore()); err != nil {
+			if err := b.delete(t, target, pos, r.GetBefore()); err != nil {
 				return err
 			}
 		}
@@ -202,34 +197,16 @@ func (b *builder) insert(t *table, target []int, rows []*thlpb.Row) error {
 			b.buf = append(b.buf, "INSERT INTO "...)
 			b.tableName(t)
 			b.buf = append(b.buf, " ("...)
-			first := true
-			for _, j := range target {
-				if j < 0 {
-					continue
-				}
-				if !first {
-					b.buf = append(b.buf, ',')
-				}
-				first = false
+			b.columns(target, ",", func(_, j int) error {
 				b.buf = quoteIdent(b.buf, t.columns[j].name)
-			}
+				return nil
+			})
 			b.buf = append(b.buf, ") VALUES ("...)
 		} else {
 			b.buf = append(b.buf, ",("...)
 		}
-		first := true
-		for i, j := range target {
-			if j < 0 {
-				continue
-			}
-			if !first {
-				b.buf = append(b.buf, ',')
-			}
-			first = false
-			var err error
-			if b.buf, err = appendValue(b.buf, after[i], &t.columns[j]); err != nil {
-				return fmt.Errorf("%s.%s column %s: %w", t.schema, t.name, t.columns[j].name, err)
-			}
+		if err := b.columns(target, ",", func(i, j int) error { return b.value(t, j, after[i]) }); err != nil {
+			return err
 		}
 		b.buf = append(b.buf, ')')
 	}
@@ -239,7 +216,7 @@ func (b *builder) insert(t *table, target []int, rows []*thlpb.Row) error {
 	return nil
 }
 
-func (b *builder) update(t *table, target []int, r *thlpb.Row) error {
+func (b *builder) update(t *table, target []int, pos map[int]int, r *thlpb.Row) error {
 	before, after := r.GetBefore(), r.GetAfter()
 	if len(after) != len(target) || len(before) != len(target) {
 		return fmt.Errorf("an updated row of %s.%s has %d/%d values for %d columns", t.schema, t.name, len(before), len(after), len(target))
@@ -247,36 +224,28 @@ func (b *builder) update(t *table, target []int, r *thlpb.Row) error {
 	b.buf = append(b.buf, "UPDATE "...)
 	b.tableName(t)
 	b.buf = append(b.buf, " SET "...)
-	first := true
-	for i, j := range target {
-		if j < 0 {
-			continue
-		}
-		if !first {
-			b.buf = append(b.buf, ',')
-		}
-		first = false
+	err := b.columns(target, ",", func(i, j int) error {
 		b.buf = quoteIdent(b.buf, t.columns[j].name)
 		b.buf = append(b.buf, '=')
-		var err error
-		if b.buf, err = appendValue(b.buf, after[i], &t.columns[j]); err != nil {
-			return fmt.Errorf("%s.%s column %s: %w", t.schema, t.name, t.columns[j].name, err)
-		}
+		return b.value(t, j, after[i])
+	})
+	if err != nil {
+		return err
 	}
-	if err := b.where(t, target, before); err != nil {
+	if err := b.where(t, target, pos, before); err != nil {
 		return err
 	}
 	b.buf = append(b.buf, ';')
 	return nil
 }
 
-func (b *builder) delete(t *table, target []int, before []*thlpb.Value) error {
+func (b *builder) delete(t *table, target []int, pos map[int]int, before []*thlpb.Value) error {
 	if len(before) != len(target) {
 		return fmt.Errorf("a deleted row of %s.%s has %d values for %d columns", t.schema, t.name, len(before), len(target))
 	}
 	b.buf = append(b.buf, "DELETE FROM "...)
 	b.tableName(t)
-	if err := b.where(t, target, before); err != nil {
+	if err := b.where(t, target, pos, before); err != nil {
 		return err
 	}
 	b.buf = append(b.buf, ';')
@@ -286,13 +255,7 @@ func (b *builder) delete(t *table, target []int, before []*thlpb.Value) error {
 // where appends the WHERE clause finding a row by its before image: by
 // key when the table has one and the image holds it, else by every
 // column (NULL-safe) with LIMIT 1.
-func (b *builder) where(t *table, target []int, before []*thlpb.Value) error {
-	pos := make(map[int]int, len(target)) // target column -> event column
-	for i, j := range target {
-		if j >= 0 {
-			pos[j] = i
-		}
-	}
+func (b *builder) where(t *table, target []int, pos map[int]int, before []*thlpb.Value) error {
 	useKey := t.key != nil
 	for _, k := range t.key {
 		if _, ok := pos[k]; !ok {
@@ -307,31 +270,62 @@ func (b *builder) where(t *table, target []int, before []*thlpb.Value) error {
 			}
 			b.buf = quoteIdent(b.buf, t.columns[k].name)
 			b.buf = append(b.buf, '=')
-			var err error
-			if b.buf, err = appendValue(b.buf, before[pos[k]], &t.columns[k]); err != nil {
+			if err := b.value(t, k, before[pos[k]]); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	err := b.columns(target, " AND ", func(i, j int) error {
+		b.buf = quoteIdent(b.buf, t.columns[j].name)
+		b.buf = append(b.buf, "<=>"...)
+		return b.value(t, j, before[i])
+	})
+	if err != nil {
+		return err
+	}
+	b.buf = append(b.buf, " LIMIT 1"...)
+	return nil
+}
+
+// columns calls f for every column the event writes (generated ones are
+// skipped), appending sep between them; i is the event's column, j the
+// target table's.
+func (b *builder) columns(target []int, sep string, f func(i, j int) error) error {
 	first := true
 	for i, j := range target {
 		if j < 0 {
 			continue
 		}
 		if !first {
-			b.buf = append(b.buf, " AND "...)
+			b.buf = append(b.buf, sep...)
 		}
 		first = false
-		b.buf = quoteIdent(b.buf, t.columns[j].name)
-		b.buf = append(b.buf, "<=>"...)
-		var err error
-		if b.buf, err = appendValue(b.buf, before[i], &t.columns[j]); err != nil {
+		if err := f(i, j); err != nil {
 			return err
 		}
 	}
-	b.buf = append(b.buf, " LIMIT 1"...)
 	return nil
+}
+
+// value appends v as the literal for target column j of t.
+func (b *builder) value(t *table, j int, v *thlpb.Value) error {
+	var err error
+	if b.buf, err = appendValue(b.buf, v, &t.columns[j]); err != nil {
+		return fmt.Errorf("%s.%s column %s: %w", t.schema, t.name, t.columns[j].name, err)
+	}
+	return nil
+}
+
+// positions maps each written target column to its event column.
+func positions(target []int) map[int]int {
+	pos := make(map[int]int, len(target))
+	for i, j := range target {
+		if j >= 0 {
+			pos[j] = i
+		}
+	}
+	return pos
 }
 
 // statement appends a statement (DDL) with its default schema and the
