@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/internal/proc"
 )
 
@@ -63,11 +64,7 @@ func WritePID(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fileutil.WriteAtomic(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 }
 
 // RemovePID removes path if it still names this process.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/fileutil"
 )
 
 // Options says how to install.
@@ -91,7 +92,7 @@ func writeInstall(cfg *config.Config, h *config.HostPlan, in *config.Install, in
 			return err
 		}
 	}
-	if err := writeFile(INIPath(home), ini, 0o600); err != nil {
+	if err := fileutil.WriteAtomic(INIPath(home), ini, 0o600); err != nil {
 		return err
 	}
 	prefix := in.Settings.ExecutablePrefix
@@ -99,14 +100,14 @@ func writeInstall(cfg *config.Config, h *config.HostPlan, in *config.Install, in
 	if err := writeJSON(ManifestPath(home), m); err != nil {
 		return err
 	}
-	if err := writeFile(EnvPath(home), envScript(h, in, opts.INI), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(EnvPath(home), envScript(h, in, opts.INI), 0o644); err != nil {
 		return err
 	}
 	want := map[string]bool{}
 	for _, p := range Programs(in.Kind) {
 		name := CommandName(prefix, p)
 		want[name] = true
-		if err := writeFile(filepath.Join(BinDir(home), name), wrapper(h, in, name, filepath.Join(opts.Staging, "bin", p)), 0o755); err != nil {
+		if err := fileutil.WriteAtomic(filepath.Join(BinDir(home), name), wrapper(h, in, name, filepath.Join(opts.Staging, "bin", p)), 0o755); err != nil {
 			return err
 		}
 	}

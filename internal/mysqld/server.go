@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/internal/fileutil"
 )
 
 // Server is a mariadbd process started by Start. Its methods are safe for
@@ -58,7 +59,7 @@ func Start(ctx context.Context, cfg Config, tmpl *Template) (*Server, error) {
 	if err := prepareDatadir(ctx, cfg, bins, tmpl, log); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(cfg.CnfPath(), cfg.cnf(), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(cfg.CnfPath(), cfg.cnf(), 0o644); err != nil {
 		return nil, fmt.Errorf("mysqld: write my.cnf: %w", err)
 	}
 	// Nothing runs in Dir (checked above): a socket or pid file left by a
@@ -352,13 +353,4 @@ func (s *Server) socketDB() (*sql.DB, error) {
 		return nil, err
 	}
 	return sql.OpenDB(conn), nil
-}
-
-// writeFileAtomic writes path through a temporary file and a rename.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

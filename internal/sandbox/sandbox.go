@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/mysqld"
 )
@@ -180,7 +181,7 @@ func (s *Sandbox) writeINI() error {
 		fmt.Fprintf(&b, "%s=%s\n", h.Name, addrs[h.Name])
 	}
 	fmt.Fprintf(&b, "\n[sandbox]\nroot=%s\n", s.cfg.Dir)
-	if err := writeFileAtomic(s.iniPath(), b.Bytes(), 0o600); err != nil {
+	if err := fileutil.WriteAtomic(s.iniPath(), b.Bytes(), 0o600); err != nil {
 		return err
 	}
 	s.say("wrote %s from %s", s.iniPath(), s.cfg.INI)
@@ -256,14 +257,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // hostDir is DIR/<host>.
