@@ -265,6 +265,11 @@ func (s *Sandbox) hostDir(host string) string { return filepath.Join(s.cfg.Dir, 
 // mysqlDir is DIR/<host>/mysql.
 func (s *Sandbox) mysqlDir(host string) string { return filepath.Join(s.hostDir(host), "mysql") }
 
+// AppPrivileges are the application user's: everything an application
+// and sysbench need, nothing that bypasses read_only.
+const AppPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, " +
+	"LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, PROCESS ON *.*"
+
 // dbConfig is the mariadbd instance of a host with a database.
 func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 	if h.Cluster == nil || !h.Cluster.Replicator {
@@ -285,7 +290,9 @@ func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 	st := h.Cluster.Settings
 	users := []mysqld.User{{Name: st.ReplicationUser, Password: st.ReplicationPassword}}
 	if st.ApplicationUser != "" && st.ApplicationUser != st.ReplicationUser {
-		users = append(users, mysqld.User{Name: st.ApplicationUser, Password: st.ApplicationPassword})
+		// No SUPER: applications must be held off by read_only on replicas
+		// and on a demoted primary.
+		users = append(users, mysqld.User{Name: st.ApplicationUser, Password: st.ApplicationPassword, Privileges: AppPrivileges})
 	}
 	return mysqld.Config{
 		Dir:                    s.mysqlDir(h.Name),
@@ -296,7 +303,10 @@ func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 		AutoIncrementIncrement: max(4, len(sites)),
 		AutoIncrementOffset:    si,
 		Users:                  users,
-		Detached:               true,
+		// Every database starts read-only; the site's manager makes the
+		// primary writable once it knows it is the primary.
+		Options:  []string{"read_only=ON"},
+		Detached: true,
 		StopTimeout:            s.cfg.StopTimeout,
 		Logger:                 s.cfg.Logger.With("host", h.Name),
 	}, true

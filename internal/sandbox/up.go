@@ -42,6 +42,9 @@ func Up(ctx context.Context, cfg Config) error {
 	if err := s.startAgents(ctx); err != nil {
 		return err
 	}
+	if err := s.waitManagers(ctx, 60*time.Second); err != nil {
+		return err
+	}
 	s.say("sandbox up: %d hosts in %.1fs", len(s.plan.Hosts), time.Since(begin).Seconds())
 	if err := s.printStatus(ctx); err != nil {
 		return err

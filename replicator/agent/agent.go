@@ -71,6 +71,7 @@ func New(cfg Config) (*Agent, error) {
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
+			RoleFile: filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
 			Logger: cfg.Logger,
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/position"
@@ -53,7 +55,16 @@ type Config struct {
 	Channels                   int
 	Retention                  time.Duration
 	RMIPort                    int
-	Logger                     *slog.Logger
+	// RoleFile, when set, keeps the role and sources setrole gave: they
+	// survive a restart and override Role and Sources.
+	RoleFile string
+	Logger   *slog.Logger
+}
+
+// savedRole is what RoleFile holds.
+type savedRole struct {
+	Role    string   `json:"role"`
+	Sources []string `json:"sources,omitempty"`
 }
 
 // Validate fills defaults and checks c.
@@ -114,6 +125,9 @@ func New(cfg Config) (*Service, error) {
 	now := time.Now()
 	s := &Service{cfg: cfg, log: cfg.Logger.With("service", cfg.Name), start: now,
 		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...)}
+	if err := s.loadRole(); err != nil {
+		return nil, err
+	}
 	store, err := s.openStore()
 	switch {
 	case errors.Is(err, thl.ErrCorrupt):
@@ -361,11 +375,58 @@ func (s *Service) SetRole(role, uri string) error {
 	if s.state != StateOffline {
 		return fmt.Errorf("%w: service %s is %s; setrole needs it OFFLINE:NORMAL (trepctl offline)", ErrState, s.cfg.Name, s.state)
 	}
+	if err := s.saveRole(role, sources); err != nil {
+		return err
+	}
 	s.role = role
 	if sources != nil {
 		s.sources = sources
 	}
 	return nil
+}
+
+// loadRole applies the role setrole saved, if any.
+func (s *Service) loadRole() error {
+	if s.cfg.RoleFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(s.cfg.RoleFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var r savedRole
+	if err := json.Unmarshal(b, &r); err != nil || (r.Role != RoleMaster && r.Role != RoleSlave) {
+		return fmt.Errorf("%s is damaged; remove it to start with the configured role (%s)", s.cfg.RoleFile, s.cfg.Role)
+	}
+	if r.Role != s.role {
+		s.log.Info("role from the last setrole", "role", r.Role, "configured", s.cfg.Role)
+	}
+	s.role = r.Role
+	if len(r.Sources) > 0 {
+		s.sources = r.Sources
+	}
+	return nil
+}
+
+// saveRole records role and sources (nil: keep the current ones).
+func (s *Service) saveRole(role string, sources []string) error {
+	if s.cfg.RoleFile == "" {
+		return nil
+	}
+	if sources == nil {
+		sources = s.sources
+	}
+	b, err := json.Marshal(savedRole{Role: role, Sources: sources})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.cfg.RoleFile), 0o755); err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(s.cfg.RoleFile, b, 0o644)
 }
 
 // ParseURI turns thl://host:port/ (or thls://) into host:port.

@@ -1,0 +1,270 @@
+package manager
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/manager/raftstore"
+)
+
+// Config configures the manager process.
+type Config struct {
+	// Home is the cluster install directory (CARBIDE_HOME).
+	Home   string
+	Logger *slog.Logger
+	Policy policy.Config
+	// ProbeEvery is how often the local database and replicator are
+	// probed and the coordinator steps the monitor.
+	ProbeEvery time.Duration
+	// FenceAfter is how long a primary's manager may be without a quorum
+	// before it makes its database read-only. Must stay below
+	// Policy.FenceGrace.
+	FenceAfter time.Duration
+	// BootScript overrides the install's datasource-boot-script.
+	BootScript []string
+}
+
+// DefaultConfig returns the settings managers run with.
+func DefaultConfig(home string) Config {
+	return Config{Home: home, Policy: policy.DefaultConfig(), ProbeEvery: 250 * time.Millisecond, FenceAfter: time.Second}
+}
+
+// Validate checks the timings against each other.
+func (c *Config) Validate() error {
+	if c.Home == "" {
+		return errors.New("manager: no install directory (CARBIDE_HOME)")
+	}
+	if c.ProbeEvery <= 0 {
+		return errors.New("manager: the probe interval must be positive")
+	}
+	if c.FenceAfter >= c.Policy.FenceGrace {
+		return fmt.Errorf("manager: fencing after %v must come before the coordinator's grace of %v", c.FenceAfter, c.Policy.FenceGrace)
+	}
+	return nil
+}
+
+// Agent is a running manager.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	bound   *install.Bound
+	site    *config.Service
+	self    string
+	hosts   []string // datasources: the site's members
+	voters  []string // members and witnesses
+	witness bool
+	st      config.Settings
+
+	fsm    *fsm
+	raft   *raft.Raft
+	store  *raftstore.Store
+	trans  *raft.NetworkTransport
+	pool   *pool
+	mon    *policy.Monitor
+	remote *remotes
+
+	// ops serialises operations on the coordinator.
+	ops sync.Mutex
+
+	mu         sync.Mutex
+	facts      policy.Facts // this host's
+	seq        uint64
+	lastQuorum time.Time
+	hadQuorum  bool
+	leader     bool
+	alerts     []string
+	changed    chan struct{} // closed and replaced on every change
+
+	started  time.Time
+	shutdown chan struct{}
+	once     sync.Once
+}
+
+// New opens the install and the manager's raft state; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := install.Open(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	if !b.Install.Manager {
+		return nil, fmt.Errorf("the %s install of %s runs no manager", b.Install.Kind, b.Host.Name)
+	}
+	site := b.Config.Service(b.Host.Site)
+	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: site, self: b.Host.Name, witness: b.Host.Witness,
+		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{})}
+	a.hosts = append(a.hosts, site.Members...)
+	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
+	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address))
+	a.facts = policy.Facts{Host: a.self, DB: policy.DBUnknown, Witness: a.witness, Applied: -1, MaxStored: -1}
+	return a, nil
+}
+
+// Dir is where the manager keeps its raft state.
+func Dir(home string) string { return filepath.Join(home, "var", "manager") }
+
+// PIDFile is where `manager start` records the process.
+func PIDFile(home string) string { return filepath.Join(install.RunDir(home), "manager.pid") }
+
+// LogFile is the process's log.
+func LogFile(home string) string { return filepath.Join(install.LogDir(home), "manager.log") }
+
+// ControlAddr is where the manager's gRPC API listens.
+func (a *Agent) ControlAddr() string {
+	return net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(a.st.ManagerRPCPort))
+}
+
+// gossipKey derives the site's memberlist key from what every host's
+// configuration shares: the site name and the replication password.
+func gossipKey(site, secret string) []byte {
+	k := sha256.Sum256([]byte("carbide-gossip\x00" + site + "\x00" + secret))
+	return k[:]
+}
+
+func (a *Agent) notify() {
+	a.mu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+}
+
+func (a *Agent) changes() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
+}
+
+// startRaft opens the store and joins (or bootstraps) the site's raft.
+func (a *Agent) startRaft() error {
+	dir := Dir(a.cfg.Home)
+	store, err := raftstore.Open(filepath.Join(dir, "raft"))
+	if err != nil {
+		return err
+	}
+	a.store = store
+	logw := slogWriter{a.log.With("lib", "raft")}
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, logw)
+	if err != nil {
+		return err
+	}
+	bind := net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(a.st.RaftPort))
+	adv, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(a.bound.Host.Address, strconv.Itoa(a.st.RaftPort)))
+	if err != nil {
+		return err
+	}
+	var l net.Listener
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// A manager killed a moment ago may still hold the port.
+		l, err = net.Listen("tcp", bind)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("raft on %s (manager-raft-port): %w", bind, err)
+	}
+	trans := raft.NewNetworkTransport(&streamLayer{Listener: l, advertise: adv, local: localIP(a.bound.Host.Address)}, 3, 2*time.Second, logw)
+	a.trans = trans
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(a.self)
+	rc.HeartbeatTimeout = time.Second
+	rc.ElectionTimeout = time.Second
+	rc.LeaderLeaseTimeout = 500 * time.Millisecond
+	rc.CommitTimeout = 20 * time.Millisecond
+	rc.SnapshotThreshold = 256
+	rc.TrailingLogs = 256
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
+	a.fsm = &fsm{notify: a.notify}
+	r, err := raft.NewRaft(rc, a.fsm, store, store, snaps, trans)
+	if err != nil {
+		return err
+	}
+	a.raft = r
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return err
+	}
+	if !has {
+		var servers []raft.Server
+		for _, h := range a.voters {
+			addr := net.JoinHostPort(a.bound.Config.Address(h), strconv.Itoa(a.st.RaftPort))
+			servers = append(servers, raft.Server{ID: raft.ServerID(h), Address: raft.ServerAddress(addr)})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply commits changes through raft, in order; only the coordinator can.
+func (a *Agent) apply(changes ...policy.Change) error {
+	for _, c := range changes {
+		c.At = time.Now().UTC()
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		f := a.raft.Apply(b, 5*time.Second)
+		if err := f.Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return fmt.Errorf("this manager stopped being the coordinator: %w", err)
+			}
+			return err
+		}
+		if err, ok := f.Response().(error); ok && err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// coordinator returns the current raft leader's host name ("" none).
+func (a *Agent) coordinator() string {
+	_, id := a.raft.LeaderWithID()
+	return string(id)
+}
+
+// hasQuorum tells whether this manager is in touch with a coordinator
+// (or is one that still holds its lease).
+func (a *Agent) hasQuorum() bool {
+	switch a.raft.State() {
+	case raft.Leader:
+		return true
+	case raft.Follower:
+		_, id := a.raft.LeaderWithID()
+		return id != "" && time.Since(a.raft.LastContact()) < 1500*time.Millisecond
+	}
+	return false
+}
+
+func (a *Agent) addAlert(text string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.alerts = append(a.alerts, time.Now().UTC().Format("2006/01/02 15:04:05")+" "+text)
+	if len(a.alerts) > 10 {
+		a.alerts = a.alerts[len(a.alerts)-10:]
+	}
+}
+
+func (a *Agent) isVoter(h string) bool { return slices.Contains(a.voters, h) }

@@ -1,0 +1,83 @@
+package manager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/carbidedb/carbide/manager/policy"
+)
+
+// fsm is the raft state machine: the site's policy.State.
+type fsm struct {
+	mu     sync.Mutex
+	st     policy.State
+	notify func()
+}
+
+func (f *fsm) state() policy.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.Clone()
+}
+
+// Apply applies one committed change; the result is nil or the error
+// that kept the change from applying (the state is then unchanged).
+func (f *fsm) Apply(l *raft.Log) any {
+	var c policy.Change
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return fmt.Errorf("raft entry %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	n, err := f.st.Apply(c)
+	if err == nil {
+		f.st = n
+	}
+	f.mu.Unlock()
+	if err == nil && f.notify != nil {
+		f.notify()
+	}
+	return err
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	b, err := json.Marshal(f.state())
+	if err != nil {
+		return nil, err
+	}
+	return snapshot(b), nil
+}
+
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	var st policy.State
+	if err := json.NewDecoder(r).Decode(&st); err != nil {
+		return fmt.Errorf("restore manager state: %w", err)
+	}
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+	if f.notify != nil {
+		f.notify()
+	}
+	return nil
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}
+
+// errNoCoordinator: this manager is not the coordinator and knows none.
+var errNoCoordinator = errors.New("manager: no coordinator")

@@ -1,0 +1,88 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+)
+
+// bootScript is the command that starts, stops and restarts this host's
+// database (the verb is appended): datasource-boot-script from the ini;
+// in a sandbox, the release's `sandbox mysql`; else the distribution's
+// service.
+func (a *Agent) bootScript(verb string) []string {
+	if len(a.cfg.BootScript) > 0 {
+		return append(append([]string(nil), a.cfg.BootScript...), verb)
+	}
+	if s := a.st.BootScript; s != "" {
+		return append(strings.Fields(s), verb)
+	}
+	if root := a.bound.Config.SandboxRoot; root != "" {
+		exe, err := os.Executable()
+		if err == nil {
+			return []string{filepath.Join(filepath.Dir(exe), "sandbox"), "mysql", verb, a.self, "--dir", root}
+		}
+	}
+	return []string{"systemctl", verb, "mariadb"}
+}
+
+// local runs an operation on this manager's own host.
+func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
+	if a.witness {
+		return nil, userErr("%s is a witness; it has no database", a.self)
+	}
+	switch op {
+	case "dataserver-start", "dataserver-stop", "dataserver-restart":
+		verb := strings.TrimPrefix(op, "dataserver-")
+		argv := a.bootScript(verb)
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), install.EnvHost+"="+a.self)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		a.log.Info("dataserver", "verb", verb, "command", strings.Join(argv, " "))
+		err := cmd.Run()
+		lines := nonEmptyLines(out.String())
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s failed (%v): %s", strings.Join(argv, " "), a.self, err, strings.Join(lines, "; "))
+		}
+		return append(lines, fmt.Sprintf("service %s/mysql %s: done", a.self, verb)), nil
+	case "read-only", "writable":
+		if err := a.remote.setReadOnly(ctx, a.self, op == "read-only", 5*time.Second); err != nil {
+			return nil, err
+		}
+		return []string{fmt.Sprintf("%s is %s", a.self, op)}, nil
+	}
+	return nil, userErr("unknown local operation %q", op)
+}
+
+func nonEmptyLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func heartbeatRequest(svc string) *replicatorpb.HeartbeatRequest {
+	return &replicatorpb.HeartbeatRequest{Service: svc, Name: "MANUAL"}
+}
+
+func onlineRequest(svc string) *replicatorpb.OnlineRequest {
+	return &replicatorpb.OnlineRequest{Service: svc}
+}
+
+func offlineRequest(svc string) *replicatorpb.OfflineRequest {
+	return &replicatorpb.OfflineRequest{Service: svc}
+}

@@ -1,0 +1,308 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+)
+
+// Timeouts of the steps of a switch or failover.
+const (
+	stepTimeout  = 5 * time.Second
+	catchUpLimit = 30 * time.Second
+)
+
+func (a *Agent) thlURI(host string) string {
+	return "thl://" + host + ":" + strconv.Itoa(a.st.THLPort) + "/"
+}
+
+// replicatorTo makes host's cluster replicator a master (uri "") or a
+// slave of uri, and brings it online.
+func (a *Agent) replicatorTo(ctx context.Context, host, role, uri string) error {
+	c, err := a.remote.replicator(host)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout+catchUpLimit)
+	defer cancel()
+	svc := a.site.Name
+	st, err := c.Status(ctx, &replicatorpb.StatusRequest{Service: svc})
+	if err != nil {
+		return fmt.Errorf("replicator of %s: %w", host, err)
+	}
+	s := st.GetStatus()
+	if s.GetRole() == role && s.GetState() == "ONLINE" && (role == policy.RoleMaster || s.GetMasterConnectUri() == uri) {
+		return nil
+	}
+	if _, err := c.Offline(ctx, &replicatorpb.OfflineRequest{Service: svc}); err != nil {
+		return fmt.Errorf("replicator of %s offline: %w", host, err)
+	}
+	if _, err := c.SetRole(ctx, &replicatorpb.SetRoleRequest{Service: svc, Role: role, Uri: uri}); err != nil {
+		return fmt.Errorf("replicator of %s setrole %s: %w", host, role, err)
+	}
+	if _, err := c.Online(ctx, &replicatorpb.OnlineRequest{Service: svc}); err != nil {
+		return fmt.Errorf("replicator of %s online: %w", host, err)
+	}
+	if role == policy.RoleMaster {
+		if _, err := c.Wait(ctx, &replicatorpb.WaitRequest{Service: svc, AppliedSeqno: -1, State: "ONLINE", TimeoutSeconds: stepTimeout.Seconds()}); err != nil {
+			return fmt.Errorf("replicator of %s did not come ONLINE as master: %w", host, err)
+		}
+	}
+	return nil
+}
+
+// repoint makes every listed host a slave of primary, in parallel; it
+// returns the hosts that failed, with why.
+func (a *Agent) repoint(ctx context.Context, primary string, hosts []string) []string {
+	var mu sync.Mutex
+	var failed []string
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.replicatorTo(ctx, h, policy.RoleSlave, a.thlURI(primary)); err != nil {
+				a.log.Warn("re-point replica", "host", h, "primary", primary, "error", err)
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("%s (%v)", h, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// others lists the datasources other than the excluded hosts.
+func (a *Agent) others(exclude ...string) []string {
+	var out []string
+	for _, h := range a.hosts {
+		skip := false
+		for _, x := range exclude {
+			if h == x {
+				skip = true
+			}
+		}
+		if !skip {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// doSwitch moves the primary role to a replica (to, or the best one) in
+// the planned way: nothing acknowledged by the old primary is lost.
+func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
+	st := a.fsm.state()
+	from := st.Primary
+	if st.Transition != nil {
+		return nil, fmt.Errorf("a %s is under way; wait for it to finish", st.Transition)
+	}
+	if st.Datasources[from].State != policy.Online {
+		return nil, fmt.Errorf("the primary %s is %s; use failover instead of switch", from, st.Datasources[from])
+	}
+	facts := a.allFacts()
+	cand, err := policy.Candidate(st, facts, to)
+	if err != nil {
+		return nil, err
+	}
+	begin := time.Now()
+	a.log.Info("switch", "from", from, "to", cand)
+	if err := a.apply(policy.Change{Op: policy.OpBegin, Transition: &policy.Transition{Kind: policy.Switch, From: from, To: cand}}); err != nil {
+		return nil, err
+	}
+	abort := func(err error) ([]string, error) {
+		a.log.Error("switch aborted", "error", err)
+		_ = a.apply(policy.Change{Op: policy.OpEnd})
+		return nil, fmt.Errorf("switch to %s aborted, %s stays primary: %w", cand, from, err)
+	}
+	// 1. The old primary stops taking writes.
+	if err := a.remote.setReadOnly(ctx, from, true, stepTimeout); err != nil {
+		return abort(err)
+	}
+	// 2. Everything it wrote is in its THL: the final seqno.
+	rc, err := a.remote.replicator(from)
+	if err != nil {
+		return abort(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	fl, err := rc.Flush(fctx, &replicatorpb.FlushRequest{Service: a.site.Name})
+	cancel()
+	if err != nil {
+		return abort(fmt.Errorf("flush on %s: %w", from, err))
+	}
+	// 3. The candidate applies up to it.
+	cc, err := a.remote.replicator(cand)
+	if err != nil {
+		return abort(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, catchUpLimit+time.Second)
+	_, err = cc.Wait(wctx, &replicatorpb.WaitRequest{Service: a.site.Name, AppliedSeqno: fl.GetSeqno(), TimeoutSeconds: catchUpLimit.Seconds()})
+	cancel()
+	if err != nil {
+		return abort(fmt.Errorf("%s did not apply up to seqno %d: %w", cand, fl.GetSeqno(), err))
+	}
+	// 4. Promote.
+	if err := a.replicatorTo(ctx, cand, policy.RoleMaster, ""); err != nil {
+		return abort(err)
+	}
+	if err := a.apply(policy.Change{Op: policy.OpPromote, Host: cand}); err != nil {
+		return nil, err
+	}
+	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
+		a.log.Warn("make new primary writable", "host", cand, "error", err)
+	}
+	took := time.Since(begin)
+	// 5. Everyone else follows the new primary.
+	failed := a.repoint(ctx, cand, a.others(cand))
+	lines := []string{fmt.Sprintf("SWITCH TO %s COMPLETE (%s was primary; final seqno %d; writes blocked %.0f ms)", cand, from, fl.GetSeqno(), took.Seconds()*1000)}
+	for _, f := range failed {
+		lines = append(lines, "WARNING: could not re-point "+f)
+	}
+	a.addAlert(lines[0])
+	return lines, nil
+}
+
+// doFailover fences the failed primary and promotes a replica (to, or
+// the best one). The candidate first applies what it holds.
+func (a *Agent) doFailover(ctx context.Context, to, reason string) ([]string, error) {
+	st := a.fsm.state()
+	from := st.Primary
+	if st.Transition != nil {
+		return nil, fmt.Errorf("a %s is under way; wait for it to finish", st.Transition)
+	}
+	cand, err := policy.Candidate(st, a.allFacts(), to)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Warn("failover", "from", from, "to", cand, "reason", reason)
+	if err := a.apply(
+		policy.Change{Op: policy.OpBegin, Transition: &policy.Transition{Kind: policy.Failover, From: from, To: cand}},
+		policy.Change{Op: policy.OpDatasource, Host: from, Value: policy.Failed, Reason: reason},
+	); err != nil {
+		return nil, err
+	}
+	// Fence what can be reached of the old primary, without waiting long.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := a.remote.setReadOnly(ctx, from, true, time.Second); err != nil {
+			a.log.Info("fence: old primary's database not reachable", "host", from, "error", firstLine(err.Error()))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if rc, err := a.remote.replicator(from); err == nil {
+			octx, cancel := context.WithTimeout(ctx, time.Second)
+			_, _ = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name, Immediate: true})
+			cancel()
+		}
+	}()
+	// The candidate drains what it has stored.
+	cc, err := a.remote.replicator(cand)
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, catchUpLimit+time.Second)
+		var s *replicatorpb.StatusReply
+		if s, err = cc.Status(sctx, &replicatorpb.StatusRequest{Service: a.site.Name}); err == nil {
+			_, err = cc.Wait(sctx, &replicatorpb.WaitRequest{Service: a.site.Name, AppliedSeqno: s.GetStatus().GetMaxStoredSeqno(), TimeoutSeconds: catchUpLimit.Seconds()})
+		}
+		cancel()
+	}
+	if err != nil {
+		a.log.Warn("candidate did not drain its THL", "host", cand, "error", err)
+	}
+	wg.Wait()
+	if err := a.replicatorTo(ctx, cand, policy.RoleMaster, ""); err != nil {
+		_ = a.apply(policy.Change{Op: policy.OpEnd})
+		return nil, fmt.Errorf("failover to %s failed; the site has no primary until a failover succeeds: %w", cand, err)
+	}
+	if err := a.apply(policy.Change{Op: policy.OpPromote, Host: cand}); err != nil {
+		return nil, err
+	}
+	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
+		a.log.Warn("make new primary writable", "host", cand, "error", err)
+	}
+	failed := a.repoint(ctx, cand, a.others(cand, from))
+	line := fmt.Sprintf("FAILOVER TO %s COMPLETE (%s FAILED: %s)", cand, from, reason)
+	a.addAlert(line)
+	lines := []string{line}
+	for _, f := range failed {
+		lines = append(lines, "WARNING: could not re-point "+f)
+	}
+	return lines, nil
+}
+
+// doRecover brings a FAILED or SHUNNED datasource back as a replica of
+// the primary, refusing when its history diverged from the primary's.
+func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]string, error) {
+	st := a.fsm.state()
+	ds, ok := st.Datasources[host]
+	if !ok {
+		return nil, fmt.Errorf("%s is not a datasource of %s (datasources: %s)", host, a.site.Name, strings.Join(a.hosts, ", "))
+	}
+	if host == st.Primary && ds.State != policy.Failed {
+		return nil, fmt.Errorf("%s is the primary; nothing to recover", host)
+	}
+	if host == st.Primary {
+		return nil, fmt.Errorf("%s is the FAILED primary; fail over to a replica first (failover), then recover %s as a replica", host, host)
+	}
+	if ds.State == policy.Online {
+		return []string{fmt.Sprintf("%s is already ONLINE", host)}, nil
+	}
+	if _, err := a.remote.readOnly(ctx, host, 2*time.Second); err != nil {
+		return nil, fmt.Errorf("cannot recover %s: its database does not answer (%s); start it first (service %s/mysql start)", host, firstLine(err.Error()), host)
+	}
+	if err := a.remote.setReadOnly(ctx, host, true, stepTimeout); err != nil {
+		return nil, err
+	}
+	if err := a.replicatorTo(ctx, host, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
+		return nil, fmt.Errorf("cannot recover %s: %w", host, err)
+	}
+	// The replicator checks its history against the primary's on
+	// connecting; a divergence leaves it OFFLINE:ERROR.
+	var status *replicatorpb.ServiceStatus
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := a.remote.serviceStatus(ctx, host, a.site.Name, time.Second)
+		if err == nil {
+			status = s
+			if s.GetState() == "ONLINE" || strings.HasPrefix(s.GetState(), "OFFLINE:ERROR") {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status == nil {
+		return nil, fmt.Errorf("cannot recover %s: its replicator does not answer", host)
+	}
+	if strings.HasPrefix(status.GetState(), "OFFLINE:ERROR") {
+		msg := status.GetPendingError()
+		if msg == "" {
+			msg = status.GetPendingExceptionMessage()
+		}
+		if strings.Contains(msg, "diverge") && !force {
+			return nil, fmt.Errorf("cannot recover %s: its history diverged from the primary %s: %s; reprovision it (tprovision) or use set force true to bring it ONLINE anyway", host, st.Primary, msg)
+		}
+		if !force {
+			return nil, fmt.Errorf("cannot recover %s: its replicator is %s: %s", host, status.GetState(), msg)
+		}
+	}
+	if err := a.apply(policy.Change{Op: policy.OpDatasource, Host: host, Value: policy.Online}); err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("DATASOURCE '%s@%s' RECOVERED (replica of %s, replicator %s)", host, a.site.Name, st.Primary, status.GetState())}, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,60 @@
+package policy
+
+import "time"
+
+// Dataserver states as a manager sees its own database.
+const (
+	DBUp      = "ONLINE"
+	DBDown    = "STOPPED"
+	DBUnknown = "UNKNOWN"
+)
+
+// Replicator states the monitor cares about.
+const (
+	ReplOnline = "ONLINE"
+)
+
+// Facts are what a host's manager reports about its host (through gossip).
+type Facts struct {
+	Host string `json:"h"`
+	// Alive: the host's manager is a live gossip member and its last
+	// report is recent. When false, the other fields are the last known.
+	Alive    bool   `json:"-"`
+	DB       string `json:"db"`
+	ReadOnly bool   `json:"ro,omitempty"`
+	// Repl* describe the host's cluster replicator ("" state: unreachable).
+	ReplRole  string  `json:"rr,omitempty"`
+	ReplState string  `json:"rs,omitempty"`
+	Applied   int64   `json:"ap"`
+	MaxStored int64   `json:"ms"`
+	Latency   float64 `json:"lat,omitempty"`
+	MasterURI string  `json:"mu,omitempty"`
+	Fenced    bool    `json:"f,omitempty"`
+	Created   int64   `json:"cc,omitempty"` // connector counters
+	Active    int64   `json:"ca,omitempty"`
+	ConnPID   int64   `json:"cp,omitempty"`
+	ConnState string  `json:"cs,omitempty"`
+	Witness   bool    `json:"w,omitempty"`
+	Seq       uint64  `json:"n"` // report counter
+	DBError   string  `json:"de,omitempty"`
+}
+
+// Healthy tells whether the host can serve as a replica right now.
+func (f Facts) Healthy() bool {
+	return f.Alive && f.DB == DBUp && f.ReplState == ReplOnline
+}
+
+// Input is one step of the monitor: the agreed state, every host's
+// facts, and what the coordinator's own probe of the primary's database
+// saw on this step.
+type Input struct {
+	Now   time.Time
+	State State
+	Facts map[string]Facts
+	// PrimaryProbe is the coordinator's own probe of the primary's
+	// database on this step: true reachable, false not, nil no probe.
+	PrimaryProbe *bool
+	// Unreachable is how long each host's manager has been out of
+	// contact (absent: in contact).
+	Unreachable map[string]time.Duration
+}

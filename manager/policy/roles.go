@@ -1,0 +1,7 @@
+package policy
+
+// Replicator roles.
+const (
+	RoleMaster = "master"
+	RoleSlave  = "slave"
+)

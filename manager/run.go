@@ -1,0 +1,459 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+
+	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+)
+
+// Run serves until ctx ends or Shutdown is called. Shutdown order: leave
+// gossip, stop raft, stop the API, close the store.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	if err := a.startRaft(); err != nil {
+		a.closeStores()
+		return err
+	}
+	var peers []string
+	for _, h := range a.voters {
+		if h != a.self {
+			peers = append(peers, net.JoinHostPort(a.bound.Config.Address(h), strconv.Itoa(a.st.GossipPort)))
+		}
+	}
+	p, err := newPool(gossipConfig{Name: a.self, Addr: a.bound.Host.Address, Port: a.st.GossipPort,
+		Key: gossipKey(a.site.Name, a.st.ReplicationPassword), Peers: peers, Stale: 2500 * time.Millisecond,
+		Logger: a.log.With("lib", "memberlist"), OnChange: a.notify})
+	if err != nil {
+		_ = a.raft.Shutdown().Error()
+		a.closeStores()
+		return err
+	}
+	a.pool = p
+	l, err := listen(ctx, a.ControlAddr())
+	if err != nil {
+		a.pool.leave()
+		_ = a.raft.Shutdown().Error()
+		a.closeStores()
+		return fmt.Errorf("listen for control on %s (manager-rpc-port): %w", a.ControlAddr(), err)
+	}
+	srv := grpc.NewServer()
+	managerpb.RegisterManagerServer(srv, &server{a: a})
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errs <- err
+		}
+	}()
+	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.coordinateLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	a.log.Info("manager running", "host", a.self, "site", a.site.Name, "control", a.ControlAddr(),
+		"gossip", a.st.GossipPort, "raft", a.st.RaftPort, "voters", a.voters)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-a.shutdown:
+	case runErr = <-errs:
+	}
+	a.log.Info("manager stopping")
+	cancel()
+	a.pool.leave()
+	if a.raft.State() == raft.Leader {
+		_ = a.raft.LeadershipTransfer().Error()
+	}
+	_ = a.raft.Shutdown().Error()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(3 * time.Second):
+		srv.Stop()
+	}
+	wg.Wait()
+	a.closeStores()
+	a.remote.close()
+	return runErr
+}
+
+func (a *Agent) closeStores() {
+	if a.trans != nil {
+		a.trans.Close()
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Error("close raft store", "error", err)
+		}
+	}
+}
+
+// Shutdown asks Run to stop.
+func (a *Agent) Shutdown() { a.once.Do(func() { close(a.shutdown) }) }
+
+// listen listens on addr, waiting up to 10 s while the address is in use
+// by a manager killed a moment ago.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		f()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// joinLoop keeps contacting the site's other managers that are not in
+// the pool.
+func (a *Agent) joinLoop(ctx context.Context) {
+	every(ctx, time.Second, func() { a.pool.join() })
+}
+
+// probeLoop probes this host's database and replicator and publishes the
+// facts: at once when they change, else every 500 ms.
+func (a *Agent) probeLoop(ctx context.Context) {
+	var last time.Time
+	every(ctx, a.cfg.ProbeEvery, func() {
+		f := a.probeLocal(ctx)
+		a.mu.Lock()
+		prev := a.facts
+		f.Fenced = prev.Fenced
+		same := sameFacts(prev, f)
+		if !same || time.Since(last) >= 500*time.Millisecond {
+			a.seq++
+			f.Seq = a.seq
+			a.facts = f
+			a.mu.Unlock()
+			a.pool.publish(f)
+			last = time.Now()
+			if !same {
+				a.notify()
+			}
+			return
+		}
+		a.mu.Unlock()
+	})
+}
+
+func sameFacts(a, b policy.Facts) bool {
+	a.Seq, b.Seq = 0, 0
+	a.Latency, b.Latency = 0, 0
+	return a == b
+}
+
+// probeLocal looks at this host's database and cluster replicator, each
+// within a bounded time.
+func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
+	f := policy.Facts{Host: a.self, Alive: true, Witness: a.witness, Applied: -1, MaxStored: -1}
+	if a.witness {
+		return f
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ro, err := a.remote.readOnly(ctx, a.self, time.Second)
+		if err != nil {
+			f.DB, f.DBError = policy.DBDown, firstLine(err.Error())
+			return
+		}
+		f.DB, f.ReadOnly = policy.DBUp, ro
+	}()
+	s, err := a.remote.serviceStatus(ctx, a.self, a.site.Name, time.Second)
+	wg.Wait()
+	if err == nil {
+		f.ReplRole, f.ReplState = s.GetRole(), s.GetState()
+		f.Applied, f.MaxStored, f.Latency = s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno(), s.GetAppliedLatency()
+		f.MasterURI = s.GetMasterConnectUri()
+	}
+	return f
+}
+
+// localFacts returns this host's last facts.
+func (a *Agent) localFacts() policy.Facts {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.facts
+	f.Alive = true
+	return f
+}
+
+// allFacts returns every host's facts, this one's included.
+func (a *Agent) allFacts() map[string]policy.Facts {
+	facts, _ := a.pool.view(time.Now())
+	facts[a.self] = a.localFacts()
+	return facts
+}
+
+// enforceLoop keeps this host's database read-only unless the agreed
+// state makes it the writable primary and this manager is in touch with
+// a quorum; a primary cut off for FenceAfter fences itself.
+func (a *Agent) enforceLoop(ctx context.Context) {
+	every(ctx, 100*time.Millisecond, func() {
+		now := time.Now()
+		// In touch with the coordinator through raft and up to date with
+		// what it committed; or seeing a majority of the site's managers
+		// report through gossip (which keeps a primary writable while a
+		// new coordinator is elected).
+		current := a.hasQuorum() && a.caughtUp()
+		gossip := a.gossipMajority(now, time.Second)
+		quorum := current || gossip
+		a.mu.Lock()
+		if quorum != a.hadQuorum {
+			_, lid := a.raft.LeaderWithID()
+			a.log.Info("quorum view", "quorum", quorum, "raft", current, "gossip", gossip, "raft_state", a.raft.State().String(),
+				"leader", lid, "last_contact", a.raft.LastContact().Format(time.RFC3339Nano))
+			a.hadQuorum = quorum
+		}
+		if quorum {
+			a.lastQuorum = now
+		}
+		lastQuorum := a.lastQuorum
+		fenced := a.facts.Fenced
+		a.mu.Unlock()
+		st := a.fsm.state()
+		if a.witness || !st.Initialized {
+			return
+		}
+		cut := policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter)
+		if fenced && !cut && !current {
+			// Once fenced, only the coordinator's current state may make
+			// this host writable again: gossip alone does not tell whether
+			// another primary was promoted meanwhile.
+			cut = true
+		}
+		want := st.Writable(a.self) && !cut
+		f := a.localFacts()
+		if st.Primary == a.self && cut != f.Fenced {
+			a.mu.Lock()
+			a.facts.Fenced = cut
+			a.mu.Unlock()
+			if cut {
+				a.log.Warn("fencing: no quorum; making the primary's database read-only", "last_quorum", lastQuorum.Format(time.RFC3339Nano))
+			} else {
+				a.log.Info("quorum regained", "primary", st.Primary, "applied_index", a.raft.AppliedIndex())
+			}
+		}
+		if st.Primary != a.self && f.Fenced {
+			a.mu.Lock()
+			a.facts.Fenced = false
+			a.mu.Unlock()
+		}
+		if f.DB != policy.DBUp || f.ReadOnly == !want {
+			return
+		}
+		if want && !a.confirmWritable(ctx) {
+			return
+		}
+		if err := a.remote.setReadOnly(ctx, a.self, !want, 2*time.Second); err != nil {
+			a.log.Warn("enforce read_only", "read_only", !want, "error", err)
+			return
+		}
+		a.mu.Lock()
+		a.facts.ReadOnly = !want
+		a.mu.Unlock()
+		a.log.Info("database read_only set", "read_only", !want, "primary", st.Primary)
+	})
+}
+
+// confirmWritable asks the coordinator whether this host is the writable
+// primary: a manager's own copy of the state may lag (after a partition
+// heals, raft heartbeats arrive before the entries it missed), so only the
+// coordinator's word makes a database writable.
+func (a *Agent) confirmWritable(ctx context.Context) bool {
+	if a.raft.State() == raft.Leader {
+		return a.fsm.state().Writable(a.self)
+	}
+	coord := a.coordinator()
+	if coord == "" {
+		return false
+	}
+	c, err := a.remote.manager(coord)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	r, err := c.Status(ctx, &managerpb.StatusRequest{})
+	if err != nil || r.GetCoordinator() != coord || !r.GetInitialized() || r.GetPrimary() != a.self || r.GetTransition() != "" {
+		return false
+	}
+	for _, d := range r.GetDatasources() {
+		if d.GetHost() == a.self {
+			return d.GetState() == policy.Online
+		}
+	}
+	return false
+}
+
+// gossipMajority tells whether, counting itself, this manager heard
+// recently (within fresh) from a majority of the site's managers.
+func (a *Agent) gossipMajority(now time.Time, fresh time.Duration) bool {
+	n := 1
+	for _, h := range a.voters {
+		if h != a.self && a.pool.lastSeen(h) > now.Add(-fresh).UnixNano() {
+			n++
+		}
+	}
+	return n > len(a.voters)/2
+}
+
+// caughtUp tells whether this manager has applied everything the
+// coordinator told it is committed (so its view of the state is current).
+func (a *Agent) caughtUp() bool {
+	if a.raft.State() == raft.Leader {
+		return true
+	}
+	ci, err := strconv.ParseUint(a.raft.Stats()["commit_index"], 10, 64)
+	return err == nil && a.raft.AppliedIndex() >= ci
+}
+
+// coordinateLoop runs the monitor while this manager is the coordinator.
+func (a *Agent) coordinateLoop(ctx context.Context) {
+	leading := false
+	every(ctx, a.cfg.ProbeEvery, func() {
+		if a.raft.State() != raft.Leader {
+			if leading {
+				a.log.Info("no longer the coordinator")
+			}
+			leading = false
+			return
+		}
+		if !leading {
+			leading = true
+			a.log.Info("coordinator", "site", a.site.Name)
+			a.mon.Reset()
+			if err := a.raft.Barrier(5 * time.Second).Error(); err != nil {
+				leading = false
+				return
+			}
+			a.notify()
+		}
+		if !a.ops.TryLock() {
+			return // an operation is under way
+		}
+		defer a.ops.Unlock()
+		st := a.fsm.state()
+		if !st.Initialized {
+			a.initialize()
+			return
+		}
+		if st.Transition != nil {
+			a.finishTransition(ctx, st)
+			return
+		}
+		now := time.Now()
+		facts, unreach := a.pool.view(now)
+		facts[a.self] = a.localFacts()
+		for _, h := range a.hosts {
+			if _, ok := facts[h]; !ok {
+				// Never heard from since this manager started.
+				facts[h] = policy.Facts{Host: h, DB: policy.DBUnknown, Applied: -1, MaxStored: -1}
+				unreach[h] = now.Sub(a.started)
+			}
+		}
+		in := policy.Input{Now: now, State: st, Facts: facts, Unreachable: unreach}
+		if st.Primary != "" {
+			_, err := a.remote.readOnly(ctx, st.Primary, 700*time.Millisecond)
+			ok := err == nil
+			in.PrimaryProbe = &ok
+		}
+		for _, d := range a.mon.Step(in) {
+			a.execute(ctx, d)
+		}
+	})
+}
+
+// initialize writes the site's first state: the ini's master is primary.
+func (a *Agent) initialize() {
+	err := a.apply(policy.Change{Op: policy.OpInit, Host: a.site.Master, Hosts: a.hosts, Routers: a.site.Connectors})
+	if err != nil {
+		a.log.Error("initialize site state", "error", err)
+		return
+	}
+	a.log.Info("site state initialized", "primary", a.site.Master, "policy", policy.Automatic)
+}
+
+// finishTransition settles a switch or failover a previous coordinator
+// left half done: the candidate is promoted if it already runs as master,
+// else the transition is dropped and the old primary stays.
+func (a *Agent) finishTransition(ctx context.Context, st policy.State) {
+	t := st.Transition
+	s, err := a.remote.serviceStatus(ctx, t.To, a.site.Name, time.Second)
+	if err == nil && s.GetRole() == policy.RoleMaster && s.GetState() == "ONLINE" {
+		a.log.Warn("completing a transition left by the previous coordinator", "transition", t.String())
+		if err := a.apply(policy.Change{Op: policy.OpPromote, Host: t.To}); err == nil {
+			a.repoint(ctx, t.To, a.others(t.To, t.From))
+		}
+		return
+	}
+	a.log.Warn("dropping a transition left by the previous coordinator", "transition", t.String())
+	_ = a.apply(policy.Change{Op: policy.OpEnd})
+}
+
+// execute carries out one decision of the monitor.
+func (a *Agent) execute(ctx context.Context, d policy.Decision) {
+	a.log.Warn("decision", "decision", d.String())
+	var lines []string
+	var err error
+	switch d.Kind {
+	case policy.DecideAlert:
+		a.addAlert(d.Reason)
+		return
+	case policy.DecideFail:
+		st := a.fsm.state()
+		err = a.apply(policy.Change{Op: policy.OpDatasource, Host: d.Host, Value: policy.Failed, Reason: d.Reason, Auto: d.Host != st.Primary})
+		if err == nil && d.Host == st.Primary {
+			_ = a.remote.setReadOnly(ctx, d.Host, true, time.Second)
+		}
+		lines = []string{fmt.Sprintf("datasource %s FAILED (%s)", d.Host, d.Reason)}
+	case policy.DecideFailover:
+		lines, err = a.doFailover(ctx, d.To, d.Reason)
+	case policy.DecideRecover:
+		lines, err = a.doRecover(ctx, d.Host, false)
+	}
+	if err != nil {
+		a.log.Error("decision failed", "decision", d.String(), "error", err)
+		a.addAlert(fmt.Sprintf("%s failed: %v", d, err))
+		return
+	}
+	for _, l := range lines {
+		a.log.Info(l)
+		a.addAlert(l)
+	}
+}
