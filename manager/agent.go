@@ -87,7 +87,6 @@ type Agent struct {
 	lastQuorum time.Time
 	hadQuorum  bool
 	leader     bool
-	alerts     []string
 	changed    chan struct{} // closed and replaced on every change
 
 	started  time.Time
@@ -194,7 +193,7 @@ func (a *Agent) startRaft() error {
 	rc.SnapshotThreshold = 256
 	rc.TrailingLogs = 256
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
-	a.fsm = &fsm{notify: a.notify}
+	a.fsm = &fsm{notify: a.notify, log: a.log}
 	r, err := raft.NewRaft(rc, a.fsm, store, store, snaps, trans)
 	if err != nil {
 		return err
@@ -258,12 +257,17 @@ func (a *Agent) hasQuorum() bool {
 	return false
 }
 
+// addAlert records text in the site state (through raft, so every
+// manager shows it), timestamped; a manager that is not the coordinator
+// only logs it.
 func (a *Agent) addAlert(text string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.alerts = append(a.alerts, time.Now().UTC().Format("2006/01/02 15:04:05")+" "+text)
-	if len(a.alerts) > 10 {
-		a.alerts = a.alerts[len(a.alerts)-10:]
+	line := time.Now().UTC().Format("2006/01/02 15:04:05") + " " + text
+	if a.raft.State() != raft.Leader {
+		a.log.Warn("alert", "text", text)
+		return
+	}
+	if err := a.apply(policy.Change{Op: policy.OpAlert, Value: line}); err != nil {
+		a.log.Warn("alert not recorded", "text", text, "error", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,7 @@ type fsm struct {
 	mu     sync.Mutex
 	st     policy.State
 	notify func()
+	log    *slog.Logger
 }
 
 func (f *fsm) state() policy.State {
@@ -38,6 +40,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.st = n
 	}
 	f.mu.Unlock()
+	if err != nil && f.log != nil {
+		f.log.Warn("raft entry not applied", "index", l.Index, "op", c.Op, "error", err)
+	}
 	if err == nil && f.notify != nil {
 		f.notify()
 	}

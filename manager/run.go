@@ -247,7 +247,23 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 		fenced := a.facts.Fenced
 		a.mu.Unlock()
 		st := a.fsm.state()
-		if a.witness || !st.Initialized {
+		if a.witness {
+			return
+		}
+		if !st.Initialized {
+			// No state yet (a fresh site, or a restarted manager whose raft
+			// has not heard what is committed): change nothing while in
+			// touch with a quorum; cut off, never leave a writable database.
+			if policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter) {
+				if f := a.localFacts(); f.DB == policy.DBUp && !f.ReadOnly {
+					if err := a.remote.setReadOnly(ctx, a.self, true, 2*time.Second); err == nil {
+						a.mu.Lock()
+						a.facts.ReadOnly, a.facts.Fenced = true, true
+						a.mu.Unlock()
+						a.log.Warn("fencing: no quorum and no site state yet; database made read-only")
+					}
+				}
+			}
 			return
 		}
 		cut := policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter)

@@ -142,9 +142,7 @@ func (a *Agent) status() *managerpb.StatusReply {
 		r.Members = append(r.Members, &managerpb.Member{Host: h, Address: addrs[h], State: st, Voter: true,
 			Coordinator: h == coord, Witness: slices.Contains(a.site.Witnesses, h)})
 	}
-	a.mu.Lock()
-	r.Alerts = append(r.Alerts, a.alerts...)
-	a.mu.Unlock()
+	r.Alerts = st.Alerts
 	return r
 }
 
@@ -171,10 +169,10 @@ func orDefault(s, d string) string {
 
 // noCoordinatorReason says why there is no coordinator.
 func (a *Agent) noCoordinatorReason() string {
-	facts, _ := a.pool.view(time.Now())
+	now := time.Now()
 	alive := 1
 	for _, h := range a.voters {
-		if h != a.self && facts[h].Alive {
+		if h != a.self && a.pool.lastSeen(h) > now.Add(-time.Second).UnixNano() {
 			alive++
 		}
 	}

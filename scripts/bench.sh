@@ -14,6 +14,7 @@ trap 'rm -f "$raw"; [ -n "${sb:-}" ] && bin/sandbox destroy --dir "$sb" >/dev/nu
 echo "bench: go benchmarks (-benchtime $benchtime)"
 go test -run '^$' -bench . -benchtime "$benchtime" ./... | tee "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkReplication' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
+CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkManager' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 
 echo "bench: sandbox up of examples/msaa.ini (6 hosts), fresh and again"
 sbroot=$(mktemp -d)
@@ -49,6 +50,17 @@ t4=$(date +%s.%N)
   echo "single-row transactions per second on each site's primary for 20 s, each timed from its"
   echo "COMMIT to its visibility on a host of the other site; then a 20,000-transaction backlog"
   echo "written on east while west's cross-site replicators are stopped, and their catch-up rate."
+  echo "The Manager rows run one site of three hosts (east1..east3) in a sandbox of real processes:"
+  echo "mariadbd, a replicator and a manager per host. A writer (the application user, one connection"
+  echo "per host) inserts one row at a time into whichever host takes it, 1 ms apart, trying the next"
+  echo "host at once when one refuses. ManagerSwitch runs \`switch\` ${CARBIDE_BENCH_REPS:-10} times (ops measured); a"
+  echo "switch's write-unavailability runs from the last INSERT the old primary acknowledged to the first"
+  echo "the new primary acknowledged (switch-p50-ms, switch-max-ms); switch-cmd-p50-ms is the command's"
+  echo "own duration. Every host must then hold exactly the acknowledged rows. ManagerFailover kills -9"
+  echo "the primary's mariadbd as many times and times the kill to the first INSERT acknowledged by the"
+  echo "new primary (failover-p50-ms, failover-max-ms); the old primary's mariadbd is then started again"
+  echo "and \`datasource HOST recover\` makes it a replica before the next kill; lost-writes counts the"
+  echo "acknowledged rows missing at the end. Targets: switch p50 ≤ 1 s; failover p50 ≤ 3 s, max ≤ 5 s."
   echo "Numbers swing"
   echo "with whatever else runs on the two cores; the CPU-per-transaction metrics are steadier."
   echo
@@ -58,7 +70,9 @@ t4=$(date +%s.%N)
   echo "|---|---:|---:|---|"
   # A result line is: name, b.N, then value/unit pairs: ns/op (absent when
   # a benchmark suppresses it) and any b.ReportMetric or -benchmem ones,
-  # which go to the metrics column, rates (*/s) first.
+  # which go to the metrics column, rates (*/s) first. A metric "ops" is
+  # the operations a benchmark measured inside its one b.N (the Manager
+  # ones repeat a switch or failover) and replaces b.N in its column.
   awk 'function num(x) {
       if (x == int(x) || x >= 100 || x <= -100) return sprintf("%.0f", x)
       if (x >= 10 || x <= -10) return sprintf("%.1f", x)
@@ -66,9 +80,11 @@ t4=$(date +%s.%N)
     }
     /^Benchmark/ && NF >= 4 {
     name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
-    v="–"; rates=""; m=""
+    v="–"; rates=""; m=""; ops=$2
     for (i = 3; i < NF; i += 2) {
-      if ($(i+1) == "ns/op") {
+      if ($(i+1) == "ops") {
+        ops=num($i)
+      } else if ($(i+1) == "ns/op") {
         ns=$i
         if (ns >= 1e9) { v=sprintf("%.2f s", ns/1e9) } else if (ns >= 1e6) { v=sprintf("%.1f ms", ns/1e6) } else if (ns >= 1e3) { v=sprintf("%.1f µs", ns/1e3) } else { v=sprintf("%d ns", ns) }
       } else if ($(i+1) ~ /\/s$/) {
@@ -78,7 +94,7 @@ t4=$(date +%s.%N)
       }
     }
     if (rates != "") m = rates (m == "" ? "" : ", ") m
-    printf "| %s | %s | %s | %s |\n", name, v, $2, m
+    printf "| %s | %s | %s | %s |\n", name, v, ops, m
   }' "$raw"
   echo
   echo "## Sandbox (examples/msaa.ini: 6 hosts, 6 mariadbd)"

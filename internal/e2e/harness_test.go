@@ -70,6 +70,7 @@ type site struct {
 	net   int
 	hosts []string
 	out   *strings.Builder
+	dbs   map[string]*sql.DB
 }
 
 var netCounter = 0
@@ -100,8 +101,8 @@ func startSandbox(t *testing.T, ini string) *site {
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				if len(lines) > 30 {
-					lines = lines[len(lines)-30:]
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
 				}
 				t.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
 			}
@@ -129,6 +130,9 @@ func (s *site) addr(host string) string {
 // db opens a pool to host's database as the replication user.
 func (s *site) db(host string) *sql.DB {
 	s.t.Helper()
+	if db, ok := s.dbs[host]; ok {
+		return db
+	}
 	mc := mysql.NewConfig()
 	mc.User, mc.Passwd, mc.Net, mc.Addr = "tungsten", "secret", "tcp", s.addr(host)+":13306"
 	mc.Timeout = 5 * time.Second
@@ -138,7 +142,12 @@ func (s *site) db(host string) *sql.DB {
 		s.t.Fatal(err)
 	}
 	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(4)
 	s.t.Cleanup(func() { db.Close() })
+	if s.dbs == nil {
+		s.dbs = map[string]*sql.DB{}
+	}
+	s.dbs[host] = db
 	return db
 }
 

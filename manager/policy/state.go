@@ -67,7 +67,13 @@ type State struct {
 	Datasources map[string]DS     `json:"datasources"`
 	Routers     map[string]string `json:"routers"`
 	Transition  *Transition       `json:"transition,omitempty"`
+	// Alerts are the last MaxAlerts things the coordinator reported
+	// (failovers, refusals under MAINTENANCE), oldest first.
+	Alerts []string `json:"alerts,omitempty"`
 }
+
+// MaxAlerts bounds State.Alerts.
+const MaxAlerts = 10
 
 // Clone returns a deep copy.
 func (s State) Clone() State {
@@ -84,6 +90,7 @@ func (s State) Clone() State {
 		t := *s.Transition
 		c.Transition = &t
 	}
+	c.Alerts = append([]string(nil), s.Alerts...)
 	return c
 }
 
@@ -112,6 +119,7 @@ const (
 	OpBegin      = "begin"
 	OpPromote    = "promote"
 	OpEnd        = "end"
+	OpAlert      = "alert"
 )
 
 // Change is one mutation of the State, as carried by the raft log.
@@ -214,6 +222,14 @@ func (s State) Apply(c Change) (State, error) {
 		n.Epoch++
 		n.Datasources[c.Host] = DS{State: Online}
 		n.Transition = nil
+	case OpAlert:
+		if c.Value == "" {
+			return s, fmt.Errorf("policy: an alert needs a text")
+		}
+		n.Alerts = append(n.Alerts, c.Value)
+		if len(n.Alerts) > MaxAlerts {
+			n.Alerts = n.Alerts[len(n.Alerts)-MaxAlerts:]
+		}
 	case OpEnd:
 		n.Transition = nil
 	default:

@@ -3,15 +3,18 @@ package service
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -278,7 +281,7 @@ func (s *Service) Online(opts OnlineOptions) error {
 		if role == RoleMaster {
 			err = s.runMaster(ctx)
 		} else {
-			err = s.runSlave(ctx)
+			err = s.runSlaveRetrying(ctx)
 		}
 		s.finish(ctx, err)
 	}()
@@ -664,6 +667,50 @@ func (s *Service) ownEvents(ctx context.Context, from uint64) []uint64 {
 }
 
 // runSlave fetches THL from the sources and applies it.
+// runSlaveRetrying runs the slave pipeline again while it fails only
+// because the local database cannot be reached (restarted, stopping): it
+// resumes from its tracking row once the database answers. Any other
+// error ends it.
+func (s *Service) runSlaveRetrying(ctx context.Context) error {
+	wait := 200 * time.Millisecond
+	for {
+		err := s.runSlave(ctx)
+		if err == nil || ctx.Err() != nil || !dbUnreachable(err) {
+			return err
+		}
+		s.mu.Lock()
+		if s.applier != nil {
+			s.lastApply, s.hasApply = s.applier.Position()
+		}
+		s.applier, s.client = nil, nil
+		s.setState(StateGoingOnline)
+		s.mu.Unlock()
+		s.log.Warn("local database unreachable; retrying", "in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// dbUnreachable tells whether err means the database did not answer or
+// dropped the connection, rather than refused a statement.
+func dbUnreachable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1053, 1927, 1040: // server shutdown, connection killed, too many connections
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne)
+}
+
 func (s *Service) runSlave(ctx context.Context) error {
 	a, err := s.newApplier()
 	if err != nil {

@@ -1,0 +1,778 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/carbidedb/carbide/internal/mysqld"
+	"github.com/carbidedb/carbide/internal/sandbox"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+)
+
+// managerReps is how many switches (or failovers) each manager benchmark
+// measures, whatever b.N.
+var managerReps = envInt("CARBIDE_BENCH_REPS", 10)
+
+// managerNet is the manager benchmarks' address block (127.241.S.H), away
+// from crossNet, the e2e tests' 150-189 and bench.sh's 251.
+const managerNet = 241
+
+// keepLogsEnv names a directory where the manager benchmarks copy every
+// host's agent logs (DIR/<benchmark>/<host>/) before the sandbox goes.
+const keepLogsEnv = "CARBIDE_BENCH_KEEP_LOGS"
+
+// managerLoad is how long the writer writes to a settled primary before
+// the next switch or kill, so that replication is busy when it comes.
+const managerLoad = time.Second
+
+// managerRPCPort is manager-rpc-port's default.
+const managerRPCPort = 9997
+
+// Targets of the manager, printed beside the figures.
+const (
+	switchTarget      = time.Second     // p50 write-unavailability of a switch
+	failoverTarget    = 3 * time.Second // p50 kill -9 to first write
+	failoverMaxTarget = 5 * time.Second // max of the same
+)
+
+// managerINI is one site of three hosts, no cross-site service (the e2e
+// tests' oneSite).
+const managerINI = `[defaults]
+install-directory=/opt/continuent
+replication-user=tungsten
+replication-password=secret
+application-user=app_user
+application-password=secret
+replicator-rest-api=false
+channels=4
+property=replicator.prometheus.exporter.enabled=false
+
+[east]
+topology=clustered
+members=east1,east2,east3
+master=east1
+`
+
+var managerHosts = []string{"east1", "east2", "east3"}
+
+// BenchmarkManagerSwitch measures a planned switch under a write load. A
+// writer (application user, one connection per host) inserts a row, pauses
+// 1 ms and inserts the next, into whichever host takes its writes; on an
+// error it tries the next host at once. managerReps times, `switch` goes
+// through a replica's manager and the write-unavailability is measured
+// from the writer's last acknowledged INSERT on the old primary to its
+// first on the new one; the command's own duration is reported beside it.
+// At the end every host must hold exactly the acknowledged rows.
+func BenchmarkManagerSwitch(b *testing.B) {
+	requireEnabled(b)
+	m := startManagerSite(b)
+	w := m.startWriter(b)
+	var gaps, cmds []float64
+	var reps []string
+	for rep := 1; rep <= managerReps; rep++ {
+		from := m.settle(b, w)
+		asker := m.replicaOf(from)
+		mark := w.mark()
+		begin := time.Now()
+		lines, err := m.command(asker, 2*time.Minute, "switch")
+		took := time.Since(begin)
+		if err != nil {
+			m.logManagers(b, begin.Add(-time.Second), time.Now())
+			b.Fatalf("switch %d through %s (primary %s): %v", rep, asker, from, err)
+		}
+		to := m.status(b, asker).GetPrimary()
+		if to == from {
+			b.Fatalf("switch %d: %s is still the primary after %v", rep, from, lines)
+		}
+		first, at, err := w.waitAck(mark, 30*time.Second, func(a ack) bool { return a.host == to })
+		if err != nil {
+			m.logManagers(b, begin.Add(-time.Second), time.Now())
+			b.Fatalf("switch %d %s -> %s: %v (%s)", rep, from, to, err, w.describe())
+		}
+		last, ok := w.lastBefore(at, from)
+		if !ok {
+			b.Fatalf("switch %d: no write acknowledged by %s before the switch", rep, from)
+		}
+		gap := first.at.Sub(last.at)
+		if between := w.hostsBetween(last, first); len(between) > 0 {
+			b.Errorf("switch %d %s -> %s: writes acknowledged by %v between the old and the new primary", rep, from, to, between)
+		}
+		m.checkOneWritable(b, fmt.Sprintf("after switch %d", rep))
+		gaps = append(gaps, ms(gap))
+		cmds = append(cmds, ms(took))
+		blocked := "?"
+		if match := writesBlocked.FindStringSubmatch(strings.Join(lines, " ")); match != nil {
+			blocked = match[1]
+		}
+		reps = append(reps, fmt.Sprintf("%s→%s %.0f/%s/%.0f", from, to, ms(gap), blocked, ms(took)))
+	}
+	// go test keeps only the first 10 lines a benchmark logs: one line
+	// for all repetitions.
+	b.Logf("switches (write-unavailability / the manager's \"writes blocked\" / command, ms): %s", strings.Join(reps, ", "))
+	m.settle(b, w)
+	w.stop()
+	b.Logf("writer: %s", w.describe())
+	m.checkNoLoss(b, w)
+
+	g, c := sortedCopy(gaps), sortedCopy(cmds)
+	b.Logf("write-unavailability over %d switches: p50 %.0f ms, max %.0f ms (target p50 ≤ %v); switch command p50 %.0f ms, max %.0f ms",
+		len(g), percentile(g, 50), g[len(g)-1], switchTarget, percentile(c, 50), c[len(c)-1])
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(percentile(g, 50), "switch-p50-ms")
+	b.ReportMetric(g[len(g)-1], "switch-max-ms")
+	b.ReportMetric(percentile(c, 50), "switch-cmd-p50-ms")
+	b.ReportMetric(float64(len(g)), "ops") // scripts/bench.sh shows it as the ops measured
+}
+
+// BenchmarkManagerFailover measures automatic failover under the same
+// writer as BenchmarkManagerSwitch. managerReps times, the primary's
+// mariadbd is SIGKILLed and the time taken from the kill to the writer's
+// first acknowledged INSERT on another host; then the old primary's
+// mariadbd is started again, `datasource OLD recover` makes it a replica
+// and the next repetition waits until all three datasources are ONLINE.
+// At the end the rows on every host are compared with the acknowledged
+// ones; writes the old primary acknowledged but had not yet replicated
+// when it died are logged and reported as lost-writes.
+func BenchmarkManagerFailover(b *testing.B) {
+	requireEnabled(b)
+	m := startManagerSite(b)
+	w := m.startWriter(b)
+	var times []float64
+	var reps []string
+	refusals, replies := map[string]int{}, map[string]int{}
+	for rep := 1; rep <= managerReps; rep++ {
+		from := m.settle(b, w)
+		asker := m.replicaOf(from)
+		pid, running := mysqld.ReadPID(m.mysqlDir(from))
+		if !running {
+			b.Fatalf("failover %d: no mariadbd running on the primary %s", rep, from)
+		}
+		mark := w.mark()
+		killed := time.Now()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			b.Fatalf("kill -9 mariadbd of %s: %v", from, err)
+		}
+		first, _, err := w.waitAck(mark, time.Minute, func(a ack) bool { return a.host != from && a.at.After(killed) })
+		if err != nil {
+			m.logManagers(b, killed.Add(-time.Second), time.Now())
+			b.Fatalf("failover %d from %s: %v (%s)", rep, from, err, w.describe())
+		}
+		gap := first.at.Sub(killed)
+		r := m.waitStatus(b, asker, 30*time.Second, "failover complete", func(r *managerpb.StatusReply) error {
+			if r.GetPrimary() == from || r.GetTransition() != "" {
+				return fmt.Errorf("primary %s, transition %q", r.GetPrimary(), r.GetTransition())
+			}
+			return nil
+		})
+		if r.GetPrimary() != first.host {
+			b.Errorf("failover %d: the writer's first write after the kill went to %s, but the primary is %s", rep, first.host, r.GetPrimary())
+		}
+		times = append(times, ms(gap))
+		to := r.GetPrimary()
+
+		// The old primary comes back as a replica.
+		back := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err = sandbox.MySQL(ctx, m.cfg, "start", from)
+		cancel()
+		if err != nil {
+			b.Fatalf("failover %d: start mariadbd of %s again: %v", rep, from, err)
+		}
+		m.waitStatus(b, asker, time.Minute, from+"'s dataserver ONLINE", func(r *managerpb.StatusReply) error {
+			if d := dsOf(r, from).GetDataserver(); d != "ONLINE" {
+				return fmt.Errorf("%s's dataserver is %s", from, d)
+			}
+			return nil
+		})
+		lines, errs := m.recover(b, asker, from)
+		for _, e := range errs {
+			refusals[e]++
+		}
+		if !strings.Contains(strings.Join(lines, " "), "RECOVERED") {
+			replies[strings.Join(lines, "; ")]++
+		}
+		m.checkOneWritable(b, fmt.Sprintf("after failover %d", rep))
+		reps = append(reps, fmt.Sprintf("%s→%s %.0f/%.1f/%d", from, to, ms(gap), time.Since(back).Seconds(), len(errs)+1))
+	}
+	// go test keeps only the first 10 lines a benchmark logs: one line
+	// for all repetitions, one per distinct refusal.
+	b.Logf("failovers (kill -9 to first write ms / old primary back as a replica s / recover attempts): %s", strings.Join(reps, ", "))
+	for e, n := range refusals {
+		b.Logf("recover refused %d times: %s", n, e)
+	}
+	for r, n := range replies {
+		b.Logf("recover answered %d times: %s", n, r)
+	}
+	m.settle(b, w)
+	w.stop()
+	b.Logf("writer: %s", w.describe())
+	lost := m.compareRows(b, w)
+
+	t := sortedCopy(times)
+	b.Logf("failover over %d kills: p50 %.0f ms, max %.0f ms (target p50 ≤ %v, max ≤ %v); %d acknowledged writes lost",
+		len(t), percentile(t, 50), t[len(t)-1], failoverTarget, failoverMaxTarget, lost)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(percentile(t, 50), "failover-p50-ms")
+	b.ReportMetric(t[len(t)-1], "failover-max-ms")
+	b.ReportMetric(float64(lost), "lost-writes")
+	b.ReportMetric(float64(len(t)), "ops")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// writesBlocked is the manager's own figure in its switch reply.
+var writesBlocked = regexp.MustCompile(`writes blocked (\d+) ms`)
+
+// managerSite is a running one-site sandbox with a client per manager.
+type managerSite struct {
+	*crossSite
+	managers map[string]managerpb.ManagerClient
+}
+
+// startManagerSite builds the programs, brings managerINI up in a sandbox
+// and creates app.t; a cleanup takes the sandbox down (logging the
+// agents' logs when b failed).
+func startManagerSite(b *testing.B) *managerSite {
+	b.Helper()
+	dir := b.TempDir()
+	release := filepath.Join(dir, "release")
+	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the programs: %v\n%s", err, out)
+	}
+	iniPath := filepath.Join(dir, "east.ini")
+	if err := os.WriteFile(iniPath, []byte(managerINI), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	out := &strings.Builder{}
+	m := &managerSite{
+		crossSite: &crossSite{
+			cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: managerNet, StopTimeout: 30 * time.Second},
+			out: out,
+			dbs: map[string]*sql.DB{},
+		},
+		managers: map[string]managerpb.ManagerClient{},
+	}
+	b.Cleanup(func() {
+		for _, db := range m.dbs {
+			db.Close()
+		}
+		if keep := os.Getenv(keepLogsEnv); keep != "" {
+			for _, h := range managerHosts {
+				dst := filepath.Join(keep, b.Name(), h)
+				os.MkdirAll(filepath.Dir(dst), 0o755)
+				if out, err := exec.Command("cp", "-a", filepath.Join(m.cfg.Dir, h, "continuent", "var", "log"), dst).CombinedOutput(); err != nil {
+					b.Logf("keep %s's logs: %v %s", h, err, out)
+				}
+			}
+		}
+		if _, err := os.Stat(filepath.Join(m.cfg.Dir, sandbox.ININame)); err == nil {
+			if err := sandbox.Down(context.Background(), m.cfg); err != nil {
+				b.Errorf("sandbox down: %v", err)
+			}
+		}
+		if b.Failed() {
+			b.Logf("sandbox output:\n%s", out.String())
+			logs, _ := filepath.Glob(filepath.Join(m.cfg.Dir, "*", "*", "var", "log", "*.log"))
+			for _, l := range logs {
+				data, _ := os.ReadFile(l)
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				b.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	begin := time.Now()
+	if err := sandbox.Up(context.Background(), m.cfg); err != nil {
+		b.Fatalf("sandbox up: %v\n%s", err, out.String())
+	}
+	b.Logf("sandbox of one site (east1..east3) up in %s", time.Since(begin).Round(time.Millisecond))
+	for _, h := range managerHosts {
+		m.dbs[h] = m.db(b, h, dbUser, dbPassword)
+		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", m.ip(h), managerRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		m.managers[h] = managerpb.NewManagerClient(conn)
+	}
+	m.exec(b, "east1", "CREATE DATABASE app",
+		"CREATE TABLE app.t (id BIGINT PRIMARY KEY, host VARCHAR(8), at DATETIME(6))")
+	deadline := time.Now().Add(time.Minute)
+	for _, h := range managerHosts {
+		for {
+			var n int
+			m.dbs[h].QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='app' AND TABLE_NAME='t'").Scan(&n)
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: app.t did not arrive within a minute", h)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return m
+}
+
+// db opens a pool to host's database. The driver's own log stays quiet:
+// the benchmark kills servers under open connections on purpose.
+func (m *managerSite) db(b *testing.B, host, user, password string) *sql.DB {
+	b.Helper()
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = user, password, "tcp", m.addr(host)
+	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
+	mc.InterpolateParams = true // one round trip per statement
+	mc.Logger = &mysql.NopLogger{}
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sql.OpenDB(conn)
+}
+
+// ip is host's sandbox address without the port.
+func (m *managerSite) ip(host string) string {
+	ip, _ := hostPort(m.addr(host))
+	return ip
+}
+
+func (m *managerSite) mysqlDir(host string) string {
+	return filepath.Join(m.cfg.Dir, host, "mysql")
+}
+
+// replicaOf is a host other than primary, whose manager is asked while
+// primary's database is switched away or killed.
+func (m *managerSite) replicaOf(primary string) string {
+	for _, h := range managerHosts {
+		if h != primary {
+			return h
+		}
+	}
+	return ""
+}
+
+// command runs a cctrl command on host's manager (forwarded to the
+// coordinator).
+func (m *managerSite) command(host string, timeout time.Duration, args ...string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r, err := m.managers[host].Command(ctx, &managerpb.CommandRequest{Args: args})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetLines(), nil
+}
+
+func (m *managerSite) status(b *testing.B, host string) *managerpb.StatusReply {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := m.managers[host].Status(ctx, &managerpb.StatusRequest{})
+	if err != nil {
+		b.Fatalf("status from %s: %v", host, err)
+	}
+	return r
+}
+
+// waitStatus polls host's manager until cond holds, failing b (with the
+// managers' logs of the wait) after timeout.
+func (m *managerSite) waitStatus(b *testing.B, host string, timeout time.Duration, what string, cond func(*managerpb.StatusReply) error) *managerpb.StatusReply {
+	b.Helper()
+	begin := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := m.managers[host].Status(ctx, &managerpb.StatusRequest{})
+		cancel()
+		if err == nil {
+			if err = cond(r); err == nil {
+				return r
+			}
+		}
+		if time.Since(begin) > timeout {
+			m.logManagers(b, begin.Add(-time.Second), time.Now())
+			b.Fatalf("%s: not within %v (status from %s): %v", what, timeout, host, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func dsOf(r *managerpb.StatusReply, host string) *managerpb.Datasource {
+	for _, d := range r.GetDatasources() {
+		if d.GetHost() == host {
+			return d
+		}
+	}
+	return &managerpb.Datasource{}
+}
+
+// settle waits until the site is calm (no transition, every datasource,
+// dataserver and replicator ONLINE) and the writer has written to the
+// primary for managerLoad since; it returns the primary.
+func (m *managerSite) settle(b *testing.B, w *appWriter) string {
+	b.Helper()
+	r := m.waitStatus(b, managerHosts[0], 2*time.Minute, "every datasource ONLINE", func(r *managerpb.StatusReply) error {
+		if r.GetCoordinator() == "" || r.GetTransition() != "" {
+			return fmt.Errorf("coordinator %q, transition %q", r.GetCoordinator(), r.GetTransition())
+		}
+		for _, d := range r.GetDatasources() {
+			if d.GetState() != "ONLINE" || d.GetDataserver() != "ONLINE" || d.GetReplicatorState() != "ONLINE" {
+				return fmt.Errorf("%s is %s (%s), dataserver %s, replicator %s", d.GetHost(), d.GetState(), d.GetReason(), d.GetDataserver(), d.GetReplicatorState())
+			}
+		}
+		return nil
+	})
+	primary := r.GetPrimary()
+	mark := w.mark()
+	loaded := time.Now().Add(managerLoad)
+	if _, _, err := w.waitAck(mark, 30*time.Second, func(a ack) bool { return a.host == primary && a.at.After(loaded) }); err != nil {
+		b.Fatalf("the writer does not write to the primary %s: %v (%s)", primary, err, w.describe())
+	}
+	return primary
+}
+
+// recover runs `datasource host recover` through asker's manager, again
+// every second while the manager says host is not ready (at most 15
+// times); it returns the reply and the errors of the attempts before.
+func (m *managerSite) recover(b *testing.B, asker, host string) (lines, errs []string) {
+	b.Helper()
+	begin := time.Now()
+	for attempt := 1; ; attempt++ {
+		lines, err := m.command(asker, time.Minute, "datasource", host, "recover")
+		if err == nil {
+			return lines, errs
+		}
+		errs = append(errs, err.Error())
+		if strings.Contains(err.Error(), "diverged") || attempt == 15 {
+			m.logManagers(b, begin.Add(-time.Second), time.Now())
+			b.Fatalf("datasource %s recover failed %d times: %s", host, attempt, strings.Join(errs, " | "))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// checkOneWritable fails b when more than one database has read_only off.
+func (m *managerSite) checkOneWritable(b *testing.B, when string) {
+	b.Helper()
+	var writable []string
+	for _, h := range managerHosts {
+		var ro int
+		if err := m.dbs[h].QueryRow("SELECT @@global.read_only").Scan(&ro); err == nil && ro == 0 {
+			writable = append(writable, h)
+		}
+	}
+	if len(writable) > 1 {
+		b.Errorf("%s: %d writable databases: %v", when, len(writable), writable)
+	}
+}
+
+// logTime is the time= attribute of a manager.log line (slog text).
+var logTime = regexp.MustCompile(`^time=(\S+)`)
+
+// logManagers logs every manager's log lines stamped between from and to.
+func (m *managerSite) logManagers(b *testing.B, from, to time.Time) {
+	b.Helper()
+	for _, h := range managerHosts {
+		path := filepath.Join(m.cfg.Dir, h, "continuent", "var", "log", "manager.log")
+		f, err := os.Open(path)
+		if err != nil {
+			b.Logf("%s: %v", h, err)
+			continue
+		}
+		var lines []string
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			match := logTime.FindStringSubmatch(sc.Text())
+			if match == nil {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, match[1])
+			if err == nil && !at.Before(from) && !at.After(to) {
+				lines = append(lines, sc.Text())
+			}
+		}
+		f.Close()
+		b.Logf("--- %s manager.log %s to %s:\n%s", h, from.Format("15:04:05.000"), to.Format("15:04:05.000"), strings.Join(lines, "\n"))
+	}
+}
+
+// checkNoLoss fails b unless every host holds exactly the acknowledged
+// rows.
+func (m *managerSite) checkNoLoss(b *testing.B, w *appWriter) {
+	b.Helper()
+	if lost := m.compareRows(b, w); lost > 0 {
+		b.Errorf("%d acknowledged writes lost", lost)
+	}
+}
+
+// compareRows waits up to a minute until every host holds as many rows
+// as the writer had acknowledged, then describes any difference between
+// a host's ids and the acknowledged ones. It returns how many
+// acknowledged ids are missing on the host missing the most, failing b
+// when hosts differ from one another or hold unacknowledged rows.
+func (m *managerSite) compareRows(b *testing.B, w *appWriter) int {
+	b.Helper()
+	acked := w.acked()
+	counts := map[string]int64{}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		same := true
+		for _, h := range managerHosts {
+			var n int64
+			if err := m.dbs[h].QueryRow("SELECT COUNT(*) FROM app.t").Scan(&n); err != nil {
+				b.Fatalf("%s: count app.t: %v", h, err)
+			}
+			counts[h] = n
+			same = same && n == int64(len(acked))
+		}
+		if same || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.Logf("acknowledged inserts: %d; COUNT(*) of app.t: %v", len(acked), counts)
+	worst := 0
+	for _, h := range managerHosts {
+		ids := map[int64]bool{}
+		rows, err := m.dbs[h].Query("SELECT id FROM app.t")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			ids[id] = true
+		}
+		rows.Close()
+		var missing, extra []string
+		for id, a := range acked {
+			if !ids[id] {
+				missing = append(missing, fmt.Sprintf("%d (acked by %s %s)", id, a.host, a.at.Format("15:04:05.000")))
+			}
+		}
+		for id := range ids {
+			if _, ok := acked[id]; !ok {
+				extra = append(extra, fmt.Sprint(id))
+			}
+		}
+		worst = max(worst, len(missing))
+		if len(missing) > 0 {
+			b.Logf("%s misses %d acknowledged rows: %s", h, len(missing), firstN(missing, 20))
+		}
+		if len(extra) > 0 {
+			b.Errorf("%s holds %d rows never acknowledged: %s", h, len(extra), firstN(extra, 20))
+		}
+	}
+	for _, h := range managerHosts[1:] {
+		if counts[h] != counts[managerHosts[0]] {
+			b.Errorf("the hosts did not converge: COUNT(*) %v", counts)
+			break
+		}
+	}
+	return worst
+}
+
+func firstN(s []string, n int) string {
+	if len(s) > n {
+		return strings.Join(s[:n], ", ") + fmt.Sprintf(" … (%d more)", len(s)-n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// ack is one INSERT the writer had acknowledged: when, by which host.
+type ack struct {
+	id   int64
+	host string
+	at   time.Time
+}
+
+// appWriter inserts rows of increasing id into app.t as the application
+// user, on one connection per host: on success it pauses 1 ms and goes on
+// with the next id; on an error it tries the same id on the next host at
+// once (pausing 1 ms only after every host refused in a row). An INSERT
+// refused as a duplicate was committed before with its answer lost, and
+// counts as acknowledged.
+type appWriter struct {
+	hosts []string
+	dbs   map[string]*sql.DB
+	quit  chan struct{}
+	done  chan struct{}
+
+	mu        sync.Mutex
+	acks      []ack
+	refused   int      // read-only refusals
+	dups      int      // duplicates: committed before, answer lost
+	uncertain []string // ids whose INSERT failed without an answer (connection lost)
+	otherErrs int
+	lastErr   string
+}
+
+func (m *managerSite) startWriter(b *testing.B) *appWriter {
+	b.Helper()
+	w := &appWriter{hosts: managerHosts, dbs: map[string]*sql.DB{}, quit: make(chan struct{}), done: make(chan struct{})}
+	for _, h := range managerHosts {
+		db := m.db(b, h, "app_user", "secret")
+		db.SetMaxOpenConns(1)
+		w.dbs[h] = db
+	}
+	go w.run()
+	b.Cleanup(func() {
+		w.stop()
+		for _, db := range w.dbs {
+			db.Close()
+		}
+	})
+	return w
+}
+
+func (w *appWriter) run() {
+	defer close(w.done)
+	target, failed := 0, 0
+	for id := int64(1); ; {
+		select {
+		case <-w.quit:
+			return
+		default:
+		}
+		h := w.hosts[target]
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := w.dbs[h].ExecContext(ctx, "INSERT INTO app.t VALUES (?, ?, NOW(6))", id, h)
+		cancel()
+		now := time.Now()
+		var me *mysql.MySQLError
+		switch {
+		case err == nil || errors.As(err, &me) && me.Number == 1062:
+			w.mu.Lock()
+			w.acks = append(w.acks, ack{id: id, host: h, at: now})
+			if err != nil {
+				w.dups++
+			}
+			w.mu.Unlock()
+			id++
+			failed = 0
+			time.Sleep(time.Millisecond)
+			continue
+		case errors.As(err, &me) && me.Number == 1290: // read-only
+			w.mu.Lock()
+			w.refused++
+			w.mu.Unlock()
+		default:
+			w.mu.Lock()
+			if me == nil && !strings.Contains(err.Error(), "connection refused") {
+				w.uncertain = append(w.uncertain, fmt.Sprintf("%d@%s %s: %v", id, h, now.Format("15:04:05.000"), err))
+			}
+			w.otherErrs++
+			w.lastErr = h + ": " + err.Error()
+			w.mu.Unlock()
+		}
+		target = (target + 1) % len(w.hosts)
+		if failed++; failed%len(w.hosts) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// stop ends the writer and waits for it; stopping twice does nothing.
+func (w *appWriter) stop() {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+	<-w.done
+}
+
+// mark is the position in the acknowledgement log where a measurement
+// starts.
+func (w *appWriter) mark() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acks)
+}
+
+// waitAck waits for the first acknowledgement from position from on that
+// satisfies ok, returning it and its position.
+func (w *appWriter) waitAck(from int, timeout time.Duration, ok func(ack) bool) (ack, int, error) {
+	deadline := time.Now().Add(timeout)
+	for i := from; ; {
+		w.mu.Lock()
+		for ; i < len(w.acks); i++ {
+			if a := w.acks[i]; ok(a) {
+				w.mu.Unlock()
+				return a, i, nil
+			}
+		}
+		w.mu.Unlock()
+		if time.Now().After(deadline) {
+			return ack{}, 0, fmt.Errorf("no such write acknowledged within %v", timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// lastBefore is the last acknowledgement by host before position i.
+func (w *appWriter) lastBefore(i int, host string) (ack, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i--; i >= 0; i-- {
+		if w.acks[i].host == host {
+			return w.acks[i], true
+		}
+	}
+	return ack{}, false
+}
+
+// hostsBetween lists acknowledgements strictly between two, by ids.
+func (w *appWriter) hostsBetween(a, b ack) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, x := range w.acks {
+		if x.id > a.id && x.id < b.id {
+			out = append(out, fmt.Sprintf("%d@%s", x.id, x.host))
+		}
+	}
+	return out
+}
+
+// acked maps every acknowledged id to its acknowledgement.
+func (w *appWriter) acked() map[int64]ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[int64]ack, len(w.acks))
+	for _, a := range w.acks {
+		out[a.id] = a
+	}
+	return out
+}
+
+// describe sums up what the writer has seen.
+func (w *appWriter) describe() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := fmt.Sprintf("%d acknowledged (%d as duplicates), %d refused read-only, %d other errors (last: %s)",
+		len(w.acks), w.dups, w.refused, w.otherErrs, w.lastErr)
+	if len(w.uncertain) > 0 {
+		s += fmt.Sprintf("; %d INSERTs without an answer: %s", len(w.uncertain), firstN(w.uncertain, 10))
+	}
+	return s
+}
