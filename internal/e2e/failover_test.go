@@ -313,3 +313,46 @@ func TestPartitionFencesPrimary(t *testing.T) {
 	t.Logf("recover: %v", lines)
 	s.sameEverywhere(30*time.Second, eastHosts, "app")
 }
+
+// witnessSite has two database hosts and a witness (a manager only).
+const witnessSite = `[defaults]
+install-directory=/opt/continuent
+replication-user=tungsten
+replication-password=secret
+application-user=app_user
+application-password=secret
+replicator-rest-api=false
+property=replicator.prometheus.exporter.enabled=false
+
+[east]
+topology=clustered
+members=east1,east2
+witnesses=east3
+master=east1
+`
+
+// TestWitnessVotes: with two database hosts and a witness, the death of
+// the primary's host leaves the replica and the witness a majority: they
+// elect a coordinator and promote the replica.
+func TestWitnessVotes(t *testing.T) {
+	s := startSandbox(t, witnessSite)
+	r := s.status("east3")
+	if len(r.GetMembers()) != 3 || len(r.GetDatasources()) != 2 {
+		t.Fatalf("members %v, datasources %v", r.GetMembers(), r.GetDatasources())
+	}
+	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT UNIQUE)")
+	s.sameEverywhere(20*time.Second, []string{"east1", "east2"}, "app")
+	for _, p := range []string{"manager", "replicator", "mariadbd"} {
+		s.kill9("east1", p)
+	}
+	s.waitStatus("east3", 20*time.Second, "failover to east2", func(r *managerpb.StatusReply) error {
+		if r.GetPrimary() != "east2" || r.GetTransition() != "" {
+			return fmt.Errorf("primary %s %s (coordinator %q)", r.GetPrimary(), r.GetTransition(), r.GetCoordinator())
+		}
+		return nil
+	})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := s.appDB("east2").Exec("INSERT INTO app.t (v) VALUES (1)")
+		return err
+	})
+}

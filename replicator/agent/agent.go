@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/replicator/service"
 	"github.com/carbidedb/carbide/replicator/stream"
@@ -40,6 +41,7 @@ type Agent struct {
 	services []*service.Service
 	byName   map[string]*service.Service
 	thl      *stream.Server
+	origins  []*originOrder
 	shutdown chan struct{}
 	once     sync.Once
 }
@@ -65,8 +67,17 @@ func New(cfg Config) (*Agent, error) {
 		for _, e := range sp.Sources {
 			sources = append(sources, net.JoinHostPort(e.Host, strconv.Itoa(e.Port)))
 		}
+		var order func(context.Context, []string) []string
+		if sp.Topology == config.TopologyClusterSlave {
+			if origin := b.Config.Service(sp.Name); origin != nil {
+				o := newOriginOrder(b.Config, origin)
+				a.origins = append(a.origins, o)
+				order = o.Order
+			}
+		}
 		svc, err := service.New(service.Config{
-			Name: sp.Name, Host: b.Host.Name, Role: sp.Role, Topology: sp.Topology, Sources: sources,
+			SourceOrder: order,
+			Name:        sp.Name, Host: b.Host.Name, Role: sp.Role, Topology: sp.Topology, Sources: sources,
 			ListenAddr: net.JoinHostPort(b.Host.Name, strconv.Itoa(st.THLPort)), SSL: st.THLSSL, Resolve: resolver(b),
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
@@ -98,6 +109,9 @@ func resolver(b *install.Bound) func(string) string {
 }
 
 func (a *Agent) closeServices() {
+	for _, o := range a.origins {
+		o.close()
+	}
 	for _, s := range a.services {
 		if err := s.Close(); err != nil {
 			a.log.Error("close service", "service", s.Name(), "error", err)

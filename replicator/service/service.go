@@ -58,6 +58,9 @@ type Config struct {
 	Channels                   int
 	Retention                  time.Duration
 	RMIPort                    int
+	// SourceOrder, when set, ranks a slave's sources now (see
+	// stream.ClientConfig.Order).
+	SourceOrder func(ctx context.Context, sources []string) []string
 	// RoleFile, when set, keeps the role and sources setrole gave: they
 	// survive a restart and override Role and Sources.
 	RoleFile string
@@ -279,9 +282,9 @@ func (s *Service) Online(opts OnlineOptions) error {
 		defer close(done)
 		var err error
 		if role == RoleMaster {
-			err = s.runMaster(ctx)
+			err = s.retryUnreachable(ctx, s.runMaster)
 		} else {
-			err = s.runSlaveRetrying(ctx)
+			err = s.retryUnreachable(ctx, s.runSlave)
 		}
 		s.finish(ctx, err)
 	}()
@@ -667,14 +670,14 @@ func (s *Service) ownEvents(ctx context.Context, from uint64) []uint64 {
 }
 
 // runSlave fetches THL from the sources and applies it.
-// runSlaveRetrying runs the slave pipeline again while it fails only
-// because the local database cannot be reached (restarted, stopping): it
-// resumes from its tracking row once the database answers. Any other
-// error ends it.
-func (s *Service) runSlaveRetrying(ctx context.Context) error {
+// retryUnreachable runs a pipeline again while it fails only because the
+// local database cannot be reached (restarted, stopping): a slave resumes
+// from its tracking row, a master after its last stored event, once the
+// database answers. Any other error ends it.
+func (s *Service) retryUnreachable(ctx context.Context, run func(context.Context) error) error {
 	wait := 200 * time.Millisecond
 	for {
-		err := s.runSlave(ctx)
+		err := run(ctx)
 		if err == nil || ctx.Err() != nil || !dbUnreachable(err) {
 			return err
 		}
@@ -682,7 +685,7 @@ func (s *Service) runSlaveRetrying(ctx context.Context) error {
 		if s.applier != nil {
 			s.lastApply, s.hasApply = s.applier.Position()
 		}
-		s.applier, s.client = nil, nil
+		s.applier, s.client, s.extractor = nil, nil, nil
 		s.setState(StateGoingOnline)
 		s.mu.Unlock()
 		s.log.Warn("local database unreachable; retrying", "in", wait, "error", err)
@@ -738,7 +741,8 @@ func (s *Service) runSlave(ctx context.Context) error {
 		s.log.Info("recording transactions this host extracted as master as applied", "from", own[0], "to", own[len(own)-1])
 		a.Skip(own...)
 	}
-	c, err := stream.NewClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve, Logger: s.log})
+	c, err := stream.NewClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve,
+		Order: s.cfg.SourceOrder, Logger: s.log})
 	if err != nil {
 		return err
 	}

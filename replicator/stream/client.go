@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,14 @@ type ClientConfig struct {
 	// Resolve turns a source ("east1:2112") into the address to dial;
 	// nil dials the source as it is.
 	Resolve func(source string) string
+	// Order, when set, ranks the sources now (best first), e.g. from the
+	// origin site's managers; sources it leaves out are tried after the
+	// ones it names, and nil means Sources as they are.
+	Order func(ctx context.Context, sources []string) []string
+	// Recheck is how often, while connected to a source that is not the
+	// first in Order's ranking, the client looks again and moves to the
+	// better one (default 5 s).
+	Recheck time.Duration
 	Logger  *slog.Logger
 }
 
@@ -65,6 +74,9 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.SyncEvery <= 0 {
 		c.SyncEvery = 50 * time.Millisecond
+	}
+	if c.Recheck <= 0 {
+		c.Recheck = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -116,13 +128,18 @@ func (c *Client) setStatus(f func(*ClientStatus)) {
 func (c *Client) Run(ctx context.Context, store Store) error {
 	backoff := c.cfg.MinBackoff
 	for {
-		for _, src := range c.cfg.Sources {
+		for _, src := range c.ranked(ctx) {
 			got, err := c.fetch(ctx, src, store)
 			if ctx.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, ErrDiverged) {
 				return err
+			}
+			if errors.Is(err, errBetterSource) {
+				c.cfg.Logger.Info("moving to a better THL source", "from", src, "reason", err)
+				backoff = c.cfg.MinBackoff
+				break
 			}
 			c.setStatus(func(s *ClientStatus) { s.Connected, s.LastError = false, errText(err) })
 			c.cfg.Logger.Warn("THL source failed", "source", src, "error", err)
@@ -137,6 +154,46 @@ func (c *Client) Run(ctx context.Context, store Store) error {
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
+}
+
+// errBetterSource ends a fetch so that Run reconnects to a source the
+// ranking now prefers.
+var errBetterSource = errors.New("a better source is available")
+
+// ranked returns the sources in the order to try them now.
+func (c *Client) ranked(ctx context.Context) []string {
+	if c.cfg.Order == nil {
+		return c.cfg.Sources
+	}
+	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var out []string
+	for _, s := range c.cfg.Order(octx, c.cfg.Sources) {
+		if slices.Contains(c.cfg.Sources, s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range c.cfg.Sources {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// better tells, when src is not the best ranked source, which one is.
+func (c *Client) better(ctx context.Context, src string) (string, bool) {
+	if c.cfg.Order == nil {
+		return "", false
+	}
+	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, s := range c.cfg.Order(octx, c.cfg.Sources) {
+		if slices.Contains(c.cfg.Sources, s) {
+			return s, s != src
+		}
+	}
+	return "", false
 }
 
 func errText(err error) string {
@@ -173,6 +230,37 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 	}
 	dirty := false
 	lastSync := time.Now()
+	if c.cfg.Order != nil {
+		// Look for a better source now and then; a better one ends this
+		// stream (the message loop sees the cancelled context).
+		recheck := time.NewTicker(c.cfg.Recheck)
+		defer recheck.Stop()
+		var betterErr error
+		var mu sync.Mutex
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-recheck.C:
+					if b, ok := c.better(ctx, src); ok {
+						mu.Lock()
+						betterErr = fmt.Errorf("%w: %s", errBetterSource, b)
+						mu.Unlock()
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+		defer func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if betterErr != nil {
+				err = betterErr
+			}
+		}()
+	}
 	defer func() {
 		if dirty {
 			if serr := store.Sync(); serr != nil && err == nil {
