@@ -67,3 +67,66 @@ func TestCrossSiteLeavesStalledSource(t *testing.T) {
 	s.mustCctrl("east1", "replicator", stalled, "online")
 	s.sameEverywhere(30*time.Second, allHosts, "app")
 }
+
+// TestCrossSiteFollowsSwitchAndFailover: east switches (planned) and then
+// fails over (its primary's mariadbd killed); west's cross-site
+// replicators follow each new east primary by themselves, and every write
+// made on east reaches every west host exactly once.
+func TestCrossSiteFollowsSwitchAndFailover(t *testing.T) {
+	ini, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSandbox(t, string(ini))
+	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	s.sameEverywhere(30*time.Second, allHosts, "app")
+	west := []string{"west1", "west2", "west3"}
+	write := func(host string, n int) {
+		t.Helper()
+		db := s.appDB(host)
+		for i := 0; i < n; i++ {
+			if _, err := db.Exec("INSERT INTO app.t (v) VALUES (?)", i); err != nil {
+				t.Fatalf("write on %s: %v", host, err)
+			}
+		}
+	}
+	write("east1", 20)
+	s.mustCctrl("east1", "switch")
+	p := s.status("east1").GetPrimary()
+	write(p, 20)
+	s.sameEverywhere(30*time.Second, append([]string{"east1", "east2", "east3"}, west...), "app")
+
+	s.kill9(p, "mariadbd")
+	var np string
+	testutil.Eventually(t, 20*time.Second, func() error {
+		for _, h := range []string{"east1", "east2", "east3"} {
+			if h == p {
+				continue
+			}
+			r := s.status(h)
+			if r.GetPrimary() != p && r.GetTransition() == "" {
+				np = r.GetPrimary()
+				return nil
+			}
+		}
+		return fmt.Errorf("no failover yet")
+	})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := s.appDB(np).Exec("INSERT INTO app.t (v) VALUES (-1)")
+		return err
+	})
+	write(np, 20)
+	var alive []string
+	for _, h := range allHosts {
+		if h != p {
+			alive = append(alive, h)
+		}
+	}
+	s.sameEverywhere(30*time.Second, alive, "app")
+	var n int
+	s.db("west3").QueryRow("SELECT COUNT(*) FROM app.t").Scan(&n)
+	if n != 61 {
+		t.Errorf("west3 has %d rows, want 61", n)
+	}
+	t.Logf("east: switch to %s, failover to %s; west followed both", p, np)
+}
