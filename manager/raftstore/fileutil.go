@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/carbidedb/carbide/internal/fileutil"
 )
 
 // File names in the store's directory.
@@ -27,17 +29,7 @@ func makeDir(dir string) error {
 }
 
 // syncDir makes file creations and renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return fileutil.SyncDir(dir) }
 
 // writeTemp writes data to a new path+tmpSuffix and fsyncs it, returning
 // the file still open (for the log, which keeps appending to it).
@@ -71,9 +63,4 @@ func replaceWith(path string, f *os.File) error {
 }
 
 // removeIfExists removes path; a missing file is not an error.
-func removeIfExists(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func removeIfExists(path string) error { return fileutil.RemoveIfExists(path) }

@@ -1,9 +1,9 @@
 package thl
 
 import (
-	"errors"
-	"io/fs"
 	"os"
+
+	"github.com/carbidedb/carbide/internal/fileutil"
 )
 
 // writeFileAtomic writes data to path through a synced temporary file and
@@ -43,21 +43,8 @@ func (s *Store) syncDir() error {
 	if s.cfg.noSync {
 		return nil
 	}
-	d, err := os.Open(s.cfg.Dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fileutil.SyncDir(s.cfg.Dir)
 }
 
 // removeIfExists removes path; a missing file is not an error.
-func removeIfExists(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func removeIfExists(path string) error { return fileutil.RemoveIfExists(path) }
