@@ -86,6 +86,7 @@ type Agent struct {
 	seq        uint64
 	lastQuorum time.Time
 	hadQuorum  bool
+	alerted    map[string]time.Time
 	leader     bool
 	changed    chan struct{} // closed and replaced on every change
 
@@ -111,7 +112,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	site := b.Config.Service(b.Host.Site)
 	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: site, self: b.Host.Name, witness: b.Host.Witness,
-		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{})}
+		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{}), alerted: map[string]time.Time{}}
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
 	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address))
@@ -261,6 +262,13 @@ func (a *Agent) hasQuorum() bool {
 // manager shows it), timestamped; a manager that is not the coordinator
 // only logs it.
 func (a *Agent) addAlert(text string) {
+	a.mu.Lock()
+	if t, ok := a.alerted[text]; ok && time.Since(t) < 30*time.Second {
+		a.mu.Unlock()
+		return // the same alert again: once per 30 s is enough
+	}
+	a.alerted[text] = time.Now()
+	a.mu.Unlock()
 	line := time.Now().UTC().Format("2006/01/02 15:04:05") + " " + text
 	if a.raft.State() != raft.Leader {
 		a.log.Warn("alert", "text", text)

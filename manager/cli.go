@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
@@ -114,6 +116,7 @@ func run(ctx context.Context, home string, errOut io.Writer) int {
 	defer stop()
 	cfg := DefaultConfig(home)
 	cfg.Logger = log
+	_ = mysql.SetLogger(mysqlLogger{log})
 	a, err := New(cfg)
 	if err != nil {
 		fmt.Fprintf(errOut, "manager: %v\n", err)
@@ -130,3 +133,8 @@ func run(ctx context.Context, home string, errOut io.Writer) int {
 	}
 	return 0
 }
+
+// mysqlLogger sends the MySQL driver's own lines to the manager's log.
+type mysqlLogger struct{ log *slog.Logger }
+
+func (l mysqlLogger) Print(v ...any) { l.log.Debug("mysql driver", "line", fmt.Sprint(v...)) }

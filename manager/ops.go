@@ -262,18 +262,39 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	if err := a.remote.setReadOnly(ctx, host, true, stepTimeout); err != nil {
 		return nil, err
 	}
+	// A former primary may hold writes it committed but never extracted
+	// (its database died first): they exist on that host alone.
+	var warn []string
+	if s, err := a.remote.serviceStatus(ctx, host, a.site.Name, 2*time.Second); err == nil && s.GetRole() == policy.RoleMaster && s.GetAppliedLastEventId() != "" {
+		lost, err := a.orphans(ctx, host, s.GetAppliedLastEventId())
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("cannot recover %s: cannot read its binlog after its last extracted event %s: %w", host, s.GetAppliedLastEventId(), err)
+		case len(lost) > 0 && !force:
+			return nil, userErr("cannot recover %s: its binlog holds %d transaction(s) after %s that never reached the site and would stay on %s alone (%s); reprovision %s (tprovision), or set force true to bring it back as it is",
+				host, len(lost), s.GetAppliedLastEventId(), host, strings.Join(lost, "; "), host)
+		case len(lost) > 0:
+			warn = append(warn, fmt.Sprintf("WARNING: %s keeps %d transaction(s) the site never got: %s", host, len(lost), strings.Join(lost, "; ")))
+		}
+	}
+	primaryStored := int64(-1)
+	if ps, err := a.remote.serviceStatus(ctx, st.Primary, a.site.Name, 2*time.Second); err == nil {
+		primaryStored = ps.GetMaxStoredSeqno()
+	}
 	if err := a.replicatorTo(ctx, host, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
 		return nil, fmt.Errorf("cannot recover %s: %w", host, err)
 	}
 	// The replicator checks its history against the primary's on
 	// connecting; a divergence leaves it OFFLINE:ERROR.
+	// It is recovered once it applied what the primary had when the
+	// recovery began (an apply error shows by then), or after 10 s ONLINE.
 	var status *replicatorpb.ServiceStatus
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		s, err := a.remote.serviceStatus(ctx, host, a.site.Name, time.Second)
 		if err == nil {
 			status = s
-			if s.GetState() == "ONLINE" || strings.HasPrefix(s.GetState(), "OFFLINE:ERROR") {
+			if strings.HasPrefix(s.GetState(), "OFFLINE:ERROR") || (s.GetState() == "ONLINE" && s.GetAppliedLastSeqno() >= primaryStored) {
 				break
 			}
 		}
@@ -297,7 +318,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	if err := a.apply(policy.Change{Op: policy.OpDatasource, Host: host, Value: policy.Online}); err != nil {
 		return nil, err
 	}
-	return []string{fmt.Sprintf("DATASOURCE '%s@%s' RECOVERED (replica of %s, replicator %s)", host, a.site.Name, st.Primary, status.GetState())}, nil
+	return append(warn, fmt.Sprintf("DATASOURCE '%s@%s' RECOVERED (replica of %s, replicator %s)", host, a.site.Name, st.Primary, status.GetState())), nil
 }
 
 func firstLine(s string) string {

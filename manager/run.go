@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -412,7 +413,41 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		for _, d := range a.mon.Step(in) {
 			a.execute(ctx, d)
 		}
+		a.reconcile(ctx, a.fsm.state(), facts)
 	})
+}
+
+// reconcile takes offline any replicator running as master on a host that
+// is not the primary (a restarted failed primary, whose replicator came
+// back in its last role), or makes it a slave again if the host is an
+// ONLINE replica: one site, one master.
+func (a *Agent) reconcile(ctx context.Context, st policy.State, facts map[string]policy.Facts) {
+	if st.Transition != nil {
+		return
+	}
+	for _, h := range a.hosts {
+		f := facts[h]
+		if h == st.Primary || !f.Alive || f.ReplRole != policy.RoleMaster ||
+			(f.ReplState != "ONLINE" && !strings.HasPrefix(f.ReplState, "GOING-ONLINE")) {
+			continue
+		}
+		if st.Datasources[h].State == policy.Online {
+			a.log.Warn("a replica's replicator runs as master; making it a slave of the primary", "host", h, "primary", st.Primary)
+			if err := a.replicatorTo(ctx, h, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
+				a.log.Error("re-point replica", "host", h, "error", err)
+			}
+			continue
+		}
+		a.log.Warn("taking offline a master replicator on a host that is not the primary", "host", h, "state", st.Datasources[h].String())
+		if rc, err := a.remote.replicator(h); err == nil {
+			octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = rc.Offline(octx, offlineRequest(a.site.Name))
+			cancel()
+			if err != nil {
+				a.log.Error("offline", "host", h, "error", err)
+			}
+		}
+	}
 }
 
 // initialize writes the site's first state: the ini's master is primary.
@@ -470,6 +505,10 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 	}
 	for _, l := range lines {
 		a.log.Info(l)
-		a.addAlert(l)
+	}
+	if d.Kind != policy.DecideFailover { // a failover records its own alert
+		for _, l := range lines {
+			a.addAlert(l)
+		}
 	}
 }

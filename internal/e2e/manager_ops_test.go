@@ -136,3 +136,40 @@ func TestManagerCommands(t *testing.T) {
 	})
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
 }
+
+// TestRecoverRefusesUnreplicatedWrites: the primary commits a write its
+// replicator never extracted, then dies; after the failover, recovering
+// it is refused with the transaction named, and accepted with force.
+func TestRecoverRefusesUnreplicatedWrites(t *testing.T) {
+	s := startSandbox(t, oneSite)
+	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)")
+	s.sameEverywhere(20*time.Second, eastHosts, "app")
+	s.trepctl("east1", "offline")
+	if _, err := s.appDB("east1").Exec("INSERT INTO app.t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	s.kill9("east1", "mariadbd")
+	r := s.waitStatus("east2", 20*time.Second, "failover", func(r *managerpb.StatusReply) error {
+		if r.GetPrimary() == "east1" || r.GetTransition() != "" {
+			return fmt.Errorf("primary %s", r.GetPrimary())
+		}
+		return nil
+	})
+	s.mustCctrl(r.GetPrimary(), "service", "east1/mysql", "start")
+	_, err := s.cctrl("east2", false, "datasource", "east1", "recover")
+	if err == nil || !strings.Contains(err.Error(), "never reached the site") || !strings.Contains(err.Error(), "app.t") {
+		t.Fatalf("recover of a primary with an unreplicated write: %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if d := dsOf(s.status("east2"), "east1"); d.GetState() != "FAILED" {
+		t.Errorf("after the refusal east1 is %s", d.GetState())
+	}
+	lines, err := s.cctrl("east2", true, "datasource", "east1", "recover")
+	if err != nil {
+		t.Fatalf("recover with force: %v", err)
+	}
+	t.Logf("with force: %v", lines)
+	if !strings.Contains(strings.Join(lines, "\n"), "WARNING") {
+		t.Errorf("forced recover did not warn: %v", lines)
+	}
+}

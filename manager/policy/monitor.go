@@ -139,6 +139,9 @@ func (m *Monitor) Step(in Input) []Decision {
 	var out []Decision
 	for _, h := range st.Hosts() {
 		ds := st.Datasources[h]
+		if f := in.Facts[h]; f.Alive && ds.State == Online && strings.HasPrefix(f.ReplState, "OFFLINE:ERROR") {
+			out = append(out, m.alert(in.Now, h, fmt.Sprintf("the replicator of %s is %s; see trepctl status on %s (an apply error needs an operator)", h, f.ReplState, h))...)
+		}
 		down, why := looksDown(in, h)
 		confirmed := m.observe(in.Now, h, down)
 		if h == st.Primary {
