@@ -20,9 +20,11 @@ have mariadb-backup || missing+=(mariadb-backup)
 have sysbench || missing+=(sysbench)
 have haproxy || missing+=(haproxy)
 have rsync || missing+=(rsync)
+# The partition tests cut a sandbox host off with iptables (as root).
+have iptables || missing+=(iptables)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  say "mariadbd, mariadb, mariadb-backup, sysbench, haproxy and rsync are present; nothing to do"
+  say "mariadbd, mariadb, mariadb-backup, sysbench, haproxy, rsync and iptables are present; nothing to do"
   exit 0
 fi
 
