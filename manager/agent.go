@@ -253,7 +253,7 @@ func (a *Agent) hasQuorum() bool {
 		return true
 	case raft.Follower:
 		_, id := a.raft.LeaderWithID()
-		return id != "" && time.Since(a.raft.LastContact()) < 1500*time.Millisecond
+		return id != "" && time.Since(a.raft.LastContact()) < time.Second
 	}
 	return false
 }

@@ -231,13 +231,13 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 		// what it committed; or seeing a majority of the site's managers
 		// report through gossip (which keeps a primary writable while a
 		// new coordinator is elected).
-		current := a.hasQuorum() && a.caughtUp()
+		raftOK := a.hasQuorum()
 		gossip := a.gossipMajority(now, time.Second)
-		quorum := current || gossip
+		quorum := raftOK || gossip
 		a.mu.Lock()
 		if quorum != a.hadQuorum {
 			_, lid := a.raft.LeaderWithID()
-			a.log.Info("quorum view", "quorum", quorum, "raft", current, "gossip", gossip, "raft_state", a.raft.State().String(),
+			a.log.Info("quorum view", "quorum", quorum, "raft", raftOK, "gossip", gossip, "raft_state", a.raft.State().String(),
 				"leader", lid, "last_contact", a.raft.LastContact().Format(time.RFC3339Nano))
 			a.hadQuorum = quorum
 		}
@@ -268,7 +268,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			return
 		}
 		cut := policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter)
-		if fenced && !cut && !current {
+		if fenced && !cut && !(raftOK && a.caughtUp()) {
 			// Once fenced, only the coordinator's current state may make
 			// this host writable again: gossip alone does not tell whether
 			// another primary was promoted meanwhile.
