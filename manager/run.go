@@ -8,12 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -41,7 +41,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.pool = p
-	l, err := listen(ctx, a.ControlAddr())
+	l, err := daemon.Listen(ctx, a.ControlAddr())
 	if err != nil {
 		a.pool.leave()
 		_ = a.raft.Shutdown().Error()
@@ -108,23 +108,6 @@ func (a *Agent) closeStores() {
 
 // Shutdown asks Run to stop.
 func (a *Agent) Shutdown() { a.once.Do(func() { close(a.shutdown) }) }
-
-// listen listens on addr, waiting up to 10 s while the address is in use
-// by a manager killed a moment ago.
-func listen(ctx context.Context, addr string) (net.Listener, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l, err := net.Listen("tcp", addr)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			return l, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
 
 func every(ctx context.Context, d time.Duration, f func()) {
 	t := time.NewTicker(d)

@@ -305,10 +305,10 @@ func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 		Users:                  users,
 		// Every database starts read-only; the site's manager makes the
 		// primary writable once it knows it is the primary.
-		Options:  []string{"read_only=ON"},
-		Detached: true,
-		StopTimeout:            s.cfg.StopTimeout,
-		Logger:                 s.cfg.Logger.With("host", h.Name),
+		Options:     []string{"read_only=ON"},
+		Detached:    true,
+		StopTimeout: s.cfg.StopTimeout,
+		Logger:      s.cfg.Logger.With("host", h.Name),
 	}, true
 }
 

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/replicator/service"
 	"github.com/carbidedb/carbide/replicator/stream"
@@ -130,12 +130,12 @@ func (a *Agent) Addrs() (control, thlAddr string) {
 // services offline, servers stopped, stores closed.
 func (a *Agent) Run(ctx context.Context) error {
 	controlAddr, thlAddr := a.Addrs()
-	cl, err := listen(ctx, controlAddr)
+	cl, err := daemon.Listen(ctx, controlAddr)
 	if err != nil {
 		a.closeServices()
 		return fmt.Errorf("listen for control on %s (rmi-port): %w", controlAddr, err)
 	}
-	tl, err := listen(ctx, thlAddr)
+	tl, err := daemon.Listen(ctx, thlAddr)
 	if err != nil {
 		cl.Close()
 		a.closeServices()
@@ -200,24 +200,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 	a.closeServices()
 	return runErr
-}
-
-// listen listens on addr, waiting up to 10 s while the address is in use:
-// a replicator killed a moment ago may still hold it while its threads
-// exit.
-func listen(ctx context.Context, addr string) (net.Listener, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l, err := net.Listen("tcp", addr)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			return l, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // Shutdown asks Run to stop.

@@ -33,52 +33,7 @@ and mm_replicator wrappers set it).
 
 // Main runs the replicator command and returns the exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprint(errOut, usage)
-		return 2
-	}
-	home := os.Getenv(install.EnvHome)
-	if home == "" {
-		fmt.Fprintln(errOut, "replicator: CARBIDE_HOME is not set; run the install's bin/replicator (or mm_replicator) wrapper")
-		return 1
-	}
-	spec := Spec(home, out)
-	switch args[0] {
-	case "run":
-		return run(ctx, home, errOut)
-	case "start":
-		if err := daemon.Start(ctx, spec); err != nil {
-			fmt.Fprintf(errOut, "replicator start: %v\n", err)
-			return 1
-		}
-	case "stop":
-		if err := daemon.Stop(ctx, spec, 60*time.Second); err != nil {
-			fmt.Fprintf(errOut, "replicator stop: %v\n", err)
-			return 1
-		}
-	case "restart":
-		if err := daemon.Stop(ctx, spec, 60*time.Second); err != nil {
-			fmt.Fprintf(errOut, "replicator restart: %v\n", err)
-			return 1
-		}
-		if err := daemon.Start(ctx, spec); err != nil {
-			fmt.Fprintf(errOut, "replicator restart: %v\n", err)
-			return 1
-		}
-	case "status":
-		if pid, ok := daemon.Running(spec); ok {
-			fmt.Fprintf(out, "%s is running: PID:%d\n", serviceName, pid)
-			return 0
-		}
-		fmt.Fprintf(out, "%s is not running.\n", serviceName)
-		return 1
-	case "help", "-h", "--help":
-		fmt.Fprint(out, usage)
-	default:
-		fmt.Fprintf(errOut, "replicator: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-	return 0
+	return daemon.Main(ctx, daemon.Agent{Program: "replicator", Usage: usage, Spec: Spec, StopTimeout: 60 * time.Second, Run: run}, args, out, errOut)
 }
 
 // Spec describes the replicator process of the install at home.

@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/install"
+)
+
+// Agent is what an agent program's command line needs: its name as
+// commands print it ("replicator"), its usage text, its process, how long
+// stop may take, and the foreground run.
+type Agent struct {
+	Program     string
+	Usage       string
+	Spec        func(home string, out io.Writer) Spec
+	StopTimeout time.Duration
+	Run         func(ctx context.Context, home string, errOut io.Writer) int
+}
+
+// Main runs `PROGRAM start|stop|restart|status|run` for the install that
+// CARBIDE_HOME names and returns the exit code.
+func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprint(errOut, a.Usage)
+		return 2
+	}
+	home := os.Getenv(install.EnvHome)
+	if home == "" {
+		fmt.Fprintf(errOut, "%s: CARBIDE_HOME is not set; run the install's bin/%s wrapper\n", a.Program, a.Program)
+		return 1
+	}
+	spec := a.Spec(home, out)
+	fail := func(verb string, err error) int {
+		fmt.Fprintf(errOut, "%s %s: %v\n", a.Program, verb, err)
+		return 1
+	}
+	switch args[0] {
+	case "run":
+		return a.Run(ctx, home, errOut)
+	case "start":
+		if err := Start(ctx, spec); err != nil {
+			return fail("start", err)
+		}
+	case "stop":
+		if err := Stop(ctx, spec, a.StopTimeout); err != nil {
+			return fail("stop", err)
+		}
+	case "restart":
+		if err := Stop(ctx, spec, a.StopTimeout); err != nil {
+			return fail("restart", err)
+		}
+		if err := Start(ctx, spec); err != nil {
+			return fail("restart", err)
+		}
+	case "status":
+		if pid, ok := Running(spec); ok {
+			fmt.Fprintf(out, "%s is running: PID:%d\n", spec.Name, pid)
+			return 0
+		}
+		fmt.Fprintf(out, "%s is not running.\n", spec.Name)
+		return 1
+	case "help", "-h", "--help":
+		fmt.Fprint(out, a.Usage)
+	default:
+		fmt.Fprintf(errOut, "%s: unknown command %q\n%s", a.Program, args[0], a.Usage)
+		return 2
+	}
+	return 0
+}
+
+// Listen listens on addr, waiting up to 10 s while the address is in use:
+// an agent killed a moment ago may still hold it while its threads exit.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
