@@ -102,15 +102,15 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 	st := a.fsm.state()
 	from := st.Primary
 	if st.Transition != nil {
-		return nil, fmt.Errorf("a %s is under way; wait for it to finish", st.Transition)
+		return nil, userErr("a %s is under way; wait for it to finish", st.Transition)
 	}
 	if st.Datasources[from].State != policy.Online {
-		return nil, fmt.Errorf("the primary %s is %s; use failover instead of switch", from, st.Datasources[from])
+		return nil, userErr("the primary %s is %s; use failover instead of switch", from, st.Datasources[from])
 	}
 	facts := a.allFacts()
 	cand, err := policy.Candidate(st, facts, to)
 	if err != nil {
-		return nil, err
+		return nil, userErr("%v", err)
 	}
 	begin := time.Now()
 	a.log.Info("switch", "from", from, "to", cand)
@@ -175,11 +175,11 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string) ([]string, er
 	st := a.fsm.state()
 	from := st.Primary
 	if st.Transition != nil {
-		return nil, fmt.Errorf("a %s is under way; wait for it to finish", st.Transition)
+		return nil, userErr("a %s is under way; wait for it to finish", st.Transition)
 	}
 	cand, err := policy.Candidate(st, a.allFacts(), to)
 	if err != nil {
-		return nil, err
+		return nil, userErr("%v", err)
 	}
 	a.log.Warn("failover", "from", from, "to", cand, "reason", reason)
 	if err := a.apply(
@@ -245,19 +245,19 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	st := a.fsm.state()
 	ds, ok := st.Datasources[host]
 	if !ok {
-		return nil, fmt.Errorf("%s is not a datasource of %s (datasources: %s)", host, a.site.Name, strings.Join(a.hosts, ", "))
+		return nil, userErr("%s is not a datasource of %s (datasources: %s)", host, a.site.Name, strings.Join(a.hosts, ", "))
 	}
 	if host == st.Primary && ds.State != policy.Failed {
-		return nil, fmt.Errorf("%s is the primary; nothing to recover", host)
+		return nil, userErr("%s is the primary; nothing to recover", host)
 	}
 	if host == st.Primary {
-		return nil, fmt.Errorf("%s is the FAILED primary; fail over to a replica first (failover), then recover %s as a replica", host, host)
+		return nil, userErr("%s is the FAILED primary; fail over to a replica first (failover), then recover %s as a replica", host, host)
 	}
 	if ds.State == policy.Online {
 		return []string{fmt.Sprintf("%s is already ONLINE", host)}, nil
 	}
 	if _, err := a.remote.readOnly(ctx, host, 2*time.Second); err != nil {
-		return nil, fmt.Errorf("cannot recover %s: its database does not answer (%s); start it first (service %s/mysql start)", host, firstLine(err.Error()), host)
+		return nil, userErr("cannot recover %s: its database does not answer (%s); start it first (service %s/mysql start)", host, firstLine(err.Error()), host)
 	}
 	if err := a.remote.setReadOnly(ctx, host, true, stepTimeout); err != nil {
 		return nil, err
@@ -309,10 +309,10 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 			msg = status.GetPendingExceptionMessage()
 		}
 		if strings.Contains(msg, "diverge") && !force {
-			return nil, fmt.Errorf("cannot recover %s: its history diverged from the primary %s: %s; reprovision it (tprovision) or use set force true to bring it ONLINE anyway", host, st.Primary, msg)
+			return nil, userErr("cannot recover %s: its history diverged from the primary %s: %s; reprovision it (tprovision) or use set force true to bring it ONLINE anyway", host, st.Primary, msg)
 		}
 		if !force {
-			return nil, fmt.Errorf("cannot recover %s: its replicator is %s: %s", host, status.GetState(), msg)
+			return nil, userErr("cannot recover %s: its replicator is %s: %s", host, status.GetState(), msg)
 		}
 	}
 	if err := a.apply(policy.Change{Op: policy.OpDatasource, Host: host, Value: policy.Online}); err != nil {

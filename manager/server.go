@@ -224,7 +224,13 @@ func (a *Agent) command(ctx context.Context, req *managerpb.CommandRequest) ([]s
 	}
 	a.ops.Lock()
 	defer a.ops.Unlock()
+	begin := time.Now()
 	lines, err := a.coordinatorCommand(ctx, args, req.GetForce())
+	if err != nil {
+		a.log.Info("operator command refused", "command", strings.Join(args, " "), "force", req.GetForce(), "error", err)
+	} else {
+		a.log.Info("operator command", "command", strings.Join(args, " "), "force", req.GetForce(), "took", time.Since(begin).Round(time.Millisecond), "result", strings.Join(lines, "; "))
+	}
 	return lines, a.self, err
 }
 
@@ -382,9 +388,10 @@ func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h, verb 
 		switch ds.State {
 		case policy.Online:
 			return []string{fmt.Sprintf("%s is already ONLINE", h)}, nil
-		case policy.Offline:
+		case policy.Offline, policy.Shunned:
+			// The guide brings a shunned host back with online too.
 		default:
-			return nil, userErr("%s is %s; use datasource %s welcome or recover", h, ds, h)
+			return nil, userErr("%s is %s; use datasource %s recover", h, ds, h)
 		}
 		f := a.allFacts()[h]
 		if f.DB != policy.DBUp && !force {

@@ -141,6 +141,8 @@ func (m *Monitor) Step(in Input) []Decision {
 		ds := st.Datasources[h]
 		if f := in.Facts[h]; f.Alive && ds.State == Online && strings.HasPrefix(f.ReplState, "OFFLINE:ERROR") {
 			out = append(out, m.alert(in.Now, h, fmt.Sprintf("the replicator of %s is %s; see trepctl status on %s (an apply error needs an operator)", h, f.ReplState, h))...)
+		} else if f.Alive && h == st.Primary && ds.State == Online && f.ReplState != "" && f.ReplState != ReplOnline && !strings.HasPrefix(f.ReplState, "GOING-ONLINE") {
+			out = append(out, m.alert(in.Now, h, fmt.Sprintf("the primary %s takes writes but its replicator is %s: no replica gets them; replicator %s online", h, f.ReplState, h))...)
 		}
 		down, why := looksDown(in, h)
 		confirmed := m.observe(in.Now, h, down)
