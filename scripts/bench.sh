@@ -29,6 +29,21 @@ t3=$(date +%s.%N)
 bin/sandbox up --dir "$sb" >/dev/null
 t4=$(date +%s.%N)
 
+echo "bench: cctrl ls on east1 beside a direct mariadb client query, 20 runs each"
+# timeit N CMD...: the median and max wall time of N runs, in ms.
+timeit() {
+  local n=$1; shift
+  for _ in $(seq "$n"); do
+    local a b
+    a=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; exit 1; }; b=$(date +%s%N)
+    echo $(( (b - a) / 1000 ))
+  done | sort -n | awk '{v[NR]=$1} END {printf "%.1f %.1f", v[int((NR+1)/2)]/1000, v[NR]/1000}'
+}
+cctrl_ls() { echo ls | "$sb/east1/continuent/bin/cctrl"; }
+direct_q() { mariadb -h127.251.1.1 -P13306 -utungsten -psecret -e 'select 1'; }
+read -r ls_p50 ls_max <<<"$(timeit 20 cctrl_ls)"
+read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
+
 {
   echo "# Benchmarks"
   echo
@@ -106,5 +121,16 @@ t4=$(date +%s.%N)
   printf '| sandbox up again, everything running (idempotent check) | %.2f |\n' "$(awk "BEGIN{print $t2-$t1}")"
   printf '| sandbox down | %.2f |\n' "$(awk "BEGIN{print $t3-$t2}")"
   printf '| sandbox up after down (existing datadirs) | %.2f |\n' "$(awk "BEGIN{print $t4-$t3}")"
+  echo
+  echo "## Operator shell"
+  echo
+  echo 'A whole `echo ls | cctrl` on east1 of that sandbox (process start, install config,'
+  echo "manager Status over gRPC, the guide's boxes rendered) beside the baseline of one"
+  echo "\`mariadb -e 'select 1'\` client run against east1's database. Target: ls under 100 ms."
+  echo
+  echo "| command | p50 ms | max ms |"
+  echo "|---|---:|---:|"
+  echo "| echo ls \| cctrl (east1) | $ls_p50 | $ls_max |"
+  echo "| mariadb -e 'select 1' (baseline, direct connection) | $q_p50 | $q_max |"
 } >"$out"
 echo "bench: wrote $out"
