@@ -57,7 +57,7 @@ func newPool(cfg gossipConfig) (*pool, error) {
 	mc.SecretKey = cfg.Key
 	mc.ProbeInterval = 500 * time.Millisecond
 	mc.ProbeTimeout = 300 * time.Millisecond
-	mc.GossipInterval = 100 * time.Millisecond
+	mc.GossipInterval = 200 * time.Millisecond
 	mc.SuspicionMult = 2
 	mc.PushPullInterval = 5 * time.Second
 	mc.TCPTimeout = 2 * time.Second

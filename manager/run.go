@@ -154,9 +154,14 @@ func (a *Agent) probeLoop(ctx context.Context) {
 	})
 }
 
+// sameFacts compares what is worth gossiping at once: states, not the
+// seqnos and latency that move with every transaction (those go out with
+// the regular report every 500 ms).
 func sameFacts(a, b policy.Facts) bool {
 	a.Seq, b.Seq = 0, 0
 	a.Latency, b.Latency = 0, 0
+	a.Applied, b.Applied = 0, 0
+	a.MaxStored, b.MaxStored = 0, 0
 	return a == b
 }
 
