@@ -1,0 +1,236 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ProxyConfig configures a Proxy.
+type ProxyConfig struct {
+	// HoldTimeout bounds how long a new connection waits for a routable
+	// primary (connector-hold-timeout).
+	HoldTimeout time.Duration
+	// DisconnectTimeout is how long connections to a demoted primary may
+	// finish after a switch (connector-disconnect-timeout); after a
+	// failover they are closed at once.
+	DisconnectTimeout time.Duration
+	// DialTimeout bounds connecting to a database.
+	DialTimeout time.Duration
+	// Dial connects to a database; nil uses a net.Dialer.
+	Dial   func(ctx context.Context, addr string) (net.Conn, error)
+	Logger *slog.Logger
+}
+
+// Counters are a connector's connection counts.
+type Counters struct {
+	Created, Active int64
+	// PerHost are the counts per datasource.
+	PerHost map[string][2]int64
+}
+
+// Proxy accepts application connections and splices each to the target
+// the current Table names.
+type Proxy struct {
+	cfg ProxyConfig
+
+	mu      sync.Mutex
+	table   Table
+	changed chan struct{}
+	conns   map[*bridge]struct{}
+	perHost map[string]*[2]int64
+
+	created, active atomic.Int64
+}
+
+// bridge is one application connection and its database connection.
+type bridge struct {
+	client, server net.Conn
+	host           string
+	readOnly       bool
+	once           sync.Once
+}
+
+func (b *bridge) close() {
+	b.once.Do(func() {
+		b.client.Close()
+		b.server.Close()
+	})
+}
+
+// NewProxy returns a proxy that holds every connection until SetTable.
+func NewProxy(cfg ProxyConfig) *Proxy {
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = 30 * time.Second
+	}
+	if cfg.DisconnectTimeout <= 0 {
+		cfg.DisconnectTimeout = 5 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: cfg.DialTimeout}
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Proxy{cfg: cfg, table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
+		changed: make(chan struct{}), conns: map[*bridge]struct{}{}, perHost: map[string]*[2]int64{}}
+}
+
+// SetTable installs a new routing table. Connections to a datasource now
+// FAILED close at once; read-write connections to a primary that is no
+// longer the primary close after DisconnectTimeout.
+func (p *Proxy) SetTable(t Table) {
+	p.mu.Lock()
+	old := p.table
+	p.table = t
+	close(p.changed)
+	p.changed = make(chan struct{})
+	var now, later []*bridge
+	for b := range p.conns {
+		switch {
+		case t.Failed[b.host]:
+			now = append(now, b)
+		case !b.readOnly && old.Primary.Host == b.host && t.Primary.Host != b.host && t.Primary.Host != "":
+			later = append(later, b)
+		}
+	}
+	p.mu.Unlock()
+	if t.State != old.State || t.Primary != old.Primary {
+		p.cfg.Logger.Info("routing", "state", t.State, "primary", t.Primary.Host, "read_only", t.ReadOnly.Host, "why", t.Why)
+	}
+	for _, b := range now {
+		b.close()
+	}
+	if len(later) > 0 {
+		time.AfterFunc(p.cfg.DisconnectTimeout, func() {
+			for _, b := range later {
+				b.close()
+			}
+		})
+	}
+}
+
+// Table returns the routing table in use.
+func (p *Proxy) Table() Table {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.table
+}
+
+// Counters returns the connection counts.
+func (p *Proxy) Counters() Counters {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := Counters{Created: p.created.Load(), Active: p.active.Load(), PerHost: map[string][2]int64{}}
+	for h, v := range p.perHost {
+		c.PerHost[h] = *v
+	}
+	return c
+}
+
+// Serve accepts connections on l until ctx ends; readOnly sends them to
+// the table's read-only target.
+func (p *Proxy) Serve(ctx context.Context, l net.Listener, readOnly bool) error {
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.handle(ctx, c, readOnly)
+		}()
+	}
+}
+
+// pick waits (up to the hold timeout) for a target, or says why none.
+func (p *Proxy) pick(ctx context.Context, readOnly bool) (Target, uint16, string) {
+	deadline := time.NewTimer(p.cfg.HoldTimeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		t, ch := p.table, p.changed
+		p.mu.Unlock()
+		if t.State == StateOffline {
+			return Target{}, ErrConnectorOffline, t.Why
+		}
+		target := t.Primary
+		if readOnly {
+			target = t.ReadOnly
+		}
+		if target.Addr != "" && t.State == StateOnline {
+			return target, 0, ""
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return Target{}, ErrNoPrimary, "no datasource to route to after waiting " + p.cfg.HoldTimeout.String() + ": " + t.Why
+		case <-ctx.Done():
+			return Target{}, ErrNoPrimary, "the connector is stopping"
+		}
+	}
+}
+
+func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
+	target, code, why := p.pick(ctx, readOnly)
+	if code != 0 {
+		client.SetWriteDeadline(time.Now().Add(time.Second))
+		client.Write(errorPacket(code, "08004", "Carbide connector: "+why))
+		client.Close()
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	server, err := p.cfg.Dial(dctx, target.Addr)
+	cancel()
+	if err != nil {
+		client.Write(errorPacket(ErrNoPrimary, "08S01", "Carbide connector: cannot reach "+target.Host+": "+err.Error()))
+		client.Close()
+		return
+	}
+	b := &bridge{client: client, server: server, host: target.Host, readOnly: readOnly}
+	p.mu.Lock()
+	p.conns[b] = struct{}{}
+	hc := p.perHost[target.Host]
+	if hc == nil {
+		hc = &[2]int64{}
+		p.perHost[target.Host] = hc
+	}
+	hc[0]++
+	hc[1]++
+	p.created.Add(1)
+	p.active.Add(1)
+	p.mu.Unlock()
+	defer func() {
+		b.close()
+		p.mu.Lock()
+		delete(p.conns, b)
+		hc[1]--
+		p.active.Add(-1)
+		p.mu.Unlock()
+	}()
+	// io.Copy between two *net.TCPConn uses splice(2) on Linux.
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(server, client); b.close(); done <- struct{}{} }()
+	go func() { io.Copy(client, server); b.close(); done <- struct{}{} }()
+	<-done
+	<-done
+}

@@ -1,0 +1,140 @@
+package router
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/internal/testutil"
+)
+
+// startProxy serves a proxy on a free loopback port.
+func startProxy(t *testing.T, cfg ProxyConfig) (*Proxy, string) {
+	t.Helper()
+	p := NewProxy(cfg)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Serve(ctx, l, false); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p, l.Addr().String()
+}
+
+func openVia(t *testing.T, addr string) *sql.DB {
+	t.Helper()
+	c := mysql.NewConfig()
+	c.User, c.Net, c.Addr = "root", "tcp", addr
+	c.Timeout = 10 * time.Second
+	conn, err := mysql.NewConnector(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestProxy: a connection through the proxy reaches the routed server
+// (MySQL authentication passes through) and is counted; an OFFLINE
+// connector and a hold that times out answer with an error packet the
+// client shows; a FAILED datasource's connections are closed at once.
+func TestProxy(t *testing.T) {
+	srv := testutil.StartMariaDB(t, testutil.WithServerID(4242))
+	p, addr := startProxy(t, ProxyConfig{HoldTimeout: 300 * time.Millisecond})
+	online := Table{State: StateOnline, Primary: Target{Host: "east1", Addr: srv.Addr()}, ReadOnly: Target{Host: "east1", Addr: srv.Addr()}}
+
+	// Held, then released by a table.
+	go func() { time.Sleep(100 * time.Millisecond); p.SetTable(online) }()
+	db := openVia(t, addr)
+	var id int
+	if err := db.QueryRow("SELECT @@server_id").Scan(&id); err != nil || id != 4242 {
+		t.Fatalf("through the proxy: server_id %d, %v", id, err)
+	}
+	if c := p.Counters(); c.Created != 1 || c.Active != 1 || c.PerHost["east1"] != [2]int64{1, 1} {
+		t.Errorf("counters with one connection open: %+v", c)
+	}
+
+	p.SetTable(Table{State: StateOffline, Why: "connector east1 is OFFLINE (router east1 online brings it back)"})
+	var me *mysql.MySQLError
+	err := openVia(t, addr).Ping()
+	if !errors.As(err, &me) || me.Number != ErrConnectorOffline || !strings.Contains(me.Message, "OFFLINE") {
+		t.Errorf("offline connector: %v", err)
+	}
+	// The open connection finishes its work.
+	if err := db.QueryRow("SELECT 1").Scan(&id); err != nil {
+		t.Errorf("an existing connection after router offline: %v", err)
+	}
+
+	p.SetTable(Table{State: StateOnHold, Why: "a switch east1 -> east2 is under way"})
+	begin := time.Now()
+	err = openVia(t, addr).Ping()
+	if !errors.As(err, &me) || me.Number != ErrNoPrimary || !strings.Contains(me.Message, "switch east1 -> east2") {
+		t.Errorf("hold timeout: %v", err)
+	}
+	if d := time.Since(begin); d < 250*time.Millisecond {
+		t.Errorf("the hold ended after %v, before the hold timeout", d)
+	}
+
+	p.SetTable(Table{State: StateOnHold, Why: "the primary east1 is not ONLINE", Failed: map[string]bool{"east1": true}})
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if c := p.Counters(); c.Active != 0 {
+			return errors.New("the connection to the failed datasource is still open")
+		}
+		return nil
+	})
+	if err := db.QueryRow("SELECT 1").Scan(&id); err == nil {
+		t.Errorf("a connection to a FAILED datasource still works")
+	}
+}
+
+// TestProxyClosesDemotedPrimaryAfterTimeout: after a switch, read-write
+// connections to the old primary close once DisconnectTimeout passed.
+func TestProxyClosesDemotedPrimaryAfterTimeout(t *testing.T) {
+	srv := testutil.StartMariaDB(t)
+	p, addr := startProxy(t, ProxyConfig{DisconnectTimeout: 200 * time.Millisecond})
+	p.SetTable(Table{State: StateOnline, Primary: Target{Host: "east1", Addr: srv.Addr()}})
+	db := openVia(t, addr)
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	p.SetTable(Table{State: StateOnline, Primary: Target{Host: "east2", Addr: "127.0.0.1:1"}})
+	if c := p.Counters(); c.Active != 1 {
+		t.Fatalf("closed before the disconnect timeout: %+v", c)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if c := p.Counters(); c.Active != 0 {
+			return errors.New("still open")
+		}
+		return nil
+	})
+}
+
+// TestOfflineErrorInMariaDBClient: the operator's own client prints the
+// connector's refusal as a MySQL error.
+func TestOfflineErrorInMariaDBClient(t *testing.T) {
+	testutil.RequireDB(t)
+	client, err := exec.LookPath("mariadb")
+	if err != nil {
+		t.Skip("no mariadb client")
+	}
+	p, addr := startProxy(t, ProxyConfig{})
+	p.SetTable(Table{State: StateOffline, Why: "connector east1 is OFFLINE (router east1 online brings it back)"})
+	host, port, _ := net.SplitHostPort(addr)
+	out, err := exec.Command(client, "-h"+host, "-P"+port, "-uapp", "-psecret", "-e", "select 1").CombinedOutput()
+	// The client (which tries TLS first) prints the refusal as "1040 -
+	// Carbide connector: …" after a note that it came before TLS.
+	if err == nil || !strings.Contains(string(out), "1040") || !strings.Contains(string(out), "connector east1 is OFFLINE") {
+		t.Errorf("mariadb client against an offline connector: %v\n%s", err, out)
+	}
+}

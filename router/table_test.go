@@ -1,0 +1,54 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+)
+
+func site(mut func(r *managerpb.StatusReply)) *managerpb.StatusReply {
+	ds := func(h, state string, lat float64) *managerpb.Datasource {
+		return &managerpb.Datasource{Host: h, State: state, Dataserver: "ONLINE", ReplicatorState: "ONLINE", AppliedLatency: lat}
+	}
+	r := &managerpb.StatusReply{Initialized: true, Primary: "east1", Epoch: 3,
+		Datasources: []*managerpb.Datasource{ds("east1", "ONLINE", 0), ds("east2", "ONLINE", 0.9), ds("east3", "ONLINE", 0.2)},
+		Routers:     []*managerpb.Router{{Host: "east1", State: "ONLINE"}, {Host: "east2", State: "ONLINE"}}}
+	if mut != nil {
+		mut(r)
+	}
+	return r
+}
+
+func TestRoute(t *testing.T) {
+	addr := func(h string) string {
+		return map[string]string{"east1": "127.0.1.1", "east2": "127.0.1.2", "east3": "127.0.1.3"}[h]
+	}
+	for _, c := range []struct {
+		name               string
+		r                  *managerpb.StatusReply
+		state, rw, ro, why string
+	}{
+		{"healthy: primary, and the least-lagged replica for reads", site(nil), StateOnline, "east1", "east3", ""},
+		{"this connector offline", site(func(r *managerpb.StatusReply) { r.Routers[1].State = "OFFLINE" }), StateOffline, "", "", "connector east2 is OFFLINE (router east2 online brings it back)"},
+		{"another connector offline does not matter", site(func(r *managerpb.StatusReply) { r.Routers[0].State = "OFFLINE" }), StateOnline, "east1", "east3", ""},
+		{"switch under way: hold", site(func(r *managerpb.StatusReply) { r.Transition = "switch east1 -> east3" }), StateOnHold, "", "east3", "a switch east1 -> east3 is under way"},
+		{"failed primary: hold", site(func(r *managerpb.StatusReply) { r.Datasources[0].State = "FAILED" }), StateOnHold, "", "east3", "the primary east1 is not ONLINE"},
+		{"shunned and lagging replicas: the other one", site(func(r *managerpb.StatusReply) { r.Datasources[2].State = "SHUNNED" }), StateOnline, "east1", "east2", ""},
+		{"no replica: reads go to the primary", site(func(r *managerpb.StatusReply) {
+			r.Datasources[1].ReplicatorState = "OFFLINE:ERROR"
+			r.Datasources[2].Dataserver = "STOPPED"
+		}), StateOnline, "east1", "east1", ""},
+		{"not initialized", site(func(r *managerpb.StatusReply) { r.Initialized = false }), StateOnHold, "", "east3", "the site has no primary yet"},
+	} {
+		tb := Route(c.r, "east2", 13306, addr)
+		if tb.State != c.state || tb.Primary.Host != c.rw || tb.ReadOnly.Host != c.ro || tb.Why != c.why {
+			t.Errorf("%s: got %s rw=%q ro=%q why=%q", c.name, tb.State, tb.Primary.Host, tb.ReadOnly.Host, tb.Why)
+		}
+		if tb.Primary.Host == "east1" && tb.Primary.Addr != "127.0.1.1:13306" {
+			t.Errorf("%s: primary address %s", c.name, tb.Primary.Addr)
+		}
+	}
+	if tb := Route(site(func(r *managerpb.StatusReply) { r.Datasources[0].State = "FAILED" }), "east2", 1, addr); !tb.Failed["east1"] {
+		t.Errorf("a FAILED datasource is not marked failed: %v", tb.Failed)
+	}
+}
