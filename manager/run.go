@@ -169,6 +169,7 @@ func sameFacts(a, b policy.Facts) bool {
 // within a bounded time.
 func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 	f := policy.Facts{Host: a.self, Alive: true, Witness: a.witness, Applied: -1, MaxStored: -1}
+	a.connectorFacts(&f)
 	if a.witness {
 		return f
 	}

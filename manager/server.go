@@ -115,8 +115,9 @@ func (a *Agent) status() *managerpb.StatusReply {
 		d := &managerpb.Datasource{Host: h, Role: role, State: ds.State, Reason: ds.Reason, Address: a.bound.Config.Address(h),
 			ManagerAlive: f.Alive, Dataserver: orDefault(f.DB, policy.DBUnknown), ReadOnly: f.ReadOnly,
 			ReplicatorRole: f.ReplRole, ReplicatorState: f.ReplState, AppliedSeqno: f.Applied, AppliedLatency: f.Latency,
-			MaxStoredSeqno: f.MaxStored, MasterUri: f.MasterURI, ConnectionsCreated: f.Created, ConnectionsActive: f.Active,
+			MaxStoredSeqno: f.MaxStored, MasterUri: f.MasterURI,
 			Fenced: f.Fenced, Precedence: int64(i + 1), DataserverError: f.DBError, ManagerState: "ONLINE"}
+		d.ConnectionsCreated, d.ConnectionsActive = connectionsTo(facts, h)
 		if !f.Alive {
 			d.ManagerState = "STOPPED"
 			d.Dataserver = policy.DBUnknown

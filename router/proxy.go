@@ -53,6 +53,7 @@ type bridge struct {
 	client, server net.Conn
 	host           string
 	readOnly       bool
+	closing        bool // scheduled to close (guarded by Proxy.mu)
 	once           sync.Once
 }
 
@@ -99,7 +100,10 @@ func (p *Proxy) SetTable(t Table) {
 		switch {
 		case t.Failed[b.host]:
 			now = append(now, b)
-		case !b.readOnly && old.Primary.Host == b.host && t.Primary.Host != b.host && t.Primary.Host != "":
+		case !b.readOnly && !b.closing && t.Primary.Host != "" && t.Primary.Host != b.host:
+			// A primary that is no longer the primary (whatever tables
+			// came between, such as a hold during the switch).
+			b.closing = true
 			later = append(later, b)
 		}
 	}

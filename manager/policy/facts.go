@@ -34,9 +34,12 @@ type Facts struct {
 	Active    int64   `json:"ca,omitempty"`
 	ConnPID   int64   `json:"cp,omitempty"`
 	ConnState string  `json:"cs,omitempty"`
-	Witness   bool    `json:"w,omitempty"`
-	Seq       uint64  `json:"n"` // report counter
-	DBError   string  `json:"de,omitempty"`
+	// ConnPerHost are this host's connector's connections per datasource
+	// as "host=created/active" (a comparable string: facts compare by ==).
+	ConnPerHost string `json:"ph,omitempty"`
+	Witness     bool   `json:"w,omitempty"`
+	Seq         uint64 `json:"n"` // report counter
+	DBError     string `json:"de,omitempty"`
 }
 
 // Healthy tells whether the host can serve as a replica right now.

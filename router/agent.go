@@ -1,0 +1,205 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/daemon"
+	"github.com/carbidedb/carbide/internal/fileutil"
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+)
+
+// Config configures the connector process.
+type Config struct {
+	// Home is the cluster install directory (CARBIDE_HOME).
+	Home   string
+	Logger *slog.Logger
+}
+
+// Agent is a running connector.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	bound *install.Bound
+	site  *config.Service
+	st    config.Settings
+	proxy *Proxy
+}
+
+// New opens the install.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b, err := install.Open(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	if !b.Install.Connector {
+		return nil, fmt.Errorf("the %s install of %s runs no connector (connectors= of [%s])", b.Install.Kind, b.Host.Name, b.Host.Site)
+	}
+	st := b.Install.Settings
+	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: b.Config.Service(b.Host.Site), st: st}
+	local := net.ParseIP(b.Host.Address)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	a.proxy = NewProxy(ProxyConfig{HoldTimeout: st.HoldTimeout, DisconnectTimeout: st.DisconnectTimeout, Logger: cfg.Logger,
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }})
+	return a, nil
+}
+
+// Addrs are the read-write and read-only listen addresses ("" none).
+func (a *Agent) Addrs() (rw, ro string) {
+	host := a.bound.Host.Bind("")
+	rw = net.JoinHostPort(host, strconv.Itoa(a.st.ApplicationPort))
+	if a.st.ReadOnlyPort > 0 {
+		ro = net.JoinHostPort(host, strconv.Itoa(a.st.ReadOnlyPort))
+	}
+	return rw, ro
+}
+
+// Run serves until ctx ends: the listeners, the manager watch, the
+// status file the local manager reads.
+func (a *Agent) Run(ctx context.Context) error {
+	rwAddr, roAddr := a.Addrs()
+	rw, err := daemon.Listen(ctx, rwAddr)
+	if err != nil {
+		return fmt.Errorf("listen for applications on %s (application-port): %w", rwAddr, err)
+	}
+	var ro net.Listener
+	if roAddr != "" {
+		if ro, err = daemon.Listen(ctx, roAddr); err != nil {
+			rw.Close()
+			return fmt.Errorf("listen for read-only applications on %s (connector-readonly-listen-port): %w", roAddr, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	serve := func(l net.Listener, readOnly bool) {
+		defer wg.Done()
+		if err := a.proxy.Serve(ctx, l, readOnly); err != nil {
+			errs <- err
+		}
+	}
+	wg.Add(1)
+	go serve(rw, false)
+	if ro != nil {
+		wg.Add(1)
+		go serve(ro, true)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); a.watch(ctx) }()
+	go func() { defer wg.Done(); a.report(ctx) }()
+	a.log.Info("connector running", "host", a.bound.Host.Name, "read_write", rwAddr, "read_only", roAddr)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	cancel()
+	wg.Wait()
+	os.Remove(StatusFile(a.cfg.Home))
+	return runErr
+}
+
+// managers lists the site's managers, this host's first.
+func (a *Agent) managers() []string {
+	out := []string{a.bound.Host.Name}
+	for _, h := range append(append([]string(nil), a.site.Members...), a.site.Witnesses...) {
+		if h != a.bound.Host.Name {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// watch follows a manager's status stream, moving to the next manager
+// when one fails; the routing table follows every update.
+func (a *Agent) watch(ctx context.Context) {
+	port := strconv.Itoa(a.bound.Config.ClusterSettings(a.site.Name).ManagerRPCPort)
+	for i := 0; ctx.Err() == nil; i++ {
+		h := a.managers()[i%len(a.managers())]
+		err := a.follow(ctx, net.JoinHostPort(a.bound.Config.Address(h), port))
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("manager watch ended; trying the next manager", "manager", h, "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) follow(ctx context.Context, addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stream, err := managerpb.NewManagerClient(conn).Watch(ctx, &managerpb.WatchRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if r.GetCoordinator() == "" && a.proxy.Table().State == StateOnline {
+			// A manager without a coordinator may be the cut-off one: keep
+			// routing as before, and look for a manager that has one.
+			return errors.New("this manager has no coordinator")
+		}
+		a.proxy.SetTable(Route(r, a.bound.Host.Name, a.bound.Config.ClusterSettings(a.site.Name).ReplicationPort, a.bound.Config.Address))
+	}
+}
+
+// Status is what the connector reports to its host's manager, through
+// StatusFile.
+type Status struct {
+	PID     int                 `json:"pid"`
+	State   string              `json:"state"`
+	Created int64               `json:"created"`
+	Active  int64               `json:"active"`
+	PerHost map[string][2]int64 `json:"per_host,omitempty"`
+	At      time.Time           `json:"at"`
+}
+
+// StatusFile is where the connector of the install at home reports.
+func StatusFile(home string) string { return filepath.Join(install.RunDir(home), "connector.json") }
+
+func (a *Agent) report(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c := a.proxy.Counters()
+		b, _ := json.Marshal(Status{PID: os.Getpid(), State: a.proxy.Table().State, Created: c.Created, Active: c.Active, PerHost: c.PerHost, At: time.Now()})
+		if err := fileutil.WriteAtomic(StatusFile(a.cfg.Home), b, 0o644); err != nil {
+			a.log.Warn("connector status file", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

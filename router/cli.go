@@ -1,0 +1,85 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/daemon"
+	"github.com/carbidedb/carbide/internal/install"
+)
+
+const usage = `usage: connector start|stop|restart|status|run
+
+  start    start the connector of this install in the background
+  stop     stop it (open application connections are closed)
+  restart  stop, then start
+  status   say whether it runs
+  run      run in the foreground (what start runs)
+The install is the one CARBIDE_HOME names (the install's bin/connector
+wrapper sets it).
+`
+
+// Main runs the connector command and returns the exit code.
+func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
+	return daemon.Main(ctx, daemon.Agent{Program: "connector", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, Run: run}, args, out, errOut)
+}
+
+// PIDFile is where `connector start` records the process.
+func PIDFile(home string) string { return filepath.Join(install.RunDir(home), "connector.pid") }
+
+// LogFile is the process's log.
+func LogFile(home string) string { return filepath.Join(install.LogDir(home), "connector.log") }
+
+// Spec describes the connector process of the install at home.
+func Spec(home string, out io.Writer) daemon.Spec {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return daemon.Spec{
+		Name: "Tungsten Connector Service", PIDFile: PIDFile(home), LogFile: LogFile(home),
+		Args: []string{exe, "run", "--home=" + home}, Mark: "--home=" + home,
+		Out: out,
+		Ready: func(ctx context.Context) error {
+			a, err := New(Config{Home: home})
+			if err != nil {
+				return err
+			}
+			rw, _ := a.Addrs()
+			c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", rw)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		},
+	}
+}
+
+func run(ctx context.Context, home string, errOut io.Writer) int {
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	a, err := New(Config{Home: home, Logger: log})
+	if err != nil {
+		fmt.Fprintf(errOut, "connector: %v\n", err)
+		return 1
+	}
+	if err := daemon.WritePID(PIDFile(home)); err != nil {
+		fmt.Fprintf(errOut, "connector: %v\n", err)
+		return 1
+	}
+	defer daemon.RemovePID(PIDFile(home))
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(errOut, "connector: %v\n", err)
+		return 1
+	}
+	return 0
+}
