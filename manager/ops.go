@@ -122,7 +122,9 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 		_ = a.apply(policy.Change{Op: policy.OpEnd})
 		return nil, fmt.Errorf("switch to %s aborted, %s stays primary: %w", cand, from, err)
 	}
-	// 1. The old primary stops taking writes.
+	// 1. The connectors hold new connections, then the old primary stops
+	// taking writes.
+	a.waitConnectorsHold(ctx, time.Second)
 	if err := a.remote.setReadOnly(ctx, from, true, stepTimeout); err != nil {
 		return abort(err)
 	}
@@ -167,6 +169,31 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 	}
 	a.addAlert(lines[0])
 	return lines, nil
+}
+
+// waitConnectorsHold waits (at most limit) until every running connector
+// of the site reports it holds new connections (or is OFFLINE), so that
+// none routes a new connection to the primary once it is read-only.
+func (a *Agent) waitConnectorsHold(ctx context.Context, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		var waiting []string
+		facts := a.allFacts()
+		for _, h := range a.site.Connectors {
+			f := facts[h]
+			if f.Alive && f.ConnPID != 0 && f.ConnState != "ONHOLD" && f.ConnState != "OFFLINE" {
+				waiting = append(waiting, h)
+			}
+		}
+		if len(waiting) == 0 {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			a.log.Warn("switch goes on without every connector holding", "connectors", waiting)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // doFailover fences the failed primary and promotes a replica (to, or

@@ -191,6 +191,7 @@ func (a *Agent) report(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
+		changed := a.proxy.Changed()
 		c := a.proxy.Counters()
 		b, _ := json.Marshal(Status{PID: os.Getpid(), State: a.proxy.Table().State, Created: c.Created, Active: c.Active, PerHost: c.PerHost, At: time.Now()})
 		if err := fileutil.WriteAtomic(StatusFile(a.cfg.Home), b, 0o644); err != nil {
@@ -200,6 +201,7 @@ func (a *Agent) report(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed: // a new state (ONHOLD during a switch) goes out at once
 		}
 	}
 }

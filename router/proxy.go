@@ -123,6 +123,13 @@ func (p *Proxy) SetTable(t Table) {
 	}
 }
 
+// Changed is closed at the next SetTable.
+func (p *Proxy) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
 // Table returns the routing table in use.
 func (p *Proxy) Table() Table {
 	p.mu.Lock()

@@ -95,7 +95,7 @@ func TestConnector(t *testing.T) {
 		}
 	}()
 	time.Sleep(time.Second)
-	s.mustCctrl("east1", "switch")
+	t.Logf("switch with connectors: %v", s.mustCctrl("east1", "switch"))
 	// The connector closes connections to the demoted primary after
 	// connector-disconnect-timeout (5 s); the pool then reconnects to
 	// the new primary.
