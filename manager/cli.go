@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,7 +33,12 @@ wrapper sets it).
 
 // Main runs the manager command and returns the exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	return daemon.Main(ctx, daemon.Agent{Program: "manager", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, Run: run}, args, out, errOut)
+	return daemon.Main(ctx, daemon.Agent{Program: "manager", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
+		cfg := DefaultConfig(home)
+		cfg.Logger = log
+		_ = mysql.SetLogger(mysqlLogger{log})
+		return New(cfg)
+	}}, args, out, errOut)
 }
 
 // Spec describes the manager process of the install at home.
@@ -63,30 +66,6 @@ func Spec(home string, out io.Writer) daemon.Spec {
 			return err
 		},
 	}
-}
-
-func run(ctx context.Context, home string, errOut io.Writer) int {
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	cfg := DefaultConfig(home)
-	cfg.Logger = log
-	_ = mysql.SetLogger(mysqlLogger{log})
-	a, err := New(cfg)
-	if err != nil {
-		fmt.Fprintf(errOut, "manager: %v\n", err)
-		return 1
-	}
-	if err := daemon.WritePID(PIDFile(home)); err != nil {
-		fmt.Fprintf(errOut, "manager: %v\n", err)
-		return 1
-	}
-	defer daemon.RemovePID(PIDFile(home))
-	if err := a.Run(ctx); err != nil {
-		fmt.Fprintf(errOut, "manager: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 // mysqlLogger sends the MySQL driver's own lines to the manager's log.

@@ -2,14 +2,11 @@ package router
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/carbidedb/carbide/internal/daemon"
@@ -29,7 +26,9 @@ wrapper sets it).
 
 // Main runs the connector command and returns the exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	return daemon.Main(ctx, daemon.Agent{Program: "connector", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, Run: run}, args, out, errOut)
+	return daemon.Main(ctx, daemon.Agent{Program: "connector", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
+		return New(Config{Home: home, Logger: log})
+	}}, args, out, errOut)
 }
 
 // PIDFile is where `connector start` records the process.
@@ -61,25 +60,4 @@ func Spec(home string, out io.Writer) daemon.Spec {
 			return c.Close()
 		},
 	}
-}
-
-func run(ctx context.Context, home string, errOut io.Writer) int {
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	a, err := New(Config{Home: home, Logger: log})
-	if err != nil {
-		fmt.Fprintf(errOut, "connector: %v\n", err)
-		return 1
-	}
-	if err := daemon.WritePID(PIDFile(home)); err != nil {
-		fmt.Fprintf(errOut, "connector: %v\n", err)
-		return 1
-	}
-	defer daemon.RemovePID(PIDFile(home))
-	if err := a.Run(ctx); err != nil {
-		fmt.Fprintf(errOut, "connector: %v\n", err)
-		return 1
-	}
-	return 0
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"syscall"
 	"time"
 
@@ -15,13 +17,18 @@ import (
 
 // Agent is what an agent program's command line needs: its name as
 // commands print it ("replicator"), its usage text, its process, how long
-// stop may take, and the foreground run.
+// stop may take, and how to make the foreground agent.
 type Agent struct {
 	Program     string
 	Usage       string
 	Spec        func(home string, out io.Writer) Spec
 	StopTimeout time.Duration
-	Run         func(ctx context.Context, home string, errOut io.Writer) int
+	New         func(home string, log *slog.Logger) (Runner, error)
+}
+
+// Runner is a foreground agent: Run serves until ctx ends.
+type Runner interface {
+	Run(ctx context.Context) error
 }
 
 // Main runs `PROGRAM start|stop|restart|status|run` for the install that
@@ -43,7 +50,7 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 	}
 	switch args[0] {
 	case "run":
-		return a.Run(ctx, home, errOut)
+		return runForeground(ctx, a, home, errOut)
 	case "start":
 		if err := Start(ctx, spec); err != nil {
 			return fail("start", err)
@@ -71,6 +78,30 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 	default:
 		fmt.Fprintf(errOut, "%s: unknown command %q\n%s", a.Program, args[0], a.Usage)
 		return 2
+	}
+	return 0
+}
+
+// runForeground runs the agent of the install at home until SIGTERM or
+// SIGINT, logging text to errOut, with its pid file written meanwhile.
+func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) int {
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	r, err := a.New(home, log)
+	if err != nil {
+		fmt.Fprintf(errOut, "%s: %v\n", a.Program, err)
+		return 1
+	}
+	pid := a.Spec(home, io.Discard).PIDFile
+	if err := WritePID(pid); err != nil {
+		fmt.Fprintf(errOut, "%s: %v\n", a.Program, err)
+		return 1
+	}
+	defer RemovePID(pid)
+	if err := r.Run(ctx); err != nil {
+		fmt.Fprintf(errOut, "%s: %v\n", a.Program, err)
+		return 1
 	}
 	return 0
 }

@@ -2,12 +2,9 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -33,7 +30,9 @@ and mm_replicator wrappers set it).
 
 // Main runs the replicator command and returns the exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	return daemon.Main(ctx, daemon.Agent{Program: "replicator", Usage: usage, Spec: Spec, StopTimeout: 60 * time.Second, Run: run}, args, out, errOut)
+	return daemon.Main(ctx, daemon.Agent{Program: "replicator", Usage: usage, Spec: Spec, StopTimeout: 60 * time.Second, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
+		return New(Config{Home: home, AutoOnline: true, Logger: log})
+	}}, args, out, errOut)
 }
 
 // Spec describes the replicator process of the install at home.
@@ -62,25 +61,4 @@ func Spec(home string, out io.Writer) daemon.Spec {
 			return err
 		},
 	}
-}
-
-func run(ctx context.Context, home string, errOut io.Writer) int {
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	a, err := New(Config{Home: home, AutoOnline: true, Logger: log})
-	if err != nil {
-		fmt.Fprintf(errOut, "replicator: %v\n", err)
-		return 1
-	}
-	if err := daemon.WritePID(PIDFile(home)); err != nil {
-		fmt.Fprintf(errOut, "replicator: %v\n", err)
-		return 1
-	}
-	defer daemon.RemovePID(PIDFile(home))
-	if err := a.Run(ctx); err != nil {
-		fmt.Fprintf(errOut, "replicator: %v\n", err)
-		return 1
-	}
-	return 0
 }
