@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -278,5 +277,3 @@ func (a *Agent) addAlert(text string) {
 		a.log.Warn("alert not recorded", "text", text, "error", err)
 	}
 }
-
-func (a *Agent) isVoter(h string) bool { return slices.Contains(a.voters, h) }

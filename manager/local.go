@@ -3,7 +3,6 @@ package manager
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/manager/policy"
-	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // bootScript is the command that starts, stops and restarts this host's
@@ -77,70 +75,26 @@ func nonEmptyLines(s string) []string {
 	return out
 }
 
-func heartbeatRequest(svc string) *replicatorpb.HeartbeatRequest {
-	return &replicatorpb.HeartbeatRequest{Service: svc, Name: "MANUAL"}
-}
-
-func onlineRequest(svc string) *replicatorpb.OnlineRequest {
-	return &replicatorpb.OnlineRequest{Service: svc}
-}
-
-func offlineRequest(svc string) *replicatorpb.OfflineRequest {
-	return &replicatorpb.OfflineRequest{Service: svc}
-}
-
-// connectorReport is what this host's connector writes to
-// var/run/connector.json every 500 ms.
-type connectorReport struct {
-	PID     int64               `json:"pid"`
-	State   string              `json:"state"`
-	Created int64               `json:"created"`
-	Active  int64               `json:"active"`
-	PerHost map[string][2]int64 `json:"per_host"`
-	At      time.Time           `json:"at"`
-}
-
 // connectorFacts adds this host's connector's counters to f (nothing when
 // it does not run or stopped reporting).
 func (a *Agent) connectorFacts(f *policy.Facts) {
 	if !a.bound.Install.Connector {
 		return
 	}
-	b, err := os.ReadFile(filepath.Join(install.RunDir(a.cfg.Home), "connector.json"))
-	if err != nil {
-		return
-	}
-	var r connectorReport
-	if json.Unmarshal(b, &r) != nil || time.Since(r.At) > 3*time.Second {
+	r, ok := install.ReadConnectorStatus(a.cfg.Home, 3*time.Second)
+	if !ok {
 		return
 	}
 	f.ConnPID, f.ConnState, f.Created, f.Active = r.PID, r.State, r.Created, r.Active
-	f.ConnPerHost = formatPerHost(r.PerHost)
-}
-
-func formatPerHost(m map[string][2]int64) string {
-	var parts []string
-	for _, h := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%s=%d/%d", h, m[h][0], m[h][1]))
-	}
-	return strings.Join(parts, ",")
+	f.ConnPerHost = r.PerHost
 }
 
 // connectionsTo sums every connector's connections to host.
 func connectionsTo(facts map[string]policy.Facts, host string) (created, active int64) {
 	for _, f := range facts {
-		if !f.Alive {
-			continue
-		}
-		for _, part := range strings.Split(f.ConnPerHost, ",") {
-			h, v, ok := strings.Cut(part, "=")
-			if !ok || h != host {
-				continue
-			}
-			var c, a int64
-			fmt.Sscanf(v, "%d/%d", &c, &a)
-			created += c
-			active += a
+		if f.Alive {
+			created += f.ConnPerHost[host][0]
+			active += f.ConnPerHost[host][1]
 		}
 	}
 	return created, active

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // Run serves until ctx ends or Shutdown is called. Shutdown order: leave
@@ -162,7 +164,7 @@ func sameFacts(a, b policy.Facts) bool {
 	a.Latency, b.Latency = 0, 0
 	a.Applied, b.Applied = 0, 0
 	a.MaxStored, b.MaxStored = 0, 0
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 // probeLocal looks at this host's database and cluster replicator, each
@@ -430,7 +432,7 @@ func (a *Agent) reconcile(ctx context.Context, st policy.State, facts map[string
 		a.log.Warn("taking offline a master replicator on a host that is not the primary", "host", h, "state", st.Datasources[h].String())
 		if rc, err := a.remote.replicator(h); err == nil {
 			octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = rc.Offline(octx, offlineRequest(a.site.Name))
+			_, err = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name})
 			cancel()
 			if err != nil {
 				a.log.Error("offline", "host", h, "error", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // server adapts the agent to the gRPC API.
@@ -331,7 +331,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force boo
 		}
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		rep, err := rc.Heartbeat(hctx, heartbeatRequest(a.site.Name))
+		rep, err := rc.Heartbeat(hctx, &replicatorpb.HeartbeatRequest{Service: a.site.Name, Name: "MANUAL"})
 		if err != nil {
 			return nil, fmt.Errorf("heartbeat on the primary %s: %w", st.Primary, err)
 		}
@@ -427,9 +427,9 @@ func (a *Agent) replicatorCommand(ctx context.Context, h, verb string) ([]string
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if verb == "online" {
-		_, err = rc.Online(cctx, onlineRequest(a.site.Name))
+		_, err = rc.Online(cctx, &replicatorpb.OnlineRequest{Service: a.site.Name})
 	} else {
-		_, err = rc.Offline(cctx, offlineRequest(a.site.Name))
+		_, err = rc.Offline(cctx, &replicatorpb.OfflineRequest{Service: a.site.Name})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("replicator %s %s: %w", h, verb, err)
@@ -468,13 +468,4 @@ func (a *Agent) serviceCommand(ctx context.Context, args []string) ([]string, er
 		return nil, fmt.Errorf("the manager of %s: %w", host, err)
 	}
 	return rep.GetLines(), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

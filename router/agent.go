@@ -2,13 +2,11 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/daemon"
-	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -116,7 +113,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	os.Remove(StatusFile(a.cfg.Home))
+	os.Remove(install.ConnectorStatusFile(a.cfg.Home))
 	return runErr
 }
 
@@ -173,28 +170,14 @@ func (a *Agent) follow(ctx context.Context, addr string) error {
 	}
 }
 
-// Status is what the connector reports to its host's manager, through
-// StatusFile.
-type Status struct {
-	PID     int                 `json:"pid"`
-	State   string              `json:"state"`
-	Created int64               `json:"created"`
-	Active  int64               `json:"active"`
-	PerHost map[string][2]int64 `json:"per_host,omitempty"`
-	At      time.Time           `json:"at"`
-}
-
-// StatusFile is where the connector of the install at home reports.
-func StatusFile(home string) string { return filepath.Join(install.RunDir(home), "connector.json") }
-
 func (a *Agent) report(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
 		changed := a.proxy.Changed()
 		c := a.proxy.Counters()
-		b, _ := json.Marshal(Status{PID: os.Getpid(), State: a.proxy.Table().State, Created: c.Created, Active: c.Active, PerHost: c.PerHost, At: time.Now()})
-		if err := fileutil.WriteAtomic(StatusFile(a.cfg.Home), b, 0o644); err != nil {
+		st := install.ConnectorStatus{PID: int64(os.Getpid()), State: a.proxy.Table().State, Created: c.Created, Active: c.Active, PerHost: c.PerHost, At: time.Now()}
+		if err := install.WriteConnectorStatus(a.cfg.Home, st); err != nil {
 			a.log.Warn("connector status file", "error", err)
 		}
 		select {

@@ -95,26 +95,38 @@ type crossSite struct {
 }
 
 // startCrossSite builds the programs into a release directory and brings
-// the sandbox up; a cleanup takes it down.
+// the sample topology up; a cleanup takes it down.
 func startCrossSite(b *testing.B) *crossSite {
 	b.Helper()
 	ini, err := os.ReadFile("../../examples/msaa.ini")
 	if err != nil {
 		b.Fatal(err)
 	}
+	x := upSandbox(b, "examples/msaa.ini", ini, crossNet)
+	for _, h := range crossHosts {
+		x.dbs[h] = x.open(b, h)
+	}
+	return x
+}
+
+// upSandbox builds the programs into a release directory and brings ini
+// up in a sandbox on 127.<net>.x.y; a cleanup closes the pools in x.dbs
+// and takes the sandbox down, logging the agents' logs when b failed.
+func upSandbox(b *testing.B, name string, ini []byte, net int) *crossSite {
+	b.Helper()
 	dir := b.TempDir()
 	release := filepath.Join(dir, "release")
 	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("build the programs: %v\n%s", err, out)
 	}
-	iniPath := filepath.Join(dir, "msaa.ini")
+	iniPath := filepath.Join(dir, "topology.ini")
 	if err := os.WriteFile(iniPath, ini, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	out := &strings.Builder{}
 	x := &crossSite{
-		cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: crossNet, StopTimeout: 30 * time.Second},
+		cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: net, StopTimeout: 30 * time.Second},
 		out: out,
 		dbs: map[string]*sql.DB{},
 	}
@@ -133,8 +145,8 @@ func startCrossSite(b *testing.B) *crossSite {
 			for _, l := range logs {
 				data, _ := os.ReadFile(l)
 				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-				if len(lines) > 30 {
-					lines = lines[len(lines)-30:]
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
 				}
 				b.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
 			}
@@ -144,10 +156,7 @@ func startCrossSite(b *testing.B) *crossSite {
 	if err := sandbox.Up(context.Background(), x.cfg); err != nil {
 		b.Fatalf("sandbox up: %v\n%s", err, out.String())
 	}
-	b.Logf("sandbox of examples/msaa.ini up in %s", time.Since(begin).Round(time.Millisecond))
-	for _, h := range crossHosts {
-		x.dbs[h] = x.open(b, h)
-	}
+	b.Logf("sandbox of %s up in %s", name, time.Since(begin).Round(time.Millisecond))
 	return x
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -270,51 +269,7 @@ type managerSite struct {
 // agents' logs when b failed).
 func startManagerSite(b *testing.B) *managerSite {
 	b.Helper()
-	dir := b.TempDir()
-	release := filepath.Join(dir, "release")
-	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build the programs: %v\n%s", err, out)
-	}
-	iniPath := filepath.Join(dir, "east.ini")
-	if err := os.WriteFile(iniPath, []byte(managerINI), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	out := &strings.Builder{}
-	m := &managerSite{
-		crossSite: &crossSite{
-			cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: managerNet, StopTimeout: 30 * time.Second},
-			out: out,
-			dbs: map[string]*sql.DB{},
-		},
-		managers: map[string]managerpb.ManagerClient{},
-	}
-	b.Cleanup(func() {
-		for _, db := range m.dbs {
-			db.Close()
-		}
-		if _, err := os.Stat(filepath.Join(m.cfg.Dir, sandbox.ININame)); err == nil {
-			if err := sandbox.Down(context.Background(), m.cfg); err != nil {
-				b.Errorf("sandbox down: %v", err)
-			}
-		}
-		if b.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(m.cfg.Dir, "*", "*", "var", "log", "*.log"))
-			for _, l := range logs {
-				data, _ := os.ReadFile(l)
-				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-				if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
-				}
-				b.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
-			}
-		}
-	})
-	begin := time.Now()
-	if err := sandbox.Up(context.Background(), m.cfg); err != nil {
-		b.Fatalf("sandbox up: %v\n%s", err, out.String())
-	}
-	b.Logf("sandbox of one site (east1..east3) up in %s", time.Since(begin).Round(time.Millisecond))
+	m := &managerSite{crossSite: upSandbox(b, "one site (east1..east3)", []byte(managerINI), managerNet), managers: map[string]managerpb.ManagerClient{}}
 	for _, h := range managerHosts {
 		m.dbs[h] = m.db(b, h, dbUser, dbPassword)
 		ip, _ := hostPort(m.addr(h))

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -18,18 +16,7 @@ import (
 // viaConnector opens a pool through host's connector as the application.
 func (s *site) viaConnector(host string) *sql.DB {
 	s.t.Helper()
-	mc := mysql.NewConfig()
-	mc.User, mc.Passwd, mc.Net, mc.Addr = "app_user", "secret", "tcp", s.addr(host)+":3306"
-	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = 5*time.Second, 5*time.Second, 5*time.Second
-	conn, err := mysql.NewConnector(mc)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxLifetime(0)
-	s.t.Cleanup(func() { db.Close() })
-	return db
+	return s.appPool(s.addr(host) + ":3306")
 }
 
 // TestConnector: applications reach the primary through any host's

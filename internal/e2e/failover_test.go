@@ -231,12 +231,9 @@ func iptables(t *testing.T, args ...string) {
 func (s *site) isolate(host string, others ...string) func() {
 	t := s.t
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("partition tests need root for iptables")
-	}
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("partition tests need iptables (make deps installs it)")
-	}
+	testutil.Require(t, os.Geteuid() == 0, "the partition test needs root for iptables")
+	_, err := exec.LookPath("iptables")
+	testutil.Require(t, err == nil, "the partition test needs iptables (make deps installs it)")
 	var rules [][]string
 	for _, o := range others {
 		rules = append(rules, []string{"-s", s.addr(host), "-d", s.addr(o), "-j", "DROP"},
@@ -315,21 +312,7 @@ func TestPartitionFencesPrimary(t *testing.T) {
 }
 
 // witnessSite has two database hosts and a witness (a manager only).
-const witnessSite = `[defaults]
-install-directory=/opt/continuent
-replication-user=tungsten
-replication-password=secret
-application-user=app_user
-application-password=secret
-replicator-rest-api=false
-property=replicator.prometheus.exporter.enabled=false
-
-[east]
-topology=clustered
-members=east1,east2
-witnesses=east3
-master=east1
-`
+var witnessSite = strings.Replace(oneSite, "members=east1,east2,east3\n", "members=east1,east2\nwitnesses=east3\n", 1)
 
 // TestWitnessVotes: with two database hosts and a witness, the death of
 // the primary's host leaves the replica and the witness a majority: they

@@ -96,8 +96,14 @@ func (s *site) kill9(host, program string) {
 // appDB opens a pool to host's database as the application user.
 func (s *site) appDB(host string) *sql.DB {
 	s.t.Helper()
+	return s.appPool(s.addr(host) + ":13306")
+}
+
+// appPool opens a one-connection pool to addr as the application user.
+func (s *site) appPool(addr string) *sql.DB {
+	s.t.Helper()
 	mc := mysql.NewConfig()
-	mc.User, mc.Passwd, mc.Net, mc.Addr = "app_user", "secret", "tcp", s.addr(host)+":13306"
+	mc.User, mc.Passwd, mc.Net, mc.Addr = "app_user", "secret", "tcp", addr
 	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {

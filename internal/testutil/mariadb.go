@@ -50,6 +50,20 @@ func RequireDB(t testing.TB) {
 	}
 }
 
+// Require stops a test that cannot run here: a failure naming what is
+// missing when CARBIDE_REQUIRE_DB is set (make test, CI: there everything
+// a test needs is installed and it runs as root), else a skip.
+func Require(t testing.TB, ok bool, missing string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv(RequireDBEnv) != "" {
+		t.Fatalf("%s (make test installs the tools it needs and runs as root in CI)", missing)
+	}
+	t.Skip(missing)
+}
+
 // Option changes how StartMariaDB configures a server.
 type Option func(*options)
 

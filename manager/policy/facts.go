@@ -35,16 +35,11 @@ type Facts struct {
 	ConnPID   int64   `json:"cp,omitempty"`
 	ConnState string  `json:"cs,omitempty"`
 	// ConnPerHost are this host's connector's connections per datasource
-	// as "host=created/active" (a comparable string: facts compare by ==).
-	ConnPerHost string `json:"ph,omitempty"`
-	Witness     bool   `json:"w,omitempty"`
-	Seq         uint64 `json:"n"` // report counter
-	DBError     string `json:"de,omitempty"`
-}
-
-// Healthy tells whether the host can serve as a replica right now.
-func (f Facts) Healthy() bool {
-	return f.Alive && f.DB == DBUp && f.ReplState == ReplOnline
+	// (created, active).
+	ConnPerHost map[string][2]int64 `json:"ph,omitempty"`
+	Witness     bool                `json:"w,omitempty"`
+	Seq         uint64              `json:"n"` // report counter
+	DBError     string              `json:"de,omitempty"`
 }
 
 // Input is one step of the monitor: the agreed state, every host's
