@@ -88,6 +88,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer a.proxy.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	serve := func(l net.Listener, readOnly bool) {

@@ -39,6 +39,8 @@ type Counters struct {
 type Proxy struct {
 	cfg ProxyConfig
 
+	pump *pump
+
 	mu      sync.Mutex
 	table   Table
 	changed chan struct{}
@@ -50,18 +52,28 @@ type Proxy struct {
 
 // bridge is one application connection and its database connection.
 type bridge struct {
-	client, server net.Conn
-	host           string
-	readOnly       bool
-	closing        bool // scheduled to close (guarded by Proxy.mu)
-	once           sync.Once
+	host     string
+	readOnly bool
+	closing  bool // scheduled to close (guarded by Proxy.mu)
+
+	mu    sync.Mutex
+	shut  bool       // close asked for
+	pair  *pair      // in the pump
+	conns []net.Conn // or spliced by io.Copy when the pump cannot take them
 }
 
+// close ends the connection, now or as soon as it is in the pump.
 func (b *bridge) close() {
-	b.once.Do(func() {
-		b.client.Close()
-		b.server.Close()
-	})
+	b.mu.Lock()
+	b.shut = true
+	pr, conns := b.pair, b.conns
+	b.mu.Unlock()
+	if pr != nil {
+		pr.shutdown()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // NewProxy returns a proxy that holds every connection until SetTable.
@@ -82,7 +94,7 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{cfg: cfg, table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
+	return &Proxy{cfg: cfg, pump: newPump(pumpLoops()), table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
 		changed: make(chan struct{}), conns: map[*bridge]struct{}{}, perHost: map[string]*[2]int64{}}
 }
 
@@ -123,6 +135,24 @@ func (p *Proxy) SetTable(t Table) {
 	}
 }
 
+// Close ends every connection and releases the proxy's event loops.
+func (p *Proxy) Close() {
+	p.closeAll()
+	p.pump.stop()
+}
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	all := make([]*bridge, 0, len(p.conns))
+	for b := range p.conns {
+		all = append(all, b)
+	}
+	p.mu.Unlock()
+	for _, b := range all {
+		b.close()
+	}
+}
+
 // Changed is closed at the next SetTable.
 func (p *Proxy) Changed() <-chan struct{} {
 	p.mu.Lock()
@@ -148,8 +178,8 @@ func (p *Proxy) Counters() Counters {
 	return c
 }
 
-// Serve accepts connections on l until ctx ends; readOnly sends them to
-// the table's read-only target.
+// Serve accepts connections on l until ctx ends, then closes the
+// connections it made; readOnly sends them to the table's read-only target.
 func (p *Proxy) Serve(ctx context.Context, l net.Listener, readOnly bool) error {
 	go func() {
 		<-ctx.Done()
@@ -157,6 +187,7 @@ func (p *Proxy) Serve(ctx context.Context, l net.Listener, readOnly bool) error 
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer p.closeAll()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -217,7 +248,7 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		client.Close()
 		return
 	}
-	b := &bridge{client: client, server: server, host: target.Host, readOnly: readOnly}
+	b := &bridge{host: target.Host, readOnly: readOnly}
 	p.mu.Lock()
 	p.conns[b] = struct{}{}
 	hc := p.perHost[target.Host]
@@ -230,15 +261,32 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 	p.created.Add(1)
 	p.active.Add(1)
 	p.mu.Unlock()
-	defer func() {
-		b.close()
+	release := func() {
 		p.mu.Lock()
 		delete(p.conns, b)
 		hc[1]--
 		p.active.Add(-1)
 		p.mu.Unlock()
-	}()
-	// io.Copy between two *net.TCPConn uses splice(2) on Linux.
+	}
+	if pr, err := p.pump.add(client, server, release); err == nil {
+		b.mu.Lock()
+		b.pair = pr
+		shut := b.shut
+		b.mu.Unlock()
+		if shut {
+			pr.shutdown()
+		}
+		return
+	}
+	// Not sockets the pump can take (or no epoll): two copies.
+	b.mu.Lock()
+	b.conns = []net.Conn{client, server}
+	shut := b.shut
+	b.mu.Unlock()
+	if shut {
+		b.close()
+	}
+	defer release()
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(server, client); b.close(); done <- struct{}{} }()
 	go func() { io.Copy(client, server); b.close(); done <- struct{}{} }()

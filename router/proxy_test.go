@@ -26,7 +26,7 @@ func startProxy(t *testing.T, cfg ProxyConfig) (*Proxy, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Serve(ctx, l, false); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; p.Close() })
 	return p, l.Addr().String()
 }
 
