@@ -87,7 +87,8 @@ type Agent struct {
 	hadQuorum  bool
 	alerted    map[string]time.Time
 	leader     bool
-	changed    chan struct{} // closed and replaced on every change
+	changed    chan struct{}              // closed and replaced on every change
+	reports    map[string]connectorReport // connectors' own word, by host
 
 	started  time.Time
 	shutdown chan struct{}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
@@ -112,9 +113,9 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 	if err != nil {
 		return nil, userErr("%v", err)
 	}
-	begin := time.Now()
 	a.log.Info("switch", "from", from, "to", cand)
-	if err := a.apply(policy.Change{Op: policy.OpBegin, Transition: &policy.Transition{Kind: policy.Switch, From: from, To: cand}}); err != nil {
+	tr := &policy.Transition{Kind: policy.Switch, From: from, To: cand, Drain: true}
+	if err := a.apply(policy.Change{Op: policy.OpBegin, Transition: tr}); err != nil {
 		return nil, err
 	}
 	abort := func(err error) ([]string, error) {
@@ -122,9 +123,15 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 		_ = a.apply(policy.Change{Op: policy.OpEnd})
 		return nil, fmt.Errorf("switch to %s aborted, %s stays primary: %w", cand, from, err)
 	}
-	// 1. The connectors hold new connections, then the old primary stops
-	// taking writes.
-	a.waitConnectorsHold(ctx, time.Second)
+	// 1. The connectors hold new connections and close their read-write
+	// connections to the old primary (those finish within the disconnect
+	// timeout), then it stops taking writes: no application connection
+	// meets a read-only primary.
+	a.waitConnectorsDrained(ctx, from, tr.String(), a.st.DisconnectTimeout+time.Second)
+	blocked := time.Now()
+	if err := a.apply(policy.Change{Op: policy.OpDrained}); err != nil {
+		return abort(err)
+	}
 	if err := a.remote.setReadOnly(ctx, from, true, stepTimeout); err != nil {
 		return abort(err)
 	}
@@ -160,7 +167,7 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
 		a.log.Warn("make new primary writable", "host", cand, "error", err)
 	}
-	took := time.Since(begin)
+	took := time.Since(blocked)
 	// 5. Everyone else follows the new primary.
 	failed := a.repoint(ctx, cand, a.others(cand))
 	lines := []string{fmt.Sprintf("SWITCH TO %s COMPLETE (%s was primary; final seqno %d; writes blocked %.0f ms)", cand, from, fl.GetSeqno(), took.Seconds()*1000)}
@@ -171,28 +178,52 @@ func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
 	return lines, nil
 }
 
-// waitConnectorsHold waits (at most limit) until every running connector
-// of the site reports it holds new connections (or is OFFLINE), so that
-// none routes a new connection to the primary once it is read-only.
-func (a *Agent) waitConnectorsHold(ctx context.Context, limit time.Duration) {
+// connectorReport is what a connector last told this manager.
+type connectorReport struct {
+	*managerpb.ConnectorReport
+	at time.Time
+}
+
+func (a *Agent) connectorReported(r *managerpb.ConnectorReport) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reports == nil {
+		a.reports = map[string]connectorReport{}
+	}
+	a.reports[r.GetHost()] = connectorReport{r, time.Now()}
+}
+
+// waitConnectorsDrained waits (at most limit) until every running
+// connector of the site has said, for this transition, that it holds new
+// connections (or is OFFLINE) and has no read-write connection to from
+// left. A connector that runs (its manager's facts say so) but does not
+// answer is waited for until the limit; one that does not run is not.
+func (a *Agent) waitConnectorsDrained(ctx context.Context, from, transition string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for {
 		var waiting []string
 		facts := a.allFacts()
+		a.mu.Lock()
 		for _, h := range a.site.Connectors {
-			f := facts[h]
-			if f.Alive && f.ConnPID != 0 && f.ConnState != "ONHOLD" && f.ConnState != "OFFLINE" {
+			r, ok := a.reports[h]
+			fresh := ok && time.Since(r.at) < 3*time.Second
+			if !fresh && !(facts[h].Alive && facts[h].ConnPID != 0) {
+				continue // not running
+			}
+			if !fresh || r.GetTransition() != transition || r.GetState() == "ONLINE" ||
+				r.GetDraining() != from || r.GetDrainingActive() > 0 {
 				waiting = append(waiting, h)
 			}
 		}
+		a.mu.Unlock()
 		if len(waiting) == 0 {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			a.log.Warn("switch goes on without every connector holding", "connectors", waiting)
+			a.log.Warn("switch goes on without every connector drained", "connectors", waiting)
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

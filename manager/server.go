@@ -47,6 +47,11 @@ func (s *server) Local(ctx context.Context, req *managerpb.LocalRequest) (*manag
 	return &managerpb.LocalReply{Lines: lines}, nil
 }
 
+func (s *server) Report(_ context.Context, req *managerpb.ConnectorReport) (*managerpb.ReportReply, error) {
+	s.a.connectorReported(req)
+	return &managerpb.ReportReply{}, nil
+}
+
 // UserError is a refusal worded for the operator.
 type UserError struct{ msg string }
 
@@ -101,7 +106,8 @@ func (a *Agent) status() *managerpb.StatusReply {
 	coord := a.coordinator()
 	r := &managerpb.StatusReply{Site: a.site.Name, Host: a.self, Coordinator: coord, Policy: st.Policy,
 		Primary: st.Primary, Epoch: st.Epoch, Transition: st.Transition.String(), TimeUnixMs: now.UnixMilli(),
-		Initialized: st.Initialized}
+		TransitionDrain: st.Transition != nil && st.Transition.Drain,
+		Initialized:     st.Initialized}
 	if coord == "" {
 		r.CoordinatorProblem = a.noCoordinatorReason()
 	}

@@ -35,6 +35,11 @@ type Agent struct {
 	site  *config.Service
 	st    config.Settings
 	proxy *Proxy
+	dial  *net.Dialer // from this host's address
+
+	mu      sync.Mutex
+	coord   string                      // the site's coordinator, from the watch
+	clients map[string]*grpc.ClientConn // to managers, by address
 }
 
 // New opens the install.
@@ -50,12 +55,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("the %s install of %s runs no connector (connectors= of [%s])", b.Install.Kind, b.Host.Name, b.Host.Site)
 	}
 	st := b.Install.Settings
-	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: b.Config.Service(b.Host.Site), st: st}
+	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: b.Config.Service(b.Host.Site), st: st, clients: map[string]*grpc.ClientConn{}}
 	local := net.ParseIP(b.Host.Address)
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
 	}
+	a.dial = d
 	a.proxy = NewProxy(ProxyConfig{HoldTimeout: st.HoldTimeout, DisconnectTimeout: st.DisconnectTimeout, Logger: cfg.Logger,
 		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }})
 	return a, nil
@@ -89,6 +95,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer a.proxy.Close()
+	defer a.closeClients()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	serve := func(l net.Listener, readOnly bool) {
@@ -132,10 +139,9 @@ func (a *Agent) managers() []string {
 // watch follows a manager's status stream, moving to the next manager
 // when one fails; the routing table follows every update.
 func (a *Agent) watch(ctx context.Context) {
-	port := strconv.Itoa(a.bound.Config.ClusterSettings(a.site.Name).ManagerRPCPort)
 	for i := 0; ctx.Err() == nil; i++ {
 		h := a.managers()[i%len(a.managers())]
-		err := a.follow(ctx, net.JoinHostPort(a.bound.Config.Address(h), port))
+		err := a.follow(ctx, a.managerAddr(h))
 		if ctx.Err() != nil {
 			return
 		}
@@ -147,12 +153,42 @@ func (a *Agent) watch(ctx context.Context) {
 	}
 }
 
+// client returns a connection to the manager at addr, made once.
+func (a *Agent) client(addr string) (*grpc.ClientConn, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.clients[addr]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return a.dial.DialContext(ctx, "tcp", addr) }))
+	if err != nil {
+		return nil, err
+	}
+	a.clients[addr] = c
+	return c, nil
+}
+
+func (a *Agent) closeClients() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for addr, c := range a.clients {
+		c.Close()
+		delete(a.clients, addr)
+	}
+}
+
+func (a *Agent) managerAddr(host string) string {
+	return net.JoinHostPort(a.bound.Config.Address(host), strconv.Itoa(a.bound.Config.ClusterSettings(a.site.Name).ManagerRPCPort))
+}
+
 func (a *Agent) follow(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := a.client(addr)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := managerpb.NewManagerClient(conn).Watch(ctx, &managerpb.WatchRequest{})
 	if err != nil {
 		return err
@@ -167,7 +203,34 @@ func (a *Agent) follow(ctx context.Context, addr string) error {
 			// routing as before, and look for a manager that has one.
 			return errors.New("this manager has no coordinator")
 		}
+		a.mu.Lock()
+		a.coord = r.GetCoordinator()
+		a.mu.Unlock()
 		a.proxy.SetTable(Route(r, a.bound.Host.Name, a.bound.Config.ClusterSettings(a.site.Name).ReplicationPort, a.bound.Config.Address))
+	}
+}
+
+// tell sends the coordinator this connector's state (a switch waits for
+// it); the status file carries the counters to the local manager.
+func (a *Agent) tell(ctx context.Context) {
+	a.mu.Lock()
+	coord := a.coord
+	a.mu.Unlock()
+	if coord == "" {
+		return
+	}
+	c, err := a.client(a.managerAddr(coord))
+	if err != nil {
+		return
+	}
+	t := a.proxy.Table()
+	drain, n := a.proxy.Draining()
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = managerpb.NewManagerClient(c).Report(ctx, &managerpb.ConnectorReport{Host: a.bound.Host.Name, Pid: int64(os.Getpid()),
+		State: t.State, Transition: t.Transition, Draining: drain, DrainingActive: int64(n)})
+	if err != nil && ctx.Err() == nil {
+		a.log.Debug("report to the coordinator", "coordinator", coord, "error", err)
 	}
 }
 
@@ -181,6 +244,7 @@ func (a *Agent) report(ctx context.Context) {
 		if err := install.WriteConnectorStatus(a.cfg.Home, st); err != nil {
 			a.log.Warn("connector status file", "error", err)
 		}
+		a.tell(ctx)
 		select {
 		case <-ctx.Done():
 			return

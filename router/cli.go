@@ -2,11 +2,13 @@ package router
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/carbidedb/carbide/internal/daemon"
@@ -47,17 +49,15 @@ func Spec(home string, out io.Writer) daemon.Spec {
 		Name: "Tungsten Connector Service", PIDFile: PIDFile(home), LogFile: LogFile(home),
 		Args: []string{exe, "run", "--home=" + home}, Mark: "--home=" + home,
 		Out: out,
+		// Ready when the process reports from its listeners (a test
+		// connection would count as an application's).
 		Ready: func(ctx context.Context) error {
-			a, err := New(Config{Home: home})
-			if err != nil {
-				return err
+			st, ok := install.ReadConnectorStatus(home, 2*time.Second)
+			b, err := os.ReadFile(PIDFile(home))
+			if !ok || err != nil || strconv.FormatInt(st.PID, 10) != strings.TrimSpace(string(b)) {
+				return errors.New("the connector has not reported yet")
 			}
-			rw, _ := a.Addrs()
-			c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", rw)
-			if err != nil {
-				return err
-			}
-			return c.Close()
+			return nil
 		},
 	}
 }

@@ -99,29 +99,30 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 }
 
 // SetTable installs a new routing table. Connections to a datasource now
-// FAILED close at once; read-write connections to a primary that is no
-// longer the primary close after DisconnectTimeout.
+// FAILED close at once; read-write connections to a primary a switch
+// drains, or that is no longer the primary, close after DisconnectTimeout.
 func (p *Proxy) SetTable(t Table) {
 	p.mu.Lock()
 	old := p.table
 	p.table = t
-	close(p.changed)
-	p.changed = make(chan struct{})
+	p.signal()
 	var now, later []*bridge
 	for b := range p.conns {
 		switch {
 		case t.Failed[b.host]:
 			now = append(now, b)
-		case !b.readOnly && !b.closing && t.Primary.Host != "" && t.Primary.Host != b.host:
+		case b.readOnly || b.closing:
+		case t.Drain == b.host,
 			// A primary that is no longer the primary (whatever tables
 			// came between, such as a hold during the switch).
+			t.Primary.Host != "" && t.Primary.Host != b.host:
 			b.closing = true
 			later = append(later, b)
 		}
 	}
 	p.mu.Unlock()
-	if t.State != old.State || t.Primary != old.Primary {
-		p.cfg.Logger.Info("routing", "state", t.State, "primary", t.Primary.Host, "read_only", t.ReadOnly.Host, "why", t.Why)
+	if t.State != old.State || t.Primary != old.Primary || t.Drain != old.Drain {
+		p.cfg.Logger.Info("routing", "state", t.State, "primary", t.Primary.Host, "read_only", t.ReadOnly.Host, "drain", t.Drain, "why", t.Why)
 	}
 	for _, b := range now {
 		b.close()
@@ -133,6 +134,26 @@ func (p *Proxy) SetTable(t Table) {
 			}
 		})
 	}
+}
+
+// signal wakes whoever waits on Changed (p.mu held).
+func (p *Proxy) signal() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Draining is the host the table drains and how many read-write
+// connections to it are still open.
+func (p *Proxy) Draining() (string, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for b := range p.conns {
+		if !b.readOnly && b.host == p.table.Drain {
+			n++
+		}
+	}
+	return p.table.Drain, n
 }
 
 // Close ends every connection and releases the proxy's event loops.
@@ -153,7 +174,8 @@ func (p *Proxy) closeAll() {
 	}
 }
 
-// Changed is closed at the next SetTable.
+// Changed is closed at the next SetTable, and when a drained read-write
+// connection ends.
 func (p *Proxy) Changed() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -215,12 +237,12 @@ func (p *Proxy) pick(ctx context.Context, readOnly bool) (Target, uint16, string
 		if t.State == StateOffline {
 			return Target{}, ErrConnectorOffline, t.Why
 		}
-		target := t.Primary
-		if readOnly {
-			target = t.ReadOnly
+		// Reads go on to a replica while the primary is held.
+		if readOnly && t.ReadOnly.Addr != "" {
+			return t.ReadOnly, 0, ""
 		}
-		if target.Addr != "" && t.State == StateOnline {
-			return target, 0, ""
+		if !readOnly && t.Primary.Addr != "" && t.State == StateOnline {
+			return t.Primary, 0, ""
 		}
 		select {
 		case <-ch:
@@ -266,6 +288,9 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		delete(p.conns, b)
 		hc[1]--
 		p.active.Add(-1)
+		if !b.readOnly && b.host == p.table.Drain {
+			p.signal()
+		}
 		p.mu.Unlock()
 	}
 	if pr, err := p.pump.add(client, server, release); err == nil {

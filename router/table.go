@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -37,6 +38,10 @@ type Table struct {
 	Epoch uint64
 	// Failed are datasources whose connections must close at once.
 	Failed map[string]bool
+	// Drain is the primary a switch is taking out of service: its
+	// read-write connections close within the disconnect timeout, before it
+	// goes read-only. Transition names that switch.
+	Drain, Transition string
 }
 
 // Route builds the table for connector self from r. addr maps a host to
@@ -57,6 +62,10 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 		if best == nil || d.GetAppliedLatency() < best.GetAppliedLatency() {
 			best = d
 		}
+	}
+	t.Transition = r.GetTransition()
+	if strings.HasPrefix(t.Transition, "switch ") {
+		t.Drain = r.GetPrimary()
 	}
 	for _, rt := range r.GetRouters() {
 		if rt.GetHost() == self && rt.GetState() == StateOffline {

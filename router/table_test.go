@@ -48,6 +48,22 @@ func TestRoute(t *testing.T) {
 			t.Errorf("%s: primary address %s", c.name, tb.Primary.Addr)
 		}
 	}
+	// A switch drains the old primary, even on an OFFLINE connector (its
+	// existing connections must not write to a read-only primary); a
+	// failover does not (FAILED closes at once).
+	for _, c := range []struct {
+		r     *managerpb.StatusReply
+		drain string
+	}{
+		{site(func(r *managerpb.StatusReply) { r.Transition = "switch east1 -> east3" }), "east1"},
+		{site(func(r *managerpb.StatusReply) { r.Transition = "switch east1 -> east3"; r.Routers[1].State = "OFFLINE" }), "east1"},
+		{site(func(r *managerpb.StatusReply) { r.Transition = "failover east1 -> east3" }), ""},
+		{site(nil), ""},
+	} {
+		if tb := Route(c.r, "east2", 1, addr); tb.Drain != c.drain || tb.Transition != c.r.Transition {
+			t.Errorf("transition %q: drain %q transition %q, want %q", c.r.Transition, tb.Drain, tb.Transition, c.drain)
+		}
+	}
 	if tb := Route(site(func(r *managerpb.StatusReply) { r.Datasources[0].State = "FAILED" }), "east2", 1, addr); !tb.Failed["east1"] {
 		t.Errorf("a FAILED datasource is not marked failed: %v", tb.Failed)
 	}

@@ -15,6 +15,7 @@ echo "bench: go benchmarks (-benchtime $benchtime)"
 go test -run '^$' -bench . -benchtime "$benchtime" ./... | tee "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkReplication' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkManager' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
+CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkConnector' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 
 echo "bench: sandbox up of examples/msaa.ini (6 hosts), fresh and again"
 sbroot=$(mktemp -d)
@@ -94,7 +95,7 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
       if (x >= 10 || x <= -10) return sprintf("%.1f", x)
       return sprintf("%.2f", x)
     }
-    /^Benchmark/ && NF >= 4 {
+    /^Benchmark/ && !/^BenchmarkConnector\// && NF >= 4 {
     name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
     v="–"; rates=""; m=""; ops=$2
     for (i = 3; i < NF; i += 2) {
@@ -111,6 +112,32 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
     }
     if (rates != "") m = rates (m == "" ? "" : ", ") m
     printf "| %s | %s | %s | %s |\n", name, v, ops, m
+  }' "$raw"
+  echo
+  echo "## Connector"
+  echo
+  echo "BenchmarkConnector (internal/bench): one site of three hosts of real processes (mariadbd,"
+  echo "replicator, manager, connector per host). sysbench (4 tables of 10,000 rows) reaches east1's"
+  echo "database three ways from the same address: directly (port 13306), through Carbide's connector"
+  echo "on east1 (3306), and through HAProxy in TCP mode (Debian's haproxy, default two threads, 6033)."
+  echo "Each load runs each path $((${CARBIDE_BENCH_CONNECTOR_RUNS:-3})) times, alternated; the table gives the medians."
+  echo "The half-rate rows run each path at a fixed rate all three sustain (half the slowest median)"
+  echo "and give the p95 each proxy adds over the direct path. On two cores every proxy competes"
+  echo "with sysbench and mariadbd for CPU, so connector/HAProxy is the fair ratio."
+  echo "Target: connector ≥ 1.0 × HAProxy QPS, and its added p95 at the fixed rate no more than HAProxy's."
+  echo
+  echo "| load | path | QPS | p95 ms | fixed tx/s | added p95 ms | vs HAProxy | vs direct |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  awk '/^BenchmarkConnector\// {
+    split($1, part, "/"); load=part[2]; path=part[3]; sub(/-[0-9]+$/, "", path); sub(/-baseline$/, " (baseline)", path)
+    delete v
+    for (i = 3; i < NF; i += 2) v[$(i+1)] = $i
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", load, path,
+      ("qps" in v) ? sprintf("%.0f", v["qps"]) : "", sprintf("%.2f", v["p95-ms"]),
+      ("tx/s-fixed" in v) ? sprintf("%.0f", v["tx/s-fixed"]) : "",
+      ("added-p95-ms" in v) ? sprintf("%.2f", v["added-p95-ms"]) : "",
+      ("vs-haproxy" in v) ? sprintf("%.2f", v["vs-haproxy"]) : "",
+      ("vs-direct" in v) ? sprintf("%.2f", v["vs-direct"]) : ""
   }' "$raw"
   echo
   echo "## Sandbox (examples/msaa.ini: 6 hosts, 6 mariadbd)"

@@ -44,11 +44,15 @@ func (d DS) String() string {
 }
 
 // Transition is a switch or failover in progress: while one is set no
-// database of the site is writable.
+// database of the site is writable, except the old primary of a switch
+// while the connectors drain it (Drain).
 type Transition struct {
 	Kind string `json:"kind"`
 	From string `json:"from"`
 	To   string `json:"to"`
+	// Drain: connectors hold new connections and close their read-write
+	// connections to From, which still takes writes on those until OpDrained.
+	Drain bool `json:"drain,omitempty"`
 }
 
 func (t *Transition) String() string {
@@ -105,9 +109,11 @@ func (s State) Hosts() []string {
 }
 
 // Writable tells whether host's database should accept writes: it is the
-// primary, ONLINE, and no switch or failover is under way.
+// primary, ONLINE, and no switch or failover is under way (but for the
+// drain that opens a switch).
 func (s State) Writable(host string) bool {
-	return s.Initialized && s.Transition == nil && s.Primary == host && s.Datasources[host].State == Online
+	t := s.Transition
+	return s.Initialized && (t == nil || t.Drain && t.From == host) && s.Primary == host && s.Datasources[host].State == Online
 }
 
 // Change operations.
@@ -119,7 +125,9 @@ const (
 	OpBegin      = "begin"
 	OpPromote    = "promote"
 	OpEnd        = "end"
-	OpAlert      = "alert"
+	// OpDrained ends the drain of a switch: the old primary goes read-only.
+	OpDrained = "drained"
+	OpAlert   = "alert"
 )
 
 // Change is one mutation of the State, as carried by the raft log.
@@ -210,6 +218,16 @@ func (s State) Apply(c Change) (State, error) {
 		if _, ok := s.Datasources[t.To]; !ok || t.To == t.From {
 			return s, fmt.Errorf("policy: begin %s: %s is not a replica of the site", &t, t.To)
 		}
+		if t.Drain && t.Kind != Switch {
+			return s, fmt.Errorf("policy: begin %s: only a switch drains", &t)
+		}
+		n.Transition = &t
+	case OpDrained:
+		if s.Transition == nil {
+			return s, fmt.Errorf("policy: drained without a transition")
+		}
+		t := *s.Transition
+		t.Drain = false
 		n.Transition = &t
 	case OpPromote:
 		if _, ok := s.Datasources[c.Host]; !ok {

@@ -56,6 +56,8 @@ func TestApplyRejects(t *testing.T) {
 		{"begin during a switch", switching, Change{Op: OpBegin, Transition: &Transition{Kind: Failover, From: "east1", To: "east3"}}, "a switch east1 -> east2 is already under way"},
 		{"promote a non-member", site, Change{Op: OpPromote, Host: "east4"}, "east4 is not a datasource"},
 		{"promote another host than the switch's", switching, Change{Op: OpPromote, Host: "east3"}, "promote east3 during switch east1 -> east2"},
+		{"a failover does not drain", site, Change{Op: OpBegin, Transition: &Transition{Kind: Failover, From: "east1", To: "east2", Drain: true}}, "only a switch drains"},
+		{"drained without a transition", site, Change{Op: OpDrained}, "drained without a transition"},
 		{"unknown change", site, Change{Op: "reboot"}, `unknown change "reboot"`},
 		{"no op", site, Change{}, `unknown change ""`},
 	}
@@ -77,6 +79,28 @@ func TestApplyRejects(t *testing.T) {
 				t.Errorf("receiver became %+v, want it unchanged %+v", st, want)
 			}
 		})
+	}
+}
+
+// TestSwitchDrain: the old primary of a switch stays writable while the
+// connectors drain it, and no database is writable after OpDrained until
+// the promotion.
+func TestSwitchDrain(t *testing.T) {
+	st, err := site(t).Apply(Change{Op: OpBegin, Transition: &Transition{Kind: Switch, From: "east1", To: "east2", Drain: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Writable("east1") || st.Writable("east2") {
+		t.Errorf("draining: east1 writable %v, east2 writable %v; want only east1", st.Writable("east1"), st.Writable("east2"))
+	}
+	if st, err = st.Apply(Change{Op: OpDrained}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Writable("east1") || st.Writable("east2") || st.Transition.String() != "switch east1 -> east2" {
+		t.Errorf("drained: east1 writable %v, east2 writable %v, transition %s", st.Writable("east1"), st.Writable("east2"), st.Transition)
+	}
+	if st, err = st.Apply(Change{Op: OpPromote, Host: "east2"}); err != nil || !st.Writable("east2") || st.Writable("east1") {
+		t.Errorf("promoted: %v, east2 writable %v", err, st.Writable("east2"))
 	}
 }
 

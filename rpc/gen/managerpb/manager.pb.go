@@ -73,6 +73,7 @@ type StatusReply struct {
 	TimeUnixMs         int64                  `protobuf:"varint,12,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
 	Initialized        bool                   `protobuf:"varint,13,opt,name=initialized,proto3" json:"initialized,omitempty"`
 	Alerts             []string               `protobuf:"bytes,14,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	TransitionDrain    bool                   `protobuf:"varint,15,opt,name=transition_drain,json=transitionDrain,proto3" json:"transition_drain,omitempty"` // a switch's first phase: the old primary still takes writes
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -203,6 +204,13 @@ func (x *StatusReply) GetAlerts() []string {
 		return x.Alerts
 	}
 	return nil
+}
+
+func (x *StatusReply) GetTransitionDrain() bool {
+	if x != nil {
+		return x.TransitionDrain
+	}
+	return false
 }
 
 type Datasource struct {
@@ -823,12 +831,132 @@ func (x *LocalReply) GetLines() []string {
 	return nil
 }
 
+type ConnectorReport struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Host           string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"` // the connector's host
+	Pid            int64                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	State          string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`                                          // ONLINE | OFFLINE | ONHOLD
+	Transition     string                 `protobuf:"bytes,4,opt,name=transition,proto3" json:"transition,omitempty"`                                // the transition its table was built from
+	Draining       string                 `protobuf:"bytes,5,opt,name=draining,proto3" json:"draining,omitempty"`                                    // the old primary whose read-write connections it closes
+	DrainingActive int64                  `protobuf:"varint,6,opt,name=draining_active,json=drainingActive,proto3" json:"draining_active,omitempty"` // how many of those are still open
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConnectorReport) Reset() {
+	*x = ConnectorReport{}
+	mi := &file_manager_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectorReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectorReport) ProtoMessage() {}
+
+func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectorReport.ProtoReflect.Descriptor instead.
+func (*ConnectorReport) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ConnectorReport) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ConnectorReport) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ConnectorReport) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ConnectorReport) GetTransition() string {
+	if x != nil {
+		return x.Transition
+	}
+	return ""
+}
+
+func (x *ConnectorReport) GetDraining() string {
+	if x != nil {
+		return x.Draining
+	}
+	return ""
+}
+
+func (x *ConnectorReport) GetDrainingActive() int64 {
+	if x != nil {
+		return x.DrainingActive
+	}
+	return 0
+}
+
+type ReportReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReply) Reset() {
+	*x = ReportReply{}
+	mi := &file_manager_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReply) ProtoMessage() {}
+
+func (x *ReportReply) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReply.ProtoReflect.Descriptor instead.
+func (*ReportReply) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{11}
+}
+
 var File_manager_proto protoreflect.FileDescriptor
 
 const file_manager_proto_rawDesc = "" +
 	"\n" +
 	"\rmanager.proto\x12\x12carbide.manager.v1\"\x0f\n" +
-	"\rStatusRequest\"\xfa\x03\n" +
+	"\rStatusRequest\"\xa5\x04\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12 \n" +
@@ -847,7 +975,8 @@ const file_manager_proto_rawDesc = "" +
 	"\ftime_unix_ms\x18\f \x01(\x03R\n" +
 	"timeUnixMs\x12 \n" +
 	"\vinitialized\x18\r \x01(\bR\vinitialized\x12\x16\n" +
-	"\x06alerts\x18\x0e \x03(\tR\x06alerts\"\xdf\x05\n" +
+	"\x06alerts\x18\x0e \x03(\tR\x06alerts\x12)\n" +
+	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\"\xdf\x05\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
@@ -904,12 +1033,23 @@ const file_manager_proto_rawDesc = "" +
 	"\x02op\x18\x01 \x01(\tR\x02op\"\"\n" +
 	"\n" +
 	"LocalReply\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines2\xc1\x02\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xb2\x01\n" +
+	"\x0fConnectorReport\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1e\n" +
+	"\n" +
+	"transition\x18\x04 \x01(\tR\n" +
+	"transition\x12\x1a\n" +
+	"\bdraining\x18\x05 \x01(\tR\bdraining\x12'\n" +
+	"\x0fdraining_active\x18\x06 \x01(\x03R\x0edrainingActive\"\r\n" +
+	"\vReportReply2\x91\x03\n" +
 	"\aManager\x12L\n" +
 	"\x06Status\x12!.carbide.manager.v1.StatusRequest\x1a\x1f.carbide.manager.v1.StatusReply\x12O\n" +
 	"\aCommand\x12\".carbide.manager.v1.CommandRequest\x1a .carbide.manager.v1.CommandReply\x12L\n" +
 	"\x05Watch\x12 .carbide.manager.v1.WatchRequest\x1a\x1f.carbide.manager.v1.StatusReply0\x01\x12I\n" +
-	"\x05Local\x12 .carbide.manager.v1.LocalRequest\x1a\x1e.carbide.manager.v1.LocalReplyB0Z.github.com/carbidedb/carbide/rpc/gen/managerpbb\x06proto3"
+	"\x05Local\x12 .carbide.manager.v1.LocalRequest\x1a\x1e.carbide.manager.v1.LocalReply\x12N\n" +
+	"\x06Report\x12#.carbide.manager.v1.ConnectorReport\x1a\x1f.carbide.manager.v1.ReportReplyB0Z.github.com/carbidedb/carbide/rpc/gen/managerpbb\x06proto3"
 
 var (
 	file_manager_proto_rawDescOnce sync.Once
@@ -923,36 +1063,40 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_manager_proto_goTypes = []any{
-	(*StatusRequest)(nil),  // 0: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),    // 1: carbide.manager.v1.StatusReply
-	(*Datasource)(nil),     // 2: carbide.manager.v1.Datasource
-	(*Router)(nil),         // 3: carbide.manager.v1.Router
-	(*Member)(nil),         // 4: carbide.manager.v1.Member
-	(*CommandRequest)(nil), // 5: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),   // 6: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),   // 7: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),   // 8: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),     // 9: carbide.manager.v1.LocalReply
+	(*StatusRequest)(nil),   // 0: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),     // 1: carbide.manager.v1.StatusReply
+	(*Datasource)(nil),      // 2: carbide.manager.v1.Datasource
+	(*Router)(nil),          // 3: carbide.manager.v1.Router
+	(*Member)(nil),          // 4: carbide.manager.v1.Member
+	(*CommandRequest)(nil),  // 5: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),    // 6: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),    // 7: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),    // 8: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),      // 9: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil), // 10: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),     // 11: carbide.manager.v1.ReportReply
 }
 var file_manager_proto_depIdxs = []int32{
-	2, // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	3, // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	4, // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	0, // 3: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	5, // 4: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	7, // 5: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	8, // 6: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	1, // 7: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	6, // 8: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	1, // 9: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	9, // 10: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
+	3,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	4,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	0,  // 3: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	5,  // 4: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	7,  // 5: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	8,  // 6: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	10, // 7: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	1,  // 8: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	6,  // 9: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	1,  // 10: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	9,  // 11: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	11, // 12: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	8,  // [8:13] is the sub-list for method output_type
+	3,  // [3:8] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -966,7 +1110,7 @@ func file_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

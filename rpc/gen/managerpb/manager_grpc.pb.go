@@ -23,6 +23,7 @@ const (
 	Manager_Command_FullMethodName = "/carbide.manager.v1.Manager/Command"
 	Manager_Watch_FullMethodName   = "/carbide.manager.v1.Manager/Watch"
 	Manager_Local_FullMethodName   = "/carbide.manager.v1.Manager/Local"
+	Manager_Report_FullMethodName  = "/carbide.manager.v1.Manager/Report"
 )
 
 // ManagerClient is the client API for Manager service.
@@ -40,6 +41,10 @@ type ManagerClient interface {
 	// Local runs an operation on this manager's own host (dataserver
 	// start/stop/restart, read-only).
 	Local(ctx context.Context, in *LocalRequest, opts ...grpc.CallOption) (*LocalReply, error)
+	// Report is a connector telling the coordinator its state the moment it
+	// changes: a switch waits until every connector holds new connections
+	// and has closed its read-write connections to the old primary.
+	Report(ctx context.Context, in *ConnectorReport, opts ...grpc.CallOption) (*ReportReply, error)
 }
 
 type managerClient struct {
@@ -99,6 +104,16 @@ func (c *managerClient) Local(ctx context.Context, in *LocalRequest, opts ...grp
 	return out, nil
 }
 
+func (c *managerClient) Report(ctx context.Context, in *ConnectorReport, opts ...grpc.CallOption) (*ReportReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportReply)
+	err := c.cc.Invoke(ctx, Manager_Report_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ManagerServer is the server API for Manager service.
 // All implementations must embed UnimplementedManagerServer
 // for forward compatibility.
@@ -114,6 +129,10 @@ type ManagerServer interface {
 	// Local runs an operation on this manager's own host (dataserver
 	// start/stop/restart, read-only).
 	Local(context.Context, *LocalRequest) (*LocalReply, error)
+	// Report is a connector telling the coordinator its state the moment it
+	// changes: a switch waits until every connector holds new connections
+	// and has closed its read-write connections to the old primary.
+	Report(context.Context, *ConnectorReport) (*ReportReply, error)
 	mustEmbedUnimplementedManagerServer()
 }
 
@@ -135,6 +154,9 @@ func (UnimplementedManagerServer) Watch(*WatchRequest, grpc.ServerStreamingServe
 }
 func (UnimplementedManagerServer) Local(context.Context, *LocalRequest) (*LocalReply, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Local not implemented")
+}
+func (UnimplementedManagerServer) Report(context.Context, *ConnectorReport) (*ReportReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedManagerServer) mustEmbedUnimplementedManagerServer() {}
 func (UnimplementedManagerServer) testEmbeddedByValue()                 {}
@@ -222,6 +244,24 @@ func _Manager_Local_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Manager_Report_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectorReport)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagerServer).Report(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Manager_Report_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagerServer).Report(ctx, req.(*ConnectorReport))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Manager_ServiceDesc is the grpc.ServiceDesc for Manager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +280,10 @@ var Manager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Local",
 			Handler:    _Manager_Local_Handler,
+		},
+		{
+			MethodName: "Report",
+			Handler:    _Manager_Report_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
