@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -226,9 +227,30 @@ func (p *Proxy) Serve(ctx context.Context, l net.Listener, readOnly bool) error 
 	}
 }
 
+// dial connects to target and reads the server's greeting: a database
+// whose process was just killed may still complete TCP handshakes (its
+// sockets close only when the process is reaped) but never greets.
+func (p *Proxy) dial(ctx context.Context, target Target) (net.Conn, []byte, error) {
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	c, err := p.cfg.Dial(dctx, target.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(p.cfg.DialTimeout))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("no greeting from the server: %w", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c, buf[:n], nil
+}
+
 // pick waits (up to the hold timeout) for a target, or says why none.
-func (p *Proxy) pick(ctx context.Context, readOnly bool) (Target, uint16, string) {
-	deadline := time.NewTimer(p.cfg.HoldTimeout)
+func (p *Proxy) pick(ctx context.Context, readOnly bool, until time.Time) (Target, uint16, string) {
+	deadline := time.NewTimer(time.Until(until))
 	defer deadline.Stop()
 	for {
 		p.mu.Lock()
@@ -255,20 +277,50 @@ func (p *Proxy) pick(ctx context.Context, readOnly bool) (Target, uint16, string
 }
 
 func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
-	target, code, why := p.pick(ctx, readOnly)
-	if code != 0 {
+	refuse := func(code uint16, state, why string) {
 		client.SetWriteDeadline(time.Now().Add(time.Second))
-		client.Write(errorPacket(code, "08004", "Carbide connector: "+why))
+		client.Write(errorPacket(code, state, "Carbide connector: "+why))
 		client.Close()
-		return
 	}
-	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
-	server, err := p.cfg.Dial(dctx, target.Addr)
-	cancel()
-	if err != nil {
-		client.Write(errorPacket(ErrNoPrimary, "08S01", "Carbide connector: cannot reach "+target.Host+": "+err.Error()))
-		client.Close()
-		return
+	// The hold covers both waiting for a table and a target that does not
+	// answer: a primary that just died is routed to until the managers
+	// fail it over, so the connection waits for the next table.
+	until := time.Now().Add(p.cfg.HoldTimeout)
+	var target Target
+	var server net.Conn
+	for {
+		changed := p.Changed()
+		t, code, why := p.pick(ctx, readOnly, until)
+		if code != 0 {
+			refuse(code, "08004", why)
+			return
+		}
+		target = t
+		c, greeting, err := p.dial(ctx, target)
+		if err == nil {
+			server = c
+			// The client gets the greeting the server sent.
+			client.SetWriteDeadline(time.Now().Add(p.cfg.DialTimeout))
+			if _, err := client.Write(greeting); err != nil {
+				client.Close()
+				server.Close()
+				return
+			}
+			client.SetWriteDeadline(time.Time{})
+			break
+		}
+		select {
+		case <-changed:
+			// The table changed since the pick: try again (a pause so
+			// that a table naming the same dead target does not spin).
+			time.Sleep(20 * time.Millisecond)
+		case <-time.After(time.Until(until)):
+			refuse(ErrNoPrimary, "08S01", "cannot reach "+target.Host+": "+err.Error())
+			return
+		case <-ctx.Done():
+			refuse(ErrNoPrimary, "08S01", "the connector is stopping")
+			return
+		}
 	}
 	b := &bridge{host: target.Host, readOnly: readOnly}
 	p.mu.Lock()

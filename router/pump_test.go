@@ -11,10 +11,14 @@ import (
 	"time"
 )
 
-// echoServer answers every connection with what it reads, closing its
-// side after the client's EOF; greet is sent first when not empty.
+// echoServer greets every connection (as a MySQL server does) with greet,
+// "hello" when empty, then answers with what it reads, closing its side
+// after the client's EOF.
 func echoServer(t *testing.T, greet []byte) string {
 	t.Helper()
+	if len(greet) == 0 {
+		greet = []byte("hello")
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -28,9 +32,7 @@ func echoServer(t *testing.T, greet []byte) string {
 			}
 			go func() {
 				defer c.Close()
-				if len(greet) > 0 {
-					c.Write(greet)
-				}
+				c.Write(greet)
 				io.Copy(c, c)
 			}()
 		}
@@ -74,6 +76,11 @@ func TestPumpEcho(t *testing.T) {
 				return
 			}
 			defer c.Close()
+			hello := make([]byte, 5)
+			if _, err := io.ReadFull(c, hello); err != nil {
+				t.Error(err)
+				return
+			}
 			data := make([]byte, size)
 			rand.Read(data)
 			go func() {
@@ -173,4 +180,43 @@ func TestPumpClose(t *testing.T) {
 		}
 	}
 	waitActive(t, p, 0)
+}
+
+// TestHoldThroughDeadTarget: a primary that does not answer (died, not yet
+// failed over) holds the connection until a table names another; with no
+// new table the client gets the connector's error once the hold ends.
+func TestHoldThroughDeadTarget(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	p, addr := startProxy(t, ProxyConfig{HoldTimeout: 2 * time.Second})
+	p.SetTable(onlineTo(deadAddr))
+	live := echoServer(t, nil)
+	go func() { time.Sleep(300 * time.Millisecond); p.SetTable(onlineTo(live)) }()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("held connection after the new table: %q, %v", buf, err)
+	}
+
+	p2, addr2 := startProxy(t, ProxyConfig{HoldTimeout: 300 * time.Millisecond})
+	p2.SetTable(onlineTo(deadAddr))
+	c2, err := net.Dial("tcp", addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(c2)
+	if !bytes.Contains(got, []byte("cannot reach db")) {
+		t.Fatalf("after the hold: %q, want the connector's error", got)
+	}
 }

@@ -227,6 +227,26 @@ func TestConnector(t *testing.T) {
 	if rows != acked.Load() {
 		t.Errorf("%d rows, %d acknowledged", rows, acked.Load())
 	}
+
+	// Failover: the primary's mariadbd killed, an open connection to it
+	// is closed at once, and a new one through the connector is held,
+	// then answered by the promoted replica.
+	primary := s.status("east1").GetPrimary()
+	open, err := s.viaConnector("east1").Conn(context.Background())
+	if err != nil || open.PingContext(context.Background()) != nil {
+		t.Fatalf("a connection through east1's connector: %v", err)
+	}
+	defer open.Close()
+	s.kill9(primary, "mariadbd")
+	killed := time.Now()
+	var newPrimary string
+	if err := s.viaConnector("east1").QueryRow("SELECT @@hostname").Scan(&newPrimary); err != nil || newPrimary == primary {
+		t.Fatalf("a connection through the connector after kill -9 of %s's mariadbd: %q, %v", primary, newPrimary, err)
+	}
+	t.Logf("failover %s -> %s: first connection through the connector answered %.1f s after the kill", primary, newPrimary, time.Since(killed).Seconds())
+	if err := open.PingContext(context.Background()); err == nil {
+		t.Errorf("a connection to the failed primary %s is still open through the connector", primary)
+	}
 }
 
 func haveSysbench() bool {
