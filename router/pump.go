@@ -268,14 +268,26 @@ func (l *loop) stop() {
 func (l *loop) run() {
 	runtime.LockOSThread()
 	events := make([]unix.EpollEvent, 128)
+	idle := false
 	for {
-		n, err := epollWait(l.epfd, events, 100)
+		// Busy, the loop waits with a raw call that keeps its P; after
+		// 10 ms without an event it waits with a call that gives the P
+		// back, so that an idle connector costs the runtime nothing
+		// (no sysmon preemption of a P that never leaves).
+		var n int
+		var err error
+		if idle {
+			n, err = unix.EpollWait(l.epfd, events, -1)
+		} else {
+			n, err = epollWait(l.epfd, events, 10)
+		}
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			break
 		}
+		idle = n == 0
 		stop := false
 		for i := 0; i < n; i++ {
 			id := eventID(&events[i])
@@ -438,8 +450,8 @@ func (l *loop) close(pr *pair) {
 // while it waits, so entering and leaving each call costs no scheduler
 // hand-off, no wake-up of another thread and no sysmon retake (measured:
 // a tenth of the connector's CPU went to those). The process runs with
-// one P more per loop (addProcs), and the timeout
-// lets a stop-the-world reach the loop even when nothing happens.
+// one P more per loop (addProcs); the short timeout lets a stop-the-world
+// reach a busy loop, and an idle one waits in an ordinary system call.
 // It is not inlined, so that each wait starts with a preemption point.
 //
 //go:noinline

@@ -197,3 +197,31 @@ func TestFragmentedTransaction(t *testing.T) {
 		t.Fatalf("rows = %s", got)
 	}
 }
+
+// TestLinger: a block commits at once while commits are fast, and waits
+// for more transactions (a few commit times, bounded) once the database
+// is slow; the average follows the commits.
+func TestLinger(t *testing.T) {
+	a := &Applier{cfg: DefaultConfig()}
+	if got := a.linger(); got != 0 {
+		t.Fatalf("no commit yet: linger %s, want 0", got)
+	}
+	for i := 0; i < 20; i++ {
+		a.timed(300 * time.Microsecond)
+	}
+	if got := a.linger(); got != 0 {
+		t.Errorf("fast commits: linger %s, want 0", got)
+	}
+	for i := 0; i < 20; i++ {
+		a.timed(5 * time.Millisecond)
+	}
+	if got := a.linger(); got < 15*time.Millisecond || got > 20*time.Millisecond {
+		t.Errorf("5 ms commits: linger %s, want about 4 × 5 ms", got)
+	}
+	for i := 0; i < 20; i++ {
+		a.timed(time.Second)
+	}
+	if got := a.linger(); got != a.cfg.MaxLinger {
+		t.Errorf("1 s commits: linger %s, want the bound %s", got, a.cfg.MaxLinger)
+	}
+}

@@ -163,7 +163,10 @@ func (a *Applier) commit(ctx context.Context, blk *block) error {
 	q = append(q, blk.sql...)
 	q = appendTrackingUpdate(q, a.cfg.Service, last, now)
 	q = append(q, "COMMIT"...)
-	if _, err := a.conn.ExecContext(ctx, string(q)); err != nil {
+	begin := time.Now()
+	_, err := a.conn.ExecContext(ctx, string(q))
+	a.timed(time.Since(begin))
+	if err != nil {
 		a.rollback()
 		if blk.sent || len(blk.txs) == 1 || !isSQLError(err) {
 			return a.pinpoint(ctx, blk, 0, err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Parallel apply (Config.Channels > 1): blocks execute at once on several
@@ -141,11 +142,13 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	blk := f.blk
 	last := blk.txs[len(blk.txs)-1].last
 	var err error
+	begin := time.Now()
 	if len(blk.sql) > 0 {
 		_, err = conn.ExecContext(ctx, "BEGIN;"+string(blk.sql))
 	} else {
 		_, err = conn.ExecContext(ctx, "BEGIN")
 	}
+	took := time.Since(begin)
 	if pred != nil {
 		<-pred.done
 		if pred.err != nil && err == nil {
@@ -155,7 +158,9 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	now := p.a.cfg.Now()
 	if err == nil {
 		q := appendTrackingUpdate(nil, p.a.cfg.Service, last, now)
+		begin = time.Now()
 		_, err = conn.ExecContext(ctx, string(append(q, "COMMIT"...)))
+		p.a.timed(took + time.Since(begin))
 	}
 	if err != nil {
 		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
