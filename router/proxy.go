@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,10 +167,7 @@ func (p *Proxy) Close() {
 
 func (p *Proxy) closeAll() {
 	p.mu.Lock()
-	all := make([]*bridge, 0, len(p.conns))
-	for b := range p.conns {
-		all = append(all, b)
-	}
+	all := slices.Collect(maps.Keys(p.conns))
 	p.mu.Unlock()
 	for _, b := range all {
 		b.close()

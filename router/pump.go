@@ -2,8 +2,10 @@ package router
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -268,6 +270,7 @@ func (l *loop) stop() {
 func (l *loop) run() {
 	runtime.LockOSThread()
 	events := make([]unix.EpollEvent, 128)
+	ready := make([]*end, len(events))
 	idle := false
 	for {
 		// Busy, the loop waits with a raw call that keeps its P; after
@@ -288,16 +291,20 @@ func (l *loop) run() {
 			break
 		}
 		idle = n == 0
+		// One lock for the batch: a pair closed while the batch is handled
+		// is skipped by its closed mark.
 		stop := false
+		l.mu.Lock()
 		for i := 0; i < n; i++ {
-			id := eventID(&events[i])
-			if id == 0 {
+			ready[i] = l.ends[eventID(&events[i])]
+		}
+		l.mu.Unlock()
+		for i := 0; i < n; i++ {
+			e := ready[i]
+			if eventID(&events[i]) == 0 {
 				stop = true
 				continue
 			}
-			l.mu.Lock()
-			e := l.ends[id]
-			l.mu.Unlock()
 			if e == nil || e.pair.closed {
 				continue
 			}
@@ -308,10 +315,7 @@ func (l *loop) run() {
 		}
 	}
 	l.mu.Lock()
-	prs := make([]*pair, 0, len(l.pairs))
-	for pr := range l.pairs {
-		prs = append(prs, pr)
-	}
+	prs := slices.Collect(maps.Keys(l.pairs))
 	l.mu.Unlock()
 	for _, pr := range prs {
 		l.close(pr)

@@ -32,10 +32,10 @@ var connectorPaths = []struct {
 }{{"direct", directPort}, {"connector", connectorPort}, {"haproxy", haproxyPort}}
 
 // connectorRuns is how many times each path runs each load (alternated).
-var connectorRuns = envInt("CARBIDE_BENCH_CONNECTOR_RUNS", 3)
+var connectorRuns = envInt("CARBIDE_BENCH_CONNECTOR_RUNS", 5)
 
 // connectorSeconds is each sysbench run's length.
-var connectorSeconds = envInt("CARBIDE_BENCH_CONNECTOR_SECONDS", 8)
+var connectorSeconds = envInt("CARBIDE_BENCH_CONNECTOR_SECONDS", 6)
 
 // BenchmarkConnector compares the three ways an application reaches the
 // primary, on one site of real processes (mariadbd, replicator, manager
