@@ -111,38 +111,12 @@ func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func
 	defer r.Close()
 	s.log.Info("THL client connected", "service", req.GetService(), "client", req.GetClientHost(), "from", from)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	events := make(chan *thlpb.Event, 256)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(events)
-		for {
-			ev, err := r.Next(ctx)
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				readErr <- ctx.Err()
-				return
-			}
-		}
-	}()
-	tick := time.NewTicker(s.heartbeat)
-	defer tick.Stop()
+	// One goroutine reads and sends (no hand-over per event): each wait
+	// for the next event ends at the next heartbeat.
+	next := time.Now().Add(s.heartbeat)
 	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				return <-readErr
-			}
-			if err := send(&thlpb.StreamMessage{Message: &thlpb.StreamMessage_Event{Event: ev}}); err != nil {
-				return err
-			}
-		case <-tick.C:
+		if !time.Now().Before(next) {
+			next = time.Now().Add(s.heartbeat)
 			hb := &thlpb.Heartbeat{TimeUs: time.Now().UnixMicro()}
 			if last, ok := sv.log.Last(); ok {
 				hb.MaxSeqno = last.GetSeqno()
@@ -153,8 +127,18 @@ func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func
 			if err := send(&thlpb.StreamMessage{Message: &thlpb.StreamMessage_Heartbeat{Heartbeat: hb}}); err != nil {
 				return err
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+		}
+		wctx, cancel := context.WithDeadline(ctx, next)
+		ev, err := r.Next(wctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				continue // heartbeat time
+			}
+			return err
+		}
+		if err := send(&thlpb.StreamMessage{Message: &thlpb.StreamMessage_Event{Event: ev}}); err != nil {
+			return err
 		}
 	}
 }
