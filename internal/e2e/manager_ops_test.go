@@ -90,7 +90,9 @@ func waitRO(s *site, host string, want int) {
 
 // TestManagerCommands: operator mistakes get one clear sentence and change
 // nothing; service HOST/mysql restart goes through the host's manager and
-// the replica comes back ONLINE by itself under AUTOMATIC.
+// the replica comes back ONLINE by itself under AUTOMATIC; the primary's
+// database restarted in maintenance, with nothing written since (its new
+// binlog file holds no transaction), a switch still completes.
 func TestManagerCommands(t *testing.T) {
 	s := startSandbox(t, oneSite)
 	for _, c := range []struct {
@@ -135,6 +137,18 @@ func TestManagerCommands(t *testing.T) {
 		return nil
 	})
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
+
+	s.mustCctrl("east1", "set", "policy", "maintenance")
+	s.mustCctrl("east1", "service", "east1/mysql", "restart")
+	s.waitStatus("east1", 30*time.Second, "east1 back", func(r *managerpb.StatusReply) error {
+		d := dsOf(r, "east1")
+		if d.GetDataserver() != "ONLINE" || d.GetReplicatorState() != "ONLINE" {
+			return fmt.Errorf("east1 dataserver %s, replicator %s", d.GetDataserver(), d.GetReplicatorState())
+		}
+		return nil
+	})
+	s.mustCctrl("east1", "set", "policy", "automatic")
+	t.Logf("switch after the primary's restart: %v", s.mustCctrl("east1", "switch"))
 }
 
 // TestRecoverRefusesUnreplicatedWrites: the primary commits a write its

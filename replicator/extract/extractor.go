@@ -36,6 +36,7 @@ type Extractor struct {
 
 	mu   sync.Mutex
 	last position.Position
+	read position.Position // Stats.Read
 
 	running   atomic.Bool
 	closeOnce sync.Once
@@ -54,6 +55,10 @@ type Stats struct {
 	Discarded uint64
 	// Position is the end of the last transaction read, sent or not.
 	Position position.Position
+	// Read is where reading stands between transactions (no GTID): past
+	// the events that belong to none, such as the start of a new binlog
+	// file after a server restart. Everything before it was sent.
+	Read position.Position
 }
 
 // New checks cfg (defaults applied) and prepares an Extractor. It does not
@@ -95,9 +100,10 @@ func (x *Extractor) Close() error {
 // Stats returns the counters.
 func (x *Extractor) Stats() Stats {
 	x.mu.Lock()
-	last := x.last
+	last, read := x.last, x.read
 	x.mu.Unlock()
 	return Stats{
+		Read:         read,
 		Transactions: x.transactions.Load(),
 		Fragments:    x.fragments.Load(),
 		Filtered:     x.filtered.Load(),
@@ -222,6 +228,9 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 			}
 			return err
 		}
+		if !r.tx.open && r.file != "" {
+			x.setRead(r.file, r.lastPos)
+		}
 	}
 }
 
@@ -238,5 +247,11 @@ func (r *run) streamError(from position.Position, err error) error {
 func (x *Extractor) setLast(p position.Position) {
 	x.mu.Lock()
 	x.last = p
+	x.mu.Unlock()
+}
+
+func (x *Extractor) setRead(file string, offset uint32) {
+	x.mu.Lock()
+	x.read = position.Position{File: file, Offset: uint64(offset)}
 	x.mu.Unlock()
 }

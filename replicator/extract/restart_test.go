@@ -161,3 +161,35 @@ func TestRunErrors(t *testing.T) {
 		t.Fatal("Run still runs after its server died")
 	}
 }
+
+// TestReadPositionPastEmptyFile: after a new binlog file that holds no
+// transaction (a server restart, FLUSH BINARY LOGS), the extractor's read
+// position reaches the server's current position, so a switch's flush
+// finishes; the last transaction's position stays where it was.
+func TestReadPositionPastEmptyFile(t *testing.T) {
+	t.Parallel()
+	srv, db := startDB(t)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	x := newExtractor(t, srv, nil)
+	c := start(t, x, currentPosition(t, x))
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (1)")
+	c.wait(t, 1)
+	testutil.Exec(t, db, "FLUSH BINARY LOGS")
+	end := currentPosition(t, x)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := x.Stats()
+		if st.Read.Compare(end) >= 0 {
+			if st.Position.Compare(end) >= 0 || st.Position.File == end.File {
+				t.Errorf("last transaction at %s, in the new file %s that holds none", st.Position, end.File)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read position %s never reached the server's %s (last transaction %s)", st.Read, end, st.Position)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.stop(t)
+}

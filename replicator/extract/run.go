@@ -44,6 +44,7 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 		// The first event of every dump is an artificial rotate naming the
 		// file; a real one at the end of a file names the next.
 		r.file = string(e.NextLogName)
+		r.lastPos = uint32(e.Position)
 	case *replication.FormatDescriptionEvent:
 		// Starts every file. A transaction still open here was cut off by a
 		// server crash and rolled back by its recovery.
@@ -277,9 +278,9 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 	tx := &r.tx
 	pos := position.Position{File: r.file, Offset: uint64(end), GTID: tx.gtid}
 	defer tx.reset()
-	r.x.setLast(pos)
 	switch {
 	case tx.drop != "":
+		r.x.setLast(pos)
 		r.x.filtered.Add(1)
 		r.x.log.Debug("transaction filtered", "event_id", pos.String(), "reason", tx.drop)
 		if r.x.cfg.OnFilter != nil {
@@ -287,6 +288,7 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 		}
 		return nil
 	case tx.empty():
+		r.x.setLast(pos)
 		return nil
 	}
 	if tx.heartbeat && tx.heartName == "" {
@@ -300,6 +302,8 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 	if err := r.send(events); err != nil {
 		return fmt.Errorf("extract: send transaction %s: %w", pos, err)
 	}
+	// Only once it is sent (stored): Flush relies on it.
+	r.x.setLast(pos)
 	r.x.transactions.Add(1)
 	r.x.fragments.Add(uint64(len(events)))
 	if tx.heartbeat {

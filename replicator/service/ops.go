@@ -44,7 +44,10 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 		return -1, err
 	}
 	for {
-		if x.Stats().Position.Compare(target) >= 0 {
+		// Past the target: the last transaction read, or where reading
+		// stands between transactions (a new binlog file after a restart
+		// holds none).
+		if st := x.Stats(); st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0 {
 			if last, ok := s.store.Last(); ok {
 				return int64(last.GetSeqno()), nil
 			}

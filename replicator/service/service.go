@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/fileutil"
@@ -710,7 +711,9 @@ func dbUnreachable(err error) bool {
 		return false
 	}
 	var ne net.Error
+	// gomysql.ErrBadConn: the binlog connection dropped (the server stopped).
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, gomysql.ErrBadConn) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne)
 }
 
