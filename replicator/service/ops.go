@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/carbidedb/carbide/replicator/extract"
 )
 
 // Heartbeat writes a heartbeat row on the master; it travels like any
@@ -33,11 +35,25 @@ func (s *Service) Heartbeat(ctx context.Context, name string) error {
 // Flush waits until everything in the master's binlog now is stored in
 // the THL, and returns the last stored seqno.
 func (s *Service) Flush(ctx context.Context) (int64, error) {
-	s.mu.Lock()
-	x, role := s.extractor, s.role
-	s.mu.Unlock()
-	if role != RoleMaster || x == nil {
-		return -1, fmt.Errorf("%w: flush needs an ONLINE master", ErrState)
+	// A master reconnecting to its database (GOING-ONLINE after the
+	// database restarted) is waited for, within ctx.
+	var x *extract.Extractor
+	for {
+		s.mu.Lock()
+		role, state := s.role, s.state
+		x = s.extractor
+		s.mu.Unlock()
+		if role == RoleMaster && state == StateOnline && x != nil {
+			break
+		}
+		if role != RoleMaster || state != StateGoingOnline {
+			return -1, fmt.Errorf("%w: flush needs an ONLINE master; %s is %s", ErrState, s.cfg.Name, state)
+		}
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("%w: flush needs an ONLINE master; %s is still %s", ErrState, s.cfg.Name, state)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	target, err := x.CurrentPosition(ctx)
 	if err != nil {
