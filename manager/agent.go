@@ -112,7 +112,8 @@ func New(cfg Config) (*Agent, error) {
 	}
 	site := b.Config.Service(b.Host.Site)
 	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: site, self: b.Host.Name, witness: b.Host.Witness,
-		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{}), alerted: map[string]time.Time{}}
+		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{}), alerted: map[string]time.Time{},
+		reports: map[string]connectorReport{}}
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
 	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address))

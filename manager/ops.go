@@ -187,9 +187,6 @@ type connectorReport struct {
 func (a *Agent) connectorReported(r *managerpb.ConnectorReport) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.reports == nil {
-		a.reports = map[string]connectorReport{}
-	}
 	a.reports[r.GetHost()] = connectorReport{r, time.Now()}
 }
 

@@ -40,13 +40,7 @@ func requireEnabled(b *testing.B) {
 		b.Skipf("set %s=1 to run the replication benchmarks (make bench does); they take minutes", enableEnv)
 	}
 	testutil.RequireDB(b)
-	if _, err := exec.LookPath("sysbench"); err != nil {
-		msg := "sysbench not found; install it (scripts/install-deps.sh)"
-		if os.Getenv(testutil.RequireDBEnv) != "" {
-			b.Fatal(msg)
-		}
-		b.Skip(msg)
-	}
+	testutil.RequireSysbench(b)
 }
 
 // envInt reads a positive integer from the environment (for quicker runs

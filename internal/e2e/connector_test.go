@@ -62,7 +62,7 @@ func (s *site) lsLine(re string) string {
 // primary once it is read-only, the load goes on on the new primary, the
 // failed transactions are counted, and no acknowledged write is lost.
 func TestConnector(t *testing.T) {
-	testutil.Require(t, haveSysbench(), "sysbench")
+	testutil.RequireSysbench(t)
 	s := startSandbox(t, connectorSite)
 
 	// Counters: three one-shot clients and two held connections through
@@ -247,11 +247,6 @@ func TestConnector(t *testing.T) {
 	if err := open.PingContext(context.Background()); err == nil {
 		t.Errorf("a connection to the failed primary %s is still open through the connector", primary)
 	}
-}
-
-func haveSysbench() bool {
-	_, err := exec.LookPath("sysbench")
-	return err == nil
 }
 
 // sysbenchTPS is sysbench's transactions line, shortened.

@@ -112,9 +112,7 @@ func rowDump(t *testing.T, s *site, host string) string {
 // runSysbench prepares and runs oltp_write_only against addr.
 func runSysbench(t *testing.T, addr string, threads int, d time.Duration) {
 	t.Helper()
-	if _, err := exec.LookPath("sysbench"); err != nil {
-		t.Fatal("sysbench not found; run scripts/install-deps.sh")
-	}
+	testutil.RequireSysbench(t)
 	common := []string{"oltp_write_only", "--mysql-host=" + addr, "--mysql-port=13306", "--mysql-user=tungsten", "--mysql-password=secret",
 		"--mysql-db=sbtest", "--tables=2", "--table-size=2000", "--mysql-ignore-errors=1062,1213"}
 	if out, err := exec.Command("sysbench", append(common, "prepare")...).CombinedOutput(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -62,6 +63,14 @@ func Require(t testing.TB, ok bool, missing string) {
 		t.Fatalf("%s (make test installs the tools it needs and runs as root in CI)", missing)
 	}
 	t.Skip(missing)
+}
+
+// RequireSysbench stops a test (as Require does) when sysbench is not
+// installed.
+func RequireSysbench(t testing.TB) {
+	t.Helper()
+	_, err := exec.LookPath("sysbench")
+	Require(t, err == nil, "sysbench not found; install it (scripts/install-deps.sh)")
 }
 
 // Option changes how StartMariaDB configures a server.
