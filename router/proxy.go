@@ -79,6 +79,24 @@ func (b *bridge) close() {
 	}
 }
 
+// finish ends the connection the way a switch's drain needs: the
+// application's side now, the database's once the server closed the
+// session (pair.finish). Connections not in the pump close at once.
+func (b *bridge) finish() {
+	b.mu.Lock()
+	pr := b.pair
+	b.mu.Unlock()
+	if pr == nil {
+		b.close()
+		return
+	}
+	pr.finish()
+}
+
+// finishLimit bounds how long a drained connection waits for its server
+// to end the session.
+const finishLimit = 5 * time.Second
+
 // NewProxy returns a proxy that holds every connection until SetTable.
 func NewProxy(cfg ProxyConfig) *Proxy {
 	if cfg.HoldTimeout <= 0 {
@@ -132,6 +150,13 @@ func (p *Proxy) SetTable(t Table) {
 	}
 	if len(later) > 0 {
 		time.AfterFunc(p.cfg.DisconnectTimeout, func() {
+			for _, b := range later {
+				b.finish()
+			}
+		})
+		// A server busy with a long statement does not hold the
+		// connection for ever.
+		time.AfterFunc(p.cfg.DisconnectTimeout+finishLimit, func() {
 			for _, b := range later {
 				b.close()
 			}
@@ -247,6 +272,21 @@ func (p *Proxy) dial(ctx context.Context, target Target) (net.Conn, []byte, erro
 	return c, buf[:n], nil
 }
 
+// routes reports whether a new connection of the kind may go to host
+// under the table in use (p.mu held): read-write ones only to the
+// routable primary, read-only ones to any datasource not FAILED (the
+// least-lagged replica changes often, and SetTable closes no other).
+func (p *Proxy) routes(readOnly bool, host string) bool {
+	t := p.table
+	switch {
+	case t.State == StateOffline || t.Failed[host]:
+		return false
+	case readOnly:
+		return true
+	}
+	return t.State == StateOnline && t.Primary.Host == host
+}
+
 // pick waits (up to the hold timeout) for a target, or says why none.
 func (p *Proxy) pick(ctx context.Context, readOnly bool, until time.Time) (Target, uint16, string) {
 	deadline := time.NewTimer(time.Until(until))
@@ -287,6 +327,9 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 	until := time.Now().Add(p.cfg.HoldTimeout)
 	var target Target
 	var server net.Conn
+	var greeting []byte
+	b := &bridge{readOnly: readOnly}
+	var hc *[2]int64
 	for {
 		changed := p.Changed()
 		t, code, why := p.pick(ctx, readOnly, until)
@@ -295,18 +338,30 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 			return
 		}
 		target = t
-		c, greeting, err := p.dial(ctx, target)
+		c, g, err := p.dial(ctx, target)
 		if err == nil {
-			server = c
-			// The client gets the greeting the server sent.
-			client.SetWriteDeadline(time.Now().Add(p.cfg.DialTimeout))
-			if _, err := client.Write(greeting); err != nil {
-				client.Close()
-				server.Close()
-				return
+			// Registered only if the table still routes there: a table
+			// installed while this connection was being made (a switch's
+			// drain) did not see it, and must not miss it.
+			p.mu.Lock()
+			if p.routes(readOnly, target.Host) {
+				b.host = target.Host
+				p.conns[b] = struct{}{}
+				if hc = p.perHost[target.Host]; hc == nil {
+					hc = &[2]int64{}
+					p.perHost[target.Host] = hc
+				}
+				hc[0]++
+				hc[1]++
+				p.created.Add(1)
+				p.active.Add(1)
+				p.mu.Unlock()
+				server, greeting = c, g
+				break
 			}
-			client.SetWriteDeadline(time.Time{})
-			break
+			p.mu.Unlock()
+			c.Close()
+			continue
 		}
 		select {
 		case <-changed:
@@ -321,19 +376,6 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 			return
 		}
 	}
-	b := &bridge{host: target.Host, readOnly: readOnly}
-	p.mu.Lock()
-	p.conns[b] = struct{}{}
-	hc := p.perHost[target.Host]
-	if hc == nil {
-		hc = &[2]int64{}
-		p.perHost[target.Host] = hc
-	}
-	hc[0]++
-	hc[1]++
-	p.created.Add(1)
-	p.active.Add(1)
-	p.mu.Unlock()
 	release := func() {
 		p.mu.Lock()
 		delete(p.conns, b)
@@ -344,6 +386,15 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		}
 		p.mu.Unlock()
 	}
+	// The client gets the greeting the server sent.
+	client.SetWriteDeadline(time.Now().Add(p.cfg.DialTimeout))
+	if _, err := client.Write(greeting); err != nil {
+		client.Close()
+		server.Close()
+		release()
+		return
+	}
+	client.SetWriteDeadline(time.Time{})
 	if pr, err := p.pump.add(client, server, release); err == nil {
 		b.mu.Lock()
 		b.pair = pr

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"net"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +136,116 @@ func TestOfflineErrorInMariaDBClient(t *testing.T) {
 	// Carbide connector: …" after a note that it came before TLS.
 	if err == nil || !strings.Contains(string(out), "1040") || !strings.Contains(string(out), "connector east1 is OFFLINE") {
 		t.Errorf("mariadb client against an offline connector: %v\n%s", err, out)
+	}
+}
+
+// greeter accepts connections and greets each with its name, like a
+// database's handshake, then keeps them open.
+func greeter(t *testing.T, name string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(name))
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return l.Addr().String()
+}
+
+// TestProxyDrainCatchesConnectionBeingMade: a connection routed to the
+// primary just before a switch's drain, but connected after it, does not
+// reach the draining primary: it waits for the new one.
+func TestProxyDrainCatchesConnectionBeingMade(t *testing.T) {
+	a, b := greeter(t, "A"), greeter(t, "B")
+	dialing, gate := make(chan struct{}), make(chan struct{})
+	var d net.Dialer
+	var first atomic.Bool
+	p, addr := startProxy(t, ProxyConfig{HoldTimeout: 10 * time.Second, Dial: func(ctx context.Context, to string) (net.Conn, error) {
+		if to == a && first.CompareAndSwap(false, true) {
+			close(dialing)
+			<-gate
+		}
+		return d.DialContext(ctx, "tcp", to)
+	}})
+	p.SetTable(Table{State: StateOnline, Primary: Target{Host: "east1", Addr: a}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-dialing
+	p.SetTable(Table{State: StateOnHold, Why: "a switch east1 -> east2 is under way", Drain: "east1", Transition: "switch east1 -> east2"})
+	close(gate)
+	time.Sleep(100 * time.Millisecond)
+	if host, n := p.Draining(); host != "east1" || n != 0 {
+		t.Errorf("draining %s with %d connections left; want east1 with none", host, n)
+	}
+	p.SetTable(Table{State: StateOnline, Primary: Target{Host: "east2", Addr: b}})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1)
+	if _, err := c.Read(buf); err != nil || string(buf) != "B" {
+		t.Errorf("greeted by %q (%v); want the new primary B", buf, err)
+	}
+	if cs := p.Counters(); cs.PerHost["east1"] != [2]int64{} || cs.PerHost["east2"] != [2]int64{1, 1} {
+		t.Errorf("counters: %+v", cs)
+	}
+}
+
+// TestProxyDrainWaitsForServer: a drained connection counts until its
+// server ended the session (it reads the commands sent before the drain
+// first), while the application sees its connection end at once.
+func TestProxyDrainWaitsForServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ended := make(chan time.Time, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte("G"))
+		io.Copy(io.Discard, c) // until the connector's half-close
+		time.Sleep(400 * time.Millisecond)
+		ended <- time.Now()
+		c.Close()
+	}()
+	p, addr := startProxy(t, ProxyConfig{DisconnectTimeout: 50 * time.Millisecond})
+	p.SetTable(Table{State: StateOnline, Primary: Target{Host: "east1", Addr: l.Addr().String()}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Read(make([]byte, 1))
+	c.Write([]byte("a command"))
+	p.SetTable(Table{State: StateOnHold, Drain: "east1", Transition: "switch east1 -> east2"})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("the application's connection after the drain: %d bytes, %v; want EOF", n, err)
+	}
+	if _, n := p.Draining(); n != 1 {
+		t.Errorf("%d connections draining while the server still runs the session; want 1", n)
+	}
+	at := <-ended
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if _, n := p.Draining(); n != 0 {
+			return errors.New("still draining")
+		}
+		return nil
+	})
+	if d := time.Since(at); d > time.Second {
+		t.Errorf("released %v after the server ended the session", d)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -159,6 +160,9 @@ type pair struct {
 
 	mu     sync.Mutex // guards closed against close (loop) racing shutdown (others)
 	closed bool
+	// finishing: the pair waits for the server to end the session; what
+	// is read from either side is dropped.
+	finishing atomic.Bool
 }
 
 // end is one socket: what was read from it and not yet written to the
@@ -198,6 +202,22 @@ func (pr *pair) shutdown() {
 	}
 	unix.Shutdown(pr.ends[0].fd, unix.SHUT_RDWR)
 	unix.Shutdown(pr.ends[1].fd, unix.SHUT_RDWR)
+}
+
+// finish ends the client's side at once and the server's side once the
+// server has closed it (from any goroutine): the server sees the end of
+// the session only after every command already sent, so when the pair is
+// done the database runs nothing more of this session. A switch waits for
+// that before making the old primary read-only.
+func (pr *pair) finish() {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.closed {
+		return
+	}
+	pr.finishing.Store(true)
+	unix.Shutdown(pr.ends[0].fd, unix.SHUT_RDWR)
+	unix.Shutdown(pr.ends[1].fd, unix.SHUT_WR)
 }
 
 type loop struct {
@@ -339,6 +359,8 @@ func (l *loop) handle(e *end, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLHUP) != 0 && !e.eof && len(e.pending) == 0 {
 		n, err := read(e.fd, l.buf)
 		switch {
+		case n > 0 && e.pair.finishing.Load():
+			// Answers nobody reads any more.
 		case n > 0:
 			if !l.send(e, o, l.buf[:n]) {
 				return

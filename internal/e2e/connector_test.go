@@ -215,10 +215,22 @@ func TestConnector(t *testing.T) {
 	}
 	var sample sql.NullString
 	s.db("east1").QueryRow("SELECT COUNT(*), MIN(CONCAT(command_type, ' ', LEFT(argument, 60))) FROM mysql.general_log WHERE user_host LIKE 'app_user%' AND event_time >= ?", roAt.String).Scan(&late, &sample)
-	s.exec("east1", "SET GLOBAL general_log = OFF")
 	if late > 0 {
 		t.Errorf("%d application statements or connections reached east1 after it went read-only at %s, e.g. %s", late, roAt.String, sample.String)
+		rows, err := s.db("east1").Query(`SELECT g.thread_id, g.event_time, g.command_type, LEFT(g.argument, 80),
+			(SELECT MIN(f.event_time) FROM mysql.general_log f WHERE f.thread_id = g.thread_id)
+			FROM mysql.general_log g WHERE g.user_host LIKE 'app_user%' AND g.event_time >= ? ORDER BY g.event_time`, roAt.String)
+		if err == nil {
+			for rows.Next() {
+				var id int64
+				var at, cmd, arg, first string
+				rows.Scan(&id, &at, &cmd, &arg, &first)
+				t.Logf("late: thread %d (first seen %s) at %s: %s %s", id, first, at, cmd, arg)
+			}
+			rows.Close()
+		}
 	}
+	s.exec("east1", "SET GLOBAL general_log = OFF")
 
 	s.sameEverywhere(30*time.Second, eastHosts, "app", "sbtest")
 	var rows int64

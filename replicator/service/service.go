@@ -599,9 +599,11 @@ func (s *Service) runMaster(ctx context.Context) error {
 	s.mu.Unlock()
 	s.log.Info("extracting", "from", from.String(), "seqno", next, "epoch", epoch)
 	go s.syncer(ctx, 20*time.Millisecond)
-	done := make(chan struct{})
-	defer close(done)
-	go s.recordExtracted(done, tracker)
+	// The last record is made before the tracker closes (defers run in
+	// reverse): stop, then wait for it.
+	done, recorded := make(chan struct{}), make(chan struct{})
+	defer func() { close(done); <-recorded }()
+	go func() { defer close(recorded); s.recordExtracted(done, tracker) }()
 	s.goOnline()
 	return x.Run(ctx, from, func(frags []*thlpb.Event) error {
 		for _, f := range frags {
