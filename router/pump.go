@@ -4,8 +4,10 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -509,6 +511,10 @@ func write(fd int, p []byte) (int, error) {
 
 // pumpLoops is how many event loops a proxy runs: one per core, as
 // HAProxy runs threads, up to four.
+// CARBIDE_CONNECTOR_LOOPS sets another number.
 func pumpLoops() int {
+	if n, err := strconv.Atoi(os.Getenv("CARBIDE_CONNECTOR_LOOPS")); err == nil && n > 0 && n <= 64 {
+		return n
+	}
 	return min(runtime.NumCPU(), 4)
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,8 +86,12 @@ func BenchmarkConnector(b *testing.B) {
 		run("oltp_read_only", 4, p.port, 0)
 	}
 
+	only := os.Getenv("CARBIDE_BENCH_CONNECTOR_LOADS") // e.g. "oltp_point_select-8" while tuning
 	for _, workload := range []string{"oltp_point_select", "oltp_read_only"} {
 		for _, threads := range []int{8, 1} {
+			if only != "" && !slices.Contains(strings.Split(only, ","), fmt.Sprintf("%s-%d", workload, threads)) {
+				continue
+			}
 			qps := map[string][]float64{}
 			p95 := map[string][]float64{}
 			for i := 0; i < connectorRuns; i++ {

@@ -33,7 +33,7 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, service.ErrState), errors.Is(err, service.ErrRole):
 		code = codes.FailedPrecondition
-	case errors.Is(err, service.ErrInput), errors.Is(err, errUnknownService):
+	case errors.Is(err, service.ErrInput), errors.Is(err, errUnknownService), errors.Is(err, errBadInput):
 		code = codes.InvalidArgument
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
@@ -43,7 +43,10 @@ func toStatus(err error) error {
 	return status.Error(code, err.Error())
 }
 
-var errUnknownService = errors.New("unknown service")
+var (
+	errUnknownService = errors.New("unknown service")
+	errBadInput       = errors.New("bad request")
+)
 
 func (c *controlServer) service(name string) (*service.Service, error) {
 	if name == "" {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/replicator/extract"
+	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // Heartbeat writes a heartbeat row on the master; it travels like any
@@ -98,4 +100,125 @@ func (s *Service) Wait(ctx context.Context, applied int64, state string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Locate returns the last transaction this master extracted whose binlog
+// position is at or before target (a backup's position), once extraction
+// has passed target; ok is false when this lineage holds none. Events of
+// the current lineage (from seqno epoch on, all extracted here) are in
+// binlog order, so a binary search finds it.
+func (s *Service) Locate(ctx context.Context, target position.Position) (ev *thlpb.Event, ok bool, err error) {
+	var x *extract.Extractor
+	for {
+		s.mu.Lock()
+		role, state := s.role, s.state
+		x = s.extractor
+		s.mu.Unlock()
+		if role == RoleMaster && state == StateOnline && x != nil {
+			break
+		}
+		if role != RoleMaster || state != StateGoingOnline {
+			return nil, false, fmt.Errorf("%w: locating a binlog position needs an ONLINE master; %s is %s on this host (%s)", ErrState, s.cfg.Name, state, role)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("%w: %s is still %s", ErrState, s.cfg.Name, state)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for {
+		if st := x.Stats(); st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("the extractor of %s has not reached %s yet: %w", s.cfg.Name, target, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	last, has := s.store.Last()
+	if !has {
+		return nil, false, nil
+	}
+	at := func(seqno uint64) (*thlpb.Event, position.Position, error) {
+		frags, err := s.store.Get(seqno)
+		if err != nil {
+			return nil, position.Position{}, err
+		}
+		if len(frags) == 0 {
+			return nil, position.Position{}, fmt.Errorf("seqno %d: no event", seqno)
+		}
+		p, err := position.Parse(frags[len(frags)-1].GetEventId())
+		return frags[len(frags)-1], p, err
+	}
+	lo, hi := last.GetEpoch(), last.GetSeqno() // the lineage is [epoch, last]
+	if min, ok := s.store.MinSeqno(); ok && lo < min {
+		lo = min
+	}
+	if last.GetSourceId() != s.cfg.Host {
+		return nil, false, fmt.Errorf("%w: the last transaction in the THL of %s (seqno %d) was extracted by %s, not by this host", ErrState, s.cfg.Name, hi, last.GetSourceId())
+	}
+	// Find the last seqno in [lo, hi] at or before target.
+	found := int64(-1)
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		_, p, err := at(mid)
+		if err != nil {
+			return nil, false, err
+		}
+		if p.Compare(target) <= 0 {
+			found = int64(mid)
+			lo = mid + 1
+		} else {
+			if mid == 0 {
+				break
+			}
+			hi = mid - 1
+		}
+	}
+	if found < 0 {
+		return nil, false, nil
+	}
+	ev, _, err = at(uint64(found))
+	return ev, err == nil, err
+}
+
+// SetPosition makes the OFFLINE service start after ev: its THL is
+// emptied and its tracking row records ev as applied (tprovision, after a
+// copy whose position is known).
+func (s *Service) SetPosition(ctx context.Context, ev *thlpb.Event) error {
+	s.mu.Lock()
+	state := s.state
+	s.mu.Unlock()
+	if state != StateOffline && state != StateError {
+		return fmt.Errorf("%w: service %s is %s; setting its position needs it offline (trepctl offline)", ErrState, s.cfg.Name, state)
+	}
+	a, err := s.newApplier()
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Open(ctx); err != nil {
+		return err
+	}
+	if err := a.SetPosition(ctx, ev); err != nil {
+		return err
+	}
+	if err := s.resetStore(); err != nil {
+		return err
+	}
+	pos, ok := a.Position()
+	s.mu.Lock()
+	s.lastApply, s.hasApply = pos, ok
+	s.pending = nil
+	if s.state == StateError {
+		s.setState(StateOffline)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// DB returns how the service reaches its database.
+func (s *Service) DB() (addr, user, password string) {
+	return s.cfg.DBAddr, s.cfg.DBUser, s.cfg.DBPassword
 }

@@ -1022,6 +1022,308 @@ func (*ShutdownReply) Descriptor() ([]byte, []int) {
 	return file_replicator_proto_rawDescGZIP(), []int{17}
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Threads       int32                  `protobuf:"varint,1,opt,name=threads,proto3" json:"threads,omitempty"` // mariabackup --parallel
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_replicator_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *BackupRequest) GetThreads() int32 {
+	if x != nil {
+		return x.Threads
+	}
+	return 0
+}
+
+// BackupChunk: the first carries size (the datadir's bytes, for progress),
+// the others data; the stream ends when the backup is complete.
+type BackupChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_replicator_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type LocateRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Service        string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	BinlogPosition string                 `protobuf:"bytes,2,opt,name=binlog_position,json=binlogPosition,proto3" json:"binlog_position,omitempty"` // "mysql-bin.000003:1234"
+	TimeoutSeconds float64                `protobuf:"fixed64,3,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LocateRequest) Reset() {
+	*x = LocateRequest{}
+	mi := &file_replicator_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateRequest) ProtoMessage() {}
+
+func (x *LocateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
+func (*LocateRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LocateRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LocateRequest) GetBinlogPosition() string {
+	if x != nil {
+		return x.BinlogPosition
+	}
+	return ""
+}
+
+func (x *LocateRequest) GetTimeoutSeconds() float64 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+type LocateReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seqno         int64                  `protobuf:"varint,1,opt,name=seqno,proto3" json:"seqno,omitempty"` // -1: nothing extracted before it
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	EventId       string                 `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateReply) Reset() {
+	*x = LocateReply{}
+	mi := &file_replicator_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateReply) ProtoMessage() {}
+
+func (x *LocateReply) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateReply.ProtoReflect.Descriptor instead.
+func (*LocateReply) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LocateReply) GetSeqno() int64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *LocateReply) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *LocateReply) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *LocateReply) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+type SetPositionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Seqno         int64                  `protobuf:"varint,2,opt,name=seqno,proto3" json:"seqno,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	EventId       string                 `protobuf:"bytes,4,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	SourceId      string                 `protobuf:"bytes,5,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPositionRequest) Reset() {
+	*x = SetPositionRequest{}
+	mi := &file_replicator_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPositionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPositionRequest) ProtoMessage() {}
+
+func (x *SetPositionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPositionRequest.ProtoReflect.Descriptor instead.
+func (*SetPositionRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetPositionRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SetPositionRequest) GetSeqno() int64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *SetPositionRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SetPositionRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *SetPositionRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
 var File_replicator_proto protoreflect.FileDescriptor
 
 const file_replicator_proto_rawDesc = "" +
@@ -1091,7 +1393,27 @@ const file_replicator_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12'\n" +
 	"\x0ftimeout_seconds\x18\x04 \x01(\x01R\x0etimeoutSeconds\"\x11\n" +
 	"\x0fShutdownRequest\"\x0f\n" +
-	"\rShutdownReply2\xe4\x06\n" +
+	"\rShutdownReply\")\n" +
+	"\rBackupRequest\x12\x18\n" +
+	"\athreads\x18\x01 \x01(\x05R\athreads\"5\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"{\n" +
+	"\rLocateRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12'\n" +
+	"\x0fbinlog_position\x18\x02 \x01(\tR\x0ebinlogPosition\x12'\n" +
+	"\x0ftimeout_seconds\x18\x03 \x01(\x01R\x0etimeoutSeconds\"q\n" +
+	"\vLocateReply\x12\x14\n" +
+	"\x05seqno\x18\x01 \x01(\x03R\x05seqno\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x1b\n" +
+	"\tsource_id\x18\x04 \x01(\tR\bsourceId\"\x92\x01\n" +
+	"\x12SetPositionRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05seqno\x18\x02 \x01(\x03R\x05seqno\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x19\n" +
+	"\bevent_id\x18\x04 \x01(\tR\aeventId\x12\x1b\n" +
+	"\tsource_id\x18\x05 \x01(\tR\bsourceId2\xec\b\n" +
 	"\n" +
 	"Replicator\x12X\n" +
 	"\bServices\x12&.carbide.replicator.v1.ServicesRequest\x1a$.carbide.replicator.v1.ServicesReply\x12R\n" +
@@ -1103,7 +1425,10 @@ const file_replicator_proto_rawDesc = "" +
 	"\tHeartbeat\x12'.carbide.replicator.v1.HeartbeatRequest\x1a%.carbide.replicator.v1.HeartbeatReply\x12O\n" +
 	"\x05Flush\x12#.carbide.replicator.v1.FlushRequest\x1a!.carbide.replicator.v1.FlushReply\x12N\n" +
 	"\x04Wait\x12\".carbide.replicator.v1.WaitRequest\x1a\".carbide.replicator.v1.StatusReply\x12X\n" +
-	"\bShutdown\x12&.carbide.replicator.v1.ShutdownRequest\x1a$.carbide.replicator.v1.ShutdownReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
+	"\bShutdown\x12&.carbide.replicator.v1.ShutdownRequest\x1a$.carbide.replicator.v1.ShutdownReply\x12T\n" +
+	"\x06Backup\x12$.carbide.replicator.v1.BackupRequest\x1a\".carbide.replicator.v1.BackupChunk0\x01\x12R\n" +
+	"\x06Locate\x12$.carbide.replicator.v1.LocateRequest\x1a\".carbide.replicator.v1.LocateReply\x12\\\n" +
+	"\vSetPosition\x12).carbide.replicator.v1.SetPositionRequest\x1a\".carbide.replicator.v1.StatusReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
 
 var (
 	file_replicator_proto_rawDescOnce sync.Once
@@ -1117,26 +1442,31 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_replicator_proto_goTypes = []any{
-	(*Field)(nil),            // 0: carbide.replicator.v1.Field
-	(*ServiceStatus)(nil),    // 1: carbide.replicator.v1.ServiceStatus
-	(*ServicesRequest)(nil),  // 2: carbide.replicator.v1.ServicesRequest
-	(*ServicesReply)(nil),    // 3: carbide.replicator.v1.ServicesReply
-	(*StatusRequest)(nil),    // 4: carbide.replicator.v1.StatusRequest
-	(*StatusReply)(nil),      // 5: carbide.replicator.v1.StatusReply
-	(*Row)(nil),              // 6: carbide.replicator.v1.Row
-	(*OnlineRequest)(nil),    // 7: carbide.replicator.v1.OnlineRequest
-	(*OfflineRequest)(nil),   // 8: carbide.replicator.v1.OfflineRequest
-	(*ResetRequest)(nil),     // 9: carbide.replicator.v1.ResetRequest
-	(*SetRoleRequest)(nil),   // 10: carbide.replicator.v1.SetRoleRequest
-	(*HeartbeatRequest)(nil), // 11: carbide.replicator.v1.HeartbeatRequest
-	(*HeartbeatReply)(nil),   // 12: carbide.replicator.v1.HeartbeatReply
-	(*FlushRequest)(nil),     // 13: carbide.replicator.v1.FlushRequest
-	(*FlushReply)(nil),       // 14: carbide.replicator.v1.FlushReply
-	(*WaitRequest)(nil),      // 15: carbide.replicator.v1.WaitRequest
-	(*ShutdownRequest)(nil),  // 16: carbide.replicator.v1.ShutdownRequest
-	(*ShutdownReply)(nil),    // 17: carbide.replicator.v1.ShutdownReply
+	(*Field)(nil),              // 0: carbide.replicator.v1.Field
+	(*ServiceStatus)(nil),      // 1: carbide.replicator.v1.ServiceStatus
+	(*ServicesRequest)(nil),    // 2: carbide.replicator.v1.ServicesRequest
+	(*ServicesReply)(nil),      // 3: carbide.replicator.v1.ServicesReply
+	(*StatusRequest)(nil),      // 4: carbide.replicator.v1.StatusRequest
+	(*StatusReply)(nil),        // 5: carbide.replicator.v1.StatusReply
+	(*Row)(nil),                // 6: carbide.replicator.v1.Row
+	(*OnlineRequest)(nil),      // 7: carbide.replicator.v1.OnlineRequest
+	(*OfflineRequest)(nil),     // 8: carbide.replicator.v1.OfflineRequest
+	(*ResetRequest)(nil),       // 9: carbide.replicator.v1.ResetRequest
+	(*SetRoleRequest)(nil),     // 10: carbide.replicator.v1.SetRoleRequest
+	(*HeartbeatRequest)(nil),   // 11: carbide.replicator.v1.HeartbeatRequest
+	(*HeartbeatReply)(nil),     // 12: carbide.replicator.v1.HeartbeatReply
+	(*FlushRequest)(nil),       // 13: carbide.replicator.v1.FlushRequest
+	(*FlushReply)(nil),         // 14: carbide.replicator.v1.FlushReply
+	(*WaitRequest)(nil),        // 15: carbide.replicator.v1.WaitRequest
+	(*ShutdownRequest)(nil),    // 16: carbide.replicator.v1.ShutdownRequest
+	(*ShutdownReply)(nil),      // 17: carbide.replicator.v1.ShutdownReply
+	(*BackupRequest)(nil),      // 18: carbide.replicator.v1.BackupRequest
+	(*BackupChunk)(nil),        // 19: carbide.replicator.v1.BackupChunk
+	(*LocateRequest)(nil),      // 20: carbide.replicator.v1.LocateRequest
+	(*LocateReply)(nil),        // 21: carbide.replicator.v1.LocateReply
+	(*SetPositionRequest)(nil), // 22: carbide.replicator.v1.SetPositionRequest
 }
 var file_replicator_proto_depIdxs = []int32{
 	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
@@ -1154,18 +1484,24 @@ var file_replicator_proto_depIdxs = []int32{
 	13, // 12: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
 	15, // 13: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
 	16, // 14: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	3,  // 15: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	5,  // 16: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 17: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 18: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 19: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 20: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	12, // 21: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	14, // 22: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	5,  // 23: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	17, // 24: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	15, // [15:25] is the sub-list for method output_type
-	5,  // [5:15] is the sub-list for method input_type
+	18, // 15: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	20, // 16: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	22, // 17: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	3,  // 18: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	5,  // 19: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	5,  // 20: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	5,  // 21: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	5,  // 22: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	5,  // 23: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	12, // 24: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	14, // 25: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	5,  // 26: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	17, // 27: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	19, // 28: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	21, // 29: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	5,  // 30: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	18, // [18:31] is the sub-list for method output_type
+	5,  // [5:18] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -1182,7 +1518,7 @@ func file_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

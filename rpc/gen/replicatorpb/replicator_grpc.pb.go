@@ -22,16 +22,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Replicator_Services_FullMethodName  = "/carbide.replicator.v1.Replicator/Services"
-	Replicator_Status_FullMethodName    = "/carbide.replicator.v1.Replicator/Status"
-	Replicator_Online_FullMethodName    = "/carbide.replicator.v1.Replicator/Online"
-	Replicator_Offline_FullMethodName   = "/carbide.replicator.v1.Replicator/Offline"
-	Replicator_Reset_FullMethodName     = "/carbide.replicator.v1.Replicator/Reset"
-	Replicator_SetRole_FullMethodName   = "/carbide.replicator.v1.Replicator/SetRole"
-	Replicator_Heartbeat_FullMethodName = "/carbide.replicator.v1.Replicator/Heartbeat"
-	Replicator_Flush_FullMethodName     = "/carbide.replicator.v1.Replicator/Flush"
-	Replicator_Wait_FullMethodName      = "/carbide.replicator.v1.Replicator/Wait"
-	Replicator_Shutdown_FullMethodName  = "/carbide.replicator.v1.Replicator/Shutdown"
+	Replicator_Services_FullMethodName    = "/carbide.replicator.v1.Replicator/Services"
+	Replicator_Status_FullMethodName      = "/carbide.replicator.v1.Replicator/Status"
+	Replicator_Online_FullMethodName      = "/carbide.replicator.v1.Replicator/Online"
+	Replicator_Offline_FullMethodName     = "/carbide.replicator.v1.Replicator/Offline"
+	Replicator_Reset_FullMethodName       = "/carbide.replicator.v1.Replicator/Reset"
+	Replicator_SetRole_FullMethodName     = "/carbide.replicator.v1.Replicator/SetRole"
+	Replicator_Heartbeat_FullMethodName   = "/carbide.replicator.v1.Replicator/Heartbeat"
+	Replicator_Flush_FullMethodName       = "/carbide.replicator.v1.Replicator/Flush"
+	Replicator_Wait_FullMethodName        = "/carbide.replicator.v1.Replicator/Wait"
+	Replicator_Shutdown_FullMethodName    = "/carbide.replicator.v1.Replicator/Shutdown"
+	Replicator_Backup_FullMethodName      = "/carbide.replicator.v1.Replicator/Backup"
+	Replicator_Locate_FullMethodName      = "/carbide.replicator.v1.Replicator/Locate"
+	Replicator_SetPosition_FullMethodName = "/carbide.replicator.v1.Replicator/SetPosition"
 )
 
 // ReplicatorClient is the client API for Replicator service.
@@ -48,6 +51,15 @@ type ReplicatorClient interface {
 	Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushReply, error)
 	Wait(ctx context.Context, in *WaitRequest, opts ...grpc.CallOption) (*StatusReply, error)
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownReply, error)
+	// Backup streams a physical copy of this host's database (mariabackup
+	// --stream=mbstream), for tprovision on another host.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	// Locate names the last transaction a master extracted at or before a
+	// binlog position (a backup's), once its extractor has passed it.
+	Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateReply, error)
+	// SetPosition makes an OFFLINE service start after a given transaction:
+	// its THL is cleared and the tracking row says it was applied.
+	SetPosition(ctx context.Context, in *SetPositionRequest, opts ...grpc.CallOption) (*StatusReply, error)
 }
 
 type replicatorClient struct {
@@ -158,6 +170,45 @@ func (c *replicatorClient) Shutdown(ctx context.Context, in *ShutdownRequest, op
 	return out, nil
 }
 
+func (c *replicatorClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Replicator_ServiceDesc.Streams[0], Replicator_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Replicator_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
+func (c *replicatorClient) Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LocateReply)
+	err := c.cc.Invoke(ctx, Replicator_Locate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *replicatorClient) SetPosition(ctx context.Context, in *SetPositionRequest, opts ...grpc.CallOption) (*StatusReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatusReply)
+	err := c.cc.Invoke(ctx, Replicator_SetPosition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicatorServer is the server API for Replicator service.
 // All implementations must embed UnimplementedReplicatorServer
 // for forward compatibility.
@@ -172,6 +223,15 @@ type ReplicatorServer interface {
 	Flush(context.Context, *FlushRequest) (*FlushReply, error)
 	Wait(context.Context, *WaitRequest) (*StatusReply, error)
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownReply, error)
+	// Backup streams a physical copy of this host's database (mariabackup
+	// --stream=mbstream), for tprovision on another host.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	// Locate names the last transaction a master extracted at or before a
+	// binlog position (a backup's), once its extractor has passed it.
+	Locate(context.Context, *LocateRequest) (*LocateReply, error)
+	// SetPosition makes an OFFLINE service start after a given transaction:
+	// its THL is cleared and the tracking row says it was applied.
+	SetPosition(context.Context, *SetPositionRequest) (*StatusReply, error)
 	mustEmbedUnimplementedReplicatorServer()
 }
 
@@ -211,6 +271,15 @@ func (UnimplementedReplicatorServer) Wait(context.Context, *WaitRequest) (*Statu
 }
 func (UnimplementedReplicatorServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownReply, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedReplicatorServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedReplicatorServer) Locate(context.Context, *LocateRequest) (*LocateReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Locate not implemented")
+}
+func (UnimplementedReplicatorServer) SetPosition(context.Context, *SetPositionRequest) (*StatusReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetPosition not implemented")
 }
 func (UnimplementedReplicatorServer) mustEmbedUnimplementedReplicatorServer() {}
 func (UnimplementedReplicatorServer) testEmbeddedByValue()                    {}
@@ -413,6 +482,53 @@ func _Replicator_Shutdown_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Replicator_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ReplicatorServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Replicator_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
+func _Replicator_Locate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LocateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServer).Locate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replicator_Locate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServer).Locate(ctx, req.(*LocateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Replicator_SetPosition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPositionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServer).SetPosition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replicator_SetPosition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServer).SetPosition(ctx, req.(*SetPositionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Replicator_ServiceDesc is the grpc.ServiceDesc for Replicator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -460,7 +576,21 @@ var Replicator_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Shutdown",
 			Handler:    _Replicator_Shutdown_Handler,
 		},
+		{
+			MethodName: "Locate",
+			Handler:    _Replicator_Locate_Handler,
+		},
+		{
+			MethodName: "SetPosition",
+			Handler:    _Replicator_SetPosition_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Replicator_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "replicator.proto",
 }
