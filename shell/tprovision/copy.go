@@ -83,7 +83,7 @@ func (r *run) dump(ctx context.Context) (string, error) {
 	defer src.Close()
 	schemas, size, err := userSchemas(ctx, src)
 	if err != nil {
-		return "", fmt.Errorf("read the schemas of %s: %w; nothing was copied (%s stays SHUNNED, its replicators offline)", r.src.Name, err, r.self.Name)
+		return "", keep(fmt.Errorf("read the schemas of %s: %w", r.src.Name, err))
 	}
 	local, err := r.openDB(localAddr)
 	if err != nil {
@@ -92,11 +92,11 @@ func (r *run) dump(ctx context.Context) (string, error) {
 	defer local.Close()
 	mine, _, err := userSchemas(ctx, local)
 	if err != nil {
-		return "", fmt.Errorf("read the schemas of %s: %w; nothing was changed (%s stays SHUNNED, its replicators offline)", r.self.Name, err, r.self.Name)
+		return "", keep(fmt.Errorf("read the schemas of %s: %w", r.self.Name, err))
 	}
 	for _, tool := range []string{"mysqldump", "mariadb"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return "", fmt.Errorf("%s is not installed (Debian package mariadb-client); nothing was changed", tool)
+			return "", keep(fmt.Errorf("%s is not installed (Debian package mariadb-client)", tool))
 		}
 	}
 	r.mark(fmt.Sprintf("mysqldump from %s began at %s", r.src.Name, r.env.Now().UTC().Format(time.RFC3339)))
@@ -195,6 +195,14 @@ func (r *run) dump(ctx context.Context) (string, error) {
 	return pos, nil
 }
 
+// unchanged is a failure that left this host's data as it was: the run
+// puts the host back in service as it found it.
+type unchanged struct{ error }
+
+func (u unchanged) Unwrap() error { return u.error }
+
+func keep(err error) error { return unchanged{err} }
+
 // incomplete says what to do after a copy failed half-way.
 func (r *run) incomplete(err error) error {
 	return fmt.Errorf("%w; the database of %s holds part of the copy (marked in %s): run tprovision again; %s stays SHUNNED and its replicators offline until it succeeds",
@@ -235,7 +243,7 @@ func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``")
 func (r *run) physical(ctx context.Context) (string, error) {
 	for _, tool := range []string{"mbstream", "mariabackup"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return "", fmt.Errorf("%s is not installed (Debian package mariadb-backup); nothing was changed", tool)
+			return "", keep(fmt.Errorf("%s is not installed (Debian package mariadb-backup)", tool))
 		}
 	}
 	local, err := r.openDB(r.dbAddr(r.self.Name, r.self.Site))
@@ -246,12 +254,12 @@ func (r *run) physical(ctx context.Context) (string, error) {
 	err = local.QueryRowContext(ctx, "SELECT @@datadir").Scan(&datadir)
 	local.Close()
 	if err != nil {
-		return "", fmt.Errorf("read the datadir of %s: %w; nothing was changed", r.self.Name, err)
+		return "", keep(fmt.Errorf("read the datadir of %s: %w", r.self.Name, err))
 	}
 	datadir = filepath.Clean(datadir)
 	fi, err := os.Stat(datadir)
 	if err != nil {
-		return "", fmt.Errorf("the datadir of %s: %w (tprovision runs on the host it rebuilds); nothing was changed", r.self.Name, err)
+		return "", keep(fmt.Errorf("the datadir of %s: %w (tprovision runs on the host it rebuilds)", r.self.Name, err))
 	}
 	uid, gid := -1, -1
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -259,10 +267,10 @@ func (r *run) physical(ctx context.Context) (string, error) {
 	}
 	old := datadir + ".tprovision-old"
 	if _, err := os.Stat(old); err == nil {
-		return "", fmt.Errorf("%s exists: a previous tprovision did not finish; move it away (it is the data %s had) and run again", old, r.self.Name)
+		return "", keep(fmt.Errorf("%s exists: a previous tprovision did not finish; move it away (it is the data %s had) and run again", old, r.self.Name))
 	}
 	if err := r.local(ctx, "dataserver-stop"); err != nil {
-		return "", fmt.Errorf("stop the database of %s: %w; nothing was changed", r.self.Name, err)
+		return "", keep(fmt.Errorf("stop the database of %s: %w", r.self.Name, err))
 	}
 	r.say("  database of %s stopped", r.self.Name)
 	// From here on a failure puts the old datadir back.
@@ -274,11 +282,13 @@ func (r *run) physical(ctx context.Context) (string, error) {
 		if err := r.local(ctx, "dataserver-start"); err != nil {
 			return fmt.Errorf("%w; the old datadir is back but the database did not start: %v", cause, err)
 		}
-		return fmt.Errorf("%w; nothing was changed: %s runs on its own data again (SHUNNED, replicators offline)", cause, r.self.Name)
+		return keep(cause)
 	}
 	if err := os.Rename(datadir, old); err != nil {
-		r.local(ctx, "dataserver-start")
-		return "", fmt.Errorf("move the datadir aside: %w; nothing was changed", err)
+		if serr := r.local(ctx, "dataserver-start"); serr != nil {
+			return "", fmt.Errorf("move the datadir aside: %w; and the database did not start again: %v", err, serr)
+		}
+		return "", keep(fmt.Errorf("move the datadir aside: %w", err))
 	}
 	if err := os.Mkdir(datadir, fi.Mode().Perm()); err != nil {
 		return "", restore(err)

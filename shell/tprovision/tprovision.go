@@ -260,6 +260,16 @@ func (r *run) run(ctx context.Context) error {
 		return fmt.Errorf("%s is the primary of %s: rebuilding it would stop the site's writes; switch first, or use -f; nothing was changed", r.self.Name, site)
 	}
 	srcPrimary := sameSite && st.GetPrimary() == r.src.Name
+	if r.o.method == MethodPhysical || srcPrimary {
+		// The source's replicator streams the backup or names its position.
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := r.srepl.Services(pctx, &replicatorpb.ServicesRequest{})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("the replicator of %s does not answer (%s); it %s; nothing was changed", r.src.Name, describe(err),
+				map[bool]string{true: "streams the backup", false: "names the copy's position"}[r.o.method == MethodPhysical])
+		}
+	}
 	r.say("tprovision: rebuilding %s from %s with %s", r.self.Name, r.src.Name, r.o.method)
 
 	// 1. Out of service: shunned (so the managers leave it alone), its
@@ -269,6 +279,10 @@ func (r *run) run(ctx context.Context) error {
 		if d.GetHost() == r.self.Name {
 			state = d.GetState()
 		}
+	}
+	before, err := r.states(ctx)
+	if err != nil {
+		return fmt.Errorf("%w; nothing was changed", err)
 	}
 	if state != "SHUNNED" {
 		if err := r.command(ctx, r.o.force, "datasource", r.self.Name, "shun"); err != nil {
@@ -304,6 +318,10 @@ func (r *run) run(ctx context.Context) error {
 		binlogPos, err = r.dump(ctx)
 	} else {
 		binlogPos, err = r.physical(ctx)
+	}
+	var u unchanged
+	if errors.As(err, &u) {
+		return r.undo(ctx, u.error, state, before)
 	}
 	if err != nil {
 		return err
@@ -370,4 +388,52 @@ func (r *run) run(ctx context.Context) error {
 		r.say("next: mm_trepctl online (the cross-site replicator of %s is offline)", r.self.Name)
 	}
 	return nil
+}
+
+// states are the services of this host's replicators that are ONLINE,
+// by replicator: cluster ("") and cross-site ("x").
+func (r *run) states(ctx context.Context) (map[string][]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out := map[string][]string{}
+	for _, c := range []struct {
+		key string
+		rc  replicatorpb.ReplicatorClient
+	}{{"", r.repl}, {"x", r.xrepl}} {
+		if c.rc == nil {
+			continue
+		}
+		sv, err := c.rc.Services(ctx, &replicatorpb.ServicesRequest{})
+		if err != nil {
+			return nil, fmt.Errorf("the replicators of %s do not answer: %s", r.self.Name, describe(err))
+		}
+		for _, s := range sv.GetServices() {
+			if s.GetState() == "ONLINE" {
+				out[c.key] = append(out[c.key], s.GetService())
+			}
+		}
+	}
+	return out, nil
+}
+
+// undo puts the host back in service as it was after a copy that failed
+// without touching its data.
+func (r *run) undo(ctx context.Context, cause error, state string, online map[string][]string) error {
+	var problems []string
+	for key, rc := range map[string]replicatorpb.ReplicatorClient{"": r.repl, "x": r.xrepl} {
+		for _, s := range online[key] {
+			if _, err := rc.Online(ctx, &replicatorpb.OnlineRequest{Service: s}); err != nil {
+				problems = append(problems, fmt.Sprintf("%s online: %s", s, describe(err)))
+			}
+		}
+	}
+	if state != "SHUNNED" && len(problems) == 0 {
+		if err := r.command(ctx, false, "datasource", r.self.Name, "recover"); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w; the data of %s was not changed, but bringing it back failed (%s): it stays SHUNNED", cause, r.self.Name, strings.Join(problems, "; "))
+	}
+	return fmt.Errorf("%w; nothing was changed: %s is back as it was", cause, r.self.Name)
 }
