@@ -309,6 +309,14 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 		return nil, userErr("%s is the FAILED primary; fail over to a replica first (failover), then recover %s as a replica", host, host)
 	}
 	if ds.State == policy.Online {
+		// ONLINE with its replicator taken offline (replicator H
+		// offline): recover brings the replicator back.
+		if f := a.allFacts()[host]; f.ReplState != "" && f.ReplState != "ONLINE" {
+			if err := a.replicatorTo(ctx, host, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
+				return nil, err
+			}
+			return []string{fmt.Sprintf("%s is ONLINE; its replicator was %s and is ONLINE again", host, f.ReplState)}, nil
+		}
 		return []string{fmt.Sprintf("%s is already ONLINE", host)}, nil
 	}
 	if _, err := a.remote.readOnly(ctx, host, 2*time.Second); err != nil {
