@@ -200,9 +200,11 @@ func TestSlaveReplicatorKilled(t *testing.T) {
 	}
 }
 
-// TestResetSlave follows the guide: trepctl offline, trepctl -service east
-// reset -all -y, empty the database, trepctl online: the slave fetches and
-// applies everything again from seqno 0.
+// TestResetSlave: trepctl offline, trepctl -service east reset -all -y,
+// trepctl online on a slave whose master was not reset: it forgets its
+// THL and tracking, but continues after where it was (its reset mark),
+// applying nothing twice. Once its master is reset too (a new history),
+// the slave starts from the new history's first transaction by itself.
 func TestResetSlave(t *testing.T) {
 	s := startSandbox(t, oneSite)
 	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)")
@@ -210,19 +212,39 @@ func TestResetSlave(t *testing.T) {
 		s.exec("east1", fmt.Sprintf("INSERT INTO app.t VALUES (%d, %d)", i, i*i))
 	}
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
+	before := s.field("east3", "appliedLastSeqno")
 	s.trepctl("east3", "offline")
 	s.trepctl("east3", "-service", "east", "reset", "-all", "-y")
 	if got := s.field("east3", "maximumStoredSeqNo"); got != "-1" {
 		t.Fatalf("after reset maximumStoredSeqNo = %s", got)
 	}
-	// Empty the database without replicating it (the guide's manual fix).
-	s.exec("east3", "SET SESSION sql_log_bin=0; DROP DATABASE app")
+	s.exec("east1", "INSERT INTO app.t VALUES (100, 1)")
 	s.trepctl("east3", "online")
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
-	if got := s.field("east3", "minimumStoredSeqNo"); got != "0" {
-		t.Errorf("east3 re-fetched from seqno %s, want 0", got)
-	}
 	if st := s.field("east3", "state"); st != "ONLINE" {
-		t.Errorf("east3 state %s: %s", st, s.field("east3", "pendingError"))
+		t.Fatalf("east3 state %s: %s", st, s.field("east3", "pendingError"))
+	}
+	want, _ := strconv.Atoi(before)
+	if got := s.field("east3", "minimumStoredSeqNo"); got != strconv.Itoa(want+1) {
+		t.Errorf("east3 fetched from seqno %s after its reset; it had applied %s", got, before)
+	}
+
+	// The master starts a new history: the slaves, reset, follow it from
+	// its first transaction.
+	s.mustCctrl("east1", "set", "policy", "maintenance")
+	for _, h := range eastHosts {
+		s.trepctl(h, "offline")
+		s.trepctl(h, "-service", "east", "reset", "-all", "-y")
+		s.trepctl(h, "online")
+	}
+	s.exec("east1", "INSERT INTO app.t VALUES (101, 1)")
+	s.sameEverywhere(20*time.Second, eastHosts, "app")
+	for _, h := range eastHosts[1:] {
+		if st := s.field(h, "state"); st != "ONLINE" {
+			t.Errorf("%s state %s: %s", h, st, s.field(h, "pendingError"))
+		}
+		if got := s.field(h, "minimumStoredSeqNo"); got != "0" {
+			t.Errorf("%s follows the new history from seqno %s, want 0", h, got)
+		}
 	}
 }

@@ -162,7 +162,7 @@ func (c *controlServer) Reset(ctx context.Context, req *replicatorpb.ResetReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := s.Reset(ctx, req.GetThl(), req.GetDb()); err != nil {
+	if err := s.Reset(ctx, req.GetThl(), req.GetDb(), req.GetForget()); err != nil {
 		return nil, toStatus(err)
 	}
 	return &replicatorpb.StatusReply{Status: s.Status()}, nil

@@ -207,6 +207,7 @@ func (s *Service) SetPosition(ctx context.Context, ev *thlpb.Event) error {
 	if err := s.resetStore(); err != nil {
 		return err
 	}
+	s.dropResetMark()
 	pos, ok := a.Position()
 	s.mu.Lock()
 	s.lastApply, s.hasApply = pos, ok

@@ -285,7 +285,11 @@ func (s *Service) Online(opts OnlineOptions) error {
 		if role == RoleMaster {
 			err = s.retryUnreachable(ctx, s.runMaster)
 		} else {
-			err = s.retryUnreachable(ctx, s.runSlave)
+			for {
+				if err = s.retryUnreachable(ctx, s.runSlave); !errors.Is(err, errNewHistory) {
+					break
+				}
+			}
 		}
 		s.finish(ctx, err)
 	}()
@@ -454,7 +458,7 @@ func ParseURI(uri string) (string, error) {
 
 // Reset deletes the THL and/or the tracking schema; the service must be
 // offline.
-func (s *Service) Reset(ctx context.Context, thlToo, db bool) error {
+func (s *Service) Reset(ctx context.Context, thlToo, db, forget bool) error {
 	s.mu.Lock()
 	state := s.state
 	s.mu.Unlock()
@@ -467,12 +471,31 @@ func (s *Service) Reset(ctx context.Context, thlToo, db bool) error {
 			return err
 		}
 		defer a.Close()
+		s.mu.Lock()
+		role := s.role
+		s.mu.Unlock()
+		if role == RoleSlave && !forget {
+			// Remember where this slave was (see resetMark).
+			if err := a.Open(ctx); err != nil {
+				return err
+			}
+			if p, ok := a.Position(); ok {
+				if err := s.saveResetMark(p); err != nil {
+					return err
+				}
+			}
+		} else {
+			s.dropResetMark()
+		}
 		if err := a.Reset(ctx); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		s.lastApply, s.hasApply = apply.Position{}, false
 		s.mu.Unlock()
+	}
+	if forget {
+		s.dropResetMark()
 	}
 	if thlToo {
 		if err := s.resetStore(); err != nil {
@@ -737,10 +760,26 @@ func (s *Service) runSlave(ctx context.Context) error {
 	s.mu.Unlock()
 	pos, applied := a.Position()
 	from := uint64(0)
-	if applied {
+	mark, marked := s.loadResetMark()
+	switch {
+	case applied:
 		from = pos.Seqno + 1
-	} else if min, ok := s.store.MinSeqno(); ok {
-		from = min
+		if marked {
+			s.dropResetMark()
+			marked = false
+		}
+	case marked:
+		if _, any := s.store.MinSeqno(); any {
+			marked = false // THL kept (reset -db only): continue from it
+			break
+		}
+		from = mark.Seqno + 1
+		s.log.Info("reset slave: asking the source to continue after where it was", "seqno", mark.Seqno, "epoch", mark.Epoch)
+	}
+	if !applied && !marked {
+		if min, ok := s.store.MinSeqno(); ok {
+			from = min
+		}
 	}
 	if own := s.ownEvents(ctx, from); len(own) > 0 {
 		s.log.Info("recording transactions this host extracted as master as applied", "from", own[0], "to", own[len(own)-1])
@@ -759,7 +798,11 @@ func (s *Service) runSlave(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	clientErr := make(chan error, 1)
-	go func() { clientErr <- c.Run(ctx, &fetchStore{store: s.store, applied: pos, hasApplied: applied}) }()
+	fs := &fetchStore{store: s.store, applied: pos, hasApplied: applied}
+	if marked {
+		fs.applied, fs.hasApplied = apply.Position{Seqno: mark.Seqno, Epoch: mark.Epoch, EventID: mark.EventID}, true
+	}
+	go func() { clientErr <- c.Run(ctx, fs) }()
 	go s.watchConnected(ctx, c)
 
 	r, err := s.store.NewReader(from)
@@ -771,6 +814,13 @@ func (s *Service) runSlave(ctx context.Context) error {
 	go func() { applyErr <- a.Run(ctx, r.Next) }()
 	select {
 	case err := <-clientErr:
+		if marked && errors.Is(err, stream.ErrDiverged) {
+			if _, any := a.Position(); !any {
+				s.log.Info("the source's history is new since the reset: starting from its first transaction", "source_said", err)
+				s.dropResetMark()
+				return errNewHistory
+			}
+		}
 		if err != nil {
 			return err
 		}

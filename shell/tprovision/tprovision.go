@@ -330,7 +330,7 @@ func (r *run) run(ctx context.Context) error {
 	// 3. Positions: the tracking rows came with the data, except for a
 	// master's own service, whose row is not kept with its data.
 	if !sameSite {
-		if _, err := r.repl.Reset(ctx, &replicatorpb.ResetRequest{Service: site, Thl: true}); err != nil {
+		if _, err := r.repl.Reset(ctx, &replicatorpb.ResetRequest{Service: site, Thl: true, Forget: true}); err != nil {
 			return fmt.Errorf("clear the THL of %s: %s", site, describe(err))
 		}
 	} else if srcPrimary {
@@ -341,7 +341,7 @@ func (r *run) run(ctx context.Context) error {
 			return fmt.Errorf("%s could not name the transaction at its backup's position %s: %s; the data is copied, the position is not: run tprovision again", r.src.Name, binlogPos, describe(err))
 		}
 		if loc.GetSeqno() < 0 {
-			if _, err := r.repl.Reset(ctx, &replicatorpb.ResetRequest{Service: site, Thl: true, Db: true}); err != nil {
+			if _, err := r.repl.Reset(ctx, &replicatorpb.ResetRequest{Service: site, Thl: true, Db: true, Forget: true}); err != nil {
 				return fmt.Errorf("reset %s: %s", site, describe(err))
 			}
 			r.say("  %s: no transaction of %s's THL precedes the copy; %s applies from its first", site, r.src.Name, r.self.Name)
@@ -352,13 +352,13 @@ func (r *run) run(ctx context.Context) error {
 			r.say("  %s: position seqno %d (%s's binlog at %s)", site, loc.GetSeqno(), r.src.Name, binlogPos)
 		}
 	} else {
-		if _, err := r.repl.Reset(ctx, &replicatorpb.ResetRequest{Service: site, Thl: true}); err != nil {
+		if _, err := r.repl.Reset(ctx, &replicatorpb.ResetRequest{Service: site, Thl: true, Forget: true}); err != nil {
 			return fmt.Errorf("clear the THL of %s: %s", site, describe(err))
 		}
 		r.say("  %s: position copied from %s", site, r.src.Name)
 	}
 	for _, x := range xservices {
-		if _, err := r.xrepl.Reset(ctx, &replicatorpb.ResetRequest{Service: x, Thl: true}); err != nil {
+		if _, err := r.xrepl.Reset(ctx, &replicatorpb.ResetRequest{Service: x, Thl: true, Forget: true}); err != nil {
 			return fmt.Errorf("clear the cross-site THL of %s: %s", x, describe(err))
 		}
 	}

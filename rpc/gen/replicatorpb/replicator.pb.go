@@ -570,11 +570,14 @@ func (x *OfflineRequest) GetImmediate() bool {
 }
 
 type ResetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Thl           bool                   `protobuf:"varint,2,opt,name=thl,proto3" json:"thl,omitempty"`
-	Db            bool                   `protobuf:"varint,3,opt,name=db,proto3" json:"db,omitempty"` // the tracking schema
-	Relay         bool                   `protobuf:"varint,4,opt,name=relay,proto3" json:"relay,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Thl     bool                   `protobuf:"varint,2,opt,name=thl,proto3" json:"thl,omitempty"`
+	Db      bool                   `protobuf:"varint,3,opt,name=db,proto3" json:"db,omitempty"` // the tracking schema
+	Relay   bool                   `protobuf:"varint,4,opt,name=relay,proto3" json:"relay,omitempty"`
+	// forget: a slave reset with db does not remember where it was (it
+	// starts from its source's first transaction; see trepctl reset).
+	Forget        bool `protobuf:"varint,5,opt,name=forget,proto3" json:"forget,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -633,6 +636,13 @@ func (x *ResetRequest) GetDb() bool {
 func (x *ResetRequest) GetRelay() bool {
 	if x != nil {
 		return x.Relay
+	}
+	return false
+}
+
+func (x *ResetRequest) GetForget() bool {
+	if x != nil {
+		return x.Forget
 	}
 	return false
 }
@@ -1367,12 +1377,13 @@ const file_replicator_proto_rawDesc = "" +
 	"from_event\x18\x03 \x01(\tR\tfromEvent\"H\n" +
 	"\x0eOfflineRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1c\n" +
-	"\timmediate\x18\x02 \x01(\bR\timmediate\"`\n" +
+	"\timmediate\x18\x02 \x01(\bR\timmediate\"x\n" +
 	"\fResetRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x10\n" +
 	"\x03thl\x18\x02 \x01(\bR\x03thl\x12\x0e\n" +
 	"\x02db\x18\x03 \x01(\bR\x02db\x12\x14\n" +
-	"\x05relay\x18\x04 \x01(\bR\x05relay\"P\n" +
+	"\x05relay\x18\x04 \x01(\bR\x05relay\x12\x16\n" +
+	"\x06forget\x18\x05 \x01(\bR\x06forget\"P\n" +
 	"\x0eSetRoleRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x10\n" +
