@@ -26,7 +26,8 @@ import (
 //	HOST$ shell command             run in bash on HOST, with its installs'
 //	                                share/env.sh sourced (trepctl, mm_trepctl,
 //	                                tprovision ...); $SANDBOX is the sandbox
-//	                                directory and `sandbox` is on PATH
+//	                                directory, `sandbox` is on PATH and
+//	                                `mysql -uroot` reaches HOST's database
 //	HOST cctrl> command             a line for cctrl on HOST; consecutive
 //	                                lines for one host are one cctrl session
 //	                                (so `set force true` holds), piped in
@@ -122,7 +123,8 @@ func (s *site) shellOn(host, command string) (string, error) {
 		}
 	}
 	cmd := exec.Command("bash", "-c", env.String()+"set -e\n"+command)
-	cmd.Env = append(os.Environ(), "CARBIDE_HOME=", "NO_COLOR=1", "SANDBOX="+s.cfg.Dir,
+	// The mysql client reaches the host's own database, as on the host.
+	cmd.Env = append(os.Environ(), "CARBIDE_HOME=", "NO_COLOR=1", "SANDBOX="+s.cfg.Dir, "MYSQL_HOST="+s.addr(host), "MYSQL_TCP_PORT=13306",
 		"PATH="+filepath.Join(release, "bin")+":"+os.Getenv("PATH"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -386,4 +388,43 @@ func TestScenarioMaintenance(t *testing.T) {
 		}
 	}
 	s.checkWriters(west)
+}
+
+// TestScenarioFixReplicationError: a local change on east2 makes its
+// replicator fail on a primary's insert; status shows OFFLINE:ERROR with
+// the seqno and the statement; the guide's fix (scenarios/
+// fix-replication-error.txt: the row corrected with SQL_LOG_BIN=0, then
+// online -skip-seqno) brings it back; every host ends equal.
+func TestScenarioFixReplicationError(t *testing.T) {
+	s := startMSAA(t)
+	s.exec("east2", "SET SESSION sql_log_bin=0", "INSERT INTO app.east (id, n) VALUES (1000, -1)")
+	s.exec("east1", "INSERT INTO app.east (id, n) VALUES (1000, 5)")
+	seqno := s.field("east1", "appliedLastSeqno")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if st := s.field("east2", "state"); st != "OFFLINE:ERROR" {
+			return fmt.Errorf("east2 is %s", st)
+		}
+		return nil
+	})
+	if got := s.field("east2", "pendingErrorSeqno"); got != seqno {
+		t.Errorf("pendingErrorSeqno %s, want %s (the insert's)", got, seqno)
+	}
+	if e := s.field("east2", "pendingError"); !strings.Contains(e, "seqno="+seqno) || !strings.Contains(e, "Duplicate entry") {
+		t.Errorf("pendingError: %s", e)
+	}
+	if e := s.field("east2", "pendingExceptionMessage"); !strings.Contains(strings.ToLower(e), "insert") {
+		t.Errorf("pendingExceptionMessage does not show the statement: %s", e)
+	}
+	// Writes go on meanwhile; east2 catches up after the fix.
+	east := startSiteWriter(s, "east1", "east", 2*time.Millisecond)
+	west := startSiteWriter(s, "west1", "west", 2*time.Millisecond)
+	s.runScenario("scenarios/fix-replication-error.txt")
+	time.Sleep(soak() / 3)
+	east.halt()
+	west.halt()
+	s.healthy(60 * time.Second)
+	sums := s.sameEverywhere(60*time.Second, allHosts, "app")
+	t.Logf("%d tables equal on all six hosts; acknowledged inserts: east %d+%d, west %d+%d", len(sums), east.shared.Load(), east.own.Load(), west.shared.Load(), west.own.Load())
+	east.own.Add(1) // row 1000
+	s.checkWriters(east, west)
 }
