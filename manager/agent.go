@@ -89,6 +89,7 @@ type Agent struct {
 	leader     bool
 	changed    chan struct{}              // closed and replaced on every change
 	reports    map[string]connectorReport // connectors' own word, by host
+	warnings   []string                   // offsetWarnings' last findings
 
 	started  time.Time
 	shutdown chan struct{}

@@ -62,7 +62,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			errs <- err
 		}
 	}()
-	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.coordinateLoop} {
+	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.coordinateLoop, a.offsetLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

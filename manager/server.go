@@ -111,6 +111,9 @@ func (a *Agent) status() *managerpb.StatusReply {
 	if coord == "" {
 		r.CoordinatorProblem = a.noCoordinatorReason()
 	}
+	a.mu.Lock()
+	r.Warnings = append([]string(nil), a.warnings...)
+	a.mu.Unlock()
 	for i, h := range a.hosts {
 		f := facts[h]
 		ds := st.Datasources[h]

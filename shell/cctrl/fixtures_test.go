@@ -99,6 +99,9 @@ func scenarios() []scenario {
 		dsOf(r, "east1").ReadOnly = true
 	})
 	add("maintenance", LsOptions{}, func(r *managerpb.StatusReply) { r.Policy = "MAINTENANCE" })
+	add("offset-warning", LsOptions{}, func(r *managerpb.StatusReply) {
+		r.Warnings = []string{"sites east and west take writes with the same auto_increment_offset 1 (east1, west1): their generated keys collide; give each site its own auto-increment-offset"}
+	})
 	add("ssl", LsOptions{SSL: true}, func(r *managerpb.StatusReply) {
 		dsOf(r, "east2").MasterUri = "thls://east1:2112/"
 		dsOf(r, "east3").MasterUri = "thls://east1:2112/"

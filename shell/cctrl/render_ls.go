@@ -51,6 +51,9 @@ func LsLines(r *managerpb.StatusReply, o LsOptions) []string {
 	if t := r.GetTransition(); t != "" {
 		out = append(out, "TRANSITION: "+t)
 	}
+	for _, w := range r.GetWarnings() {
+		out = append(out, "WARNING: "+w)
+	}
 	if o.Long {
 		// The site's last alerts are history as much as news (they are
 		// never cleared), so only ls -l shows them.

@@ -74,6 +74,7 @@ type StatusReply struct {
 	Initialized        bool                   `protobuf:"varint,13,opt,name=initialized,proto3" json:"initialized,omitempty"`
 	Alerts             []string               `protobuf:"bytes,14,rep,name=alerts,proto3" json:"alerts,omitempty"`
 	TransitionDrain    bool                   `protobuf:"varint,15,opt,name=transition_drain,json=transitionDrain,proto3" json:"transition_drain,omitempty"` // a switch's first phase: the old primary still takes writes
+	Warnings           []string               `protobuf:"bytes,16,rep,name=warnings,proto3" json:"warnings,omitempty"`                                       // configuration problems seen now (shared auto-increment offsets)
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -211,6 +212,13 @@ func (x *StatusReply) GetTransitionDrain() bool {
 		return x.TransitionDrain
 	}
 	return false
+}
+
+func (x *StatusReply) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
 }
 
 type Datasource struct {
@@ -956,7 +964,7 @@ var File_manager_proto protoreflect.FileDescriptor
 const file_manager_proto_rawDesc = "" +
 	"\n" +
 	"\rmanager.proto\x12\x12carbide.manager.v1\"\x0f\n" +
-	"\rStatusRequest\"\xa5\x04\n" +
+	"\rStatusRequest\"\xc1\x04\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12 \n" +
@@ -976,7 +984,8 @@ const file_manager_proto_rawDesc = "" +
 	"timeUnixMs\x12 \n" +
 	"\vinitialized\x18\r \x01(\bR\vinitialized\x12\x16\n" +
 	"\x06alerts\x18\x0e \x03(\tR\x06alerts\x12)\n" +
-	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\"\xdf\x05\n" +
+	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\x12\x1a\n" +
+	"\bwarnings\x18\x10 \x03(\tR\bwarnings\"\xdf\x05\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
