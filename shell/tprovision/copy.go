@@ -69,7 +69,35 @@ func (r *run) clientArgs(addr string) ([]string, []string) {
 }
 
 // changeMaster finds the binlog position mysqldump --master-data=2 writes.
-var changeMaster = regexp.MustCompile(`CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)`)
+var changeMaster = regexp.MustCompile(`CHANGE MASTER TO MASTER_LOG_FILE='([^'\s]+)', MASTER_LOG_POS=(\d{1,19});`)
+
+// parseChangeMaster reads the position of a dump's "-- CHANGE MASTER TO
+// MASTER_LOG_FILE='f', MASTER_LOG_POS=n;" line as an event id position.
+func parseChangeMaster(line []byte) (string, bool) {
+	m := changeMaster.FindSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	off, err := strconv.ParseUint(string(m[2]), 10, 64)
+	if err != nil {
+		return "", false
+	}
+	return fmt.Sprintf("%s:%016d", m[1], off), true
+}
+
+// parseBinlogInfo reads mariabackup's xtrabackup_binlog_info ("file
+// offset [gtid]").
+func parseBinlogInfo(info []byte) (string, error) {
+	f := strings.Fields(string(info))
+	if len(f) < 2 || len(f) > 3 {
+		return "", fmt.Errorf("the backup's xtrabackup_binlog_info is malformed: %q", info)
+	}
+	off, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil || strings.ContainsAny(f[0], ":;") {
+		return "", fmt.Errorf("the backup's xtrabackup_binlog_info is malformed: %q", info)
+	}
+	return fmt.Sprintf("%s:%016d", f[0], off), nil
+}
 
 // dump copies the source's schemas with mysqldump (one consistent
 // snapshot) into this host's database, outside its binlog, and returns
@@ -155,10 +183,7 @@ func (r *run) dump(ctx context.Context) (string, error) {
 			line, err := br.ReadSlice('\n')
 			if len(line) > 0 {
 				if pos == "" && bytes.HasPrefix(line, []byte("-- CHANGE MASTER")) {
-					if m := changeMaster.FindSubmatch(line); m != nil {
-						off, _ := strconv.ParseUint(string(m[2]), 10, 64)
-						pos = fmt.Sprintf("%s:%016d", m[1], off)
-					}
+					pos, _ = parseChangeMaster(line)
 				}
 				if _, werr := in.Write(line); werr != nil {
 					return werr
@@ -304,15 +329,10 @@ func (r *run) physical(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", restore(fmt.Errorf("the backup of %s names no binlog position (is its binlog on?): %w", r.src.Name, err))
 	}
-	f := strings.Fields(string(info))
-	if len(f) < 2 {
-		return "", restore(fmt.Errorf("the backup's xtrabackup_binlog_info is malformed: %q", info))
-	}
-	off, err := strconv.ParseUint(f[1], 10, 64)
+	pos, err := parseBinlogInfo(info)
 	if err != nil {
-		return "", restore(fmt.Errorf("the backup's xtrabackup_binlog_info is malformed: %q", info))
+		return "", restore(err)
 	}
-	pos := fmt.Sprintf("%s:%016d", f[0], off)
 	if uid >= 0 {
 		filepath.Walk(datadir, func(p string, _ os.FileInfo, err error) error {
 			if err == nil {
