@@ -15,7 +15,10 @@ import (
 
 const usage = `usage: sandbox COMMAND [--dir DIR] [--ini FILE]
 
-  up [--ini FILE]        bring the topology up (default ini: examples/msaa.ini); safe to repeat
+  up [--ini FILE]        bring the topology up (default ini: examples/msaa.ini); safe to repeat;
+                         on an existing sandbox, --ini adds the sites and hosts FILE adds
+                         (existing hosts keep their names and addresses), and
+                         --restore DATADIR makes the added hosts' databases copies of it
   down                   stop every process of the sandbox, keep its data
   destroy                stop everything and remove DIR
   status                 one line per host
@@ -46,6 +49,7 @@ func run(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "sandbox directory")
 	fs.StringVar(&cfg.INI, "ini", cfg.INI, "topology ini for a new sandbox")
 	fs.IntVar(&cfg.Net, "net", 0, "second octet of a new sandbox's addresses (127.NET.S.H)")
+	fs.StringVar(&cfg.Restore, "restore", "", "with --ini on an existing sandbox: the datadir the added hosts start from")
 	// Flags may come before, between or after the arguments.
 	var rest []string
 	for left := args[1:]; ; {
@@ -59,6 +63,12 @@ func run(ctx context.Context, args []string) int {
 		rest = append(rest, fs.Arg(0))
 		left = fs.Args()[1:]
 	}
+	// --ini on an existing sandbox extends it with what the ini adds.
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "ini" {
+			cfg.Extend = true
+		}
+	})
 	cfg.Out = os.Stdout
 	staging, err := install.Staging()
 	if err == nil {

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // tprovision runs tprovision on host (its cluster install).
@@ -118,4 +121,35 @@ func TestTprovision(t *testing.T) {
 	if rows != acked.Load() {
 		t.Errorf("east3 has %d of the %d acknowledged writes", rows, acked.Load())
 	}
+}
+
+// TestTpmUpdateRestartsReplicator: tpm update rewrites the install and
+// restarts its running replicator, whose services come back ONLINE (the
+// guide's procedures run trepctl online or services right after);
+// --no-restart leaves it alone.
+func TestTpmUpdateRestartsReplicator(t *testing.T) {
+	s := startSandbox(t, oneSite)
+	before := s.pidOf("east2", "replicator")
+	out, err := s.tool("east2", "continuent", "tpm", "update")
+	if err != nil || !strings.Contains(out, "restarted the replicator of east2") {
+		t.Fatalf("tpm update: %v\n%s", err, out)
+	}
+	after := s.pidOf("east2", "replicator")
+	if after == before {
+		t.Errorf("the replicator still runs as pid %d", before)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if st := s.field("east2", "state"); st != "ONLINE" {
+			return fmt.Errorf("east2's replicator is %s after tpm update", st)
+		}
+		return nil
+	})
+	if out, err := s.tool("east2", "continuent", "tpm", "update", "--no-restart"); err != nil || strings.Contains(out, "restarted") {
+		t.Errorf("tpm update --no-restart: %v\n%s", err, out)
+	}
+	if pid := s.pidOf("east2", "replicator"); pid != after {
+		t.Errorf("--no-restart restarted the replicator (%d -> %d)", after, pid)
+	}
+	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)")
+	s.sameEverywhere(20*time.Second, eastHosts, "app")
 }

@@ -268,3 +268,16 @@ func lastLines(b []byte, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TemplateFrom uses dir, an existing datadir (a prepared mariabackup, or
+// a stopped server's), as a template: new datadirs are copies of it.
+func TemplateFrom(dir string) (*Template, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !isDatadir(dir) {
+		return nil, fmt.Errorf("mysqld: %s holds no MariaDB datadir (no mysql/ folder)", dir)
+	}
+	return &Template{datadir: dir}, nil
+}

@@ -39,6 +39,17 @@ type Config struct {
 	// Net is the second octet of every address (127.Net.S.H); 0 by
 	// default. Another value lets two sandboxes run side by side.
 	Net int
+	// Extend makes Up on an existing sandbox take INI as its new
+	// topology, when INI only adds sites or hosts (every existing host
+	// keeps its name, site and address): DIR/tungsten.ini, every host's
+	// /etc/tungsten/tungsten.ini, is rewritten, every install rewritten
+	// (running agents keep running), and the new hosts made and started.
+	Extend bool
+	// Restore, with Extend, makes each added host's datadir a copy of
+	// this one (a prepared mariabackup, or a stopped server's datadir)
+	// instead of an empty database: the guide's "restore on all nodes in
+	// the new cluster".
+	Restore string
 }
 
 // DefaultConfig returns the defaults of the sandbox command.
@@ -67,6 +78,14 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Restore != "" {
+		if c.Restore, err = filepath.Abs(c.Restore); err != nil {
+			return err
+		}
+		if fi, err := os.Stat(filepath.Join(c.Restore, "mysql")); err != nil || !fi.IsDir() {
+			return fmt.Errorf("sandbox: --restore %s holds no MariaDB datadir (no mysql/ folder); give a prepared mariabackup directory", c.Restore)
+		}
+	}
 	if c.Net < 0 || c.Net > 255 {
 		return fmt.Errorf("sandbox: --net must be from 0 to 255, not %d", c.Net)
 	}
@@ -82,6 +101,7 @@ type Sandbox struct {
 	config *config.Config
 	plan   *config.Plan
 	lock   *os.File
+	added  map[string]bool // hosts an extension added (Restore seeds them)
 }
 
 func (s *Sandbox) say(format string, args ...any) {
@@ -98,7 +118,13 @@ func open(cfg Config, create bool) (*Sandbox, error) {
 		return nil, err
 	}
 	s := &Sandbox{cfg: cfg}
+	if cfg.Restore != "" && !cfg.Extend {
+		return nil, errors.New("sandbox: --restore seeds the hosts a new --ini adds to an existing sandbox; give --ini too")
+	}
 	if _, err := os.Stat(s.iniPath()); err != nil {
+		if cfg.Restore != "" {
+			return nil, fmt.Errorf("sandbox: --restore seeds the hosts an --ini adds to an existing sandbox, and %s holds none yet", cfg.Dir)
+		}
 		if !create {
 			return nil, fmt.Errorf("%s holds no sandbox (no %s); run sandbox up --dir %s first", cfg.Dir, ININame, cfg.Dir)
 		}
@@ -120,6 +146,11 @@ func open(cfg Config, create bool) (*Sandbox, error) {
 	}
 	if _, err := os.Stat(s.iniPath()); err != nil {
 		if err := s.writeINI(); err != nil {
+			s.release()
+			return nil, err
+		}
+	} else if create && cfg.Extend {
+		if err := s.extend(); err != nil {
 			s.release()
 			return nil, err
 		}

@@ -121,8 +121,16 @@ func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string
 	if _, err := os.Stat(filepath.Join(dc.Dir, "data")); err == nil {
 		fresh = " on its existing datadir"
 	}
+	var tmpl *mysqld.Template
+	if fresh == "" && s.cfg.Restore != "" && s.added[h.Name] {
+		t, err := mysqld.TemplateFrom(s.cfg.Restore)
+		if err != nil {
+			return "", err
+		}
+		tmpl, fresh = t, " from the backup "+s.cfg.Restore
+	}
 	begin := time.Now()
-	srv, err := mysqld.Start(ctx, dc, nil)
+	srv, err := mysqld.Start(ctx, dc, tmpl)
 	if err != nil {
 		return "", err
 	}

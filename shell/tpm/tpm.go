@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,8 +44,9 @@ const usage = `usage: tpm COMMAND [options]
 commands:
   validate [--ini FILES] [--check-db]    check the configuration (and every host's database)
   install  [--ini FILES] [--host H,...]  write this host's install directories
-  update   [--ini FILES] [--host H,...] [--replace-release]
-                                         rewrite them from the (edited) configuration
+  update   [--ini FILES] [--host H,...] [--replace-release] [--no-restart]
+                                         rewrite them from the (edited) configuration,
+                                         and restart the running replicators with it
   query staging                          print the release (staging) directory
   query version                          print the release version
   reverse  [--ini FILES] [--unmasked]    print the configuration back, passwords masked
@@ -274,11 +276,16 @@ func (r *runner) install(args []string, update bool) int {
 	only := fs.String("only", "", "install only the cluster or the replicator (cross-site) install")
 	noProfile := fs.Bool("no-profile", false, "do not add env.sh to the profile-script")
 	replace := fs.Bool("replace-release", false, "point the install at this release (update only)")
+	noRestart := fs.Bool("no-restart", false, "leave running replicators alone (update only)")
 	if !r.parse(fs, args) {
 		return r.parseExit
 	}
 	if *replace && !update {
 		r.errorf("--replace-release belongs to tpm update; tpm install always uses this release")
+		return ExitUsage
+	}
+	if *noRestart && !update {
+		r.errorf("--no-restart belongs to tpm update; tpm install starts nothing")
 		return ExitUsage
 	}
 	var kinds []config.InstallKind
@@ -359,12 +366,42 @@ func (r *runner) install(args []string, update bool) int {
 	}
 	for _, j := range jobs {
 		opts := install.Options{Staging: j.staging, INI: absAll(files), Kinds: j.kinds, Profile: !*noProfile, Out: r.env.Out}
-		if _, err := install.Install(cfg, j.host, opts); err != nil {
+		ins, err := install.Install(cfg, j.host, opts)
+		if err != nil {
 			r.errorf("%v", err)
 			return ExitProblems
 		}
+		if update && !*noRestart {
+			if !r.restartReplicators(ins) {
+				return ExitProblems
+			}
+		}
 	}
 	return ExitOK
+}
+
+// restartReplicators restarts the running replicator of each updated
+// install, so that it runs with the new configuration (new services, new
+// settings) as tpm update does in the guide's procedures; its services
+// come back online. Managers and connectors keep running: `manager
+// restart` and `connector restart` pick the update up when convenient.
+func (r *runner) restartReplicators(ins []*config.Install) bool {
+	for _, in := range ins {
+		if !in.Replicator {
+			continue
+		}
+		wrapper := filepath.Join(install.BinDir(in.Dir), install.CommandName(in.Settings.ExecutablePrefix, "replicator"))
+		if err := exec.Command(wrapper, "status").Run(); err != nil {
+			continue // not running (or not installed here): nothing to restart
+		}
+		out, err := exec.Command(wrapper, "restart").CombinedOutput()
+		if err != nil {
+			r.errorf("%s restart: %v: %s", wrapper, err, strings.TrimSpace(string(out)))
+			return false
+		}
+		fmt.Fprintf(r.env.Out, "restarted the replicator of %s (%s) with the new configuration\n", in.Host, in.Dir)
+	}
+	return true
 }
 
 func absAll(files []string) []string {
