@@ -123,6 +123,8 @@ func (s *site) addr(host string) string {
 		si = 1
 	case strings.HasPrefix(host, "west"):
 		si = 2
+	case strings.HasPrefix(host, "north"):
+		si = 3
 	}
 	return fmt.Sprintf("127.%d.%d.%d", s.net, si, hi)
 }

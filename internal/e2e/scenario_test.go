@@ -26,7 +26,8 @@ import (
 //	HOST$ shell command             run in bash on HOST, with its installs'
 //	                                share/env.sh sourced (trepctl, mm_trepctl,
 //	                                tprovision ...); $SANDBOX is the sandbox
-//	                                directory, `sandbox` is on PATH and
+//	                                directory, $EXAMPLES the repository's
+//	                                examples/, `sandbox` is on PATH and
 //	                                `mysql -uroot` reaches HOST's database
 //	HOST cctrl> command             a line for cctrl on HOST; consecutive
 //	                                lines for one host are one cctrl session
@@ -124,7 +125,8 @@ func (s *site) shellOn(host, command string) (string, error) {
 	}
 	cmd := exec.Command("bash", "-c", env.String()+"set -e\n"+command)
 	// The mysql client reaches the host's own database, as on the host.
-	cmd.Env = append(os.Environ(), "CARBIDE_HOME=", "NO_COLOR=1", "SANDBOX="+s.cfg.Dir, "MYSQL_HOST="+s.addr(host), "MYSQL_TCP_PORT=13306",
+	examples, _ := filepath.Abs("../../examples")
+	cmd.Env = append(os.Environ(), "CARBIDE_HOME=", "NO_COLOR=1", "SANDBOX="+s.cfg.Dir, "EXAMPLES="+examples, "MYSQL_HOST="+s.addr(host), "MYSQL_TCP_PORT=13306",
 		"PATH="+filepath.Join(release, "bin")+":"+os.Getenv("PATH"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -194,7 +196,13 @@ func (w *siteWriter) halt() {
 // cross-site service and connector ONLINE under AUTOMATIC policy.
 func (s *site) healthy(timeout time.Duration) {
 	s.t.Helper()
-	for _, h := range []string{"east1", "west1"} {
+	s.healthyOn(timeout, []string{"east1", "west1"}, allHosts)
+}
+
+// healthyOn is healthy for the sites of managers and the hosts given.
+func (s *site) healthyOn(timeout time.Duration, managers, hosts []string) {
+	s.t.Helper()
+	for _, h := range managers {
 		s.waitStatus(h, timeout, "site healthy", func(r *managerpb.StatusReply) error {
 			if r.GetPolicy() != "AUTOMATIC" || r.GetTransition() != "" || r.GetCoordinator() == "" {
 				return fmt.Errorf("policy %s, transition %q, coordinator %q", r.GetPolicy(), r.GetTransition(), r.GetCoordinator())
@@ -213,7 +221,7 @@ func (s *site) healthy(timeout time.Duration) {
 		})
 	}
 	testutil.Eventually(s.t, timeout, func() error {
-		for _, h := range allHosts {
+		for _, h := range hosts {
 			out, err := s.tool(h, "replicator", "mm_trepctl", "services")
 			if err != nil || strings.Contains(out, "OFFLINE") || !strings.Contains(out, "ONLINE") {
 				return fmt.Errorf("%s cross-site: %v %s", h, err, out)
@@ -226,7 +234,12 @@ func (s *site) healthy(timeout time.Duration) {
 // checkWriters compares every host's rows with the writers' counts.
 func (s *site) checkWriters(ws ...*siteWriter) {
 	s.t.Helper()
-	for _, h := range allHosts {
+	s.checkWritersOn(allHosts, ws...)
+}
+
+func (s *site) checkWritersOn(hosts []string, ws ...*siteWriter) {
+	s.t.Helper()
+	for _, h := range hosts {
 		for _, w := range ws {
 			var shared, own int64
 			s.db(h).QueryRow("SELECT COUNT(*) FROM app.shared WHERE site = ?", w.site).Scan(&shared)
@@ -459,4 +472,37 @@ func TestOffsetWarning(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+var nineHosts = append(append([]string(nil), allHosts...), "north1", "north2", "north3")
+
+// TestScenarioAddSite: the guide's "Adding a new Cluster/Dataservice"
+// (scenarios/add-site.txt) while east and west take writes: north is made
+// from a backup of west3, joins, and afterwards writes on all three sites
+// reach all nine hosts, every acknowledged write once.
+func TestScenarioAddSite(t *testing.T) {
+	s := startMSAA(t)
+	s.exec("west1", "CREATE TABLE app.north (id INT AUTO_INCREMENT PRIMARY KEY, n INT)")
+	s.sameEverywhere(30*time.Second, allHosts, "app")
+	during := []*siteWriter{startSiteWriter(s, "east1", "east", 5*time.Millisecond), startSiteWriter(s, "west1", "west", 5*time.Millisecond)}
+
+	s.runScenario("scenarios/add-site.txt")
+	s.healthyOn(60*time.Second, []string{"east1", "west1", "north1"}, nineHosts)
+	for _, h := range allHosts {
+		if out, _ := s.tool(h, "replicator", "mm_trepctl", "-service", "north", "status"); !strings.Contains(out, "ONLINE") {
+			t.Errorf("%s has no ONLINE cross-site service north:\n%s", h, out)
+		}
+	}
+	// New writes on all three sites.
+	after := []*siteWriter{startSiteWriter(s, "east1", "east", time.Millisecond), startSiteWriter(s, "west1", "west", time.Millisecond),
+		startSiteWriter(s, "north1", "north", time.Millisecond)}
+	time.Sleep(soak() / 3)
+	for _, w := range append(during, after...) {
+		w.halt()
+	}
+	sums := s.sameEverywhere(90*time.Second, nineHosts, "app")
+	east, west, north := total("east", during[0], after[0]), total("west", during[1], after[1]), after[2]
+	t.Logf("%d tables equal on all nine hosts; acknowledged inserts: east %d+%d, west %d+%d, north %d+%d", len(sums),
+		east.shared.Load(), east.own.Load(), west.shared.Load(), west.own.Load(), north.shared.Load(), north.own.Load())
+	s.checkWritersOn(nineHosts, east, west, north)
 }

@@ -399,7 +399,24 @@ func (r *runner) restartReplicators(ins []*config.Install) bool {
 			r.errorf("%s restart: %v: %s", wrapper, err, strings.TrimSpace(string(out)))
 			return false
 		}
-		fmt.Fprintf(r.env.Out, "restarted the replicator of %s (%s) with the new configuration\n", in.Host, in.Dir)
+		// Its services come online by themselves; wait (a while) so that
+		// what the operator runs next sees them ONLINE.
+		trepctl := filepath.Join(install.BinDir(in.Dir), install.CommandName(in.Settings.ExecutablePrefix, "trepctl"))
+		state := "ONLINE"
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			out, err := exec.Command(trepctl, "services").CombinedOutput()
+			if err == nil && !strings.Contains(string(out), "GOING-ONLINE") {
+				if strings.Contains(string(out), "OFFLINE:ERROR") {
+					state = "back, with a service in OFFLINE:ERROR (see " + install.CommandName(in.Settings.ExecutablePrefix, "trepctl") + " services)"
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				state = "back; its services are still going online"
+				break
+			}
+		}
+		fmt.Fprintf(r.env.Out, "restarted the replicator of %s (%s) with the new configuration: %s\n", in.Host, in.Dir, state)
 	}
 	return true
 }
