@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
 )
 
@@ -51,7 +52,7 @@ func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		a.log.Info("dataserver", "verb", verb, "command", strings.Join(argv, " "))
 		err := cmd.Run()
-		lines := nonEmptyLines(out.String())
+		lines := textutil.Lines(out.String())
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s failed (%v): %s", strings.Join(argv, " "), a.self, err, strings.Join(lines, "; "))
 		}
@@ -63,16 +64,6 @@ func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
 		return []string{fmt.Sprintf("%s is %s", a.self, op)}, nil
 	}
 	return nil, userErr("unknown local operation %q", op)
-}
-
-func nonEmptyLines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // connectorFacts adds this host's connector's counters to f (nothing when

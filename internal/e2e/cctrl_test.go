@@ -74,8 +74,17 @@ var siteWithConnectors = strings.Replace(oneSite, "master=east1\n", "master=east
 // allOnline checks the site is back as it started: AUTOMATIC, east1
 // primary, every datasource, replicator and router ONLINE.
 func allOnline(r *managerpb.StatusReply) error {
-	if r.GetPolicy() != "AUTOMATIC" || r.GetPrimary() != "east1" || r.GetTransition() != "" {
-		return fmt.Errorf("policy %s, primary %s, transition %q", r.GetPolicy(), r.GetPrimary(), r.GetTransition())
+	if r.GetPrimary() != "east1" {
+		return fmt.Errorf("primary %s", r.GetPrimary())
+	}
+	return siteOnline(r)
+}
+
+// siteOnline: AUTOMATIC with a coordinator, no transition, every
+// datasource, replicator and router ONLINE.
+func siteOnline(r *managerpb.StatusReply) error {
+	if r.GetPolicy() != "AUTOMATIC" || r.GetTransition() != "" || r.GetCoordinator() == "" {
+		return fmt.Errorf("policy %s, transition %q, coordinator %q", r.GetPolicy(), r.GetTransition(), r.GetCoordinator())
 	}
 	for _, d := range r.GetDatasources() {
 		if d.GetState() != "ONLINE" || d.GetReplicatorState() != "ONLINE" {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
 // A scenario is one of the guide's procedures as a script of the
@@ -203,22 +202,7 @@ func (s *site) healthy(timeout time.Duration) {
 func (s *site) healthyOn(timeout time.Duration, managers, hosts []string) {
 	s.t.Helper()
 	for _, h := range managers {
-		s.waitStatus(h, timeout, "site healthy", func(r *managerpb.StatusReply) error {
-			if r.GetPolicy() != "AUTOMATIC" || r.GetTransition() != "" || r.GetCoordinator() == "" {
-				return fmt.Errorf("policy %s, transition %q, coordinator %q", r.GetPolicy(), r.GetTransition(), r.GetCoordinator())
-			}
-			for _, d := range r.GetDatasources() {
-				if d.GetState() != "ONLINE" || d.GetReplicatorState() != "ONLINE" {
-					return fmt.Errorf("%s is %s(%s), replicator %s", d.GetHost(), d.GetState(), d.GetReason(), d.GetReplicatorState())
-				}
-			}
-			for _, rt := range r.GetRouters() {
-				if rt.GetState() != "ONLINE" {
-					return fmt.Errorf("router %s is %s", rt.GetHost(), rt.GetState())
-				}
-			}
-			return nil
-		})
+		s.waitStatus(h, timeout, "site healthy", siteOnline)
 	}
 	testutil.Eventually(s.t, timeout, func() error {
 		for _, h := range hosts {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -94,7 +95,7 @@ func (c *controlServer) Backup(req *replicatorpb.BackupRequest, stream replicato
 		c.a.log.Warn("backup ended: the receiver went away", "error", sendErr)
 		return sendErr
 	case werr != nil:
-		msg := lastLines(stderr.String(), 3)
+		msg := textutil.LastLines(stderr.String(), 3)
 		c.a.log.Warn("backup failed", "error", werr, "mariabackup", msg)
 		return toStatus(fmt.Errorf("mariabackup on %s failed (%v): %s", c.a.bound.Host.Name, werr, msg))
 	}
@@ -178,18 +179,4 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
-}
-
-// lastLines returns the last n non-empty lines of s, joined with "; ".
-func lastLines(s string, n int) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return strings.Join(out, "; ")
 }

@@ -37,25 +37,9 @@ func (s *Service) Heartbeat(ctx context.Context, name string) error {
 // Flush waits until everything in the master's binlog now is stored in
 // the THL, and returns the last stored seqno.
 func (s *Service) Flush(ctx context.Context) (int64, error) {
-	// A master reconnecting to its database (GOING-ONLINE after the
-	// database restarted) is waited for, within ctx.
-	var x *extract.Extractor
-	for {
-		s.mu.Lock()
-		role, state := s.role, s.state
-		x = s.extractor
-		s.mu.Unlock()
-		if role == RoleMaster && state == StateOnline && x != nil {
-			break
-		}
-		if role != RoleMaster || state != StateGoingOnline {
-			return -1, fmt.Errorf("%w: flush needs an ONLINE master; %s is %s", ErrState, s.cfg.Name, state)
-		}
-		select {
-		case <-ctx.Done():
-			return -1, fmt.Errorf("%w: flush needs an ONLINE master; %s is still %s", ErrState, s.cfg.Name, state)
-		case <-time.After(20 * time.Millisecond):
-		}
+	x, err := s.onlineMaster(ctx, "flush")
+	if err != nil {
+		return -1, err
 	}
 	target, err := x.CurrentPosition(ctx)
 	if err != nil {
@@ -75,6 +59,28 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 		case <-ctx.Done():
 			return -1, fmt.Errorf("flush: the extractor has not reached %s yet: %w", target, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// onlineMaster returns the extractor of this ONLINE master, waiting
+// (within ctx) for a master reconnecting to its database (GOING-ONLINE
+// after the database restarted); what needs it names the caller.
+func (s *Service) onlineMaster(ctx context.Context, what string) (*extract.Extractor, error) {
+	for {
+		s.mu.Lock()
+		role, state, x := s.role, s.state, s.extractor
+		s.mu.Unlock()
+		if role == RoleMaster && state == StateOnline && x != nil {
+			return x, nil
+		}
+		if role != RoleMaster || state != StateGoingOnline {
+			return nil, fmt.Errorf("%w: %s needs an ONLINE master; %s is %s on this host (%s)", ErrState, what, s.cfg.Name, state, role)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %s needs an ONLINE master; %s is still %s", ErrState, what, s.cfg.Name, state)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -108,23 +114,9 @@ func (s *Service) Wait(ctx context.Context, applied int64, state string) error {
 // the current lineage (from seqno epoch on, all extracted here) are in
 // binlog order, so a binary search finds it.
 func (s *Service) Locate(ctx context.Context, target position.Position) (ev *thlpb.Event, ok bool, err error) {
-	var x *extract.Extractor
-	for {
-		s.mu.Lock()
-		role, state := s.role, s.state
-		x = s.extractor
-		s.mu.Unlock()
-		if role == RoleMaster && state == StateOnline && x != nil {
-			break
-		}
-		if role != RoleMaster || state != StateGoingOnline {
-			return nil, false, fmt.Errorf("%w: locating a binlog position needs an ONLINE master; %s is %s on this host (%s)", ErrState, s.cfg.Name, state, role)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, false, fmt.Errorf("%w: %s is still %s", ErrState, s.cfg.Name, state)
-		case <-time.After(20 * time.Millisecond):
-		}
+	x, err := s.onlineMaster(ctx, "locating a binlog position")
+	if err != nil {
+		return nil, false, err
 	}
 	for {
 		if st := x.Stats(); st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0 {
@@ -193,14 +185,11 @@ func (s *Service) SetPosition(ctx context.Context, ev *thlpb.Event) error {
 	if state != StateOffline && state != StateError {
 		return fmt.Errorf("%w: service %s is %s; setting its position needs it offline (trepctl offline)", ErrState, s.cfg.Name, state)
 	}
-	a, err := s.newApplier()
+	a, err := s.openApplier(ctx)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.Open(ctx); err != nil {
-		return err
-	}
 	if err := a.SetPosition(ctx, ev); err != nil {
 		return err
 	}

@@ -541,6 +541,20 @@ func (s *Service) newApplier() (*apply.Applier, error) {
 		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Logger: s.log})
 }
 
+// openApplier returns an applier connected to the database, its tracking
+// schema made and its position read.
+func (s *Service) openApplier(ctx context.Context) (*apply.Applier, error) {
+	a, err := s.newApplier()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Open(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
 func (s *Service) openDB() (*sql.DB, error) {
 	mc := mysql.NewConfig()
 	mc.User, mc.Passwd, mc.Net, mc.Addr = s.cfg.DBUser, s.cfg.DBPassword, "tcp", s.cfg.DBAddr
@@ -584,14 +598,11 @@ func (s *Service) runMaster(ctx context.Context) error {
 	for _, n := range notes {
 		s.log.Warn("extractor check", "note", n)
 	}
-	tracker, err := s.newApplier()
+	tracker, err := s.openApplier(ctx)
 	if err != nil {
 		return err
 	}
 	defer tracker.Close()
-	if err := tracker.Open(ctx); err != nil {
-		return err
-	}
 	var from position.Position
 	var next, epoch uint64
 	last, ok := s.store.Last()
@@ -743,14 +754,11 @@ func dbUnreachable(err error) bool {
 }
 
 func (s *Service) runSlave(ctx context.Context) error {
-	a, err := s.newApplier()
+	a, err := s.openApplier(ctx)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.Open(ctx); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	if len(s.skip) > 0 {
 		a.Skip(s.skip...)

@@ -21,6 +21,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -207,9 +208,9 @@ func (r *run) dump(ctx context.Context) (string, error) {
 	lerr := load.Wait()
 	switch {
 	case derr != nil:
-		return "", r.incomplete(fmt.Errorf("mysqldump on %s failed (%v): %s", r.src.Name, derr, lastLines(dumpErr.String(), 3)))
+		return "", r.incomplete(fmt.Errorf("mysqldump on %s failed (%v): %s", r.src.Name, derr, textutil.LastLines(dumpErr.String(), 3)))
 	case lerr != nil:
-		return "", r.incomplete(fmt.Errorf("loading into %s failed (%v): %s", r.self.Name, lerr, lastLines(loadErr.String(), 3)))
+		return "", r.incomplete(fmt.Errorf("loading into %s failed (%v): %s", r.self.Name, lerr, textutil.LastLines(loadErr.String(), 3)))
 	case copyErr != nil:
 		return "", r.incomplete(copyErr)
 	case pos == "":
@@ -323,7 +324,7 @@ func (r *run) physical(ctx context.Context) (string, error) {
 	}
 	prep := exec.CommandContext(ctx, "mariabackup", "--prepare", "--target-dir="+datadir)
 	if out, err := prep.CombinedOutput(); err != nil {
-		return "", restore(fmt.Errorf("mariabackup --prepare failed (%v): %s", err, lastLines(string(out), 3)))
+		return "", restore(fmt.Errorf("mariabackup --prepare failed (%v): %s", err, textutil.LastLines(string(out), 3)))
 	}
 	info, err := os.ReadFile(filepath.Join(datadir, "xtrabackup_binlog_info"))
 	if err != nil {
@@ -396,7 +397,7 @@ func (r *run) receive(ctx context.Context, datadir string) error {
 	case recvErr != nil:
 		return recvErr
 	case werr != nil:
-		return fmt.Errorf("mbstream failed (%v): %s", werr, lastLines(xerr.String(), 3))
+		return fmt.Errorf("mbstream failed (%v): %s", werr, textutil.LastLines(xerr.String(), 3))
 	case p == nil:
 		return errors.New("the backup stream was empty")
 	}
@@ -413,18 +414,4 @@ func (r *run) local(ctx context.Context, op string) error {
 		return errors.New(describe(err))
 	}
 	return nil
-}
-
-// lastLines returns the last n non-empty lines of s, joined with "; ".
-func lastLines(s string, n int) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return strings.Join(out, "; ")
 }

@@ -1,0 +1,26 @@
+// Package textutil holds small helpers for the text programs print: the
+// lines of a tool's output, for an error message of one sentence.
+package textutil
+
+import "strings"
+
+// Lines returns s's non-empty lines, trimmed.
+func Lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// LastLines returns the last n non-empty lines of s joined with "; ":
+// the end of a failed tool's output, where it says why.
+func LastLines(s string, n int) string {
+	out := Lines(s)
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "; ")
+}
