@@ -308,6 +308,9 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	if host == st.Primary {
 		return nil, userErr("%s is the FAILED primary; fail over to a replica first (failover), then recover %s as a replica", host, host)
 	}
+	if err := a.provisioned(host, force); err != nil {
+		return nil, err
+	}
 	if ds.State == policy.Online {
 		// ONLINE with its replicator taken offline (replicator H
 		// offline): recover brings the replicator back.
@@ -389,4 +392,13 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// provisioned refuses to bring back a host whose database holds part of
+// a tprovision copy (unless forced).
+func (a *Agent) provisioned(host string, force bool) error {
+	if f := a.allFacts()[host]; f.Incomplete != "" && !force {
+		return userErr("%s's database holds part of a tprovision copy that did not finish (%s); run tprovision on %s again, or set force true to bring it back as it is", host, f.Incomplete, host)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/daemon"
+	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -174,6 +176,9 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 	a.connectorFacts(&f)
 	if a.witness {
 		return f
+	}
+	if b, err := os.ReadFile(install.ProvisionMarker(a.bound.Home)); err == nil {
+		f.Incomplete = strings.TrimSpace(string(b))
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)

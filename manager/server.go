@@ -391,6 +391,9 @@ func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h, verb 
 		if ds.State != policy.Shunned {
 			return nil, userErr("%s is %s, not SHUNNED; welcome re-admits a shunned datasource", h, ds)
 		}
+		if err := a.provisioned(h, force); err != nil {
+			return nil, err
+		}
 		return set(policy.Online, "")
 	case "recover":
 		return a.doRecover(ctx, h, force)
@@ -406,6 +409,9 @@ func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h, verb 
 		f := a.allFacts()[h]
 		if f.DB != policy.DBUp && !force {
 			return nil, userErr("%s's dataserver is %s; start it first (service %s/mysql start)", h, orDefault(f.DB, policy.DBUnknown), h)
+		}
+		if err := a.provisioned(h, force); err != nil {
+			return nil, err
 		}
 		return set(policy.Online, "")
 	case "offline":

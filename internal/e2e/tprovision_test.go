@@ -96,10 +96,29 @@ func TestTprovision(t *testing.T) {
 	}
 	s.waitStatus("east1", 30*time.Second, "east3 back as it was", allOnline)
 
+	// A copy that did not finish (its marker left, as a mysqldump load
+	// failing half-way leaves it): the managers refuse to bring east2
+	// back; the next tprovision completes the copy and clears it.
+	s.mustCctrl("east1", "datasource", "east2", "shun")
+	marker := filepath.Join(s.cfg.Dir, "east2", "continuent", "var", "run", "tprovision.incomplete")
+	if err := os.WriteFile(marker, []byte("mysqldump from east3 began at 2026-11-26T10:00:00Z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := s.cctrl("east1", false, "datasource", "east2", "recover")
+		if err == nil || !strings.Contains(err.Error(), "holds part of a tprovision copy that did not finish (mysqldump from east3") {
+			return fmt.Errorf("recover of a half-copied host: %v", err)
+		}
+		return nil
+	})
+
 	// mysqldump from a replica.
 	out, err = s.tprovision("east2", "-s", "east3", "-m", "mysqldump")
 	if err != nil || !strings.Contains(out, "east2 is ONLINE") || !strings.Contains(out, "position copied from east3") {
 		t.Fatalf("tprovision -s east3 -m mysqldump on east2: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the marker of the unfinished copy is still there")
 	}
 	// The physical method from the primary, under writes.
 	out, err = s.tprovision("east3", "-s", "east1", "-m", "xtrabackup", "-t", "2")

@@ -46,6 +46,10 @@ func BinDir(home string) string       { return filepath.Join(home, "bin") }
 func LogDir(home string) string       { return filepath.Join(home, "var", "log") }
 func RunDir(home string) string       { return filepath.Join(home, "var", "run") }
 
+// ProvisionMarker is the file tprovision leaves while a host's database
+// holds part of a copy; the host's manager refuses to bring it back.
+func ProvisionMarker(home string) string { return filepath.Join(RunDir(home), "tprovision.incomplete") }
+
 // ReadManifest reads home's conf/install.json.
 func ReadManifest(home string) (*Manifest, error) {
 	data, err := os.ReadFile(ManifestPath(home))

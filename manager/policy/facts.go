@@ -40,6 +40,9 @@ type Facts struct {
 	Witness     bool                `json:"w,omitempty"`
 	Seq         uint64              `json:"n"` // report counter
 	DBError     string              `json:"de,omitempty"`
+	// Incomplete: a tprovision copy into this host's database began and
+	// did not finish (what its marker file says).
+	Incomplete string `json:"inc,omitempty"`
 }
 
 // Input is one step of the monitor: the agreed state, every host's

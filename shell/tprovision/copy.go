@@ -31,9 +31,7 @@ var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "
 
 // markerFile says a copy began and did not finish: the database may hold
 // part of it. tprovision removes it when a run completes.
-func markerFile(home string) string {
-	return filepath.Join(install.RunDir(home), "tprovision.incomplete")
-}
+func markerFile(home string) string { return install.ProvisionMarker(home) }
 
 func (r *run) mark(what string) {
 	os.MkdirAll(install.RunDir(r.b.Home), 0o755)
@@ -299,8 +297,10 @@ func (r *run) physical(ctx context.Context) (string, error) {
 		return "", keep(fmt.Errorf("stop the database of %s: %w", r.self.Name, err))
 	}
 	r.say("  database of %s stopped", r.self.Name)
-	// From here on a failure puts the old datadir back.
+	// From here on a failure puts the old datadir back, even when
+	// interrupted (Ctrl-C).
 	restore := func(cause error) error {
+		ctx := context.WithoutCancel(ctx)
 		os.RemoveAll(datadir)
 		if err := os.Rename(old, datadir); err != nil {
 			return fmt.Errorf("%w; putting the old datadir back failed too (%v): it is %s", cause, err, old)

@@ -321,7 +321,8 @@ func (r *run) run(ctx context.Context) error {
 	}
 	var u unchanged
 	if errors.As(err, &u) {
-		return r.undo(ctx, u.error, state, before)
+		// Even when interrupted (Ctrl-C), the host goes back as it was.
+		return r.undo(context.WithoutCancel(ctx), u.error, state, before)
 	}
 	if err != nil {
 		return err
@@ -380,8 +381,16 @@ func (r *run) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the replicator of %s did not come ONLINE: %s", r.self.Name, describe(err))
 	}
-	if err := r.command(ctx, false, "datasource", r.self.Name, "recover"); err != nil {
-		return fmt.Errorf("%w (the data is in place and the replicator ONLINE)", err)
+	// The managers learn that the copy's marker is gone within a probe or
+	// two; until then they refuse the recover for it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		err := r.command(ctx, false, "datasource", r.self.Name, "recover")
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "tprovision copy") || time.Now().After(deadline) {
+			return fmt.Errorf("%w (the data is in place and the replicator ONLINE)", err)
+		}
 	}
 	r.say("tprovision: %s is ONLINE with %s's data", r.self.Name, r.src.Name)
 	if len(xservices) > 0 {
