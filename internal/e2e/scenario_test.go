@@ -182,6 +182,17 @@ func startSiteWriter(s *site, host, siteName string, pause time.Duration) *siteW
 	return w
 }
 
+// bothSitesWrite writes on east1 and west1 for a third of the soak and
+// returns the two writers, stopped.
+func (s *site) bothSitesWrite() []*siteWriter {
+	ws := []*siteWriter{startSiteWriter(s, "east1", "east", time.Millisecond), startSiteWriter(s, "west1", "west", time.Millisecond)}
+	time.Sleep(soak() / 3)
+	for _, w := range ws {
+		w.halt()
+	}
+	return ws
+}
+
 func (w *siteWriter) halt() {
 	select {
 	case <-w.stop:
@@ -242,11 +253,7 @@ func (s *site) checkWritersOn(hosts []string, ws ...*siteWriter) {
 // same data: every acknowledged write once.
 func TestScenarioResetDataservice(t *testing.T) {
 	s := startMSAA(t)
-	before := []*siteWriter{startSiteWriter(s, "east1", "east", time.Millisecond), startSiteWriter(s, "west1", "west", time.Millisecond)}
-	time.Sleep(soak() / 3)
-	for _, w := range before {
-		w.halt()
-	}
+	before := s.bothSitesWrite()
 	s.sameEverywhere(60*time.Second, allHosts, "app")
 	// east drifts: rows lost on east2, a stray row on east3.
 	s.exec("east2", "SET SESSION sql_log_bin=0", "DELETE FROM app.west ORDER BY id LIMIT 3")
@@ -258,11 +265,7 @@ func TestScenarioResetDataservice(t *testing.T) {
 	s.healthy(60 * time.Second)
 
 	// New writes on both sites flow everywhere.
-	after := []*siteWriter{startSiteWriter(s, "east1", "east", time.Millisecond), startSiteWriter(s, "west1", "west", time.Millisecond)}
-	time.Sleep(soak() / 3)
-	for _, w := range after {
-		w.halt()
-	}
+	after := s.bothSitesWrite()
 	sums := s.sameEverywhere(60*time.Second, allHosts, "app")
 	east, west := total("east", before[0], after[0]), total("west", before[1], during, after[1])
 	t.Logf("after the reset: %d tables equal on all six hosts; acknowledged inserts: east %d+%d, west %d+%d (%d during the procedure)",
@@ -333,21 +336,13 @@ func scenarioPause() time.Duration {
 // nothing written before or after is lost.
 func TestScenarioResetAll(t *testing.T) {
 	s := startMSAA(t)
-	before := []*siteWriter{startSiteWriter(s, "east1", "east", time.Millisecond), startSiteWriter(s, "west1", "west", time.Millisecond)}
-	time.Sleep(soak() / 3)
-	for _, w := range before {
-		w.halt()
-	}
+	before := s.bothSitesWrite()
 	s.sameEverywhere(60*time.Second, allHosts, "app")
 
 	s.runScenario("scenarios/reset-all.txt")
 	s.healthy(60 * time.Second)
 
-	after := []*siteWriter{startSiteWriter(s, "east1", "east", time.Millisecond), startSiteWriter(s, "west1", "west", time.Millisecond)}
-	time.Sleep(soak() / 3)
-	for _, w := range after {
-		w.halt()
-	}
+	after := s.bothSitesWrite()
 	sums := s.sameEverywhere(60*time.Second, allHosts, "app")
 	east, west := total("east", before[0], after[0]), total("west", before[1], after[1])
 	t.Logf("after the reset: %d tables equal on all six hosts; acknowledged inserts: east %d+%d, west %d+%d", len(sums), east.shared.Load(), east.own.Load(), west.shared.Load(), west.own.Load())
