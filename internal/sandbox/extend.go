@@ -53,8 +53,12 @@ func (s *Sandbox) extend() error {
 		return fmt.Errorf("sandbox: %s does not only add to the sandbox's topology (%s); sites and hosts can be added, not moved or removed: keep the existing sections and their members in order, or sandbox destroy first",
 			s.cfg.INI, strings.Join(moved, "; "))
 	}
-	if s.cfg.Restore != "" && len(s.added) == 0 {
-		return fmt.Errorf("sandbox: --restore seeds added hosts, and %s adds none", s.cfg.INI)
+	if len(s.added) == 0 {
+		if s.cfg.Restore != "" {
+			return fmt.Errorf("sandbox: --restore seeds added hosts, and %s adds none", s.cfg.INI)
+		}
+		s.say("using %s of the existing sandbox: %s adds no site or host (sandbox destroy --dir %s starts over)", s.iniPath(), s.cfg.INI, s.cfg.Dir)
+		return nil
 	}
 	for _, h := range newPlan.Hosts {
 		if !s.added[h.Name] || h.Cluster == nil || !h.Cluster.Replicator {
