@@ -160,8 +160,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr)
 	maintainCtx, stopMaintain := context.WithCancel(ctx)
+	if addr := a.metricsAddr(); addr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.serveMetrics(maintainCtx, addr); err != nil {
+				a.log.Error("metrics", "address", addr, "error", err)
+			}
+		}()
+	}
+	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr, "metrics", a.metricsAddr())
 	for _, s := range a.services {
 		wg.Add(1)
 		go func() {

@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/carbidedb/carbide/internal/daemon"
+)
+
+// The replicator's metrics, read from its services at each scrape
+// (docs/observability.md lists them).
+var (
+	descApplied  = prometheus.NewDesc("carbide_replicator_applied_last_seqno", "The last transaction applied (a master: stored) by the service; -1 for none.", []string{"service"}, nil)
+	descLatency  = prometheus.NewDesc("carbide_replicator_applied_latency_seconds", "Commit on the origin to apply here of the last applied transaction.", []string{"service"}, nil)
+	descMinStore = prometheus.NewDesc("carbide_replicator_min_stored_seqno", "The first seqno in the service's THL; -1 when empty.", []string{"service"}, nil)
+	descMaxStore = prometheus.NewDesc("carbide_replicator_max_stored_seqno", "The last seqno in the service's THL; -1 when empty.", []string{"service"}, nil)
+	descState    = prometheus.NewDesc("carbide_replicator_state", "1 for the service's state (ONLINE, OFFLINE:NORMAL, OFFLINE:ERROR, GOING-ONLINE:SYNCHRONIZING, GOING-OFFLINE).", []string{"service", "state"}, nil)
+	descRole     = prometheus.NewDesc("carbide_replicator_role", "1 for the service's role (master or slave).", []string{"service", "role"}, nil)
+	descError    = prometheus.NewDesc("carbide_replicator_apply_error", "1 while the service is stopped on an error (OFFLINE:ERROR), else 0.", []string{"service"}, nil)
+	descErrSeqno = prometheus.NewDesc("carbide_replicator_pending_error_seqno", "The seqno the service stopped on; -1 for none.", []string{"service"}, nil)
+)
+
+type collector struct{ a *Agent }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.a.services {
+		st := s.Status()
+		name := st.GetService()
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
+		}
+		gauge(descApplied, float64(st.GetAppliedLastSeqno()))
+		gauge(descLatency, st.GetAppliedLatency())
+		gauge(descMinStore, float64(st.GetMinStoredSeqno()))
+		gauge(descMaxStore, float64(st.GetMaxStoredSeqno()))
+		gauge(descState, 1, st.GetState())
+		gauge(descRole, 1, st.GetRole())
+		failed := 0.0
+		if st.GetState() == "OFFLINE:ERROR" {
+			failed = 1
+		}
+		gauge(descError, failed)
+		gauge(descErrSeqno, float64(st.GetPendingErrorSeqno()))
+	}
+}
+
+// metricsAddr is where /metrics listens, "" when the exporter is off
+// (property=replicator.prometheus.exporter.enabled=false).
+func (a *Agent) metricsAddr() string {
+	st := a.bound.Install.Settings
+	if !st.PrometheusEnabled || st.PrometheusPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(st.PrometheusPort))
+}
+
+// serveMetrics serves /metrics until ctx ends.
+func (a *Agent) serveMetrics(ctx context.Context, addr string) error {
+	l, err := daemon.Listen(ctx, addr)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{a})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
