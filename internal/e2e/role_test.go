@@ -8,7 +8,7 @@ import (
 )
 
 // TestManualSwitchWithSetrole moves the master role from east1 to east2
-// by hand (offline, setrole, online), writes on the new master, and
+// by hand (MAINTENANCE, offline, setrole, online), writes on the new master, and
 // checks every host converges; the old master does not re-apply its own
 // writes, and the new master starts a new epoch after its last seqno.
 func TestManualSwitchWithSetrole(t *testing.T) {
@@ -19,6 +19,9 @@ func TestManualSwitchWithSetrole(t *testing.T) {
 	}
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
 	last := s.field("east1", "maximumStoredSeqNo")
+	// By hand, the managers must not step in (under AUTOMATIC they turn a
+	// master replicator on a host that is not the primary back to a slave).
+	s.mustCctrl("east1", "set", "policy", "maintenance")
 	for _, h := range eastHosts {
 		s.trepctl(h, "offline")
 	}
