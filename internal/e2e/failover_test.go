@@ -212,9 +212,7 @@ func TestSwitchAndBack(t *testing.T) {
 		t.Errorf("%d rows on east2, %d writes acknowledged", n, w.acked.Load())
 	}
 	for _, h := range eastHosts {
-		if st := s.field(h, "state"); st != "ONLINE" {
-			t.Errorf("%s replicator %s", h, st)
-		}
+		s.waitState(h, "ONLINE")
 	}
 }
 

@@ -93,9 +93,7 @@ func TestIntraSiteReplication(t *testing.T) {
 		}
 	}
 	for _, h := range eastHosts {
-		if st := s.field(h, "state"); st != "ONLINE" {
-			t.Errorf("%s state %s", h, st)
-		}
+		s.waitState(h, "ONLINE")
 	}
 }
 
@@ -188,9 +186,7 @@ func TestSlaveReplicatorKilled(t *testing.T) {
 	t.Logf("%d writes during %d kills", writes.Load(), kills)
 	s.sameEverywhere(60*time.Second, eastHosts, "app")
 	for _, h := range eastHosts {
-		if st := s.field(h, "state"); st != "ONLINE" {
-			t.Errorf("%s: state %s, pending error %s", h, st, s.field(h, "pendingError"))
-		}
+		s.waitState(h, "ONLINE")
 	}
 	var n1, n2 int
 	s.db("east1").QueryRow("SELECT COUNT(*) FROM app.load").Scan(&n1)
@@ -221,9 +217,9 @@ func TestResetSlave(t *testing.T) {
 	s.exec("east1", "INSERT INTO app.t VALUES (100, 1)")
 	s.trepctl("east3", "online")
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
-	if st := s.field("east3", "state"); st != "ONLINE" {
-		t.Fatalf("east3 state %s: %s", st, s.field("east3", "pendingError"))
-	}
+	// A slave may apply before it reports ONLINE (its connection is
+	// noticed every 20 ms).
+	s.waitState("east3", "ONLINE")
 	want, _ := strconv.Atoi(before)
 	if got := s.field("east3", "minimumStoredSeqNo"); got != strconv.Itoa(want+1) {
 		t.Errorf("east3 fetched from seqno %s after its reset; it had applied %s", got, before)
@@ -240,11 +236,20 @@ func TestResetSlave(t *testing.T) {
 	s.exec("east1", "INSERT INTO app.t VALUES (101, 1)")
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
 	for _, h := range eastHosts[1:] {
-		if st := s.field(h, "state"); st != "ONLINE" {
-			t.Errorf("%s state %s: %s", h, st, s.field(h, "pendingError"))
-		}
+		s.waitState(h, "ONLINE")
 		if got := s.field(h, "minimumStoredSeqNo"); got != "0" {
 			t.Errorf("%s follows the new history from seqno %s, want 0", h, got)
 		}
 	}
+}
+
+// waitState waits (10 s) until host's cluster replicator is in state.
+func (s *site) waitState(host, state string) {
+	s.t.Helper()
+	testutil.Eventually(s.t, 10*time.Second, func() error {
+		if st := s.field(host, "state"); st != state {
+			return fmt.Errorf("%s is %s, not %s: %s", host, st, state, s.field(host, "pendingError"))
+		}
+		return nil
+	})
 }

@@ -37,9 +37,7 @@ func TestManualSwitchWithSetrole(t *testing.T) {
 	s.exec("east2", "UPDATE app.t SET v = v + 1 WHERE v < 10")
 	s.sameEverywhere(20*time.Second, eastHosts, "app")
 	for _, h := range eastHosts {
-		if st := s.field(h, "state"); st != "ONLINE" {
-			t.Errorf("%s: %s %s", h, st, s.field(h, "pendingError"))
-		}
+		s.waitState(h, "ONLINE")
 	}
 	if got := s.field("east1", "masterConnectUri"); got != "thl://east2:2112/" {
 		t.Errorf("east1 masterConnectUri = %s", got)
