@@ -139,33 +139,11 @@ func TestOfflineErrorInMariaDBClient(t *testing.T) {
 	}
 }
 
-// greeter accepts connections and greets each with its name, like a
-// database's handshake, then keeps them open.
-func greeter(t *testing.T, name string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(name))
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return l.Addr().String()
-}
-
 // TestProxyDrainCatchesConnectionBeingMade: a connection routed to the
 // primary just before a switch's drain, but connected after it, does not
 // reach the draining primary: it waits for the new one.
 func TestProxyDrainCatchesConnectionBeingMade(t *testing.T) {
-	a, b := greeter(t, "A"), greeter(t, "B")
+	a, b := echoServer(t, []byte("A")), echoServer(t, []byte("B"))
 	dialing, gate := make(chan struct{}), make(chan struct{})
 	var d net.Dialer
 	var first atomic.Bool

@@ -154,6 +154,12 @@ func takeFD(c net.Conn) (int, error) {
 	return fd, nil
 }
 
+// The ends of a pair: the application's connection and the database's.
+const (
+	clientSide = 0
+	serverSide = 1
+)
+
 // pair is a bridge's two sockets inside a loop.
 type pair struct {
 	loop *loop
@@ -218,8 +224,15 @@ func (pr *pair) finish() {
 		return
 	}
 	pr.finishing.Store(true)
-	unix.Shutdown(pr.ends[0].fd, unix.SHUT_RDWR)
-	unix.Shutdown(pr.ends[1].fd, unix.SHUT_WR)
+	// A shut socket reports EPOLLHUP at every wait: stop watching the
+	// client's, the server's end is what the loop waits for.
+	unix.EpollCtl(pr.loop.epfd, unix.EPOLL_CTL_DEL, pr.ends[clientSide].fd, nil)
+	unix.Shutdown(pr.ends[clientSide].fd, unix.SHUT_RDWR)
+	unix.Shutdown(pr.ends[serverSide].fd, unix.SHUT_WR)
+	// The server end's interest may be write-only (pending data for it):
+	// make it readable so its EOF is seen (the loop no longer settles a
+	// finishing pair's interests).
+	unix.EpollCtl(pr.loop.epfd, unix.EPOLL_CTL_MOD, pr.ends[serverSide].fd, event(unix.EPOLLIN, pr.ends[serverSide].id))
 }
 
 type loop struct {
@@ -347,6 +360,10 @@ func (l *loop) run() {
 }
 
 func (l *loop) handle(e *end, ev uint32) {
+	if e.pair.finishing.Load() {
+		l.finishing(e)
+		return
+	}
 	o := e.other()
 	if ev&unix.EPOLLERR != 0 {
 		l.close(e.pair)
@@ -361,8 +378,6 @@ func (l *loop) handle(e *end, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLHUP) != 0 && !e.eof && len(e.pending) == 0 {
 		n, err := read(e.fd, l.buf)
 		switch {
-		case n > 0 && e.pair.finishing.Load():
-			// Answers nobody reads any more.
 		case n > 0:
 			if !l.send(e, o, l.buf[:n]) {
 				return
@@ -381,6 +396,21 @@ func (l *loop) handle(e *end, ev uint32) {
 		return
 	}
 	l.settle(e)
+}
+
+// finishing handles an event of a pair that waits for its server to end
+// the session (pair.finish): what the server still answers is dropped,
+// and its end (EOF or an error) closes the pair. The client's end is no
+// longer watched.
+func (l *loop) finishing(e *end) {
+	if e.side != serverSide {
+		return
+	}
+	n, err := read(e.fd, l.buf)
+	if n > 0 || err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	l.close(e.pair)
 }
 
 // send writes p (read from src) to dst, keeping what dst cannot take yet.

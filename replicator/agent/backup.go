@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/replicator/position"
@@ -32,9 +29,10 @@ func (c *controlServer) Backup(req *replicatorpb.BackupRequest, stream replicato
 	if len(c.a.services) == 0 {
 		return toStatus(fmt.Errorf("%w: this replicator has no service, so no database", errUnknownService))
 	}
-	addr, user, password := c.a.services[0].DB()
+	svc := c.a.services[0]
+	addr, user, password := svc.DB()
 	ctx := stream.Context()
-	datadir, err := queryDatadir(ctx, addr, user, password)
+	datadir, err := svc.Datadir(ctx)
 	if err != nil {
 		return toStatus(err)
 	}
@@ -149,23 +147,6 @@ func (c *controlServer) SetPosition(ctx context.Context, req *replicatorpb.SetPo
 
 // badInput is toStatus for bad input.
 func badInput(err error) error { return toStatus(fmt.Errorf("%w: %v", errBadInput, err)) }
-
-func queryDatadir(ctx context.Context, addr, user, password string) (string, error) {
-	mc := mysql.NewConfig()
-	mc.User, mc.Passwd, mc.Net, mc.Addr = user, password, "tcp", addr
-	mc.Timeout = 5 * time.Second
-	conn, err := mysql.NewConnector(mc)
-	if err != nil {
-		return "", err
-	}
-	db := sql.OpenDB(conn)
-	defer db.Close()
-	var dir string
-	if err := db.QueryRowContext(ctx, "SELECT @@datadir").Scan(&dir); err != nil {
-		return "", fmt.Errorf("read the database's datadir at %s: %w", addr, err)
-	}
-	return dir, nil
-}
 
 // dirSize adds up the regular files under dir (0 when unreadable).
 func dirSize(dir string) int64 {

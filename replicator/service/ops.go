@@ -212,3 +212,17 @@ func (s *Service) SetPosition(ctx context.Context, ev *thlpb.Event) error {
 func (s *Service) DB() (addr, user, password string) {
 	return s.cfg.DBAddr, s.cfg.DBUser, s.cfg.DBPassword
 }
+
+// Datadir asks the service's database where its files are.
+func (s *Service) Datadir(ctx context.Context) (string, error) {
+	db, err := s.openDB()
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var dir string
+	if err := db.QueryRowContext(ctx, "SELECT @@datadir").Scan(&dir); err != nil {
+		return "", fmt.Errorf("read the database's datadir at %s: %w", s.cfg.DBAddr, err)
+	}
+	return dir, nil
+}

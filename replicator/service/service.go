@@ -794,7 +794,7 @@ func (s *Service) runSlave(ctx context.Context) error {
 		a.Skip(own...)
 	}
 	c, err := stream.NewClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve,
-		Order: s.cfg.SourceOrder, Logger: s.log})
+		Order: s.cfg.SourceOrder, OnConnect: s.goOnline, Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -811,7 +811,6 @@ func (s *Service) runSlave(ctx context.Context) error {
 		fs.applied, fs.hasApplied = apply.Position{Seqno: mark.Seqno, Epoch: mark.Epoch, EventID: mark.EventID}, true
 	}
 	go func() { clientErr <- c.Run(ctx, fs) }()
-	go s.watchConnected(ctx, c)
 
 	r, err := s.store.NewReader(from)
 	if err != nil {
@@ -835,22 +834,6 @@ func (s *Service) runSlave(ctx context.Context) error {
 		return <-applyErr
 	case err := <-applyErr:
 		return err
-	}
-}
-
-func (s *Service) watchConnected(ctx context.Context, c *stream.Client) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			if c.Status().Connected {
-				s.goOnline()
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
 	}
 }
 

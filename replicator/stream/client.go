@@ -55,7 +55,10 @@ type ClientConfig struct {
 	// first in Order's ranking, the client looks again and moves to the
 	// better one (default 5 s).
 	Recheck time.Duration
-	Logger  *slog.Logger
+	// OnConnect, when set, runs when a source's stream starts, before its
+	// first event is stored.
+	OnConnect func()
+	Logger    *slog.Logger
 }
 
 // Validate fills defaults and checks c.
@@ -283,6 +286,9 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 			got = true
 			c.setStatus(func(s *ClientStatus) { s.Source, s.Connected, s.LastError = src, true, "" })
 			c.cfg.Logger.Info("THL source connected", "source", src)
+			if c.cfg.OnConnect != nil {
+				c.cfg.OnConnect()
+			}
 		}
 		switch m := msg.GetMessage().(type) {
 		case *thlpb.StreamMessage_Event:

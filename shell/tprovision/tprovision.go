@@ -266,8 +266,11 @@ func (r *run) run(ctx context.Context) error {
 		_, err := r.srepl.Services(pctx, &replicatorpb.ServicesRequest{})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("the replicator of %s does not answer (%s); it %s; nothing was changed", r.src.Name, describe(err),
-				map[bool]string{true: "streams the backup", false: "names the copy's position"}[r.o.method == MethodPhysical])
+			why := "names the copy's position"
+			if r.o.method == MethodPhysical {
+				why = "streams the backup"
+			}
+			return fmt.Errorf("the replicator of %s does not answer (%s); it %s; nothing was changed", r.src.Name, describe(err), why)
 		}
 	}
 	r.say("tprovision: rebuilding %s from %s with %s", r.self.Name, r.src.Name, r.o.method)
