@@ -17,6 +17,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/manager/raftstore"
 )
@@ -72,6 +73,7 @@ type Agent struct {
 	fsm    *fsm
 	raft   *raft.Raft
 	store  *raftstore.Store
+	sec    *security.Cluster
 	trans  *raft.NetworkTransport
 	pool   *pool
 	mon    *policy.Monitor
@@ -111,13 +113,17 @@ func New(cfg Config) (*Agent, error) {
 	if !b.Install.Manager {
 		return nil, fmt.Errorf("the %s install of %s runs no manager", b.Install.Kind, b.Host.Name)
 	}
+	sec, err := security.ForInstall(b)
+	if err != nil {
+		return nil, err
+	}
 	site := b.Config.Service(b.Host.Site)
-	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: site, self: b.Host.Name, witness: b.Host.Witness,
+	a := &Agent{cfg: cfg, sec: sec, log: cfg.Logger, bound: b, site: site, self: b.Host.Name, witness: b.Host.Witness,
 		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{}), alerted: map[string]time.Time{},
 		reports: map[string]connectorReport{}}
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
-	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address))
+	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address), sec)
 	a.facts = policy.Facts{Host: a.self, DB: policy.DBUnknown, Witness: a.witness, Applied: -1, MaxStored: -1}
 	return a, nil
 }
@@ -185,7 +191,7 @@ func (a *Agent) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft on %s (manager-raft-port): %w", bind, err)
 	}
-	trans := raft.NewNetworkTransport(&streamLayer{Listener: l, advertise: adv, local: localIP(a.bound.Host.Address)}, 3, 2*time.Second, logw)
+	trans := raft.NewNetworkTransport(&streamLayer{Listener: a.sec.Listener(l, a.refusedPeer), advertise: adv, local: localIP(a.bound.Host.Address), sec: a.sec}, 3, 2*time.Second, logw)
 	a.trans = trans
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(a.self)

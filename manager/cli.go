@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -57,7 +57,11 @@ func Spec(home string, out io.Writer) daemon.Spec {
 				return err
 			}
 			a := &Agent{bound: b, st: b.Install.Settings}
-			conn, err := grpc.NewClient(a.ControlAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			sec, err := security.ForInstall(b)
+			if err != nil {
+				return err
+			}
+			conn, err := grpc.NewClient(a.ControlAddr(), sec.ControlDialOptions(nil)...)
 			if err != nil {
 				return err
 			}

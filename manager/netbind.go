@@ -2,11 +2,14 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
+
+	"github.com/carbidedb/carbide/internal/security"
 )
 
 // Every connection a manager opens leaves from its host's own address, so
@@ -45,10 +48,19 @@ type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	local     net.IP
+	sec       *security.Cluster // the handshake proving membership
 }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialer(s.local, timeout).Dial("tcp", string(address))
+	c, err := dialer(s.local, timeout).Dial("tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sec.ClientHandshake(c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("raft peer %s: %w", address, err)
+	}
+	return c, nil
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
@@ -58,4 +70,10 @@ func dialContext(local net.IP) func(ctx context.Context, network, addr string) (
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return dialer(local, 5*time.Second).DialContext(ctx, network, addr)
 	}
+}
+
+// refusedPeer logs a connection to the raft port that failed the
+// membership handshake.
+func (a *Agent) refusedPeer(remote net.Addr, err error) {
+	a.log.Warn("raft: refused a connection", "remote", remote.String(), "error", err)
 }

@@ -11,9 +11,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -27,15 +27,18 @@ type remotes struct {
 	mgrPort        int
 	address        func(host string) string
 	local          net.IP // the address connections leave from
+	dialOpts       []grpc.DialOption
 
 	mu    sync.Mutex
 	dbs   map[string]*sql.DB
 	conns map[string]*grpc.ClientConn
 }
 
-func newRemotes(st config.Settings, address func(string) string, local net.IP) *remotes {
+func newRemotes(st config.Settings, address func(string) string, local net.IP, sec *security.Cluster) *remotes {
+	dial := dialContext(local)
+	opts := sec.ControlDialOptions(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) })
 	return &remotes{user: st.ReplicationUser, password: st.ReplicationPassword, dbPort: st.ReplicationPort,
-		rmiPort: st.RMIPort, mgrPort: st.ManagerRPCPort, address: address, local: local,
+		rmiPort: st.RMIPort, mgrPort: st.ManagerRPCPort, address: address, local: local, dialOpts: opts,
 		dbs: map[string]*sql.DB{}, conns: map[string]*grpc.ClientConn{}}
 }
 
@@ -68,9 +71,7 @@ func (r *remotes) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := r.conns[addr]; ok {
 		return c, nil
 	}
-	dial := dialContext(r.local)
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) }))
+	c, err := grpc.NewClient(addr, r.dialOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.closeStores()
 		return fmt.Errorf("listen for control on %s (manager-rpc-port): %w", a.ControlAddr(), err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(a.sec.ControlServerOptions()...)
 	managerpb.RegisterManagerServer(srv, &server{a: a})
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -36,6 +36,7 @@ type Agent struct {
 	st    config.Settings
 	proxy *Proxy
 	dial  *net.Dialer // from this host's address
+	sec   *security.Cluster
 
 	mu      sync.Mutex
 	coord   string                      // the site's coordinator, from the watch
@@ -54,8 +55,12 @@ func New(cfg Config) (*Agent, error) {
 	if !b.Install.Connector {
 		return nil, fmt.Errorf("the %s install of %s runs no connector (connectors= of [%s])", b.Install.Kind, b.Host.Name, b.Host.Site)
 	}
+	sec, err := security.ForInstall(b)
+	if err != nil {
+		return nil, err
+	}
 	st := b.Install.Settings
-	a := &Agent{cfg: cfg, log: cfg.Logger, bound: b, site: b.Config.Service(b.Host.Site), st: st, clients: map[string]*grpc.ClientConn{}}
+	a := &Agent{cfg: cfg, sec: sec, log: cfg.Logger, bound: b, site: b.Config.Service(b.Host.Site), st: st, clients: map[string]*grpc.ClientConn{}}
 	local := net.ParseIP(b.Host.Address)
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if local != nil {
@@ -160,8 +165,7 @@ func (a *Agent) client(addr string) (*grpc.ClientConn, error) {
 	if c := a.clients[addr]; c != nil {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return a.dial.DialContext(ctx, "tcp", addr) }))
+	c, err := grpc.NewClient(addr, a.sec.ControlDialOptions(func(ctx context.Context, addr string) (net.Conn, error) { return a.dial.DialContext(ctx, "tcp", addr) })...)
 	if err != nil {
 		return nil, err
 	}

@@ -17,10 +17,10 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/sandbox"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -273,7 +273,7 @@ func startManagerSite(b *testing.B) *managerSite {
 	for _, h := range managerHosts {
 		m.dbs[h] = m.db(b, h, dbUser, dbPassword)
 		ip, _ := hostPort(m.addr(h))
-		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", ip, managerRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", ip, managerRPCPort), security.Insecure("secret").ControlDialOptions(nil)...)
 		if err != nil {
 			b.Fatal(err)
 		}

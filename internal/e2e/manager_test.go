@@ -14,9 +14,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/carbidedb/carbide/internal/mysqld"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -24,7 +24,7 @@ import (
 // manager returns a client of host's manager.
 func (s *site) manager(host string) managerpb.ManagerClient {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr(host)+":9997", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.addr(host)+":9997", security.Insecure("secret").ControlDialOptions(nil)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}

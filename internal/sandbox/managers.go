@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -29,7 +29,11 @@ func (s *Sandbox) waitManagers(ctx context.Context, timeout time.Duration) error
 			continue
 		}
 		addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Cluster.Settings.ManagerRPCPort))
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		sec, err := security.New(h.Cluster.Settings)
+		if err != nil {
+			return err
+		}
+		conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
 		if err != nil {
 			return err
 		}

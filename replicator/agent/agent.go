@@ -16,6 +16,7 @@ import (
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/replicator/service"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
@@ -42,6 +43,7 @@ type Agent struct {
 	byName   map[string]*service.Service
 	thl      *stream.Server
 	origins  []*originOrder
+	sec      *security.Cluster
 	shutdown chan struct{}
 	once     sync.Once
 }
@@ -59,7 +61,12 @@ func New(cfg Config) (*Agent, error) {
 	if !in.Replicator || len(in.Services) == 0 {
 		return nil, fmt.Errorf("the %s install of %s runs no replicator", in.Kind, b.Host.Name)
 	}
-	a := &Agent{cfg: cfg, bound: b, log: cfg.Logger, byName: map[string]*service.Service{}, shutdown: make(chan struct{})}
+	sec, err := security.ForInstall(b)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, bound: b, log: cfg.Logger, byName: map[string]*service.Service{}, shutdown: make(chan struct{}), sec: sec}
+	thlDial := sec.THLDialOptions(nil)
 	a.thl = stream.NewServer(time.Second, cfg.Logger)
 	st := in.Settings
 	for _, sp := range in.Services {
@@ -70,7 +77,7 @@ func New(cfg Config) (*Agent, error) {
 		var order func(context.Context, []string) []string
 		if sp.Topology == config.TopologyClusterSlave {
 			if origin := b.Config.Service(sp.Name); origin != nil {
-				o := newOriginOrder(b.Config, origin)
+				o := newOriginOrder(b.Config, origin, sec.ControlDialOptions(nil))
 				a.origins = append(a.origins, o)
 				order = o.Order
 			}
@@ -82,8 +89,9 @@ func New(cfg Config) (*Agent, error) {
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
-			RoleFile: filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
-			Logger:   cfg.Logger,
+			RoleFile:    filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
+			DialOptions: thlDial,
+			Logger:      cfg.Logger,
 		})
 		if err != nil {
 			a.closeServices()
@@ -141,9 +149,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.closeServices()
 		return fmt.Errorf("listen for THL on %s (thl-port): %w", thlAddr, err)
 	}
-	control := grpc.NewServer()
+	control := grpc.NewServer(a.sec.ControlServerOptions()...)
 	replicatorpb.RegisterReplicatorServer(control, &controlServer{a: a})
-	thlSrv := grpc.NewServer()
+	thlSrv := grpc.NewServer(a.sec.THLServerOptions()...)
 	thlpb.RegisterTHLServer(thlSrv, a.thl)
 
 	var wg sync.WaitGroup
@@ -170,7 +178,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr, "metrics", a.metricsAddr())
+	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr, "ssl", a.sec.SSL(), "metrics", a.metricsAddr())
 	for _, s := range a.services {
 		wg.Add(1)
 		go func() {

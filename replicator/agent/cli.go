@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
@@ -52,7 +52,11 @@ func Spec(home string, out io.Writer) daemon.Spec {
 			}
 			a := &Agent{bound: b}
 			addr, _ := a.Addrs()
-			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			sec, err := security.ForInstall(b)
+			if err != nil {
+				return err
+			}
+			conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
 			if err != nil {
 				return err
 			}

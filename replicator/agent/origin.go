@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
@@ -31,12 +30,13 @@ type originOrder struct {
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	dial  []grpc.DialOption
 	at    time.Time
 	last  *managerpb.StatusReply
 }
 
-func newOriginOrder(cfg *config.Config, origin *config.Service) *originOrder {
-	return &originOrder{cfg: cfg, origin: origin, port: cfg.ClusterSettings(origin.Name).ManagerRPCPort, conns: map[string]*grpc.ClientConn{}}
+func newOriginOrder(cfg *config.Config, origin *config.Service, dial []grpc.DialOption) *originOrder {
+	return &originOrder{cfg: cfg, origin: origin, port: cfg.ClusterSettings(origin.Name).ManagerRPCPort, conns: map[string]*grpc.ClientConn{}, dial: dial}
 }
 
 func (o *originOrder) status(ctx context.Context) *managerpb.StatusReply {
@@ -50,7 +50,7 @@ func (o *originOrder) status(ctx context.Context) *managerpb.StatusReply {
 		c, ok := o.conns[h]
 		if !ok {
 			var err error
-			c, err = grpc.NewClient(net.JoinHostPort(o.cfg.Address(h), strconv.Itoa(o.port)), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			c, err = grpc.NewClient(net.JoinHostPort(o.cfg.Address(h), strconv.Itoa(o.port)), o.dial...)
 			if err != nil {
 				continue
 			}

@@ -19,6 +19,7 @@ import (
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
+	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/replicator/apply"
@@ -51,6 +52,8 @@ type Config struct {
 	ListenAddr string
 	// SSL makes URIs thls:// (TLS itself is the transport's business).
 	SSL bool
+	// DialOptions secure the THL client's connections (TLS, token).
+	DialOptions []grpc.DialOption
 	// DBAddr, DBUser and DBPassword reach the local database.
 	DBAddr, DBUser, DBPassword string
 	THLDir                     string
@@ -794,7 +797,7 @@ func (s *Service) runSlave(ctx context.Context) error {
 		a.Skip(own...)
 	}
 	c, err := stream.NewClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve,
-		Order: s.cfg.SourceOrder, OnConnect: s.goOnline, Logger: s.log})
+		Order: s.cfg.SourceOrder, OnConnect: s.goOnline, DialOptions: s.cfg.DialOptions, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -119,7 +119,11 @@ func OSEnv() Env {
 
 // DialManager connects to a manager's gRPC API at addr.
 func DialManager(_ context.Context, addr string) (ManagerAPI, func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	sec, err := security.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manager address %s: %w", addr, err)
 	}
@@ -128,7 +132,11 @@ func DialManager(_ context.Context, addr string) (ManagerAPI, func(), error) {
 
 // DialReplicator connects to a replicator's control API at addr.
 func DialReplicator(_ context.Context, addr string) (ReplicatorAPI, func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	sec, err := security.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("replicator address %s: %w", addr, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/shell/trepctl"
 )
@@ -24,6 +26,19 @@ func (m *multi) exec(ctx context.Context, cmd string, rest []string) (int, error
 	conf, err := m.loadConfig()
 	if err != nil {
 		return ExitFailed, err
+	}
+	if m.env.Dial == nil {
+		// The install's own settings when run from one, else the ini's.
+		var sec *security.Cluster
+		if m.cfg.INI == "" && m.env.Getenv(install.EnvHome) != "" {
+			sec, err = security.FromEnv(m.env.Getenv)
+		} else {
+			sec, err = security.ForConfig(conf)
+		}
+		if err != nil {
+			return ExitFailed, err
+		}
+		m.env.Dial = trepctl.DialWith(sec)
 	}
 	targets, sites, err := m.targets(conf)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
-	"github.com/carbidedb/carbide/shell/trepctl"
 )
 
 // Exit codes.
@@ -29,13 +28,14 @@ type Env struct {
 	Out, Err io.Writer
 	Getenv   func(string) string
 	Name     string // multi_trepctl or mm_multi_trepctl
-	// Dial connects to a replicator's control API; tests replace it.
+	// Dial connects to a replicator's control API; tests replace it. Nil:
+	// with the security of the configuration read.
 	Dial func(ctx context.Context, addr string) (replicatorpb.ReplicatorClient, func(), error)
 }
 
 // OSEnv returns the Env of the running process.
 func OSEnv() Env {
-	return Env{Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, Name: "multi_trepctl", Dial: trepctl.Dial}
+	return Env{Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, Name: "multi_trepctl"}
 }
 
 const usage = `usage: multi_trepctl [options] [COMMAND]
@@ -82,9 +82,6 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
-	}
-	if env.Dial == nil {
-		env.Dial = trepctl.Dial
 	}
 	cfg, cmd, rest, err := parse(args)
 	if errors.Is(err, flag.ErrHelp) {

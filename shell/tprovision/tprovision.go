@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -191,8 +191,12 @@ func open(env Env, o options) (*run, error) {
 		return nil, fmt.Errorf("%s has no database to rebuild", r.self.Name)
 	}
 	r.src = src
+	sec, err := security.ForInstall(b)
+	if err != nil {
+		return nil, err
+	}
 	dial := func(host string, port int) (*grpc.ClientConn, error) {
-		c, err := grpc.NewClient(net.JoinHostPort(b.Config.Address(host), strconv.Itoa(port)), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(net.JoinHostPort(b.Config.Address(host), strconv.Itoa(port)), sec.ControlDialOptions(nil)...)
 		if err == nil {
 			r.conns = append(r.conns, c)
 		}

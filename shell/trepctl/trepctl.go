@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
@@ -48,13 +48,25 @@ func OSEnv() Env {
 	return Env{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, Name: "trepctl", Dial: Dial}
 }
 
-// Dial connects to addr over gRPC.
+// Dial connects to addr over gRPC with the security of the install
+// CARBIDE_HOME names.
 func Dial(ctx context.Context, addr string) (replicatorpb.ReplicatorClient, func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	sec, err := security.FromEnv(os.Getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	return replicatorpb.NewReplicatorClient(conn), func() { conn.Close() }, nil
+	return DialWith(sec)(ctx, addr)
+}
+
+// DialWith returns a Dial with the given security.
+func DialWith(sec *security.Cluster) func(context.Context, string) (replicatorpb.ReplicatorClient, func(), error) {
+	return func(_ context.Context, addr string) (replicatorpb.ReplicatorClient, func(), error) {
+		conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return replicatorpb.NewReplicatorClient(conn), func() { conn.Close() }, nil
+	}
 }
 
 const usage = `usage: trepctl [-host H] [-port P] [-service S] [-retry N] COMMAND [options]

@@ -1,0 +1,230 @@
+package security
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// handshakeTimeout bounds the first bytes and the TLS handshake of a
+// connection a server accepted.
+const handshakeTimeout = 10 * time.Second
+
+// tlsRecordHandshake is the first byte of a TLS ClientHello.
+const tlsRecordHandshake = 0x16
+
+// serverCreds accept TLS (and plaintext unless strict) on a gRPC port.
+type serverCreds struct {
+	cfg    *tls.Config // nil: plaintext only
+	strict bool        // TLS only
+	what   string      // "THL" or "control", for the refusal
+}
+
+// plainInfo is the AuthInfo of a plaintext connection.
+type plainInfo struct{ credentials.CommonAuthInfo }
+
+func (plainInfo) AuthType() string { return "insecure" }
+
+// peekedConn is a connection whose first bytes went through r.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func (s *serverCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	plain := credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}
+	if s.cfg == nil {
+		return raw, plainInfo{plain}, nil
+	}
+	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	defer raw.SetDeadline(time.Time{})
+	r := bufio.NewReader(raw)
+	first, err := r.Peek(1)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn := &peekedConn{Conn: raw, r: r}
+	if first[0] != tlsRecordHandshake {
+		if s.strict {
+			refusePlaintext(raw, r, fmt.Sprintf("this %s port takes TLS only (thl-ssl=true here): set thl-ssl=true and the certificates on the client's install", s.what))
+			return nil, nil, fmt.Errorf("plaintext client %s refused: this %s port takes TLS only", raw.RemoteAddr(), s.what)
+		}
+		return conn, plainInfo{plain}, nil
+	}
+	tc := tls.Server(conn, s.cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, nil, fmt.Errorf("TLS handshake with %s: %w", raw.RemoteAddr(), err)
+	}
+	return tc, credentials.TLSInfo{State: tc.ConnectionState(), CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+}
+
+// refusePlaintext answers a plaintext client with msg: a gRPC client
+// gets it as the status of its call (a trailers-only response to its
+// first stream), anything else as a line of text. Then it closes.
+func refusePlaintext(c net.Conn, r *bufio.Reader, msg string) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	preface, err := r.Peek(len(http2.ClientPreface))
+	if err != nil || string(preface) != http2.ClientPreface {
+		fmt.Fprintf(c, "%s\n", msg)
+		return
+	}
+	_, _ = r.Discard(len(preface))
+	fr := http2.NewFramer(c, r)
+	if err := fr.WriteSettings(); err != nil {
+		return
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			hb.Reset()
+			for _, h := range [][2]string{{":status", "200"}, {"content-type", "application/grpc"},
+				{"grpc-status", strconv.Itoa(int(codes.FailedPrecondition))}, {"grpc-message", encodeGRPCMessage(msg)}} {
+				_ = enc.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
+			}
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+			_ = fr.WriteGoAway(f.StreamID, http2.ErrCodeNo, []byte(msg))
+			// Let the client read the answer before the close.
+			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<16))
+			return
+		}
+	}
+}
+
+// encodeGRPCMessage percent-encodes a grpc-message value.
+func encodeGRPCMessage(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); i++ {
+		ch := msg[i]
+		if ch >= ' ' && ch <= '~' && ch != '%' {
+			b.WriteByte(ch)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", ch)
+		}
+	}
+	return b.String()
+}
+
+func (s *serverCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("security: server credentials used by a client")
+}
+
+func (s *serverCreds) Info() credentials.ProtocolInfo {
+	if s.cfg == nil {
+		return credentials.ProtocolInfo{SecurityProtocol: "insecure"}
+	}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
+}
+
+func (s *serverCreds) Clone() credentials.TransportCredentials { n := *s; return &n }
+
+func (s *serverCreds) OverrideServerName(string) error { return nil }
+
+// ControlServerOptions are the options of a control gRPC server: TLS when
+// SSL is on (plaintext too, for hosts still on the old settings) and the
+// token on every call.
+func (c *Cluster) ControlServerOptions() []grpc.ServerOption {
+	return c.serverOptions(false, "control")
+}
+
+// THLServerOptions are the options of a THL server: TLS only when SSL is
+// on, and the token on every stream.
+func (c *Cluster) THLServerOptions() []grpc.ServerOption {
+	return c.serverOptions(true, "THL")
+}
+
+func (c *Cluster) serverOptions(strict bool, what string) []grpc.ServerOption {
+	sc := &serverCreds{strict: strict, what: what}
+	if c.SSL() {
+		sc.cfg = c.ServerTLS()
+	}
+	return []grpc.ServerOption{grpc.Creds(sc), grpc.UnaryInterceptor(c.unaryAuth), grpc.StreamInterceptor(c.streamAuth)}
+}
+
+// Dialer dials TCP connections; nil is a default net.Dialer.
+type Dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+// ControlDialOptions are the options of a control client: TLS first when
+// SSL is on, plaintext when the server takes no TLS (a host not updated
+// yet), and the token. dial nil: a plain TCP dial.
+func (c *Cluster) ControlDialOptions(dial Dialer) []grpc.DialOption {
+	return c.dialOptions(dial, false)
+}
+
+// THLDialOptions are the options of a THL client: TLS only when SSL is on.
+func (c *Cluster) THLDialOptions(dial Dialer) []grpc.DialOption {
+	return c.dialOptions(dial, true)
+}
+
+func (c *Cluster) dialOptions(dial Dialer, strict bool) []grpc.DialOption {
+	if dial == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(tokenCreds(c.token)),
+	}
+	if c.SSL() {
+		cfg := c.ClientTLS()
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialTLS(ctx, dial, addr, cfg, strict)
+		}))
+	} else {
+		opts = append(opts, grpc.WithContextDialer(dial))
+	}
+	return opts
+}
+
+// dialTLS connects with TLS; unless strict, a server that answers
+// without TLS is dialed again in plaintext.
+func dialTLS(ctx context.Context, dial Dialer, addr string, cfg *tls.Config, strict bool) (net.Conn, error) {
+	raw, err := dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	err = tc.HandshakeContext(hctx)
+	if err == nil {
+		return tc, nil
+	}
+	raw.Close()
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		if strict {
+			return nil, fmt.Errorf("the THL server at %s does not use TLS (thl-ssl is false there) while this install has thl-ssl=true", addr)
+		}
+		return dial(ctx, addr)
+	}
+	return nil, fmt.Errorf("TLS with %s: %w", addr, err)
+}
