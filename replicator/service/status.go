@@ -149,6 +149,13 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		"useSSLConnection":        strconv.FormatBool(s.cfg.SSL),
 		"version":                 Version,
 	}
+	if role == RoleSlave && client != nil {
+		// Why a slave going online is not connected yet (a source down, a
+		// TLS mismatch while a rolling change is half done).
+		if cs := client.Status(); !cs.Connected && cs.LastError != "" {
+			f["masterConnectError"] = cs.LastError
+		}
+	}
 	names := make([]string, 0, len(f))
 	for n := range f {
 		names = append(names, n)

@@ -6,15 +6,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // Exit codes.
@@ -372,7 +378,7 @@ func (r *runner) install(args []string, update bool) int {
 			return ExitProblems
 		}
 		if update && !*noRestart {
-			if !r.restartReplicators(ins) {
+			if !r.restartReplicators(cfg, ins) {
 				return ExitProblems
 			}
 		}
@@ -385,7 +391,7 @@ func (r *runner) install(args []string, update bool) int {
 // settings) as tpm update does in the guide's procedures; its services
 // come back online. Managers and connectors keep running: `manager
 // restart` and `connector restart` pick the update up when convenient.
-func (r *runner) restartReplicators(ins []*config.Install) bool {
+func (r *runner) restartReplicators(cfg *config.Config, ins []*config.Install) bool {
 	for _, in := range ins {
 		if !in.Replicator {
 			continue
@@ -399,23 +405,7 @@ func (r *runner) restartReplicators(ins []*config.Install) bool {
 			r.errorf("%s restart: %v: %s", wrapper, err, strings.TrimSpace(string(out)))
 			return false
 		}
-		// Its services come online by themselves; wait (a while) so that
-		// what the operator runs next sees them ONLINE.
-		trepctl := filepath.Join(install.BinDir(in.Dir), install.CommandName(in.Settings.ExecutablePrefix, "trepctl"))
-		state := "ONLINE"
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			out, err := exec.Command(trepctl, "services").CombinedOutput()
-			if err == nil && !strings.Contains(string(out), "GOING-ONLINE") {
-				if strings.Contains(string(out), "OFFLINE:ERROR") {
-					state = "back, with a service in OFFLINE:ERROR (see " + install.CommandName(in.Settings.ExecutablePrefix, "trepctl") + " services)"
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				state = "back; its services are still going online"
-				break
-			}
-		}
+		state := r.waitServices(cfg, in)
 		fmt.Fprintf(r.env.Out, "restarted the replicator of %s (%s) with the new configuration: %s\n", in.Host, in.Dir, state)
 	}
 	return true
@@ -487,4 +477,57 @@ func (r *runner) reverse(args []string) int {
 		return ExitProblems
 	}
 	return ExitOK
+}
+
+// waitServices waits (30 s at most) until the restarted replicator's
+// services have come online, so that what the operator runs next sees
+// them ONLINE, and says how they came back. A slave that cannot reach
+// any of its sources yet (a TLS mismatch while a rolling change is half
+// done) is not waited for.
+func (r *runner) waitServices(cfg *config.Config, in *config.Install) string {
+	trepctl := install.CommandName(in.Settings.ExecutablePrefix, "trepctl")
+	sec, err := security.New(in.Settings)
+	if err != nil {
+		return "back, but " + err.Error()
+	}
+	addr := net.JoinHostPort(cfg.Address(in.Host), strconv.Itoa(in.Settings.RMIPort))
+	conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
+	if err != nil {
+		return "back, but " + err.Error()
+	}
+	defer conn.Close()
+	c := replicatorpb.NewReplicatorClient(conn)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		rep, err := c.Services(ctx, &replicatorpb.ServicesRequest{})
+		cancel()
+		if err == nil {
+			going, failed := 0, ""
+			var unreachable []string
+			for _, s := range rep.GetServices() {
+				switch st := s.GetState(); {
+				case strings.HasPrefix(st, "GOING-ONLINE"):
+					going++
+					for _, f := range s.GetFields() {
+						if f.GetName() == "masterConnectError" {
+							unreachable = append(unreachable, fmt.Sprintf("%s cannot reach its sources yet (%s)", s.GetService(), f.GetValue()))
+						}
+					}
+				case st == "OFFLINE:ERROR":
+					failed = s.GetService()
+				}
+			}
+			switch {
+			case failed != "":
+				return "back, with service " + failed + " in OFFLINE:ERROR (see " + trepctl + " services)"
+			case going == 0:
+				return "ONLINE"
+			case len(unreachable) == going:
+				return "back; " + strings.Join(unreachable, "; ")
+			}
+		}
+		if time.Now().After(deadline) {
+			return "back; its services are still going online"
+		}
+	}
 }
