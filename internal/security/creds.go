@@ -81,12 +81,17 @@ func (s *serverCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthI
 func refusePlaintext(c net.Conn, r *bufio.Reader, msg string) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	preface, err := r.Peek(len(http2.ClientPreface))
-	if err != nil || string(preface) != http2.ClientPreface {
-		fmt.Fprintf(c, "%s\n", msg)
-		return
+	// Byte by byte, so that a client sending less than a preface (nc)
+	// is answered at once.
+	for n := 1; n <= len(http2.ClientPreface); n++ {
+		b, err := r.Peek(n)
+		if err != nil || string(b) != http2.ClientPreface[:n] {
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(c, "%s\n", msg)
+			return
+		}
 	}
-	_, _ = r.Discard(len(preface))
+	_, _ = r.Discard(len(http2.ClientPreface))
 	fr := http2.NewFramer(c, r)
 	if err := fr.WriteSettings(); err != nil {
 		return

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -198,3 +199,20 @@ func TestHandshake(t *testing.T) {
 }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// TestTHLRawClient: something that is not gRPC at all (nc, a port
+// scanner) gets the sentence as text and the connection closes.
+func TestTHLRawClient(t *testing.T) {
+	addr := serve(t, Insecure("secret").WithMaterial(testCA(t)).THLServerOptions())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("hello\n"))
+	b, err := io.ReadAll(c)
+	if err != nil || !strings.Contains(string(b), "takes TLS only") {
+		t.Fatalf("raw client read %q, %v", b, err)
+	}
+}
