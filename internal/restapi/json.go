@@ -49,3 +49,13 @@ func DecodeBody(r *http.Request, v any) error {
 	}
 	return nil
 }
+
+// typed is a payload with its own payloadType.
+type typed struct {
+	payloadType string
+	payload     any
+}
+
+// Typed returns payload sent with payloadType instead of the route's (a
+// route whose answer's kind depends on the request).
+func Typed(payloadType string, payload any) any { return typed{payloadType, payload} }

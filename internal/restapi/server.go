@@ -159,7 +159,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, byMethod map[stri
 		code = httpStatus(err)
 		writeError(w, code, message(err))
 	} else {
-		writeJSON(w, code, Envelope{PayloadType: rt.payloadType, PayloadVersion: "1", Payload: payload})
+		pt := rt.payloadType
+		if t, ok := payload.(typed); ok {
+			pt, payload = t.payloadType, t.payload
+		}
+		writeJSON(w, code, Envelope{PayloadType: pt, PayloadVersion: "1", Payload: payload})
 	}
 	level := slog.LevelDebug
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

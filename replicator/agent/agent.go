@@ -170,6 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	a.startREST(maintainCtx, &wg)
 	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr, "metrics", a.metricsAddr())
 	for _, s := range a.services {
 		wg.Add(1)
