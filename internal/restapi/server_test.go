@@ -57,6 +57,8 @@ func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 			return nil, status.Error(codes.InvalidArgument, "this replicator has no service bad")
 		case "none":
 			return nil, status.Error(codes.Unimplemented, "not built")
+		case "typed":
+			return Typed("ServiceList", []string{"east"}), nil
 		}
 		return nil, status.Error(codes.Internal, "boom")
 	})
@@ -185,6 +187,9 @@ func TestEnvelopeAndErrors(t *testing.T) {
 	}
 	if pl := a.body["payload"].(map[string]any); pl["appliedLastSeqno"].(float64) != 7 {
 		t.Errorf("payload %v", pl)
+	}
+	if a := get("?service=typed"); a.body["payloadType"] != "ServiceList" || a.body["payload"].([]any)[0] != "east" {
+		t.Errorf("Typed: %v", a.body)
 	}
 	for q, want := range map[string]int{"bad": 400, "busy": 409, "down": 503, "none": 501, "other": 500} {
 		a := get("?service=" + q)
