@@ -71,6 +71,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			loop(ctx)
 		}()
 	}
+	a.startREST(ctx, &wg)
 	a.log.Info("manager running", "host", a.self, "site", a.site.Name, "control", a.ControlAddr(),
 		"gossip", a.st.GossipPort, "raft", a.st.RaftPort, "voters", a.voters)
 	var runErr error

@@ -41,6 +41,8 @@ type Agent struct {
 	mu      sync.Mutex
 	coord   string                      // the site's coordinator, from the watch
 	clients map[string]*grpc.ClientConn // to managers, by address
+
+	hold hold // the operator's ONHOLD (hold.go)
 }
 
 // New opens the install.
@@ -118,6 +120,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.watch(ctx) }()
 	go func() { defer wg.Done(); a.report(ctx) }()
+	a.startREST(ctx, &wg)
 	a.log.Info("connector running", "host", a.bound.Host.Name, "read_write", rwAddr, "read_only", roAddr)
 	var runErr error
 	select {
@@ -210,7 +213,7 @@ func (a *Agent) follow(ctx context.Context, addr string) error {
 		a.mu.Lock()
 		a.coord = r.GetCoordinator()
 		a.mu.Unlock()
-		a.proxy.SetTable(Route(r, a.bound.Host.Name, a.bound.Config.ClusterSettings(a.site.Name).ReplicationPort, a.bound.Config.Address))
+		a.setTable(Route(r, a.bound.Host.Name, a.bound.Config.ClusterSettings(a.site.Name).ReplicationPort, a.bound.Config.Address))
 	}
 }
 

@@ -178,6 +178,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	a.startREST(maintainCtx, &wg)
 	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr, "ssl", a.sec.SSL(), "metrics", a.metricsAddr())
 	for _, s := range a.services {
 		wg.Add(1)
