@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // The files Generate writes into its directory.
@@ -35,8 +36,8 @@ const (
 	// ValidityYears is how long the generated certificates are valid.
 	ValidityYears = 10
 
-	// minPassword is keytool's minimum password length.
-	minPassword = 6
+	// MinPassword is the shortest password Generate takes (keytool's minimum).
+	MinPassword = 6
 )
 
 // Files returns the names Generate writes, in the order it writes them.
@@ -69,8 +70,8 @@ func Generate(dir string, hosts []Host, password string, opts GenerateOptions) e
 	if len(hosts) == 0 {
 		return errors.New("no hosts to name in the certificate; give at least one")
 	}
-	if len(password) < minPassword {
-		return fmt.Errorf("the keystore password is shorter than %d characters, which keytool refuses; choose a longer one", minPassword)
+	if utf8.RuneCountInString(password) < MinPassword {
+		return fmt.Errorf("the keystore password is shorter than %d characters, which keytool refuses; choose a longer one", MinPassword)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
