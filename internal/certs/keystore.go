@@ -195,6 +195,8 @@ func decodePKCS12Store(kind storeKind, path string, data []byte, password string
 	case errors.Is(chainErr, pkcs12.ErrIncorrectPassword) || errors.Is(trustErr, pkcs12.ErrIncorrectPassword),
 		errors.Is(chainErr, pkcs12.ErrDecryption):
 		return nil, sentencef(ErrPassword, "%s does not open %s (wrong password, or the file was changed after it was written)", kind.password, path)
+	case chainErr.Error() == "pkcs12: expected exactly one key bag":
+		return nil, sentencef(ErrNoKey, "%s %s holds several private keys, and Carbide reads a PKCS#12 keystore with one; copy this member's into a new keystore with keytool -importkeystore -srcalias ALIAS", kind.path, path)
 	case errors.As(chainErr, &notImpl):
 		return nil, sentencef(ErrFormat, "%s %s uses a PKCS#12 feature Carbide does not read (%v)", kind.path, path, chainErr)
 	}

@@ -103,6 +103,28 @@ func TestLoadKeystoreTrustsOnlyItsCA(t *testing.T) {
 	}
 }
 
+func TestLoadKeystoreTakesTheFirstKey(t *testing.T) {
+	data, err := os.ReadFile(fixture("two.jks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := decodeJKS(data, fixturePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks.keys) != 2 {
+		t.Fatalf("%d key entries, want 2", len(ks.keys))
+	}
+	m, err := Load(keystoreSettings(fixture("two.jks"), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Cert.Leaf.Subject.CommonName, ks.keys[0].alias; got != want {
+		t.Fatalf("Load took %q, want the first entry %q", got, want)
+	}
+	checkMaterial(t, m)
+}
+
 func TestJKSParsesKeytoolFile(t *testing.T) {
 	data, err := os.ReadFile(fixture("keystore.jks"))
 	if err != nil {
@@ -197,6 +219,8 @@ func TestLoadKeystoreErrors(t *testing.T) {
 			ErrDamaged, []string{"torn-truststore.jks is truncated or damaged"}},
 		{"torn p12", func(s *config.Settings) { s.KeystorePath = truncated(t, "keystore.p12", 0.6) },
 			ErrDamaged, []string{"torn-keystore.p12"}},
+		{"several keys in a p12", func(s *config.Settings) { s.KeystorePath = fixture("two.p12") },
+			ErrNoKey, []string{"testdata/two.p12 holds several private keys", "-srcalias"}},
 		{"pem", func(s *config.Settings) { s.KeystorePath = pem },
 			ErrFormat, []string{"cert.pem holds PEM text", "ssl-cert"}},
 		{"junk", func(s *config.Settings) { s.KeystorePath = junk },

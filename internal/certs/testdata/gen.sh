@@ -11,11 +11,13 @@
 #   selfsigned.jks  JKS: one self-signed private key entry, no truststore
 #   keypass.jks     JKS: a key password ("another") that differs from the store's
 #   store.jceks     JCEKS, which Carbide refuses with a sentence
+#   two.jks         JKS: two self-signed private key entries, "first" and "second"
+#   two.p12         PKCS#12: the same, which Carbide refuses (one key per file)
 #
 # Usage: cd internal/certs/testdata && sh gen.sh
 set -eu
 cd "$(dirname "$0")"
-rm -f keystore.jks truststore.jks keystore.p12 truststore.p12 selfsigned.jks keypass.jks store.jceks
+rm -f keystore.jks truststore.jks keystore.p12 truststore.p12 selfsigned.jks keypass.jks store.jceks two.jks two.p12
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 kt() { keytool -noprompt "$@" >/dev/null 2>&1 || keytool -noprompt "$@"; }
@@ -50,3 +52,11 @@ kt -genkeypair -keystore keypass.jks -storetype JKS -storepass secret -keypass a
 	-keyalg EC -groupname secp256r1 -dname "CN=member" -validity $V
 kt -genkeypair -keystore store.jceks -storetype JCEKS -storepass secret -keypass secret -alias member \
 	-keyalg EC -groupname secp256r1 -dname "CN=member" -validity $V
+for type in JKS PKCS12; do
+	store=two.jks
+	[ $type = PKCS12 ] && store=two.p12
+	for alias in first second; do
+		kt -genkeypair -keystore $store -storetype $type -storepass secret -keypass secret -alias $alias \
+			-keyalg EC -groupname secp256r1 -dname "CN=$alias" -validity $V
+	done
+done
