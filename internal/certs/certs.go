@@ -26,7 +26,7 @@ func Load(st config.Settings) (*Material, error) {
 	case st.SSLCert != "" || st.SSLKey != "":
 		return LoadPEM(st.SSLCert, st.SSLKey, st.SSLCA)
 	case st.KeystorePath != "":
-		return loadKeystores(st)
+		return LoadKeystores(st.KeystorePath, st.KeystorePassword, st.TruststorePath, st.TruststorePassword)
 	case st.TruststorePath != "":
 		return nil, errors.New("java-truststore-path needs java-keystore-path too: the keystore holds this member's key and certificate")
 	default:

@@ -82,9 +82,21 @@ func damaged(format string, args ...any) error {
 // decodeJKS parses a JKS file, checks its integrity digest with password
 // and recovers its private keys with the same password (Tungsten's rule:
 // the key password is the store password). Errors: a *damagedError,
-// ErrPassword, errKeyPassword (wrapped with the alias) or a key Go cannot
-// parse.
+// ErrPassword, or recoverKeys' errors.
 func decodeJKS(data []byte, password string) (*jksStore, error) {
+	ks, err := openJKS(data, password)
+	if err != nil {
+		return nil, err
+	}
+	if err := ks.recoverKeys(password); err != nil {
+		return nil, err
+	}
+	return ks, nil
+}
+
+// openJKS parses a JKS file and checks its integrity digest, leaving the
+// private keys protected (a truststore needs only the certificates).
+func openJKS(data []byte, password string) (*jksStore, error) {
 	ks, end, err := parseJKS(data)
 	if err != nil {
 		return nil, err
@@ -92,17 +104,24 @@ func decodeJKS(data []byte, password string) (*jksStore, error) {
 	if !verifyJKS(data[:end], data[end:], password) {
 		return nil, ErrPassword
 	}
+	return ks, nil
+}
+
+// recoverKeys unprotects every private key entry with password. Errors:
+// errKeyPassword or a *damagedError wrapped with the alias, or a key Go
+// cannot parse.
+func (ks *jksStore) recoverKeys(password string) error {
 	for i := range ks.keys {
 		k := &ks.keys[i]
 		der, err := recoverKey(k.protected, password)
 		if err != nil {
-			return nil, fmt.Errorf("entry %q: %w", k.alias, err)
+			return fmt.Errorf("entry %q: %w", k.alias, err)
 		}
 		if k.key, err = x509.ParsePKCS8PrivateKey(der); err != nil {
-			return nil, fmt.Errorf("entry %q holds a private key Carbide cannot use (%v)", k.alias, err)
+			return fmt.Errorf("entry %q holds a private key Carbide cannot use (%v)", k.alias, err)
 		}
 	}
-	return ks, nil
+	return nil
 }
 
 // parseJKS reads the structure of a JKS file without any password; end is

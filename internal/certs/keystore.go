@@ -12,8 +12,6 @@ import (
 	"os"
 
 	"software.sslmate.com/src/go-pkcs12"
-
-	"github.com/carbidedb/carbide/internal/config"
 )
 
 // storeKind names a store's settings for messages.
@@ -148,8 +146,13 @@ func decodeStore(kind storeKind, path string, data []byte, password string) (*st
 	return nil, sentencef(ErrFormat, "%s %s is neither a JKS nor a PKCS#12 keystore", kind.path, path)
 }
 
+// decodeJKSStore reads a JKS store; it recovers the private keys of a
+// keystore only (a truststore's certificates are all that is needed).
 func decodeJKSStore(kind storeKind, path string, data []byte, password string) (*store, error) {
-	ks, err := decodeJKS(data, password)
+	ks, err := openJKS(data, password)
+	if err == nil && kind == keystoreKind {
+		err = ks.recoverKeys(password)
+	}
 	var dmg *damagedError
 	switch {
 	case errors.Is(err, ErrPassword):
@@ -163,7 +166,11 @@ func decodeJKSStore(kind storeKind, path string, data []byte, password string) (
 	}
 	s := &store{}
 	for _, k := range ks.keys {
-		s.keys = append(s.keys, keyEntry{alias: k.alias, key: k.key, chain: k.chain})
+		if kind == keystoreKind {
+			s.keys = append(s.keys, keyEntry{alias: k.alias, key: k.key, chain: k.chain})
+		} else {
+			s.trusted = append(s.trusted, k.chain...)
+		}
 	}
 	for _, c := range ks.trusted {
 		s.trusted = append(s.trusted, c.cert)
@@ -201,9 +208,4 @@ func decodePKCS12Store(kind storeKind, path string, data []byte, password string
 		return nil, sentencef(ErrFormat, "%s %s uses a PKCS#12 feature Carbide does not read (%v)", kind.path, path, chainErr)
 	}
 	return nil, sentencef(ErrDamaged, "%s %s is not a PKCS#12 keystore Carbide reads, with one private key or only trusted certificates (%v)", kind.path, path, chainErr)
-}
-
-// loadKeystores is Load's keystore branch.
-func loadKeystores(st config.Settings) (*Material, error) {
-	return LoadKeystores(st.KeystorePath, st.KeystorePassword, st.TruststorePath, st.TruststorePassword)
 }

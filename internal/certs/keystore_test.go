@@ -89,6 +89,18 @@ func TestLoadKeystores(t *testing.T) {
 	}
 }
 
+func TestTruststoreKeysStayLocked(t *testing.T) {
+	// keypass.jks's key has its own password: as a truststore its
+	// certificate counts, and its key is not opened.
+	m, err := Load(keystoreSettings(fixture("selfsigned.jks"), fixture("keypass.jks")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Roots == nil || m.Roots.Equal(x509.NewCertPool()) {
+		t.Fatal("no roots from a truststore holding a private key entry")
+	}
+}
+
 func TestLoadKeystoreTrustsOnlyItsCA(t *testing.T) {
 	m, err := Load(keystoreSettings(fixture("keystore.jks"), fixture("truststore.jks")))
 	if err != nil {
