@@ -328,33 +328,35 @@ func TestJKSWriterRoundTrip(t *testing.T) {
 
 	// Java reads it too: keytool lists both entries, and converting the
 	// store to PKCS#12 recovers the private key (Java's KeyProtector).
-	keytool, err := exec.LookPath("keytool")
-	if err != nil {
-		t.Skip("no keytool on this machine: the Java half of the round trip is skipped")
-	}
-	path := writeTemp(t, "ours.jks", data)
-	list, err := exec.Command(keytool, "-list", "-keystore", path, "-storepass", fixturePassword).CombinedOutput()
-	if err != nil {
-		t.Fatalf("keytool -list: %v\n%s", err, list)
-	}
-	for _, w := range []string{"Keystore type: JKS", "tungsten, ", "PrivateKeyEntry", "ca, ", "trustedCertEntry"} {
-		if !strings.Contains(string(list), w) {
-			t.Errorf("keytool -list does not say %q:\n%s", w, list)
+	t.Run("keytool", func(t *testing.T) {
+		keytool, err := exec.LookPath("keytool")
+		if err != nil {
+			t.Skip("no keytool on this machine: the Java half of the round trip is skipped")
 		}
-	}
-	p12 := filepath.Join(t.TempDir(), "converted.p12")
-	conv, err := exec.Command(keytool, "-importkeystore", "-noprompt", "-srckeystore", path, "-srcstorepass", fixturePassword,
-		"-srcalias", "tungsten", "-destkeystore", p12, "-deststoretype", "pkcs12", "-deststorepass", fixturePassword).CombinedOutput()
-	if err != nil || strings.Contains(string(conv), "not imported") {
-		t.Fatalf("keytool -importkeystore: %v\n%s", err, conv)
-	}
-	m, err := LoadKeystores(p12, fixturePassword, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ecKey.Equal(m.Cert.PrivateKey) {
-		t.Fatal("the key keytool recovered from our JKS is not the key we wrote")
-	}
+		path := writeTemp(t, "ours.jks", data)
+		list, err := exec.Command(keytool, "-list", "-keystore", path, "-storepass", fixturePassword).CombinedOutput()
+		if err != nil {
+			t.Fatalf("keytool -list: %v\n%s", err, list)
+		}
+		for _, w := range []string{"Keystore type: JKS", "tungsten, ", "PrivateKeyEntry", "ca, ", "trustedCertEntry"} {
+			if !strings.Contains(string(list), w) {
+				t.Errorf("keytool -list does not say %q:\n%s", w, list)
+			}
+		}
+		p12 := filepath.Join(t.TempDir(), "converted.p12")
+		conv, err := exec.Command(keytool, "-importkeystore", "-noprompt", "-srckeystore", path, "-srcstorepass", fixturePassword,
+			"-srcalias", "tungsten", "-destkeystore", p12, "-deststoretype", "pkcs12", "-deststorepass", fixturePassword).CombinedOutput()
+		if err != nil || strings.Contains(string(conv), "not imported") {
+			t.Fatalf("keytool -importkeystore: %v\n%s", err, conv)
+		}
+		m, err := LoadKeystores(p12, fixturePassword, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ecKey.Equal(m.Cert.PrivateKey) {
+			t.Fatal("the key keytool recovered from our JKS is not the key we wrote")
+		}
+	})
 }
 
 func TestModifiedUTF8(t *testing.T) {
