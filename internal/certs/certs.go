@@ -1,7 +1,3 @@
-// Package certs loads the cluster's TLS material — a certificate with its
-// key and the CA certificates that sign members — from PEM files
-// (ssl-cert, ssl-key, ssl-ca) or Java keystores (java-keystore-path,
-// java-truststore-path), and generates a test CA and certificates.
 package certs
 
 import (
@@ -22,14 +18,17 @@ type Material struct {
 	Roots *x509.CertPool
 }
 
-// Load reads the material the settings name: PEM files when ssl-cert is
-// set, else the Java keystore and truststore.
+// Load reads the material the settings name: PEM files when ssl-cert (or
+// ssl-key) is set, else the Java keystore and truststore (see
+// LoadKeystores).
 func Load(st config.Settings) (*Material, error) {
 	switch {
 	case st.SSLCert != "" || st.SSLKey != "":
 		return LoadPEM(st.SSLCert, st.SSLKey, st.SSLCA)
 	case st.KeystorePath != "":
-		return nil, errors.New("java-keystore-path is not read yet; give ssl-cert, ssl-key and ssl-ca")
+		return LoadKeystores(st.KeystorePath, st.KeystorePassword, st.TruststorePath, st.TruststorePassword)
+	case st.TruststorePath != "":
+		return nil, errors.New("java-truststore-path needs java-keystore-path too: the keystore holds this member's key and certificate")
 	default:
 		return nil, errors.New("thl-ssl=true needs certificates: ssl-cert, ssl-key and ssl-ca, or java-keystore-path and java-truststore-path")
 	}

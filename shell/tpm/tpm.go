@@ -56,6 +56,10 @@ commands:
   query staging                          print the release (staging) directory
   query version                          print the release version
   reverse  [--ini FILES] [--unmasked]    print the configuration back, passwords masked
+  cert     [--ini FILES] [--dir DIR] [--password P] [--force]
+                                         write a cluster CA and one member certificate for
+                                         every host (PEM, keystore.jks, truststore.ts) into
+                                         DIR (default: the ini file's directory)
   help                                   this text
 
 --ini takes a comma-separated list of files; without it tpm reads $CARBIDE_INI,
@@ -87,6 +91,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return r.query(rest)
 	case "reverse":
 		return r.reverse(rest)
+	case "cert":
+		return r.cert(rest)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(env.Out, usage)
 		return ExitOK
