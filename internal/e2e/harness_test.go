@@ -40,6 +40,12 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "build the programs:", err)
 			return 1
 		}
+		// tools/tpm, as in a release directory (the guide's cd $(tpm query staging) && tools/tpm update).
+		if err := os.MkdirAll(filepath.Join(dir, "tools"), 0o755); err == nil {
+			if b, err := os.ReadFile("../../tools/tpm"); err == nil {
+				err = os.WriteFile(filepath.Join(dir, "tools", "tpm"), b, 0o755)
+			}
+		}
 		release = dir
 		return m.Run()
 	}()

@@ -109,36 +109,30 @@ type Env struct {
 func OSEnv() Env {
 	return Env{
 		In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv,
-		Terminal:       isatty.IsTerminal(os.Stdin.Fd()),
-		Color:          isatty.IsTerminal(os.Stdout.Fd()) && os.Getenv("NO_COLOR") == "",
-		DialManager:    DialManager,
-		DialReplicator: DialReplicator,
-		REPL:           RunPrompt,
+		Terminal: isatty.IsTerminal(os.Stdin.Fd()),
+		Color:    isatty.IsTerminal(os.Stdout.Fd()) && os.Getenv("NO_COLOR") == "",
+		REPL:     RunPrompt,
 	}
 }
 
-// DialManager connects to a manager's gRPC API at addr.
-func DialManager(_ context.Context, addr string) (ManagerAPI, func(), error) {
-	sec, err := security.FromEnv(os.Getenv)
-	if err != nil {
-		return nil, nil, err
+// DialManager returns a dialer of managers' gRPC APIs with sec.
+func DialManager(sec *security.Cluster) func(context.Context, string) (ManagerAPI, func(), error) {
+	return func(_ context.Context, addr string) (ManagerAPI, func(), error) {
+		conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("manager address %s: %w", addr, err)
+		}
+		return managerpb.NewManagerClient(conn), func() { conn.Close() }, nil
 	}
-	conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("manager address %s: %w", addr, err)
-	}
-	return managerpb.NewManagerClient(conn), func() { conn.Close() }, nil
 }
 
-// DialReplicator connects to a replicator's control API at addr.
-func DialReplicator(_ context.Context, addr string) (ReplicatorAPI, func(), error) {
-	sec, err := security.FromEnv(os.Getenv)
-	if err != nil {
-		return nil, nil, err
+// DialReplicator returns a dialer of replicators' control APIs with sec.
+func DialReplicator(sec *security.Cluster) func(context.Context, string) (ReplicatorAPI, func(), error) {
+	return func(_ context.Context, addr string) (ReplicatorAPI, func(), error) {
+		conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("replicator address %s: %w", addr, err)
+		}
+		return replicatorpb.NewReplicatorClient(conn), func() { conn.Close() }, nil
 	}
-	conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("replicator address %s: %w", addr, err)
-	}
-	return replicatorpb.NewReplicatorClient(conn), func() { conn.Close() }, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -47,11 +48,22 @@ func New(cfg Config, env Env, bound *install.Bound) (*Session, error) {
 	if env.Err == nil {
 		env.Err = io.Discard
 	}
-	if env.DialManager == nil {
-		env.DialManager = DialManager
-	}
-	if env.DialReplicator == nil {
-		env.DialReplicator = DialReplicator
+	if env.DialManager == nil || env.DialReplicator == nil {
+		// The cluster's secret (and certificates) of the install cctrl
+		// runs from; without one, calls are refused saying why.
+		sec := security.Insecure("")
+		if bound != nil {
+			var err error
+			if sec, err = security.ForInstall(bound); err != nil {
+				return nil, err
+			}
+		}
+		if env.DialManager == nil {
+			env.DialManager = DialManager(sec)
+		}
+		if env.DialReplicator == nil {
+			env.DialReplicator = DialReplicator(sec)
+		}
 	}
 	t := newTopology(bound, cfg.Host, cfg.Port)
 	if bound == nil && cfg.Host == "" {
