@@ -172,3 +172,19 @@ func TestCertUsageErrors(t *testing.T) {
 		t.Errorf("tpm help does not show cert:\n%s", help)
 	}
 }
+
+// TestValidateChecksCertificates: with thl-ssl=true, tpm validate opens
+// the keystores and says what is wrong with them, without the password.
+func TestValidateChecksCertificates(t *testing.T) {
+	f := newFixture(t)
+	dir := filepath.Join(t.TempDir(), "tls")
+	f.mustRun("cert", "--ini", f.ini, "--dir", dir, "--password", certPassword)
+	f.editINI("[defaults]\n", "[defaults]\nthl-ssl=true\njava-keystore-path="+filepath.Join(dir, certs.KeystoreFile)+
+		"\njava-keystore-password=wrong-pw\njava-truststore-path="+filepath.Join(dir, certs.TruststoreFile)+"\njava-truststore-password="+certPassword+"\n")
+	r := f.run("validate", "--ini", f.ini)
+	if r.code != ExitProblems || len(r.errLines()) != 1 || !strings.Contains(r.err, "java-keystore-password does not open") || strings.Contains(r.err, "wrong-pw") {
+		t.Fatalf("validate with a wrong keystore password: want exit 1 and one sentence:\n%s", r)
+	}
+	f.editINI("java-keystore-password=wrong-pw", "java-keystore-password="+certPassword)
+	f.mustRun("validate", "--ini", f.ini)
+}

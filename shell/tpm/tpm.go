@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/certs"
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/security"
@@ -198,6 +199,9 @@ func (r *runner) validate(ctx context.Context, args []string) int {
 	files := r.iniFiles(*ini)
 	cfg, ok := r.load(files)
 	if !ok {
+		return ExitProblems
+	}
+	if !r.checkCerts(cfg) {
 		return ExitProblems
 	}
 	fmt.Fprintf(r.env.Out, "OK: %s: %s\n", strings.Join(files, ","), summary(cfg))
@@ -536,4 +540,26 @@ func (r *runner) waitServices(cfg *config.Config, in *config.Install) string {
 			return "back; its services are still going online"
 		}
 	}
+}
+
+// checkCerts loads the certificates of every install with thl-ssl=true
+// (the ones of this host when run from an install) and prints each
+// problem once.
+func (r *runner) checkCerts(cfg *config.Config) bool {
+	seen := map[string]bool{}
+	ok := true
+	for _, name := range cfg.Plan().HostNames() {
+		h, _ := cfg.Plan().Host(name)
+		for _, in := range h.Installs() {
+			if !in.Settings.THLSSL {
+				continue
+			}
+			if _, err := certs.Load(in.Settings); err != nil && !seen[err.Error()] {
+				seen[err.Error()] = true
+				fmt.Fprintf(r.env.Err, "ERROR: thl-ssl=true (%s install of %s): %v\n", in.Kind, name, err)
+				ok = false
+			}
+		}
+	}
+	return ok
 }
