@@ -25,12 +25,15 @@ var (
 	descRole     = prometheus.NewDesc("carbide_replicator_role", "1 for the service's role (master or slave).", []string{"service", "role"}, nil)
 	descError    = prometheus.NewDesc("carbide_replicator_apply_error", "1 while the service is stopped on an error (OFFLINE:ERROR), else 0.", []string{"service"}, nil)
 	descErrSeqno = prometheus.NewDesc("carbide_replicator_pending_error_seqno", "The seqno the service stopped on; -1 for none.", []string{"service"}, nil)
+	descEvents   = prometheus.NewDesc("carbide_replicator_applied_events_total", "Transactions applied by the service (a master: stored as extracted; a slave: taken from the THL by the applier).", []string{"service"}, nil)
+	descBytes    = prometheus.NewDesc("carbide_replicator_applied_bytes_total", "THL bytes of the transactions counted by carbide_replicator_applied_events_total.", []string{"service"}, nil)
+	descErrors   = prometheus.NewDesc("carbide_replicator_apply_errors_total", "Times the service stopped on an error (OFFLINE:ERROR).", []string{"service"}, nil)
 )
 
 type collector struct{ a *Agent }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno} {
+	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors} {
 		ch <- d
 	}
 }
@@ -54,6 +57,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descError, failed)
 		gauge(descErrSeqno, float64(st.GetPendingErrorSeqno()))
+		n := s.Counters()
+		for d, v := range map[*prometheus.Desc]uint64{descEvents: n.AppliedEvents, descBytes: n.AppliedBytes, descErrors: n.Errors} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
+		}
 	}
 }
 
