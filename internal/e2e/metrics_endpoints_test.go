@@ -204,4 +204,50 @@ func TestMetricsEndpoints(t *testing.T) {
 		}
 		t.Logf("%s:%d %s = %v", k.host, k.port, k.metric, m[k.metric])
 	}
+
+	// A switch: the coordinator counts it, every manager of the site sees
+	// the new epoch, the connectors a new routing table.
+	before, _, err := scrape(fmt.Sprintf("http://%s:%d/metrics", s.addr("east1"), connectorMetricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mustCctrl("east1", "switch")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		last = nil
+		switches := 0.0
+		for _, h := range eastHosts {
+			m, _, err := scrape(fmt.Sprintf("http://%s:%d/metrics", s.addr(h), managerMetricsPort))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switches += m["carbide_manager_transitions_total{kind=switch,result=completed,site=east}"]
+			if v := m["carbide_manager_epoch{site=east}"]; v != 2 && last == nil {
+				last = fmt.Errorf("%s: carbide_manager_epoch = %v after a switch, want 2", h, v)
+			}
+			if v := m["carbide_manager_datasource_primary{datasource=east1,site=east}"]; v != 0 && last == nil {
+				last = fmt.Errorf("%s: east1 is still the primary", h)
+			}
+		}
+		if switches != 1 && last == nil {
+			last = fmt.Errorf("the site's managers count %v completed switches, want 1", switches)
+		}
+		m, _, err := scrape(fmt.Sprintf("http://%s:%d/metrics", s.addr("east1"), connectorMetricsPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "carbide_connector_routing_changes_total{site=east}"
+		if m[key] <= before[key] || m["carbide_connector_epoch{site=east}"] != 2 {
+			if last == nil {
+				last = fmt.Errorf("east1's connector: routing changes %v (before the switch %v), epoch %v", m[key], before[key], m["carbide_connector_epoch{site=east}"])
+			}
+		}
+		if last == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if last != nil {
+		t.Fatal(last)
+	}
 }
