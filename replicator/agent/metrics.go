@@ -2,16 +2,10 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"net"
-	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/carbidedb/carbide/internal/daemon"
+	"github.com/carbidedb/carbide/internal/exporter"
 )
 
 // The replicator's metrics, read from its services at each scrape
@@ -68,31 +62,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // (property=replicator.prometheus.exporter.enabled=false).
 func (a *Agent) metricsAddr() string {
 	st := a.bound.Install.Settings
-	if !st.PrometheusEnabled || st.PrometheusPort == 0 {
-		return ""
-	}
-	return net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(st.PrometheusPort))
+	return exporter.Addr(a.bound.Host.Bind(""), st.PrometheusEnabled, st.PrometheusPort)
 }
 
 // serveMetrics serves /metrics until ctx ends.
 func (a *Agent) serveMetrics(ctx context.Context, addr string) error {
-	l, err := daemon.Listen(ctx, addr)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{a})
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return exporter.Serve(ctx, addr, collector{a})
 }
