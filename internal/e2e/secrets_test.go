@@ -178,8 +178,9 @@ func TestSecrets(t *testing.T) {
 	} else {
 		outputs["bad login as tungsten"] = err.Error()
 	}
-	waitRows(&site{t: t, cfg: s.cfg, net: s.net, out: s.out, dbs: map[string]*sql.DB{"east1": root,
-		"west3": sqlOpen(t, s.addr("west3")+":13306", "root", "")}}, []string{"east1", "west3"}, "app.t", 3)
+	// s.db would log in with the sample's password: root pools instead.
+	s.dbs = map[string]*sql.DB{"east1": root, "west3": sqlOpen(t, s.addr("west3")+":13306", "root", "")}
+	waitRows(s, []string{"east1", "west3"}, "app.t", 3)
 	// The account replicated with its password (as a hash, see below): it
 	// logs in on the other site.
 	var n int
