@@ -2,8 +2,12 @@ package extract
 
 import (
 	"crypto/sha1"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"strings"
+
+	"filippo.io/edwards25519"
 )
 
 // Account statements reach the binary log as the client typed them, a
@@ -11,14 +15,14 @@ import (
 // so in the THL, the password would show in `thl list`, in an apply
 // error's status and in every replica's binary log. hidePasswords rewrites
 // such a statement into the form that sets the same password from its
-// mysql_native_password hash:
+// hash, the authentication string the server stores:
 //
-//	IDENTIFIED BY 'pw'                  → IDENTIFIED BY PASSWORD '*<hash>'
-//	PASSWORD('pw') (SET PASSWORD …, or  → '*<hash>'
-//	  … VIA mysql_native_password USING PASSWORD('pw'))
+//	IDENTIFIED BY 'pw'                      → IDENTIFIED BY PASSWORD '*<hash>'
+//	VIA mysql_native_password USING PASSWORD('pw') → VIA mysql_native_password USING '*<hash>'
+//	VIA ed25519 USING PASSWORD('pw')       → VIA ed25519 USING '<ed25519 key>'
 //
-// PASSWORD('pw') for another authentication plugin (ed25519) is left as it
-// is: its hash is not mysql_native_password's (docs/observability.md,
+// The server logs SET PASSWORD … = PASSWORD('pw') with the hash already.
+// PASSWORD('pw') for another plugin is left as it is (docs/observability.md,
 // "Passwords"). The rewrite assumes the default sql_mode: backslash escapes
 // in string literals.
 
@@ -46,11 +50,13 @@ func hidePasswords(q string) string {
 			s := toks[i+2]
 			replace(s.start, s.end, "PASSWORD '"+nativeHash(s.value)+"'")
 			i += 2
-		case i+3 < len(toks) && toks[i].word("PASSWORD") && toks[i+1].punct("(") && toks[i+2].kind == tokString && toks[i+3].punct(")"):
-			if i >= 3 && toks[i-1].word("USING") && !toks[i-2].word("MYSQL_NATIVE_PASSWORD") {
-				continue // another plugin's PASSWORD(): not this hash
+		case i >= 2 && i+3 < len(toks) && toks[i-1].word("USING") && toks[i].word("PASSWORD") && toks[i+1].punct("(") &&
+			toks[i+2].kind == tokString && toks[i+3].punct(")"):
+			hash := map[string]func(string) string{"MYSQL_NATIVE_PASSWORD": nativeHash, "ED25519": ed25519Hash}[strings.ToUpper(strings.Trim(toks[i-2].text, "`'\""))]
+			if hash == nil {
+				continue // another plugin: its hash is not known here
 			}
-			replace(toks[i].start, toks[i+3].end, "'"+nativeHash(toks[i+2].value)+"'")
+			replace(toks[i].start, toks[i+3].end, "'"+hash(toks[i+2].value)+"'")
 			i += 3
 		}
 	}
@@ -193,4 +199,19 @@ func unquote(s string) (string, int) {
 		}
 	}
 	return v.String(), len(s)
+}
+
+// ed25519Hash is the ed25519 plugin's authentication string for pw: its
+// public key (the clamped SHA-512 of pw times the base point), base64
+// without padding; "" for the empty password.
+func ed25519Hash(pw string) string {
+	if pw == "" {
+		return ""
+	}
+	h := sha512.Sum512([]byte(pw))
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(h[:32])
+	if err != nil {
+		return ""
+	}
+	return base64.RawStdEncoding.EncodeToString((&edwards25519.Point{}).ScalarBaseMult(s).Bytes())
 }

@@ -14,7 +14,11 @@ func TestHidePasswords(t *testing.T) {
 			"create user app@localhost identified by PASSWORD '" + secret + "' , b identified by PASSWORD '" + secret + "'"},
 		{"CREATE OR REPLACE USER `a`@`%` IDENTIFIED BY 's3cr3t' PASSWORD EXPIRE", "CREATE OR REPLACE USER `a`@`%` IDENTIFIED BY PASSWORD '" + secret + "' PASSWORD EXPIRE"},
 		{"GRANT SELECT ON *.* TO a IDENTIFIED BY 's3cr3t'", "GRANT SELECT ON *.* TO a IDENTIFIED BY PASSWORD '" + secret + "'"},
-		{"SET PASSWORD FOR 'a'@'%' = PASSWORD('s3cr3t')", "SET PASSWORD FOR 'a'@'%' = '" + secret + "'"},
+		// The server logs SET PASSWORD with the hash of the account's plugin.
+		{"SET PASSWORD FOR 'a'@'%'='" + secret + "'", "SET PASSWORD FOR 'a'@'%'='" + secret + "'"},
+		{"SET PASSWORD FOR 'a'@'%' = PASSWORD('s3cr3t')", "SET PASSWORD FOR 'a'@'%' = PASSWORD('s3cr3t')"},
+		{"ALTER USER a IDENTIFIED VIA ed25519 USING PASSWORD('s3cr3t') OR unix_socket",
+			"ALTER USER a IDENTIFIED VIA ed25519 USING '" + ed25519Hash("s3cr3t") + "' OR unix_socket"},
 		{"ALTER USER a IDENTIFIED VIA mysql_native_password USING PASSWORD('s3cr3t')", "ALTER USER a IDENTIFIED VIA mysql_native_password USING '" + secret + "'"},
 		{"/* by an operator */ ALTER USER a IDENTIFIED BY 's3cr3t'", "/* by an operator */ ALTER USER a IDENTIFIED BY PASSWORD '" + secret + "'"},
 		// Escapes are the password's: 'it''s' and 'it\'s' are "it's".
@@ -23,7 +27,7 @@ func TestHidePasswords(t *testing.T) {
 		{"ALTER USER a IDENTIFIED BY ''", "ALTER USER a IDENTIFIED BY PASSWORD ''"},
 		// Already hashed, another plugin, not an account statement: as is.
 		{"ALTER USER a IDENTIFIED BY PASSWORD '" + secret + "'", "ALTER USER a IDENTIFIED BY PASSWORD '" + secret + "'"},
-		{"ALTER USER a IDENTIFIED VIA ed25519 USING PASSWORD('s3cr3t')", "ALTER USER a IDENTIFIED VIA ed25519 USING PASSWORD('s3cr3t')"},
+		{"ALTER USER a IDENTIFIED VIA parsec USING PASSWORD('s3cr3t')", "ALTER USER a IDENTIFIED VIA parsec USING PASSWORD('s3cr3t')"},
 		{"CREATE TABLE t (password VARCHAR(10) DEFAULT 'identified by')", "CREATE TABLE t (password VARCHAR(10) DEFAULT 'identified by')"},
 		{"DROP USER a", "DROP USER a"},
 	} {
