@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"database/sql"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/sandbox"
 	"github.com/carbidedb/carbide/internal/testutil"
 )
 
@@ -143,7 +145,7 @@ func sqlOpen(t *testing.T, addr, user, password string) *sql.DB {
 // every password masked.
 func TestSecrets(t *testing.T) {
 	s := startSandbox(t, secretsINI(t))
-	outputs := map[string]string{"sandbox up": s.out.String()}
+	outputs := map[string]string{}
 	run := func(name, host, inst, program string, args ...string) string {
 		out, err := s.tool(host, inst, program, args...)
 		outputs[fmt.Sprintf("%s on %s (%v)", name, host, err)] = out
@@ -226,6 +228,11 @@ func TestSecrets(t *testing.T) {
 		}
 	}
 
+	// Stopped, so that what the agents log on the way out is searched too.
+	if err := sandbox.Down(context.Background(), s.cfg); err != nil {
+		t.Fatalf("sandbox down: %v", err)
+	}
+	outputs["sandbox up and down"] = s.out.String()
 	if testing.Verbose() {
 		for name, out := range outputs {
 			t.Logf("--- %s\n%s", name, strings.TrimRight(out, "\n"))
