@@ -93,6 +93,8 @@ type Agent struct {
 	reports    map[string]connectorReport // connectors' own word, by host
 	warnings   []string                   // offsetWarnings' last findings
 
+	transitions transitionCounts // switches and failovers run here (metrics.go)
+
 	started  time.Time
 	shutdown chan struct{}
 	once     sync.Once

@@ -99,7 +99,8 @@ func (a *Agent) others(exclude ...string) []string {
 
 // doSwitch moves the primary role to a replica (to, or the best one) in
 // the planned way: nothing acknowledged by the old primary is lost.
-func (a *Agent) doSwitch(ctx context.Context, to string) ([]string, error) {
+func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error) {
+	defer a.transitions.count(policy.Switch, &err)
 	st := a.fsm.state()
 	from := st.Primary
 	if st.Transition != nil {
@@ -226,7 +227,8 @@ func (a *Agent) waitConnectorsDrained(ctx context.Context, from, transition stri
 
 // doFailover fences the failed primary and promotes a replica (to, or
 // the best one). The candidate first applies what it holds.
-func (a *Agent) doFailover(ctx context.Context, to, reason string) ([]string, error) {
+func (a *Agent) doFailover(ctx context.Context, to, reason string) (_ []string, err error) {
+	defer a.transitions.count(policy.Failover, &err)
 	st := a.fsm.state()
 	from := st.Primary
 	if st.Transition != nil {

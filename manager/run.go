@@ -64,6 +64,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			errs <- err
 		}
 	}()
+	a.startMetrics(ctx, &wg)
 	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.coordinateLoop, a.offsetLoop} {
 		wg.Add(1)
 		go func() {

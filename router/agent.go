@@ -117,6 +117,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Add(1)
 		go serve(ro, true)
 	}
+	a.startMetrics(ctx, &wg)
 	wg.Add(2)
 	go func() { defer wg.Done(); a.watch(ctx) }()
 	go func() { defer wg.Done(); a.report(ctx) }()

@@ -51,6 +51,8 @@ type Proxy struct {
 	perHost map[string]*[2]int64
 
 	created, active atomic.Int64
+	copied          [2]atomic.Uint64 // bytes moved outside the pump, by side read (bytes.go)
+	routeChanges    atomic.Uint64
 }
 
 // bridge is one application connection and its database connection.
@@ -126,6 +128,9 @@ func (p *Proxy) SetTable(t Table) {
 	p.mu.Lock()
 	old := p.table
 	p.table = t
+	if !sameRoute(old, t) {
+		p.routeChanges.Add(1)
+	}
 	p.signal()
 	var now, later []*bridge
 	for b := range p.conns {
@@ -395,6 +400,7 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		return
 	}
 	client.SetWriteDeadline(time.Time{})
+	p.copied[serverSide].Add(uint64(len(greeting)))
 	if pr, err := p.pump.add(client, server, release); err == nil {
 		b.mu.Lock()
 		b.pair = pr
@@ -415,8 +421,14 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 	}
 	defer release()
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(server, client); b.close(); done <- struct{}{} }()
-	go func() { io.Copy(client, server); b.close(); done <- struct{}{} }()
+	pipe := func(dst, src net.Conn, side int) {
+		n, _ := io.Copy(dst, src)
+		p.copied[side].Add(uint64(n))
+		b.close()
+		done <- struct{}{}
+	}
+	go pipe(server, client, clientSide)
+	go pipe(client, server, serverSide)
 	<-done
 	<-done
 }

@@ -40,6 +40,8 @@ type pump struct {
 	mu    sync.Mutex
 	next  int
 	err   error // why the pump cannot run (no epoll); bridges fall back to io.Copy
+
+	gone [2]uint64 // bytes moved by stopped loops (bytes.go)
 }
 
 // procsMu serialises the GOMAXPROCS changes of pumps starting and stopping.
@@ -79,6 +81,7 @@ func (p *pump) stop() {
 	for _, l := range loops {
 		l.stop()
 	}
+	p.retire(loops)
 	addProcs(-len(loops))
 }
 
@@ -244,6 +247,10 @@ type loop struct {
 	pairs  map[*pair]struct{}
 	lastID uint64
 	buf    []byte
+
+	// moved counts the bytes read from each side (clientSide, serverSide):
+	// written by the loop only, read by scrapes (bytes.go).
+	moved [2]atomic.Uint64
 }
 
 func event(ev uint32, id uint64) *unix.EpollEvent {
@@ -379,6 +386,7 @@ func (l *loop) handle(e *end, ev uint32) {
 		n, err := read(e.fd, l.buf)
 		switch {
 		case n > 0:
+			l.moved[e.side].Add(uint64(n))
 			if !l.send(e, o, l.buf[:n]) {
 				return
 			}

@@ -331,6 +331,10 @@ func setProperty(s *Settings, v string) error {
 			return fmt.Errorf("%s %v", k, err)
 		}
 		s.PrometheusEnabled = b
+	default:
+		if err := setExporterProperty(s, k, val); err != nil {
+			return err
+		}
 	}
 	s.Properties[k] = val
 	return nil

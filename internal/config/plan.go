@@ -305,6 +305,9 @@ func (in *Install) listeners(site string) []listener {
 		add(s.GossipPort, "manager-gossip-port", "the manager")
 		add(s.RaftPort, "manager-raft-port", "the manager")
 		add(s.ManagerRESTPort, "manager-rest-api-port", "the manager")
+		if s.ManagerPrometheusEnabled {
+			add(s.ManagerPrometheusPort, "property="+PropManagerPrometheusPort, "the manager")
+		}
 	}
 	if in.Connector {
 		add(s.ApplicationPort, "application-port", "the connector")
@@ -312,6 +315,9 @@ func (in *Install) listeners(site string) []listener {
 			add(s.ReadOnlyPort, "connector-readonly-listen-port", "the connector")
 		}
 		add(s.ConnectorRESTPort, "connector-rest-api-port", "the connector")
+		if s.ConnectorPrometheusEnabled {
+			add(s.ConnectorPrometheusPort, "property="+PropConnectorPrometheusPort, "the connector")
+		}
 	}
 	return out
 }

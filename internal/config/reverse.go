@@ -24,11 +24,24 @@ func (c *Config) Reverse(w io.Writer, mask bool) error {
 			if d, ok := lookupKey(e.Key); ok && d.secret && mask && s.Name != SectionHosts {
 				v = Mask
 			}
+			if mask && e.Key == "property" {
+				v = maskProperty(v)
+			}
 			fmt.Fprintf(&b, "%s=%s\n", e.Key, v)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// maskProperty masks the value of a property=name=value line whose name
+// says it holds a password (property=replicator.datasource.global.password=…).
+func maskProperty(v string) string {
+	name, _, ok := strings.Cut(v, "=")
+	if !ok || !strings.Contains(strings.ToLower(name), "password") {
+		return v
+	}
+	return name + "=" + Mask
 }
 
 // IsSecret reports whether key holds a password.

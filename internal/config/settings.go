@@ -53,6 +53,12 @@ type Settings struct {
 	PrometheusEnabled bool
 	PrometheusPort    int
 
+	// The manager's and connector's /metrics (exporters.go).
+	ManagerPrometheusEnabled   bool
+	ManagerPrometheusPort      int
+	ConnectorPrometheusEnabled bool
+	ConnectorPrometheusPort    int
+
 	THLSSL                 bool
 	SSLCert, SSLKey, SSLCA string
 	KeystorePath           string
@@ -96,6 +102,11 @@ func DefaultSettings() Settings {
 		PrometheusPort:        8091,
 		Start:                 true,
 		Properties:            map[string]string{},
+
+		ManagerPrometheusEnabled:   true,
+		ManagerPrometheusPort:      8092,
+		ConnectorPrometheusEnabled: true,
+		ConnectorPrometheusPort:    8093,
 	}
 }
 

@@ -2,16 +2,10 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"net"
-	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/carbidedb/carbide/internal/daemon"
+	"github.com/carbidedb/carbide/internal/exporter"
 )
 
 // The replicator's metrics, read from its services at each scrape
@@ -25,12 +19,15 @@ var (
 	descRole     = prometheus.NewDesc("carbide_replicator_role", "1 for the service's role (master or slave).", []string{"service", "role"}, nil)
 	descError    = prometheus.NewDesc("carbide_replicator_apply_error", "1 while the service is stopped on an error (OFFLINE:ERROR), else 0.", []string{"service"}, nil)
 	descErrSeqno = prometheus.NewDesc("carbide_replicator_pending_error_seqno", "The seqno the service stopped on; -1 for none.", []string{"service"}, nil)
+	descEvents   = prometheus.NewDesc("carbide_replicator_applied_events_total", "Transactions applied by the service (a master: stored as extracted; a slave: taken from the THL by the applier).", []string{"service"}, nil)
+	descBytes    = prometheus.NewDesc("carbide_replicator_applied_bytes_total", "THL bytes of the transactions counted by carbide_replicator_applied_events_total.", []string{"service"}, nil)
+	descErrors   = prometheus.NewDesc("carbide_replicator_apply_errors_total", "Times the service stopped on an error (OFFLINE:ERROR).", []string{"service"}, nil)
 )
 
 type collector struct{ a *Agent }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno} {
+	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors} {
 		ch <- d
 	}
 }
@@ -54,6 +51,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descError, failed)
 		gauge(descErrSeqno, float64(st.GetPendingErrorSeqno()))
+		n := s.Counters()
+		for d, v := range map[*prometheus.Desc]uint64{descEvents: n.AppliedEvents, descBytes: n.AppliedBytes, descErrors: n.Errors} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
+		}
 	}
 }
 
@@ -61,31 +62,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // (property=replicator.prometheus.exporter.enabled=false).
 func (a *Agent) metricsAddr() string {
 	st := a.bound.Install.Settings
-	if !st.PrometheusEnabled || st.PrometheusPort == 0 {
-		return ""
-	}
-	return net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(st.PrometheusPort))
+	return exporter.Addr(a.bound.Host.Bind(""), st.PrometheusEnabled, st.PrometheusPort)
 }
 
 // serveMetrics serves /metrics until ctx ends.
 func (a *Agent) serveMetrics(ctx context.Context, addr string) error {
-	l, err := daemon.Listen(ctx, addr)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{a})
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return exporter.Serve(ctx, addr, collector{a})
 }

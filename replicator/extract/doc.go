@@ -24,10 +24,13 @@
 //   - Only the transaction's end is trusted: incomplete transactions (cut
 //     by a crash, rolled back) are discarded; SAVEPOINT statements are left
 //     out; XA transactions are refused with an error.
+//   - Account statements are stored without plaintext passwords: the
+//     password's hash instead, which sets the same password (passwords.go).
 //   - Seqno and epoch are not assigned here: the caller (the THL store)
 //     numbers what it stores.
 //
 // It is the only package that imports go-mysql; it imports
-// replicator/position and rpc/gen/thlpb of ours, and the MySQL driver for
-// its few SQL queries.
+// replicator/position and rpc/gen/thlpb of ours, the MySQL driver for
+// its few SQL queries, and filippo.io/edwards25519 for ed25519 password
+// hashes.
 package extract

@@ -150,7 +150,7 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 	if r.tx.drop == "" {
 		st := &thlpb.Statement{
 			Schema:    schema,
-			Sql:       sqlText,
+			Sql:       hidePasswords(sqlText),
 			Session:   sessionVars(e.StatusVars, r.flavor, r.coll),
 			Timestamp: int64(h.Timestamp),
 		}

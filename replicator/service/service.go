@@ -118,6 +118,8 @@ type Service struct {
 	hasApply   bool
 	skip       []uint64
 	fromEvent  string
+
+	counts counters // for metrics (counters.go)
 }
 
 type pendingError struct {
@@ -318,6 +320,7 @@ func (s *Service) finish(ctx context.Context, err error) {
 		p.message = fmt.Sprintf("Event application failed: seqno=%d fragno=%d message=%v", ae.Seqno, ae.Fragno, ae.Err)
 	}
 	s.pending = p
+	s.counts.errors.Add(1)
 	s.log.Error("pipeline failed", "error", err)
 	s.setState(StateError)
 }
@@ -646,9 +649,11 @@ func (s *Service) runMaster(ctx context.Context) error {
 		for _, f := range frags {
 			f.Seqno, f.Epoch = next, epoch
 		}
+		before := s.store.AppendedBytes()
 		if err := s.store.Append(frags...); err != nil {
 			return err
 		}
+		s.counts.add(1, s.store.AppendedBytes()-before)
 		next++
 		return nil
 	})
@@ -821,7 +826,7 @@ func (s *Service) runSlave(ctx context.Context) error {
 	}
 	defer r.Close()
 	applyErr := make(chan error, 1)
-	go func() { applyErr <- a.Run(ctx, r.Next) }()
+	go func() { applyErr <- a.Run(ctx, s.counted(r)) }()
 	select {
 	case err := <-clientErr:
 		if marked && errors.Is(err, stream.ErrDiverged) {

@@ -78,6 +78,9 @@ func (s *Store) Append(events ...*thlpb.Event) error {
 		next, has = p.after(ev.GetLastFrag()), true
 	}
 	err := s.write(buf, metas)
+	if err == nil {
+		s.appended.Add(uint64(len(buf)))
+	}
 	if cap(buf) <= maxKeptBuffer {
 		s.wbuf = buf[:0]
 	}

@@ -30,6 +30,7 @@ type Reader struct {
 	lastOff     int64
 	err         error // sticky
 	seekBytes   int64 // bytes read to position, for tests
+	lastSize    int64 // the last record's size (counters.go)
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -210,7 +211,7 @@ func (s *Store) read(c *Reader) (ev *thlpb.Event, wait bool, err error) {
 			if err != nil {
 				return nil, false, err
 			}
-			c.lastFile, c.lastOff = c.cur.path, c.off
+			c.lastFile, c.lastOff, c.lastSize = c.cur.path, c.off, ea.size
 			c.off, c.next = c.off+ea.size, c.next.after(ea.ev.GetLastFrag())
 			return ea.ev, false, nil
 		}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -41,6 +42,8 @@ type Store struct {
 	closed      bool
 	readers     map[*Reader]struct{}
 	repairs     []Repair
+
+	appended atomic.Uint64 // bytes Append wrote (counters.go)
 }
 
 // Repair is a change Open made (or, ReadOnly, would have made) to the last

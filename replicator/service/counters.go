@@ -1,0 +1,53 @@
+package service
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/carbidedb/carbide/replicator/apply"
+	"github.com/carbidedb/carbide/replicator/thl"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Counters are a service's totals since the process started, for metrics
+// (rates come from the monitoring system).
+type Counters struct {
+	// AppliedEvents are transactions applied: on a master, stored in the
+	// THL as extracted; on a slave, taken from the THL by the applier.
+	// AppliedBytes is their size in the THL.
+	AppliedEvents, AppliedBytes uint64
+	// Errors counts the times the service stopped on an error
+	// (OFFLINE:ERROR).
+	Errors uint64
+}
+
+// counters are updated by the pipeline with atomic adds only.
+type counters struct {
+	events, bytes, errors atomic.Uint64
+}
+
+func (c *counters) add(events, bytes uint64) {
+	c.events.Add(events)
+	c.bytes.Add(bytes)
+}
+
+// Counters returns the service's totals.
+func (s *Service) Counters() Counters {
+	return Counters{AppliedEvents: s.counts.events.Load(), AppliedBytes: s.counts.bytes.Load(), Errors: s.counts.errors.Load()}
+}
+
+// counted is r.Next counting what the applier takes: every fragment's
+// bytes, a transaction at its last fragment.
+func (s *Service) counted(r *thl.Reader) apply.Next {
+	return func(ctx context.Context) (*thlpb.Event, error) {
+		ev, err := r.Next(ctx)
+		if ev != nil {
+			var n uint64
+			if ev.GetLastFrag() {
+				n = 1
+			}
+			s.counts.add(n, uint64(r.LastSize()))
+		}
+		return ev, err
+	}
+}
