@@ -6,7 +6,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,6 +227,25 @@ func TestSecrets(t *testing.T) {
 				t.Errorf("%s:%d: %v", h, port, err)
 			}
 			outputs[fmt.Sprintf("/metrics of %s:%d", h, port)] = page
+		}
+	}
+	// The REST API with its password and with a wrong one (401, and a log
+	// line naming the user only).
+	for _, u := range []string{"http://" + s.addr("east1") + ":8090/api/v2/manager/status",
+		"http://" + s.addr("west2") + ":8097/api/v2/replicator/status", "http://" + s.addr("east3") + ":8096/api/v2/connector/status"} {
+		for pw, want := range map[string]int{restSecret: http.StatusOK, wrongSecret: http.StatusUnauthorized} {
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			req.SetBasicAuth("apiuser", pw)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", u, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s: HTTP %d, want %d", u, resp.StatusCode, want)
+			}
+			outputs[fmt.Sprintf("REST %s (HTTP %d)", u, resp.StatusCode)] = string(body)
 		}
 	}
 
