@@ -289,6 +289,8 @@ rest-api-admin-user=apiuser
 rest-api-admin-pass=secret
 replicator-rest-api=false
 property=replicator.prometheus.exporter.enabled=false
+property=manager.prometheus.exporter.enabled=false
+property=connector.prometheus.exporter.enabled=false
 
 [east]
 topology=clustered
@@ -316,9 +318,12 @@ func TestRESTReplicatorOff(t *testing.T) {
 	})
 	mustREST(t, 200, http.MethodGet, base+":8096/api/v2/connector/status", "")
 	checkLocked(t, http.MethodGet, base+":8096/api/v2/connector/status")
-	if c, err := net.DialTimeout("tcp", s.addr("east1")+":8097", time.Second); err == nil {
-		c.Close()
-		t.Fatal("something listens on the replicator's REST port with replicator-rest-api=false")
+	for port, why := range map[int]string{8097: "replicator-rest-api=false", 8091: "replicator.prometheus.exporter.enabled=false",
+		8092: "manager.prometheus.exporter.enabled=false", 8093: "connector.prometheus.exporter.enabled=false"} {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", s.addr("east1"), port), time.Second); err == nil {
+			c.Close()
+			t.Errorf("something listens on port %d with %s", port, why)
+		}
 	}
 	log, err := os.ReadFile(filepath.Join(s.cfg.Dir, "east1", "continuent", "var", "log", "replicator.log"))
 	if err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -12,10 +13,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/carbidedb/carbide/internal/certs"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -62,6 +68,8 @@ func TestScenarioEnableSSL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "takes TLS only") {
 		t.Errorf("plaintext client against a TLS THL port: %v", err)
 	}
+
+	s.strangersRefused("east2")
 
 	after := s.bothSitesWrite()
 	sums := s.sameEverywhere(60*time.Second, allHosts, "app")
@@ -142,4 +150,58 @@ func (s *site) thlRead(host, marker string) (raw, decoded bool) {
 	mu.Lock()
 	defer mu.Unlock()
 	return bytes.Contains(wire.Bytes(), []byte(marker)), decoded
+}
+
+// strangersRefused checks that host's agents refuse what comes without
+// the cluster's secret: control calls to the manager and the replicator,
+// a THL stream with the cluster's certificate but another secret, and a
+// connection to the managers' raft port.
+func (s *site) strangersRefused(host string) {
+	s.t.Helper()
+	b, err := install.Open(filepath.Join(s.cfg.Dir, host, "continuent"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	st := b.Install.Settings
+	m, err := certs.Load(st)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	stranger := security.Insecure("not-the-secret").WithMaterial(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr := func(port int) string { return fmt.Sprintf("%s:%d", s.addr(host), port) }
+	dial := func(a string, opts []grpc.DialOption) *grpc.ClientConn {
+		c, err := grpc.NewClient(a, opts...)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Cleanup(func() { c.Close() })
+		return c
+	}
+	_, err = managerpb.NewManagerClient(dial(addr(st.ManagerRPCPort), stranger.ControlDialOptions(nil))).Status(ctx, &managerpb.StatusRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		s.t.Errorf("manager control call without the secret: %v", err)
+	}
+	_, err = replicatorpb.NewReplicatorClient(dial(addr(st.RMIPort), stranger.ControlDialOptions(nil))).Services(ctx, &replicatorpb.ServicesRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		s.t.Errorf("replicator control call without the secret: %v", err)
+	}
+	stream, err := thlpb.NewTHLClient(dial(addr(st.THLPort), stranger.THLDialOptions(nil))).Stream(ctx, &thlpb.StreamRequest{Service: "east", ClientHost: "stranger"})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		s.t.Errorf("THL stream without the secret: %v", err)
+	}
+	c, err := net.Dial("tcp", addr(st.RaftPort))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("\x00\x00\x00\x01 raft request from a stranger"))
+	if n, err := c.Read(make([]byte, 64)); err == nil || n > 0 {
+		s.t.Errorf("the raft port answered a stranger (%d bytes, %v)", n, err)
+	}
 }

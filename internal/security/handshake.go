@@ -98,14 +98,17 @@ type authListener struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
-	err   error
+	mu    sync.Mutex
+	err   error // why the listener stopped, when not closed by Close
 }
 
 func (al *authListener) run(c *Cluster, refused func(net.Addr, error)) {
 	for {
 		conn, err := al.Listener.Accept()
 		if err != nil {
+			al.mu.Lock()
 			al.err = err
+			al.mu.Unlock()
 			al.Close()
 			return
 		}
@@ -131,6 +134,8 @@ func (al *authListener) Accept() (net.Conn, error) {
 	case c := <-al.conns:
 		return c, nil
 	case <-al.done:
+		al.mu.Lock()
+		defer al.mu.Unlock()
 		if al.err != nil {
 			return nil, al.err
 		}

@@ -511,30 +511,33 @@ func (r *runner) waitServices(cfg *config.Config, in *config.Install) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		rep, err := c.Services(ctx, &replicatorpb.ServicesRequest{})
 		cancel()
-		if err == nil {
-			going, failed := 0, ""
-			var unreachable []string
-			for _, s := range rep.GetServices() {
-				switch st := s.GetState(); {
-				case strings.HasPrefix(st, "GOING-ONLINE"):
-					going++
-					for _, f := range s.GetFields() {
-						if f.GetName() == "masterConnectError" {
-							unreachable = append(unreachable, fmt.Sprintf("%s cannot reach its sources yet (%s)", s.GetService(), f.GetValue()))
-						}
+		if err != nil {
+			// restart returned once the control API answered: it does not
+			// come and go, so there is nothing to wait for.
+			return "back; its control API does not answer (" + err.Error() + ")"
+		}
+		going, failed := 0, ""
+		var unreachable []string
+		for _, s := range rep.GetServices() {
+			switch st := s.GetState(); {
+			case strings.HasPrefix(st, "GOING-ONLINE"):
+				going++
+				for _, f := range s.GetFields() {
+					if f.GetName() == "masterConnectError" {
+						unreachable = append(unreachable, fmt.Sprintf("%s cannot reach its sources yet (%s)", s.GetService(), f.GetValue()))
 					}
-				case st == "OFFLINE:ERROR":
-					failed = s.GetService()
 				}
+			case st == "OFFLINE:ERROR":
+				failed = s.GetService()
 			}
-			switch {
-			case failed != "":
-				return "back, with service " + failed + " in OFFLINE:ERROR (see " + trepctl + " services)"
-			case going == 0:
-				return "ONLINE"
-			case len(unreachable) == going:
-				return "back; " + strings.Join(unreachable, "; ")
-			}
+		}
+		switch {
+		case failed != "":
+			return "back, with service " + failed + " in OFFLINE:ERROR (see " + trepctl + " services)"
+		case going == 0:
+			return "ONLINE"
+		case len(unreachable) == going:
+			return "back; " + strings.Join(unreachable, "; ")
 		}
 		if time.Now().After(deadline) {
 			return "back; its services are still going online"
