@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,7 +204,17 @@ func errText(err error) string {
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	msg := err.Error()
+	if st, ok := status.FromError(err); ok {
+		msg = st.Message()
+	}
+	// A failed dial comes wrapped: connection error: desc = "transport:
+	// Error while dialing: <what happened>".
+	const dialing = "transport: Error while dialing: "
+	if i := strings.Index(msg, dialing); i >= 0 {
+		msg = strings.TrimSuffix(msg[i+len(dialing):], `"`)
+	}
+	return msg
 }
 
 // fetch streams from one source; got reports whether any message came.
