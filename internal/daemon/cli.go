@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -99,6 +101,9 @@ func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) 
 		return 1
 	}
 	defer RemovePID(pid)
+	if dir := os.Getenv(ProfileEnv); dir != "" {
+		defer profile(dir, a.Program, home, errOut)()
+	}
 	if err := r.Run(ctx); err != nil {
 		fmt.Fprintf(errOut, "%s: %v\n", a.Program, err)
 		return 1
@@ -120,5 +125,26 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// ProfileEnv names a directory: an agent run with it set writes a CPU
+// profile of its whole run there, <program>-<install>-<pid>.pprof (for
+// benchmark investigations; off by default).
+const ProfileEnv = "CARBIDE_CPUPROFILE_DIR"
+
+func profile(dir, program, home string, errOut io.Writer) (stop func()) {
+	name := fmt.Sprintf("%s-%s-%s-%d.pprof", program, filepath.Base(filepath.Dir(home)), filepath.Base(home), os.Getpid())
+	f, err := os.Create(filepath.Join(dir, name))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(errOut, "%s: CPU profile: %v\n", program, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }

@@ -275,11 +275,26 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 			}
 		}()
 	}
-	defer func() {
-		if dirty {
-			if serr := store.Sync(); serr != nil && err == nil {
-				err = serr
+	// Syncs run beside the receive loop, so that an fsync stalled by a
+	// busy disk does not hold up the events behind it; the last one runs
+	// on the way out.
+	syncReq, syncErr, syncDone := make(chan struct{}, 1), make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		for range syncReq {
+			if err := store.Sync(); err != nil {
+				select {
+				case syncErr <- err:
+				default:
+				}
 			}
+		}
+	}()
+	defer func() {
+		close(syncReq)
+		<-syncDone
+		if serr := store.Sync(); serr != nil && err == nil {
+			err = serr
 		}
 	}()
 	for {
@@ -311,10 +326,16 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 			c.setStatus(func(s *ClientStatus) { s.LastHeartbeat, s.MasterSeqno = time.Now(), m.Heartbeat.GetMaxSeqno() })
 		}
 		if dirty && time.Since(lastSync) >= c.cfg.SyncEvery {
-			if err := store.Sync(); err != nil {
-				return got, err
+			select {
+			case syncReq <- struct{}{}:
+			default: // one is queued: it covers these events too
 			}
 			dirty, lastSync = false, time.Now()
+		}
+		select {
+		case err := <-syncErr:
+			return got, err
+		default:
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+	"golang.org/x/sys/unix"
 )
 
 // recMeta is one encoded record of an Append batch.
@@ -221,18 +222,34 @@ func (s *Store) newSegment(first, num uint64) error {
 	return nil
 }
 
-// Sync makes every appended event durable (fsync of the active segment).
+// Sync makes every event appended before it durable (fsync of the active
+// segment). The fsync runs on a duplicate of the segment's descriptor
+// without the write lock, so Append goes on meanwhile (a rotation closes
+// the original; the duplicate stays valid).
 func (s *Store) Sync() error {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if err := s.writable(); err != nil {
+		s.wmu.Unlock()
 		return err
 	}
-	if s.active == nil {
+	if s.active == nil || s.cfg.noSync {
+		s.wmu.Unlock()
 		return nil
 	}
-	if err := s.fsync(s.active); err != nil {
-		return s.fail(fmt.Errorf("thl: sync: %w", err))
+	fd, err := unix.Dup(int(s.active.Fd()))
+	name := s.active.Name()
+	if err != nil {
+		defer s.wmu.Unlock()
+		return s.fail(fmt.Errorf("thl: sync %s: %w", name, err))
+	}
+	s.wmu.Unlock()
+	f := os.NewFile(uintptr(fd), name)
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		return s.fail(fmt.Errorf("thl: sync %s: %w", name, err))
 	}
 	return nil
 }
