@@ -3,9 +3,10 @@ package manager
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/carbidedb/carbide/internal/exporter"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,28 +16,11 @@ import (
 // gather collects c and flattens it: "name{label=value,…}" → value.
 func gather(t *testing.T, c prometheus.Collector) map[string]float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	fams, err := reg.Gather()
+	m, err := exporter.Gather(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			v := m.GetGauge().GetValue()
-			if m.Counter != nil {
-				v = m.GetCounter().GetValue()
-			}
-			out[f.GetName()+"{"+strings.Join(labels, ",")+"}"] = v
-		}
-	}
-	return out
+	return m
 }
 
 func TestManagerCollector(t *testing.T) {

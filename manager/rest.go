@@ -114,24 +114,8 @@ func restStatus(r *managerpb.StatusReply) ManagerStatus {
 // startREST serves the REST API in a goroutine of wg until ctx ends; with
 // no credentials configured it logs why and serves nothing.
 func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
-	if a.st.RESTAdminUser == "" || a.st.RESTAdminPassword == "" {
-		a.log.Info("REST API off", "reason", "rest-api-admin-user and rest-api-admin-password are not both set; the API is never served without credentials")
-		return
-	}
-	srv, err := restapi.New(restapi.Config{Component: "manager", Addr: restapi.ListenAddr(a.bound.Host, a.st.ManagerRESTAddress, a.st.ManagerRESTPort),
-		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.self, Logger: a.log})
-	if err != nil {
-		a.log.Error("REST API", "error", err)
-		return
-	}
-	a.restRoutes(srv)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Run(ctx); err != nil {
-			a.log.Error("REST API", "error", err)
-		}
-	}()
+	restapi.Start(ctx, wg, restapi.Config{Component: "manager", Addr: restapi.ListenAddr(a.bound.Host, a.st.ManagerRESTAddress, a.st.ManagerRESTPort),
+		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.self, Logger: a.log}, a.restRoutes)
 }
 
 // commandTimeout bounds a control command run for the REST API; the

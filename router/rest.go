@@ -81,16 +81,11 @@ func (a *Agent) restStatus() ConnectorStatus {
 // startREST serves the REST API in a goroutine of wg until ctx ends; with
 // no credentials configured it logs why and serves nothing.
 func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
-	if a.st.RESTAdminUser == "" || a.st.RESTAdminPassword == "" {
-		a.log.Info("REST API off", "reason", "rest-api-admin-user and rest-api-admin-password are not both set; the API is never served without credentials")
-		return
-	}
-	srv, err := restapi.New(restapi.Config{Component: "connector", Addr: restapi.ListenAddr(a.bound.Host, a.st.ConnectorRESTAddress, a.st.ConnectorRESTPort),
-		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log})
-	if err != nil {
-		a.log.Error("REST API", "error", err)
-		return
-	}
+	restapi.Start(ctx, wg, restapi.Config{Component: "connector", Addr: restapi.ListenAddr(a.bound.Host, a.st.ConnectorRESTAddress, a.st.ConnectorRESTPort),
+		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log}, a.restRoutes)
+}
+
+func (a *Agent) restRoutes(srv *restapi.Server) {
 	srv.Handle(http.MethodGet, "status", "ConnectorStatus", func(*http.Request) (any, error) { return a.restStatus(), nil })
 	srv.Handle(http.MethodPost, "online", "ConnectorCommandResult", func(r *http.Request) (any, error) {
 		a.setHold(false)
@@ -104,13 +99,6 @@ func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
 		return ConnectorCommandResult{Command: "onhold", Lines: []string{fmt.Sprintf("connector %s is ONHOLD: new connections wait (up to %s) until online", a.bound.Host.Name, a.proxy.cfg.HoldTimeout)},
 			Connector: a.restStatus()}, nil
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Run(ctx); err != nil {
-			a.log.Error("REST API", "error", err)
-		}
-	}()
 }
 
 // routerCommand has the site's managers run `router <this host> verb`,

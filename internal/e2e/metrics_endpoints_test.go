@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/carbidedb/carbide/internal/exporter"
 )
 
 // The exporters' ports: the sample ini's defaults, and its cross-site
@@ -39,32 +37,11 @@ func scrape(url string) (map[string]float64, string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, string(body), fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
+	m, err := exporter.ParseText(strings.NewReader(string(body)))
 	if err != nil {
 		return nil, string(body), fmt.Errorf("%s is not Prometheus text: %w", url, err)
 	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			var v float64
-			switch {
-			case m.Counter != nil:
-				v = m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				v = m.GetGauge().GetValue()
-			default:
-				v = m.GetUntyped().GetValue()
-			}
-			out[name+"{"+strings.Join(labels, ",")+"}"] = v
-		}
-	}
-	return out, string(body), nil
+	return m, string(body), nil
 }
 
 // siteOf is the site of a sample-ini host, and other the other site.

@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/carbidedb/carbide/internal/exporter"
 
 	"github.com/carbidedb/carbide/internal/testutil"
 )
@@ -25,22 +24,11 @@ func metrics(t *testing.T, url string) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
+	m, err := exporter.ParseText(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not Prometheus text: %w", url, err)
 	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			out[name+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
-		}
-	}
-	return out, nil
+	return m, nil
 }
 
 // TestReplicatorMetrics: with the exporter on (the ini's default), each

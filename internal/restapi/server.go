@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/carbidedb/carbide/internal/daemon"
@@ -228,4 +229,31 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// Start serves an agent's API, its routes added by routes, in a goroutine
+// of wg until ctx ends. Without credentials it logs why and serves
+// nothing: the API is never served unauthenticated.
+func Start(ctx context.Context, wg *sync.WaitGroup, cfg Config, routes func(*Server)) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.User == "" || cfg.Password == "" {
+		log.Info("REST API off", "reason", "rest-api-admin-user and rest-api-admin-password are not both set; the API is never served without credentials")
+		return
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		log.Error("REST API", "error", err)
+		return
+	}
+	routes(srv)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Run(ctx); err != nil {
+			log.Error("REST API", "error", err)
+		}
+	}()
 }

@@ -63,45 +63,17 @@ type StatusList struct {
 	Services []ReplicatorStatus `json:"services"`
 }
 
-// restAddr is where the API listens; "" and a reason when it is off.
-func (a *Agent) restAddr() (addr, off string) {
-	st := a.bound.Install.Settings
-	switch {
-	case !st.ReplicatorREST:
-		return "", "replicator-rest-api=false"
-	case st.RESTAdminUser == "" || st.RESTAdminPassword == "":
-		return "", "rest-api-admin-user and rest-api-admin-password are not both set; the API is never served without credentials"
-	}
-	return restapi.ListenAddr(a.bound.Host, st.ReplicatorRESTAddress, st.ReplicatorRESTPort), ""
-}
-
-// serveREST serves the REST API until ctx ends; it logs why and returns
-// at once when the API is off.
-func (a *Agent) serveREST(ctx context.Context) error {
-	addr, off := a.restAddr()
-	if addr == "" {
-		a.log.Info("REST API off", "reason", off)
-		return nil
-	}
-	st := a.bound.Install.Settings
-	srv, err := restapi.New(restapi.Config{Component: "replicator", Addr: addr, User: st.RESTAdminUser, Password: st.RESTAdminPassword,
-		Host: a.bound.Host.Name, Logger: a.log})
-	if err != nil {
-		return err
-	}
-	a.restRoutes(srv)
-	return srv.Run(ctx)
-}
-
-// startREST runs serveREST in a goroutine of wg.
+// startREST serves the REST API in a goroutine of wg until ctx ends; off
+// (saying why in the log) with replicator-rest-api=false or without
+// credentials.
 func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := a.serveREST(ctx); err != nil {
-			a.log.Error("REST API", "error", err)
-		}
-	}()
+	st := a.bound.Install.Settings
+	if !st.ReplicatorREST {
+		a.log.Info("REST API off", "reason", "replicator-rest-api=false")
+		return
+	}
+	restapi.Start(ctx, wg, restapi.Config{Component: "replicator", Addr: restapi.ListenAddr(a.bound.Host, st.ReplicatorRESTAddress, st.ReplicatorRESTPort),
+		User: st.RESTAdminUser, Password: st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log}, a.restRoutes)
 }
 
 func (a *Agent) restRoutes(srv *restapi.Server) {
