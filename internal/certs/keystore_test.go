@@ -331,7 +331,7 @@ func TestJKSWriterRoundTrip(t *testing.T) {
 	t.Run("keytool", func(t *testing.T) {
 		keytool, err := exec.LookPath("keytool")
 		if err != nil {
-			t.Skip("no keytool on this machine: the Java half of the round trip is skipped")
+			t.Fatal("no keytool on this machine (Java's; make deps installs it): Java must read the keystores we write")
 		}
 		path := writeTemp(t, "ours.jks", data)
 		list, err := exec.Command(keytool, "-list", "-keystore", path, "-storepass", fixturePassword).CombinedOutput()
