@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,13 +141,6 @@ func LogFile(home string) string { return filepath.Join(install.LogDir(home), "m
 // ControlAddr is where the manager's gRPC API listens.
 func (a *Agent) ControlAddr() string {
 	return net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(a.st.ManagerRPCPort))
-}
-
-// gossipKey derives the site's memberlist key from what every host's
-// configuration shares: the site name and the replication password.
-func gossipKey(site, secret string) []byte {
-	k := sha256.Sum256([]byte("carbide-gossip\x00" + site + "\x00" + secret))
-	return k[:]
 }
 
 func (a *Agent) notify() {

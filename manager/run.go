@@ -37,7 +37,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	p, err := newPool(gossipConfig{Name: a.self, Addr: a.bound.Host.Address, Port: a.st.GossipPort,
-		Key: gossipKey(a.site.Name, a.st.ReplicationPassword), Peers: peers, Stale: 2500 * time.Millisecond,
+		Key: a.sec.GossipKey(a.site.Name), Peers: peers, Stale: 2500 * time.Millisecond,
 		Logger: a.log.With("lib", "memberlist"), OnChange: a.notify})
 	if err != nil {
 		_ = a.raft.Shutdown().Error()

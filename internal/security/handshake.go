@@ -30,6 +30,12 @@ func (c *Cluster) mac(label string, nc, ns []byte) []byte {
 	return m.Sum(nil)
 }
 
+// GossipKey is the memberlist encryption key of a site's managers, from
+// the same cluster key as the token and the handshakes.
+func (c *Cluster) GossipKey(site string) []byte {
+	return c.mac("gossip", []byte(site), nil)
+}
+
 // errBadPeer is the handshake's refusal.
 var errBadPeer = errors.New("the peer does not hold this cluster's secret")
 

@@ -545,9 +545,8 @@ func (r *runner) waitServices(cfg *config.Config, in *config.Install) string {
 	}
 }
 
-// checkCerts loads the certificates of every install with thl-ssl=true
-// (the ones of this host when run from an install) and prints each
-// problem once.
+// checkCerts loads the certificates of every install with thl-ssl=true,
+// each set of files once, and prints each problem.
 func (r *runner) checkCerts(cfg *config.Config) bool {
 	seen := map[string]bool{}
 	ok := true
@@ -557,8 +556,13 @@ func (r *runner) checkCerts(cfg *config.Config) bool {
 			if !in.Settings.THLSSL {
 				continue
 			}
-			if _, err := certs.Load(in.Settings); err != nil && !seen[err.Error()] {
-				seen[err.Error()] = true
+			st := in.Settings
+			files := strings.Join([]string{st.SSLCert, st.SSLKey, st.SSLCA, st.KeystorePath, st.KeystorePassword, st.TruststorePath, st.TruststorePassword}, "\x00")
+			if seen[files] {
+				continue // the same material, read once
+			}
+			seen[files] = true
+			if _, err := certs.Load(st); err != nil {
 				fmt.Fprintf(r.env.Err, "ERROR: thl-ssl=true (%s install of %s): %v\n", in.Kind, name, err)
 				ok = false
 			}
