@@ -33,7 +33,7 @@ wrapper sets it).
 
 // Main runs the manager command and returns the exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	return daemon.Main(ctx, daemon.Agent{Program: "manager", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
+	return daemon.Main(ctx, daemon.Agent{Program: "manager", Usage: usage, Spec: Spec, StopTimeout: 30 * time.Second, Lean: true, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
 		cfg := DefaultConfig(home)
 		cfg.Logger = log
 		_ = mysql.SetLogger(mysqlLogger{log})

@@ -26,6 +26,10 @@ type Agent struct {
 	Spec        func(home string, out io.Writer) Spec
 	StopTimeout time.Duration
 	New         func(home string, log *slog.Logger) (Runner, error)
+	// Lean runs the agent with the lean scheduler (sched.go): one P, and
+	// a started process gets the GODEBUG setting that keeps sysmon out of
+	// deep sleep.
+	Lean bool
 }
 
 // Runner is a foreground agent: Run serves until ctx ends.
@@ -46,6 +50,9 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 		return 1
 	}
 	spec := a.Spec(home, out)
+	if a.Lean {
+		spec.Env = leanEnv(os.Environ())
+	}
 	fail := func(verb string, err error) int {
 		fmt.Fprintf(errOut, "%s %s: %v\n", a.Program, verb, err)
 		return 1
@@ -87,6 +94,9 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 // runForeground runs the agent of the install at home until SIGTERM or
 // SIGINT, logging text to errOut, with its pid file written meanwhile.
 func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) int {
+	if a.Lean {
+		leanProcs()
+	}
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -33,6 +33,8 @@ type Spec struct {
 	Ready func(ctx context.Context) error
 	// Out receives the progress lines.
 	Out io.Writer
+	// Env is the started process's environment; nil means this one's.
+	Env []string
 }
 
 // Running reads the pid file and reports whether that process lives and is
@@ -98,6 +100,7 @@ func Start(ctx context.Context, s Spec) error {
 	offset, _ := logf.Seek(0, io.SeekEnd)
 	cmd := exec.Command(s.Args[0], s.Args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = s.Env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.Name, err)

@@ -30,7 +30,7 @@ and mm_replicator wrappers set it).
 
 // Main runs the replicator command and returns the exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	return daemon.Main(ctx, daemon.Agent{Program: "replicator", Usage: usage, Spec: Spec, StopTimeout: 60 * time.Second, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
+	return daemon.Main(ctx, daemon.Agent{Program: "replicator", Usage: usage, Spec: Spec, StopTimeout: 60 * time.Second, Lean: true, New: func(home string, log *slog.Logger) (daemon.Runner, error) {
 		return New(Config{Home: home, AutoOnline: true, Logger: log})
 	}}, args, out, errOut)
 }
