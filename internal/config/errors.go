@@ -29,10 +29,20 @@ const maxProblems = 20
 
 const moreProblems = "further problems are not listed; fix these and run again"
 
+// oneLine escapes line breaks: a problem quotes what came from the file
+// (a key, a path, the ini library's message with the line it choked on)
+// and must stay one line, as tpm prints one problem a line.
+var oneLine = strings.NewReplacer("\r", `\r`, "\n", `\n`)
+
+// problem is a single problem.
+func problem(format string, args ...any) Problems {
+	return Problems{oneLine.Replace(fmt.Sprintf(format, args...))}
+}
+
 func (p *Problems) addf(format string, args ...any) {
 	switch {
 	case len(*p) < maxProblems:
-		*p = append(*p, fmt.Sprintf(format, args...))
+		*p = append(*p, oneLine.Replace(fmt.Sprintf(format, args...)))
 	case len(*p) == maxProblems:
 		*p = append(*p, moreProblems)
 	}

@@ -16,11 +16,15 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[east]\ntopology=clustered\nmembers=e1\nmaster=e1\n"))
 	f.Add([]byte("[defaults]\nproperty=a=b=c\n[hosts]\ne1=127.0.0.1\n"))
 	f.Add([]byte("key\n[a.b]\n\"x\"=\"\"\"y\n"))
+	f.Add([]byte("[defaults\nfoo"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(Source{Name: "fuzz.ini", Data: data})
 		if err != nil {
 			if strings.TrimSpace(err.Error()) == "" {
 				t.Fatal("empty error message")
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Fatalf("the error is not one line: %q", err)
 			}
 			return
 		}

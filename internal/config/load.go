@@ -78,19 +78,19 @@ func Load(paths ...string) (*Config, error) {
 		st, err := os.Stat(f)
 		if err != nil {
 			if os.IsNotExist(err) {
-				return nil, Problems{fmt.Sprintf("%s does not exist; pass the ini file with --ini FILE", f)}
+				return nil, problem("%s does not exist; pass the ini file with --ini FILE", f)
 			}
-			return nil, Problems{fmt.Sprintf("cannot read %s: %v", f, err)}
+			return nil, problem("cannot read %s: %v", f, err)
 		}
 		if st.IsDir() {
-			return nil, Problems{fmt.Sprintf("%s is a directory, not an ini file; pass the ini file with --ini FILE", f)}
+			return nil, problem("%s is a directory, not an ini file; pass the ini file with --ini FILE", f)
 		}
 		if st.Size() > maxFileSize {
-			return nil, Problems{fmt.Sprintf("%s is %d bytes, too large for a tungsten.ini (1 MiB at most)", f, st.Size())}
+			return nil, problem("%s is %d bytes, too large for a tungsten.ini (1 MiB at most)", f, st.Size())
 		}
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, Problems{fmt.Sprintf("cannot read %s: %v", f, err)}
+			return nil, problem("cannot read %s: %v", f, err)
 		}
 		srcs = append(srcs, Source{Name: f, Data: data})
 	}
@@ -140,11 +140,11 @@ func parseOne(src Source) (secs []*Section, probs Problems) {
 		// in it must become an error, never a crash of tpm or an agent.
 		if r := recover(); r != nil {
 			secs = nil
-			probs = Problems{fmt.Sprintf("%s: cannot parse the file (%v); check its syntax", src.Name, r)}
+			probs = problem("%s: cannot parse the file (%s); check its syntax", src.Name, strings.TrimSpace(fmt.Sprint(r)))
 		}
 	}()
 	if strings.IndexByte(string(src.Data), 0) >= 0 {
-		return nil, Problems{fmt.Sprintf("%s is not a text file (it holds NUL bytes)", src.Name)}
+		return nil, problem("%s is not a text file (it holds NUL bytes)", src.Name)
 	}
 	f, err := ini.LoadSources(ini.LoadOptions{
 		AllowShadows:               true,
@@ -157,7 +157,7 @@ func parseOne(src Source) (secs []*Section, probs Problems) {
 		SkipUnrecognizableLines:    false,
 	}, src.Data)
 	if err != nil {
-		return nil, Problems{fmt.Sprintf("%s: cannot parse the file (%v); check its syntax", src.Name, err)}
+		return nil, problem("%s: cannot parse the file (%s); check its syntax", src.Name, strings.TrimSpace(err.Error()))
 	}
 	seen := map[string]bool{}
 	for _, s := range f.Sections() {
