@@ -37,6 +37,11 @@ func (p *pump) retire(loops []*loop) {
 // Bytes returns the bytes moved through the proxy since it started.
 func (p *Proxy) Bytes() Bytes {
 	b := p.pump.bytes()
+	if p.kernel != nil {
+		c, s := p.kernel.bytes()
+		b.FromClients += c
+		b.FromServers += s
+	}
 	b.FromClients += p.copied[clientSide].Load()
 	b.FromServers += p.copied[serverSide].Load()
 	return b

@@ -28,6 +28,8 @@ type ProxyConfig struct {
 	// Dial connects to a database; nil uses a net.Dialer.
 	Dial   func(ctx context.Context, addr string) (net.Conn, error)
 	Logger *slog.Logger
+	// NoKernel keeps every bridge in the event loops (kaccel.go).
+	NoKernel bool
 }
 
 // Counters are a connector's connection counts.
@@ -42,7 +44,9 @@ type Counters struct {
 type Proxy struct {
 	cfg ProxyConfig
 
-	pump *pump
+	pump      *pump
+	kernel    *kernel // nil: the kernel path is not available, for kernelErr
+	kernelErr error
 
 	mu      sync.Mutex
 	table   Table
@@ -63,8 +67,14 @@ type bridge struct {
 
 	mu    sync.Mutex
 	shut  bool       // close asked for
-	pair  *pair      // in the pump
-	conns []net.Conn // or spliced by io.Copy when the pump cannot take them
+	pair  conduit    // in the kernel path or the pump
+	conns []net.Conn // or spliced by io.Copy when neither can take them
+}
+
+// conduit is a bridge's data path once it is set up.
+type conduit interface {
+	shutdown()
+	finish()
 }
 
 // close ends the connection, now or as soon as it is in the pump.
@@ -117,8 +127,19 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{cfg: cfg, pump: newPump(pumpLoops()), table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
+	p := &Proxy{cfg: cfg, pump: newPump(pumpLoops()), table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
 		changed: make(chan struct{}), conns: map[*bridge]struct{}{}, perHost: map[string]*[2]int64{}}
+	if !cfg.NoKernel {
+		k, err := newKernel(p.pump, cfg.Logger)
+		if err != nil {
+			p.kernelErr = err
+			cfg.Logger.Info("data path: event loops only; the kernel path is not available", "why", err)
+		} else {
+			p.kernel = k
+			cfg.Logger.Info("data path: kernel (BPF sockmap), event loops for bulk transfers")
+		}
+	}
+	return p
 }
 
 // SetTable installs a new routing table. Connections to a datasource now
@@ -192,6 +213,9 @@ func (p *Proxy) Draining() (string, int) {
 // Close ends every connection and releases the proxy's event loops.
 func (p *Proxy) Close() {
 	p.closeAll()
+	if p.kernel != nil {
+		p.kernel.stop()
+	}
 	p.pump.stop()
 }
 
@@ -391,6 +415,13 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		}
 		p.mu.Unlock()
 	}
+	p.copied[serverSide].Add(uint64(len(greeting)))
+	if p.kernel != nil {
+		if c, err := p.kernel.add(client, server, greeting, release); err == nil {
+			p.hand(b, c)
+			return
+		}
+	}
 	// The client gets the greeting the server sent.
 	client.SetWriteDeadline(time.Now().Add(p.cfg.DialTimeout))
 	if _, err := client.Write(greeting); err != nil {
@@ -400,15 +431,8 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		return
 	}
 	client.SetWriteDeadline(time.Time{})
-	p.copied[serverSide].Add(uint64(len(greeting)))
 	if pr, err := p.pump.add(client, server, release); err == nil {
-		b.mu.Lock()
-		b.pair = pr
-		shut := b.shut
-		b.mu.Unlock()
-		if shut {
-			pr.shutdown()
-		}
+		p.hand(b, pr)
 		return
 	}
 	// Not sockets the pump can take (or no epoll): two copies.
@@ -431,4 +455,16 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 	go pipe(client, server, serverSide)
 	<-done
 	<-done
+}
+
+// hand records the bridge's conduit and closes it if that was asked for
+// meanwhile.
+func (p *Proxy) hand(b *bridge, c conduit) {
+	b.mu.Lock()
+	b.pair = c
+	shut := b.shut
+	b.mu.Unlock()
+	if shut {
+		c.shutdown()
+	}
 }

@@ -111,22 +111,34 @@ func (p *pump) add(a, b net.Conn, done func()) (*pair, error) {
 		unix.Close(fa)
 		return nil, err
 	}
-	p.mu.Lock()
-	if len(p.loops) == 0 {
-		p.mu.Unlock()
+	pr, err := p.adopt(fa, fb, false, done)
+	if err != nil {
 		unix.Close(fa)
 		unix.Close(fb)
-		return nil, errors.New("the connector is stopping")
+	}
+	return pr, err
+}
+
+// adopt hands two sockets already out of Go's poller to a loop (the
+// caller closes them on an error). mapped: they are in the kernel path's
+// SOCKMAP (kaccel.go), and the pair closes at its first EOF.
+func (p *pump) adopt(fa, fb int, mapped bool, done func()) (*pair, error) {
+	p.mu.Lock()
+	if p.err != nil || len(p.loops) == 0 {
+		err := p.err
+		p.mu.Unlock()
+		if err == nil {
+			err = errors.New("the connector is stopping")
+		}
+		return nil, err
 	}
 	l := p.loops[p.next%len(p.loops)]
 	p.next++
 	p.mu.Unlock()
-	pr := &pair{loop: l, done: done}
+	pr := &pair{loop: l, done: done, mapped: mapped}
 	pr.ends[0] = end{fd: fa, pair: pr, side: 0}
 	pr.ends[1] = end{fd: fb, pair: pr, side: 1}
 	if err := l.register(pr); err != nil {
-		unix.Close(fa)
-		unix.Close(fb)
 		return nil, err
 	}
 	return pr, nil
@@ -174,6 +186,10 @@ type pair struct {
 	// finishing: the pair waits for the server to end the session; what
 	// is read from either side is dropped.
 	finishing atomic.Bool
+	// mapped: the sockets are in the kernel path's SOCKMAP, which a
+	// half-closed socket must not stay in: the first EOF, once passed
+	// on, closes the pair.
+	mapped bool
 }
 
 // end is one socket: what was read from it and not yet written to the
@@ -470,6 +486,10 @@ func (l *loop) settle(e *end) {
 	pr := e.pair
 	for i := range pr.ends {
 		s := &pr.ends[i]
+		if pr.mapped && s.eof && len(s.pending) == 0 {
+			l.close(pr)
+			return
+		}
 		if s.eof && len(s.pending) == 0 && !s.other().shut {
 			s.other().shut = true
 			unix.Shutdown(s.other().fd, unix.SHUT_WR)

@@ -1,0 +1,715 @@
+package router
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel path: a bridge's bytes go from one socket to the other inside
+// the kernel, without waking the connector. Both sockets go into a
+// SOCKMAP whose SK_SKB verdict program (bpf.go) sends every packet one
+// receives to the other's transmit queue. A query and its answer then
+// cost the connector nothing; the event loops (pump.go) cost two thread
+// wake-ups per query, which on two cores is what kept them at HAProxy's
+// level (docs/connector.md, "Data path").
+//
+// The kernel queues what it redirects without limit, so each direction
+// has credit: it may keep kernelWindow bytes in the kernel beyond what the
+// receiving socket has sent on. The watcher raises the credit as the
+// bytes go out (every kernelTick); a direction that runs out (a client
+// reading a large result slowly, a bulk load faster than the server
+// takes it) is paused by the program, and the watcher moves the pair to
+// the event loops: it stops both directions, waits until the kernel has
+// sent on every byte it took, and hands the sockets to the pump, which
+// then reads what arrived after the pause. Bulk transfers run in the
+// event loops with their bounded buffers; queries and short answers stay
+// in the kernel.
+//
+// The end of a connection moves the pair to the event loops the same
+// way, at its first EOF or error, so that nothing the kernel holds is
+// lost. A socket still in the SOCKMAP must not be shut for writing (when
+// its peer's FIN arrives it is unhashed and the kernel drops what it
+// still queues for it), so a pair that was in the kernel ends MySQL's
+// way: once one side has ended and everything it sent was passed on,
+// both sockets close (pair.mapped). MySQL clients and servers never
+// half-close; a client that does and reads on needs the event loops only
+// (CARBIDE_CONNECTOR_KERNEL=off).
+//
+// When the program cannot be loaded (no CAP_BPF or CAP_NET_ADMIN, a kernel
+// before 5.13, IPv6 sockets) every bridge uses the event loops.
+
+const (
+	tcpClose = 7 // TCP_CLOSE in TCP_INFO's state
+
+	kernelWindow   = 256 << 10
+	kernelTick     = 10 * time.Millisecond
+	kernelMaxPairs = 16384
+	// kernelStall bounds the wait for the kernel to send on what it took
+	// when a pair leaves it: a client that stops reading for this long
+	// loses its connection.
+	kernelStall = time.Minute
+)
+
+// kernelDisabled: CARBIDE_CONNECTOR_KERNEL=off keeps every bridge in the
+// event loops.
+func kernelDisabled() bool { return os.Getenv("CARBIDE_CONNECTOR_KERNEL") == "off" }
+
+type kernel struct {
+	peers, socks, flows, grants, prog int
+	pump                              *pump
+	log                               *slog.Logger
+
+	epfd, wake int
+
+	mu      sync.Mutex
+	pairs   map[uint32]*kpair // by slot, while in the kernel
+	free    []uint32
+	next    uint32
+	stopped bool
+	closed  bool           // the maps are released
+	moving  sync.WaitGroup // pairs on their way to the event loops
+
+	keys []uint32 // the watcher's buffers for reading the flows
+	vals []flow
+
+	moved  [2]atomic.Uint64 // bytes the kernel passed on, by side read
+	paused atomic.Uint64    // pairs moved to the event loops for want of credit
+}
+
+// flow is a direction's state in the flows map.
+type flow struct {
+	Used   uint64
+	Paused uint32
+	Target uint32
+}
+
+type kpair struct {
+	k    *kernel
+	slot uint32
+	fds  [2]int
+	keys [2][16]byte
+	base [2]uint64 // bytes written to each socket before it was mapped
+	done func()
+
+	mu       sync.Mutex
+	leaving  bool  // on its way to the event loops (or closing)
+	pr       *pair // in the event loops
+	shut     bool  // close asked for
+	finished bool  // finish asked for
+	closed   bool
+	granted  [2]uint64 // the credit last given, by side read (watcher only)
+	counted  [2]uint64
+}
+
+// newKernel loads the program and makes its maps; an error says why the
+// kernel path is not available.
+func newKernel(p *pump, log *slog.Logger) (*kernel, error) {
+	if kernelDisabled() {
+		return nil, errors.New("CARBIDE_CONNECTOR_KERNEL=off")
+	}
+	k := &kernel{pump: p, log: log, pairs: map[uint32]*kpair{}, peers: -1, socks: -1, flows: -1, grants: -1, prog: -1, epfd: -1, wake: -1}
+	var err error
+	if k.peers, err = bpfMapCreate(unix.BPF_MAP_TYPE_HASH, 16, 4, 2*kernelMaxPairs); err != nil {
+		k.close()
+		return nil, fmt.Errorf("cannot create a BPF map (needs CAP_BPF): %w", err)
+	}
+	if k.socks, err = bpfMapCreate(unix.BPF_MAP_TYPE_SOCKMAP, 4, 4, 2*kernelMaxPairs); err != nil {
+		k.close()
+		return nil, fmt.Errorf("cannot create a SOCKMAP: %w", err)
+	}
+	if k.flows, err = bpfMapCreate(unix.BPF_MAP_TYPE_ARRAY, 4, 16, 2*kernelMaxPairs); err != nil {
+		k.close()
+		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
+	}
+	if k.grants, err = bpfMapCreate(unix.BPF_MAP_TYPE_ARRAY, 4, 8, 2*kernelMaxPairs); err != nil {
+		k.close()
+		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
+	}
+	if k.prog, err = bpfLoadVerdict(verdictProgram(k.peers, k.socks, k.flows, k.grants)); err != nil {
+		k.close()
+		return nil, fmt.Errorf("cannot load the verdict program: %w", err)
+	}
+	if err := bpfAttachVerdict(k.socks, k.prog); err != nil {
+		k.close()
+		return nil, fmt.Errorf("cannot attach the verdict program (needs kernel 5.13): %w", err)
+	}
+	if k.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		k.close()
+		return nil, err
+	}
+	if k.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		k.close()
+		return nil, err
+	}
+	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, k.wake, event(unix.EPOLLIN, 0)); err != nil {
+		k.close()
+		return nil, err
+	}
+	go k.watch()
+	return k, nil
+}
+
+func (k *kernel) close() {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	for _, fd := range []int{k.prog, k.peers, k.socks, k.flows, k.grants, k.epfd, k.wake} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// stop closes the pairs still in the kernel and ends the watcher, which
+// releases the maps once the pairs on their way out are gone.
+func (k *kernel) stop() {
+	k.mu.Lock()
+	k.stopped = true
+	var all []*kpair
+	for _, kp := range k.pairs {
+		all = append(all, kp)
+	}
+	k.mu.Unlock()
+	for _, kp := range all {
+		kp.shutdown()
+	}
+	k.poke()
+}
+
+// poke wakes the watcher.
+func (k *kernel) poke() {
+	var one = [8]byte{1}
+	unix.Write(k.wake, one[:])
+}
+
+// sockKey is a socket's key in the peers map: the addresses as the
+// program reads them from the packet (remote and local IPv4 in network
+// order, the remote port in network order in the upper half, the local
+// port in host order).
+func sockKey(fd int) ([16]byte, error) {
+	var key [16]byte
+	la, err := unix.Getsockname(fd)
+	if err != nil {
+		return key, err
+	}
+	ra, err := unix.Getpeername(fd)
+	if err != nil {
+		return key, err
+	}
+	l, ok1 := la.(*unix.SockaddrInet4)
+	r, ok2 := ra.(*unix.SockaddrInet4)
+	if !ok1 || !ok2 {
+		return key, errors.New("not an IPv4 connection")
+	}
+	copy(key[0:4], r.Addr[:])
+	copy(key[4:8], l.Addr[:])
+	rp := uint32(r.Port)
+	binary.LittleEndian.PutUint32(key[8:], (rp>>8&0xff|rp<<8&0xff00)<<16)
+	binary.LittleEndian.PutUint32(key[12:], uint32(l.Port))
+	return key, nil
+}
+
+// add puts a bridge in the kernel: the client then gets the server's
+// greeting (after the sockets are mapped, so that its answer is already
+// redirected). done runs once when the pair is closed.
+func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (conduit, error) {
+	if !isIPv4(client) || !isIPv4(server) {
+		return nil, errors.New("not an IPv4 connection")
+	}
+	k.mu.Lock()
+	var slot uint32
+	switch {
+	case k.stopped:
+		k.mu.Unlock()
+		return nil, errors.New("the connector is stopping")
+	case len(k.free) > 0:
+		slot = k.free[len(k.free)-1]
+		k.free = k.free[:len(k.free)-1]
+	case k.next < kernelMaxPairs:
+		slot = k.next
+		k.next++
+	default:
+		k.mu.Unlock()
+		return nil, errors.New("no free slot")
+	}
+	k.mu.Unlock()
+	kp := &kpair{k: k, slot: slot, fds: [2]int{-1, -1}, done: done}
+	// From here on the connections belong to the kernel path: a failure
+	// closes them.
+	fc, err1 := takeFD(client)
+	fs, err2 := takeFD(server)
+	kp.fds = [2]int{fc, fs}
+	if err1 != nil || err2 != nil {
+		client.Close()
+		server.Close()
+		kp.closeNow()
+		return kp, nil
+	}
+	// A socket with bytes waiting must not be mapped: the program would
+	// be handed the whole of a packet the proxy has read part of (the
+	// server's greeting), and pass that part on again. The event loops
+	// take such a pair.
+	for _, fd := range kp.fds {
+		if n, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil || n > 0 {
+			k.release(kp)
+			if err := writeAll(fc, greeting); err != nil {
+				unix.Close(fc)
+				unix.Close(fs)
+				done()
+				return closedConduit{}, nil
+			}
+			pr, err := k.pump.adopt(fc, fs, false, done)
+			if err != nil {
+				unix.Close(fc)
+				unix.Close(fs)
+				done()
+				return closedConduit{}, nil
+			}
+			return pr, nil
+		}
+	}
+	for i, fd := range kp.fds {
+		var err error
+		if kp.keys[i], err = sockKey(fd); err != nil {
+			kp.closeNow()
+			return kp, nil
+		}
+	}
+	if err := k.insert(kp); err != nil {
+		k.log.Warn("kernel path: cannot map a connection", "err", err)
+		kp.closeNow()
+		return kp, nil
+	}
+	kp.base[clientSide] = uint64(len(greeting))
+	if err := writeAll(fc, greeting); err != nil {
+		kp.closeNow()
+		return kp, nil
+	}
+	k.mu.Lock()
+	k.pairs[kp.slot] = kp
+	first := len(k.pairs) == 1
+	k.mu.Unlock()
+	if first {
+		k.poke() // the watcher ticks while pairs are in the kernel
+	}
+	for side, fd := range kp.fds {
+		if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, fd, event(unix.EPOLLRDHUP, uint64(kp.slot)<<1|uint64(side)+1)); err != nil {
+			kp.leave("watch: " + err.Error())
+			return kp, nil
+		}
+	}
+	// Bytes that arrived before the sockets were mapped wait in the
+	// socket's own queue until more come (the program sees a socket's
+	// packets as they arrive): the event loops take them. What a socket
+	// received is what was read before mapping (the greeting), what the
+	// program passed on, and what waits.
+	read := [2]uint64{0, uint64(len(greeting))}
+	for side, fd := range kp.fds {
+		ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		f, ferr := k.flow(kp.slot<<1 | uint32(side))
+		if err != nil || ferr != nil || ti.Bytes_received > read[side]+f.Used {
+			kp.leave("bytes before mapping")
+			break
+		}
+	}
+	return kp, nil
+}
+
+// closedConduit is a bridge that ended while it was being set up.
+type closedConduit struct{}
+
+func (closedConduit) shutdown() {}
+func (closedConduit) finish()   {}
+
+func isIPv4(c net.Conn) bool {
+	l, ok1 := c.LocalAddr().(*net.TCPAddr)
+	r, ok2 := c.RemoteAddr().(*net.TCPAddr)
+	return ok1 && ok2 && l.IP.To4() != nil && r.IP.To4() != nil
+}
+
+// insert fills the maps for kp's slot: flows and credit first, then the
+// keys that lead the program to them, then the sockets.
+func (k *kernel) insert(kp *kpair) error {
+	for side := 0; side < 2; side++ {
+		i := kp.slot<<1 | uint32(side)
+		f := flow{Target: kp.slot<<1 | uint32(1-side)}
+		if err := bpfMapUpdate(k.flows, unsafe.Pointer(&i), unsafe.Pointer(&f)); err != nil {
+			return err
+		}
+		g := uint64(kernelWindow)
+		if err := bpfMapUpdate(k.grants, unsafe.Pointer(&i), unsafe.Pointer(&g)); err != nil {
+			return err
+		}
+		if err := bpfMapUpdate(k.peers, unsafe.Pointer(&kp.keys[side]), unsafe.Pointer(&i)); err != nil {
+			return err
+		}
+	}
+	for side := 0; side < 2; side++ {
+		i := kp.slot<<1 | uint32(side)
+		fd := uint32(kp.fds[side])
+		if err := bpfMapUpdate(k.socks, unsafe.Pointer(&i), unsafe.Pointer(&fd)); err != nil {
+			return fmt.Errorf("cannot put a socket in the SOCKMAP: %w", err)
+		}
+	}
+	return nil
+}
+
+// release forgets kp's keys and frees its slot (its sockets are closed:
+// closing takes them out of the SOCKMAP).
+func (k *kernel) release(kp *kpair) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	for side := 0; side < 2; side++ {
+		bpfMapDelete(k.peers, unsafe.Pointer(&kp.keys[side]))
+	}
+	delete(k.pairs, kp.slot)
+	k.free = append(k.free, kp.slot)
+}
+
+func (k *kernel) flow(i uint32) (flow, error) {
+	var f flow
+	err := bpfMapLookup(k.flows, unsafe.Pointer(&i), unsafe.Pointer(&f))
+	return f, err
+}
+
+func (k *kernel) grant(i uint32, g uint64) error {
+	return bpfMapUpdate(k.grants, unsafe.Pointer(&i), unsafe.Pointer(&g))
+}
+
+// written is how many bytes fd has sent or queued for sending.
+func written(fd int) (uint64, uint8, error) {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ti.Bytes_sent - ti.Bytes_retrans + uint64(ti.Notsent_bytes), ti.State, nil
+}
+
+// watch runs the kernel path's bookkeeping: at each tick, counts the
+// bytes passed on, raises credit, and moves paused pairs to the event
+// loops; between ticks, moves the pairs whose sockets report an end or
+// an error.
+func (k *kernel) watch() {
+	events := make([]unix.EpollEvent, 64)
+	last := time.Now()
+	for {
+		k.mu.Lock()
+		busy := len(k.pairs) > 0
+		k.mu.Unlock()
+		timeout := -1
+		if busy {
+			timeout = int(kernelTick / time.Millisecond)
+		}
+		n, err := unix.EpollWait(k.epfd, events, timeout)
+		if err != nil && err != unix.EINTR {
+			k.log.Error("kernel path watcher", "err", err)
+			return
+		}
+		for i := 0; i < n; i++ {
+			id := eventID(&events[i])
+			if id == 0 {
+				var b [8]byte
+				unix.Read(k.wake, b[:])
+				k.mu.Lock()
+				stopped := k.stopped
+				k.mu.Unlock()
+				if stopped {
+					k.moving.Wait()
+					k.close()
+					return
+				}
+				continue
+			}
+			k.mu.Lock()
+			kp := k.pairs[uint32((id-1)>>1)]
+			k.mu.Unlock()
+			if kp != nil {
+				kp.leave("end")
+			}
+		}
+		if time.Since(last) >= kernelTick {
+			last = time.Now()
+			k.tick()
+		}
+	}
+}
+
+func (k *kernel) tick() {
+	k.mu.Lock()
+	all := make([]*kpair, 0, len(k.pairs))
+	for _, kp := range k.pairs {
+		all = append(all, kp)
+	}
+	n := 2 * int(k.next)
+	k.mu.Unlock()
+	// Every flow in one call (slots are handed out lowest first).
+	if n == 0 {
+		return
+	}
+	if cap(k.keys) < n {
+		k.keys, k.vals = make([]uint32, n), make([]flow, n)
+	}
+	keys, vals := k.keys[:n], k.vals[:n]
+	got, err := bpfArrayLookupBatch(k.flows, keys, unsafe.Pointer(&vals[0]))
+	for _, kp := range all {
+		kp.mu.Lock()
+		leaving := kp.leaving
+		kp.mu.Unlock()
+		if leaving {
+			continue
+		}
+		for side := 0; side < 2; side++ {
+			i := kp.slot<<1 | uint32(side)
+			var f flow
+			if err == nil && int(i) < got {
+				f = vals[i]
+			} else if f, err = k.flow(i); err != nil {
+				continue
+			}
+			kp.count(side, f.Used)
+			if f.Paused != 0 {
+				kp.leave("paused")
+				break
+			}
+			g := max(kp.granted[side], kernelWindow)
+			if f.Used+kernelWindow/2 < g {
+				continue
+			}
+			w, _, err := written(kp.fds[1-side])
+			if err != nil {
+				continue
+			}
+			if ng := w - kp.base[1-side] + kernelWindow; ng > g && k.grant(i, ng) == nil {
+				kp.granted[side] = ng
+			}
+		}
+	}
+}
+
+// count adds what the kernel passed on since the last count.
+func (kp *kpair) count(side int, used uint64) {
+	kp.mu.Lock()
+	d := used - kp.counted[side]
+	if used > kp.counted[side] {
+		kp.counted[side] = used
+	} else {
+		d = 0
+	}
+	kp.mu.Unlock()
+	kp.k.moved[side].Add(d)
+}
+
+// leave moves the pair to the event loops (once; in the background).
+func (kp *kpair) leave(why string) {
+	kp.mu.Lock()
+	if kp.leaving {
+		kp.mu.Unlock()
+		return
+	}
+	kp.leaving = true
+	kp.mu.Unlock()
+	kp.k.moving.Add(1)
+	go func() {
+		defer kp.k.moving.Done()
+		kp.moveOut(why)
+	}()
+}
+
+// moveOut stops both directions (no credit: the program pauses a flow at
+// its next packet), waits for the packets the program is handling to be
+// done (taking each socket's lock, as TCP_INFO does), then for the
+// kernel to send on every byte it took, and hands the sockets to the
+// pump, which reads whatever the paused flows left on them.
+func (kp *kpair) moveOut(why string) {
+	k := kp.k
+	for _, fd := range kp.fds {
+		unix.EpollCtl(k.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	for side := 0; side < 2; side++ {
+		k.grant(kp.slot<<1|uint32(side), 0)
+	}
+	var used [2]uint64
+	for side := 0; side < 2; side++ {
+		written(kp.fds[side])
+	}
+	for side := 0; side < 2; side++ {
+		f, err := k.flow(kp.slot<<1 | uint32(side))
+		if err == nil {
+			used[side] = f.Used
+			kp.count(side, f.Used)
+		}
+	}
+	start, progress := time.Now(), time.Now()
+	var prev [2]uint64
+	pause := 50 * time.Microsecond
+	for {
+		kp.mu.Lock()
+		shut := kp.shut
+		kp.mu.Unlock()
+		if shut {
+			kp.closeNow()
+			return
+		}
+		drained := true
+		dead := false
+		for side := 0; side < 2; side++ {
+			to := 1 - side
+			w, state, err := written(kp.fds[to])
+			if err != nil || state == tcpClose {
+				dead = true // reset: nothing more goes out of it
+				continue
+			}
+			if w != prev[to] {
+				prev[to], progress = w, time.Now()
+			}
+			if w-kp.base[to] < used[side] {
+				drained = false
+			}
+		}
+		if drained || dead {
+			break
+		}
+		if time.Since(progress) > kernelStall {
+			k.log.Warn("a connection leaving the kernel path made no progress; closed", "after", time.Since(start).Round(time.Millisecond))
+			kp.closeNow()
+			return
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+	// An EOF the program passed on makes the kernel report EPIPE on the
+	// other socket: clear it, the pump would take it for an error.
+	for _, fd := range kp.fds {
+		unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	}
+	if why == "paused" {
+		k.paused.Add(1)
+	}
+	k.log.Debug("connection left the kernel path", "why", why, "took", time.Since(start))
+	pr, err := k.pump.adopt(kp.fds[0], kp.fds[1], true, func() {
+		k.release(kp)
+		kp.done()
+	})
+	if err != nil {
+		kp.closeNow()
+		return
+	}
+	kp.mu.Lock()
+	kp.pr = pr
+	shut, finished := kp.shut, kp.finished
+	kp.mu.Unlock()
+	switch {
+	case shut:
+		pr.shutdown()
+	case finished:
+		pr.finish()
+	}
+}
+
+// closeNow closes both sockets and releases the pair.
+func (kp *kpair) closeNow() {
+	kp.mu.Lock()
+	if kp.closed {
+		kp.mu.Unlock()
+		return
+	}
+	kp.closed = true
+	fds := kp.fds
+	kp.mu.Unlock()
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.EpollCtl(kp.k.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		}
+	}
+	// Keys first: the slot must not be reachable when it is reused.
+	kp.k.release(kp)
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	kp.done()
+}
+
+// shutdown closes the pair now.
+func (kp *kpair) shutdown() {
+	kp.mu.Lock()
+	kp.shut = true
+	pr, leaving := kp.pr, kp.leaving
+	kp.leaving = true
+	kp.mu.Unlock()
+	switch {
+	case pr != nil:
+		pr.shutdown()
+	case !leaving:
+		kp.closeNow()
+	}
+	// Leaving: moveOut sees shut.
+}
+
+// finish ends the pair the way a switch's drain needs (pair.finish), in
+// the event loops.
+func (kp *kpair) finish() {
+	kp.mu.Lock()
+	kp.finished = true
+	pr := kp.pr
+	kp.mu.Unlock()
+	if pr != nil {
+		pr.finish()
+		return
+	}
+	kp.leave("finish")
+}
+
+// writeAll writes p to a non-blocking socket, waiting while it is full.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := write(fd, p)
+		if n > 0 {
+			p = p[n:]
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+		case unix.EAGAIN:
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			if _, err := unix.Poll(fds, 5000); err != nil && err != unix.EINTR {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// bytes is what the kernel passed on, the pairs still in it counted now.
+func (k *kernel) bytes() (fromClients, fromServers uint64) {
+	k.mu.Lock()
+	all := make([]*kpair, 0, len(k.pairs))
+	for _, kp := range k.pairs {
+		all = append(all, kp)
+	}
+	k.mu.Unlock()
+	for _, kp := range all {
+		for side := 0; side < 2; side++ {
+			if f, err := k.flow(kp.slot<<1 | uint32(side)); err == nil {
+				kp.count(side, f.Used)
+			}
+		}
+	}
+	return k.moved[clientSide].Load(), k.moved[serverSide].Load()
+}

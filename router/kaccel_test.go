@@ -1,0 +1,245 @@
+package router
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// kernelProxy starts a proxy with the kernel path and fails the test when
+// it is not available (it is on this project's machines: root, kernel 6).
+func kernelProxy(t *testing.T) (*Proxy, string) {
+	t.Helper()
+	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "")
+	p, addr := startProxy(t, ProxyConfig{})
+	if p.kernel == nil {
+		t.Fatalf("the kernel path is not available: %v", p.kernelErr)
+	}
+	return p, addr
+}
+
+// TestKernelQueries: request-and-answer traffic stays in the kernel path
+// (no pair leaves it), every answer is exact, and the bytes are counted.
+func TestKernelQueries(t *testing.T) {
+	p, addr := kernelProxy(t)
+	p.SetTable(onlineTo(echoServer(t, nil)))
+	const conns, rounds = 4, 500
+	var wg sync.WaitGroup
+	var sent uint64
+	var mu sync.Mutex
+	release := make(chan struct{})
+	closed := make(chan struct{}, conns)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer func() { closed <- struct{}{} }()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				wg.Done()
+				return
+			}
+			defer c.Close()
+			defer func() { wg.Done(); <-release }()
+			hello := make([]byte, 5)
+			if _, err := io.ReadFull(c, hello); err != nil {
+				t.Error(err)
+				return
+			}
+			for r := 0; r < rounds; r++ {
+				q := make([]byte, 20+r%200)
+				rand.Read(q)
+				c.Write(q)
+				got := make([]byte, len(q))
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, q) {
+					t.Errorf("round %d: %v, equal %v", r, err, bytes.Equal(got, q))
+					return
+				}
+				mu.Lock()
+				sent += uint64(len(q))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// The watcher reads every flow in one call.
+	keys, vals := make([]uint32, 2*conns), make([]flow, 2*conns)
+	if n, err := bpfArrayLookupBatch(p.kernel.flows, keys, unsafe.Pointer(&vals[0])); err != nil || n != 2*conns {
+		t.Errorf("batch lookup of %d flows: %d, %v", 2*conns, n, err)
+	}
+	var used uint64
+	for _, f := range vals {
+		used += f.Used
+	}
+	if used != 2*sent {
+		t.Errorf("the flows count %d bytes, want %d", used, 2*sent)
+	}
+	if n := p.kernel.paused.Load(); n != 0 {
+		t.Errorf("%d pairs left the kernel path for want of credit", n)
+	}
+	b := p.Bytes()
+	if b.FromClients != sent || b.FromServers != sent+5*conns {
+		t.Errorf("bytes %+v, want %d from clients and %d from servers", b, sent, sent+5*conns)
+	}
+	close(release)
+	for i := 0; i < conns; i++ {
+		<-closed
+	}
+	waitActive(t, p, 0)
+}
+
+// TestKernelBulk: connections that each send megabytes and read the echo
+// at once, half of them slowly, move to the event loops when their credit
+// runs out (the kernel keeps no more than its window for them); every
+// byte comes back in order, and each pair closes once the client does.
+func TestKernelBulk(t *testing.T) {
+	p, addr := kernelProxy(t)
+	p.SetTable(onlineTo(echoServer(t, nil)))
+	const conns, size = 12, 3 << 20
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(slow bool) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			hello := make([]byte, 5)
+			if _, err := io.ReadFull(c, hello); err != nil {
+				t.Error(err)
+				return
+			}
+			data := make([]byte, size)
+			rand.Read(data)
+			go c.Write(data)
+			h := sha256.New()
+			buf := make([]byte, 4096)
+			n := 0
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for n < size {
+				k, err := c.Read(buf)
+				h.Write(buf[:k])
+				n += k
+				if slow && n < size/4 {
+					time.Sleep(time.Millisecond)
+				}
+				if err != nil {
+					t.Errorf("after %d bytes: %v", n, err)
+					return
+				}
+			}
+			if want := sha256.Sum256(data); n != size || !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Errorf("echoed %d bytes of %d, same=%v", n, size, bytes.Equal(h.Sum(nil), want[:]))
+			}
+		}(i%2 == 0)
+	}
+	wg.Wait()
+	waitActive(t, p, 0)
+	if n := p.kernel.paused.Load(); n == 0 {
+		t.Errorf("no bulk pair left the kernel path")
+	}
+	if b := p.Bytes(); b.FromClients != conns*size || b.FromServers != conns*(size+5) {
+		t.Errorf("bytes %+v, want %d from clients and %d from servers", b, conns*size, conns*(size+5))
+	}
+}
+
+// TestKernelServerEndsAfterAnswer: a server that answers with megabytes
+// and closes (a KILL, a shutdown) is heard in full by a client that reads
+// slowly, then the client sees the end; so is one that answers a little
+// and closes (the answer stays in the kernel path until the end).
+func TestKernelServerEndsAfterAnswer(t *testing.T) {
+	for _, size := range []int{100, 3 << 20} {
+		answer := make([]byte, size)
+		rand.Read(answer)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					c.Write([]byte("hello"))
+					q := make([]byte, 4)
+					io.ReadFull(c, q)
+					c.Write(answer)
+					c.Close()
+				}()
+			}
+		}()
+		p, addr := kernelProxy(t)
+		p.SetTable(onlineTo(l.Addr().String()))
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				hello := make([]byte, 5)
+				io.ReadFull(c, hello)
+				c.Write([]byte("kill"))
+				time.Sleep(50 * time.Millisecond) // the server has closed
+				var got []byte
+				buf := make([]byte, 8192)
+				c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				for {
+					n, err := c.Read(buf)
+					got = append(got, buf[:n]...)
+					if len(got) < size/8 {
+						time.Sleep(time.Millisecond)
+					}
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Errorf("size %d: after %d bytes: %v", size, len(got), err)
+						return
+					}
+				}
+				if !bytes.Equal(got, answer) {
+					t.Errorf("size %d: read %d bytes, equal %v", size, len(got), bytes.Equal(got, answer))
+				}
+			}()
+		}
+		wg.Wait()
+		waitActive(t, p, 0)
+	}
+}
+
+// TestKernelOff: CARBIDE_CONNECTOR_KERNEL=off keeps the event loops only.
+func TestKernelOff(t *testing.T) {
+	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "off")
+	p, addr := startProxy(t, ProxyConfig{})
+	if p.kernel != nil {
+		t.Fatal("kernel path on with CARBIDE_CONNECTOR_KERNEL=off")
+	}
+	p.SetTable(onlineTo(echoServer(t, nil)))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hello := make([]byte, 5)
+	if _, err := io.ReadFull(c, hello); err != nil || string(hello) != "hello" {
+		t.Fatalf("%q %v", hello, err)
+	}
+}
