@@ -65,6 +65,15 @@ func TestConnector(t *testing.T) {
 	testutil.RequireSysbench(t)
 	s := startSandbox(t, connectorSite)
 
+	// The sandbox runs as root on a recent kernel: every connector moves
+	// bytes in the kernel (BPF sockmap), so what follows tests that path.
+	for _, h := range []string{"east1", "east2", "east3"} {
+		log, _ := os.ReadFile(filepath.Join(s.cfg.Dir, h, "continuent", "var", "log", "connector.log"))
+		if !strings.Contains(string(log), "data path: kernel") {
+			t.Fatalf("%s's connector does not run the kernel path:\n%s", h, log)
+		}
+	}
+
 	// Counters: three one-shot clients and two held connections through
 	// east3's connector, nothing else through any connector yet.
 	for i := 0; i < 3; i++ {
