@@ -169,31 +169,29 @@ func verdictProgram(peers, socks, flows, grants int) []bpfInsn {
 		insn(opLdxW, 2, 6, skbLocPort, 0),
 		insn(opStxW, 10, 2, -4, 0),
 	)
-	add(ldMap(1, peers)...)
+	// lookup: r0 = the element of m keyed by the stack at off, or pass.
+	lookup := func(m int, off int32) {
+		add(ldMap(1, m)...)
+		add(
+			insn(opMov64Reg, 2, 10, 0, 0),
+			insn(opAdd64Imm, 2, 0, 0, off),
+			insn(opCall, 0, 0, 0, fnLookup),
+			insn(opJeqImm, 0, 0, labelPass, 0),
+		)
+	}
+	lookup(peers, -16) // no flow: pass
 	add(
-		insn(opMov64Reg, 2, 10, 0, 0),
-		insn(opAdd64Imm, 2, 0, 0, -16),
-		insn(opCall, 0, 0, 0, fnLookup),
-		insn(opJeqImm, 0, 0, labelPass, 0), // no flow: pass
-		insn(opLdxW, 2, 0, 0, 0),           // flow index
+		insn(opLdxW, 2, 0, 0, 0), // flow index
 		insn(opStxW, 10, 2, -20, 0),
 	)
-	add(ldMap(1, flows)...)
+	lookup(flows, -20)
 	add(
-		insn(opMov64Reg, 2, 10, 0, 0),
-		insn(opAdd64Imm, 2, 0, 0, -20),
-		insn(opCall, 0, 0, 0, fnLookup),
-		insn(opJeqImm, 0, 0, labelPass, 0),
 		insn(opMov64Reg, 7, 0, 0, 0),       // r7 = flow
 		insn(opLdxW, 2, 7, 8, 0),           // paused
 		insn(opJneImm, 2, 0, labelPass, 0), // paused: pass
 	)
-	add(ldMap(1, grants)...)
+	lookup(grants, -20)
 	add(
-		insn(opMov64Reg, 2, 10, 0, 0),
-		insn(opAdd64Imm, 2, 0, 0, -20),
-		insn(opCall, 0, 0, 0, fnLookup),
-		insn(opJeqImm, 0, 0, labelPass, 0),
 		insn(opLdxDW, 3, 0, 0, 0),            // r3 = granted
 		insn(opLdxW, 8, 6, skbLen, 0),        // r8 = len
 		insn(opLdxDW, 2, 7, 0, 0),            // r2 = used

@@ -26,6 +26,24 @@ func kernelProxy(t *testing.T) (*Proxy, string) {
 	return p, addr
 }
 
+// greeted connects to addr and reads the echo server's greeting ("hello");
+// nil after reporting an error.
+func greeted(t *testing.T, addr string) net.Conn {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	hello := make([]byte, 5)
+	if _, err := io.ReadFull(c, hello); err != nil {
+		t.Errorf("greeting: %v", err)
+		c.Close()
+		return nil
+	}
+	return c
+}
+
 // TestKernelQueries: request-and-answer traffic stays in the kernel path
 // (no pair leaves it), every answer is exact, and the bytes are counted.
 func TestKernelQueries(t *testing.T) {
@@ -41,19 +59,13 @@ func TestKernelQueries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer func() { closed <- struct{}{} }()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Error(err)
+			c := greeted(t, addr)
+			if c == nil {
 				wg.Done()
 				return
 			}
 			defer c.Close()
 			defer func() { wg.Done(); <-release }()
-			hello := make([]byte, 5)
-			if _, err := io.ReadFull(c, hello); err != nil {
-				t.Error(err)
-				return
-			}
 			for r := 0; r < rounds; r++ {
 				q := make([]byte, 20+r%200)
 				rand.Read(q)
@@ -111,17 +123,11 @@ func TestKernelBulk(t *testing.T) {
 		wg.Add(1)
 		go func(slow bool) {
 			defer wg.Done()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Error(err)
+			c := greeted(t, addr)
+			if c == nil {
 				return
 			}
 			defer c.Close()
-			hello := make([]byte, 5)
-			if _, err := io.ReadFull(c, hello); err != nil {
-				t.Error(err)
-				return
-			}
 			data := make([]byte, size)
 			rand.Read(data)
 			go c.Write(data)
@@ -191,14 +197,11 @@ func TestKernelServerEndsAfterAnswer(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Error(err)
+				c := greeted(t, addr)
+				if c == nil {
 					return
 				}
 				defer c.Close()
-				hello := make([]byte, 5)
-				io.ReadFull(c, hello)
 				c.Write([]byte("kill"))
 				time.Sleep(50 * time.Millisecond) // the server has closed
 				var got []byte
@@ -275,16 +278,11 @@ func TestKernelChurn(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range work {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Error(err)
+				c := greeted(t, addr)
+				if c == nil {
 					return
 				}
-				c.SetDeadline(time.Now().Add(5 * time.Second))
 				buf := make([]byte, 5)
-				if _, err := io.ReadFull(c, buf); err != nil {
-					t.Error(err)
-				}
 				c.Write([]byte("ping!"))
 				if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping!" {
 					t.Errorf("%q %v", buf, err)
