@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,9 +68,15 @@ const (
 	kernelStall = time.Minute
 )
 
-// kernelDisabled: CARBIDE_CONNECTOR_KERNEL=off keeps every bridge in the
-// event loops.
-func kernelDisabled() bool { return os.Getenv("CARBIDE_CONNECTOR_KERNEL") == "off" }
+// kernelDisabled: CARBIDE_CONNECTOR_KERNEL=off (or false, no, 0) keeps
+// every bridge in the event loops.
+func kernelDisabled() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv("CARBIDE_CONNECTOR_KERNEL"))) {
+	case "off", "false", "no", "0":
+		return true
+	}
+	return false
+}
 
 type kernel struct {
 	peers, socks, flows, grants, prog int
@@ -122,7 +129,7 @@ type kpair struct {
 // kernel path is not available.
 func newKernel(p *pump, log *slog.Logger) (*kernel, error) {
 	if kernelDisabled() {
-		return nil, errors.New("CARBIDE_CONNECTOR_KERNEL=off")
+		return nil, errors.New("turned off by CARBIDE_CONNECTOR_KERNEL=" + os.Getenv("CARBIDE_CONNECTOR_KERNEL"))
 	}
 	k := &kernel{pump: p, log: log, pairs: map[uint32]*kpair{}, peers: -1, socks: -1, flows: -1, grants: -1, prog: -1, epfd: -1, wake: -1}
 	var err error

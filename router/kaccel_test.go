@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -231,12 +232,19 @@ func TestKernelServerEndsAfterAnswer(t *testing.T) {
 	}
 }
 
-// TestKernelOff: CARBIDE_CONNECTOR_KERNEL=off keeps the event loops only.
+// TestKernelOff: CARBIDE_CONNECTOR_KERNEL=off keeps the event loops only,
+// and says so.
 func TestKernelOff(t *testing.T) {
+	for _, v := range []string{"off", "False", "no", "0"} {
+		t.Setenv("CARBIDE_CONNECTOR_KERNEL", v)
+		if !kernelDisabled() {
+			t.Errorf("CARBIDE_CONNECTOR_KERNEL=%s leaves the kernel path on", v)
+		}
+	}
 	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "off")
 	p, addr := startProxy(t, ProxyConfig{})
-	if p.kernel != nil {
-		t.Fatal("kernel path on with CARBIDE_CONNECTOR_KERNEL=off")
+	if p.kernel != nil || !strings.Contains(fmt.Sprint(p.kernelErr), "CARBIDE_CONNECTOR_KERNEL=off") {
+		t.Fatalf("kernel path %v with CARBIDE_CONNECTOR_KERNEL=off (why: %v)", p.kernel != nil, p.kernelErr)
 	}
 	p.SetTable(onlineTo(echoServer(t, nil)))
 	c, err := net.Dial("tcp", addr)
