@@ -50,6 +50,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if _, err := kernelSetting(); err != nil {
+		return nil, err
+	}
 	b, err := install.Open(cfg.Home)
 	if err != nil {
 		return nil, err

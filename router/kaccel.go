@@ -68,14 +68,20 @@ const (
 	kernelStall = time.Minute
 )
 
-// kernelDisabled: CARBIDE_CONNECTOR_KERNEL=off (or false, no, 0) keeps
-// every bridge in the event loops.
-func kernelDisabled() bool {
-	switch strings.ToLower(strings.TrimSpace(os.Getenv("CARBIDE_CONNECTOR_KERNEL"))) {
+// kernelEnv turns the kernel path off (off, false, no, 0) or leaves it
+// to what the machine allows (unset, on, auto, true, yes, 1).
+const kernelEnv = "CARBIDE_CONNECTOR_KERNEL"
+
+// kernelSetting reads kernelEnv; any other value is an error.
+func kernelSetting() (on bool, err error) {
+	v := os.Getenv(kernelEnv)
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "on", "auto", "true", "yes", "1":
+		return true, nil
 	case "off", "false", "no", "0":
-		return true
+		return false, nil
 	}
-	return false
+	return false, fmt.Errorf("%s is %q: use on or off", kernelEnv, v)
 }
 
 type kernel struct {
@@ -128,8 +134,11 @@ type kpair struct {
 // newKernel loads the program and makes its maps; an error says why the
 // kernel path is not available.
 func newKernel(p *pump, log *slog.Logger) (*kernel, error) {
-	if kernelDisabled() {
-		return nil, errors.New("turned off by CARBIDE_CONNECTOR_KERNEL=" + os.Getenv("CARBIDE_CONNECTOR_KERNEL"))
+	if on, err := kernelSetting(); err != nil || !on {
+		if err == nil {
+			err = fmt.Errorf("turned off by %s=%s", kernelEnv, os.Getenv(kernelEnv))
+		}
+		return nil, err
 	}
 	k := &kernel{pump: p, log: log, pairs: map[uint32]*kpair{}, peers: -1, socks: -1, flows: -1, grants: -1, prog: -1, epfd: -1, wake: -1}
 	var err error

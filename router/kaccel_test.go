@@ -233,13 +233,29 @@ func TestKernelServerEndsAfterAnswer(t *testing.T) {
 }
 
 // TestKernelOff: CARBIDE_CONNECTOR_KERNEL=off keeps the event loops only,
-// and says so.
+// and says so; a value that is neither on nor off stops the connector
+// before it opens its install, with one sentence.
 func TestKernelOff(t *testing.T) {
 	for _, v := range []string{"off", "False", "no", "0"} {
 		t.Setenv("CARBIDE_CONNECTOR_KERNEL", v)
-		if !kernelDisabled() {
-			t.Errorf("CARBIDE_CONNECTOR_KERNEL=%s leaves the kernel path on", v)
+		if on, err := kernelSetting(); on || err != nil {
+			t.Errorf("CARBIDE_CONNECTOR_KERNEL=%s: on %v, %v", v, on, err)
 		}
+	}
+	for _, v := range []string{"", "on", "Auto", "1"} {
+		t.Setenv("CARBIDE_CONNECTOR_KERNEL", v)
+		if on, err := kernelSetting(); !on || err != nil {
+			t.Errorf("CARBIDE_CONNECTOR_KERNEL=%s: on %v, %v", v, on, err)
+		}
+	}
+	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "maybe")
+	home := t.TempDir()
+	_, err := New(Config{Home: home})
+	if err == nil || err.Error() != `CARBIDE_CONNECTOR_KERNEL is "maybe": use on or off` {
+		t.Errorf("New with CARBIDE_CONNECTOR_KERNEL=maybe: %v", err)
+	}
+	if ents, _ := os.ReadDir(home); len(ents) != 0 {
+		t.Errorf("the refused start wrote %d entries into the install", len(ents))
 	}
 	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "off")
 	p, addr := startProxy(t, ProxyConfig{})
