@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -141,43 +142,41 @@ func newKernel(p *pump, log *slog.Logger) (*kernel, error) {
 		return nil, err
 	}
 	k := &kernel{pump: p, log: log, pairs: map[uint32]*kpair{}, peers: -1, socks: -1, flows: -1, grants: -1, prog: -1, epfd: -1, wake: -1}
+	ready := false
+	defer func() {
+		if !ready {
+			k.close()
+		}
+	}()
 	var err error
 	if k.peers, err = bpfMapCreate(unix.BPF_MAP_TYPE_HASH, 16, 4, 2*kernelMaxPairs); err != nil {
-		k.close()
 		return nil, fmt.Errorf("cannot create a BPF map (needs CAP_BPF): %w", err)
 	}
 	if k.socks, err = bpfMapCreate(unix.BPF_MAP_TYPE_SOCKMAP, 4, 4, 2*kernelMaxPairs); err != nil {
-		k.close()
 		return nil, fmt.Errorf("cannot create a SOCKMAP: %w", err)
 	}
 	if k.flows, err = bpfMapCreate(unix.BPF_MAP_TYPE_ARRAY, 4, 16, 2*kernelMaxPairs); err != nil {
-		k.close()
 		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
 	}
 	if k.grants, err = bpfMapCreate(unix.BPF_MAP_TYPE_ARRAY, 4, 8, 2*kernelMaxPairs); err != nil {
-		k.close()
 		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
 	}
 	if k.prog, err = bpfLoadVerdict(verdictProgram(k.peers, k.socks, k.flows, k.grants)); err != nil {
-		k.close()
 		return nil, fmt.Errorf("cannot load the verdict program: %w", err)
 	}
 	if err := bpfAttachVerdict(k.socks, k.prog); err != nil {
-		k.close()
 		return nil, fmt.Errorf("cannot attach the verdict program (needs kernel 5.13): %w", err)
 	}
 	if k.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		k.close()
 		return nil, err
 	}
 	if k.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		k.close()
 		return nil, err
 	}
 	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, k.wake, event(unix.EPOLLIN, 0)); err != nil {
-		k.close()
 		return nil, err
 	}
+	ready = true
 	go k.watch()
 	return k, nil
 }
@@ -245,9 +244,18 @@ func sockKey(fd int) ([16]byte, error) {
 // add puts a bridge in the kernel: the client then gets the server's
 // greeting (after the sockets are mapped, so that its answer is already
 // redirected). done runs once when the pair is closed.
+//
+// An error leaves both connections as they were, for the event loops: not
+// IPv4, no free slot, or bytes waiting on either. A socket with bytes
+// waiting must not be mapped: the program would be handed the whole of a
+// packet the proxy has read part of (the server's greeting) and pass that
+// part on again.
 func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (conduit, error) {
 	if !isIPv4(client) || !isIPv4(server) {
 		return nil, errors.New("not an IPv4 connection")
+	}
+	if waiting(client) || waiting(server) {
+		return nil, errors.New("bytes waiting")
 	}
 	k.mu.Lock()
 	var slot uint32
@@ -277,29 +285,6 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 		server.Close()
 		kp.closeNow()
 		return kp, nil
-	}
-	// A socket with bytes waiting must not be mapped: the program would
-	// be handed the whole of a packet the proxy has read part of (the
-	// server's greeting), and pass that part on again. The event loops
-	// take such a pair.
-	for _, fd := range kp.fds {
-		if n, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil || n > 0 {
-			k.release(kp)
-			if err := writeAll(fc, greeting); err != nil {
-				unix.Close(fc)
-				unix.Close(fs)
-				done()
-				return closedConduit{}, nil
-			}
-			pr, err := k.pump.adopt(fc, fs, false, done)
-			if err != nil {
-				unix.Close(fc)
-				unix.Close(fs)
-				done()
-				return closedConduit{}, nil
-			}
-			return pr, nil
-		}
 	}
 	for i, fd := range kp.fds {
 		var err error
@@ -348,11 +333,23 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 	return kp, nil
 }
 
-// closedConduit is a bridge that ended while it was being set up.
-type closedConduit struct{}
-
-func (closedConduit) shutdown() {}
-func (closedConduit) finish()   {}
+// waiting tells whether c has bytes to read (or cannot say).
+func waiting(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	n := 0
+	var ioErr error
+	if err := rc.Control(func(fd uintptr) { n, ioErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil || ioErr != nil {
+		return true
+	}
+	return n > 0
+}
 
 func isIPv4(c net.Conn) bool {
 	l, ok1 := c.LocalAddr().(*net.TCPAddr)
