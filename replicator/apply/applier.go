@@ -222,7 +222,11 @@ func setupSession(ctx context.Context, conn *sql.Conn) error {
 		"SET NAMES binary",
 		"SET SESSION time_zone='+00:00'",
 		"SET SESSION sql_mode='" + sessionSQLMode + "'",
-		"SET SESSION foreign_key_checks=0",
+		// Row changes check foreign keys, so that cascades happen here as
+		// on the source (the binlog does not carry cascaded rows); a
+		// change whose source session had them off turns them off, and
+		// statements run with them off (a DDL's order need not satisfy them).
+		"SET SESSION foreign_key_checks=1",
 		// Row images name their rows by key: no gap locks needed, and
 		// parallel blocks on distinct rows do not block each other.
 		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",

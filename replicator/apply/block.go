@@ -32,10 +32,11 @@ type block struct {
 	txns  int
 	open  *thlpb.Event // the last fragment seen of a transaction still open
 	sent  bool         // part of the block was already sent (BEGIN issued)
+	cuts  []int        // offsets in sql after each BINLOG statement
 }
 
 func (b *block) reset() {
-	b.sql, b.txs, b.txns, b.open, b.sent = b.sql[:0], b.txs[:0], 0, nil, false
+	b.sql, b.txs, b.txns, b.open, b.sent, b.cuts = b.sql[:0], b.txs[:0], 0, nil, false, b.cuts[:0]
 }
 
 func isStatement(ev *thlpb.Event) bool {
@@ -81,14 +82,14 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	}
 	tx := &blk.txs[len(blk.txs)-1]
 	if !skip {
-		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps}
+		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts}
 		for _, c := range ev.GetChanges() {
 			tx.stmts = append(tx.stmts, len(bld.buf))
 			if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
 				return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
 			}
 		}
-		blk.sql = bld.buf
+		blk.sql, blk.cuts = bld.buf, bld.cuts
 	}
 	if !ev.GetLastFrag() {
 		blk.open = ev
@@ -136,17 +137,17 @@ func (a *Applier) checkSequence(blk *block, ev *thlpb.Event) error {
 
 // sendPart sends the SQL built so far of a large open transaction.
 func (a *Applier) sendPart(ctx context.Context, blk *block) error {
-	q := blk.sql
+	prefix := ""
 	if !blk.sent {
-		q = append([]byte("BEGIN;"), q...)
+		prefix = "BEGIN;"
 	}
-	if _, err := a.conn.ExecContext(ctx, string(q)); err != nil {
+	if err := execCut(ctx, a.conn, prefix, blk.sql, 0, len(blk.sql), blk.cuts, ""); err != nil {
 		a.rollback()
 		ev := blk.open
 		return a.sqlError(ev, "", err)
 	}
 	blk.sent = true
-	blk.sql = blk.sql[:0]
+	blk.sql, blk.cuts = blk.sql[:0], blk.cuts[:0]
 	blk.txs[len(blk.txs)-1].stmts = nil
 	blk.txs[len(blk.txs)-1].start = 0
 	return nil
@@ -156,15 +157,13 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	q := make([]byte, 0, len(blk.sql)+512)
+	prefix := ""
 	if !blk.sent {
-		q = append(q, "BEGIN;"...)
+		prefix = "BEGIN;"
 	}
-	q = append(q, blk.sql...)
-	q = appendTrackingUpdate(q, a.cfg.Service, last, now)
-	q = append(q, "COMMIT"...)
+	suffix := string(append(appendTrackingUpdate(nil, a.cfg.Service, last, now), "COMMIT"...))
 	begin := time.Now()
-	_, err := a.conn.ExecContext(ctx, string(q))
+	err := execCut(ctx, a.conn, prefix, blk.sql, 0, len(blk.sql), blk.cuts, suffix)
 	a.timed(time.Since(begin))
 	if err != nil {
 		a.rollback()
@@ -205,10 +204,8 @@ func (a *Applier) oneByOne(ctx context.Context, blk *block, first error) error {
 			end = blk.txs[i+1].start
 		}
 		now := a.cfg.Now()
-		q := append([]byte("BEGIN;"), blk.sql[tx.start:end]...)
-		q = appendTrackingUpdate(q, a.cfg.Service, tx.last, now)
-		q = append(q, "COMMIT"...)
-		if _, err := a.conn.ExecContext(ctx, string(q)); err != nil {
+		suffix := string(append(appendTrackingUpdate(nil, a.cfg.Service, tx.last, now), "COMMIT"...))
+		if err := execCut(ctx, a.conn, "BEGIN;", blk.sql, tx.start, end, blk.cuts, suffix); err != nil {
 			a.rollback()
 			return a.pinpoint(ctx, blk, i, err)
 		}
@@ -241,9 +238,8 @@ func (a *Applier) pinpoint(ctx context.Context, blk *block, i int, err error) er
 			if k+1 < len(tx.stmts) {
 				stop = tx.stmts[k+1]
 			}
-			stmt := string(blk.sql[off:stop])
-			if _, serr := a.conn.ExecContext(ctx, stmt); serr != nil {
-				failing, err = stmt, serr
+			if serr := execCut(ctx, a.conn, "", blk.sql, off, stop, blk.cuts, ""); serr != nil {
+				failing, err = string(blk.sql[off:stop]), serr
 				break
 			}
 		}
@@ -319,7 +315,7 @@ func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Sta
 		_, err = a.conn.ExecContext(ctx, string(bld.buf))
 	}
 	// Back to no default schema, whatever happened.
-	_, _ = a.conn.ExecContext(ctx, "SET SESSION sql_mode='"+sessionSQLMode+"'")
+	_, _ = a.conn.ExecContext(ctx, "SET SESSION sql_mode='"+sessionSQLMode+"', foreign_key_checks=1")
 	return err
 }
 

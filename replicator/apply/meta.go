@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // column is one column of a target table.
@@ -27,6 +28,14 @@ type table struct {
 	// uniques are the columns of every unique index, for dependency
 	// tracking between parallel blocks.
 	uniques [][]int
+	// triggers: the table has triggers on this database. Its rows are
+	// applied from the source's binlog events, which fire none (the rows
+	// the source's triggers wrote are in the transaction).
+	triggers bool
+	// foreign: the table has foreign keys or is referenced by one. A
+	// cascade changes rows no row image names, so its blocks run alone.
+	foreign bool
+	loaded  time.Time
 }
 
 func (t *table) col(name string) (*column, int, bool) {
@@ -38,12 +47,19 @@ func (t *table) col(name string) (*column, int, bool) {
 }
 
 // metaCache loads table definitions from information_schema, once per
-// table until the next DDL clears it.
+// table until the next DDL clears it or metaMaxAge passes: another
+// replicator (another site's service) may change a table, add a trigger
+// to it, without this one seeing the DDL.
 type metaCache struct {
 	tables map[string]*table
+	now    func() time.Time
 }
 
-func newMetaCache() *metaCache { return &metaCache{tables: map[string]*table{}} }
+// metaMaxAge bounds how long a table definition is used without reading
+// it again.
+const metaMaxAge = time.Second
+
+func newMetaCache() *metaCache { return &metaCache{tables: map[string]*table{}, now: time.Now} }
 
 func (m *metaCache) clear() { clear(m.tables) }
 
@@ -54,19 +70,22 @@ var errNoTable = errors.New("no such table")
 
 func (m *metaCache) get(ctx context.Context, q queryer, schema, name string) (*table, error) {
 	k := schema + "\x00" + name
-	if t, ok := m.tables[k]; ok {
+	now := m.now()
+	if t, ok := m.tables[k]; ok && now.Sub(t.loaded) < metaMaxAge {
 		return t, nil
 	}
 	t, err := loadTable(ctx, q, schema, name)
 	if err != nil {
 		return nil, err
 	}
+	t.loaded = now
 	m.tables[k] = t
 	return t, nil
 }
 
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 func loadTable(ctx context.Context, q queryer, schema, name string) (*table, error) {
@@ -141,5 +160,16 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 			t.key = cols
 		}
 	}
-	return t, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	err = q.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?),
+		EXISTS (SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS
+			WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? OR UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?)`,
+		schema, name, schema, name, schema, name).Scan(&t.triggers, &t.foreign)
+	if err != nil {
+		return nil, fmt.Errorf("read triggers and foreign keys of %s.%s: %w", schema, name, err)
+	}
+	return t, nil
 }

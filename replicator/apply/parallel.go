@@ -143,11 +143,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	last := blk.txs[len(blk.txs)-1].last
 	var err error
 	begin := time.Now()
-	if len(blk.sql) > 0 {
-		_, err = conn.ExecContext(ctx, "BEGIN;"+string(blk.sql))
-	} else {
-		_, err = conn.ExecContext(ctx, "BEGIN")
-	}
+	err = execCut(ctx, conn, "BEGIN;", blk.sql, 0, len(blk.sql), blk.cuts, "")
 	took := time.Since(begin)
 	if pred != nil {
 		<-pred.done
@@ -177,6 +173,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 func (b *block) clone() *block {
 	c := &block{start: b.start, txns: b.txns, sent: b.sent}
 	c.sql = append([]byte(nil), b.sql...)
+	c.cuts = append([]int(nil), b.cuts...)
 	c.txs = make([]txn, len(b.txs))
 	for i, t := range b.txs {
 		c.txs[i] = txn{last: t.last, start: t.start, stmts: append([]int(nil), t.stmts...)}

@@ -22,6 +22,9 @@ type builder struct {
 	// deps, when set, collects the rows the SQL touches, for parallel
 	// apply's conflict check.
 	deps *deps
+	// cuts are the offsets in buf after each BINLOG statement: the SQL is
+	// sent cut there (execCut).
+	cuts []int
 }
 
 // deps are the rows a block touches: one key per row and unique index
@@ -146,6 +149,9 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 	}
 	pos := positions(target)
 	if b.deps != nil {
+		if t.foreign {
+			b.deps.barrier = true
+		}
 		for _, r := range rc.GetRows() {
 			if rc.GetAction() != thlpb.RowChange_INSERT {
 				b.deps.note(t, pos, r.GetBefore())
@@ -154,6 +160,15 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 				b.deps.note(t, pos, r.GetAfter())
 			}
 		}
+	}
+	if t.triggers {
+		return b.binlogRows(t, rc)
+	}
+	if rc.GetNoForeignKeyChecks() {
+		// The session checks foreign keys (and cascades) as a source
+		// session does by default; this source session did not.
+		b.buf = append(b.buf, "SET SESSION foreign_key_checks=0;"...)
+		defer func() { b.buf = append(b.buf, "SET SESSION foreign_key_checks=1;"...) }()
 	}
 	switch rc.GetAction() {
 	case thlpb.RowChange_INSERT:
@@ -341,9 +356,10 @@ func (b *builder) statement(st *thlpb.Statement) {
 		b.buf = append(b.buf, m...)
 		b.buf = append(b.buf, "';"...)
 	}
+	b.buf = append(b.buf, "SET SESSION foreign_key_checks=0;"...)
 	b.buf = append(b.buf, origin.Comment(b.service)...)
 	b.buf = append(b.buf, strings.TrimRight(strings.TrimSpace(st.GetSql()), ";")...)
-	b.buf = append(b.buf, ';')
+	b.buf = append(b.buf, ";SET SESSION foreign_key_checks=1;"...)
 	if _, ok := st.GetSession()["sql_mode"]; ok {
 		b.buf = append(b.buf, "SET SESSION sql_mode="...)
 		b.buf = quoteString(b.buf, []byte(sessionSQLMode))

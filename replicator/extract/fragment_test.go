@@ -9,9 +9,10 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// TestFragments: a 5,000-row transaction arrives as five fragments of
+// TestFragments: a 5,000-row transaction arrives as fragments of at most
 // 1,000 rows sharing one event_id, in order, last_frag on the last only;
-// a byte limit cuts too, inside a single rows event.
+// a byte limit cuts too. Fragments end between Rows events, whose source
+// bytes travel with their rows.
 func TestFragments(t *testing.T) {
 	t.Parallel()
 	srv, db := startDB(t)
@@ -26,18 +27,23 @@ func TestFragments(t *testing.T) {
 	execConn(t, c, "INSERT INTO app.big SELECT seq, CONCAT('row ', seq) FROM seq_1_to_5000")
 	execConn(t, c, "INSERT INTO app.other VALUES (1)")
 	execConn(t, c, "COMMIT")
-	// One rows event (well under binlog_row_event_max_size) of 20 rows of
-	// 100 bytes: 2,000+ bytes cut at 1,000.
-	execConn(t, c, "INSERT INTO app.big SELECT 10000 + seq, REPEAT('x', 100) FROM seq_1_to_20")
+	// Three rows events of 10 rows of 100 bytes: 1,000+ bytes each, cut
+	// at 1,000 between them.
+	execConn(t, c, "BEGIN")
+	for i := range 3 {
+		execConn(t, c, fmt.Sprintf("INSERT INTO app.big SELECT %d + seq, REPEAT('x', 100) FROM seq_1_to_10", 10000+10*i))
+	}
+	execConn(t, c, "COMMIT")
 
 	txs := start(t, x, from).wait(t, 2)
 	frags := txs[0]
-	if len(frags) != 6 {
-		t.Fatalf("%d fragments, want 6 (5 × 1,000 rows + the last row)", len(frags))
+	if len(frags) < 6 {
+		t.Fatalf("%d fragments, want at least 6 (5,000 rows by 1,000 + the last row)", len(frags))
 	}
 	next := 1
 	for i, f := range frags {
-		if f.Fragno != uint32(i) || f.LastFrag != (i == 5) || f.EventId != frags[0].EventId || f.Shard != "app" || f.SourceId != "east1" {
+		last := i == len(frags)-1
+		if f.Fragno != uint32(i) || f.LastFrag != last || f.EventId != frags[0].EventId || f.Shard != "app" || f.SourceId != "east1" {
 			t.Errorf("fragment %d: fragno %d last %v event_id %s shard %s", i, f.Fragno, f.LastFrag, f.EventId, f.Shard)
 		}
 		n := 0
@@ -56,19 +62,25 @@ func TestFragments(t *testing.T) {
 				next++
 			}
 		}
-		if want := map[bool]int{false: 1000, true: 1}[i == 5]; n != want {
-			t.Errorf("fragment %d has %d rows, want %d", i, n, want)
+		if n == 0 || n > 1000 {
+			t.Errorf("fragment %d has %d rows, want 1 to 1,000", i, n)
+		}
+		for _, rc := range rowChanges(t, []*thlpb.Event{f}) {
+			if len(rc.Binlog) == 0 {
+				t.Errorf("fragment %d: a RowChange of %s carries no source events", i, rc.Table)
+			}
 		}
 	}
 	if next != 5001 {
 		t.Errorf("rows 1..%d extracted, want 1..5000", next-1)
 	}
-	last := rowChanges(t, frags[5:])
-	if len(last) != 1 || last[0].Table != "other" {
+	last := rowChanges(t, frags[len(frags)-1:])
+	if len(last) == 0 || last[len(last)-1].Table != "other" {
 		t.Errorf("last fragment: %v", last)
 	}
 
-	// Byte limit: 20 rows of ~108 bytes, at most 1,000 bytes each → 3 fragments.
+	// Byte limit: 3 events of 10 rows of ~108 bytes, at most 1,000 bytes
+	// each → 3 fragments.
 	small := start(t, bytesX, from).wait(t, 2)[1]
 	if len(small) != 3 {
 		t.Fatalf("%d fragments under FragmentBytes=1000, want 3", len(small))
@@ -79,13 +91,13 @@ func TestFragments(t *testing.T) {
 		for _, rc := range rowChanges(t, []*thlpb.Event{f}) {
 			n += len(rc.Rows)
 		}
-		if n == 0 || n > 9 || f.LastFrag != (i == 2) || f.Fragno != uint32(i) {
+		if n != 10 || f.LastFrag != (i == 2) || f.Fragno != uint32(i) {
 			t.Errorf("fragment %d: %d rows, last %v", i, n, f.LastFrag)
 		}
 		total += n
 	}
-	if total != 20 {
-		t.Errorf("%d rows in the fragments, want 20", total)
+	if total != 30 {
+		t.Errorf("%d rows in the fragments, want 30", total)
 	}
 }
 
@@ -93,11 +105,14 @@ func TestFragments(t *testing.T) {
 func TestTxnFragmentLimits(t *testing.T) {
 	ti := &tableInfo{schema: "a", table: "t"}
 	tx := txn{maxRows: 3, maxBytes: 100}
+	one := []*thlpb.Row{{}}
 	for range 7 {
-		tx.addRow(ti, thlpb.RowChange_INSERT, &thlpb.Row{}, 10)
+		tx.addRows(ti, thlpb.RowChange_INSERT, one, 10, nil, nil, false)
 	}
 	tx.addStatement(&thlpb.Statement{Schema: "b", Sql: "x"})
-	tx.addRow(ti, thlpb.RowChange_INSERT, &thlpb.Row{}, 500) // too big alone: gets a fragment of its own
+	tx.addRows(ti, thlpb.RowChange_INSERT, one, 500, nil, nil, false) // too big alone: gets a fragment of its own
+	// A Rows event is never split: its rows stay with its source event.
+	tx.addRows(ti, thlpb.RowChange_INSERT, make([]*thlpb.Row, 5), 10, []byte("m"), []byte("e"), false)
 	evs := tx.finish(position0, "h", "east", 1, 2)
 	var shape []string
 	for _, ev := range evs {
@@ -114,8 +129,11 @@ func TestTxnFragmentLimits(t *testing.T) {
 			t.Errorf("shard %q, want %q", ev.Shard, multiShard)
 		}
 	}
-	if got := fmt.Sprint(shape); got != "[r3 r3 r1s r1]" {
-		t.Errorf("fragments %s, want [r3 r3 r1s r1]", got)
+	if got := fmt.Sprint(shape); got != "[r3 r3 r1s r1 r5]" {
+		t.Errorf("fragments %s, want [r3 r3 r1s r1 r5]", got)
+	}
+	if rc := evs[len(evs)-1].Changes[0].GetRows(); string(rc.Binlog) != "me" {
+		t.Errorf("the last RowChange's binlog is %q, want the table map and its event, \"me\"", rc.Binlog)
 	}
 }
 

@@ -3,6 +3,7 @@ package extract
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -31,6 +32,12 @@ type run struct {
 	lastPos uint32 // end of the last event read, for error messages
 	tx      txn
 	arena   arena
+
+	// crc: the events of the current file end in a CRC32 checksum.
+	crc bool
+	// maps holds the last Table_map event of each table id, as
+	// sourceEvent returns it, for the RowChange's binlog.
+	maps map[uint64][]byte
 }
 
 // handle consumes one binlog event; end is its end offset in r.file (the
@@ -52,6 +59,12 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 			r.discard("binlog file restarted (server crash?) inside the transaction")
 			r.tx.reset()
 		}
+		r.crc = e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32
+	case *replication.TableMapEvent:
+		if r.maps == nil || len(r.maps) > maxCachedTables {
+			r.maps = map[uint64][]byte{}
+		}
+		r.maps[e.TableID] = r.sourceEvent(ev.RawData)
 	case *replication.MariadbGTIDEvent:
 		if r.tx.open {
 			r.discard("a new transaction began before its end")
@@ -67,7 +80,7 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 	case *replication.QueryEvent:
 		return r.query(ev.Header, e, end)
 	case *replication.RowsEvent:
-		return r.rows(ctx, e)
+		return r.rows(ctx, e, ev.RawData)
 	case *replication.XIDEvent:
 		return r.commit(ev.Header, end)
 	case *replication.TransactionPayloadEvent: // MySQL binlog_transaction_compression
@@ -77,8 +90,8 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 			}
 		}
 	default:
-		// Table maps are kept by go-mysql's parser; heartbeats, GTID lists,
-		// checkpoints, annotations and previous-GTIDs carry nothing to extract.
+		// Heartbeats, GTID lists, checkpoints, annotations and
+		// previous-GTIDs carry nothing to extract.
 	}
 	return nil
 }
@@ -169,8 +182,13 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 	return nil
 }
 
-// rows converts a rows event into the transaction's row changes.
-func (r *run) rows(ctx context.Context, e *replication.RowsEvent) error {
+// rowsNoForeignKeyChecks is the Rows event flag of a source session
+// with foreign_key_checks=0.
+const rowsNoForeignKeyChecks = 0x02
+
+// rows converts a rows event into the transaction's row changes; raw is
+// the event as read.
+func (r *run) rows(ctx context.Context, e *replication.RowsEvent, raw []byte) error {
 	if e.Table == nil {
 		return errorf(ErrDecode, "rows event at %s:%d has no table map", r.file, r.lastPos)
 	}
@@ -204,6 +222,8 @@ func (r *run) rows(ctx context.Context, e *replication.RowsEvent) error {
 	if action == thlpb.RowChange_UPDATE {
 		step = 2
 	}
+	rows := make([]*thlpb.Row, 0, len(e.Rows)/step)
+	total := 0
 	for i := 0; i+step <= len(e.Rows); i += step {
 		row := r.arena.rows.next()
 		img, size, err := r.arena.convert(ti, e.Rows[i])
@@ -230,9 +250,31 @@ func (r *run) rows(ctx context.Context, e *replication.RowsEvent) error {
 			}
 			r.tx.heartName = heartbeatName(img[ti.nameCol])
 		}
-		r.tx.addRow(ti, action, row, size)
+		rows = append(rows, row)
+		total += size
 	}
+	tableMap, ok := r.maps[e.TableID]
+	if !ok {
+		return errorf(ErrDecode, "rows event of %s.%s at %s:%d follows no table map event of its table id %d", ti.schema, ti.table, r.file, r.lastPos, e.TableID)
+	}
+	r.tx.addRows(ti, action, rows, total, tableMap, r.sourceEvent(raw), e.Flags&rowsNoForeignKeyChecks != 0)
 	return nil
+}
+
+// sourceEvent returns a copy of the binlog event raw without its checksum
+// (its length field adjusted), as a BINLOG statement takes it after a
+// format description that announces no checksums.
+func (r *run) sourceEvent(raw []byte) []byte {
+	n := len(raw)
+	if r.crc && n >= replication.EventHeaderSize+replication.BinlogChecksumLength {
+		n -= replication.BinlogChecksumLength
+	}
+	ev := make([]byte, n)
+	copy(ev, raw)
+	if n >= replication.EventHeaderSize {
+		binary.LittleEndian.PutUint32(ev[9:13], uint32(n))
+	}
+	return ev
 }
 
 func hasPrefixFold(s []byte, prefix string) bool {

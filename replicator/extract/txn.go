@@ -67,21 +67,33 @@ func (t *txn) noteSchema(s string) {
 	}
 }
 
-// addRow appends one row of table ti. Rows of consecutive rows events of
-// the same table and action share one RowChange within a fragment.
-func (t *txn) addRow(ti *tableInfo, action thlpb.RowChange_Action, row *thlpb.Row, size int) {
-	if !t.fits(size) {
+// addRows appends the rows of one Rows event of table ti, whole: a
+// fragment never splits a Rows event, so the source's events (tableMap,
+// event) stay with their rows. Rows of consecutive Rows events of the
+// same table, action and checks share one RowChange within a fragment.
+func (t *txn) addRows(ti *tableInfo, action thlpb.RowChange_Action, rows []*thlpb.Row, size int, tableMap, event []byte, noFK bool) {
+	size += len(event)
+	if !t.fitsRows(len(rows), size) {
 		t.newFragment()
 	}
-	if t.rc == nil || t.rcInfo != ti || t.rc.Action != action {
-		t.rc = &thlpb.RowChange{Schema: ti.schema, Table: ti.table, Action: action, Columns: ti.columns}
+	if t.rc == nil || t.rcInfo != ti || t.rc.Action != action || t.rc.NoForeignKeyChecks != noFK {
+		t.rc = &thlpb.RowChange{Schema: ti.schema, Table: ti.table, Action: action, Columns: ti.columns, NoForeignKeyChecks: noFK}
+		t.rc.Binlog = append(make([]byte, 0, len(tableMap)+len(event)), tableMap...)
 		t.rcInfo = ti
 		t.cur.Changes = append(t.cur.Changes, &thlpb.Change{Change: &thlpb.Change_Rows{Rows: t.rc}})
 		t.noteSchema(ti.schema)
+		size += len(tableMap)
 	}
-	t.rc.Rows = append(t.rc.Rows, row)
-	t.rows++
+	t.rc.Binlog = append(t.rc.Binlog, event...)
+	t.rc.Rows = append(t.rc.Rows, rows...)
+	t.rows += len(rows)
 	t.bytes += size
+}
+
+// fitsRows reports whether n rows of size bytes fit into the current
+// fragment; a fragment always takes its first change.
+func (t *txn) fitsRows(n, size int) bool {
+	return t.cur != nil && (t.rows == 0 || t.rows+n <= t.maxRows && t.bytes+size <= t.maxBytes)
 }
 
 // addStatement appends a statement.

@@ -380,14 +380,22 @@ func (x *Statement) GetTimestamp() int64 {
 
 // RowChange is one table's row images from one rows event.
 type RowChange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Schema        string                 `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
-	Table         string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
-	Action        RowChange_Action       `protobuf:"varint,3,opt,name=action,proto3,enum=carbide.thl.v1.RowChange_Action" json:"action,omitempty"`
-	Columns       []*Column              `protobuf:"bytes,4,rep,name=columns,proto3" json:"columns,omitempty"`
-	Rows          []*Row                 `protobuf:"bytes,5,rep,name=rows,proto3" json:"rows,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Schema  string                 `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
+	Table   string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
+	Action  RowChange_Action       `protobuf:"varint,3,opt,name=action,proto3,enum=carbide.thl.v1.RowChange_Action" json:"action,omitempty"`
+	Columns []*Column              `protobuf:"bytes,4,rep,name=columns,proto3" json:"columns,omitempty"`
+	Rows    []*Row                 `protobuf:"bytes,5,rep,name=rows,proto3" json:"rows,omitempty"`
+	// binlog holds the source's own events for these rows, as read from its
+	// binlog without checksums: the Table_map event, then the Rows events.
+	// An applier replays them with BINLOG where the rows must be applied as
+	// the server's replication does (a target table with triggers).
+	Binlog []byte `protobuf:"bytes,6,opt,name=binlog,proto3" json:"binlog,omitempty"`
+	// no_foreign_key_checks: the source session ran with
+	// foreign_key_checks=0 (a Rows event flag).
+	NoForeignKeyChecks bool `protobuf:"varint,7,opt,name=no_foreign_key_checks,json=noForeignKeyChecks,proto3" json:"no_foreign_key_checks,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RowChange) Reset() {
@@ -453,6 +461,20 @@ func (x *RowChange) GetRows() []*Row {
 		return x.Rows
 	}
 	return nil
+}
+
+func (x *RowChange) GetBinlog() []byte {
+	if x != nil {
+		return x.Binlog
+	}
+	return nil
+}
+
+func (x *RowChange) GetNoForeignKeyChecks() bool {
+	if x != nil {
+		return x.NoForeignKeyChecks
+	}
+	return false
 }
 
 // Column describes one column of a row image.
@@ -1035,13 +1057,15 @@ const file_thl_proto_rawDesc = "" +
 	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\x1a:\n" +
 	"\fSessionEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x02\n" +
 	"\tRowChange\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\tR\x06schema\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x128\n" +
 	"\x06action\x18\x03 \x01(\x0e2 .carbide.thl.v1.RowChange.ActionR\x06action\x120\n" +
 	"\acolumns\x18\x04 \x03(\v2\x16.carbide.thl.v1.ColumnR\acolumns\x12'\n" +
-	"\x04rows\x18\x05 \x03(\v2\x13.carbide.thl.v1.RowR\x04rows\"D\n" +
+	"\x04rows\x18\x05 \x03(\v2\x13.carbide.thl.v1.RowR\x04rows\x12\x16\n" +
+	"\x06binlog\x18\x06 \x01(\fR\x06binlog\x121\n" +
+	"\x15no_foreign_key_checks\x18\a \x01(\bR\x12noForeignKeyChecks\"D\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
