@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -16,7 +18,7 @@ import (
 // Timeouts of the steps of a switch or failover.
 const (
 	stepTimeout  = 5 * time.Second
-	catchUpLimit = 30 * time.Second
+	catchUpLimit = 30 * time.Second // a switch's candidate
 )
 
 func (a *Agent) thlURI(host string) string {
@@ -226,8 +228,12 @@ func (a *Agent) waitConnectorsDrained(ctx context.Context, from, transition stri
 }
 
 // doFailover fences the failed primary and promotes a replica (to, or
-// the best one). The candidate first applies what it holds.
-func (a *Agent) doFailover(ctx context.Context, to, reason string) (_ []string, err error) {
+// the best one) once it is complete: it holds and has applied every
+// transaction any reachable replica of the site stored. When it cannot be
+// made complete within manager-failover-catchup-timeout the failover stops
+// and the site stays without a primary, unless force gives up what is
+// missing (the operator's decision, reported).
+func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (_ []string, err error) {
 	defer a.transitions.count(policy.Failover, &err)
 	st := a.fsm.state()
 	from := st.Primary
@@ -262,20 +268,18 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string) (_ []string, 
 			cancel()
 		}
 	}()
-	// The candidate drains what it has stored.
-	cc, err := a.remote.replicator(cand)
-	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, catchUpLimit+time.Second)
-		var s *replicatorpb.StatusReply
-		if s, err = cc.Status(sctx, &replicatorpb.StatusRequest{Service: a.site.Name}); err == nil {
-			_, err = cc.Wait(sctx, &replicatorpb.WaitRequest{Service: a.site.Name, AppliedSeqno: s.GetStatus().GetMaxStoredSeqno(), TimeoutSeconds: catchUpLimit.Seconds()})
-		}
-		cancel()
-	}
-	if err != nil {
-		a.log.Warn("candidate did not drain its THL", "host", cand, "error", err)
-	}
+	gap := a.complete(ctx, cand, a.others(cand, from))
 	wg.Wait()
+	var lines []string
+	if gap != nil {
+		if !force {
+			_ = a.apply(policy.Change{Op: policy.OpEnd})
+			line := fmt.Sprintf("FAILOVER TO %s BLOCKED: %s; the site has no primary until it has applied them (or: set force true; failover)", cand, gap)
+			a.addAlert(line)
+			return nil, fmt.Errorf("failover to %s blocked: %s", cand, gap)
+		}
+		lines = append(lines, fmt.Sprintf("WARNING: forced failover to %s gives up %s", cand, gap))
+	}
 	if err := a.replicatorTo(ctx, cand, policy.RoleMaster, ""); err != nil {
 		_ = a.apply(policy.Change{Op: policy.OpEnd})
 		return nil, fmt.Errorf("failover to %s failed; the site has no primary until a failover succeeds: %w", cand, err)
@@ -289,11 +293,82 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string) (_ []string, 
 	failed := a.repoint(ctx, cand, a.others(cand, from))
 	line := fmt.Sprintf("FAILOVER TO %s COMPLETE (%s FAILED: %s)", cand, from, reason)
 	a.addAlert(line)
-	lines := []string{line}
+	lines = append([]string{line}, lines...)
+	for _, l := range lines[1:] {
+		a.addAlert(l)
+	}
 	for _, f := range failed {
 		lines = append(lines, "WARNING: could not re-point "+f)
 	}
 	return lines, nil
+}
+
+// catchUpGap is what a failover candidate lacks: the seqnos after what it
+// applied, up to the highest any reachable replica stored, and where
+// they are.
+type catchUpGap struct {
+	cand           string
+	applied, upTo  int64
+	holder, reason string
+}
+
+func (g *catchUpGap) String() string {
+	return fmt.Sprintf("%s has applied seqno %d; seqnos %d to %d (stored on %s) are not applied: %s", g.cand, g.applied, g.applied+1, g.upTo, g.holder, g.reason)
+}
+
+// complete makes cand hold and apply every transaction the replicas
+// (cand and others) stored, within the catch-up limit: when another holds
+// more, cand first fetches the tail from it (its replicator a slave of
+// that host's THL). It returns nil when cand is complete, else what it
+// lacks. A replica that does not answer has nothing to give.
+func (a *Agent) complete(ctx context.Context, cand string, others []string) *catchUpGap {
+	limit := a.st.FailoverCatchUp
+	if limit <= 0 {
+		limit = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit+stepTimeout)
+	defer cancel()
+	svc := a.site.Name
+	cs, err := a.remote.serviceStatus(ctx, cand, svc, 2*time.Second)
+	if err != nil {
+		return &catchUpGap{cand: cand, applied: -1, upTo: -1, holder: cand, reason: "its replicator does not answer (" + firstLine(err.Error()) + ")"}
+	}
+	best, upTo := cand, cs.GetMaxStoredSeqno()
+	for _, h := range others {
+		s, err := a.remote.serviceStatus(ctx, h, svc, 2*time.Second)
+		if err != nil {
+			a.log.Info("failover: replica does not answer; what it stored is not looked for", "host", h, "error", firstLine(err.Error()))
+			continue
+		}
+		if s.GetRole() == policy.RoleSlave && s.GetEpoch() == cs.GetEpoch() && s.GetMaxStoredSeqno() > upTo {
+			best, upTo = h, s.GetMaxStoredSeqno()
+		}
+	}
+	gap := func(reason string) *catchUpGap {
+		applied := cs.GetAppliedLastSeqno()
+		if s, err := a.remote.serviceStatus(context.Background(), cand, svc, 2*time.Second); err == nil {
+			applied = s.GetAppliedLastSeqno()
+		}
+		return &catchUpGap{cand: cand, applied: applied, upTo: upTo, holder: best, reason: reason}
+	}
+	if best != cand {
+		a.log.Warn("failover: the candidate fetches the tail another replica stored", "candidate", cand, "from", best, "stored", cs.GetMaxStoredSeqno(), "up_to", upTo)
+		if err := a.replicatorTo(ctx, cand, policy.RoleSlave, a.thlURI(best)); err != nil {
+			return gap("it could not read from " + best + " (" + firstLine(err.Error()) + ")")
+		}
+	}
+	if upTo < 0 || cs.GetAppliedLastSeqno() >= upTo {
+		return nil
+	}
+	cc, err := a.remote.replicator(cand)
+	if err != nil {
+		return gap(firstLine(err.Error()))
+	}
+	_, err = cc.Wait(ctx, &replicatorpb.WaitRequest{Service: svc, AppliedSeqno: upTo, TimeoutSeconds: limit.Seconds()})
+	if err != nil {
+		return gap(fmt.Sprintf("it did not apply them within manager-failover-catchup-timeout (%s): %s", limit, firstLine(status.Convert(err).Message())))
+	}
+	return nil
 }
 
 // doRecover brings a FAILED or SHUNNED datasource back as a replica of

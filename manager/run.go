@@ -492,7 +492,7 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		}
 		lines = []string{fmt.Sprintf("datasource %s FAILED (%s)", d.Host, d.Reason)}
 	case policy.DecideFailover:
-		lines, err = a.doFailover(ctx, d.To, d.Reason)
+		lines, err = a.doFailover(ctx, d.To, d.Reason, false)
 	case policy.DecideRecover:
 		lines, err = a.doRecover(ctx, d.Host, false)
 	}

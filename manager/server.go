@@ -329,7 +329,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force boo
 		if reason == "" || st.Datasources[st.Primary].State != policy.Failed {
 			reason = "MANUAL-FAILOVER"
 		}
-		return a.doFailover(ctx, to, reason)
+		return a.doFailover(ctx, to, reason, force)
 	case "cluster":
 		if len(args) != 2 || args[1] != "heartbeat" {
 			return nil, usage("cluster heartbeat")

@@ -23,6 +23,10 @@ type Settings struct {
 	ReadOnlyPort        int // 0: no read-only listener
 	HoldTimeout         time.Duration
 	DisconnectTimeout   time.Duration
+	// FailoverCatchUp bounds how long a failover waits for its candidate
+	// to hold and apply every transaction a replica of the site stored
+	// (manager-failover-catchup-timeout).
+	FailoverCatchUp time.Duration
 
 	THLPort      int
 	RMIPort      int
@@ -85,6 +89,7 @@ func DefaultSettings() Settings {
 		ApplicationPort:       3306,
 		HoldTimeout:           30 * time.Second,
 		DisconnectTimeout:     5 * time.Second,
+		FailoverCatchUp:       60 * time.Second,
 		THLPort:               2112,
 		RMIPort:               10000,
 		THLRetention:          7 * 24 * time.Hour,

@@ -222,9 +222,11 @@ func (m *Monitor) alert(now time.Time, host, text string) []Decision {
 }
 
 // Candidate picks the replica to promote: ONLINE datasource, manager
-// alive, database up, replicator ONLINE, highest applied seqno, then
-// highest stored seqno, then host name. prefer, when set, must itself
-// qualify.
+// alive, database up, replicator ONLINE, highest stored seqno (the host
+// holding the most of the old primary's writes: what it stored it applies
+// before it is promoted), then highest applied seqno (the least left to
+// apply), then host order. prefer, when set, must itself qualify; the
+// failover has it fetch what others stored beyond it first.
 func Candidate(st State, facts map[string]Facts, prefer string) (string, error) {
 	type cand struct {
 		host           string
@@ -273,10 +275,10 @@ func Candidate(st State, facts map[string]Facts, prefer string) (string, error) 
 		return "", fmt.Errorf("no eligible replica: %s", joinAnd(why))
 	}
 	sort.SliceStable(cs, func(i, j int) bool {
-		if cs[i].applied != cs[j].applied {
-			return cs[i].applied > cs[j].applied
+		if cs[i].store != cs[j].store {
+			return cs[i].store > cs[j].store
 		}
-		return cs[i].store > cs[j].store
+		return cs[i].applied > cs[j].applied
 	})
 	return cs[0].host, nil
 }
