@@ -16,6 +16,12 @@ const (
 	DefaultPort         = 13306
 	DefaultUserHost     = "%"
 	DefaultPrivileges   = "ALL PRIVILEGES ON *.* WITH GRANT OPTION"
+
+	// AppPrivileges are an application's: what applications run, and
+	// nothing that writes past read_only (SUPER, READ_ONLY ADMIN), so
+	// fencing a demoted primary stops them.
+	AppPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, " +
+		"LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, PROCESS ON *.*"
 	DefaultStartTimeout = 60 * time.Second
 	DefaultStopTimeout  = 60 * time.Second
 

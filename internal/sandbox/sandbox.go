@@ -298,8 +298,7 @@ func (s *Sandbox) mysqlDir(host string) string { return filepath.Join(s.hostDir(
 
 // AppPrivileges are the application user's: everything an application
 // and sysbench need, nothing that bypasses read_only.
-const AppPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, " +
-	"LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, PROCESS ON *.*"
+const AppPrivileges = mysqld.AppPrivileges
 
 // dbConfig is the mariadbd instance of a host with a database.
 func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {

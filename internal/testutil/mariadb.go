@@ -31,11 +31,12 @@ const startAttempts = 5
 // startTimeout bounds one StartMariaDB.
 const startTimeout = 60 * time.Second
 
-// SampleUsers are the accounts of the sample tungsten.ini
-// (replication-user and application-user), with all privileges.
+// SampleUsers are the accounts of the sample tungsten.ini: the
+// replication-user with all privileges, the application-user with an
+// application's (as the sandbox makes them).
 var SampleUsers = []mysqld.User{
 	{Name: "tungsten", Password: "secret"},
-	{Name: "app_user", Password: "secret"},
+	{Name: "app_user", Password: "secret", Privileges: mysqld.AppPrivileges},
 }
 
 // RequireDB skips the test when the MariaDB programs are not installed, or

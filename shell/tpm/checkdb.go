@@ -34,6 +34,8 @@ const (
 	CheckAutoIncrement = "MySQLAutoIncrementCheck"
 	CheckPermissions   = "MySQLPermissionsCheck"
 	CheckTriggers      = "MySQLTriggersCheck"
+	CheckFencing       = "MySQLReadOnlyBypassCheck"
+	CheckDurability    = "MySQLDurabilityCheck"
 )
 
 // Finding is one result of CheckDatabases.
@@ -58,7 +60,9 @@ type dbFacts struct {
 	vars     map[string]string
 	grants   []string
 	triggers []string
-	err      error
+	// privileges are every account's global privileges, by account.
+	privileges map[string][]string
+	err        error
 }
 
 // databaseHosts are the hosts with a database: the members of every site.
@@ -141,8 +145,17 @@ func CheckDatabases(ctx context.Context, cfg *config.Config, timeout time.Durati
 		if !hasReplicationGrants(f.grants) {
 			add(LevelError, f.host, CheckPermissions, "the replication user lacks privileges (has: %s); GRANT ALL PRIVILEGES ON *.* TO it WITH GRANT OPTION", strings.Join(f.grants, "; "))
 		}
-		if len(f.triggers) > 0 {
-			add(LevelWarn, f.host, CheckTriggers, "triggers %s fire on every host a row reaches; make them check whether they run on a primary (see the guide's Prepare section)", strings.Join(f.triggers, ", "))
+		if len(f.triggers) > 0 && !canReplayBinlog(f.grants) {
+			add(LevelError, f.host, CheckTriggers, "tables with triggers (%s) are applied with BINLOG statements, which the replication user may not run; GRANT BINLOG REPLAY ON *.* TO it", strings.Join(f.triggers, ", "))
+		}
+		for _, acc := range bypassesReadOnly(f, cfg.ClusterSettings(f.site)) {
+			add(LevelError, f.host, CheckFencing, "%s can write on a read-only database (%s), so a demoted primary keeps taking its writes after a switch or failover; REVOKE %s ON *.* FROM %s", acc.name, acc.privilege, acc.privilege, acc.name)
+		}
+		if v["sync_binlog"] != "1" {
+			add(LevelWarn, f.host, CheckDurability, "sync_binlog is %s; a crash of the host can lose transactions its clients saw committed; set sync-binlog=1 in my.cnf", orNone(v["sync_binlog"]))
+		}
+		if v["innodb_flush_log_at_trx_commit"] != "1" {
+			add(LevelWarn, f.host, CheckDurability, "innodb_flush_log_at_trx_commit is %s; a crash can lose transactions its clients saw committed; set innodb-flush-log-at-trx-commit=1 in my.cnf", orNone(v["innodb_flush_log_at_trx_commit"]))
 		}
 	}
 	for id, hs := range serverIDs {
@@ -194,6 +207,66 @@ func hasReplicationGrants(grants []string) bool {
 	return strings.Contains(all, "REPLICATION CLIENT") || strings.Contains(all, "BINLOG MONITOR")
 }
 
+// canReplayBinlog reports whether grants allow the BINLOG statement.
+func canReplayBinlog(grants []string) bool {
+	for _, g := range grants {
+		u := strings.ToUpper(g)
+		if strings.Contains(u, " ON *.* ") && (strings.Contains(u, "ALL PRIVILEGES") || strings.Contains(u, "BINLOG REPLAY") || strings.Contains(u, "SUPER")) {
+			return true
+		}
+	}
+	return false
+}
+
+// readOnlyBypass is an account that read_only does not stop.
+type readOnlyBypass struct{ name, privilege string }
+
+// bypassesReadOnly lists the accounts that can write (or are the ini's
+// application user) and hold what lets them write on a read-only server:
+// READ_ONLY ADMIN, or SUPER before MariaDB 10.11. The replication user
+// (which must) and root are not listed.
+func bypassesReadOnly(f dbFacts, s config.Settings) []readOnlyBypass {
+	version := f.vars["version"]
+	superBypasses := !strings.Contains(strings.ToLower(version), "mariadb") || versionBefore(version, 10, 11)
+	var out []readOnlyBypass
+	for acc, privs := range f.privileges {
+		user, _, _ := strings.Cut(strings.TrimPrefix(acc, "'"), "'@")
+		if user == s.ReplicationUser || user == "root" || user == "mariadb.sys" {
+			continue
+		}
+		has := map[string]bool{}
+		for _, p := range privs {
+			has[strings.ToUpper(p)] = true
+		}
+		if !(user == s.ApplicationUser || has["INSERT"] || has["UPDATE"] || has["DELETE"]) {
+			continue
+		}
+		switch {
+		case has["READ_ONLY ADMIN"]:
+			out = append(out, readOnlyBypass{acc, "READ_ONLY ADMIN"})
+		case has["SUPER"] && superBypasses:
+			out = append(out, readOnlyBypass{acc, "SUPER"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// versionBefore reports whether a server version string ("10.6.18-MariaDB…")
+// is before major.minor.
+func versionBefore(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma < major || ma == major && mi < minor
+}
+
 func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) dbFacts {
 	s := h.Cluster.Settings
 	f := dbFacts{host: h.Name, site: h.Site}
@@ -215,7 +288,7 @@ func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) d
 		return f
 	}
 	f.vars = map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset','sync_binlog','innodb_flush_log_at_trx_commit','version')")
 	if err != nil {
 		f.err = fmt.Errorf("read variables at %s: %v", addr, err)
 		return f
@@ -230,6 +303,16 @@ func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) d
 	f.grants = queryStrings(ctx, db, "SHOW GRANTS")
 	f.triggers = queryStrings(ctx, db, "SELECT CONCAT(trigger_schema, '.', trigger_name) FROM information_schema.triggers WHERE trigger_schema NOT IN ('mysql','sys','information_schema','performance_schema') ORDER BY 1 LIMIT 20")
 	f.triggers = slices.DeleteFunc(f.triggers, func(s string) bool { return s == "" })
+	f.privileges = map[string][]string{}
+	if rows, err := db.QueryContext(ctx, "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES"); err == nil {
+		for rows.Next() {
+			var acc, priv string
+			if rows.Scan(&acc, &priv) == nil {
+				f.privileges[acc] = append(f.privileges[acc], priv)
+			}
+		}
+		rows.Close()
+	}
 	return f
 }
 

@@ -201,7 +201,35 @@ func TestCheckDB(t *testing.T) {
 		t.Cleanup(func() { testutil.Exec(t, db, "DROP DATABASE tpm_trig") })
 		testutil.Exec(t, db, "CREATE TABLE tpm_trig.t (id INT PRIMARY KEY, n INT)")
 		testutil.Exec(t, db, "CREATE TRIGGER tpm_trig.t_bi BEFORE INSERT ON tpm_trig.t FOR EACH ROW SET NEW.n = 1")
-		requireFindings(t, s.check(), ExitOK, "WARNING: e1: triggers tpm_trig.t_bi fire on every host a row reaches")
+		// Applied with BINLOG, which the replication user (ALL) may run.
+		requireFindings(t, s.check(), ExitOK)
+	})
+
+	t.Run("read-only bypass", func(t *testing.T) {
+		for _, h := range []string{"e2", "w1"} {
+			db := s.db[h]
+			testutil.Exec(t, db, "CREATE USER writer@'%' IDENTIFIED BY 'pw'")
+			testutil.Exec(t, db, "GRANT INSERT, UPDATE, DELETE, READ_ONLY ADMIN ON *.* TO writer@'%'")
+			testutil.Exec(t, db, "CREATE USER app_user@'10.%' IDENTIFIED BY 'pw'")
+			testutil.Exec(t, db, "GRANT SELECT, READ_ONLY ADMIN ON *.* TO app_user@'10.%'")
+			// SUPER lets no write through read_only from MariaDB 10.11 on.
+			testutil.Exec(t, db, "CREATE USER old_admin@'%' IDENTIFIED BY 'pw'")
+			testutil.Exec(t, db, "GRANT INSERT, SUPER ON *.* TO old_admin@'%'")
+			t.Cleanup(func() { testutil.Exec(t, db, "DROP USER writer@'%', app_user@'10.%', old_admin@'%'") })
+		}
+		requireFindings(t, s.check(), ExitProblems,
+			"ERROR: e2: 'app_user'@'10.%' can write on a read-only database (READ_ONLY ADMIN)",
+			"ERROR: e2: 'writer'@'%' can write on a read-only database (READ_ONLY ADMIN), so a demoted primary keeps taking its writes after a switch or failover; REVOKE READ_ONLY ADMIN ON *.* FROM 'writer'@'%'",
+			"ERROR: w1: 'app_user'@'10.%' can write on a read-only database (READ_ONLY ADMIN)",
+			"ERROR: w1: 'writer'@'%' can write on a read-only database (READ_ONLY ADMIN)")
+	})
+
+	t.Run("durability", func(t *testing.T) {
+		s.set(t, "e1", "sync_binlog", "0")
+		s.set(t, "w2", "innodb_flush_log_at_trx_commit", "2")
+		requireFindings(t, s.check(), ExitOK,
+			"WARNING: e1: sync_binlog is 0; a crash of the host can lose transactions its clients saw committed; set sync-binlog=1 in my.cnf",
+			"WARNING: w2: innodb_flush_log_at_trx_commit is 2; a crash can lose transactions its clients saw committed")
 	})
 
 	t.Run("replication user privileges", func(t *testing.T) {
@@ -220,7 +248,12 @@ func TestCheckDB(t *testing.T) {
 		})
 		requireFindings(t, s.check(), ExitProblems,
 			"ERROR: w1: the replication user lacks privileges (has: GRANT SELECT ON *.* TO `weak`@`%`",
-			"ERROR: w2: the replication user lacks privileges (has: GRANT SELECT ON *.* TO `weak`@`%`")
+			"ERROR: w2: the replication user lacks privileges (has: GRANT SELECT ON *.* TO `weak`@`%`",
+			// tungsten is now just another account that writes past read_only.
+			"ERROR: e1: 'tungsten'@'%' can write on a read-only database (READ_ONLY ADMIN)",
+			"ERROR: e2: 'tungsten'@'%' can write on a read-only database (READ_ONLY ADMIN)",
+			"ERROR: w1: 'tungsten'@'%' can write on a read-only database (READ_ONLY ADMIN)",
+			"ERROR: w2: 'tungsten'@'%' can write on a read-only database (READ_ONLY ADMIN)")
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
