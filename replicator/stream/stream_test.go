@@ -122,14 +122,67 @@ func TestDivergedClientIsRefused(t *testing.T) {
 	if m, _ := replica.MaxSeqno(); m != 10 {
 		t.Fatalf("replica changed: max %d", m)
 	}
-	// A client ahead of the server has diverged too.
+	// A client ahead of the server waits until the server's log reaches
+	// its last seqno; that seqno there is another transaction: diverged.
 	replica.Append(ev(11, 0))
 	master2 := openStore(t)
 	for i := uint64(0); i < 5; i++ {
 		master2.Append(ev(i, 0))
 	}
 	c2, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master2)}})
-	if err := c2.Run(ctx, fetchStore{replica}); !errors.Is(err, ErrDiverged) {
-		t.Fatalf("client ahead: %v", err)
+	done := make(chan error, 1)
+	go func() { done <- c2.Run(ctx, fetchStore{replica}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a client ahead of its source was refused before the source reached its seqno: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for i := uint64(5); i < 12; i++ {
+		e := ev(i, 0)
+		if i == 11 {
+			e.EventId = "mysql-bin.000002:0000000000000004"
+		}
+		master2.Append(e)
+	}
+	if err := <-done; !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "diverged at seqno 11") {
+		t.Fatalf("client ahead of a source whose seqno 11 differs: %v", err)
+	}
+}
+
+// TestClientAheadOfLaggingSource: a reader moved to a source that is
+// behind it (a replica of the same primary) waits for it, then goes on
+// after its own last transaction, fetching nothing twice.
+func TestClientAheadOfLaggingSource(t *testing.T) {
+	source, reader := openStore(t), openStore(t)
+	for i := uint64(0); i < 20; i++ {
+		reader.Append(ev(i, 0))
+	}
+	for i := uint64(0); i < 8; i++ {
+		source.Append(ev(i, 0))
+	}
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, source)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{reader}) }()
+	time.Sleep(200 * time.Millisecond)
+	for i := uint64(8); i < 25; i++ {
+		source.Append(ev(i, 0))
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if m, _ := reader.MaxSeqno(); m != 24 {
+			return fmt.Errorf("reader holds up to %d, want 24", m)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for i := uint64(0); i < 25; i++ {
+		frags, err := reader.Get(i)
+		if err != nil || len(frags) != 1 || frags[0].GetEventId() != ev(i, 0).GetEventId() {
+			t.Fatalf("seqno %d: %v %v", i, frags, err)
+		}
 	}
 }
