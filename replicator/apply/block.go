@@ -18,9 +18,10 @@ const maxPending = 4 << 20
 
 // txn is one source transaction's SQL within a block.
 type txn struct {
-	last  *thlpb.Event // its last fragment
-	start int          // offset of its SQL in block.sql
-	stmts []int        // offsets of its statements, for error reports
+	last       *thlpb.Event // its last fragment
+	start      int          // offset of its SQL in block.sql
+	stmts      []int        // offsets of its statements, for error reports
+	statements bool         // it ran statements (DDL) ahead of the block
 }
 
 // block is the database transaction being built: several source
@@ -48,6 +49,13 @@ func isStatement(ev *thlpb.Event) bool {
 }
 
 // add puts one event (a whole transaction or a fragment) into the block.
+//
+// A statement (DDL) commits implicitly, so it runs on its own, on the main
+// connection, once everything before it has committed; the rows that
+// follow it in its transaction (CREATE TABLE … SELECT) go into the block
+// like any rows and commit with the tracking row at the transaction's
+// end, right away. So every binlog group the applier writes either writes
+// the tracking schema or is a statement carrying the origin marks.
 func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	if err := a.checkSequence(blk, ev); err != nil {
 		return err
@@ -55,23 +63,11 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	a.mu.Lock()
 	skip := a.skip[ev.GetSeqno()]
 	a.mu.Unlock()
-	if isStatement(ev) && !skip {
-		if ev.GetFragno() != 0 || !ev.GetLastFrag() {
-			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: errors.New("a statement (DDL) arrived in a fragmented transaction")}
-		}
-		if blk.txns > 0 {
-			if err := a.flush(ctx, blk); err != nil {
-				return err
-			}
-		}
-		if err := a.quiesce(ctx); err != nil {
+	withStatements := isStatement(ev) && !skip
+	if withStatements && blk.open == nil && blk.txns > 0 {
+		if err := a.flush(ctx, blk); err != nil {
 			return err
 		}
-		if err := a.applyStatements(ctx, ev); err != nil {
-			return err
-		}
-		a.queued = ev
-		return nil
 	}
 	if blk.txns == 0 && blk.open == nil {
 		blk.start = time.Now()
@@ -83,6 +79,14 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	if !skip {
 		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps}
 		for _, c := range ev.GetChanges() {
+			if st := c.GetStatement(); st != nil {
+				blk.sql = bld.buf
+				if err := a.statementInBlock(ctx, blk, ev, st); err != nil {
+					return err
+				}
+				tx.statements = true
+				continue
+			}
 			tx.stmts = append(tx.stmts, len(bld.buf))
 			if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
 				return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
@@ -104,7 +108,47 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	tx.last = ev
 	blk.txns++
 	a.queued = ev
+	if tx.statements {
+		// Its statements are in the database already: record it now.
+		return a.flush(ctx, blk)
+	}
 	return nil
+}
+
+// statementInBlock runs st of ev, the transaction open in blk. Only
+// statements may come before it in its transaction: rows before a
+// statement would commit without the rest of their transaction, which
+// MariaDB never logs (a DDL commits what precedes it in a group of its own).
+func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Event, st *thlpb.Statement) error {
+	tx := blk.txs[len(blk.txs)-1]
+	if len(blk.sql) > tx.start || blk.sent {
+		if blk.sent {
+			a.rollback()
+		}
+		return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), SQL: shortSQL(st.GetSql()),
+			Err: errors.New("a statement follows row changes in the same transaction, which cannot be applied in order and atomically; skip it with trepctl online -skip-seqno and apply it by hand")}
+	}
+	if err := a.quiesce(ctx); err != nil {
+		return err
+	}
+	a.meta.clear()
+	bld := builder{meta: a.meta, service: a.cfg.Service}
+	err := a.execStatement(ctx, &bld, st)
+	a.meta.clear()
+	if err == nil {
+		return nil
+	}
+	var me *mysql.MySQLError
+	a.mu.Lock()
+	recovery := a.recovery
+	a.mu.Unlock()
+	if errors.As(err, &me) && recovery && idempotentDDL[me.Number] {
+		// It ran before a restart that came before its tracking row
+		// (a DDL cannot commit with it); what follows it did not.
+		a.cfg.Logger.Warn("statement already applied before the restart; going on with the rest of its transaction", "seqno", ev.GetSeqno(), "error", err)
+		return nil
+	}
+	return a.sqlError(ev, st.GetSql(), err)
 }
 
 func (a *Applier) checkSequence(blk *block, ev *thlpb.Event) error {
@@ -275,37 +319,6 @@ func (a *Applier) sqlError(ev *thlpb.Event, stmt string, err error) error {
 // does not exist.
 var idempotentDDL = map[uint16]bool{1007: true, 1008: true, 1050: true, 1051: true, 1060: true, 1091: true, 1061: true, 1146: true}
 
-// applyStatements applies a transaction holding statements (DDL): they
-// commit implicitly, so it runs on its own, then records the tracking row.
-// A DDL cannot commit atomically with the tracking row: after a crash
-// between the two, the statement runs again, and an "already exists"
-// error on that first transaction after a restart counts as applied.
-func (a *Applier) applyStatements(ctx context.Context, ev *thlpb.Event) error {
-	a.meta.clear()
-	for _, c := range ev.GetChanges() {
-		bld := builder{meta: a.meta, service: a.cfg.Service}
-		if st := c.GetStatement(); st != nil {
-			if err := a.execStatement(ctx, &bld, st); err != nil {
-				return a.statementError(ev, st, err)
-			}
-			a.meta.clear()
-			continue
-		}
-		if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
-			return &Error{Seqno: ev.GetSeqno(), EventID: ev.GetEventId(), Err: err}
-		}
-		if _, err := a.conn.ExecContext(ctx, string(bld.buf)); err != nil {
-			return a.sqlError(ev, string(bld.buf), err)
-		}
-	}
-	now := a.cfg.Now()
-	if _, err := a.conn.ExecContext(ctx, string(appendTrackingUpdate(nil, a.cfg.Service, ev, now))); err != nil {
-		return a.sqlError(ev, "", err)
-	}
-	a.committed(ev, 1, now)
-	return nil
-}
-
 func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Statement) error {
 	bld.statement(st)
 	_, err := a.conn.ExecContext(ctx, string(bld.buf))
@@ -321,21 +334,4 @@ func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Sta
 	// Back to no default schema, whatever happened.
 	_, _ = a.conn.ExecContext(ctx, "SET SESSION sql_mode='"+sessionSQLMode+"'")
 	return err
-}
-
-func (a *Applier) statementError(ev *thlpb.Event, st *thlpb.Statement, err error) error {
-	var me *mysql.MySQLError
-	a.mu.Lock()
-	recovery := a.recovery
-	a.mu.Unlock()
-	if errors.As(err, &me) && recovery && idempotentDDL[me.Number] {
-		a.cfg.Logger.Warn("statement already applied before the restart; recording it as applied", "seqno", ev.GetSeqno(), "error", err)
-		now := a.cfg.Now()
-		if _, err := a.conn.ExecContext(context.Background(), string(appendTrackingUpdate(nil, a.cfg.Service, ev, now))); err != nil {
-			return a.sqlError(ev, "", err)
-		}
-		a.committed(ev, 1, now)
-		return nil
-	}
-	return a.sqlError(ev, st.GetSql(), err)
 }
