@@ -13,10 +13,10 @@ import (
 // TestAppliedCreateTableSelect: CREATE TABLE … SELECT is logged as one
 // group, the CREATE TABLE statement and then its rows, however many
 // fragments they take. Extracted on west and applied on east (as west's
-// service), every table ends equal, and east's extractor takes none of
-// what the applier wrote: not the statement, not the rows after it, not
-// the rows of a non-transactional table, not a table created, filled and
-// dropped at once.
+// service, on four channels), every table ends equal, and east's
+// extractor takes none of what the applier wrote: not the statement, not
+// the rows after it, not the rows of a non-transactional table, not a
+// table created, filled and dropped at once.
 func TestAppliedCreateTableSelect(t *testing.T) {
 	t.Parallel()
 	west, wdb := startDB(t)
@@ -58,7 +58,7 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 		}
 	}
 
-	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Logger: testutil.Logger(t)})
+	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Channels: 4, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
