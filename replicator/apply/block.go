@@ -78,11 +78,18 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	tx := &blk.txs[len(blk.txs)-1]
 	if !skip {
 		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps}
-		for _, c := range ev.GetChanges() {
+		for i, c := range ev.GetChanges() {
 			if st := c.GetStatement(); st != nil {
 				blk.sql = bld.buf
-				if err := a.statementInBlock(ctx, blk, ev, st); err != nil {
+				last := ev.GetLastFrag() && i == len(ev.GetChanges())-1
+				if err := a.statementInBlock(ctx, blk, ev, st, last); err != nil {
 					return err
+				}
+				if last { // it recorded its transaction too
+					blk.txs = blk.txs[:len(blk.txs)-1]
+					blk.open = nil
+					a.queued = ev
+					return nil
 				}
 				tx.statements = true
 				continue
@@ -115,11 +122,12 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	return nil
 }
 
-// statementInBlock runs st of ev, the transaction open in blk. Only
-// statements may come before it in its transaction: rows before a
-// statement would commit without the rest of their transaction, which
-// MariaDB never logs (a DDL commits what precedes it in a group of its own).
-func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Event, st *thlpb.Statement) error {
+// statementInBlock runs st of ev, the transaction open in blk; last says
+// it ends the transaction. Only statements may come before it in its
+// transaction: rows before a statement would commit without the rest of
+// their transaction, which MariaDB never logs (a DDL commits what
+// precedes it in a group of its own).
+func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Event, st *thlpb.Statement, last bool) error {
 	tx := blk.txs[len(blk.txs)-1]
 	if len(blk.sql) > tx.start || blk.sent {
 		if blk.sent {
@@ -131,25 +139,46 @@ func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Ev
 	if err := a.quiesce(ctx); err != nil {
 		return err
 	}
+	now := a.cfg.Now()
+	var tracking []byte
+	if last {
+		tracking = appendTrackingUpdate(nil, a.cfg.Service, ev, now)
+	} else {
+		tracking = appendTrackingTouch(nil, a.cfg.Service)
+	}
 	a.meta.clear()
 	bld := builder{meta: a.meta, service: a.cfg.Service}
-	err := a.execStatement(ctx, &bld, st)
+	err := a.execStatement(ctx, &bld, st, tracking)
 	a.meta.clear()
-	if err == nil {
-		return nil
-	}
 	var me *mysql.MySQLError
 	a.mu.Lock()
 	recovery := a.recovery
 	a.mu.Unlock()
-	if errors.As(err, &me) && recovery && idempotentDDL[me.Number] {
+	switch {
+	case err == nil:
+	case errors.As(err, &me) && recovery && idempotentDDL[me.Number]:
 		// It ran before a restart that came before its tracking row
 		// (a DDL cannot commit with it); what follows it did not.
 		a.cfg.Logger.Warn("statement already applied before the restart; going on with the rest of its transaction", "seqno", ev.GetSeqno(), "error", err)
-		return nil
+		if !last {
+			return nil
+		}
+		if _, err := a.conn.ExecContext(ctx, string(tracking)); err != nil {
+			return a.sqlError(ev, "", err)
+		}
+	default:
+		return a.sqlError(ev, st.GetSql(), err)
 	}
-	return a.sqlError(ev, st.GetSql(), err)
+	if last {
+		a.committed(ev, 1, now)
+	}
+	return nil
 }
+
+// idempotentDDL are errors a statement re-applied after a crash may
+// raise because it ran before the crash: table/database/column exists or
+// does not exist.
+var idempotentDDL = map[uint16]bool{1007: true, 1008: true, 1050: true, 1051: true, 1060: true, 1091: true, 1061: true, 1146: true}
 
 func (a *Applier) checkSequence(blk *block, ev *thlpb.Event) error {
 	var prev *thlpb.Event
@@ -314,24 +343,31 @@ func (a *Applier) sqlError(ev *thlpb.Event, stmt string, err error) error {
 	return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), SQL: shortSQL(strings.TrimSuffix(stmt, ";")), Err: err}
 }
 
-// idempotentDDL are errors a statement re-applied after a crash may
-// raise because it ran before the crash: table/database/column exists or
-// does not exist.
-var idempotentDDL = map[uint16]bool{1007: true, 1008: true, 1050: true, 1051: true, 1060: true, 1091: true, 1061: true, 1146: true}
-
-func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Statement) error {
-	bld.statement(st)
-	_, err := a.conn.ExecContext(ctx, string(bld.buf))
+// execStatement runs st in a transaction with tracking, a write of the
+// tracking schema. A DDL commits implicitly before and after itself, so
+// the tracking write then commits on its own; any other statement (DML
+// the source logged as a statement) commits with it, so every binlog group
+// it makes carries the loop mark (statements carry theirs too).
+func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Statement, tracking []byte) error {
+	exec := func(st *thlpb.Statement) error {
+		bld.buf = append(bld.buf[:0], "BEGIN;"...)
+		bld.statement(st)
+		bld.buf = append(bld.buf, tracking...)
+		bld.buf = append(bld.buf, "COMMIT"...)
+		_, err := a.conn.ExecContext(ctx, string(bld.buf))
+		if err != nil {
+			a.rollback()
+		}
+		return err
+	}
+	err := exec(st)
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1049 && st.GetSchema() != "" {
 		// Its default schema is gone (dropped later on the source, or by
 		// this very statement's predecessor): run it without one.
-		st2 := &thlpb.Statement{Sql: st.GetSql(), Session: st.GetSession(), Timestamp: st.GetTimestamp()}
-		bld.buf = bld.buf[:0]
-		bld.statement(st2)
-		_, err = a.conn.ExecContext(ctx, string(bld.buf))
+		err = exec(&thlpb.Statement{Sql: st.GetSql(), Session: st.GetSession(), Timestamp: st.GetTimestamp()})
 	}
-	// Back to no default schema, whatever happened.
+	// Back to the applier's sql_mode, whatever happened.
 	_, _ = a.conn.ExecContext(ctx, "SET SESSION sql_mode='"+sessionSQLMode+"'")
 	return err
 }
