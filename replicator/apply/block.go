@@ -27,16 +27,17 @@ type txn struct {
 // block is the database transaction being built: several source
 // transactions, committed together with the tracking row of the last.
 type block struct {
-	start time.Time
-	sql   []byte
-	txs   []txn
-	txns  int
-	open  *thlpb.Event // the last fragment seen of a transaction still open
-	sent  bool         // part of the block was already sent (BEGIN issued)
+	start  time.Time
+	sql    []byte
+	txs    []txn
+	txns   int
+	open   *thlpb.Event // the last fragment seen of a transaction still open
+	sent   bool         // part of the block was already sent (BEGIN issued)
+	serial bool         // it holds a statement: no parallel apply
 }
 
 func (b *block) reset() {
-	b.sql, b.txs, b.txns, b.open, b.sent = b.sql[:0], b.txs[:0], 0, nil, false
+	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
 }
 
 func isStatement(ev *thlpb.Event) bool {
@@ -54,8 +55,10 @@ func isStatement(ev *thlpb.Event) bool {
 // connection, once everything before it has committed; the rows that
 // follow it in its transaction (CREATE TABLE … SELECT) go into the block
 // like any rows and commit with the tracking row at the transaction's
-// end, right away. So every binlog group the applier writes either writes
-// the tracking schema or is a statement carrying the origin marks.
+// end, right away. A statement after rows of its transaction runs inside
+// the block's database transaction. So every binlog group the applier
+// writes either writes the tracking schema or is a statement carrying the
+// origin marks.
 func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	if err := a.checkSequence(blk, ev); err != nil {
 		return err
@@ -79,6 +82,17 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	if !skip {
 		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps}
 		for i, c := range ev.GetChanges() {
+			if st := c.GetStatement(); st != nil && (len(bld.buf) > tx.start || blk.sent) {
+				// After rows of its transaction: DML a session logged as a
+				// statement (binlog_format=MIXED); MariaDB logs no DDL
+				// there (a DDL commits what precedes it first). It runs
+				// in the block's transaction, atomic with the rows, and
+				// the block commits serially: its rows are unknown.
+				tx.stmts = append(tx.stmts, len(bld.buf))
+				bld.statement(st)
+				blk.serial = true
+				continue
+			}
 			if st := c.GetStatement(); st != nil {
 				blk.sql = bld.buf
 				last := ev.GetLastFrag() && i == len(ev.GetChanges())-1
@@ -122,20 +136,9 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	return nil
 }
 
-// statementInBlock runs st of ev, the transaction open in blk; last says
-// it ends the transaction. Only statements may come before it in its
-// transaction: rows before a statement would commit without the rest of
-// their transaction, which MariaDB never logs (a DDL commits what
-// precedes it in a group of its own).
+// statementInBlock runs st of ev, the transaction open in blk, before
+// any of its rows; last says it ends the transaction.
 func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Event, st *thlpb.Statement, last bool) error {
-	tx := blk.txs[len(blk.txs)-1]
-	if len(blk.sql) > tx.start || blk.sent {
-		if blk.sent {
-			a.rollback()
-		}
-		return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), SQL: shortSQL(st.GetSql()),
-			Err: errors.New("a statement follows row changes in the same transaction, which cannot be applied in order and atomically; skip it with trepctl online -skip-seqno and apply it by hand")}
-	}
 	if err := a.quiesce(ctx); err != nil {
 		return err
 	}

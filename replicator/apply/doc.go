@@ -15,7 +15,8 @@
 // same reason and run with a tracking write too. A transaction holding a
 // statement and then rows (CREATE TABLE … SELECT) runs the statement on
 // its own (it commits implicitly) and commits the rows with the tracking
-// row; rows before a statement in one transaction are refused.
+// row; a statement after rows in its transaction (DML a session logged
+// as a statement) runs inside the block's database transaction.
 //
 // It imports rpc/gen/thlpb and the MySQL driver; nothing of go-mysql.
 package apply

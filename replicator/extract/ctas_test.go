@@ -17,7 +17,7 @@ import (
 // extractor takes none of what the applier wrote: not the statement, not
 // the rows after it, not the rows of a non-transactional table, not a
 // table created, filled and dropped at once, not the rows of a DML
-// statement.
+// statement, alone or after rows.
 func TestAppliedCreateTableSelect(t *testing.T) {
 	t.Parallel()
 	west, wdb := startDB(t)
@@ -41,6 +41,13 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 		// DML the source logs as a statement, which the applier runs as one.
 		"SET SESSION binlog_format = STATEMENT",
 		"INSERT INTO app.keyed VALUES (1000, 'statement')",
+		// Rows, then a statement, in one transaction (MIXED logs the
+		// unsafe insert as rows, the safe one as a statement).
+		"SET SESSION binlog_format = MIXED",
+		"BEGIN",
+		"INSERT INTO app.keyed VALUES (1001, LEFT(UUID(), 8))",
+		"INSERT INTO app.keyed VALUES (1002, 'statement')",
+		"COMMIT",
 		"SET SESSION binlog_format = ROW",
 		"INSERT INTO app.s VALUES (100000, 'end')",
 	}
@@ -48,7 +55,10 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 	for _, q := range workload {
 		execConn(t, c, q)
 	}
-	txs := start(t, wx, from).wait(t, len(workload)-2)
+	txs := start(t, wx, from).wait(t, len(workload)-6) // less the SETs, BEGIN and COMMIT
+	if mixed := txs[len(txs)-2][0].Changes; len(mixed) != 2 || mixed[0].GetRows() == nil || mixed[1].GetStatement() == nil {
+		t.Fatalf("the MIXED transaction was extracted as %v, want rows then a statement", mixed)
+	}
 	if n := len(txs[4]); n != 5 {
 		t.Fatalf("CREATE TABLE nokey SELECT extracted as %d fragments, want 5", n)
 	}
