@@ -35,6 +35,8 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 		"CREATE TABLE app.fromview (id INT PRIMARY KEY) SELECT * FROM app.vw",
 		"CREATE TABLE app.big (id INT PRIMARY KEY) SELECT * FROM app.s", // keyed, 5 fragments
 		"CREATE TABLE app.m ENGINE=MyISAM SELECT * FROM app.s WHERE id <= 10",
+		// 6 MB: the applier sends it in parts before the commit.
+		"CREATE TABLE app.wide (id INT PRIMARY KEY) SELECT id, REPEAT('x', 3000) AS pad FROM app.s",
 		"CREATE TABLE app.t1 (a VARCHAR(10))",
 		"INSERT INTO app.t1 VALUES ('x')",
 		"DROP TABLE app.t1",
@@ -86,7 +88,7 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 	efrom := currentPosition(t, ex)
 	applyAll(t, a, events)
 
-	for _, table := range []string{"s", "nokey", "keyed", "fromview", "big", "m"} {
+	for _, table := range []string{"s", "nokey", "keyed", "fromview", "big", "m", "wide"} {
 		q := "CHECKSUM TABLE app." + table
 		var name, wsum, esum string
 		testutil.QueryRow(t, wdb, q, nil, &name, &wsum)
