@@ -141,7 +141,7 @@ func (a *Applier) timed(d time.Duration) {
 
 // flush commits blk: serially, or through the parallel pool.
 func (a *Applier) flush(ctx context.Context, blk *block) error {
-	if a.pool == nil || blk.sent {
+	if a.pool == nil || blk.sent || blk.serial {
 		if a.pool != nil {
 			if err := a.pool.drain(ctx); err != nil {
 				return err

@@ -225,3 +225,52 @@ func TestLinger(t *testing.T) {
 		t.Errorf("1 s commits: linger %s, want the bound %s", got, a.cfg.MaxLinger)
 	}
 }
+
+// TestStatementThenRows: a transaction holding a statement and then rows
+// (CREATE TABLE … SELECT), over fragments. After a restart that came
+// between the statement and the rows' commit, the statement's "already
+// exists" lets the rows go on; a statement after rows (DML a session
+// logged as a statement) is applied with them.
+func TestStatementThenRows(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	c := cols("id")
+	ctas := func(seqno uint64, table string, from int64) []*thlpb.Event {
+		st := ddl(seqno, "app", "CREATE TABLE "+table+" (id INT PRIMARY KEY)")
+		st.LastFrag = false
+		var evs = []*thlpb.Event{st}
+		for f := 1; f <= 3; f++ {
+			ev := rowsEvent(seqno, thlpb.RowChange_INSERT, table, c,
+				&thlpb.Row{After: []*thlpb.Value{vInt(from + int64(2*f))}}, &thlpb.Row{After: []*thlpb.Value{vInt(from + int64(2*f+1))}})
+			ev.Fragno, ev.LastFrag = uint32(f), f == 3
+			evs = append(evs, ev)
+		}
+		return evs
+	}
+	// The first CREATE ran before a "crash": the restart finds the table.
+	testutil.Exec(t, db, "CREATE TABLE app.a (id INT PRIMARY KEY)")
+	a := newApplier(t, srv.Addr())
+	evs := append(ctas(0, "a", 0), ctas(1, "b", 100)...)
+	evs = append(evs, rowsEvent(2, thlpb.RowChange_INSERT, "a", c, &thlpb.Row{After: []*thlpb.Value{vInt(50)}}))
+	if err := runUntil(t, a, 2, evs...); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range map[string]string{"a": "7", "b": "6"} {
+		if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app."+table); got != want {
+			t.Errorf("app.%s has %s rows, want %s", table, got, want)
+		}
+	}
+
+	// Rows, then DML a session logged as a statement (binlog_format=MIXED):
+	// one database transaction.
+	rowsFirst := rowsEvent(3, thlpb.RowChange_INSERT, "a", c, &thlpb.Row{After: []*thlpb.Value{vInt(60)}})
+	rowsFirst.Changes = append(rowsFirst.Changes, ddl(3, "app", "INSERT INTO a VALUES (61)").Changes...)
+	if err := runUntil(t, a, 3, rowsFirst); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.a WHERE id IN (60, 61)"); got != "2" {
+		t.Errorf("rows then a statement: %s of the 2 rows applied", got)
+	}
+}

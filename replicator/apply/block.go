@@ -18,25 +18,27 @@ const maxPending = 4 << 20
 
 // txn is one source transaction's SQL within a block.
 type txn struct {
-	last  *thlpb.Event // its last fragment
-	start int          // offset of its SQL in block.sql
-	stmts []int        // offsets of its statements, for error reports
+	last       *thlpb.Event // its last fragment
+	start      int          // offset of its SQL in block.sql
+	stmts      []int        // offsets of its statements, for error reports
+	statements bool         // it ran statements (DDL) ahead of the block
 }
 
 // block is the database transaction being built: several source
 // transactions, committed together with the tracking row of the last.
 type block struct {
-	start time.Time
-	sql   []byte
-	txs   []txn
-	txns  int
-	open  *thlpb.Event // the last fragment seen of a transaction still open
-	sent  bool         // part of the block was already sent (BEGIN issued)
-	cuts  []int        // offsets in sql after each BINLOG statement
+	start  time.Time
+	sql    []byte
+	txs    []txn
+	txns   int
+	open   *thlpb.Event // the last fragment seen of a transaction still open
+	sent   bool         // part of the block was already sent (BEGIN issued)
+	serial bool         // it holds a statement: no parallel apply
+	cuts   []int        // offsets in sql after each BINLOG statement
 }
 
 func (b *block) reset() {
-	b.sql, b.txs, b.txns, b.open, b.sent, b.cuts = b.sql[:0], b.txs[:0], 0, nil, false, b.cuts[:0]
+	b.sql, b.txs, b.txns, b.open, b.sent, b.serial, b.cuts = b.sql[:0], b.txs[:0], 0, nil, false, false, b.cuts[:0]
 }
 
 func isStatement(ev *thlpb.Event) bool {
@@ -49,6 +51,15 @@ func isStatement(ev *thlpb.Event) bool {
 }
 
 // add puts one event (a whole transaction or a fragment) into the block.
+//
+// A statement (DDL) commits implicitly, so it runs on its own, on the main
+// connection, once everything before it has committed; the rows that
+// follow it in its transaction (CREATE TABLE … SELECT) go into the block
+// like any rows and commit with the tracking row at the transaction's
+// end, right away. A statement after rows of its transaction runs inside
+// the block's database transaction. So every binlog group the applier
+// writes either writes the tracking schema or is a statement carrying the
+// origin marks.
 func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	if err := a.checkSequence(blk, ev); err != nil {
 		return err
@@ -56,23 +67,11 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	a.mu.Lock()
 	skip := a.skip[ev.GetSeqno()]
 	a.mu.Unlock()
-	if isStatement(ev) && !skip {
-		if ev.GetFragno() != 0 || !ev.GetLastFrag() {
-			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: errors.New("a statement (DDL) arrived in a fragmented transaction")}
-		}
-		if blk.txns > 0 {
-			if err := a.flush(ctx, blk); err != nil {
-				return err
-			}
-		}
-		if err := a.quiesce(ctx); err != nil {
+	withStatements := isStatement(ev) && !skip
+	if withStatements && blk.open == nil && blk.txns > 0 {
+		if err := a.flush(ctx, blk); err != nil {
 			return err
 		}
-		if err := a.applyStatements(ctx, ev); err != nil {
-			return err
-		}
-		a.queued = ev
-		return nil
 	}
 	if blk.txns == 0 && blk.open == nil {
 		blk.start = time.Now()
@@ -83,7 +82,33 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	tx := &blk.txs[len(blk.txs)-1]
 	if !skip {
 		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts}
-		for _, c := range ev.GetChanges() {
+		for i, c := range ev.GetChanges() {
+			if st := c.GetStatement(); st != nil && (len(bld.buf) > tx.start || blk.sent) {
+				// After rows of its transaction: DML a session logged as a
+				// statement (binlog_format=MIXED); MariaDB logs no DDL
+				// there (a DDL commits what precedes it first). It runs
+				// in the block's transaction, atomic with the rows, and
+				// the block commits serially: its rows are unknown.
+				tx.stmts = append(tx.stmts, len(bld.buf))
+				bld.statement(st)
+				blk.serial = true
+				continue
+			}
+			if st := c.GetStatement(); st != nil {
+				blk.sql, blk.cuts = bld.buf, bld.cuts
+				last := ev.GetLastFrag() && i == len(ev.GetChanges())-1
+				if err := a.statementInBlock(ctx, blk, ev, st, last); err != nil {
+					return err
+				}
+				if last { // it recorded its transaction too
+					blk.txs = blk.txs[:len(blk.txs)-1]
+					blk.open = nil
+					a.queued = ev
+					return nil
+				}
+				tx.statements = true
+				continue
+			}
 			tx.stmts = append(tx.stmts, len(bld.buf))
 			if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
 				return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
@@ -105,8 +130,59 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	tx.last = ev
 	blk.txns++
 	a.queued = ev
+	if tx.statements {
+		// Its statements are in the database already: record it now.
+		return a.flush(ctx, blk)
+	}
 	return nil
 }
+
+// statementInBlock runs st of ev, the transaction open in blk, before
+// any of its rows; last says it ends the transaction.
+func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Event, st *thlpb.Statement, last bool) error {
+	if err := a.quiesce(ctx); err != nil {
+		return err
+	}
+	now := a.cfg.Now()
+	var tracking []byte
+	if last {
+		tracking = appendTrackingUpdate(nil, a.cfg.Service, ev, now)
+	} else {
+		tracking = appendTrackingTouch(nil, a.cfg.Service)
+	}
+	a.meta.clear()
+	bld := builder{meta: a.meta, service: a.cfg.Service}
+	err := a.execStatement(ctx, &bld, st, tracking)
+	a.meta.clear()
+	var me *mysql.MySQLError
+	a.mu.Lock()
+	recovery := a.recovery
+	a.mu.Unlock()
+	switch {
+	case err == nil:
+	case errors.As(err, &me) && recovery && idempotentDDL[me.Number]:
+		// It ran before a restart that came before its tracking row
+		// (a DDL cannot commit with it); what follows it did not.
+		a.cfg.Logger.Warn("statement already applied before the restart; going on with the rest of its transaction", "seqno", ev.GetSeqno(), "error", err)
+		if !last {
+			return nil
+		}
+		if _, err := a.conn.ExecContext(ctx, string(tracking)); err != nil {
+			return a.sqlError(ev, "", err)
+		}
+	default:
+		return a.sqlError(ev, st.GetSql(), err)
+	}
+	if last {
+		a.committed(ev, 1, now)
+	}
+	return nil
+}
+
+// idempotentDDL are errors a statement re-applied after a crash may
+// raise because it ran before the crash: table/database/column exists or
+// does not exist.
+var idempotentDDL = map[uint16]bool{1007: true, 1008: true, 1050: true, 1051: true, 1060: true, 1091: true, 1061: true, 1146: true}
 
 func (a *Applier) checkSequence(blk *block, ev *thlpb.Event) error {
 	var prev *thlpb.Event
@@ -266,72 +342,31 @@ func (a *Applier) sqlError(ev *thlpb.Event, stmt string, err error) error {
 	return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), SQL: shortSQL(strings.TrimSuffix(stmt, ";")), Err: err}
 }
 
-// idempotentDDL are errors a statement re-applied after a crash may
-// raise because it ran before the crash: table/database/column exists or
-// does not exist.
-var idempotentDDL = map[uint16]bool{1007: true, 1008: true, 1050: true, 1051: true, 1060: true, 1091: true, 1061: true, 1146: true}
-
-// applyStatements applies a transaction holding statements (DDL): they
-// commit implicitly, so it runs on its own, then records the tracking row.
-// A DDL cannot commit atomically with the tracking row: after a crash
-// between the two, the statement runs again, and an "already exists"
-// error on that first transaction after a restart counts as applied.
-func (a *Applier) applyStatements(ctx context.Context, ev *thlpb.Event) error {
-	a.meta.clear()
-	for _, c := range ev.GetChanges() {
-		bld := builder{meta: a.meta, service: a.cfg.Service}
-		if st := c.GetStatement(); st != nil {
-			if err := a.execStatement(ctx, &bld, st); err != nil {
-				return a.statementError(ev, st, err)
-			}
-			a.meta.clear()
-			continue
+// execStatement runs st in a transaction with tracking, a write of the
+// tracking schema. A DDL commits implicitly before and after itself, so
+// the tracking write then commits on its own; any other statement (DML
+// the source logged as a statement) commits with it, so every binlog group
+// it makes carries the loop mark (statements carry theirs too).
+func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Statement, tracking []byte) error {
+	exec := func(st *thlpb.Statement) error {
+		bld.buf = append(bld.buf[:0], "BEGIN;"...)
+		bld.statement(st)
+		bld.buf = append(bld.buf, tracking...)
+		bld.buf = append(bld.buf, "COMMIT"...)
+		_, err := a.conn.ExecContext(ctx, string(bld.buf))
+		if err != nil {
+			a.rollback()
 		}
-		if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
-			return &Error{Seqno: ev.GetSeqno(), EventID: ev.GetEventId(), Err: err}
-		}
-		if _, err := a.conn.ExecContext(ctx, string(bld.buf)); err != nil {
-			return a.sqlError(ev, string(bld.buf), err)
-		}
+		return err
 	}
-	now := a.cfg.Now()
-	if _, err := a.conn.ExecContext(ctx, string(appendTrackingUpdate(nil, a.cfg.Service, ev, now))); err != nil {
-		return a.sqlError(ev, "", err)
-	}
-	a.committed(ev, 1, now)
-	return nil
-}
-
-func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Statement) error {
-	bld.statement(st)
-	_, err := a.conn.ExecContext(ctx, string(bld.buf))
+	err := exec(st)
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1049 && st.GetSchema() != "" {
 		// Its default schema is gone (dropped later on the source, or by
 		// this very statement's predecessor): run it without one.
-		st2 := &thlpb.Statement{Sql: st.GetSql(), Session: st.GetSession(), Timestamp: st.GetTimestamp()}
-		bld.buf = bld.buf[:0]
-		bld.statement(st2)
-		_, err = a.conn.ExecContext(ctx, string(bld.buf))
+		err = exec(&thlpb.Statement{Sql: st.GetSql(), Session: st.GetSession(), Timestamp: st.GetTimestamp()})
 	}
-	// Back to no default schema, whatever happened.
+	// Back to the applier's sql_mode and foreign key checks, whatever happened.
 	_, _ = a.conn.ExecContext(ctx, "SET SESSION sql_mode='"+sessionSQLMode+"', foreign_key_checks=1")
 	return err
-}
-
-func (a *Applier) statementError(ev *thlpb.Event, st *thlpb.Statement, err error) error {
-	var me *mysql.MySQLError
-	a.mu.Lock()
-	recovery := a.recovery
-	a.mu.Unlock()
-	if errors.As(err, &me) && recovery && idempotentDDL[me.Number] {
-		a.cfg.Logger.Warn("statement already applied before the restart; recording it as applied", "seqno", ev.GetSeqno(), "error", err)
-		now := a.cfg.Now()
-		if _, err := a.conn.ExecContext(context.Background(), string(appendTrackingUpdate(nil, a.cfg.Service, ev, now))); err != nil {
-			return a.sqlError(ev, "", err)
-		}
-		a.committed(ev, 1, now)
-		return nil
-	}
-	return a.sqlError(ev, st.GetSql(), err)
 }

@@ -11,7 +11,12 @@
 //
 // The applier's transactions write the tracking schema, which is how the
 // local extractor recognises them and never extracts them again (loop
-// prevention); DDL carries the origin comment for the same reason.
+// prevention); statements carry the origin comment and thread id for the
+// same reason and run with a tracking write too. A transaction holding a
+// statement and then rows (CREATE TABLE … SELECT) runs the statement on
+// its own (it commits implicitly) and commits the rows with the tracking
+// row; a statement after rows in its transaction (DML a session logged
+// as a statement) runs inside the block's database transaction.
 //
 // It imports rpc/gen/thlpb and the MySQL driver; nothing of go-mysql.
 package apply

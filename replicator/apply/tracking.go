@@ -138,6 +138,15 @@ func appendTrackingUpdate(b []byte, service string, ev *thlpb.Event, now time.Ti
 	return append(b, " WHERE task_id=0;"...)
 }
 
+// appendTrackingTouch appends a write of the tracking row that leaves the
+// position as it is: it marks a binlog group as the applier's (loop
+// prevention) before the transaction it belongs to is complete.
+func appendTrackingTouch(b []byte, service string) []byte {
+	b = append(b, "UPDATE "...)
+	b = quoteIdent(b, TrackingSchema(service))
+	return append(b, ".trep_commit_seqno SET update_timestamp=NOW(6) WHERE task_id=0;"...)
+}
+
 // dropTracking removes the tracking schema (trepctl reset -db).
 func dropTracking(ctx context.Context, conn *sql.Conn, service string) error {
 	if _, err := conn.ExecContext(ctx, "SET SESSION sql_log_bin=0"); err != nil {

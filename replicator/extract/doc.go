@@ -20,7 +20,11 @@
 //     service's own heartbeat table; statements that start with
 //     OriginComment, or that ran with pseudo_thread_id = OriginThreadID
 //     (for statements the server rewrites, losing the comment), are
-//     dropped too.
+//     dropped too, and so is a group whose BEGIN or COMMIT ran with that
+//     thread id (non-transactional rows an applier wrote). A transaction
+//     that is dropped never stops the extractor: a row change it cannot
+//     decode fails the transaction only at its end, if it is kept.
+//   - With binlog_row_metadata=FULL nothing is read from the live schema.
 //   - Only the transaction's end is trusted: incomplete transactions (cut
 //     by a crash, rolled back) are discarded; SAVEPOINT statements are left
 //     out; XA transactions are refused with an error.

@@ -112,3 +112,68 @@ func TestOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestAppliedTransactionNeverStops: a transaction a replicator applied is
+// dropped whatever its rows look like — rows the extractor could not
+// decode before the tracking write comes (a partial row image, a table
+// gone with no metadata in the binlog), and the group of its own that a
+// non-transactional table's rows leave the applier's transaction in,
+// which has no tracking write but the applier's thread id.
+func TestAppliedTransactionNeverStops(t *testing.T) {
+	t.Parallel()
+	srv, db := startDB(t)
+	for _, q := range []string{
+		"CREATE DATABASE app",
+		"CREATE TABLE app.t (id INT PRIMARY KEY, v INT)",
+		"CREATE TABLE app.gone (id INT PRIMARY KEY, v INT)",
+		"CREATE TABLE app.m (id INT PRIMARY KEY) ENGINE=MyISAM",
+		"INSERT INTO app.t VALUES (1, 1)",
+		"CREATE DATABASE tungsten_west",
+		"CREATE TABLE tungsten_west.trep_commit_seqno (task_id INT PRIMARY KEY, seqno BIGINT)",
+		"INSERT INTO tungsten_west.trep_commit_seqno VALUES (0, 0)",
+	} {
+		testutil.Exec(t, db, q)
+	}
+	x := newExtractor(t, srv, nil)
+	from := currentPosition(t, x)
+
+	a := conn(t, db, fmt.Sprintf("SET SESSION pseudo_thread_id = %d", OriginThreadID))
+	// 1. A partial row image before the tracking write.
+	execConn(t, a, "SET SESSION binlog_row_image = MINIMAL")
+	execConn(t, a, "BEGIN")
+	execConn(t, a, "UPDATE app.t SET v = 2 WHERE id = 1")
+	execConn(t, a, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 1 WHERE task_id = 0")
+	execConn(t, a, "COMMIT")
+	execConn(t, a, "SET SESSION binlog_row_image = FULL")
+	// 2. Rows of a table dropped before extraction, logged without metadata.
+	testutil.Exec(t, db, "SET GLOBAL binlog_row_metadata = NO_LOG")
+	execConn(t, a, "BEGIN")
+	execConn(t, a, "INSERT INTO app.gone VALUES (1, 1)")
+	execConn(t, a, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 2 WHERE task_id = 0")
+	execConn(t, a, "COMMIT")
+	testutil.Exec(t, db, "SET GLOBAL binlog_row_metadata = FULL")
+	execConn(t, a, OriginComment("west")+"DROP TABLE app.gone")
+	// 3. A non-transactional table inside an applied transaction.
+	execConn(t, a, "BEGIN")
+	execConn(t, a, "INSERT INTO app.m VALUES (1)")
+	execConn(t, a, "INSERT INTO app.t VALUES (2, 2)")
+	execConn(t, a, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 3 WHERE task_id = 0")
+	execConn(t, a, "COMMIT")
+	// 4. A client's write: the only transaction to extract.
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (3, 3)")
+
+	col := start(t, x, from)
+	txs := col.wait(t, 1)
+	if firstID(txs[0]) != 3 {
+		t.Errorf("first transaction extracted: %v, want only the client's insert of id 3", txs[0])
+	}
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (4, 4)")
+	col.wait(t, 2)
+	col.stop(t)
+	if n := col.count(); n != 2 {
+		t.Errorf("%d transactions extracted, want the 2 client inserts", n)
+	}
+	if s := x.Stats(); s.Filtered != 5 {
+		t.Errorf("stats %+v, want 5 filtered (3 applied transactions, the MyISAM group, the DROP)", s)
+	}
+}

@@ -130,8 +130,10 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 			r.tx.reset()
 		}
 		r.tx.open, r.tx.standalone = true, false
+		r.appliedThread(e)
 		return nil
 	case bytes.EqualFold(q, []byte("COMMIT")):
+		r.appliedThread(e)
 		return r.commit(h, end)
 	case bytes.EqualFold(q, []byte("ROLLBACK")):
 		// Only a transaction that also changed non-transactional tables is
@@ -186,12 +188,45 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 // with foreign_key_checks=0.
 const rowsNoForeignKeyChecks = 0x02
 
-// rows converts a rows event into the transaction's row changes; raw is
+// appliedThread marks the transaction as applied by a replicator when the
+// BEGIN or COMMIT of its group ran with the applier's pseudo thread id:
+// rows of non-transactional tables leave the applier's transaction as a
+// group of their own, without its tracking write.
+func (r *run) appliedThread(e *replication.QueryEvent) {
+	if e.SlaveProxyID == OriginThreadID && r.tx.drop == "" {
+		r.tx.drop = "origin thread id"
+	}
+}
+
+// rows converts a rows event into the transaction's row changes. A change
+// it cannot decode stops the extractor only at the transaction's end, and
+// only if loop prevention does not drop the transaction by then: what a
+// replicator applied is never extracted, whatever its rows are. raw is
 // the event as read.
 func (r *run) rows(ctx context.Context, e *replication.RowsEvent, raw []byte) error {
 	if e.Table == nil {
 		return errorf(ErrDecode, "rows event at %s:%d has no table map", r.file, r.lastPos)
 	}
+	if !r.tx.open { // rows outside BEGIN … COMMIT: take them as a transaction
+		r.tx.open = true
+	}
+	if r.tx.drop != "" {
+		return nil // dropped whole at its end: skip the conversion
+	}
+	if r.tables.loopOf(e.Table.Schema, e.Table.Table) == loopTracking {
+		r.tx.drop = string(e.Table.Schema) + "." + string(e.Table.Table)
+		return nil
+	}
+	if r.tx.err != nil {
+		return nil // fails at its end, unless a tracking write follows
+	}
+	if err := r.convertRows(ctx, e, raw); err != nil {
+		r.tx.err = err
+	}
+	return nil
+}
+
+func (r *run) convertRows(ctx context.Context, e *replication.RowsEvent, raw []byte) error {
 	if len(r.tables.byID) > maxCachedTables {
 		clear(r.tables.byID)
 	}
@@ -199,17 +234,8 @@ func (r *run) rows(ctx context.Context, e *replication.RowsEvent, raw []byte) er
 	if err != nil {
 		return err
 	}
-	if !r.tx.open { // rows outside BEGIN … COMMIT: take them as a transaction
-		r.tx.open = true
-	}
-	switch ti.loop {
-	case loopTracking:
-		r.tx.drop = ti.schema + "." + ti.table
-	case loopOwnHeartbeat:
+	if ti.loop == loopOwnHeartbeat {
 		r.tx.heartbeat = true
-	}
-	if r.tx.drop != "" {
-		return nil // dropped whole at its end: skip the conversion
 	}
 	for _, skipped := range e.SkippedColumns {
 		if len(skipped) > 0 {
@@ -329,6 +355,8 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 			r.x.cfg.OnFilter(Filtered{Pos: pos, Reason: tx.drop})
 		}
 		return nil
+	case tx.err != nil:
+		return tx.err
 	case tx.empty():
 		r.x.setLast(pos)
 		return nil
@@ -356,7 +384,7 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 
 // discard drops the open transaction, which never completed.
 func (r *run) discard(why string) {
-	if r.tx.empty() && r.tx.drop == "" {
+	if r.tx.empty() && r.tx.drop == "" && r.tx.err == nil {
 		return
 	}
 	r.x.discarded.Add(1)

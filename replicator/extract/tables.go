@@ -130,7 +130,10 @@ func (c *tables) build(ctx context.Context, tm *replication.TableMapEvent) (*tab
 	// Names, signedness and keys from the table map (binlog_row_metadata=FULL;
 	// MINIMAL has signedness only), else from information_schema.
 	haveNames := len(tm.ColumnName) == n
-	haveSign := len(tm.SignednessBitmap) > 0
+	// The server logs signedness only for numeric columns: a table without
+	// any has no bitmap, and needs none.
+	needSign := slices.ContainsFunc(ti.columns, func(c *thlpb.Column) bool { return isNumeric(byte(c.Type)) })
+	haveSign := len(tm.SignednessBitmap) > 0 || !needSign
 	coll := tm.CollationMap() // nil unless the binlog has charsets
 	needColl := false
 	for i := range cols {
@@ -202,18 +205,29 @@ func (c *tables) build(ctx context.Context, tm *replication.TableMapEvent) (*tab
 		ti.kinds[i] = k
 	}
 
-	if strings.HasPrefix(ti.schema, c.prefix) {
-		ti.loop = loopTracking
-		if ti.schema == c.prefix+c.service && ti.table == "heartbeat" {
-			ti.loop = loopOwnHeartbeat
-			for i := range cols {
-				if strings.EqualFold(cols[i].Name, "name") {
-					ti.nameCol = i
-				}
+	ti.loop = c.loopOf(tm.Schema, tm.Table)
+	if ti.loop == loopOwnHeartbeat {
+		for i := range cols {
+			if strings.EqualFold(cols[i].Name, "name") {
+				ti.nameCol = i
 			}
 		}
 	}
 	return ti, nil
+}
+
+// loopOf says what loop prevention makes of writes to schema.table; it
+// needs no column metadata, so a transaction is known to be applied by a
+// replicator even when its other rows cannot be decoded.
+func (c *tables) loopOf(schema, table []byte) loopKind {
+	rest, ok := bytes.CutPrefix(schema, []byte(c.prefix))
+	switch {
+	case !ok:
+		return loopNone
+	case string(rest) == c.service && string(table) == "heartbeat":
+		return loopOwnHeartbeat
+	}
+	return loopTracking
 }
 
 func isNumeric(typ byte) bool {
@@ -237,7 +251,7 @@ func (c *tables) columnsOf(ctx context.Context, schema, table string) ([]colDef,
 		"SELECT COLUMN_NAME, COLUMN_TYPE, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
 		schema, table)
 	if err != nil {
-		return nil, errorf(ErrConnect, "the binlog has no column names for %s.%s and information_schema could not be read: %v; set binlog_row_metadata=FULL", schema, table, err)
+		return nil, errorf(ErrConnect, "the binlog lacks column metadata for %s.%s and information_schema could not be read: %v; set binlog_row_metadata=FULL", schema, table, err)
 	}
 	defer rows.Close()
 	var defs []colDef
@@ -252,7 +266,7 @@ func (c *tables) columnsOf(ctx context.Context, schema, table string) ([]colDef,
 		return nil, errorf(ErrConnect, "read the columns of %s.%s: %v", schema, table, err)
 	}
 	if len(defs) == 0 {
-		return nil, errorf(ErrDecode, "the binlog has no column names for %s.%s and the table no longer exists; set binlog_row_metadata=FULL so the binlog carries them", schema, table)
+		return nil, errorf(ErrDecode, "the binlog lacks column metadata (names, signedness or character sets) for %s.%s and the table no longer exists; set binlog_row_metadata=FULL so the binlog carries it", schema, table)
 	}
 	c.schema[key] = defs
 	return defs, nil

@@ -30,6 +30,9 @@ type txn struct {
 	haveShard bool
 	multi     bool
 	drop      string // why loop prevention drops it; "" keeps it
+	// err is why a row change could not be decoded: returned at the end
+	// unless the transaction turns out to be dropped (applied elsewhere).
+	err       error
 	heartbeat bool
 	heartName string
 }
