@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -251,13 +252,22 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	); err != nil {
 		return nil, err
 	}
-	// Fence what can be reached of the old primary, without waiting long.
+	// Fence the old primary's database (its sessions killed, read_only
+	// on) while the candidate is made complete: nothing may commit there
+	// once the new primary takes writes.
 	var wg sync.WaitGroup
+	var fenceErr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := a.remote.setReadOnly(ctx, from, true, time.Second); err != nil {
-			a.log.Info("fence: old primary's database not reachable", "host", from, "error", firstLine(err.Error()))
+		killed, err := a.remote.fence(ctx, from, stepTimeout)
+		switch {
+		case errors.Is(err, errDatabaseDown):
+			a.log.Info("fence: the old primary's database is down", "host", from)
+		case err != nil:
+			fenceErr = err
+		default:
+			a.log.Info("fence: the old primary's database is read-only", "host", from, "sessions_killed", killed)
 		}
 	}()
 	go func() {
@@ -271,6 +281,11 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	gap := a.complete(ctx, cand, a.others(cand, from))
 	wg.Wait()
 	var lines []string
+	if fenceErr != nil {
+		// Unreachable but not down (a hung server, a cut network): its
+		// manager fences it when it loses quorum.
+		lines = append(lines, fmt.Sprintf("WARNING: could not fence %s's database: %s", from, firstLine(fenceErr.Error())))
+	}
 	if gap != nil {
 		if !force {
 			_ = a.apply(policy.Change{Op: policy.OpEnd})

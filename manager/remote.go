@@ -3,10 +3,12 @@ package manager
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -139,6 +141,89 @@ func (r *remotes) setReadOnly(ctx context.Context, host string, on bool, timeout
 		return fmt.Errorf("set read_only=%s on %s: %w", v, host, err)
 	}
 	return nil
+}
+
+// errDatabaseDown: the host's database refuses connections, so nothing
+// commits there: fenced by being down.
+var errDatabaseDown = errors.New("the database refuses connections")
+
+// fence makes host's database take no more writes, retrying for at most
+// limit: it kills the sessions of every account but the replication user
+// and the server's own threads (their open transactions roll back), then
+// sets read_only and checks it holds. The kill comes first: SET GLOBAL
+// read_only waits for running statements, and a long write started on the
+// old primary would commit after the new one takes writes. It returns
+// errDatabaseDown when the database refuses connections.
+func (r *remotes) fence(ctx context.Context, host string, limit time.Duration) (killed int, err error) {
+	db, err := r.db(host)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		n, err := r.fenceOnce(ctx, db)
+		killed += n
+		if err == nil {
+			return killed, nil
+		}
+		if isRefused(err) {
+			return killed, fmt.Errorf("fence %s: %w (%v)", host, errDatabaseDown, err)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return killed, fmt.Errorf("fence %s: %w", host, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (r *remotes) fenceOnce(ctx context.Context, db *sql.DB) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	rows, err := conn.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST
+		WHERE USER NOT IN (?, 'system user', 'event_scheduler', 'unauthenticated user') AND ID <> CONNECTION_ID()
+		AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')`, r.user)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	killed := 0
+	for _, id := range ids {
+		// A session that ended meanwhile is "Unknown thread id".
+		if _, err := conn.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10)); err == nil {
+			killed++
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
+		return killed, err
+	}
+	var ro bool
+	if err := conn.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro); err != nil {
+		return killed, err
+	}
+	if !ro {
+		return killed, errors.New("read_only is still OFF after SET GLOBAL read_only = ON")
+	}
+	return killed, nil
+}
+
+// isRefused reports whether err is a refused TCP connection.
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // serviceStatus returns the site service's status on host's replicator.

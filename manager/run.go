@@ -488,7 +488,7 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		st := a.fsm.state()
 		err = a.apply(policy.Change{Op: policy.OpDatasource, Host: d.Host, Value: policy.Failed, Reason: d.Reason, Auto: d.Host != st.Primary})
 		if err == nil && d.Host == st.Primary {
-			_ = a.remote.setReadOnly(ctx, d.Host, true, time.Second)
+			_, _ = a.remote.fence(ctx, d.Host, time.Second)
 		}
 		lines = []string{fmt.Sprintf("datasource %s FAILED (%s)", d.Host, d.Reason)}
 	case policy.DecideFailover:

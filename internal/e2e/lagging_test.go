@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
@@ -95,4 +98,52 @@ func TestFailoverLaggingCandidate(t *testing.T) {
 		_, err := s.appDB("east2").Exec("INSERT INTO app.t (v) VALUES (1000)")
 		return err
 	})
+}
+
+// TestFailoverKillsWritesOnOldPrimary: a write statement that began on
+// the primary before a failover (here one that runs 8 s) must not commit
+// there after the new primary takes writes: the failover kills the old
+// primary's application sessions before it sets read_only (which would
+// wait for the statement) and promotes.
+func TestFailoverKillsWritesOnOldPrimary(t *testing.T) {
+	s := startSandbox(t, oneSite)
+	s.createApp()
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = "app_user", "secret", "tcp", s.addr("east1")+":13306"
+	mc.Timeout, mc.ReadTimeout = 2*time.Second, 60*time.Second
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := sql.OpenDB(conn)
+	defer app.Close()
+	long := make(chan error, 1)
+	go func() {
+		_, err := app.Exec("INSERT INTO app.t (v) SELECT 777 FROM (SELECT SLEEP(8)) AS s")
+		long <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	begin := time.Now()
+	lines, err := s.cctrl("east2", true, "failover")
+	if err != nil {
+		t.Fatalf("failover: %v", err)
+	}
+	t.Logf("failover took %v: %s", time.Since(begin).Round(time.Millisecond), strings.Join(lines, "; "))
+	select {
+	case err := <-long:
+		if err == nil {
+			t.Fatal("the write that began on the old primary committed")
+		}
+		t.Logf("the old primary's write ended with: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old primary's write still runs 10 s after the failover")
+	}
+	time.Sleep(time.Second)
+	var n int
+	if err := s.db("east1").QueryRow("SELECT COUNT(*) FROM app.t WHERE v = 777").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the old primary holds %d rows of the write begun before the failover (%v)", n, err)
+	}
+	if w := s.writable(eastHosts); len(w) != 1 || w[0] == "east1" {
+		t.Fatalf("writable after the failover: %v", w)
+	}
 }
