@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // handshakeTimeout bounds the first bytes and the TLS handshake of a
@@ -171,8 +172,23 @@ func (c *Cluster) serverOptions(strict bool, what string) []grpc.ServerOption {
 	if c.SSL() {
 		sc.cfg = c.ServerTLS()
 	}
-	return []grpc.ServerOption{grpc.Creds(sc), grpc.UnaryInterceptor(c.unaryAuth), grpc.StreamInterceptor(c.streamAuth)}
+	return []grpc.ServerOption{grpc.Creds(sc), grpc.UnaryInterceptor(c.unaryAuth), grpc.StreamInterceptor(c.streamAuth),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ServerKeepaliveTime, Timeout: KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: ClientKeepaliveTime / 2, PermitWithoutStream: true})}
 }
+
+// Keepalive of every connection between agents: an end pings the other
+// after its keepalive time without traffic and drops the connection when
+// no answer comes within KeepaliveTimeout. A peer that hangs (SIGSTOP, a
+// frozen VM) or a cut network ends its streams within seconds instead of
+// never (a Watch stream from a hung manager would keep a connector on a
+// stale routing table). gRPC lets a client ping no more often than every
+// 10 s; a server pings every 2 s.
+const (
+	ClientKeepaliveTime = 10 * time.Second
+	ServerKeepaliveTime = 2 * time.Second
+	KeepaliveTimeout    = 2 * time.Second
+)
 
 // Dialer dials TCP connections; nil is a default net.Dialer.
 type Dialer func(ctx context.Context, addr string) (net.Conn, error)
@@ -197,6 +213,7 @@ func (c *Cluster) dialOptions(dial Dialer, strict bool) []grpc.DialOption {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(tokenCreds(c.token)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ClientKeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 	}
 	if c.SSL() {
 		cfg := c.ClientTLS()
