@@ -13,9 +13,9 @@ import (
 
 // Defaults applied by Config.WithDefaults.
 const (
-	DefaultPort         = 13306
-	DefaultUserHost     = "%"
-	DefaultPrivileges   = "ALL PRIVILEGES ON *.* WITH GRANT OPTION"
+	DefaultPort       = 13306
+	DefaultUserHost   = "%"
+	DefaultPrivileges = "ALL PRIVILEGES ON *.* WITH GRANT OPTION"
 
 	// AppPrivileges are an application's: what applications run, and
 	// nothing that writes past read_only (SUPER, READ_ONLY ADMIN), so
