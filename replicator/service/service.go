@@ -638,9 +638,13 @@ func (s *Service) runMaster(ctx context.Context) error {
 	s.extractor = x
 	s.mu.Unlock()
 	s.log.Info("extracting", "from", from.String(), "seqno", next, "epoch", epoch)
-	go s.syncer(ctx, 20*time.Millisecond)
-	// The last record is made before the tracker closes (defers run in
-	// reverse): stop, then wait for it.
+	// Every goroutine of this run ends before it returns (defers run in
+	// reverse): the last record is made before the tracker closes, the
+	// last sync before the next run appends.
+	syncCtx, stopSync := context.WithCancel(ctx)
+	synced := make(chan struct{})
+	go func() { defer close(synced); s.syncer(syncCtx, 20*time.Millisecond) }()
+	defer func() { stopSync(); <-synced }()
 	done, recorded := make(chan struct{}), make(chan struct{})
 	defer func() { close(done); <-recorded }()
 	go func() { defer close(recorded); s.recordExtracted(done, tracker) }()
@@ -811,22 +815,27 @@ func (s *Service) runSlave(ctx context.Context) error {
 	s.lastApply, s.hasApply = pos, applied
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	clientErr := make(chan error, 1)
 	fs := &fetchStore{store: s.store, applied: pos, hasApplied: applied}
 	if marked {
 		fs.applied, fs.hasApplied = apply.Position{Seqno: mark.Seqno, Epoch: mark.Epoch, EventID: mark.EventID}, true
 	}
-	go func() { clientErr <- c.Run(ctx, fs) }()
-
 	r, err := s.store.NewReader(from)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	applyErr := make(chan error, 1)
-	go func() { applyErr <- a.Run(ctx, s.counted(r)) }()
+	// Both halves end before runSlave returns (defers run in reverse:
+	// cancel, wait, then the reader and the applier close): a fetch still
+	// appending while the next run starts its own would make two writers
+	// of one THL, an apply still running two appliers of one database.
+	ctx, cancel := context.WithCancel(ctx)
+	var halves sync.WaitGroup
+	defer halves.Wait()
+	defer cancel()
+	clientErr, applyErr := make(chan error, 1), make(chan error, 1)
+	halves.Add(2)
+	go func() { defer halves.Done(); clientErr <- c.Run(ctx, fs) }()
+	go func() { defer halves.Done(); applyErr <- a.Run(ctx, s.counted(r)) }()
 	select {
 	case err := <-clientErr:
 		if marked && errors.Is(err, stream.ErrDiverged) {
