@@ -367,6 +367,6 @@ func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Sta
 		err = exec(&thlpb.Statement{Sql: st.GetSql(), Session: st.GetSession(), Timestamp: st.GetTimestamp()})
 	}
 	// Back to the applier's sql_mode and foreign key checks, whatever happened.
-	_, _ = a.conn.ExecContext(ctx, "SET SESSION sql_mode='"+sessionSQLMode+"', foreign_key_checks=1")
+	_, _ = a.conn.ExecContext(ctx, statementReset)
 	return err
 }

@@ -35,6 +35,9 @@ type run struct {
 
 	// crc: the events of the current file end in a CRC32 checksum.
 	crc bool
+	// stmtCtx holds what the events before a statement said of its
+	// session (stmtctx.go), for that statement.
+	stmtCtx map[string]string
 	// maps holds the last Table_map event of each table id, as
 	// sourceEvent returns it, for the RowChange's binlog.
 	maps map[uint64][]byte
@@ -83,6 +86,13 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 		return r.rows(ctx, e, ev.RawData)
 	case *replication.XIDEvent:
 		return r.commit(ev.Header, end)
+	case *replication.IntVarEvent:
+		r.intVar(e)
+	case *replication.GenericEvent:
+		return r.statementContext(ev.Header, e.Data)
+	case *replication.BeginLoadQueryEvent, *replication.ExecuteLoadQueryEvent:
+		return errorf(ErrDecode, "LOAD DATA at %s:%d was logged as a statement (a session with binlog_format=STATEMENT or MIXED), "+
+			"whose file the extractor cannot carry; load with SET SESSION binlog_format=ROW, then skip this transaction (trepctl online -from-event after it)", r.file, end)
 	case *replication.TransactionPayloadEvent: // MySQL binlog_transaction_compression
 		for _, inner := range e.Events {
 			if err := r.handle(ctx, inner, end); err != nil {
@@ -153,6 +163,7 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 			"commit application transactions without XA on this server", r.tx.gtid, r.file, end, q)
 	}
 	r.tables.invalidate() // DDL may have changed any table
+	defer func() { r.stmtCtx = nil }() // it was this statement's
 	sqlText := string(e.Query)
 	schema := string(e.Schema)
 	if svc, ok := Origin(sqlText); ok {
@@ -168,6 +179,9 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 			Sql:       hidePasswords(sqlText),
 			Session:   sessionVars(e.StatusVars, r.flavor, r.coll),
 			Timestamp: int64(h.Timestamp),
+		}
+		for k, v := range r.stmtCtx {
+			st.Session[k] = v
 		}
 		if createsOrDropsDatabase(sqlText) {
 			// The server logs CREATE/DROP DATABASE with the database itself
