@@ -162,7 +162,7 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 		return errorf(ErrDecode, "XA transaction %s at %s:%d (%.60s) cannot be extracted: the extractor does not support XA; "+
 			"commit application transactions without XA on this server", r.tx.gtid, r.file, end, q)
 	}
-	r.tables.invalidate() // DDL may have changed any table
+	r.tables.invalidate()              // DDL may have changed any table
 	defer func() { r.stmtCtx = nil }() // it was this statement's
 	sqlText := string(e.Query)
 	schema := string(e.Schema)
