@@ -65,7 +65,7 @@ func (r result) report(b *testing.B) {
 // once, whatever b.N (make bench passes -benchtime 1x).
 func BenchmarkReplicationApply(b *testing.B) {
 	requireEnabled(b)
-	env := setupBacklog(b)
+	env := setupBacklog(b, sysbenchWorkload(applyTx, false))
 	// The parent's own log is not shown when it passes: the setup rows
 	// carry it.
 	b.Run("primary-load-sysbench-8threads", func(b *testing.B) {
@@ -99,19 +99,26 @@ func BenchmarkReplicationApply(b *testing.B) {
 	run("native-4threads-optimistic-baseline", func(b *testing.B) result {
 		return env.native(b, 2, "slave_parallel_threads=4", "slave_parallel_mode=optimistic")
 	})
-	type variant struct{ block, channels int }
-	variants := []variant{{apply.DefaultConfig().BlockSize, 1}}
-	if variants[0].block != 100 {
-		variants = append(variants, variant{100, 1})
+	type variant struct {
+		block, channels int
+		binlog          bool // every row from its source events (apply.Config.BinlogRows)
 	}
-	variants = append(variants, variant{apply.DefaultConfig().BlockSize, 4})
+	variants := []variant{{block: apply.DefaultConfig().BlockSize, channels: 1}}
+	if variants[0].block != 100 {
+		variants = append(variants, variant{block: 100, channels: 1})
+	}
+	variants = append(variants, variant{block: apply.DefaultConfig().BlockSize, channels: 4})
+	variants = append(variants, variant{block: apply.DefaultConfig().BlockSize, channels: 1, binlog: true})
 	for i, v := range variants {
 		name := fmt.Sprintf("carbide-applier-block%d", v.block)
 		if v.channels > 1 {
 			name += fmt.Sprintf("-%dchannels", v.channels)
 		}
+		if v.binlog {
+			name += "-binlog-statements"
+		}
 		run(name, func(b *testing.B) result {
-			r := env.carbide(b, 3+i, v.block, v.channels, name)
+			r := env.carbide(b, 3+i, v.block, v.channels, name, v.binlog)
 			for base, key := range map[string]string{"native-1thread-baseline": "vs-native-1thread", "native-4threads-optimistic-baseline": "vs-native-4threads"} {
 				if n, ok := results[base]; ok {
 					r.metrics[key] = r.metrics["tx/s"] / n.metrics["tx/s"]
@@ -134,30 +141,124 @@ type backlog struct {
 	lastSeqno   uint64
 	load        result
 	extract     result
-	primarySums []string // CHECKSUM TABLE of the sbtest tables after the load
+	tables      []string // the tables every replica must end equal on
+	primarySums []string // CHECKSUM TABLE of the tables after the load
 	loadNotes   []string
 	extractNote string
 }
 
-func (e *backlog) tableNames() []string {
-	var t []string
-	for i := 1; i <= applyTables; i++ {
-		t = append(t, fmt.Sprintf("sbtest.sbtest%d", i))
-	}
-	return t
+
+// workload makes a backlog: prepare fills the primary before the
+// snapshot (and names the tables every replica must end equal on), run
+// writes the backlog and returns how many transactions it committed.
+type workload struct {
+	name    string
+	prepare func(b *testing.B, e *backlog, p *server) []string
+	run     func(b *testing.B, e *backlog, p *server) int
 }
 
-func setupBacklog(b *testing.B) *backlog {
+// sysbenchWorkload is sysbench oltp_write_only, 8 threads, applyTx
+// transactions on applyTables tables of applyTableSize rows; triggers
+// adds an AFTER INSERT/UPDATE/DELETE trigger writing an audit table to
+// every table (on the primary and so on every snapshot copy).
+func sysbenchWorkload(tx int, triggers bool) workload {
+	name := "sysbench"
+	if triggers {
+		name = "sysbench-triggers"
+	}
+	return workload{
+		name: name,
+		prepare: func(b *testing.B, e *backlog, p *server) []string {
+			begin := time.Now()
+			p.exec(b, "CREATE DATABASE sbtest")
+			sysbench(b, p, applyTables, applyTableSize, "--threads="+strconv.Itoa(min(applyTables, 4)), "prepare")
+			e.note("primary %s: sysbench prepare of %d×%d rows took %s", p.Addr(), applyTables, applyTableSize, time.Since(begin).Round(time.Millisecond))
+			var tables []string
+			for i := 1; i <= applyTables; i++ {
+				tables = append(tables, fmt.Sprintf("sbtest.sbtest%d", i))
+			}
+			if triggers {
+				p.exec(b, "CREATE TABLE sbtest.audit (n BIGINT AUTO_INCREMENT PRIMARY KEY, tbl INT, op CHAR(1), id INT)")
+				for i := 1; i <= applyTables; i++ {
+					for _, op := range []struct{ when, row, code string }{{"INSERT", "NEW", "i"}, {"UPDATE", "NEW", "u"}, {"DELETE", "OLD", "d"}} {
+						p.exec(b, fmt.Sprintf("CREATE TRIGGER sbtest.sbtest%d_%s AFTER %s ON sbtest.sbtest%d FOR EACH ROW INSERT INTO sbtest.audit (tbl, op, id) VALUES (%d, '%s', %s.id)",
+							i, op.code, op.when, i, i, op.code, op.row))
+					}
+				}
+				tables = append(tables, "sbtest.audit")
+			}
+			return tables
+		},
+		run: func(b *testing.B, e *backlog, p *server) int {
+			begin, pressure0 := time.Now(), readStall()
+			out := sysbench(b, p, applyTables, applyTableSize, "--threads=8", "--events="+strconv.Itoa(tx), "--time=0", "run")
+			loadTime := time.Since(begin)
+			m := sysbenchTx.FindStringSubmatch(out)
+			if m == nil {
+				b.Fatalf("no transaction count in sysbench's output:\n%s", out)
+			}
+			sbTx, _ := strconv.Atoi(m[1])
+			sbRate, _ := strconv.ParseFloat(m[2], 64)
+			e.load = result{elapsed: loadTime, metrics: map[string]float64{"tx/s": sbRate}}
+			e.note("sysbench run, 8 threads: %d transactions at %.0f tx/s (%s); the primary was idle again %s later",
+				sbTx, sbRate, pressure0.since(), waitIdle(p.PID(), time.Minute).Round(time.Millisecond))
+			return sbTx
+		},
+	}
+}
+
+// largeTxWorkload: n UPDATEs of every row of a 100,000-row table, one
+// transaction each.
+func largeTxWorkload(n int) workload {
+	const rows = 100000
+	return workload{
+		name: "large-transactions",
+		prepare: func(b *testing.B, e *backlog, p *server) []string {
+			p.exec(b, "CREATE DATABASE big",
+				"CREATE TABLE big.t (id INT PRIMARY KEY, v INT, pad CHAR(60))",
+				fmt.Sprintf("INSERT INTO big.t SELECT seq, 0, REPEAT('p', 60) FROM big.seq_1_to_%d", rows))
+			return []string{"big.t"}
+		},
+		run: func(b *testing.B, e *backlog, p *server) int {
+			begin := time.Now()
+			for range n {
+				p.exec(b, "UPDATE big.t SET v = v + 1")
+			}
+			e.load = result{elapsed: time.Since(begin), metrics: map[string]float64{"tx/s": float64(n) / time.Since(begin).Seconds()}}
+			e.note("%d UPDATEs of %d rows each took %s", n, rows, time.Since(begin).Round(time.Millisecond))
+			return n
+		},
+	}
+}
+
+// bigRowWorkload: n INSERTs of one row holding an 8 MB LONGBLOB.
+func bigRowWorkload(n int) workload {
+	return workload{
+		name: "8mb-rows",
+		prepare: func(b *testing.B, e *backlog, p *server) []string {
+			p.exec(b, "CREATE DATABASE blobs", "CREATE TABLE blobs.t (id INT PRIMARY KEY, b LONGBLOB)")
+			return []string{"blobs.t"}
+		},
+		run: func(b *testing.B, e *backlog, p *server) int {
+			begin := time.Now()
+			for i := range n {
+				p.exec(b, fmt.Sprintf("INSERT INTO blobs.t VALUES (%d, REPEAT(CHAR(65 + %d %% 26), 8 << 20))", i, i))
+			}
+			e.load = result{elapsed: time.Since(begin), metrics: map[string]float64{"tx/s": float64(n) / time.Since(begin).Seconds()}}
+			e.note("%d INSERTs of one 8 MB row took %s", n, time.Since(begin).Round(time.Millisecond))
+			return n
+		},
+	}
+}
+
+func setupBacklog(b *testing.B, w workload) *backlog {
 	b.Helper()
 	e := &backlog{dir: b.TempDir()}
 	tmpl := testutil.Template(b)
 
-	// 1. The primary, with sysbench's tables prepared.
-	begin := time.Now()
+	// 1. The primary, prepared.
 	p := startServer(b, filepath.Join(e.dir, "primary"), 100, tmpl)
-	p.exec(b, "CREATE DATABASE sbtest")
-	sysbench(b, p, applyTables, applyTableSize, "--threads="+strconv.Itoa(min(applyTables, 4)), "prepare")
-	e.note("primary %s: sysbench prepare of %d×%d rows took %s", p.Addr(), applyTables, applyTableSize, time.Since(begin).Round(time.Millisecond))
+	e.tables = w.prepare(b, e, p)
 
 	// 2. The snapshot: a clean shutdown, a copy of the datadir, a restart.
 	// The restart opens a new binlog file; nothing writes to it until the
@@ -169,22 +270,11 @@ func setupBacklog(b *testing.B) *backlog {
 	e.primary = p
 	e.from = p.masterStatus(b)
 
-	// 3. The backlog: sysbench with 8 threads, no replica attached.
-	begin, pressure0 := time.Now(), readStall()
-	out := sysbench(b, p, applyTables, applyTableSize, "--threads=8", "--events="+strconv.Itoa(applyTx), "--time=0", "run")
-	loadTime := time.Since(begin)
-	loadPressure := pressure0.since()
+	// 3. The backlog, no replica attached.
+	w.run(b, e, p)
 	e.to = p.masterStatus(b)
-	m := sysbenchTx.FindStringSubmatch(out)
-	if m == nil {
-		b.Fatalf("no transaction count in sysbench's output:\n%s", out)
-	}
-	sbTx, _ := strconv.Atoi(m[1])
-	sbRate, _ := strconv.ParseFloat(m[2], 64)
-	e.load = result{elapsed: loadTime, metrics: map[string]float64{"tx/s": sbRate}}
-	e.note("sysbench run, 8 threads: %d transactions at %.0f tx/s (%s); binlog %s → %s; the primary was idle again %s later",
-		sbTx, sbRate, loadPressure, e.from, e.to, waitIdle(p.PID(), time.Minute).Round(time.Millisecond))
-	e.primarySums = p.checksums(b, e.tableNames())
+	e.note("binlog %s → %s", e.from, e.to)
+	e.primarySums = p.checksums(b, e.tables)
 
 	// The extractor, after the load (the machine has two cores): from the
 	// snapshot position until it has stored the last transaction.
@@ -204,7 +294,7 @@ func setupBacklog(b *testing.B) *backlog {
 	var seqno uint64
 	var last position.Position
 	cpu0, pressure := selfCPU(), readStall()
-	begin = time.Now()
+	begin := time.Now()
 	err = x.Run(ctx, e.from, func(frags []*thlpb.Event) error {
 		for _, f := range frags {
 			f.Seqno, f.Epoch = seqno, 0
@@ -263,15 +353,15 @@ func (e *backlog) note(format string, args ...any) {
 	e.loadNotes = append(e.loadNotes, fmt.Sprintf(format, args...))
 }
 
-// verify fails b unless r's sbtest tables are the primary's.
+// verify fails b unless r's tables are the primary's.
 func (e *backlog) verify(b *testing.B, r *server) {
 	b.Helper()
-	got := r.checksums(b, e.tableNames())
+	got := r.checksums(b, e.tables)
 	if fmt.Sprint(got) != fmt.Sprint(e.primarySums) {
 		b.Errorf("the replica's tables differ from the primary's: CHECKSUM TABLE %v, primary %v", got, e.primarySums)
 		return
 	}
-	b.Logf("the replica's %d sbtest tables match the primary's (CHECKSUM TABLE)", len(got))
+	b.Logf("the replica's %d tables match the primary's (CHECKSUM TABLE)", len(got))
 }
 
 // replica starts the i-th copy of the snapshot.
@@ -314,10 +404,11 @@ func (e *backlog) native(b *testing.B, i int, options ...string) result {
 }
 
 // carbide applies the THL with replicator/apply in blocks of blockSize
-// (BlockTime and the rest at their defaults).
-func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string) result {
+// (BlockTime and the rest at their defaults); binlogRows applies every row
+// from its source events.
+func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string, binlogRows bool) result {
 	r := e.replica(b, i)
-	a, err := apply.New(apply.Config{Addr: r.Addr(), User: dbUser, Password: dbPassword, Service: applyService, BlockSize: blockSize, Channels: channels})
+	a, err := apply.New(apply.Config{Addr: r.Addr(), User: dbUser, Password: dbPassword, Service: applyService, BlockSize: blockSize, Channels: channels, BinlogRows: binlogRows})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -380,4 +471,44 @@ wait:
 		"replica-cpu-us/tx": float64(srvCPU.Microseconds()) / float64(e.txns),
 		"go-cpu-us/tx":      float64(goCPU.Microseconds()) / float64(e.txns),
 	}}
+}
+
+// BenchmarkReplicationApplyKinds applies backlogs of other kinds beside
+// native replication (1 thread), each the same way as
+// BenchmarkReplicationApply: 5 transactions that UPDATE 100,000 rows each;
+// 20 rows of 8 MB; and sysbench oltp_write_only (applyTx/4 transactions)
+// on tables whose triggers write an audit table, which the applier applies
+// from the source's binlog events (BINLOG statements) instead of SQL.
+func BenchmarkReplicationApplyKinds(b *testing.B) {
+	requireEnabled(b)
+	for _, w := range []workload{largeTxWorkload(5), bigRowWorkload(20), sysbenchWorkload(applyTx/4, true)} {
+		b.Run(w.name, func(b *testing.B) {
+			env := setupBacklog(b, w)
+			results := map[string]result{}
+			run := func(name string, f func(b *testing.B) result) {
+				b.Run(name, func(b *testing.B) {
+					r, ok := results[name]
+					if !ok {
+						r = f(b)
+						if b.Failed() {
+							return
+						}
+						results[name] = r
+					}
+					r.report(b)
+				})
+			}
+			run("native-1thread-baseline", func(b *testing.B) result {
+				return env.native(b, 1, "slave_parallel_threads=0")
+			})
+			name := fmt.Sprintf("carbide-applier-block%d", apply.DefaultConfig().BlockSize)
+			run(name, func(b *testing.B) result {
+				r := env.carbide(b, 2, apply.DefaultConfig().BlockSize, 1, w.name+"-"+name, false)
+				if n, ok := results["native-1thread-baseline"]; ok {
+					r.metrics["vs-native-1thread"] = r.metrics["tx/s"] / n.metrics["tx/s"]
+				}
+				return r
+			})
+		})
+	}
 }

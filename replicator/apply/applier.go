@@ -41,8 +41,12 @@ type Config struct {
 	// Channels is how many blocks may apply at once (parallel apply with
 	// commits in seqno order); 1 applies serially.
 	Channels int
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// BinlogRows applies every row change from its source's binlog
+	// events (BINLOG statements), not only those of transactions that
+	// touch a table with triggers.
+	BinlogRows bool
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -58,9 +59,11 @@ var formatDescription = func() []byte {
 	return b
 }()
 
-// binlogRows appends a BINLOG statement applying rc from the source's
-// events: its Rows events become one statement (only the last ends it), so
-// the Table_map before them stays in force for all.
+// binlogRows adds the source's events of rc to the builder's pending
+// BINLOG statement: its Rows events become one statement of their own
+// (only the last ends it), so the Table_map before them stays in force
+// for all. Consecutive row changes share one BINLOG statement, which
+// flushBinlog writes.
 func (b *builder) binlogRows(t *table, rc *thlpb.RowChange) error {
 	raw := rc.GetBinlog()
 	if len(raw) == 0 {
@@ -68,23 +71,23 @@ func (b *builder) binlogRows(t *table, rc *thlpb.RowChange) error {
 			"to apply its rows without firing them (it was extracted by an older replicator); drop the triggers on this host "+
 			"while it applies, or skip the transaction and repair the rows", t.schema, t.name)
 	}
-	events := make([]byte, 0, len(formatDescription)+len(raw))
-	events = append(events, formatDescription...)
-	events = append(events, raw...)
+	start := len(b.run)
+	b.run = append(b.run, raw...)
 	lastRows := -1
-	for off := len(formatDescription); off < len(events); {
-		if len(events)-off < eventHeaderSize {
-			return fmt.Errorf("the source binlog events of %s.%s are cut short at byte %d of %d", t.schema, t.name, off-len(formatDescription), len(raw))
+	for off := start; off < len(b.run); {
+		rel := off - start
+		if len(b.run)-off < eventHeaderSize {
+			return fmt.Errorf("the source binlog events of %s.%s are cut short at byte %d of %d", t.schema, t.name, rel, len(raw))
 		}
-		size := int(binary.LittleEndian.Uint32(events[off+eventSizeOffset:]))
-		if size < eventHeaderSize || off+size > len(events) {
-			return fmt.Errorf("a source binlog event of %s.%s at byte %d claims %d bytes of the %d left", t.schema, t.name, off-len(formatDescription), size, len(events)-off)
+		size := int(binary.LittleEndian.Uint32(b.run[off+eventSizeOffset:]))
+		if size < eventHeaderSize || off+size > len(b.run) {
+			return fmt.Errorf("a source binlog event of %s.%s at byte %d claims %d bytes of the %d left", t.schema, t.name, rel, size, len(b.run)-off)
 		}
-		if events[off+eventTypeOffset] != tableMapType {
+		if b.run[off+eventTypeOffset] != tableMapType {
 			if size < rowsFlagsOffset+2 {
-				return fmt.Errorf("a source Rows event of %s.%s at byte %d is %d bytes, too short for its header", t.schema, t.name, off-len(formatDescription), size)
+				return fmt.Errorf("a source Rows event of %s.%s at byte %d is %d bytes, too short for its header", t.schema, t.name, rel, size)
 			}
-			events[off+rowsFlagsOffset] &^= rowsStmtEndFlag
+			b.run[off+rowsFlagsOffset] &^= rowsStmtEndFlag
 			lastRows = off
 		}
 		off += size
@@ -92,12 +95,23 @@ func (b *builder) binlogRows(t *table, rc *thlpb.RowChange) error {
 	if lastRows < 0 {
 		return fmt.Errorf("the source binlog events of %s.%s hold no Rows event", t.schema, t.name)
 	}
-	events[lastRows+rowsFlagsOffset] |= rowsStmtEndFlag
+	b.run[lastRows+rowsFlagsOffset] |= rowsStmtEndFlag
+	return nil
+}
+
+// flushBinlog writes the pending BINLOG statement, if any.
+func (b *builder) flushBinlog() {
+	if len(b.run) == 0 {
+		return
+	}
 	b.buf = append(b.buf, "BINLOG '"...)
+	n := base64.StdEncoding.EncodedLen(len(formatDescription) + len(b.run))
+	b.buf = slices.Grow(b.buf, n+2)
+	events := append(append(make([]byte, 0, len(formatDescription)+len(b.run)), formatDescription...), b.run...)
 	b.buf = base64.StdEncoding.AppendEncode(b.buf, events)
 	b.buf = append(b.buf, "';"...)
 	b.cuts = append(b.cuts, len(b.buf))
-	return nil
+	b.run = b.run[:0]
 }
 
 // execer runs SQL: a connection or the applier's session.
@@ -113,7 +127,7 @@ type execer interface {
 func execCut(ctx context.Context, conn execer, prefix string, sql []byte, from, to int, cuts []int, suffix string) error {
 	start := from
 	for _, c := range cuts {
-		if c <= start || c >= to {
+		if c <= start || c > to {
 			continue
 		}
 		if _, err := conn.ExecContext(ctx, prefix+string(sql[start:c])); err != nil {

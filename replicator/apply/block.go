@@ -81,7 +81,8 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	}
 	tx := &blk.txs[len(blk.txs)-1]
 	if !skip {
-		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts}
+		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts,
+			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev)}
 		for i, c := range ev.GetChanges() {
 			if st := c.GetStatement(); st != nil && (len(bld.buf) > tx.start || blk.sent) {
 				// After rows of its transaction: DML a session logged as a
@@ -95,6 +96,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 				continue
 			}
 			if st := c.GetStatement(); st != nil {
+				bld.flushBinlog()
 				blk.sql, blk.cuts = bld.buf, bld.cuts
 				last := ev.GetLastFrag() && i == len(ev.GetChanges())-1
 				if err := a.statementInBlock(ctx, blk, ev, st, last); err != nil {
@@ -114,6 +116,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 				return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
 			}
 		}
+		bld.flushBinlog()
 		blk.sql, blk.cuts = bld.buf, bld.cuts
 	}
 	if !ev.GetLastFrag() {
@@ -135,6 +138,21 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 		return a.flush(ctx, blk)
 	}
 	return nil
+}
+
+// touchesTriggers reports whether a row change of ev is on a table with
+// triggers here: then all its row changes are applied from their source
+// events, in one BINLOG statement, instead of one per trigger table
+// between SQL statements.
+func (a *Applier) touchesTriggers(ctx context.Context, ev *thlpb.Event) bool {
+	for _, c := range ev.GetChanges() {
+		if rc := c.GetRows(); rc != nil {
+			if t, err := a.meta.get(ctx, a.conn, rc.GetSchema(), rc.GetTable()); err == nil && t.triggers {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // statementInBlock runs st of ev, the transaction open in blk, before

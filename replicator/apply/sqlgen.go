@@ -27,6 +27,13 @@ type builder struct {
 	// cuts are the offsets in buf after each BINLOG statement: the SQL is
 	// sent cut there (execCut).
 	cuts []int
+	// run holds the source events of the row changes that go into the
+	// next BINLOG statement (binlogRows, flushBinlog).
+	run []byte
+	// binlogAll: every row change that carries its source events is
+	// applied from them (the transaction touches a table with triggers,
+	// or Config.BinlogRows).
+	binlogAll bool
 }
 
 // deps are the rows a block touches: one key per row and unique index
@@ -163,9 +170,10 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 			}
 		}
 	}
-	if t.triggers {
+	if t.triggers || b.binlogAll && len(rc.GetBinlog()) > 0 {
 		return b.binlogRows(t, rc)
 	}
+	b.flushBinlog()
 	if rc.GetNoForeignKeyChecks() {
 		// The session checks foreign keys (and cascades) as a source
 		// session does by default; this source session did not.
@@ -355,6 +363,7 @@ func positions(target []int) map[int]int {
 // statement alone (INSERT_ID, LAST_INSERT_ID, RAND seeds, user
 // variables). Everything goes back to the applier's own afterwards.
 func (b *builder) statement(st *thlpb.Statement) {
+	b.flushBinlog()
 	if s := st.GetSchema(); s != "" {
 		b.buf = append(b.buf, "USE "...)
 		b.buf = quoteIdent(b.buf, s)

@@ -1,0 +1,57 @@
+package apply
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+type recorder struct{ got []string }
+
+func (r *recorder) ExecContext(_ context.Context, q string, _ ...any) (sql.Result, error) {
+	r.got = append(r.got, q)
+	return nil, nil
+}
+
+// TestExecCut: every BINLOG statement ends its packet, wherever it is in
+// the SQL, the last one included when more (the commit) follows.
+func TestExecCut(t *testing.T) {
+	s := []byte("A;BINLOG 'x';B;BINLOG 'y';")
+	cuts := []int{len("A;BINLOG 'x';"), len(s)}
+	for _, c := range []struct {
+		from, to       int
+		prefix, suffix string
+		want           string
+	}{
+		{0, len(s), "BEGIN;", "COMMIT", "[BEGIN;A;BINLOG 'x'; B;BINLOG 'y'; COMMIT]"},
+		{0, len(s), "", "", "[A;BINLOG 'x'; B;BINLOG 'y';]"},
+		{0, 2, "BEGIN;", "COMMIT", "[BEGIN;A;COMMIT]"},
+		{2, cuts[0], "", "X", "[BINLOG 'x'; X]"},
+		{cuts[0], len(s), "BEGIN;", "", "[BEGIN;B;BINLOG 'y';]"},
+	} {
+		r := &recorder{}
+		if err := execCut(context.Background(), r, c.prefix, s, c.from, c.to, cuts, c.suffix); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(r.got); got != c.want {
+			t.Errorf("execCut(%q, %d..%d, %q) sent %s, want %s", c.prefix, c.from, c.to, c.suffix, got, c.want)
+		}
+	}
+}
+
+// TestFormatDescription: the event announces binlog version 4, no
+// checksum, and its length is its own.
+func TestFormatDescription(t *testing.T) {
+	fd := formatDescription
+	if fd[eventTypeOffset] != formatEventType || int(fd[eventSizeOffset]) != len(fd)%256 || fd[eventHeaderSize] != binlogVersion {
+		t.Fatalf("format description header % x", fd[:eventHeaderSize+2])
+	}
+	if alg := fd[len(fd)-5]; alg != 0 {
+		t.Fatalf("checksum algorithm %d, want 0 (off)", alg)
+	}
+	if !strings.HasPrefix(string(fd[eventHeaderSize+2:]), "10.11") {
+		t.Fatalf("server version %q", fd[eventHeaderSize+2:eventHeaderSize+20])
+	}
+}
