@@ -291,7 +291,7 @@ func (s *Service) Online(opts OnlineOptions) error {
 			err = s.retryUnreachable(ctx, s.runMaster)
 		} else {
 			for {
-				if err = s.retryUnreachable(ctx, s.runSlave); !errors.Is(err, errNewHistory) {
+				if err = s.retryUnreachable(ctx, s.runSlave); !errors.Is(err, errNewHistory) && !errors.Is(err, errReapply) {
 					break
 				}
 			}
@@ -811,6 +811,10 @@ func (s *Service) runSlave(ctx context.Context) error {
 	s.lastApply, s.hasApply = pos, applied
 	s.mu.Unlock()
 
+	// The client and the applier end before the applier closes and
+	// before a next run starts another client on this store (one writer).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	clientErr := make(chan error, 1)
@@ -818,7 +822,7 @@ func (s *Service) runSlave(ctx context.Context) error {
 	if marked {
 		fs.applied, fs.hasApplied = apply.Position{Seqno: mark.Seqno, Epoch: mark.Epoch, EventID: mark.EventID}, true
 	}
-	go func() { clientErr <- c.Run(ctx, fs) }()
+	wg.Go(func() { clientErr <- c.Run(ctx, fs) })
 
 	r, err := s.store.NewReader(from)
 	if err != nil {
@@ -826,7 +830,7 @@ func (s *Service) runSlave(ctx context.Context) error {
 	}
 	defer r.Close()
 	applyErr := make(chan error, 1)
-	go func() { applyErr <- a.Run(ctx, s.counted(r)) }()
+	wg.Go(func() { applyErr <- a.Run(ctx, s.counted(r)) })
 	select {
 	case err := <-clientErr:
 		if marked && errors.Is(err, stream.ErrDiverged) {
@@ -841,9 +845,22 @@ func (s *Service) runSlave(ctx context.Context) error {
 		}
 		return <-applyErr
 	case err := <-applyErr:
+		if errors.Is(err, thl.ErrTruncated) {
+			// The client replaced an unfinished transaction the applier
+			// was reading (its source holds another one there). The
+			// applier commits only whole transactions, so closing it
+			// rolls back what it had of that one; the next run reads
+			// again from the database's position.
+			s.log.Warn("an unfinished transaction being applied was replaced by the source's; applying again from the database's position", "error", err)
+			return errReapply
+		}
 		return err
 	}
 }
+
+// errReapply ends a slave pipeline whose applier must read the THL again
+// from its committed position.
+var errReapply = errors.New("the THL under the applier changed: applying again from the committed position")
 
 // fetchStore adapts the store for the THL client: when the store holds
 // nothing, the client's handshake starts after the applied position.
@@ -863,6 +880,7 @@ func (f *fetchStore) Last() (*thlpb.Event, bool) {
 	return nil, false
 }
 
+func (f *fetchStore) Partial() (*thlpb.Event, bool)    { return f.store.Partial() }
 func (f *fetchStore) Append(evs ...*thlpb.Event) error { return f.store.Append(evs...) }
 func (f *fetchStore) Sync() error                      { return f.store.Sync() }
 

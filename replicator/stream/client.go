@@ -27,8 +27,11 @@ type Store interface {
 	Append(events ...*thlpb.Event) error
 	// Sync makes what was appended durable.
 	Sync() error
-	// DropIncomplete removes the fragments of a transaction whose last
-	// fragment never arrived, so a new stream can send it whole.
+	// Partial returns the last stored fragment when the store ends inside
+	// a transaction whose last fragment has not arrived yet.
+	Partial() (*thlpb.Event, bool)
+	// DropIncomplete removes the fragments of that transaction; the client
+	// calls it only when its source sends a different transaction there.
 	DropIncomplete() error
 }
 
@@ -217,11 +220,33 @@ func errText(err error) string {
 	return msg
 }
 
+// How a received fragment relates to a transaction stored in part.
+const (
+	fragNext   = iota // the fragment after the stored ones: append it
+	fragStored        // one of the stored fragments: skip it
+	fragOther         // another transaction: drop the stored part
+)
+
+// resume tells how ev relates to partial, the last stored fragment of an
+// unfinished transaction. Fragments of one transaction share its seqno,
+// epoch, source and event id; a fragment that is last where the stored
+// one at that fragno is not belongs to another cut of the transaction.
+func resume(partial, ev *thlpb.Event) int {
+	same := ev.GetSeqno() == partial.GetSeqno() && ev.GetEpoch() == partial.GetEpoch() &&
+		ev.GetEventId() == partial.GetEventId() && ev.GetSourceId() == partial.GetSourceId()
+	switch {
+	case !same:
+		return fragOther
+	case ev.GetFragno() <= partial.GetFragno() && !ev.GetLastFrag():
+		return fragStored
+	case ev.GetFragno() == partial.GetFragno()+1:
+		return fragNext
+	}
+	return fragOther
+}
+
 // fetch streams from one source; got reports whether any message came.
 func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, err error) {
-	if err := store.DropIncomplete(); err != nil {
-		return false, err
-	}
 	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
 	target := src
 	if c.cfg.Resolve != nil {
@@ -244,6 +269,13 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 	}
 	dirty := false
 	lastSync := time.Now()
+	// The stream starts at the first fragment after the last complete
+	// transaction. A transaction stored in part (the last stream ended
+	// inside it) is kept: its applier may be reading it already, and
+	// every source of one history holds the same fragments. The fragments
+	// already stored are checked and skipped; a source holding another
+	// transaction there (a new primary's history) replaces it.
+	partial, hasPartial := store.Partial()
 	if c.cfg.Order != nil {
 		// Look for a better source now and then; a better one ends this
 		// stream (the message loop sees the cancelled context).
@@ -318,7 +350,22 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 		}
 		switch m := msg.GetMessage().(type) {
 		case *thlpb.StreamMessage_Event:
-			if err := store.Append(m.Event); err != nil {
+			ev := m.Event
+			if hasPartial {
+				switch resume(partial, ev) {
+				case fragStored:
+					continue
+				case fragOther:
+					c.cfg.Logger.Warn("the source holds another transaction where this replica holds part of one: dropping the part",
+						"source", src, "seqno", partial.GetSeqno(), "stored_fragno", partial.GetFragno(), "stored_event_id", partial.GetEventId(),
+						"source_epoch", ev.GetEpoch(), "source_event_id", ev.GetEventId())
+					if err := store.DropIncomplete(); err != nil {
+						return got, err
+					}
+				}
+				hasPartial = false
+			}
+			if err := store.Append(ev); err != nil {
 				return got, err
 			}
 			dirty = true

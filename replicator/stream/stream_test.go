@@ -133,3 +133,127 @@ func TestDivergedClientIsRefused(t *testing.T) {
 		t.Fatalf("client ahead: %v", err)
 	}
 }
+
+// serveStoppable is serve with a way to stop the server mid-stream.
+func serveStoppable(t *testing.T, store *thl.Store) (addr string, stop func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(50*time.Millisecond, testutil.Logger(t))
+	srv.Serve("east", storeLog{store}, func() string { return "slave" })
+	g := grpc.NewServer()
+	thlpb.RegisterTHLServer(g, srv)
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return l.Addr().String(), g.Stop
+}
+
+// frag is fragment fragno of transaction seqno (epoch 0), last when last.
+func frag(seqno uint64, fragno uint32, last bool, epoch uint64) *thlpb.Event {
+	e := ev(seqno, epoch)
+	e.Fragno, e.LastFrag = fragno, last
+	e.Changes = []*thlpb.Change{{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: "t",
+		Rows: []*thlpb.Row{{After: []*thlpb.Value{{Value: &thlpb.Value_Int{Int: int64(fragno)}}}}}}}}}
+	return e
+}
+
+// readUpTo reads from r until it has returned (seqno, fragno), failing on
+// any error.
+func readUpTo(t *testing.T, r *thl.Reader, seqno uint64, fragno uint32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		e, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("replica reader, waiting for seqno %d fragno %d: %v", seqno, fragno, err)
+		}
+		if e.GetSeqno() == seqno && e.GetFragno() == fragno {
+			return
+		}
+	}
+}
+
+// A replica whose source stops in the middle of a large transaction, and
+// which moves to another source holding the same history, goes on with
+// the fragments it lacks: the fragments its applier has read stay.
+// (It used to drop them on reconnect, and its applier failed with "log
+// truncated under the reader ... had read up to seqno 2 fragno 28".)
+func TestSourceSwitchInsideFragmentedTransaction(t *testing.T) {
+	relay, master, replica := openStore(t), openStore(t), openStore(t)
+	for _, s := range []*thl.Store{relay, master} {
+		s.Append(ev(0, 0), ev(1, 0))
+	}
+	// The relay holds the first 29 fragments of seqno 2; the master all
+	// 100 and seqno 3.
+	for f := uint32(0); f < 100; f++ {
+		if f < 29 {
+			relay.Append(frag(2, f, false, 0))
+		}
+		master.Append(frag(2, f, f == 99, 0))
+	}
+	master.Append(ev(3, 0))
+	relayAddr, stopRelay := serveStoppable(t, relay)
+	c, err := NewClient(ClientConfig{Service: "east", ClientHost: "west1", Sources: []string{relayAddr, serve(t, master)},
+		MinBackoff: 10 * time.Millisecond, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := replica.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer applier.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	readUpTo(t, applier, 2, 28)
+	stopRelay()
+	readUpTo(t, applier, 3, 0)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	frags, err := replica.Get(2)
+	if err != nil || len(frags) != 100 {
+		t.Fatalf("replica's seqno 2: %d fragments, %v", len(frags), err)
+	}
+}
+
+// A source holding another transaction where the replica holds part of
+// one (a new primary's history) replaces that part: the replica ends with
+// the source's transaction, and only a reader that had read the dropped
+// part fails.
+func TestPartialTransactionReplacedByOtherHistory(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	for _, s := range []*thl.Store{master, replica} {
+		s.Append(ev(0, 0), ev(1, 0))
+	}
+	for f := uint32(0); f < 5; f++ {
+		replica.Append(frag(2, f, false, 0))
+	}
+	master.Append(frag(2, 0, false, 2), frag(2, 1, true, 2))
+	applier, err := replica.NewReader(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer applier.Close()
+	readUpTo(t, applier, 2, 4)
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master)}, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if last, ok := replica.Last(); !ok || last.GetSeqno() != 2 || last.GetEpoch() != 2 || last.GetFragno() != 1 {
+			return fmt.Errorf("replica's last: %v", last)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if _, err := applier.Next(context.Background()); !errors.Is(err, thl.ErrTruncated) {
+		t.Fatalf("a reader of the dropped part: %v", err)
+	}
+}

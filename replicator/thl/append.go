@@ -171,6 +171,11 @@ func (s *Store) writeChunk(buf []byte, metas []recMeta) error {
 			lastTx = ev
 		}
 	}
+	if last := metas[len(metas)-1].ev; last.GetLastFrag() {
+		s.partial = nil
+	} else {
+		s.partial = headerOf(last)
+	}
 	if lastTx != nil {
 		s.last = headerOf(lastTx)
 	}

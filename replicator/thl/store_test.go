@@ -228,3 +228,45 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(DirFor("/opt/continuent", "east"))
 	}
 }
+
+// Partial names the last stored fragment while the log ends inside a
+// transaction, and nothing once it is finished, truncated or reopened.
+func TestPartial(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, Config{Dir: dir})
+	if _, ok := s.Partial(); ok {
+		t.Fatal("an empty log has a partial transaction")
+	}
+	frags := txn(5, 4, 10)
+	if err := s.Append(event(4, 0, true, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(frags[:3]...); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := s.Partial()
+	if !ok || p.GetSeqno() != 5 || p.GetFragno() != 2 || p.GetEventId() != frags[2].GetEventId() || len(p.GetChanges()) != 0 {
+		t.Fatalf("partial = %v, %v", p, ok)
+	}
+	if err := s.Append(frags[3]); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Partial(); ok {
+		t.Fatalf("finished transaction still partial: %v", p)
+	}
+	if err := s.Append(txn(6, 3, 10)[:2]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Partial(); ok {
+		t.Fatalf("partial after truncation: %v", p)
+	}
+	s.Append(txn(6, 3, 10)[:2]...)
+	s.Close()
+	s = mustOpen(t, Config{Dir: dir})
+	if p, ok := s.Partial(); ok {
+		t.Fatalf("partial after reopening (Open cuts it): %v", p)
+	}
+}
