@@ -38,7 +38,7 @@ type Store struct {
 	lastWritten pos        // the last record
 	next        pos        // what the next record must be
 	last        *thlpb.Event
-	partial     *thlpb.Event // header of the last record when its transaction is unfinished
+	partial     *thlpb.Event  // header of the last record when its transaction is unfinished
 	notify      chan struct{} // closed and replaced when records are published
 	closed      bool
 	readers     map[*Reader]struct{}
