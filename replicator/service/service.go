@@ -315,6 +315,10 @@ func (s *Service) finish(ctx context.Context, err error) {
 	}
 	p := &pendingError{message: err.Error(), seqno: -1}
 	var ae *apply.Error
+	var le *stream.LimitError
+	if errors.As(err, &le) {
+		p.seqno = int64(le.Seqno)
+	}
 	if errors.As(err, &ae) {
 		p.seqno, p.eventID, p.sql = int64(ae.Seqno), ae.EventID, ae.SQL
 		p.message = fmt.Sprintf("Event application failed: seqno=%d fragno=%d message=%v", ae.Seqno, ae.Fragno, ae.Err)

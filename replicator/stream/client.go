@@ -62,7 +62,10 @@ type ClientConfig struct {
 	// OnConnect, when set, runs when a source's stream starts, before its
 	// first event is stored.
 	OnConnect func()
-	Logger    *slog.Logger
+	// MaxMessageSize bounds a received message (default and upper bound
+	// MaxMessageSize).
+	MaxMessageSize int
+	Logger         *slog.Logger
 }
 
 // Validate fills defaults and checks c.
@@ -84,6 +87,9 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.Recheck <= 0 {
 		c.Recheck = 5 * time.Second
+	}
+	if c.MaxMessageSize <= 0 || c.MaxMessageSize > MaxMessageSize {
+		c.MaxMessageSize = MaxMessageSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -129,9 +135,11 @@ func (c *Client) setStatus(f func(*ClientStatus)) {
 	f(&c.st)
 }
 
-// Run fetches until ctx ends (returning nil) or the client has diverged
-// from its source (returning an error wrapping ErrDiverged). Other
-// failures move to the next source, with backoff once all have failed.
+// Run fetches until ctx ends (returning nil), the client has diverged
+// from its source (an error wrapping ErrDiverged), an event is over the
+// message size limit (ErrTooLarge) or the store fails (ErrStore): no
+// other source can help with those. Other failures move to the next
+// source, with backoff once all have failed.
 func (c *Client) Run(ctx context.Context, store Store) error {
 	backoff := c.cfg.MinBackoff
 	for {
@@ -140,7 +148,8 @@ func (c *Client) Run(ctx context.Context, store Store) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ErrDiverged) {
+			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrStore) {
+				c.setStatus(func(s *ClientStatus) { s.Connected, s.LastError = false, errText(err) })
 				return err
 			}
 			if errors.Is(err, errBetterSource) {
@@ -245,9 +254,23 @@ func resume(partial, ev *thlpb.Event) int {
 	return fragOther
 }
 
+// nextEvent is the event the store lacks next: the fragment after an
+// unfinished transaction's, or the first of the transaction after the
+// last complete one.
+func nextEvent(store Store) (seqno uint64, fragno uint32) {
+	if p, ok := store.Partial(); ok {
+		return p.GetSeqno(), p.GetFragno() + 1
+	}
+	if last, ok := store.Last(); ok {
+		return last.GetSeqno() + 1, 0
+	}
+	return 0, 0
+}
+
 // fetch streams from one source; got reports whether any message came.
 func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, err error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxMessageSize))}, c.cfg.DialOptions...)
 	target := src
 	if c.cfg.Resolve != nil {
 		target = c.cfg.Resolve(src)
@@ -338,6 +361,13 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 			if err == io.EOF {
 				return got, errors.New("the source closed the stream")
 			}
+			if status.Code(err) == codes.ResourceExhausted {
+				// Over the limit of this end or the source's: the same
+				// event comes from every source, so stop before it.
+				le := &LimitError{Source: src, Limit: c.cfg.MaxMessageSize, Detail: status.Convert(err).Message()}
+				le.Seqno, le.Fragno = nextEvent(store)
+				return got, le
+			}
 			return got, err
 		}
 		if !got {
@@ -360,13 +390,13 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 						"source", src, "seqno", partial.GetSeqno(), "stored_fragno", partial.GetFragno(), "stored_event_id", partial.GetEventId(),
 						"source_epoch", ev.GetEpoch(), "source_event_id", ev.GetEventId())
 					if err := store.DropIncomplete(); err != nil {
-						return got, err
+						return got, fmt.Errorf("%w: %w", ErrStore, err)
 					}
 				}
 				hasPartial = false
 			}
 			if err := store.Append(ev); err != nil {
-				return got, err
+				return got, fmt.Errorf("%w: %w", ErrStore, err)
 			}
 			dirty = true
 		case *thlpb.StreamMessage_Heartbeat:
@@ -381,7 +411,7 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 		}
 		select {
 		case err := <-syncErr:
-			return got, err
+			return got, fmt.Errorf("%w: %w", ErrStore, err)
 		default:
 		}
 	}

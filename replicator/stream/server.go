@@ -63,6 +63,8 @@ func (s *Server) Stream(req *thlpb.StreamRequest, stream thlpb.THL_StreamServer)
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrUnknownService):
 		return status.Error(codes.NotFound, err.Error())
+	case status.Code(err) == codes.ResourceExhausted:
+		return err // an event over the send limit: the client stops before it
 	}
 	return status.Error(codes.Unavailable, err.Error())
 }

@@ -54,7 +54,7 @@ func serve(t *testing.T, store *thl.Store) string {
 	}
 	srv := NewServer(50*time.Millisecond, testutil.Logger(t))
 	srv.Serve("east", storeLog{store}, func() string { return "master" })
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerOptions()...)
 	thlpb.RegisterTHLServer(g, srv)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
@@ -143,7 +143,7 @@ func serveStoppable(t *testing.T, store *thl.Store) (addr string, stop func()) {
 	}
 	srv := NewServer(50*time.Millisecond, testutil.Logger(t))
 	srv.Serve("east", storeLog{store}, func() string { return "slave" })
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerOptions()...)
 	thlpb.RegisterTHLServer(g, srv)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
@@ -257,3 +257,80 @@ func TestPartialTransactionReplacedByOtherHistory(t *testing.T) {
 		t.Fatalf("a reader of the dropped part: %v", err)
 	}
 }
+
+// blob is seqno's transaction holding one row of n bytes.
+func blob(seqno uint64, n int) *thlpb.Event {
+	e := ev(seqno, 0)
+	e.Changes = []*thlpb.Change{{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: "t",
+		Rows: []*thlpb.Row{{After: []*thlpb.Value{{Value: &thlpb.Value_Bytes{Bytes: make([]byte, n)}}}}}}}}}
+	return e
+}
+
+// An event larger than gRPC's default 4 MiB message reaches the replica.
+func TestLargeEventFlows(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	master.Append(ev(0, 0), blob(1, 9<<20), ev(2, 0))
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master)}, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if m, ok := replica.MaxSeqno(); !ok || m != 2 {
+			return fmt.Errorf("replica max %d %v; client %+v", m, ok, c.Status())
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	frags, err := replica.Get(1)
+	if err != nil || len(frags[0].GetChanges()[0].GetRows().GetRows()[0].GetAfter()[0].GetBytes()) != 9<<20 {
+		t.Fatalf("seqno 1 on the replica: %v", err)
+	}
+}
+
+// An event over the message limit stops the client with an error naming
+// its seqno and the limit, everything before it stored: it does not retry
+// the same event forever (which looked like a live, idle replica).
+func TestEventOverLimitStopsClient(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	master.Append(ev(0, 0), ev(1, 0), ev(2, 0), blob(3, 2<<20), ev(4, 0))
+	addr := serve(t, master)
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{addr, addr}, MaxMessageSize: 1 << 20,
+		MinBackoff: 10 * time.Millisecond, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Run(ctx, fetchStore{replica})
+	var le *LimitError
+	if !errors.As(err, &le) || !errors.Is(err, ErrTooLarge) || le.Seqno != 3 || le.Fragno != 0 ||
+		!strings.Contains(err.Error(), "seqno 3 fragno 0") || !strings.Contains(err.Error(), "limit of 1048576 bytes") {
+		t.Fatalf("Run = %v", err)
+	}
+	if m, _ := replica.MaxSeqno(); m != 2 {
+		t.Fatalf("replica max %d, want 2", m)
+	}
+	if st := c.Status(); st.Connected || !strings.Contains(st.LastError, "seqno 3") {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// A replica whose THL refuses an event stops: another source would send
+// the same event.
+func TestStoreFailureStopsClient(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	master.Append(ev(0, 0), ev(1, 0))
+	replica.Append(ev(0, 0))
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master)}, MinBackoff: 10 * time.Millisecond, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The replica's store claims to end at seqno 0 but refuses seqno 1.
+	err := c.Run(ctx, refusing{fetchStore{replica}})
+	if !errors.Is(err, ErrStore) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+type refusing struct{ fetchStore }
+
+func (refusing) Append(...*thlpb.Event) error { return errors.New("append refused") }

@@ -72,7 +72,7 @@ func (s *Store) Append(events ...*thlpb.Event) error {
 		}
 		start := len(buf)
 		var err error
-		if buf, err = appendRecord(buf, ev); err != nil {
+		if buf, err = appendRecord(buf, ev, s.cfg.maxRecord); err != nil {
 			return err
 		}
 		metas = append(metas, recMeta{ev: ev, start: start, size: len(buf) - start})

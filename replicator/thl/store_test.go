@@ -178,13 +178,25 @@ func TestEmptyEventIsRefused(t *testing.T) {
 	}
 }
 
+// An event over the record limit is refused, naming its seqno and the
+// limit, and nothing of its batch is stored; one just under it is stored
+// and read back.
 func TestTooLargeEventIsRefused(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short mode: allocates 64 MiB")
-	}
-	s := mustOpen(t, testConfig(t, t.TempDir()))
-	if err := s.Append(event(0, 0, true, MaxRecordSize)); !errors.Is(err, ErrInvalid) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.maxRecord = 1 << 20
+	s := mustOpen(t, cfg)
+	err := s.Append(event(0, 0, true, 10), event(1, 0, true, 1<<20))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "seqno 1 fragno 0") || !strings.Contains(err.Error(), "record limit of 1048576 bytes") {
 		t.Fatalf("oversized event: %v", err)
+	}
+	if _, ok := s.MaxSeqno(); ok {
+		t.Fatal("a batch with an oversized event was stored in part")
+	}
+	if err := s.Append(event(0, 0, true, 1<<20-200)); err != nil {
+		t.Fatalf("event under the limit: %v", err)
+	}
+	if got := readN(t, s, 0, 1); len(got[0].GetChanges()[0].GetRows().GetRows()[0].GetAfter()[1].GetBytes()) != 1<<20-200 {
+		t.Fatal("event under the limit read back changed")
 	}
 }
 
