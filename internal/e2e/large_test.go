@@ -89,7 +89,7 @@ func TestLargeTransactions(t *testing.T) {
 	s.exec("west1", "CREATE DATABASE big", "CREATE TABLE big.t (id INT PRIMARY KEY, v BIGINT, pad VARCHAR(40))")
 	s.sameEverywhere(60*time.Second, allHosts, "big")
 	begin := time.Now()
-	s.exec("west1", "INSERT INTO big.t SELECT seq, seq, REPEAT('x', 30) FROM seq_1_to_200000")
+	s.exec("west1", "INSERT INTO big.t SELECT seq, seq, REPEAT('x', 30) FROM big.seq_1_to_200000")
 	s.sameEverywhere(10*time.Minute, allHosts, "big")
 	t.Logf("200,000-row INSERT … SELECT on all six hosts after %s", time.Since(begin).Round(time.Second))
 	begin = time.Now()
