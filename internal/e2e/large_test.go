@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/replicator/agent"
 )
 
 // replicatorStatus is one replication service of one host: its cluster
@@ -77,26 +81,66 @@ func (s *site) msaaCaughtUp(timeout time.Duration) {
 	})
 }
 
+// restartReplicator kills host's replicator of install (continuent, the
+// cluster's; replicator, the cross-site one) with SIGKILL and starts it
+// again.
+func (s *site) restartReplicator(host, install string) {
+	s.t.Helper()
+	spec := agent.Spec(filepath.Join(s.cfg.Dir, host, install), nil)
+	pid, ok := daemon.Running(spec)
+	if !ok {
+		s.t.Fatalf("%s's %s replicator is not running", host, install)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		s.t.Fatal(err)
+	}
+	testutil.Eventually(s.t, 10*time.Second, func() error {
+		if _, ok := daemon.Running(spec); ok {
+			return fmt.Errorf("pid %d still alive", pid)
+		}
+		return nil
+	})
+	program := map[string]string{"continuent": "replicator", "replicator": "mm_replicator"}[install]
+	if out, err := s.tool(host, install, program, "start"); err != nil {
+		s.t.Fatalf("start %s's %s: %v\n%s", host, program, err, out)
+	}
+}
+
 // TestLargeTransactions: a 200,000-row INSERT … SELECT and an UPDATE of
 // 100,000 rows, each one transaction of hundreds of fragments, reach all
 // six hosts of the two-site topology, and every replicator ends ONLINE
-// and caught up. The cross-site replicators read them from a replica of
-// the other site while it still receives them, and move between sources
-// meanwhile; they used to drop the fragments already stored at each new
-// stream and stop in OFFLINE:ERROR "log truncated under the reader".
+// and caught up. While the UPDATE flows, the serving side of east's
+// cross-site replicators (west's replicas) and a reading side (east2's
+// cross-site replicator) are killed and restarted: the readers reconnect,
+// to the same or another source, in the middle of the transaction. They
+// used to drop the fragments already stored at each new stream and stop
+// in OFFLINE:ERROR "log truncated under the reader".
 func TestLargeTransactions(t *testing.T) {
 	s := startMSAA(t)
 	s.exec("west1", "CREATE DATABASE big", "CREATE TABLE big.t (id INT PRIMARY KEY, v BIGINT, pad VARCHAR(40))")
 	s.sameEverywhere(60*time.Second, allHosts, "big")
 	begin := time.Now()
 	s.exec("west1", "INSERT INTO big.t SELECT seq, seq, REPEAT('x', 30) FROM big.seq_1_to_200000")
-	s.sameEverywhere(10*time.Minute, allHosts, "big")
+	s.msaaCaughtUp(10 * time.Minute)
+	s.sameEverywhere(time.Minute, allHosts, "big")
 	t.Logf("200,000-row INSERT … SELECT on all six hosts after %s", time.Since(begin).Round(time.Second))
+
 	begin = time.Now()
-	s.exec("west1", "UPDATE big.t SET v = id*2 WHERE id <= 100000")
-	sums := s.sameEverywhere(10*time.Minute, allHosts, "big")
+	updated := make(chan error, 1)
+	go func() {
+		_, err := s.db("west1").Exec("UPDATE big.t SET v = id*2 WHERE id <= 100000")
+		updated <- err
+	}()
+	for _, h := range []string{"west2", "west3"} {
+		s.restartReplicator(h, "continuent")
+	}
+	s.restartReplicator("east2", "replicator")
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	s.msaaCaughtUp(10 * time.Minute)
+	sums := s.sameEverywhere(time.Minute, allHosts, "big")
 	t.Logf("100,000-row UPDATE on all six hosts after %s", time.Since(begin).Round(time.Second))
-	s.msaaCaughtUp(2 * time.Minute)
 	var n, doubled int
 	s.db("east3").QueryRow("SELECT COUNT(*), SUM(v = id*2) FROM big.t").Scan(&n, &doubled)
 	if n != 200000 || doubled != 100000 {
@@ -119,8 +163,8 @@ func TestLargeRows(t *testing.T) {
 		}
 	}
 	s.exec("west1", "UPDATE big.b SET data = REVERSE(data) WHERE id = 0")
-	s.sameEverywhere(5*time.Minute, allHosts, "big")
-	s.msaaCaughtUp(2 * time.Minute)
+	s.msaaCaughtUp(5 * time.Minute)
+	s.sameEverywhere(time.Minute, allHosts, "big")
 	for _, h := range allHosts {
 		var sizes string
 		s.db(h).QueryRow("SELECT GROUP_CONCAT(LENGTH(data) ORDER BY id) FROM big.b").Scan(&sizes)
