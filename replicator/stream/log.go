@@ -64,8 +64,8 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("stream: seqno %d fragno %d from %s is larger than the THL stream's message limit of %d bytes (%s); this replicator stops before it",
-		e.Seqno, e.Fragno, e.Source, e.Limit, e.Detail)
+	return fmt.Sprintf("stream: seqno %d fragno %d from %s is over a THL stream message size limit (%s; this replica takes up to %d bytes); this replicator stops before it",
+		e.Seqno, e.Fragno, e.Source, e.Detail, e.Limit)
 }
 
 // Unwrap makes errors.Is(err, ErrTooLarge) true.

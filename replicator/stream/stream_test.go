@@ -304,7 +304,7 @@ func TestEventOverLimitStopsClient(t *testing.T) {
 	err := c.Run(ctx, fetchStore{replica})
 	var le *LimitError
 	if !errors.As(err, &le) || !errors.Is(err, ErrTooLarge) || le.Seqno != 3 || le.Fragno != 0 ||
-		!strings.Contains(err.Error(), "seqno 3 fragno 0") || !strings.Contains(err.Error(), "limit of 1048576 bytes") {
+		!strings.Contains(err.Error(), "seqno 3 fragno 0") || !strings.Contains(err.Error(), "takes up to 1048576 bytes") {
 		t.Fatalf("Run = %v", err)
 	}
 	if m, _ := replica.MaxSeqno(); m != 2 {
