@@ -31,6 +31,9 @@ type Log interface {
 var (
 	// ErrDiverged: the client's history is not the server's.
 	ErrDiverged = errors.New("stream: diverged")
+	// ErrBehind: the server, a replica, does not hold the client's last
+	// transaction yet.
+	ErrBehind = errors.New("stream: the source is behind the client")
 	// ErrUnknownService: the server does not serve that service.
 	ErrUnknownService = errors.New("stream: unknown service")
 	// ErrTooLarge: an event is larger than a message may be; see

@@ -70,8 +70,12 @@ func (s *Server) Stream(req *thlpb.StreamRequest, stream thlpb.THL_StreamServer)
 }
 
 // check verifies that l holds the client's last transaction, and returns
-// the seqno to stream from.
-func check(l Log, req *thlpb.StreamRequest) (uint64, error) {
+// the seqno to stream from. A primary whose log ends before the client's
+// last transaction never had it: the client has diverged. A replica's
+// log may just not have it yet (it restarted, or it is behind the source
+// the client read before): the client tries another source, or this one
+// again later, and the check is made when it has caught up.
+func check(l Log, req *thlpb.StreamRequest, primary bool) (uint64, error) {
 	if !req.GetHasLast() {
 		return 0, nil
 	}
@@ -79,6 +83,13 @@ func check(l Log, req *thlpb.StreamRequest) (uint64, error) {
 	frags, err := l.Get(n)
 	if err != nil || len(frags) == 0 {
 		last, ok := l.Last()
+		if !primary && (!ok || last.GetSeqno() < n) {
+			end := "is empty"
+			if ok {
+				end = fmt.Sprintf("ends at seqno %d", last.GetSeqno())
+			}
+			return 0, fmt.Errorf("%w: this replica's log %s and the client holds seqno %d; try another source", ErrBehind, end, n)
+		}
 		if ok && last.GetSeqno() < n {
 			return 0, fmt.Errorf("%w at seqno %d: the client holds seqno %d but this server's log ends at %d (the client has transactions this primary never had)", ErrDiverged, last.GetSeqno()+1, n, last.GetSeqno())
 		}
@@ -101,7 +112,7 @@ func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func
 	if !ok {
 		return fmt.Errorf("%w %q: this replicator does not serve it", ErrUnknownService, req.GetService())
 	}
-	from, err := check(sv.log, req)
+	from, err := check(sv.log, req, sv.role == nil || sv.role() == "master")
 	if err != nil {
 		s.log.Warn("THL client refused", "service", req.GetService(), "client", req.GetClientHost(), "error", err)
 		return err

@@ -334,3 +334,41 @@ func TestStoreFailureStopsClient(t *testing.T) {
 type refusing struct{ fetchStore }
 
 func (refusing) Append(...*thlpb.Event) error { return errors.New("append refused") }
+
+// A replica source whose log ends before the client's last transaction
+// (it restarted, or it is behind the source the client read before) has
+// not diverged from the client: the client waits for it, or reads from
+// another source, and goes on once it has caught up.
+func TestReplicaSourceBehindClient(t *testing.T) {
+	relay, replica := openStore(t), openStore(t)
+	for i := uint64(0); i < 5; i++ {
+		replica.Append(ev(i, 0))
+		if i < 3 {
+			relay.Append(ev(i, 0))
+		}
+	}
+	addr, _ := serveStoppable(t, relay) // serves as a slave
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{addr}, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if st := c.Status(); !strings.Contains(st.LastError, "ends at seqno 2 and the client holds seqno 4") {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	for i := uint64(3); i < 8; i++ {
+		relay.Append(ev(i, 0))
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if m, _ := replica.MaxSeqno(); m != 7 {
+			return fmt.Errorf("replica max %d", m)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
