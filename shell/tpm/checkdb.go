@@ -34,6 +34,7 @@ const (
 	CheckAutoIncrement = "MySQLAutoIncrementCheck"
 	CheckPermissions   = "MySQLPermissionsCheck"
 	CheckTriggers      = "MySQLTriggersCheck"
+	CheckMaxPacket     = "MySQLMaxAllowedPacketCheck"
 )
 
 // Finding is one result of CheckDatabases.
@@ -145,6 +146,20 @@ func CheckDatabases(ctx context.Context, cfg *config.Config, timeout time.Durati
 			add(LevelWarn, f.host, CheckTriggers, "triggers %s fire on every host a row reaches; make them check whether they run on a primary (see the guide's Prepare section)", strings.Join(f.triggers, ", "))
 		}
 	}
+	// A row reaches every host: one written where max_allowed_packet is
+	// larger than here stops this host's appliers before it.
+	var maxHost string
+	var maxPacket int64
+	for _, f := range facts {
+		if n, _ := strconv.ParseInt(f.vars["max_allowed_packet"], 10, 64); f.err == nil && n > maxPacket {
+			maxHost, maxPacket = f.host, n
+		}
+	}
+	for _, f := range facts {
+		if n, err := strconv.ParseInt(f.vars["max_allowed_packet"], 10, 64); f.err == nil && err == nil && n < maxPacket {
+			add(LevelWarn, f.host, CheckMaxPacket, "max_allowed_packet is %d, %d on %s: a row larger than %d bytes written there cannot be applied here (the replicators stop before it); set max-allowed-packet=1G in my.cnf on every host", n, maxPacket, maxHost, n)
+		}
+	}
 	for id, hs := range serverIDs {
 		if len(hs) > 1 {
 			add(LevelError, "", CheckServerID, "hosts %s share server_id %s; give every database its own server-id", strings.Join(hs, ", "), id)
@@ -215,7 +230,7 @@ func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) d
 		return f
 	}
 	f.vars = map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset','max_allowed_packet')")
 	if err != nil {
 		f.err = fmt.Errorf("read variables at %s: %v", addr, err)
 		return f
