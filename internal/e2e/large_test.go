@@ -158,7 +158,9 @@ func TestLargeTransactions(t *testing.T) {
 // TestLargeRows: rows of 8 MiB and 64 MiB (over gRPC's default message
 // size and the THL's old record limit) reach all six hosts, and every
 // replicator ends ONLINE and caught up. The 8 MiB row used to leave
-// west2 ONLINE without ever applying it.
+// west2 ONLINE without ever applying it. A replica whose
+// max_allowed_packet is too small for a row stops in OFFLINE:ERROR
+// naming the limit, and goes on once it is raised.
 func TestLargeRows(t *testing.T) {
 	s := startMSAA(t)
 	s.exec("west1", "CREATE DATABASE big", "CREATE TABLE big.b (id INT PRIMARY KEY, data LONGBLOB)")
@@ -171,10 +173,29 @@ func TestLargeRows(t *testing.T) {
 	}
 	s.exec("west1", "UPDATE big.b SET data = REVERSE(data) WHERE id = 0")
 	s.msaaSettled(5*time.Minute, "big")
+
+	// A replica whose max_allowed_packet is below a row's SQL stops before
+	// it and says why in trepctl status; raised, it goes on.
+	s.exec("west2", "SET GLOBAL max_allowed_packet = 16777216")
+	s.restartReplicator("west2", "continuent") // its applier reads the limit when it connects
+	s.exec("west1", "INSERT INTO big.b VALUES (2, REPEAT(RANDOM_BYTES(1000), 20000))")
+	testutil.Eventually(t, 2*time.Minute, func() error {
+		state, _, pending := s.replicatorStatus("west2", "", false)
+		if state != "OFFLINE:ERROR" || !strings.Contains(pending, "max_allowed_packet of 16777216 bytes") {
+			return fmt.Errorf("west2's replicator is %s (%s)", state, pending)
+		}
+		return nil
+	})
+	if seqno := s.field("west2", "pendingErrorSeqno"); seqno == "-1" || seqno == "" {
+		t.Errorf("west2's pendingErrorSeqno is %q", seqno)
+	}
+	s.exec("west2", "SET GLOBAL max_allowed_packet = 1073741824")
+	s.trepctl("west2", "online")
+	s.msaaSettled(5*time.Minute, "big")
 	for _, h := range allHosts {
 		var sizes string
 		s.db(h).QueryRow("SELECT GROUP_CONCAT(LENGTH(data) ORDER BY id) FROM big.b").Scan(&sizes)
-		if sizes != fmt.Sprintf("%d,%d", 8<<20, 64<<20) {
+		if sizes != fmt.Sprintf("%d,%d,%d", 8<<20, 64<<20, 20000000) {
 			t.Errorf("%s holds rows of %s bytes", h, sizes)
 		}
 	}
