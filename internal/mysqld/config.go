@@ -232,6 +232,9 @@ func (c Config) cnf() []byte {
 	line("innodb_log_file_size=%s", templateLogFileSize)
 	line("performance_schema=OFF")
 	line("max_connections=500")
+	// The largest: a row the application can write must reach every host
+	// (a replica's limit below the primary's stops its applier).
+	line("max_allowed_packet=1G")
 	for _, o := range c.Options {
 		line("%s", strings.TrimSpace(o))
 	}

@@ -151,7 +151,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	control := grpc.NewServer(a.sec.ControlServerOptions()...)
 	replicatorpb.RegisterReplicatorServer(control, &controlServer{a: a})
-	thlSrv := grpc.NewServer(a.sec.THLServerOptions()...)
+	thlSrv := grpc.NewServer(append(a.sec.THLServerOptions(), stream.ServerOptions()...)...)
 	thlpb.RegisterTHLServer(thlSrv, a.thl)
 
 	var wg sync.WaitGroup

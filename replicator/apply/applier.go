@@ -111,6 +111,9 @@ type Applier struct {
 	queued *thlpb.Event
 	// commitTime is a moving average of how long block commits take (ns).
 	commitTime atomic.Int64
+	// maxQuery is the database's max_allowed_packet: no query sent is
+	// longer (see fit).
+	maxQuery int
 }
 
 // lingerFloor: commits faster than this mean an idle database, where a
@@ -206,6 +209,10 @@ func (a *Applier) Open(ctx context.Context) error {
 			conn.Close()
 			return fmt.Errorf("prepare the applier session (%s): %w", shortSQL(q), err)
 		}
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&a.maxQuery); err != nil {
+		conn.Close()
+		return fmt.Errorf("read max_allowed_packet: %w", err)
 	}
 	pos, ok, err := readPosition(ctx, conn, a.cfg.Service)
 	if err != nil {
@@ -359,7 +366,7 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 			age := time.Since(blk.start)
 			idle := len(events) == 0
 			wait := a.linger()
-			if blk.txns >= a.cfg.BlockSize || age >= a.cfg.BlockTime || idle && age >= wait {
+			if blk.txns >= a.cfg.BlockSize || len(blk.sql) >= maxPending || age >= a.cfg.BlockTime || idle && age >= wait {
 				if err := a.flush(ctx, blk); err != nil {
 					return err
 				}

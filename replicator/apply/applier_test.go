@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -272,5 +273,41 @@ func TestStatementThenRows(t *testing.T) {
 	}
 	if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.a WHERE id IN (60, 61)"); got != "2" {
 		t.Errorf("rows then a statement: %s of the 2 rows applied", got)
+	}
+}
+
+// Every query the applier sends fits max_allowed_packet: a transaction
+// whose SQL is longer is sent in parts, inside its database transaction;
+// a row whose SQL alone is longer stops the applier before it with an
+// error naming its seqno and the limit, nothing of it applied.
+func TestMaxAllowedPacket(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t, testutil.WithOptions("max_allowed_packet=1M"))
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.b (id INT PRIMARY KEY, data LONGBLOB)")
+	a := newApplier(t, srv.Addr())
+	c := cols("id", "data")
+	row := func(id int64, n int) *thlpb.Row {
+		return &thlpb.Row{After: []*thlpb.Value{vInt(id), vBytes(strings.Repeat("a", n))}}
+	}
+	// Seqno 0: three fragments of 400 KB rows, 1.2 MB of SQL in all.
+	var evs []*thlpb.Event
+	for f := 0; f < 3; f++ {
+		ev := rowsEvent(0, thlpb.RowChange_INSERT, "b", c, row(int64(f), 400<<10))
+		ev.Fragno, ev.LastFrag = uint32(f), f == 2
+		evs = append(evs, ev)
+	}
+	evs = append(evs, rowsEvent(1, thlpb.RowChange_INSERT, "b", c, row(10, 10)), rowsEvent(2, thlpb.RowChange_INSERT, "b", c, row(11, 1100<<10)))
+	err := runUntil(t, a, 2, evs...)
+	var ae *Error
+	if !errors.As(err, &ae) || !errors.Is(err, ErrTooLarge) || ae.Seqno != 2 || !strings.Contains(err.Error(), "max_allowed_packet of 1048576 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+	if p, _ := a.Position(); p.Seqno != 1 {
+		t.Fatalf("applied up to %d, want 1", p.Seqno)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(CONCAT(id, ':', LENGTH(data)) ORDER BY id) FROM app.b"); got != "0:409600,1:409600,2:409600,10:10" {
+		t.Fatalf("rows = %s", got)
 	}
 }

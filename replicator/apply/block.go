@@ -81,6 +81,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 	}
 	tx := &blk.txs[len(blk.txs)-1]
 	if !skip {
+		start := len(blk.sql)
 		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts,
 			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev)}
 		for i, c := range ev.GetChanges() {
@@ -118,6 +119,9 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 		}
 		bld.flushBinlog()
 		blk.sql, blk.cuts = bld.buf, bld.cuts
+		if err := a.fit(ctx, blk, ev, start); err != nil {
+			return err
+		}
 	}
 	if !ev.GetLastFrag() {
 		blk.open = ev
@@ -227,6 +231,77 @@ func (a *Applier) checkSequence(blk *block, ev *thlpb.Event) error {
 		return fmt.Errorf("%w: applied up to seqno %d, next event is seqno %d fragment %d", ErrSequence, pos.Seqno, ev.GetSeqno(), ev.GetFragno())
 	}
 	return nil
+}
+
+// queryOverhead bounds what a commit adds to a block's SQL: BEGIN, the
+// tracking row's update, COMMIT.
+const queryOverhead = 64 << 10
+
+// fit keeps every query within the database's max_allowed_packet. When
+// ev's SQL (blk.sql from start on) makes the block too long for one
+// query, the SQL before it is sent ahead, inside the block's database
+// transaction; SQL too long on its own (one row near the limit, its
+// escaped bytes larger than the row) stops the applier before ev, nothing
+// of ev applied.
+func (a *Applier) fit(ctx context.Context, blk *block, ev *thlpb.Event, start int) error {
+	if len(blk.sql)+queryOverhead <= a.maxQuery {
+		return nil
+	}
+	if n := len(blk.sql) - start; n+queryOverhead > a.maxQuery {
+		tooLarge := &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: fmt.Errorf(
+			"%w: its SQL is %d bytes, and this database's max_allowed_packet of %d bytes takes %d at most in one query; raise max_allowed_packet on this host (up to 1G) and put the replicator online",
+			ErrTooLarge, n, a.maxQuery, a.maxQuery-queryOverhead)}
+		if ev.GetFragno() != 0 || blk.txns == 0 {
+			a.rollback()
+			return tooLarge
+		}
+		// Commit the whole transactions before it: the applier stops
+		// right before ev.
+		blk.sql, blk.txs, blk.cuts = blk.sql[:start], blk.txs[:len(blk.txs)-1], cutsBefore(blk.cuts, start)
+		if err := a.flush(ctx, blk); err != nil {
+			return err
+		}
+		if err := a.quiesce(ctx); err != nil {
+			return err
+		}
+		return tooLarge
+	}
+	if err := a.quiesce(ctx); err != nil {
+		return err
+	}
+	prefix := ""
+	if !blk.sent {
+		prefix = "BEGIN;"
+	}
+	if err := execCut(ctx, a.conn, prefix, blk.sql, 0, start, blk.cuts, ""); err != nil {
+		a.rollback()
+		return a.sqlError(ev, "", err)
+	}
+	blk.sent = true
+	blk.sql = blk.sql[:copy(blk.sql, blk.sql[start:])]
+	var rest []int
+	for _, c := range blk.cuts {
+		if c > start {
+			rest = append(rest, c-start)
+		}
+	}
+	blk.cuts = rest
+	for i := range blk.txs {
+		blk.txs[i].start, blk.txs[i].stmts = 0, nil
+	}
+	return nil
+}
+
+// cutsBefore keeps the cuts up to offset end.
+func cutsBefore(cuts []int, end int) []int {
+	n := 0
+	for _, c := range cuts {
+		if c <= end {
+			cuts[n] = c
+			n++
+		}
+	}
+	return cuts[:n]
 }
 
 // sendPart sends the SQL built so far of a large open transaction.

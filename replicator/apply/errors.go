@@ -13,6 +13,9 @@ var (
 	ErrApply = errors.New("apply: transaction failed")
 	// ErrSequence: events arrived out of order (a gap or a repeat).
 	ErrSequence = errors.New("apply: events out of sequence")
+	// ErrTooLarge: a transaction's SQL does not fit in one query of the
+	// database's max_allowed_packet.
+	ErrTooLarge = errors.New("apply: statement over max_allowed_packet")
 )
 
 // Error is a transaction that failed to apply: what trepctl status shows

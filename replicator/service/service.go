@@ -291,7 +291,7 @@ func (s *Service) Online(opts OnlineOptions) error {
 			err = s.retryUnreachable(ctx, s.runMaster)
 		} else {
 			for {
-				if err = s.retryUnreachable(ctx, s.runSlave); !errors.Is(err, errNewHistory) {
+				if err = s.retryUnreachable(ctx, s.runSlave); !errors.Is(err, errNewHistory) && !errors.Is(err, errReapply) {
 					break
 				}
 			}
@@ -315,6 +315,10 @@ func (s *Service) finish(ctx context.Context, err error) {
 	}
 	p := &pendingError{message: err.Error(), seqno: -1}
 	var ae *apply.Error
+	var le *stream.LimitError
+	if errors.As(err, &le) {
+		p.seqno = int64(le.Seqno)
+	}
 	if errors.As(err, &ae) {
 		p.seqno, p.eventID, p.sql = int64(ae.Seqno), ae.EventID, ae.SQL
 		p.message = fmt.Sprintf("Event application failed: seqno=%d fragno=%d message=%v", ae.Seqno, ae.Fragno, ae.Err)
@@ -850,9 +854,22 @@ func (s *Service) runSlave(ctx context.Context) error {
 		}
 		return <-applyErr
 	case err := <-applyErr:
+		if errors.Is(err, thl.ErrTruncated) {
+			// The client replaced an unfinished transaction the applier
+			// was reading (its source holds another one there). The
+			// applier commits only whole transactions, so closing it
+			// rolls back what it had of that one; the next run reads
+			// again from the database's position.
+			s.log.Warn("an unfinished transaction being applied was replaced by the source's; applying again from the database's position", "error", err)
+			return errReapply
+		}
 		return err
 	}
 }
+
+// errReapply ends a slave pipeline whose applier must read the THL again
+// from its committed position.
+var errReapply = errors.New("the THL under the applier changed: applying again from the committed position")
 
 // fetchStore adapts the store for the THL client: when the store holds
 // nothing, the client's handshake starts after the applied position.
@@ -872,6 +889,7 @@ func (f *fetchStore) Last() (*thlpb.Event, bool) {
 	return nil, false
 }
 
+func (f *fetchStore) Partial() (*thlpb.Event, bool)    { return f.store.Partial() }
 func (f *fetchStore) Append(evs ...*thlpb.Event) error { return f.store.Append(evs...) }
 func (f *fetchStore) Sync() error                      { return f.store.Sync() }
 

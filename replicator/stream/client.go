@@ -27,8 +27,11 @@ type Store interface {
 	Append(events ...*thlpb.Event) error
 	// Sync makes what was appended durable.
 	Sync() error
-	// DropIncomplete removes the fragments of a transaction whose last
-	// fragment never arrived, so a new stream can send it whole.
+	// Partial returns the last stored fragment when the store ends inside
+	// a transaction whose last fragment has not arrived yet.
+	Partial() (*thlpb.Event, bool)
+	// DropIncomplete removes the fragments of that transaction; the client
+	// calls it only when its source sends a different transaction there.
 	DropIncomplete() error
 }
 
@@ -59,7 +62,10 @@ type ClientConfig struct {
 	// OnConnect, when set, runs when a source's stream starts, before its
 	// first event is stored.
 	OnConnect func()
-	Logger    *slog.Logger
+	// MaxMessageSize bounds a received message (default and upper bound
+	// MaxMessageSize).
+	MaxMessageSize int
+	Logger         *slog.Logger
 }
 
 // Validate fills defaults and checks c.
@@ -81,6 +87,9 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.Recheck <= 0 {
 		c.Recheck = 5 * time.Second
+	}
+	if c.MaxMessageSize <= 0 || c.MaxMessageSize > MaxMessageSize {
+		c.MaxMessageSize = MaxMessageSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -126,9 +135,11 @@ func (c *Client) setStatus(f func(*ClientStatus)) {
 	f(&c.st)
 }
 
-// Run fetches until ctx ends (returning nil) or the client has diverged
-// from its source (returning an error wrapping ErrDiverged). Other
-// failures move to the next source, with backoff once all have failed.
+// Run fetches until ctx ends (returning nil), the client has diverged
+// from its source (an error wrapping ErrDiverged), an event is over the
+// message size limit (ErrTooLarge) or the store fails (ErrStore): no
+// other source can help with those. Other failures move to the next
+// source, with backoff once all have failed.
 func (c *Client) Run(ctx context.Context, store Store) error {
 	backoff := c.cfg.MinBackoff
 	for {
@@ -137,7 +148,8 @@ func (c *Client) Run(ctx context.Context, store Store) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ErrDiverged) {
+			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrStore) {
+				c.setStatus(func(s *ClientStatus) { s.Connected, s.LastError = false, errText(err) })
 				return err
 			}
 			if errors.Is(err, errBetterSource) {
@@ -217,12 +229,48 @@ func errText(err error) string {
 	return msg
 }
 
+// How a received fragment relates to a transaction stored in part.
+const (
+	fragNext   = iota // the fragment after the stored ones: append it
+	fragStored        // one of the stored fragments: skip it
+	fragOther         // another transaction: drop the stored part
+)
+
+// resume tells how ev relates to partial, the last stored fragment of an
+// unfinished transaction. Fragments of one transaction share its seqno,
+// epoch, source and event id; a fragment that is last where the stored
+// one at that fragno is not belongs to another cut of the transaction.
+func resume(partial, ev *thlpb.Event) int {
+	same := ev.GetSeqno() == partial.GetSeqno() && ev.GetEpoch() == partial.GetEpoch() &&
+		ev.GetEventId() == partial.GetEventId() && ev.GetSourceId() == partial.GetSourceId()
+	switch {
+	case !same:
+		return fragOther
+	case ev.GetFragno() <= partial.GetFragno() && !ev.GetLastFrag():
+		return fragStored
+	case ev.GetFragno() == partial.GetFragno()+1:
+		return fragNext
+	}
+	return fragOther
+}
+
+// nextEvent is the event the store lacks next: the fragment after an
+// unfinished transaction's, or the first of the transaction after the
+// last complete one.
+func nextEvent(store Store) (seqno uint64, fragno uint32) {
+	if p, ok := store.Partial(); ok {
+		return p.GetSeqno(), p.GetFragno() + 1
+	}
+	if last, ok := store.Last(); ok {
+		return last.GetSeqno() + 1, 0
+	}
+	return 0, 0
+}
+
 // fetch streams from one source; got reports whether any message came.
 func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, err error) {
-	if err := store.DropIncomplete(); err != nil {
-		return false, err
-	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxMessageSize))}, c.cfg.DialOptions...)
 	target := src
 	if c.cfg.Resolve != nil {
 		target = c.cfg.Resolve(src)
@@ -244,6 +292,13 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 	}
 	dirty := false
 	lastSync := time.Now()
+	// The stream starts at the first fragment after the last complete
+	// transaction. A transaction stored in part (the last stream ended
+	// inside it) is kept: its applier may be reading it already, and
+	// every source of one history holds the same fragments. The fragments
+	// already stored are checked and skipped; a source holding another
+	// transaction there (a new primary's history) replaces it.
+	partial, hasPartial := store.Partial()
 	if c.cfg.Order != nil {
 		// Look for a better source now and then; a better one ends this
 		// stream (the message loop sees the cancelled context).
@@ -306,6 +361,13 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 			if err == io.EOF {
 				return got, errors.New("the source closed the stream")
 			}
+			if status.Code(err) == codes.ResourceExhausted {
+				// Over the limit of this end or the source's: the same
+				// event comes from every source, so stop before it.
+				le := &LimitError{Source: src, Limit: c.cfg.MaxMessageSize, Detail: status.Convert(err).Message()}
+				le.Seqno, le.Fragno = nextEvent(store)
+				return got, le
+			}
 			return got, err
 		}
 		if !got {
@@ -318,8 +380,23 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 		}
 		switch m := msg.GetMessage().(type) {
 		case *thlpb.StreamMessage_Event:
-			if err := store.Append(m.Event); err != nil {
-				return got, err
+			ev := m.Event
+			if hasPartial {
+				switch resume(partial, ev) {
+				case fragStored:
+					continue
+				case fragOther:
+					c.cfg.Logger.Warn("the source holds another transaction where this replica holds part of one: dropping the part",
+						"source", src, "seqno", partial.GetSeqno(), "stored_fragno", partial.GetFragno(), "stored_event_id", partial.GetEventId(),
+						"source_epoch", ev.GetEpoch(), "source_event_id", ev.GetEventId())
+					if err := store.DropIncomplete(); err != nil {
+						return got, fmt.Errorf("%w: %w", ErrStore, err)
+					}
+				}
+				hasPartial = false
+			}
+			if err := store.Append(ev); err != nil {
+				return got, fmt.Errorf("%w: %w", ErrStore, err)
 			}
 			dirty = true
 		case *thlpb.StreamMessage_Heartbeat:
@@ -334,7 +411,7 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 		}
 		select {
 		case err := <-syncErr:
-			return got, err
+			return got, fmt.Errorf("%w: %w", ErrStore, err)
 		default:
 		}
 	}

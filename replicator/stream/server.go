@@ -63,42 +63,46 @@ func (s *Server) Stream(req *thlpb.StreamRequest, stream thlpb.THL_StreamServer)
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrUnknownService):
 		return status.Error(codes.NotFound, err.Error())
+	case status.Code(err) == codes.ResourceExhausted:
+		return err // an event over the send limit: the client stops before it
 	}
 	return status.Error(codes.Unavailable, err.Error())
 }
 
-// errBehind: this server's log ends before the client's last
-// transaction. A replica serving a cross-site reader may lag it; only
-// once the log holds that seqno can it tell whether the histories agree.
-var errBehind = errors.New("the log ends before the client's last transaction")
-
 // check verifies that l holds the client's last transaction, and returns
-// the seqno to stream from; errBehind when l does not reach it yet.
-func check(l Log, req *thlpb.StreamRequest) (uint64, error) {
+// the seqno to stream from. A primary whose log ends before the client's
+// last transaction never had it: the client has diverged. A replica's
+// log may just not have it yet (it restarted, or it is behind the source
+// the client read before): the client tries another source, or this one
+// again later, and the check is made when it has caught up.
+func check(l Log, req *thlpb.StreamRequest, primary bool) (uint64, error) {
 	if !req.GetHasLast() {
 		return 0, nil
 	}
 	n := req.GetLastSeqno()
 	frags, err := l.Get(n)
 	if err != nil || len(frags) == 0 {
-		if last, ok := l.Last(); !ok || last.GetSeqno() < n {
-			return 0, errBehind
+		last, ok := l.Last()
+		if !primary && (!ok || last.GetSeqno() < n) {
+			end := "is empty"
+			if ok {
+				end = fmt.Sprintf("ends at seqno %d", last.GetSeqno())
+			}
+			return 0, fmt.Errorf("%w: this replica's log %s and the client holds seqno %d; try another source", ErrBehind, end, n)
+		}
+		if ok && last.GetSeqno() < n {
+			return 0, fmt.Errorf("%w at seqno %d: the client holds seqno %d but this server's log ends at %d (the client has transactions this primary never had)", ErrDiverged, last.GetSeqno()+1, n, last.GetSeqno())
+		}
+		if !ok {
+			return 0, fmt.Errorf("%w at seqno 0: the client holds seqno %d but this server's log is empty", ErrDiverged, n)
 		}
 		return 0, fmt.Errorf("seqno %d is no longer in this server's log (%v); reprovision the client or read from another host", n, err)
 	}
-	if err := same(frags[len(frags)-1], req); err != nil {
-		return 0, err
+	ev := frags[len(frags)-1]
+	if ev.GetEpoch() != req.GetLastEpoch() || ev.GetEventId() != req.GetLastEventId() {
+		return 0, fmt.Errorf("%w at seqno %d: the client has epoch %d event %s, this server epoch %d event %s", ErrDiverged, n, req.GetLastEpoch(), req.GetLastEventId(), ev.GetEpoch(), ev.GetEventId())
 	}
 	return n + 1, nil
-}
-
-// same reports whether ev, the last fragment of the client's last seqno
-// here, is the client's.
-func same(ev *thlpb.Event, req *thlpb.StreamRequest) error {
-	if ev.GetEpoch() != req.GetLastEpoch() || ev.GetEventId() != req.GetLastEventId() {
-		return fmt.Errorf("%w at seqno %d: the client has epoch %d event %s, this server epoch %d event %s", ErrDiverged, req.GetLastSeqno(), req.GetLastEpoch(), req.GetLastEventId(), ev.GetEpoch(), ev.GetEventId())
-	}
-	return nil
 }
 
 func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func(*thlpb.StreamMessage) error) error {
@@ -108,18 +112,8 @@ func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func
 	if !ok {
 		return fmt.Errorf("%w %q: this replicator does not serve it", ErrUnknownService, req.GetService())
 	}
-	from, err := check(sv.log, req)
-	// awaiting: the client's last seqno, which this log must reach, and
-	// hold as the client does, before anything is sent.
-	awaiting, behind := req.GetLastSeqno(), errors.Is(err, errBehind)
-	switch {
-	case behind:
-		from = 0
-		if last, ok := sv.log.Last(); ok {
-			from = last.GetSeqno() + 1
-		}
-		s.log.Info("THL client is ahead of this log; waiting until it holds the client's last transaction", "service", req.GetService(), "client", req.GetClientHost(), "client_seqno", awaiting, "from", from)
-	case err != nil:
+	from, err := check(sv.log, req, sv.role == nil || sv.role() == "master")
+	if err != nil {
 		s.log.Warn("THL client refused", "service", req.GetService(), "client", req.GetClientHost(), "error", err)
 		return err
 	}
@@ -128,9 +122,7 @@ func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func
 		return err
 	}
 	defer r.Close()
-	if !behind {
-		s.log.Info("THL client connected", "service", req.GetService(), "client", req.GetClientHost(), "from", from)
-	}
+	s.log.Info("THL client connected", "service", req.GetService(), "client", req.GetClientHost(), "from", from)
 
 	// One goroutine reads and sends (no hand-over per event): each wait
 	// for the next event ends at the next heartbeat.
@@ -157,18 +149,6 @@ func (s *Server) stream(ctx context.Context, req *thlpb.StreamRequest, send func
 				continue // heartbeat time
 			}
 			return err
-		}
-		if behind {
-			if ev.GetSeqno() < awaiting || ev.GetSeqno() == awaiting && !ev.GetLastFrag() {
-				continue // the client holds it
-			}
-			behind = false
-			if err := same(ev, req); err != nil {
-				s.log.Warn("THL client refused", "service", req.GetService(), "client", req.GetClientHost(), "error", err)
-				return err
-			}
-			s.log.Info("THL client connected", "service", req.GetService(), "client", req.GetClientHost(), "from", awaiting+1)
-			continue
 		}
 		if err := send(&thlpb.StreamMessage{Message: &thlpb.StreamMessage_Event{Event: ev}}); err != nil {
 			return err

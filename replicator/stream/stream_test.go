@@ -54,7 +54,7 @@ func serve(t *testing.T, store *thl.Store) string {
 	}
 	srv := NewServer(50*time.Millisecond, testutil.Logger(t))
 	srv.Serve("east", storeLog{store}, func() string { return "master" })
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerOptions()...)
 	thlpb.RegisterTHLServer(g, srv)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
@@ -122,67 +122,253 @@ func TestDivergedClientIsRefused(t *testing.T) {
 	if m, _ := replica.MaxSeqno(); m != 10 {
 		t.Fatalf("replica changed: max %d", m)
 	}
-	// A client ahead of the server waits until the server's log reaches
-	// its last seqno; that seqno there is another transaction: diverged.
+	// A client ahead of the server has diverged too.
 	replica.Append(ev(11, 0))
 	master2 := openStore(t)
 	for i := uint64(0); i < 5; i++ {
 		master2.Append(ev(i, 0))
 	}
 	c2, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master2)}})
-	done := make(chan error, 1)
-	go func() { done <- c2.Run(ctx, fetchStore{replica}) }()
-	select {
-	case err := <-done:
-		t.Fatalf("a client ahead of its source was refused before the source reached its seqno: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	for i := uint64(5); i < 12; i++ {
-		e := ev(i, 0)
-		if i == 11 {
-			e.EventId = "mysql-bin.000002:0000000000000004"
-		}
-		master2.Append(e)
-	}
-	if err := <-done; !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "diverged at seqno 11") {
-		t.Fatalf("client ahead of a source whose seqno 11 differs: %v", err)
+	if err := c2.Run(ctx, fetchStore{replica}); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("client ahead: %v", err)
 	}
 }
 
-// TestClientAheadOfLaggingSource: a reader moved to a source that is
-// behind it (a replica of the same primary) waits for it, then goes on
-// after its own last transaction, fetching nothing twice.
-func TestClientAheadOfLaggingSource(t *testing.T) {
-	source, reader := openStore(t), openStore(t)
-	for i := uint64(0); i < 20; i++ {
-		reader.Append(ev(i, 0))
+// serveStoppable is serve with a way to stop the server mid-stream.
+func serveStoppable(t *testing.T, store *thl.Store) (addr string, stop func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := uint64(0); i < 8; i++ {
-		source.Append(ev(i, 0))
-	}
-	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, source)}})
-	ctx, cancel := context.WithCancel(context.Background())
+	srv := NewServer(50*time.Millisecond, testutil.Logger(t))
+	srv.Serve("east", storeLog{store}, func() string { return "slave" })
+	g := grpc.NewServer(ServerOptions()...)
+	thlpb.RegisterTHLServer(g, srv)
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return l.Addr().String(), g.Stop
+}
+
+// frag is fragment fragno of transaction seqno (epoch 0), last when last.
+func frag(seqno uint64, fragno uint32, last bool, epoch uint64) *thlpb.Event {
+	e := ev(seqno, epoch)
+	e.Fragno, e.LastFrag = fragno, last
+	e.Changes = []*thlpb.Change{{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: "t",
+		Rows: []*thlpb.Row{{After: []*thlpb.Value{{Value: &thlpb.Value_Int{Int: int64(fragno)}}}}}}}}}
+	return e
+}
+
+// readUpTo reads from r until it has returned (seqno, fragno), failing on
+// any error.
+func readUpTo(t *testing.T, r *thl.Reader, seqno uint64, fragno uint32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, fetchStore{reader}) }()
-	time.Sleep(200 * time.Millisecond)
-	for i := uint64(8); i < 25; i++ {
-		source.Append(ev(i, 0))
+	for {
+		e, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("replica reader, waiting for seqno %d fragno %d: %v", seqno, fragno, err)
+		}
+		if e.GetSeqno() == seqno && e.GetFragno() == fragno {
+			return
+		}
 	}
+}
+
+// A replica whose source stops in the middle of a large transaction, and
+// which moves to another source holding the same history, goes on with
+// the fragments it lacks: the fragments its applier has read stay.
+// (It used to drop them on reconnect, and its applier failed with "log
+// truncated under the reader ... had read up to seqno 2 fragno 28".)
+func TestSourceSwitchInsideFragmentedTransaction(t *testing.T) {
+	relay, master, replica := openStore(t), openStore(t), openStore(t)
+	for _, s := range []*thl.Store{relay, master} {
+		s.Append(ev(0, 0), ev(1, 0))
+	}
+	// The relay holds the first 29 fragments of seqno 2; the master all
+	// 100 and seqno 3.
+	for f := uint32(0); f < 100; f++ {
+		if f < 29 {
+			relay.Append(frag(2, f, false, 0))
+		}
+		master.Append(frag(2, f, f == 99, 0))
+	}
+	master.Append(ev(3, 0))
+	relayAddr, stopRelay := serveStoppable(t, relay)
+	c, err := NewClient(ClientConfig{Service: "east", ClientHost: "west1", Sources: []string{relayAddr, serve(t, master)},
+		MinBackoff: 10 * time.Millisecond, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := replica.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer applier.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	readUpTo(t, applier, 2, 28)
+	stopRelay()
+	readUpTo(t, applier, 3, 0)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	frags, err := replica.Get(2)
+	if err != nil || len(frags) != 100 {
+		t.Fatalf("replica's seqno 2: %d fragments, %v", len(frags), err)
+	}
+}
+
+// A source holding another transaction where the replica holds part of
+// one (a new primary's history) replaces that part: the replica ends with
+// the source's transaction, and only a reader that had read the dropped
+// part fails.
+func TestPartialTransactionReplacedByOtherHistory(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	for _, s := range []*thl.Store{master, replica} {
+		s.Append(ev(0, 0), ev(1, 0))
+	}
+	for f := uint32(0); f < 5; f++ {
+		replica.Append(frag(2, f, false, 0))
+	}
+	master.Append(frag(2, 0, false, 2), frag(2, 1, true, 2))
+	applier, err := replica.NewReader(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer applier.Close()
+	readUpTo(t, applier, 2, 4)
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master)}, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
 	testutil.Eventually(t, 5*time.Second, func() error {
-		if m, _ := reader.MaxSeqno(); m != 24 {
-			return fmt.Errorf("reader holds up to %d, want 24", m)
+		if last, ok := replica.Last(); !ok || last.GetSeqno() != 2 || last.GetEpoch() != 2 || last.GetFragno() != 1 {
+			return fmt.Errorf("replica's last: %v", last)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if _, err := applier.Next(context.Background()); !errors.Is(err, thl.ErrTruncated) {
+		t.Fatalf("a reader of the dropped part: %v", err)
+	}
+}
+
+// blob is seqno's transaction holding one row of n bytes.
+func blob(seqno uint64, n int) *thlpb.Event {
+	e := ev(seqno, 0)
+	e.Changes = []*thlpb.Change{{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: "t",
+		Rows: []*thlpb.Row{{After: []*thlpb.Value{{Value: &thlpb.Value_Bytes{Bytes: make([]byte, n)}}}}}}}}}
+	return e
+}
+
+// An event larger than gRPC's default 4 MiB message reaches the replica.
+func TestLargeEventFlows(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	master.Append(ev(0, 0), blob(1, 9<<20), ev(2, 0))
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master)}, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if m, ok := replica.MaxSeqno(); !ok || m != 2 {
+			return fmt.Errorf("replica max %d %v; client %+v", m, ok, c.Status())
 		}
 		return nil
 	})
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+		t.Fatal(err)
 	}
-	for i := uint64(0); i < 25; i++ {
-		frags, err := reader.Get(i)
-		if err != nil || len(frags) != 1 || frags[0].GetEventId() != ev(i, 0).GetEventId() {
-			t.Fatalf("seqno %d: %v %v", i, frags, err)
+	frags, err := replica.Get(1)
+	if err != nil || len(frags[0].GetChanges()[0].GetRows().GetRows()[0].GetAfter()[0].GetBytes()) != 9<<20 {
+		t.Fatalf("seqno 1 on the replica: %v", err)
+	}
+}
+
+// An event over the message limit stops the client with an error naming
+// its seqno and the limit, everything before it stored: it does not retry
+// the same event forever (which looked like a live, idle replica).
+func TestEventOverLimitStopsClient(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	master.Append(ev(0, 0), ev(1, 0), ev(2, 0), blob(3, 2<<20), ev(4, 0))
+	addr := serve(t, master)
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{addr, addr}, MaxMessageSize: 1 << 20,
+		MinBackoff: 10 * time.Millisecond, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Run(ctx, fetchStore{replica})
+	var le *LimitError
+	if !errors.As(err, &le) || !errors.Is(err, ErrTooLarge) || le.Seqno != 3 || le.Fragno != 0 ||
+		!strings.Contains(err.Error(), "seqno 3 fragno 0") || !strings.Contains(err.Error(), "takes up to 1048576 bytes") {
+		t.Fatalf("Run = %v", err)
+	}
+	if m, _ := replica.MaxSeqno(); m != 2 {
+		t.Fatalf("replica max %d, want 2", m)
+	}
+	if st := c.Status(); st.Connected || !strings.Contains(st.LastError, "seqno 3") {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// A replica whose THL refuses an event stops: another source would send
+// the same event.
+func TestStoreFailureStopsClient(t *testing.T) {
+	master, replica := openStore(t), openStore(t)
+	master.Append(ev(0, 0), ev(1, 0))
+	replica.Append(ev(0, 0))
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{serve(t, master)}, MinBackoff: 10 * time.Millisecond, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The replica's store claims to end at seqno 0 but refuses seqno 1.
+	err := c.Run(ctx, refusing{fetchStore{replica}})
+	if !errors.Is(err, ErrStore) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+type refusing struct{ fetchStore }
+
+func (refusing) Append(...*thlpb.Event) error { return errors.New("append refused") }
+
+// A replica source whose log ends before the client's last transaction
+// (it restarted, or it is behind the source the client read before) has
+// not diverged from the client: the client waits for it, or reads from
+// another source, and goes on once it has caught up.
+func TestReplicaSourceBehindClient(t *testing.T) {
+	relay, replica := openStore(t), openStore(t)
+	for i := uint64(0); i < 5; i++ {
+		replica.Append(ev(i, 0))
+		if i < 3 {
+			relay.Append(ev(i, 0))
 		}
+	}
+	addr, _ := serveStoppable(t, relay) // serves as a slave
+	c, _ := NewClient(ClientConfig{Service: "east", Sources: []string{addr}, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: testutil.Logger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, fetchStore{replica}) }()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if st := c.Status(); !strings.Contains(st.LastError, "ends at seqno 2 and the client holds seqno 4") {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	for i := uint64(3); i < 8; i++ {
+		relay.Append(ev(i, 0))
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if m, _ := replica.MaxSeqno(); m != 7 {
+			return fmt.Errorf("replica max %d", m)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 }

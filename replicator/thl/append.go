@@ -72,7 +72,7 @@ func (s *Store) Append(events ...*thlpb.Event) error {
 		}
 		start := len(buf)
 		var err error
-		if buf, err = appendRecord(buf, ev); err != nil {
+		if buf, err = appendRecord(buf, ev, s.cfg.maxRecord); err != nil {
 			return err
 		}
 		metas = append(metas, recMeta{ev: ev, start: start, size: len(buf) - start})
@@ -170,6 +170,11 @@ func (s *Store) writeChunk(buf []byte, metas []recMeta) error {
 		if ev.GetLastFrag() {
 			lastTx = ev
 		}
+	}
+	if last := metas[len(metas)-1].ev; last.GetLastFrag() {
+		s.partial = nil
+	} else {
+		s.partial = headerOf(last)
 	}
 	if lastTx != nil {
 		s.last = headerOf(lastTx)

@@ -12,8 +12,14 @@ const (
 	DefaultSegmentSize   = 64 << 20
 	DefaultIndexInterval = 64 << 10
 	// MaxRecordSize bounds a record's payload. It is part of the format:
-	// a larger length is damage, whatever a Config says.
-	MaxRecordSize = 64 << 20
+	// a larger length is damage, whatever a Config says. A fragment holds
+	// one row at least, so the bound is above the largest row MariaDB
+	// can log and send (max_allowed_packet is at most 1 GiB) with room for
+	// the event's own fields, and below gRPC's 2 GiB message limit (see
+	// stream.MaxMessageSize). It was 64 MiB before rows of any size were
+	// replicated: a reader of that older version calls a larger record
+	// damage.
+	MaxRecordSize = 1536 << 20
 
 	minSegmentSize   = 1 << 10
 	maxSegmentSize   = 1 << 40
@@ -40,6 +46,9 @@ type Config struct {
 
 	// noSync skips every fsync: for this package's fuzz targets only.
 	noSync bool
+	// maxRecord, when set, is a lower bound than MaxRecordSize on what
+	// Append takes: for this package's tests only.
+	maxRecord int
 }
 
 // DefaultConfig returns the configuration of a store in dir.
@@ -67,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = d.Clock
+	}
+	if c.maxRecord <= 0 || c.maxRecord > MaxRecordSize {
+		c.maxRecord = MaxRecordSize
 	}
 	return c
 }

@@ -14,7 +14,7 @@ import (
 
 func FuzzDecodeRecord(f *testing.F) {
 	for _, ev := range workload(0, 4, 30) {
-		rec, err := appendRecord(nil, ev)
+		rec, err := appendRecord(nil, ev, MaxRecordSize)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			return
 		}
 		// What decodes encodes again to a record that decodes the same.
-		rec, err := appendRecord(nil, ev)
+		rec, err := appendRecord(nil, ev, MaxRecordSize)
 		if err != nil {
 			return // e.g. a decoded empty event, which Append refuses
 		}

@@ -82,7 +82,7 @@ func (s *Store) Truncate(after uint64) error {
 	if err != nil {
 		return s.fail(fmt.Errorf("thl: truncate: %w", err))
 	}
-	s.last, s.lastWritten, s.next = headerOf(last), pos{last.GetSeqno(), last.GetFragno()}, cut
+	s.last, s.partial, s.lastWritten, s.next = headerOf(last), nil, pos{last.GetSeqno(), last.GetFragno()}, cut
 	s.markReaders(cut, removed, fmt.Sprintf("truncated after seqno %d", after))
 	s.publish()
 	s.log.Info("thl: truncated the log", "after", after, "file", keep.path, "size", keep.size)
@@ -120,7 +120,7 @@ func (s *Store) removeAll(cut pos, what string) error {
 	if err := s.syncDir(); err != nil {
 		return s.fail(fmt.Errorf("thl: sync %s: %w", s.cfg.Dir, err))
 	}
-	s.segs, s.hasTail, s.last, s.lastWritten, s.next = nil, false, nil, pos{}, pos{}
+	s.segs, s.hasTail, s.last, s.partial, s.lastWritten, s.next = nil, false, nil, nil, pos{}, pos{}
 	s.markReaders(cut, removed, what)
 	s.publish()
 	s.log.Info("thl: emptied the log", "why", what)

@@ -55,8 +55,9 @@ func decodeHeader(h []byte) (uint64, error) {
 	return binary.LittleEndian.Uint64(h[8:]), nil
 }
 
-// appendRecord appends ev's record to dst.
-func appendRecord(dst []byte, ev *thlpb.Event) ([]byte, error) {
+// appendRecord appends ev's record to dst; a payload over limit bytes is
+// refused.
+func appendRecord(dst []byte, ev *thlpb.Event, limit int) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	dst, err := marshalOpts.MarshalAppend(dst, ev)
@@ -69,8 +70,8 @@ func appendRecord(dst []byte, ev *thlpb.Event) ([]byte, error) {
 		// Only a first fragment of seqno 0 with nothing in it marshals
 		// to nothing; zero lengths are reserved to mean "no record".
 		return dst[:start], fmt.Errorf("%w: seqno %d fragno %d is empty (no last_frag, no content)", ErrInvalid, ev.GetSeqno(), ev.GetFragno())
-	case n > MaxRecordSize:
-		return dst[:start], fmt.Errorf("%w: seqno %d fragno %d is %d bytes, over the %d MiB record limit; fragment the transaction", ErrInvalid, ev.GetSeqno(), ev.GetFragno(), n, MaxRecordSize>>20)
+	case n > limit:
+		return dst[:start], fmt.Errorf("%w: seqno %d fragno %d is %d bytes, over the THL's record limit of %d bytes (a fragment holds at least one row: a row this large cannot be replicated)", ErrInvalid, ev.GetSeqno(), ev.GetFragno(), n, limit)
 	}
 	binary.LittleEndian.PutUint32(dst[start:], uint32(n))
 	binary.LittleEndian.PutUint32(dst[start+4:], crc(dst[start+recordHeaderSize:]))

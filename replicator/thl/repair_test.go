@@ -409,7 +409,7 @@ func writeSegment(t *testing.T, path string, first uint64, evs ...*thlpb.Event) 
 	b := encodeHeader(first)
 	for _, ev := range evs {
 		var err error
-		if b, err = appendRecord(b, ev); err != nil {
+		if b, err = appendRecord(b, ev, MaxRecordSize); err != nil {
 			t.Fatal(err)
 		}
 	}

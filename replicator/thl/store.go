@@ -38,6 +38,7 @@ type Store struct {
 	lastWritten pos        // the last record
 	next        pos        // what the next record must be
 	last        *thlpb.Event
+	partial     *thlpb.Event  // header of the last record when its transaction is unfinished
 	notify      chan struct{} // closed and replaced when records are published
 	closed      bool
 	readers     map[*Reader]struct{}
@@ -401,6 +402,19 @@ func (s *Store) Last() (*thlpb.Event, bool) {
 		return nil, false
 	}
 	return headerOf(s.last), true
+}
+
+// Partial returns the header of the last stored fragment when the log ends
+// inside a transaction (its last fragment not stored yet): what a replica
+// holds of a transaction its source is still sending. ok is false when
+// the log ends at a transaction boundary. A ReadOnly store reports none.
+func (s *Store) Partial() (*thlpb.Event, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.partial == nil {
+		return nil, false
+	}
+	return headerOf(s.partial), true
 }
 
 // Repairs returns what Open cut from (or, ReadOnly, found at) the end of

@@ -178,13 +178,25 @@ func TestEmptyEventIsRefused(t *testing.T) {
 	}
 }
 
+// An event over the record limit is refused, naming its seqno and the
+// limit, and nothing of its batch is stored; one just under it is stored
+// and read back.
 func TestTooLargeEventIsRefused(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short mode: allocates 64 MiB")
-	}
-	s := mustOpen(t, testConfig(t, t.TempDir()))
-	if err := s.Append(event(0, 0, true, MaxRecordSize)); !errors.Is(err, ErrInvalid) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.maxRecord = 1 << 20
+	s := mustOpen(t, cfg)
+	err := s.Append(event(0, 0, true, 10), event(1, 0, true, 1<<20))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "seqno 1 fragno 0") || !strings.Contains(err.Error(), "record limit of 1048576 bytes") {
 		t.Fatalf("oversized event: %v", err)
+	}
+	if _, ok := s.MaxSeqno(); ok {
+		t.Fatal("a batch with an oversized event was stored in part")
+	}
+	if err := s.Append(event(0, 0, true, 1<<20-200)); err != nil {
+		t.Fatalf("event under the limit: %v", err)
+	}
+	if got := readN(t, s, 0, 1); len(got[0].GetChanges()[0].GetRows().GetRows()[0].GetAfter()[1].GetBytes()) != 1<<20-200 {
+		t.Fatal("event under the limit read back changed")
 	}
 }
 
@@ -226,5 +238,47 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if DirFor("/opt/continuent", "east") != "/opt/continuent/thl/east" {
 		t.Fatal(DirFor("/opt/continuent", "east"))
+	}
+}
+
+// Partial names the last stored fragment while the log ends inside a
+// transaction, and nothing once it is finished, truncated or reopened.
+func TestPartial(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, Config{Dir: dir})
+	if _, ok := s.Partial(); ok {
+		t.Fatal("an empty log has a partial transaction")
+	}
+	frags := txn(5, 4, 10)
+	if err := s.Append(event(4, 0, true, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(frags[:3]...); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := s.Partial()
+	if !ok || p.GetSeqno() != 5 || p.GetFragno() != 2 || p.GetEventId() != frags[2].GetEventId() || len(p.GetChanges()) != 0 {
+		t.Fatalf("partial = %v, %v", p, ok)
+	}
+	if err := s.Append(frags[3]); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Partial(); ok {
+		t.Fatalf("finished transaction still partial: %v", p)
+	}
+	if err := s.Append(txn(6, 3, 10)[:2]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Partial(); ok {
+		t.Fatalf("partial after truncation: %v", p)
+	}
+	s.Append(txn(6, 3, 10)[:2]...)
+	s.Close()
+	s = mustOpen(t, Config{Dir: dir})
+	if p, ok := s.Partial(); ok {
+		t.Fatalf("partial after reopening (Open cuts it): %v", p)
 	}
 }

@@ -36,6 +36,7 @@ const (
 	CheckTriggers      = "MySQLTriggersCheck"
 	CheckFencing       = "MySQLReadOnlyBypassCheck"
 	CheckDurability    = "MySQLDurabilityCheck"
+	CheckMaxPacket     = "MySQLMaxAllowedPacketCheck"
 )
 
 // Finding is one result of CheckDatabases.
@@ -156,6 +157,20 @@ func CheckDatabases(ctx context.Context, cfg *config.Config, timeout time.Durati
 		}
 		if v["innodb_flush_log_at_trx_commit"] != "1" {
 			add(LevelWarn, f.host, CheckDurability, "innodb_flush_log_at_trx_commit is %s; a crash can lose transactions its clients saw committed; set innodb-flush-log-at-trx-commit=1 in my.cnf", orNone(v["innodb_flush_log_at_trx_commit"]))
+		}
+	}
+	// A row reaches every host: one written where max_allowed_packet is
+	// larger than here stops this host's appliers before it.
+	var maxHost string
+	var maxPacket int64
+	for _, f := range facts {
+		if n, _ := strconv.ParseInt(f.vars["max_allowed_packet"], 10, 64); f.err == nil && n > maxPacket {
+			maxHost, maxPacket = f.host, n
+		}
+	}
+	for _, f := range facts {
+		if n, err := strconv.ParseInt(f.vars["max_allowed_packet"], 10, 64); f.err == nil && err == nil && n < maxPacket {
+			add(LevelWarn, f.host, CheckMaxPacket, "max_allowed_packet is %d, %d on %s: a row larger than %d bytes written there cannot be applied here (the replicators stop before it); set max-allowed-packet=1G in my.cnf on every host", n, maxPacket, maxHost, n)
 		}
 	}
 	for id, hs := range serverIDs {
@@ -288,7 +303,7 @@ func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) d
 		return f
 	}
 	f.vars = map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset','sync_binlog','innodb_flush_log_at_trx_commit','version')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset','sync_binlog','innodb_flush_log_at_trx_commit','version','max_allowed_packet')")
 	if err != nil {
 		f.err = fmt.Errorf("read variables at %s: %v", addr, err)
 		return f

@@ -195,6 +195,11 @@ func TestCheckDB(t *testing.T) {
 		requireFindings(t, s.check(), ExitProblems, fmt.Sprintf("ERROR: hosts e2, w1 share server_id %d; give every database its own server-id", s.ids["e2"]))
 	})
 
+	t.Run("max_allowed_packet smaller on one host", func(t *testing.T) {
+		s.set(t, "w2", "max_allowed_packet", "16777216")
+		requireFindings(t, s.check(), ExitOK, "WARNING: w2: max_allowed_packet is 16777216, 1073741824 on ")
+	})
+
 	t.Run("trigger", func(t *testing.T) {
 		db := s.db["e1"]
 		testutil.Exec(t, db, "CREATE DATABASE tpm_trig")
