@@ -252,6 +252,12 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 // streamError explains why the stream stopped.
 func (r *run) streamError(from position.Position, err error) error {
 	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG && !r.after.IsZero() {
+		return &kindError{kind: ErrPositionGone, err: err, msg: fmt.Sprintf("the database at %s cannot send its binlog from %s (%s), "+
+			"where an XA transaction still prepared after %s began: its changes cannot be read again; commit or roll it back "+
+			"(XA RECOVER lists it), apply its changes on every replica by hand if committed, then trepctl online -from-event %s",
+			r.x.cfg.Addr, from, me.Message, r.after, r.after)}
+	}
 	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return &kindError{kind: ErrPositionGone, err: err, msg: fmt.Sprintf("the database at %s cannot send its binlog from %s (%s); "+
 			"if the binlog was purged, this host's THL must be rebuilt from another master", r.x.cfg.Addr, from, me.Message)}

@@ -300,3 +300,24 @@ func TestXALoop(t *testing.T) {
 		t.Errorf("%d transactions filtered, want 1", st.Filtered)
 	}
 }
+
+// TestXAPreparedPurged: a restart whose prepared_from was purged from the
+// binlog stops with ErrPositionGone naming the way out.
+func TestXAPreparedPurged(t *testing.T) {
+	t.Parallel()
+	db, x, from := xaSetup(t)
+	xaPrepare(t, db, "'p'", 1)
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (2)")
+	cl := start(t, x, from)
+	sent := cl.wait(t, 1)[0][0]
+	cl.stop(t)
+	testutil.Exec(t, db, "FLUSH BINARY LOGS")
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (3)")
+	next := currentPosition(t, x)
+	testutil.Exec(t, db, "PURGE BINARY LOGS TO '"+next.File+"'")
+	err := x.RunFrom(context.Background(), mustParse(t, sent.EventId), mustParse(t, sent.PreparedFrom), func([]*thlpb.Event) error { return nil })
+	if !errors.Is(err, ErrPositionGone) || !strings.Contains(err.Error(), "an XA transaction still prepared") ||
+		!strings.Contains(err.Error(), "trepctl online -from-event "+sent.EventId) {
+		t.Errorf("RunFrom a purged prepared_from = %v", err)
+	}
+}

@@ -638,7 +638,10 @@ func (s *Service) runMaster(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	if s.fromEvent != "" {
+		// Exactly there: XA transactions prepared before it are not read
+		// (their XA COMMIT stops extraction, naming them).
 		from, _ = position.Parse(s.fromEvent)
+		prepared = position.Position{}
 		s.fromEvent = ""
 	}
 	s.extractor = x
