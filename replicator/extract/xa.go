@@ -74,8 +74,8 @@ func (r *run) xaPrepare(h *replication.EventHeader, data []byte, end uint32) err
 
 // xaStatement handles a query event starting with "XA ": START opens a
 // transaction (MySQL logs it; MariaDB marks the GTID instead), END is
-// left out, COMMIT sends the prepared transaction, ROLLBACK drops it. Both
-// are one-statement groups whose position the THL records.
+// left out, COMMIT sends the prepared transaction, ROLLBACK drops it
+// (each is a group of its own, which commit ends).
 func (r *run) xaStatement(h *replication.EventHeader, q []byte, end uint32) error {
 	verb, rest, _ := bytes.Cut(q[len("XA "):], []byte(" "))
 	switch strings.ToUpper(string(verb)) {
@@ -87,13 +87,13 @@ func (r *run) xaStatement(h *replication.EventHeader, q []byte, end uint32) erro
 		return nil
 	case "END":
 		return nil
-	case "COMMIT", "ROLLBACK":
-	default:
-		return errorf(ErrDecode, "XA statement at %s:%d (%.60s) is not one the extractor knows (START, END, COMMIT, ROLLBACK); "+
-			"skip it with trepctl online -from-event past it once its changes are on every replica", r.file, end, q)
+	}
+	pos := position.Position{File: r.file, Offset: uint64(end), GTID: r.tx.gtid}
+	if v := strings.ToUpper(string(verb)); v != "COMMIT" && v != "ROLLBACK" {
+		return errorf(ErrDecode, "%.60s at %s:%d is an XA statement the extractor does not know (it knows START, END, COMMIT, ROLLBACK); "+
+			"make its effect on every replica by hand, then skip it with trepctl online -from-event %s", q, r.file, end, pos)
 	}
 	key := xidText(rest)
-	pos := position.Position{File: r.file, Offset: uint64(end), GTID: r.tx.gtid}
 	p, ok := r.prepared[key]
 	rollback := strings.EqualFold(string(verb), "ROLLBACK")
 	switch {
@@ -113,10 +113,9 @@ func (r *run) xaStatement(h *replication.EventHeader, q []byte, end uint32) erro
 		}
 	default:
 		delete(r.prepared, key)
-		gtid := r.tx.gtid
+		gtid, commitUS := r.tx.gtid, r.tx.commitUS // the XA COMMIT's, not the PREPARE's
 		r.tx = p.tx
-		r.tx.gtid = gtid
-		r.tx.commitUS = 0 // the XA COMMIT's time, not the PREPARE's
+		r.tx.gtid, r.tx.commitUS = gtid, commitUS
 	}
 	return r.commit(h, end)
 }

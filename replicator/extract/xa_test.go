@@ -50,15 +50,15 @@ func ids(t testing.TB, txs [][]*thlpb.Event) [][]int64 {
 	return out
 }
 
-// xaSetup starts a server with table app.t and an extractor for it, and
-// returns them with the binlog's current position.
-func xaSetup(t testing.TB, ddl ...string) (*sql.DB, *Extractor, position.Position) {
+// xaSetup starts a server with table app.t and an extractor for it
+// (changed by edit), and returns them with the binlog's current position.
+func xaSetup(t testing.TB, edit func(*Config), ddl ...string) (*sql.DB, *Extractor, position.Position) {
 	t.Helper()
 	srv, db := startDB(t)
 	for _, q := range append([]string{"CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)"}, ddl...) {
 		testutil.Exec(t, db, q)
 	}
-	x := newExtractor(t, srv, nil)
+	x := newExtractor(t, srv, edit)
 	return db, x, currentPosition(t, x)
 }
 
@@ -67,10 +67,11 @@ func xaSetup(t testing.TB, ddl ...string) (*sql.DB, *Extractor, position.Positio
 // another session, and with a branch qualifier and format id), rolled
 // back (nothing sent), one-phase, and several prepared at once between
 // ordinary transactions. Events sent while some are prepared name where
-// the oldest one began.
+// the oldest one began. Fragments of one row: a prepared transaction
+// keeps its fragments.
 func TestXA(t *testing.T) {
 	t.Parallel()
-	db, x, from := xaSetup(t)
+	db, x, from := xaSetup(t, func(c *Config) { c.FragmentRows = 1 })
 
 	c := xaPrepare(t, db, "'a'", 1, 2)
 	execConn(t, c, "XA COMMIT 'a'")
@@ -97,6 +98,9 @@ func TestXA(t *testing.T) {
 	if got := ids(t, txs); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("transactions inserted %v, want %v (commit order)", got, want)
 	}
+	if len(txs[0]) != 2 || !txs[0][1].LastFrag || txs[0][1].EventId != txs[0][0].EventId {
+		t.Errorf("a's two rows in %d fragments, want 2 of one event_id", len(txs[0]))
+	}
 	var last position.Position
 	for i, tx := range txs {
 		p := mustParse(t, tx[0].EventId)
@@ -122,9 +126,10 @@ func TestXA(t *testing.T) {
 	if st := x.Stats(); st.Discarded != 1 {
 		t.Errorf("%d transactions discarded, want 1 (b rolled back)", st.Discarded)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if n := cl.count(); n != 7 {
-		t.Errorf("%d transactions extracted, want 7", n)
+	// Nothing more before the next write.
+	testutil.Exec(t, db, "INSERT INTO app.t VALUES (9)")
+	if got := ids(t, cl.wait(t, 8)[7:]); !slices.EqualFunc(got, [][]int64{{9}}, slices.Equal) {
+		t.Errorf("after 8: %v, want [[9]]", got)
 	}
 }
 
@@ -134,7 +139,7 @@ func TestXA(t *testing.T) {
 // prepared_from it refuses the XA COMMIT rather than lose its changes.
 func TestXARestart(t *testing.T) {
 	t.Parallel()
-	db, x, from := xaSetup(t)
+	db, x, from := xaSetup(t, nil)
 
 	testutil.Exec(t, db, "INSERT INTO app.t VALUES (1)")
 	p := xaPrepare(t, db, "'p'", 2)
@@ -286,7 +291,7 @@ func TestXAServerCrash(t *testing.T) {
 // by a replicator) is dropped at its XA COMMIT like any applied one.
 func TestXALoop(t *testing.T) {
 	t.Parallel()
-	db, x, from := xaSetup(t, "CREATE DATABASE tungsten_east",
+	db, x, from := xaSetup(t, nil, "CREATE DATABASE tungsten_east",
 		"CREATE TABLE tungsten_east.trep_commit_seqno (task_id INT PRIMARY KEY, seqno BIGINT)")
 	conn(t, db, "XA START 'l'", "INSERT INTO app.t VALUES (1)", "INSERT INTO tungsten_east.trep_commit_seqno VALUES (0, 1)",
 		"XA END 'l'", "XA PREPARE 'l'", "XA COMMIT 'l'")
@@ -305,7 +310,7 @@ func TestXALoop(t *testing.T) {
 // binlog stops with ErrPositionGone naming the way out.
 func TestXAPreparedPurged(t *testing.T) {
 	t.Parallel()
-	db, x, from := xaSetup(t)
+	db, x, from := xaSetup(t, nil)
 	xaPrepare(t, db, "'p'", 1)
 	testutil.Exec(t, db, "INSERT INTO app.t VALUES (2)")
 	cl := start(t, x, from)
