@@ -8,16 +8,18 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
 // TestXAReplication: XA transactions on the primary reach both replicas
 // once, in XA COMMIT order: committed, rolled back, one-phase, several
 // prepared at once between ordinary transactions (touching the same
-// rows after the commits), and one prepared across a restart of the
-// primary's extraction. All three hosts end equal, every
+// rows after the commits), one prepared across a restart of the
+// primary's extraction and one across a kill -9 of its database. All three hosts end equal, every
 // replicator ONLINE and caught up.
 func TestXAReplication(t *testing.T) {
 	s := startSandbox(t, oneSite)
+	s.mustCctrl("east1", "set", "policy", "maintenance") // the database kill is ours: no failover
 	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v INT NOT NULL)")
 	db := s.db("east1")
 	session := func(stmts ...string) *sql.Conn {
@@ -70,7 +72,30 @@ func TestXAReplication(t *testing.T) {
 	execOn(d, "XA COMMIT 'd'")
 	s.exec("east1", "UPDATE app.t SET v = v + 1000 WHERE id IN (1, 4)")
 
-	const want = "1=1010,3=4,4=1004,5=105,6=6"
+	// The primary's database is killed while f is prepared; f survives
+	// its restart (in a new binlog file) and commits after it.
+	f := prepare("'f'", "INSERT INTO app.t VALUES (7, 7)", "UPDATE app.t SET v = v + 1 WHERE id = 6")
+	s.exec("east1", "INSERT INTO app.t VALUES (8, 8)")
+	waitRows(s, eastHosts, "app.t", 6) // 1, 3, 4, 5, 6, 8; 7 is f's
+	f.Close()
+	s.kill9("east1", "mariadbd")
+	s.mustCctrl("east1", "service", "east1/mysql", "start")
+	s.waitStatus("east1", 30*time.Second, "east1's database back", func(r *managerpb.StatusReply) error {
+		if d := dsOf(r, "east1"); d.GetDataserver() != "ONLINE" {
+			return fmt.Errorf("east1 dataserver %s", d.GetDataserver())
+		}
+		return nil
+	})
+	// The replicator may have given up on its database meanwhile
+	// (OFFLINE:ERROR, connection refused); the operator's online.
+	s.tool("east1", "continuent", "trepctl", "online")
+	s.waitState("east1", "ONLINE")
+	testutil.Eventually(t, 10*time.Second, func() error { // the pool's connections died with the server
+		_, err := db.Exec("XA COMMIT 'f'")
+		return err
+	})
+
+	const want = "1=1010,3=4,4=1004,5=105,6=7,7=7,8=8"
 	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, h := range eastHosts {
 			var rows string
