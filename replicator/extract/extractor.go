@@ -205,7 +205,7 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 	})
 	defer syncer.Close()
 
-	x.log.Info("extracting", "from", from.String(), "prepared_from", prepared.String(), "server", x.cfg.Addr, "flavor", si.flavor, "server_id", x.cfg.ServerID)
+	x.log.Info("extracting", "from", from.String(), "read_from", start.String(), "server", x.cfg.Addr, "flavor", si.flavor, "server_id", x.cfg.ServerID)
 	streamer, err := syncer.StartSync(mysql.Position{Name: start.File, Pos: uint32(start.Offset)})
 	if err != nil {
 		return errorf(ErrConnect, "start reading the binlog of %s at %s: %v", x.cfg.Addr, start, err)
