@@ -319,8 +319,22 @@ func TestXAPreparedPurged(t *testing.T) {
 	testutil.Exec(t, db, "FLUSH BINARY LOGS")
 	testutil.Exec(t, db, "INSERT INTO app.t VALUES (3)")
 	next := currentPosition(t, x)
-	testutil.Exec(t, db, "PURGE BINARY LOGS TO '"+next.File+"'")
-	err := x.RunFrom(context.Background(), mustParse(t, sent.EventId), mustParse(t, sent.PreparedFrom), func([]*thlpb.Event) error { return nil })
+	prepared := mustParse(t, sent.PreparedFrom)
+	testutil.Eventually(t, waitFor, func() error { // a file a dump still reads is not purged
+		testutil.Exec(t, db, "PURGE BINARY LOGS TO '"+next.File+"'")
+		var first string
+		var size int64
+		if err := db.QueryRow("SHOW BINARY LOGS").Scan(&first, &size); err != nil {
+			return err
+		}
+		if first == prepared.File {
+			return fmt.Errorf("%s not purged yet", first)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := x.RunFrom(ctx, mustParse(t, sent.EventId), prepared, func([]*thlpb.Event) error { return nil })
 	if !errors.Is(err, ErrPositionGone) || !strings.Contains(err.Error(), "an XA transaction still prepared") ||
 		!strings.Contains(err.Error(), "trepctl online -from-event "+sent.EventId) {
 		t.Errorf("RunFrom a purged prepared_from = %v", err)
