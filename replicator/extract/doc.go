@@ -6,9 +6,9 @@
 // Invariants:
 //   - Row format only. Check refuses a server whose binlog_format is not ROW,
 //     whose binlog is off, or whose binlog_row_image is not FULL.
-//   - A transaction is sent only once its end (XID, COMMIT, or the DDL
-//     statement itself) has been read, all its fragments in one send call,
-//     in binlog order. Every fragment carries the event_id of the end of the
+//   - A transaction is sent only once its end (XID, COMMIT, XA COMMIT, or
+//     the DDL statement itself) has been read, all its fragments in one
+//     send call, in binlog order. Every fragment carries the event_id of the end of the
 //     transaction, so Run(from = that event_id) resumes exactly at the next
 //     transaction, across binlog rotation.
 //   - Values are exact (see values.go for the mapping of each MySQL type).
@@ -27,7 +27,9 @@
 //   - With binlog_row_metadata=FULL nothing is read from the live schema.
 //   - Only the transaction's end is trusted: incomplete transactions (cut
 //     by a crash, rolled back) are discarded; SAVEPOINT statements are left
-//     out; XA transactions are refused with an error.
+//     out. An XA transaction is sent at its XA COMMIT (dropped at XA
+//     ROLLBACK); events sent while XA transactions are prepared carry
+//     prepared_from, where RunFrom reads again to rebuild them (xa.go).
 //   - Account statements are stored without plaintext passwords: the
 //     password's hash instead, which sets the same password (passwords.go).
 //   - Seqno and epoch are not assigned here: the caller (the THL store)

@@ -126,6 +126,14 @@ func (x *Extractor) Stats() Stats {
 // restart) can always restart from its last event_id. One Run at a time:
 // the server keeps one binlog dump per replica server id.
 func (x *Extractor) Run(ctx context.Context, from position.Position, send func([]*thlpb.Event) error) error {
+	return x.RunFrom(ctx, from, position.Position{}, send)
+}
+
+// RunFrom is Run after a stored event that names where XA transactions
+// still prepared then began (its prepared_from, parsed; zero for none):
+// it reads the binlog from there to rebuild them, and sends nothing up to
+// from, which was sent already.
+func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Position, send func([]*thlpb.Event) error) error {
 	if !x.running.CompareAndSwap(false, true) {
 		return errorf(ErrConfig, "the extractor for %s is already running; stop it before running it again", x.cfg.Addr)
 	}
@@ -142,8 +150,12 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 			return err
 		}
 	}
-	if from.Offset > math.MaxUint32 {
-		return errorf(ErrPositionGone, "start position %s is beyond 4 GiB, which the binlog protocol cannot address", from)
+	start := from
+	if !prepared.IsZero() && prepared.Compare(from) < 0 {
+		start = prepared
+	}
+	if start.Offset > math.MaxUint32 {
+		return errorf(ErrPositionGone, "start position %s is beyond 4 GiB, which the binlog protocol cannot address", start)
 	}
 	host, portStr, _ := net.SplitHostPort(x.cfg.Addr) // checked by Validate
 	port, _ := strconv.Atoi(portStr)
@@ -153,8 +165,11 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 		flavor: si.flavor,
 		coll:   x.loadCollations(ctx),
 		tables: newTables(x.db, si.flavor, x.cfg.Service, x.cfg.LoopSchemaPrefix),
-		file:   from.File,
+		file:   start.File,
 		send:   send,
+	}
+	if start != from {
+		r.after = from
 	}
 	r.tx.maxRows, r.tx.maxBytes = x.cfg.FragmentRows, x.cfg.FragmentBytes
 
@@ -190,10 +205,10 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 	})
 	defer syncer.Close()
 
-	x.log.Info("extracting", "from", from.String(), "server", x.cfg.Addr, "flavor", si.flavor, "server_id", x.cfg.ServerID)
-	streamer, err := syncer.StartSync(mysql.Position{Name: from.File, Pos: uint32(from.Offset)})
+	x.log.Info("extracting", "from", from.String(), "read_from", start.String(), "server", x.cfg.Addr, "flavor", si.flavor, "server_id", x.cfg.ServerID)
+	streamer, err := syncer.StartSync(mysql.Position{Name: start.File, Pos: uint32(start.Offset)})
 	if err != nil {
-		return errorf(ErrConnect, "start reading the binlog of %s at %s: %v", x.cfg.Addr, from, err)
+		return errorf(ErrConnect, "start reading the binlog of %s at %s: %v", x.cfg.Addr, start, err)
 	}
 	var wd watchdog
 	done := make(chan struct{})
@@ -220,7 +235,7 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 				return errorf(ErrStream, "no binlog event or heartbeat from %s for %s after %s:%d; the connection or the server hangs",
 					x.cfg.Addr, stallPeriods*x.cfg.HeartbeatPeriod, r.file, r.lastPos)
 			}
-			return r.streamError(from, err)
+			return r.streamError(start, err)
 		}
 		if err := r.handle(ctx, ev, ev.Header.LogPos); err != nil {
 			if ctx.Err() != nil {
@@ -228,7 +243,7 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 			}
 			return err
 		}
-		if !r.tx.open && r.file != "" {
+		if !r.tx.open && r.file != "" && !r.replayed(position.Position{File: r.file, Offset: uint64(r.lastPos)}) {
 			x.setRead(r.file, r.lastPos)
 		}
 	}
@@ -237,6 +252,12 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 // streamError explains why the stream stopped.
 func (r *run) streamError(from position.Position, err error) error {
 	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG && !r.after.IsZero() {
+		return &kindError{kind: ErrPositionGone, err: err, msg: fmt.Sprintf("the database at %s cannot send its binlog from %s (%s), "+
+			"where an XA transaction still prepared after %s began: its changes cannot be read again; commit or roll it back "+
+			"(XA RECOVER lists it), apply its changes on every replica by hand if committed, then trepctl online -from-event %s",
+			r.x.cfg.Addr, from, me.Message, r.after, r.after)}
+	}
 	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return &kindError{kind: ErrPositionGone, err: err, msg: fmt.Sprintf("the database at %s cannot send its binlog from %s (%s); "+
 			"if the binlog was purged, this host's THL must be rebuilt from another master", r.x.cfg.Addr, from, me.Message)}

@@ -125,17 +125,7 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("Run with a failing send = %v", err)
 	}
 
-	// XA is refused, loudly.
 	testutil.Exec(t, db, "CREATE TABLE app.t (id INT)")
-	xa := currentPosition(t, x)
-	cx := conn(t, db)
-	for _, q := range []string{"XA START 'x1'", "INSERT INTO app.t VALUES (1)", "XA END 'x1'", "XA PREPARE 'x1'", "XA COMMIT 'x1'"} {
-		execConn(t, cx, q)
-	}
-	err = x.Run(ctx, xa, nop)
-	if !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "does not support XA") {
-		t.Errorf("Run over an XA transaction = %v", err)
-	}
 
 	// The zero position starts at the end of the binlog: new writes arrive.
 	c := start(t, x, position.Position{})

@@ -41,6 +41,8 @@ type run struct {
 	// maps holds the last Table_map event of each table id, as
 	// sourceEvent returns it, for the RowChange's binlog.
 	maps map[uint64][]byte
+	prepared map[string]*xaPrepared // XA transactions awaiting XA COMMIT, by xid
+	after    position.Position      // sent before this Run: replay up to here (xa.go)
 }
 
 // handle consumes one binlog event; end is its end offset in r.file (the
@@ -76,10 +78,14 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 		r.tx.gtid = mariadbGTID(e.GTID.DomainID, e.GTID.ServerID, e.GTID.SequenceNumber)
 		r.tx.open = true
 		r.tx.standalone = e.IsStandalone()
+		r.tx.xa = e.Flags&flPreparedXA != 0
+		r.noteStart(ev.Header, end)
 	case *replication.GtidTaggedLogEvent:
 		r.mysqlGTID(&e.GTIDEvent)
+		r.noteStart(ev.Header, end)
 	case *replication.GTIDEvent:
 		r.mysqlGTID(e)
+		r.noteStart(ev.Header, end)
 	case *replication.QueryEvent:
 		return r.query(ev.Header, e, end)
 	case *replication.RowsEvent:
@@ -89,6 +95,9 @@ func (r *run) handle(ctx context.Context, ev *replication.BinlogEvent, end uint3
 	case *replication.IntVarEvent:
 		r.intVar(e)
 	case *replication.GenericEvent:
+		if ev.Header.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return r.xaPrepare(ev.Header, e.Data, end)
+		}
 		return r.statementContext(ev.Header, e.Data)
 	case *replication.BeginLoadQueryEvent, *replication.ExecuteLoadQueryEvent:
 		return errorf(ErrDecode, "LOAD DATA at %s:%d was logged as a statement (a session with binlog_format=STATEMENT or MIXED), "+
@@ -159,8 +168,7 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 		// transaction; an applier replaying rows has no use for savepoints.
 		return nil
 	case hasPrefixFold(q, "XA "):
-		return errorf(ErrDecode, "XA transaction %s at %s:%d (%.60s) cannot be extracted: the extractor does not support XA; "+
-			"commit application transactions without XA on this server", r.tx.gtid, r.file, end, q)
+		return r.xaStatement(h, q, end)
 	}
 	r.tables.invalidate()              // DDL may have changed any table
 	defer func() { r.stmtCtx = nil }() // it was this statement's
@@ -220,6 +228,9 @@ func (r *run) appliedThread(e *replication.QueryEvent) {
 func (r *run) rows(ctx context.Context, e *replication.RowsEvent, raw []byte) error {
 	if e.Table == nil {
 		return errorf(ErrDecode, "rows event at %s:%d has no table map", r.file, r.lastPos)
+	}
+	if !r.tx.xa && r.replayed(position.Position{File: r.file, Offset: uint64(r.lastPos)}) {
+		return nil // sent before this Run; read again for XA only
 	}
 	if !r.tx.open { // rows outside BEGIN … COMMIT: take them as a transaction
 		r.tx.open = true
@@ -360,6 +371,9 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 	tx := &r.tx
 	pos := position.Position{File: r.file, Offset: uint64(end), GTID: tx.gtid}
 	defer tx.reset()
+	if r.replayed(pos) {
+		return nil
+	}
 	switch {
 	case tx.drop != "":
 		r.x.setLast(pos)
@@ -383,6 +397,11 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 		commitUS = int64(h.Timestamp) * 1e6
 	}
 	events := tx.finish(pos, r.x.cfg.SourceID, r.x.cfg.Service, commitUS, r.x.cfg.Clock().UnixMicro())
+	if from := r.preparedFrom(); from != "" {
+		for _, f := range events {
+			f.PreparedFrom = from
+		}
+	}
 	if err := r.send(events); err != nil {
 		return fmt.Errorf("extract: send transaction %s: %w", pos, err)
 	}

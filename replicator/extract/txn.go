@@ -15,10 +15,12 @@ const multiShard = "#multi"
 type txn struct {
 	maxRows, maxBytes int
 
-	open       bool   // a GTID (MariaDB) or BEGIN started it; its end is pending
-	standalone bool   // MariaDB FL_STANDALONE: the next statement is the whole transaction
-	gtid       string // of the current or next transaction
-	commitUS   int64  // MySQL original_commit_timestamp, when the GTID event has it
+	open       bool              // a GTID (MariaDB) or BEGIN started it; its end is pending
+	standalone bool              // MariaDB FL_STANDALONE: the next statement is the whole transaction
+	gtid       string            // of the current or next transaction
+	commitUS   int64             // MySQL original_commit_timestamp, when the GTID event has it
+	start      position.Position // where its first event begins (XA prepared_from)
+	xa         bool              // an XA transaction's PREPARE group
 
 	frags     []*thlpb.Event
 	cur       *thlpb.Event     // fragment being filled

@@ -613,7 +613,7 @@ func (s *Service) runMaster(ctx context.Context) error {
 		return err
 	}
 	defer tracker.Close()
-	var from position.Position
+	var from, prepared position.Position
 	var next, epoch uint64
 	last, ok := s.store.Last()
 	switch {
@@ -621,6 +621,12 @@ func (s *Service) runMaster(ctx context.Context) error {
 		// This host extracted the last stored event: continue after it.
 		if from, err = position.Parse(last.GetEventId()); err != nil {
 			return fmt.Errorf("last stored event %d: %w", last.GetSeqno(), err)
+		}
+		// XA transactions prepared then are read again from the binlog.
+		if p := last.GetPreparedFrom(); p != "" {
+			if prepared, err = position.Parse(p); err != nil {
+				return fmt.Errorf("last stored event %d: prepared_from: %w", last.GetSeqno(), err)
+			}
 		}
 		next, epoch = last.GetSeqno()+1, last.GetEpoch()
 	default:
@@ -636,7 +642,10 @@ func (s *Service) runMaster(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	if s.fromEvent != "" {
+		// Exactly there: XA transactions prepared before it are not read
+		// (their XA COMMIT stops extraction, naming them).
 		from, _ = position.Parse(s.fromEvent)
+		prepared = position.Position{}
 		s.fromEvent = ""
 	}
 	s.extractor = x
@@ -653,7 +662,7 @@ func (s *Service) runMaster(ctx context.Context) error {
 	defer func() { close(done); <-recorded }()
 	go func() { defer close(recorded); s.recordExtracted(done, tracker) }()
 	s.goOnline()
-	return x.Run(ctx, from, func(frags []*thlpb.Event) error {
+	return x.RunFrom(ctx, from, prepared, func(frags []*thlpb.Event) error {
 		for _, f := range frags {
 			f.Seqno, f.Epoch = next, epoch
 		}

@@ -177,5 +177,6 @@ func headerOf(ev *thlpb.Event) *thlpb.Event {
 		SourceCommitTimeUs: ev.GetSourceCommitTimeUs(),
 		ExtractTimeUs:      ev.GetExtractTimeUs(),
 		Heartbeat:          ev.GetHeartbeat(),
+		PreparedFrom:       ev.GetPreparedFrom(),
 	}
 }

@@ -104,7 +104,12 @@ type Event struct {
 	// changes in source order.
 	Changes []*Change `protobuf:"bytes,11,rep,name=changes,proto3" json:"changes,omitempty"`
 	// heartbeat names a heartbeat transaction (trepctl heartbeat).
-	Heartbeat     string `protobuf:"bytes,12,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	Heartbeat string `protobuf:"bytes,12,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	// prepared_from is the source position (event_id form) where the oldest
+	// XA transaction still prepared after this event began: an extractor
+	// continuing after this event reads the binlog again from there to
+	// rebuild the prepared transactions it has not sent yet. Empty when none.
+	PreparedFrom  string `protobuf:"bytes,13,opt,name=prepared_from,json=preparedFrom,proto3" json:"prepared_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +224,13 @@ func (x *Event) GetChanges() []*Change {
 func (x *Event) GetHeartbeat() string {
 	if x != nil {
 		return x.Heartbeat
+	}
+	return ""
+}
+
+func (x *Event) GetPreparedFrom() string {
+	if x != nil {
+		return x.PreparedFrom
 	}
 	return ""
 }
@@ -1031,7 +1043,7 @@ var File_thl_proto protoreflect.FileDescriptor
 
 const file_thl_proto_rawDesc = "" +
 	"\n" +
-	"\tthl.proto\x12\x0ecarbide.thl.v1\"\x88\x03\n" +
+	"\tthl.proto\x12\x0ecarbide.thl.v1\"\xad\x03\n" +
 	"\x05Event\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12\x16\n" +
 	"\x06fragno\x18\x02 \x01(\rR\x06fragno\x12\x1b\n" +
@@ -1045,7 +1057,8 @@ const file_thl_proto_rawDesc = "" +
 	"\x0fextract_time_us\x18\n" +
 	" \x01(\x03R\rextractTimeUs\x120\n" +
 	"\achanges\x18\v \x03(\v2\x16.carbide.thl.v1.ChangeR\achanges\x12\x1c\n" +
-	"\theartbeat\x18\f \x01(\tR\theartbeat\"~\n" +
+	"\theartbeat\x18\f \x01(\tR\theartbeat\x12#\n" +
+	"\rprepared_from\x18\r \x01(\tR\fpreparedFrom\"~\n" +
 	"\x06Change\x12/\n" +
 	"\x04rows\x18\x01 \x01(\v2\x19.carbide.thl.v1.RowChangeH\x00R\x04rows\x129\n" +
 	"\tstatement\x18\x02 \x01(\v2\x19.carbide.thl.v1.StatementH\x00R\tstatementB\b\n" +
