@@ -100,11 +100,20 @@ func countErrs(errs []error) int {
 func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string, error) {
 	dc, _ := s.dbConfig(h)
 	desc := fmt.Sprintf("%s:%d, server-id %d, auto-increment %d/%d", dc.Address, dc.Port, dc.ServerID, dc.AutoIncrementIncrement, dc.AutoIncrementOffset)
-	if pid, running := mysqld.ReadPID(dc.Dir); running {
-		if err := ping(ctx, dc); err != nil {
+	// A server killed a moment ago still has a pid while it exits (this
+	// VM reaps late): wait for it to answer or to be gone.
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		pid, running := mysqld.ReadPID(dc.Dir)
+		if !running {
+			break
+		}
+		err := ping(ctx, dc)
+		if err == nil {
+			return fmt.Sprintf("mariadbd already running (pid %d) on %s", pid, desc), nil
+		}
+		if time.Now().After(wait) || ctx.Err() != nil {
 			return "", fmt.Errorf("mariadbd runs (pid %d) but does not answer on %s:%d: %v; run sandbox down and up again", pid, dc.Address, dc.Port, err)
 		}
-		return fmt.Sprintf("mariadbd already running (pid %d) on %s", pid, desc), nil
 	}
 	// A server that just crashed may hold its port for a moment while its
 	// threads exit (its pid is a zombie before its sockets close).
