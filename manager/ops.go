@@ -257,7 +257,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	// once the new primary takes writes.
 	var wg sync.WaitGroup
 	var fenceErr error
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		killed, err := a.remote.fence(ctx, from, stepTimeout)
@@ -270,15 +270,14 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 			a.log.Info("fence: the old primary's database is read-only", "host", from, "sessions_killed", killed)
 		}
 	}()
-	go func() {
-		defer wg.Done()
-		if rc, err := a.remote.replicator(from); err == nil {
-			octx, cancel := context.WithTimeout(ctx, time.Second)
-			_, _ = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name, Immediate: true})
-			cancel()
-		}
-	}()
-	gap := a.complete(ctx, cand, a.others(cand, from))
+	gap := a.complete(ctx, cand, from, a.others(cand, from))
+	// The old primary's replicator stops once the candidate has what it
+	// stored (its THL server goes on serving).
+	if rc, err := a.remote.replicator(from); err == nil {
+		octx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name, Immediate: true})
+		cancel()
+	}
 	wg.Wait()
 	var lines []string
 	if fenceErr != nil {
@@ -318,6 +317,29 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	return lines, nil
 }
 
+// finalOf asks the old primary's replicator for the last transaction of
+// its THL once that is final (Flush: everything its database committed,
+// or the binlog files' tail when the database died), for epoch's lineage.
+func (a *Agent) finalOf(ctx context.Context, host string, epoch uint64) (int64, bool) {
+	rc, err := a.remote.replicator(host)
+	if err != nil {
+		return -1, false
+	}
+	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	fl, err := rc.Flush(fctx, &replicatorpb.FlushRequest{Service: a.site.Name})
+	if err != nil {
+		a.log.Info("failover: the old primary's replicator gives no final seqno; what it alone stored is not looked for", "host", host, "error", firstLine(status.Convert(err).Message()))
+		return -1, false
+	}
+	s, err := a.remote.serviceStatus(ctx, host, a.site.Name, 2*time.Second)
+	if err != nil || s.GetEpoch() != epoch {
+		return -1, false
+	}
+	a.log.Info("failover: the old primary's THL is final", "host", host, "seqno", fl.GetSeqno())
+	return fl.GetSeqno(), true
+}
+
 // catchUpGap is what a failover candidate lacks: the seqnos after what it
 // applied, up to the highest any reachable replica stored, and where
 // they are.
@@ -332,11 +354,14 @@ func (g *catchUpGap) String() string {
 }
 
 // complete makes cand hold and apply every transaction the replicas
-// (cand and others) stored, within the catch-up limit: when another holds
-// more, cand first fetches the tail from it (its replicator a slave of
-// that host's THL). It returns nil when cand is complete, else what it
-// lacks. A replica that does not answer has nothing to give.
-func (a *Agent) complete(ctx context.Context, cand string, others []string) *catchUpGap {
+// (cand and others) and the old primary's replicator stored, within the
+// catch-up limit: when another holds more, cand first fetches the tail
+// from it (its replicator a slave of that host's THL). The old primary's
+// counts once its THL is final (Flush): its database answers, or died
+// and its replicator stored what the binlog files hold. It returns nil
+// when cand is complete, else what it lacks. A host whose replicator
+// does not answer has nothing to give.
+func (a *Agent) complete(ctx context.Context, cand, old string, others []string) *catchUpGap {
 	limit := a.st.FailoverCatchUp
 	if limit <= 0 {
 		limit = 60 * time.Second
@@ -349,6 +374,11 @@ func (a *Agent) complete(ctx context.Context, cand string, others []string) *cat
 		return &catchUpGap{cand: cand, applied: -1, upTo: -1, holder: cand, reason: "its replicator does not answer (" + firstLine(err.Error()) + ")"}
 	}
 	best, upTo := cand, cs.GetMaxStoredSeqno()
+	if old != "" {
+		if seqno, ok := a.finalOf(ctx, old, cs.GetEpoch()); ok && seqno > upTo {
+			best, upTo = old, seqno
+		}
+	}
 	for _, h := range others {
 		s, err := a.remote.serviceStatus(ctx, h, svc, 2*time.Second)
 		if err != nil {

@@ -147,7 +147,6 @@ type backlog struct {
 	extractNote string
 }
 
-
 // workload makes a backlog: prepare fills the primary before the
 // snapshot (and names the tables every replica must end equal on), run
 // writes the backlog and returns how many transactions it committed.

@@ -43,7 +43,7 @@ func (x *Extractor) server(ctx context.Context) (serverInfo, error) {
 }
 
 func (x *Extractor) connectError(err error) error {
-	return errorf(ErrConnect, "query the database at %s as %s: %v", x.cfg.Addr, x.cfg.User, err)
+	return errorf(ErrConnect, "query the database at %s as %s: %w", x.cfg.Addr, x.cfg.User, err)
 }
 
 // Check verifies that the server writes what the extractor needs: the

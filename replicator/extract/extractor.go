@@ -40,6 +40,15 @@ type Extractor struct {
 
 	running   atomic.Bool
 	closeOnce sync.Once
+
+	// local is what RunTail needs while the database is down, read
+	// while it was up.
+	local struct {
+		sync.Mutex
+		si    serverInfo
+		coll  collations
+		index string // @@log_bin_index: the binlog files, in order
+	}
 }
 
 // Stats counts what Run did since New.
@@ -168,6 +177,7 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 		file:   start.File,
 		send:   send,
 	}
+	x.rememberLocal(ctx, si, r.coll)
 	if start != from {
 		r.after = from
 	}

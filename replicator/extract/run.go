@@ -40,7 +40,7 @@ type run struct {
 	stmtCtx map[string]string
 	// maps holds the last Table_map event of each table id, as
 	// sourceEvent returns it, for the RowChange's binlog.
-	maps map[uint64][]byte
+	maps     map[uint64][]byte
 	prepared map[string]*xaPrepared // XA transactions awaiting XA COMMIT, by xid
 	after    position.Position      // sent before this Run: replay up to here (xa.go)
 }

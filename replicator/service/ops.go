@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -38,6 +39,13 @@ func (s *Service) Heartbeat(ctx context.Context, name string) error {
 // the THL, and returns the last stored seqno.
 func (s *Service) Flush(ctx context.Context) (int64, error) {
 	x, err := s.onlineMaster(ctx, "flush")
+	if errors.Is(err, errTailFinal) {
+		// The database died; its binlog files' tail is stored: final.
+		if last, ok := s.store.Last(); ok {
+			return int64(last.GetSeqno()), nil
+		}
+		return -1, nil
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -63,16 +71,23 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 	}
 }
 
+// errTailFinal: the master's database died and the tail of its binlog
+// files is stored; nothing more comes until the database is back.
+var errTailFinal = fmt.Errorf("%w: the database does not answer; this master stored the tail of its binlog files, and nothing more comes until it is back", ErrState)
+
 // onlineMaster returns the extractor of this ONLINE master, waiting
 // (within ctx) for a master reconnecting to its database (GOING-ONLINE
 // after the database restarted); what needs it names the caller.
 func (s *Service) onlineMaster(ctx context.Context, what string) (*extract.Extractor, error) {
 	for {
 		s.mu.Lock()
-		role, state, x := s.role, s.state, s.extractor
+		role, state, x, tail := s.role, s.state, s.extractor, s.tailRead
 		s.mu.Unlock()
 		if role == RoleMaster && state == StateOnline && x != nil {
 			return x, nil
+		}
+		if role == RoleMaster && tail {
+			return nil, errTailFinal
 		}
 		if role != RoleMaster || state != StateGoingOnline {
 			return nil, fmt.Errorf("%w: %s needs an ONLINE master; %s is %s on this host (%s)", ErrState, what, s.cfg.Name, state, role)

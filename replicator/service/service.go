@@ -118,6 +118,9 @@ type Service struct {
 	hasApply   bool
 	skip       []uint64
 	fromEvent  string
+	// tailRead: this master's database died and the binlog files' tail
+	// is in the THL; what it stored is final until the database is back.
+	tailRead bool
 
 	counts counters // for metrics (counters.go)
 }
@@ -333,6 +336,7 @@ func (s *Service) finish(ctx context.Context, err error) {
 func (s *Service) goOnline() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tailRead = false
 	if s.state == StateGoingOnline {
 		s.setState(StateOnline)
 	}
@@ -662,7 +666,7 @@ func (s *Service) runMaster(ctx context.Context) error {
 	defer func() { close(done); <-recorded }()
 	go func() { defer close(recorded); s.recordExtracted(done, tracker) }()
 	s.goOnline()
-	return x.RunFrom(ctx, from, prepared, func(frags []*thlpb.Event) error {
+	send := func(frags []*thlpb.Event) error {
 		for _, f := range frags {
 			f.Seqno, f.Epoch = next, epoch
 		}
@@ -673,7 +677,51 @@ func (s *Service) runMaster(ctx context.Context) error {
 		s.counts.add(1, s.store.AppendedBytes()-before)
 		next++
 		return nil
-	})
+	}
+	err = x.RunFrom(ctx, from, prepared, send)
+	if ctx.Err() == nil && dbUnreachable(err) && s.databaseDown() {
+		s.readTail(ctx, x, from, prepared, send)
+	}
+	return err
+}
+
+// databaseDown reports whether the local database refuses connections:
+// its process is gone, so its binlog files no longer grow.
+func (s *Service) databaseDown() bool {
+	c, err := net.DialTimeout("tcp", s.cfg.DBAddr, time.Second)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// readTail stores what the binlog files of the dead database hold beyond
+// the last stored transaction (or from, when this run stored nothing):
+// transactions its clients saw committed that the stream had not passed
+// on yet. A failover's candidate then fetches them (Flush says the THL is
+// final).
+func (s *Service) readTail(ctx context.Context, x *extract.Extractor, from, prepared position.Position, send func([]*thlpb.Event) error) {
+	if last, ok := s.store.Last(); ok && last.GetSourceId() == s.cfg.Host {
+		if p, err := position.Parse(last.GetEventId()); err == nil {
+			from = p
+			prepared = position.Position{}
+			if pf := last.GetPreparedFrom(); pf != "" {
+				prepared, _ = position.Parse(pf)
+			}
+		}
+	}
+	if _, err := x.RunTail(ctx, from, prepared, send); err != nil {
+		s.log.Error("the database is down and its binlog files could not be read; transactions it committed after the last stored one may be on this host alone", "error", err)
+		return
+	}
+	if err := s.store.Sync(); err != nil {
+		s.log.Error("THL sync after the binlog tail", "error", err)
+		return
+	}
+	s.mu.Lock()
+	s.tailRead = true
+	s.mu.Unlock()
 }
 
 // recordExtracted keeps the master's tracking row at the last stored
