@@ -67,9 +67,8 @@ var formatDescription = func() []byte {
 func (b *builder) binlogRows(t *table, rc *thlpb.RowChange) error {
 	raw := rc.GetBinlog()
 	if len(raw) == 0 {
-		return fmt.Errorf("%s.%s has triggers on this database, and the transaction carries no source binlog events "+
-			"to apply its rows without firing them (it was extracted by an older replicator); drop the triggers on this host "+
-			"while it applies, or skip the transaction and repair the rows", t.schema, t.name)
+		return fmt.Errorf("%s.%s has triggers or system versioning on this database, and the transaction carries no source binlog events "+
+			"to apply its rows as the source wrote them (it was extracted by an older replicator); skip the transaction and repair the rows", t.schema, t.name)
 	}
 	start := len(b.run)
 	b.run = append(b.run, raw...)

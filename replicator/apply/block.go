@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,7 +152,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 func (a *Applier) touchesTriggers(ctx context.Context, ev *thlpb.Event) bool {
 	for _, c := range ev.GetChanges() {
 		if rc := c.GetRows(); rc != nil {
-			if t, err := a.meta.get(ctx, a.conn, rc.GetSchema(), rc.GetTable()); err == nil && t.triggers {
+			if t, err := a.meta.get(ctx, a.conn, rc.GetSchema(), rc.GetTable()); err == nil && t.native() {
 				return true
 			}
 		}
@@ -461,5 +462,32 @@ func (a *Applier) execStatement(ctx context.Context, bld *builder, st *thlpb.Sta
 	}
 	// Back to the applier's sql_mode and foreign key checks, whatever happened.
 	_, _ = a.conn.ExecContext(ctx, statementReset)
+	if expect := expectedError(st); expect != 0 {
+		// The source logged it with the error it raised there (a CREATE OR
+		// REPLACE that dropped the old table and then failed, a partly
+		// done non-transactional write): the same error here is its
+		// outcome, as MariaDB's own replica takes it.
+		switch {
+		case errors.As(err, &me) && me.Number == expect:
+			a.cfg.Logger.Info("statement raised the error it raised on the source; going on", "error", err)
+			if _, err = a.conn.ExecContext(ctx, "BEGIN;"+string(tracking)+"COMMIT"); err != nil {
+				a.rollback()
+			}
+		case err == nil:
+			err = fmt.Errorf("the statement raised error %d on the source and none here, so this database may now differ from the source's; "+
+				"compare the tables it names, repair them with sql_log_bin=0, and put the replicator online", expect)
+		}
+	}
 	return err
+}
+
+// sessionErrorCode is the Session key of the error a statement raised on
+// its source (extract.SessionErrorCode).
+const sessionErrorCode = "#error_code"
+
+// expectedError is the error number the source's statement raised, 0 for
+// none.
+func expectedError(st *thlpb.Statement) uint16 {
+	n, _ := strconv.ParseUint(st.GetSession()[sessionErrorCode], 10, 16)
+	return uint16(n)
 }

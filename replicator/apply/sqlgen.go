@@ -136,14 +136,21 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		}
 		return err
 	}
+	native := t.native() || b.binlogAll && len(rc.GetBinlog()) > 0
 	cols := rc.GetColumns()
 	// target[i] is the target column of event column i, or -1 for a
-	// generated column (never written).
+	// generated column (never written), or, for rows applied from the
+	// source's events, a column the target does not show (a system-
+	// versioned table's row_start and row_end).
 	target := make([]int, len(cols))
 	for i, c := range cols {
 		idx := i
 		if c.GetName() != "" {
 			_, j, ok := t.col(c.GetName())
+			if !ok && native {
+				target[i] = -1
+				continue
+			}
 			if !ok {
 				return fmt.Errorf("column %s of %s.%s is not in the target table: %w", c.GetName(), t.schema, t.name, errSchemaDiffers)
 			}
@@ -170,7 +177,7 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 			}
 		}
 	}
-	if t.triggers || b.binlogAll && len(rc.GetBinlog()) > 0 {
+	if native {
 		return b.binlogRows(t, rc)
 	}
 	b.flushBinlog()

@@ -191,6 +191,9 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 		for k, v := range r.stmtCtx {
 			st.Session[k] = v
 		}
+		if e.ErrorCode != 0 {
+			st.Session[SessionErrorCode] = strconv.Itoa(int(e.ErrorCode))
+		}
 		if createsOrDropsDatabase(sqlText) {
 			// The server logs CREATE/DROP DATABASE with the database itself
 			// as default schema (for binlog-do-db), which an applier cannot

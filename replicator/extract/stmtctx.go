@@ -24,6 +24,9 @@ const (
 	SessionRandSeed2    = "#rand_seed2"
 	// SessionUserVarPrefix + name: the value as an SQL literal.
 	SessionUserVarPrefix = "@"
+	// SessionErrorCode: the error the statement raised on the source,
+	// which the server logged it with; the applier expects the same.
+	SessionErrorCode = "#error_code"
 )
 
 // intVar notes an INTVAR event for the next statement.

@@ -109,3 +109,49 @@ func TestLoadDataAsStatementStops(t *testing.T) {
 		t.Fatal("the extractor went on past LOAD DATA logged as a statement")
 	}
 }
+
+// TestStatementWithSourceError: a statement the source logged with the
+// error it raised there (a non-transactional multi-row INSERT that stopped
+// at a duplicate key, its first rows written) raises the same error here,
+// which is its outcome: the applier goes on, the tables end equal.
+func TestStatementWithSourceError(t *testing.T) {
+	t.Parallel()
+	west, wdb := startDB(t)
+	east, edb := startDB(t)
+	wx := newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
+	from := currentPosition(t, wx)
+	c := conn(t, wdb)
+	execConn(t, c, "CREATE DATABASE app")
+	execConn(t, c, "CREATE TABLE app.m (id INT PRIMARY KEY) ENGINE=MyISAM")
+	execConn(t, c, "SET SESSION binlog_format = STATEMENT")
+	if _, err := c.ExecContext(context.Background(), "INSERT INTO app.m VALUES (1), (2), (1), (3)"); err == nil {
+		t.Fatal("the duplicate key raised no error on the source")
+	}
+	execConn(t, c, "INSERT INTO app.m VALUES (10)")
+	txs := start(t, wx, from).wait(t, 4)
+	if code := txs[2][0].Changes[0].GetStatement().GetSession()[SessionErrorCode]; code != "1062" {
+		t.Fatalf("the failed INSERT carries error code %q, want 1062", code)
+	}
+	var events []*thlpb.Event
+	for i, tx := range txs {
+		for _, ev := range tx {
+			ev.Seqno = uint64(i)
+			events = append(events, ev)
+		}
+	}
+	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, a, events)
+	var w, e string
+	testutil.QueryRow(t, wdb, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.m", nil, &w)
+	testutil.QueryRow(t, edb, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.m", nil, &e)
+	if w != e || w != "1,2,10" {
+		t.Fatalf("app.m: west %s, east %s, want 1,2,10", w, e)
+	}
+}

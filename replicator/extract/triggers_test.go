@@ -98,3 +98,61 @@ func TestTriggersAndCascadesApplied(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemVersionedApplied: a system-versioned table's rows carry
+// row_start and row_end, hidden columns no SQL can write: extracted on
+// west and applied on east, its whole history (FOR SYSTEM_TIME ALL) ends
+// equal.
+func TestSystemVersionedApplied(t *testing.T) {
+	t.Parallel()
+	west, wdb := startDB(t)
+	east, edb := startDB(t)
+	for _, q := range []string{
+		"CREATE DATABASE app",
+		"CREATE TABLE app.v (id INT PRIMARY KEY, x INT) WITH SYSTEM VERSIONING",
+		"CREATE TABLE app.e (id INT PRIMARY KEY, x INT, rs TIMESTAMP(6) AS ROW START INVISIBLE, re TIMESTAMP(6) AS ROW END INVISIBLE, PERIOD FOR SYSTEM_TIME(rs, re)) WITH SYSTEM VERSIONING",
+	} {
+		testutil.Exec(t, wdb, q)
+		testutil.Exec(t, edb, q)
+	}
+	wx := newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
+	from := currentPosition(t, wx)
+	workload := []string{
+		"INSERT INTO app.v VALUES (1, 1), (2, 2), (3, 3)",
+		"UPDATE app.v SET x = x + 10 WHERE id <= 2",
+		"DELETE FROM app.v WHERE id = 3",
+		"INSERT INTO app.e (id, x) VALUES (1, 1), (2, 2)",
+		"UPDATE app.e SET x = 5 WHERE id = 1",
+	}
+	for _, q := range workload {
+		testutil.Exec(t, wdb, q)
+	}
+	txs := start(t, wx, from).wait(t, len(workload))
+	var events []*thlpb.Event
+	for i, tx := range txs {
+		for _, ev := range tx {
+			ev.Seqno = uint64(i)
+			events = append(events, ev)
+		}
+	}
+	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, a, events)
+	for _, q := range []string{
+		"SELECT GROUP_CONCAT(CONCAT_WS('/', id, x, row_start, row_end) ORDER BY id, row_start) FROM app.v FOR SYSTEM_TIME ALL",
+		"SELECT GROUP_CONCAT(CONCAT_WS('/', id, x, rs, re) ORDER BY id, rs) FROM app.e FOR SYSTEM_TIME ALL",
+	} {
+		var w, e string
+		testutil.QueryRow(t, wdb, q, nil, &w)
+		testutil.QueryRow(t, edb, q, nil, &e)
+		if w != e {
+			t.Errorf("%s:\nwest %s\neast %s", q, w, e)
+		}
+	}
+}
