@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -271,6 +272,10 @@ func (r *run) streamError(from position.Position, err error) error {
 	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return &kindError{kind: ErrPositionGone, err: err, msg: fmt.Sprintf("the database at %s cannot send its binlog from %s (%s); "+
 			"if the binlog was purged, this host's THL must be rebuilt from another master", r.x.cfg.Addr, from, me.Message)}
+	}
+	if m := err.Error(); strings.Contains(m, "unsupport type 140") || strings.Contains(m, "unsupport type 141") {
+		return &kindError{kind: ErrDecode, err: err, msg: fmt.Sprintf("the binlog of %s after %s:%d holds a row of a table with a COMPRESSED column (MariaDB column compression), "+
+			"which the extractor cannot decode (%v); ALTER the column to drop COMPRESSED (tpm validate --check-db lists them), then move past the event with trepctl online -from-event", r.x.cfg.Addr, r.file, r.lastPos, err)}
 	}
 	return errorf(ErrStream, "binlog stream from %s stopped after %s:%d: %w", r.x.cfg.Addr, r.file, r.lastPos, err)
 }

@@ -229,6 +229,14 @@ func TestCheckDB(t *testing.T) {
 			"ERROR: w1: 'writer'@'%' can write on a read-only database (READ_ONLY ADMIN)")
 	})
 
+	t.Run("compressed columns", func(t *testing.T) {
+		db := s.db["w2"]
+		testutil.Exec(t, db, "CREATE DATABASE tpm_comp")
+		t.Cleanup(func() { testutil.Exec(t, db, "DROP DATABASE tpm_comp") })
+		testutil.Exec(t, db, "CREATE TABLE tpm_comp.t (id INT PRIMARY KEY, b BLOB COMPRESSED)")
+		requireFindings(t, s.check(), ExitProblems, "ERROR: w2: columns tpm_comp.t.b are COMPRESSED (MariaDB column compression), which the replicator cannot read from the binlog")
+	})
+
 	t.Run("durability", func(t *testing.T) {
 		s.set(t, "e1", "sync_binlog", "0")
 		s.set(t, "w2", "innodb_flush_log_at_trx_commit", "2")
