@@ -30,6 +30,7 @@ var (
 	descDSApplied   = prometheus.NewDesc("carbide_manager_datasource_applied_seqno", "The last seqno the datasource's replicator applied, as its manager reports; -1 for none.", []string{"site", "datasource"}, nil)
 	descDSLatency   = prometheus.NewDesc("carbide_manager_datasource_applied_latency_seconds", "The datasource's applied latency, as its manager reports.", []string{"site", "datasource"}, nil)
 	descDSAlive     = prometheus.NewDesc("carbide_manager_datasource_manager_alive", "1 while the datasource's manager reports.", []string{"site", "datasource"}, nil)
+	descCross       = prometheus.NewDesc("carbide_manager_cross_site_online", "1 while a host's cross-site service (named after the site it reads) is ONLINE, 0 otherwise.", []string{"site", "host", "service"}, nil)
 	descRouter      = prometheus.NewDesc("carbide_manager_router_state", "1 for the connector's administrative state (ONLINE, OFFLINE), 0 for the other.", []string{"site", "router", "state"}, nil)
 )
 
@@ -72,13 +73,15 @@ type collector struct {
 	quorum      func() bool
 	self        string
 	transitions *transitionCounts
+	// cross is every host's cross-site services' states, by host.
+	cross func() map[string]map[string]string
 }
 
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPolicy, descCoordinator, descHasCoord, descQuorum, descMembers, descEpoch, descInTransit,
-		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter} {
+		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter, descCross} {
 		ch <- d
 	}
 }
@@ -123,6 +126,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, rt := range r.GetRouters() {
 		exporter.StateSet(ch, descRouter, rt.GetState(), routerStates, c.site, rt.GetHost())
 	}
+	if c.cross != nil {
+		for h, services := range c.cross() {
+			for svc, state := range services {
+				gauge(descCross, exporter.Bool(state == "ONLINE"), h, svc)
+			}
+		}
+	}
 }
 
 // metricsAddr is where /metrics listens, "" when the exporter is off
@@ -141,6 +151,14 @@ func (a *Agent) startMetrics(ctx context.Context, wg *sync.WaitGroup) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.hadQuorum
+	}, cross: func() map[string]map[string]string {
+		out := map[string]map[string]string{}
+		for h, f := range a.allFacts() {
+			if len(f.Cross) > 0 {
+				out[h] = f.Cross
+			}
+		}
+		return out
 	}}
 	wg.Add(1)
 	go func() {

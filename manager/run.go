@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/manager/policy"
@@ -193,6 +194,13 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 		}
 		f.DB, f.ReadOnly = policy.DBUp, ro
 	}()
+	if x := a.bound.Host.CrossSite; x != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.Cross = a.crossStates(ctx, x)
+		}()
+	}
 	s, err := a.remote.serviceStatus(ctx, a.self, a.site.Name, time.Second)
 	wg.Wait()
 	if err == nil {
@@ -201,6 +209,32 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 		f.MasterURI = s.GetMasterConnectUri()
 	}
 	return f
+}
+
+// crossStates asks this host's cross-site replicator for the state of
+// each of its services, with the pending error after ": "; "" when it
+// does not answer.
+func (a *Agent) crossStates(ctx context.Context, x *config.Install) map[string]string {
+	out := map[string]string{}
+	conn, err := a.remote.conn(net.JoinHostPort(a.remote.address(a.self), strconv.Itoa(x.Settings.RMIPort)))
+	for _, svc := range x.Services {
+		out[svc.Name] = ""
+		if err != nil {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		r, err := replicatorpb.NewReplicatorClient(conn).Status(sctx, &replicatorpb.StatusRequest{Service: svc.Name})
+		cancel()
+		if err != nil {
+			continue
+		}
+		st := r.GetStatus()
+		out[svc.Name] = st.GetState()
+		if e := st.GetPendingError(); e != "" && strings.HasPrefix(st.GetState(), "OFFLINE:ERROR") {
+			out[svc.Name] += ": " + firstLine(e)
+		}
+	}
+	return out
 }
 
 // localFacts returns this host's last facts.

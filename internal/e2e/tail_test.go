@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -79,4 +81,53 @@ func TestFailoverKeepsBinlogTail(t *testing.T) {
 		}
 	}
 	s.sameEverywhere(30*time.Second, []string{"east2", "east3"}, "app")
+}
+
+// TestCrossSiteStopShowsInSite: a host's cross-site service that stops
+// (a row of the other site meets a conflicting one) shows in its site's
+// status as an alert naming the host, the service and the error; once
+// repaired, everything is ONLINE and equal again.
+func TestCrossSiteStopShowsInSite(t *testing.T) {
+	ini, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSandbox(t, string(ini))
+	s.exec("west1", "CREATE DATABASE xs", "CREATE TABLE xs.t (id INT PRIMARY KEY, v VARCHAR(10))")
+	s.sameEverywhere(60*time.Second, allHosts, "xs")
+	// A row only east2 has (not replicated), then west writes the same key.
+	conn, err := s.db("east2").Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION sql_log_bin=0", "INSERT INTO xs.t VALUES (5, 'east2')", "SET SESSION sql_log_bin=1"} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.exec("west1", "INSERT INTO xs.t VALUES (5, 'west')")
+	r := s.waitStatus("east1", 30*time.Second, "an alert for east2's cross-site service", func(r *managerpb.StatusReply) error {
+		for _, a := range r.GetAlerts() {
+			if strings.Contains(a, "cross-site service west on east2 is OFFLINE:ERROR") {
+				return nil
+			}
+		}
+		return fmt.Errorf("alerts %v", r.GetAlerts())
+	})
+	for _, a := range r.GetAlerts() {
+		if strings.Contains(a, "cross-site") {
+			t.Logf("alert: %s", a)
+		}
+	}
+	for _, q := range []string{"SET SESSION sql_log_bin=0", "DELETE FROM xs.t WHERE id = 5", "SET SESSION sql_log_bin=1"} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := s.tool("east2", "replicator", "mm_trepctl", "-service", "west", "online"); err != nil {
+		t.Fatalf("mm_trepctl online: %v %s", err, out)
+	}
+	s.sameEverywhere(60*time.Second, allHosts, "xs")
+	s.allOnlineAndCaughtUp(60 * time.Second)
 }

@@ -172,8 +172,13 @@ func (s *site) behind() string {
 				if err := json.Unmarshal([]byte(text), &st); err != nil {
 					return fmt.Sprintf("%s %s -service %s status: %v", h, program, name, err)
 				}
-				n, _ := strconv.ParseInt(st["maximumStoredSeqNo"], 10, 64)
-				stored[name] = max(stored[name], n)
+				n, err := strconv.ParseInt(st["maximumStoredSeqNo"], 10, 64)
+				if err != nil {
+					n = -1
+				}
+				if old, ok := stored[name]; !ok || n > old {
+					stored[name] = n
+				}
 				applied[name] = append(applied[name], svc{h + " " + program, st["appliedLastSeqno"]})
 			}
 		}

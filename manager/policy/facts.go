@@ -43,6 +43,10 @@ type Facts struct {
 	// Incomplete: a tprovision copy into this host's database began and
 	// did not finish (what its marker file says).
 	Incomplete string `json:"inc,omitempty"`
+	// Cross is the state of each cross-site service of this host's
+	// cross-site replicator (the remote site it reads), with the pending
+	// error after ": " when there is one; "" state: unreachable.
+	Cross map[string]string `json:"x,omitempty"`
 }
 
 // Input is one step of the monitor: the agreed state, every host's

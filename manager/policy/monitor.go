@@ -144,6 +144,13 @@ func (m *Monitor) Step(in Input) []Decision {
 		} else if f.Alive && h == st.Primary && ds.State == Online && f.ReplState != "" && f.ReplState != ReplOnline && !strings.HasPrefix(f.ReplState, "GOING-ONLINE") {
 			out = append(out, m.alert(in.Now, h, fmt.Sprintf("the primary %s takes writes but its replicator is %s: no replica gets them; replicator %s online", h, f.ReplState, h))...)
 		}
+		if f := in.Facts[h]; f.Alive {
+			for _, svc := range sortedKeys(f.Cross) {
+				if state := f.Cross[svc]; strings.HasPrefix(state, "OFFLINE:ERROR") {
+					out = append(out, m.alert(in.Now, h, fmt.Sprintf("the cross-site service %s on %s is %s; see mm_trepctl -service %s status on %s", svc, h, state, svc, h))...)
+				}
+			}
+		}
 		down, why := looksDown(in, h)
 		confirmed := m.observe(in.Now, h, down)
 		if h == st.Primary {
@@ -281,6 +288,15 @@ func Candidate(st State, facts map[string]Facts, prefer string) (string, error) 
 		return cs[i].applied > cs[j].applied
 	})
 	return cs[0].host, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func orUnknown(s string) string {

@@ -16,7 +16,7 @@ import (
 //
 //	config confirm=3 window=800ms grace=3s recover=2s alert=30s
 //	init primary=east1 hosts=east1,east2,east3 [policy=MAINTENANCE]
-//	facts HOST [alive=true|false] [db=ONLINE|STOPPED|UNKNOWN] [repl=ROLE/STATE] [applied=N] [stored=N]
+//	facts HOST [alive=true|false] [db=ONLINE|STOPPED|UNKNOWN] [repl=ROLE/STATE] [applied=N] [stored=N] [cross=SERVICE/STATE]
 //	unreachable HOST DURATION   out of contact for DURATION, growing with each tick (0 clears)
 //	probe up|down|none          the coordinator's probe of the primary
 //	change OP HOST VALUE [REASON]   apply a State change (datasource, router)
@@ -204,6 +204,9 @@ func (e *env) run(text string) error {
 				f.Applied, err = strconv.ParseInt(v, 10, 64)
 			case "stored":
 				f.MaxStored, err = strconv.ParseInt(v, 10, 64)
+			case "cross":
+				svc, state, _ := strings.Cut(v, "/")
+				f.Cross = map[string]string{svc: state}
 			default:
 				return fmt.Errorf("unknown fact %s", k)
 			}
