@@ -136,14 +136,13 @@ func (p *pool) view(now time.Time) (map[string]policy.Facts, map[string]time.Dur
 	return facts, out
 }
 
-// lastSeen is when name's last report arrived (UnixNano; 0 never).
-func (p *pool) lastSeen(name string) int64 {
+// seenWithin reports whether name's last report arrived less than d
+// before now, by the monotonic clock (a wall-clock step changes nothing).
+func (p *pool) seenWithin(name string, now time.Time, d time.Duration) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m, ok := p.peers[name]; ok && m.state == memberlist.StateAlive {
-		return m.seen.UnixNano()
-	}
-	return 0
+	m, ok := p.peers[name]
+	return ok && m.state == memberlist.StateAlive && !m.seen.IsZero() && now.Sub(m.seen) < d
 }
 
 // members lists the pool's members with their gossip state.

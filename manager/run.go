@@ -375,7 +375,7 @@ func (a *Agent) confirmWritable(ctx context.Context) bool {
 func (a *Agent) gossipMajority(now time.Time, fresh time.Duration) bool {
 	n := 1
 	for _, h := range a.voters {
-		if h != a.self && a.pool.lastSeen(h) > now.Add(-fresh).UnixNano() {
+		if h != a.self && a.pool.seenWithin(h, now, fresh) {
 			n++
 		}
 	}

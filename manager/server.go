@@ -182,7 +182,7 @@ func (a *Agent) noCoordinatorReason() string {
 	now := time.Now()
 	alive := 1
 	for _, h := range a.voters {
-		if h != a.self && a.pool.lastSeen(h) > now.Add(-time.Second).UnixNano() {
+		if h != a.self && a.pool.seenWithin(h, now, time.Second) {
 			alive++
 		}
 	}
