@@ -74,7 +74,11 @@ func New(cfg Config) (*Agent, error) {
 		for _, e := range sp.Sources {
 			sources = append(sources, net.JoinHostPort(e.Host, strconv.Itoa(e.Port)))
 		}
-		var order func(context.Context, []string) []string
+		// A cluster slave reads its site's primary, the first source,
+		// whenever it answers: a slave that moved to another replica while
+		// the primary's replicator was down would otherwise stay there
+		// (two replicas reading each other, ONLINE, nothing moving).
+		order := preferFirst
 		if sp.Topology == config.TopologyClusterSlave {
 			if origin := b.Config.Service(sp.Name); origin != nil {
 				o := newOriginOrder(b.Config, origin, sec.ControlDialOptions(nil))

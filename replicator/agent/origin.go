@@ -123,3 +123,19 @@ func (o *originOrder) close() {
 		c.Close()
 	}
 }
+
+// preferFirst ranks sources in their configured order when the first
+// (the site's primary) accepts connections, and leaves the order to the
+// client (nil) when it does not.
+func preferFirst(ctx context.Context, sources []string) []string {
+	if len(sources) < 2 {
+		return nil
+	}
+	d := net.Dialer{Timeout: 500 * time.Millisecond}
+	c, err := d.DialContext(ctx, "tcp", sources[0])
+	if err != nil {
+		return nil
+	}
+	c.Close()
+	return sources
+}
