@@ -296,14 +296,15 @@ func (s *site) replServices() ([]replService, error) {
 // site master's. The masters are flushed first, so their seqnos cover
 // their binlogs.
 func (s *site) caughtUp() error {
+	var problems []string
 	for _, m := range []string{"east1", "west1"} {
 		if out, err := s.tool(m, "continuent", "trepctl", "flush", "-limit", "10"); err != nil {
-			return fmt.Errorf("%s: trepctl flush: %v: %s", m, err, strings.TrimSpace(out))
+			problems = append(problems, fmt.Sprintf("%s: trepctl flush: %v: %s", m, err, strings.TrimSpace(out)))
 		}
 	}
 	svcs, err := s.replServices()
 	if err != nil {
-		return err
+		return errors.Join(append([]error{err}, errors.New(strings.Join(problems, "; ")))...)
 	}
 	masters := map[string]int64{}
 	for _, v := range svcs {
@@ -311,7 +312,6 @@ func (s *site) caughtUp() error {
 			masters[v.service] = v.applied
 		}
 	}
-	var problems []string
 	for _, v := range svcs {
 		where := fmt.Sprintf("%s %s service %s", v.host, map[string]string{"continuent": "trepctl", "replicator": "mm_trepctl"}[v.install], v.service)
 		m, ok := masters[v.service]
