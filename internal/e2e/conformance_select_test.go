@@ -137,19 +137,12 @@ func readMTR(name, suite string) (*mtrFile, error) {
 			return nil
 		}
 		seen[rel] = true
-		fh, err := os.Open(filepath.Join(mtrBase, rel))
+		lines, err := mtrLines(rel)
 		if err != nil {
 			return err
 		}
-		defer fh.Close()
 		f.sources = append(f.sources, rel)
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 1<<24)
-		for sc.Scan() {
-			l := strings.TrimSpace(sc.Text())
-			if strings.HasPrefix(l, "#") {
-				continue
-			}
+		for _, l := range lines {
 			text.WriteString(strings.ToLower(l))
 			text.WriteByte('\n')
 			if m := sourceLine.FindStringSubmatch(l); m != nil && !strings.Contains(m[1], "$") {
@@ -160,7 +153,7 @@ func readMTR(name, suite string) (*mtrFile, error) {
 				}
 			}
 		}
-		return sc.Err()
+		return nil
 	}
 	if err := read(name, 0); err != nil {
 		return nil, err
@@ -168,6 +161,31 @@ func readMTR(name, suite string) (*mtrFile, error) {
 	// mtr's include/have_innodb.inc adds a log suppression that stays out of the binlog: no data.
 	f.text = harmlessNoBinlog.ReplaceAllString(text.String(), "")
 	return f, nil
+}
+
+var mtrCache = map[string][]string{}
+
+// mtrLines are a file's lines without comments, read once: hundreds of
+// files source the same includes.
+func mtrLines(rel string) ([]string, error) {
+	if l, ok := mtrCache[rel]; ok {
+		return l, nil
+	}
+	fh, err := os.Open(filepath.Join(mtrBase, rel))
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	var lines []string
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	mtrCache[rel] = lines
+	return lines, sc.Err()
 }
 
 // resolveSource finds a sourced path the way mariadb-test does: from the
