@@ -362,7 +362,8 @@ func (s *site) serviceStatus(v replService) (map[string]string, error) {
 // when a service stopped without a seqno to skip (a master's extractor
 // that cannot read the binlog): only a new sandbox helps then.
 func (s *site) repairReplication(t *testing.T) bool {
-	for try := 0; try < 40; try++ {
+	clean := 0
+	for try := 0; try < 60; try++ {
 		svcs, err := s.replServices()
 		if err != nil {
 			t.Logf("repair: %v", err)
@@ -388,7 +389,12 @@ func (s *site) repairReplication(t *testing.T) bool {
 			out, err := s.tool(v.host, v.install, prog, args...)
 			t.Logf("repair: %s %s %s: %v %s", v.host, prog, strings.Join(args, " "), err, strings.TrimSpace(out))
 		}
-		if stopped == 0 {
+		// A service put online may stop at the next transaction of the
+		// file: done when three looks in a row find every service online.
+		if clean++; stopped > 0 {
+			clean = 0
+		}
+		if clean == 3 {
 			return true
 		}
 		time.Sleep(time.Second)
