@@ -152,7 +152,7 @@ func (s *site) runRegressionFiles(t *testing.T, w *steadyWriter, files []string,
 			outcome = "failed on the primary"
 		}
 		counts[outcome]++
-		err := s.conforms(30*time.Second, w)
+		err := s.conforms(20*time.Second, w)
 		t.Logf("%s: %s in %.1f s (%s)", f, outcome, time.Since(begin).Seconds(), tail)
 		if err != nil {
 			counts["replication failed"]++
@@ -363,7 +363,7 @@ func (s *site) serviceStatus(v replService) (map[string]string, error) {
 // that cannot read the binlog): only a new sandbox helps then.
 func (s *site) repairReplication(t *testing.T) bool {
 	clean := 0
-	for try := 0; try < 60; try++ {
+	for try := 0; try < 10; try++ {
 		svcs, err := s.replServices()
 		if err != nil {
 			t.Logf("repair: %v", err)
