@@ -287,7 +287,7 @@ func (g *dmlGen) values(id int64) []any {
 		null(fmt.Sprintf("20%02d-%02d-%02d %02d:%02d:%02d.%06d", 1+r.IntN(36), 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60), r.IntN(1e6))),
 		null(fmt.Sprintf("%d:%02d:%02d.%03d", r.IntN(838)-419, r.IntN(60), r.IntN(60), r.IntN(1000))), null(1901 + r.IntN(254)),
 		null([]string{"a", "b", "c"}[r.IntN(3)]), null([]string{"", "x", "y,z", "x,y,z"}[r.IntN(4)]),
-		null(fmt.Sprintf("2001:db8::%x", r.IntN(65536))), null(fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", r.Uint32(), r.IntN(65536), r.IntN(65536), r.IntN(65536), r.Int64N(1<<48))),
+		null(fmt.Sprintf("2001:db8::%x", r.IntN(65536))), null(fmt.Sprintf("%08x-%04x-4%03x-%x%03x-%012x", r.Uint32(), r.IntN(65536), r.IntN(4096), 8+r.IntN(4), r.IntN(4096), r.Int64N(1<<48))),
 		null(fmt.Sprintf("POINT(%d %d)", r.IntN(360)-180, r.IntN(180)-90)),
 	}
 }

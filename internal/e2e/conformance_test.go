@@ -31,24 +31,47 @@ import (
 // run and why the others are skipped.
 
 // shortConformance is what make test runs: files that pass today, small
-// and fast, one or more per suite and statement class.
+// and fast (under 2 s each), from each suite the rules let through.
 var shortConformance = []string{
 	"suite/json/t/json_no_table.test",
-	"suite/json/t/type_json.test",
-	"suite/gcol/t/gcol_bugfixes.test",
-	"suite/vcol/t/vcol_misc.test",
-	"suite/period/t/update.test",
-	"suite/period/t/delete.test",
-	"suite/sql_sequence/create.test",
-	"suite/versioning/t/simple.test",
-	"suite/parts/t/partition_basic_innodb.test",
-	"suite/funcs_1/t/innodb_storedproc_02.test",
+	"suite/sql_sequence/rename.test",
+	"suite/sql_sequence/partition.test",
+	"suite/vcol/t/innodb_autoinc_vcol.test",
+	"suite/vcol/t/cross_db.test",
+	"suite/vcol/t/charsets.test",
+	"suite/parts/t/truncate_locked.test",
+	"suite/parts/t/insert_ignore-5421.test",
+	"suite/parts/t/partition_auto_increment_max.test",
+	"suite/funcs_1/t/innodb_bitdata.test",
+	"suite/gcol/t/innodb_partition.test",
+	"suite/gcol/t/gcol_handler_innodb.test",
+	"suite/gcol/t/gcol_memory.test",
+	"suite/gcol/t/gcol_merge.test",
+	"suite/gcol/t/gcol_non_stored_columns_innodb.test",
+	"suite/gcol/t/gcol_partition_myisam.test",
+	"suite/gcol/t/gcol_rejected_innodb.test",
 }
 
-// pendingFixes are files that fail today because of a known replication
-// bug of issue 18, by class. Each joins shortConformance once its fix is
-// merged.
-var pendingFixes = map[string]string{}
+// pendingFixes are files the rules select that fail today because of a
+// replication bug of issue 18, with its class (what the suite reported).
+// Each joins shortConformance once the fix of its class is merged; the
+// long form (make chaos) runs them all the time.
+var pendingFixes = map[string]string{
+	"suite/json/t/type_json.test": "COMPRESSED columns: west1's extractor stops for good on binlog column type 141 " +
+		"(BLOB COMPRESSED; 140 is VARCHAR COMPRESSED): \"unsupport type 141 in binlog\"; the whole site stops replicating",
+	"suite/versioning/t/simple.test": "system-versioned tables: every replica of west stops: " +
+		"\"column row_start of test.dept is not in the target table: the table differs from the source's\"",
+	"suite/versioning/t/insert2.test": "system-versioned tables: \"column row_start of test.t1 is not in the target table\"",
+	"suite/gcol/t/gcol_select_innodb.test": "quick create/insert/drop: west1's extractor stops for good: " +
+		"\"the binlog has no column names for test.CC and the table no longer exists\"",
+	"suite/gcol/t/gcol_column_def_options_innodb.test": "CTAS loop: east1 re-extracts the CREATE TABLE … SELECT rows " +
+		"it applied for west; east's replicas stop on \"table test.tt does not exist\" (skipped by rule server-files for its error-log search)",
+	"suite/parts/t/partition_exch_innodb.test": "CTAS loop (part_exch_tabs.inc): east's replicas stop on \"Duplicate entry '1' for key 'PRIMARY'\"",
+	"suite/sql_sequence/next.test": "loop: west's writes enter east's THL (sequences, DEFAULT NEXT VALUE); " +
+		"east's replicas stop on \"Table 'test.t1' doesn't exist\"",
+	"suite/period/t/update.test": "triggers (create_triggers.inc)",
+	"suite/period/t/delete.test": "triggers (create_triggers.inc)",
+}
 
 // conformanceFiles is the selection: the short list, or under
 // CARBIDE_CHAOS every file no skip rule keeps away.
