@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -256,10 +257,13 @@ func TestConformanceSelection(t *testing.T) {
 	}
 	t.Logf("%d files: %v", len(sel), counts)
 	for name, want := range map[string]string{
-		"suite/rpl/t/rpl_alter.test":          "two-servers",
-		"suite/binlog/t/binlog_checksum.test": "options",
-		"suite/json/t/json_no_table.test":     "",
-		"suite/gcol/t/gcol_bugfixes.test":     "",
+		"suite/rpl/t/rpl_alter.test":                "two-servers",
+		"suite/binlog/t/binlog_admin_cmd_kill.test": "debug",
+		"suite/binlog/t/binlog_drop_if_exists.test": "binlog-admin",
+		"suite/binlog/t/binlog_bug23533.test":       "connections",
+		"suite/json/t/json_no_table.test":           "",
+		"suite/gcol/t/gcol_select_innodb.test":      "",
+		"suite/versioning/t/simple.test":            "",
 	} {
 		c, ok := byName[name]
 		if !ok {
@@ -271,6 +275,14 @@ func TestConformanceSelection(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%s: rule %q (matched %q), want %q", name, got, c.matched, want)
+		}
+	}
+	for name := range pendingFixes {
+		if c, ok := byName[name]; ok && c.rule != nil {
+			t.Errorf("%s is in pendingFixes but rule %s skips it (matched %q)", name, c.rule.name, c.matched)
+		}
+		if slices.Contains(shortConformance, name) {
+			t.Errorf("%s is both in shortConformance and in pendingFixes", name)
 		}
 	}
 	for _, name := range shortConformance {

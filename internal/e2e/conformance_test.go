@@ -64,8 +64,6 @@ var pendingFixes = map[string]string{
 	"suite/versioning/t/insert2.test": "system-versioned tables: \"column row_start of test.t1 is not in the target table\"",
 	"suite/gcol/t/gcol_select_innodb.test": "quick create/insert/drop: west1's extractor stops for good: " +
 		"\"the binlog has no column names for test.CC and the table no longer exists\"",
-	"suite/gcol/t/gcol_column_def_options_innodb.test": "CTAS loop: east1 re-extracts the CREATE TABLE … SELECT rows " +
-		"it applied for west; east's replicas stop on \"table test.tt does not exist\" (skipped by rule server-files for its error-log search)",
 	"suite/parts/t/partition_exch_innodb.test": "CTAS loop (part_exch_tabs.inc): east's replicas stop on \"Duplicate entry '1' for key 'PRIMARY'\"",
 	"suite/sql_sequence/next.test": "loop: west's writes enter east's THL (sequences, DEFAULT NEXT VALUE); " +
 		"east's replicas stop on \"Table 'test.t1' doesn't exist\"",
