@@ -100,8 +100,8 @@ func (s *site) randomDML(t *testing.T, d time.Duration) {
 	}
 	wg.Wait()
 	for _, g := range gens {
-		t.Logf("%s1: %d transactions committed (%d rows, largest %d rows, largest blob %d bytes), %d failed (last: %v)",
-			g.site, g.committed, g.rows, g.largest, g.largestBlob, g.failed, g.lastErr)
+		t.Logf("%s1: %d transactions committed (%d rows, largest %d rows, largest blob %d bytes), %d failed: %v",
+			g.site, g.committed, g.rows, g.largest, g.largestBlob, g.failed, g.errs)
 		if g.committed == 0 {
 			t.Errorf("%s1 committed no transaction: %v", g.site, g.lastErr)
 		}
@@ -142,6 +142,7 @@ type dmlGen struct {
 	committed, failed, rows int64
 	largest, largestBlob    int
 	lastErr                 error
+	errs                    map[string]int // failed transactions by the start of their error
 }
 
 func (g *dmlGen) run(ctx context.Context, db *sql.DB) {
@@ -149,8 +150,15 @@ func (g *dmlGen) run(ctx context.Context, db *sql.DB) {
 		n := g.size()
 		err := g.transaction(ctx, db, txn, n)
 		if err != nil {
-			g.failed++
-			g.lastErr = err
+			if ctx.Err() == nil {
+				g.failed++
+				g.lastErr = err
+				if g.errs == nil {
+					g.errs = map[string]int{}
+				}
+				msg := err.Error()
+				g.errs[msg[:min(len(msg), 60)]]++
+			}
 			continue
 		}
 		g.committed++
@@ -210,7 +218,8 @@ func (g *dmlGen) transaction(ctx context.Context, db *sql.DB, txn int64, n int) 
 			}
 		case op < 9:
 			// REPLACE over a stretch of existing (or deleted) ids.
-			if err := g.insert(ctx, tx, "REPLACE", g.rng.Int64N(next), min(k, int(next))); err != nil {
+			from := g.rng.Int64N(next)
+			if err := g.insert(ctx, tx, "REPLACE", from, min(k, int(next-from))); err != nil {
 				return err
 			}
 		default:
