@@ -134,6 +134,7 @@ func startConformance(t *testing.T) (*site, *steadyWriter) {
 		"CREATE PROCEDURE mtr.add_suppression(pattern VARCHAR(255)) BEGIN END",
 		"CREATE DATABASE test")
 	w := startSteadyWriter(s, "east1", "conf_east")
+	t.Cleanup(w.halt)
 	if err := s.conforms(60*time.Second, w); err != nil {
 		t.Fatalf("the sandbox does not conform before the first file: %v", err)
 	}
