@@ -221,7 +221,11 @@ func (s *site) mariadbTest(host, file, tmp string, timeout time.Duration) (int, 
 	// What mtr would export; the port is the primary's, the socket none.
 	cmd.Env = append(os.Environ(), "MYSQLTEST_VARDIR="+vardir, "MYSQL_TMP_DIR="+filepath.Join(vardir, "tmp"),
 		"MYSQL_TEST_DIR="+mtrBase, "MASTER_MYPORT=13306", "MASTER_MYSOCK=/nonexistent", "MYSQL_CHARSETSDIR=/usr/share/mysql/charsets")
-	cmd.Dir = tmp
+	// Files source their suite's files by paths relative to the suite
+	// (inc/vcol_init_vars.pre), as under mtr.
+	if parts := strings.SplitN(file, "/", 3); len(parts) == 3 {
+		cmd.Dir = filepath.Join(mtrBase, parts[0], parts[1])
+	}
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	tail := lines[len(lines)-1]
