@@ -67,7 +67,7 @@ var skipRules = []skipRule{
 	}},
 	{"debug", "needs a debug build of the server (debug_sync, debug_dbug)", pattern(`have_debug|debug_sync|debug_dbug|\bdbug\b|have_debug_sync`)},
 	{"connections", "opens more connections (mariadb-test's connect reaches the server through its local socket; the suite runs on one connection)", pattern(`(^|\n)\s*(--)?\s*connect\s*\(|(^|\n)\s*--connect\b|(^|\n)\s*connect\s+\w|(^|\n)\s*(--)?\s*change_user\b`)},
-	{"server-files", "works on the server's own files (its datadir, binlog files or error log)", pattern(`search_pattern_in_file\.inc|assert_grep\.inc|\$mysqld_datadir|@@datadir|\$mysqld_master_datadir|load_file\s*\(|\$mysql_binlog`)},
+	{"server-files", "works on the server's own files (its datadir, binlog files or error log, SELECT … INTO OUTFILE, which leaves files in the datadir)", pattern(`search_pattern_in_file\.inc|assert_grep\.inc|into\s+(outfile|dumpfile)|\$mysqld_datadir|@@datadir|\$mysqld_master_datadir|load_file\s*\(|\$mysql_binlog`)},
 	{"programs", "runs programs beside the test (exec, system): client programs reach the server through its local socket", pattern(`(^|\n)\s*(--)?\s*(exec|exec_in_background|system)\b`)},
 	{"global-settings", "changes global server settings, which would outlive the file and change the server for the others", pattern(`set\s+(session\s+)?global\b|set\s+@@global\.|,\s*global\s+\w+\s*=|set\s+default\s+role|install\s+(plugin|soname)|uninstall\s+(plugin|soname)`)},
 	{"binlog-off", "writes with sql_log_bin=0: the primary diverges from its replicas by design", pattern(`sql_log_bin\s*=\s*(0|off|false)`)},

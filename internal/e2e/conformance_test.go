@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,12 @@ func conformanceFiles(t *testing.T) []string {
 	for _, c := range mtrSelection(t) {
 		if c.rule == nil {
 			out = append(out, c.file.name)
+		}
+	}
+	// CONFORMANCE_FROM=suite/vcol/t/x.test resumes a long run at a file.
+	if from := os.Getenv("CONFORMANCE_FROM"); from != "" {
+		if i := slices.Index(out, from); i >= 0 {
+			out = out[i:]
 		}
 	}
 	return out
@@ -185,7 +192,10 @@ func (s *site) runRegressionFiles(t *testing.T, w *steadyWriter, files []string,
 				return i + 1, true
 			}
 		}
-		s.cleanSchemas(t)
+		if err := s.cleanSchemas(); err != nil {
+			t.Errorf("after %s: %v; the next files run on a new sandbox", f, err)
+			return i + 1, true
+		}
 		if err := s.conforms(30*time.Second, w); err != nil {
 			t.Errorf("after %s and its cleanup the hosts still differ; the next files run on a new sandbox: %v", f, err)
 			return i + 1, true
@@ -260,11 +270,11 @@ var keptSchemas = map[string]bool{"mtr": true, "conf_east": true, "conf_dml": tr
 
 // cleanSchemas drops on west1 every schema a file made and recreates an
 // empty test schema, as replicated statements.
-func (s *site) cleanSchemas(t *testing.T) {
+func (s *site) cleanSchemas() error {
 	db := s.db("west1")
 	rows, err := db.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
 	if err != nil {
-		t.Fatalf("west1: list schemas: %v", err)
+		return fmt.Errorf("west1: list schemas: %v", err)
 	}
 	var drop []string
 	for rows.Next() {
@@ -277,19 +287,20 @@ func (s *site) cleanSchemas(t *testing.T) {
 	rows.Close()
 	conn, err := db.Conn(context.Background())
 	if err != nil {
-		t.Fatalf("west1: %v", err)
+		return fmt.Errorf("west1: %v", err)
 	}
 	defer conn.Close()
 	// A file may leave foreign keys between schemas behind.
 	conn.ExecContext(context.Background(), "SET SESSION foreign_key_checks=0")
 	for _, n := range drop {
 		if _, err := conn.ExecContext(context.Background(), "DROP DATABASE IF EXISTS `"+strings.ReplaceAll(n, "`", "``")+"`"); err != nil {
-			t.Fatalf("west1: drop schema %s a file left: %v", n, err)
+			return fmt.Errorf("west1: drop schema %s a file left: %v", n, err)
 		}
 	}
 	if _, err := conn.ExecContext(context.Background(), "CREATE DATABASE IF NOT EXISTS test"); err != nil {
-		t.Fatalf("west1: create schema test: %v", err)
+		return fmt.Errorf("west1: create schema test: %v", err)
 	}
+	return nil
 }
 
 // A replService is one replication service of one host's install.
