@@ -65,6 +65,15 @@ var pendingFixes = map[string]string{
 	"suite/versioning/t/insert2.test": "system-versioned tables: \"column row_start of test.t1 is not in the target table\"",
 	"suite/gcol/t/gcol_select_innodb.test": "quick create/insert/drop: west1's extractor stops for good: " +
 		"\"the binlog has no column names for test.CC and the table no longer exists\"",
+	"suite/gcol/t/gcol_select_myisam.test": "quick create/insert/drop, through the other site: east1's extractor stops for good on the rows " +
+		"it applied for west: \"the binlog has no column names for test.CC and the table no longer exists\"",
+	"suite/gcol/t/gcol_supported_sql_funcs_innodb.test": "quick create/insert/drop: west1's extractor stops for good: \"the binlog has no column names for test.t1 …\"",
+	"suite/gcol/t/gcol_supported_sql_funcs_myisam.test": "quick create/insert/drop: west1's extractor stops for good: \"the binlog has no column names for test.t1 …\"",
+	"suite/gcol/t/gcol_view_innodb.test":                "quick create/insert/drop: west1's extractor stops for good: \"the binlog has no column names for test.t1 …\"",
+	"suite/gcol/t/gcol_view_myisam.test":                "quick create/insert/drop: west1's extractor stops for good: \"the binlog has no column names for test.t1 …\"",
+	"suite/vcol/t/innodb_virtual_fk.test": "statements binlogged with an error code (a CREATE OR REPLACE TABLE that failed on the primary " +
+		"after dropping the old table): every replica applies it and stops on \"Error 1901 (HY000): Function or expression 'id' cannot be used " +
+		"in the GENERATED ALWAYS AS clause of `id2`\"; MariaDB's own replica expects the same error and goes on",
 	"suite/parts/t/partition_exch_innodb.test": "CTAS loop (part_exch_tabs.inc): east's replicas stop on \"Duplicate entry '1' for key 'PRIMARY'\"",
 	"suite/sql_sequence/next.test": "loop: west's writes enter east's THL (sequences, DEFAULT NEXT VALUE); " +
 		"east's replicas stop on \"Table 'test.t1' doesn't exist\"",
