@@ -74,6 +74,12 @@ var pendingFixes = map[string]string{
 	"suite/vcol/t/innodb_virtual_fk.test": "statements binlogged with an error code (a CREATE OR REPLACE TABLE that failed on the primary " +
 		"after dropping the old table): every replica applies it and stops on \"Error 1901 (HY000): Function or expression 'id' cannot be used " +
 		"in the GENERATED ALWAYS AS clause of `id2`\"; MariaDB's own replica expects the same error and goes on",
+	"suite/vcol/t/range.test": "loop through a non-transactional table: west's MyISAM rows, applied on east1 for west, re-enter east's THL " +
+		"(a MyISAM write is its own binlog transaction, apart from the applier's tracking row); east's replicas stop on \"Duplicate entry '1' for key 'PRIMARY'\"",
+	"suite/vcol/t/myisam_repair_prefix_varchar.test": "loop through a non-transactional table (MyISAM): east's replicas stop on \"Duplicate entry '2' for key 'PRIMARY'\"",
+	"suite/vcol/t/vcol_ins_upd_myisam.test": "silent: after MyISAM inserts that fail on the primary (ER_DIVISION_BY_ZERO from an indexed virtual column, " +
+		"strict mode) test.t1 differs on all five other hosts (CHECKSUM 2655187249 against west1's 494138211) while every replicator is ONLINE",
+	"suite/vcol/t/vcol_sql_mode_datetime.test": "quick create/insert/drop: west1's extractor stops for good: \"the binlog has no column names for test.t1 …\"",
 	"suite/parts/t/partition_exch_innodb.test": "CTAS loop (part_exch_tabs.inc): east's replicas stop on \"Duplicate entry '1' for key 'PRIMARY'\"",
 	"suite/sql_sequence/next.test": "loop: west's writes enter east's THL (sequences, DEFAULT NEXT VALUE); " +
 		"east's replicas stop on \"Table 'test.t1' doesn't exist\"",
