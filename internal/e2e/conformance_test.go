@@ -246,10 +246,11 @@ func (s *site) mariadbTest(host, file, tmp string, timeout time.Duration) (int, 
 	// What mtr would export; the port is the primary's, the socket none.
 	cmd.Env = append(os.Environ(), "MYSQLTEST_VARDIR="+vardir, "MYSQL_TMP_DIR="+filepath.Join(vardir, "tmp"),
 		"MYSQL_TEST_DIR="+mtrBase, "MASTER_MYPORT=13306", "MASTER_MYSOCK=/nonexistent", "MYSQL_CHARSETSDIR=/usr/share/mysql/charsets")
-	// Files source their suite's files by paths relative to the suite
-	// (inc/vcol_init_vars.pre), as under mtr.
+	// Files name their files relative to the test directory (--require
+	// include/true.require) and to their suite (inc/vcol_init_vars.pre):
+	// the client runs in a directory that links both.
 	if parts := strings.SplitN(file, "/", 3); len(parts) == 3 {
-		cmd.Dir = filepath.Join(mtrBase, parts[0], parts[1])
+		cmd.Dir = suiteCwd(tmp, filepath.Join(mtrBase, parts[0], parts[1]))
 	}
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -268,6 +269,25 @@ func (s *site) mariadbTest(host, file, tmp string, timeout time.Duration) (int, 
 		return 1, err.Error()
 	}
 	return 0, tail
+}
+
+// suiteCwd returns a directory under tmp holding links to every entry of
+// mtrBase and of suite (the suite's win).
+func suiteCwd(tmp, suite string) string {
+	dir := filepath.Join(tmp, "cwd-"+filepath.Base(suite))
+	if _, err := os.Stat(dir); err == nil {
+		return dir
+	}
+	os.MkdirAll(dir, 0o755)
+	for _, from := range []string{mtrBase, suite} {
+		entries, _ := os.ReadDir(from)
+		for _, e := range entries {
+			link := filepath.Join(dir, e.Name())
+			os.Remove(link)
+			os.Symlink(filepath.Join(from, e.Name()), link)
+		}
+	}
+	return dir
 }
 
 // systemSchema says whether the checks and the cleanup leave a schema out:
