@@ -528,7 +528,10 @@ func (s *site) sameData() error {
 // history).
 func (s *site) tableSums(host string) (map[string]string, error) {
 	db := s.db(host)
-	rows, err := db.Query("SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE')")
+	// A table locked by a stuck applier must fail the check, not hang it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE')")
 	if err != nil {
 		return nil, fmt.Errorf("%s: list tables: %v", host, err)
 	}
@@ -547,7 +550,7 @@ func (s *site) tableSums(host string) (map[string]string, error) {
 		q := "`" + strings.ReplaceAll(tb.schema, "`", "``") + "`.`" + strings.ReplaceAll(tb.name, "`", "``") + "`"
 		key := tb.schema + "." + tb.name
 		if tb.kind == "SYSTEM VERSIONED" {
-			sum, err := currentRowsHash(db, tb.schema, tb.name, q)
+			sum, err := currentRowsHash(ctx, db, tb.schema, tb.name, q)
 			if err != nil {
 				return nil, fmt.Errorf("%s: hash %s: %v", host, key, err)
 			}
@@ -556,7 +559,7 @@ func (s *site) tableSums(host string) (map[string]string, error) {
 		}
 		var name string
 		var sum sql.NullString
-		if err := db.QueryRow("CHECKSUM TABLE "+q).Scan(&name, &sum); err != nil {
+		if err := db.QueryRowContext(ctx, "CHECKSUM TABLE "+q).Scan(&name, &sum); err != nil {
 			if strings.Contains(err.Error(), "doesn't exist") {
 				continue // dropped while listed
 			}
@@ -569,8 +572,8 @@ func (s *site) tableSums(host string) (map[string]string, error) {
 
 // currentRowsHash hashes a table's current rows, sorted, without its
 // row_start/row_end columns.
-func currentRowsHash(db *sql.DB, schema, table, q string) (string, error) {
-	rows, err := db.Query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA NOT LIKE '%ROW START%' AND EXTRA NOT LIKE '%ROW END%' ORDER BY ORDINAL_POSITION", schema, table)
+func currentRowsHash(ctx context.Context, db *sql.DB, schema, table, q string) (string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA NOT LIKE '%ROW START%' AND EXTRA NOT LIKE '%ROW END%' ORDER BY ORDINAL_POSITION", schema, table)
 	if err != nil {
 		return "", err
 	}
@@ -581,7 +584,7 @@ func currentRowsHash(db *sql.DB, schema, table, q string) (string, error) {
 		cols = append(cols, "`"+strings.ReplaceAll(c, "`", "``")+"`")
 	}
 	rows.Close()
-	rows, err = db.Query("SELECT " + strings.Join(cols, ",") + " FROM " + q)
+	rows, err = db.QueryContext(ctx, "SELECT "+strings.Join(cols, ",")+" FROM "+q)
 	if err != nil {
 		return "", err
 	}
