@@ -80,6 +80,10 @@ var pendingFixes = map[string]string{
 	"suite/vcol/t/vcol_ins_upd_myisam.test": "silent: after MyISAM inserts that fail on the primary (ER_DIVISION_BY_ZERO from an indexed virtual column, " +
 		"strict mode) test.t1 differs on all five other hosts (CHECKSUM 2655187249 against west1's 494138211) while every replicator is ONLINE",
 	"suite/vcol/t/vcol_sql_mode_datetime.test": "quick create/insert/drop: west1's extractor stops for good: \"the binlog has no column names for test.t1 …\"",
+	"suite/sql_sequence/default.test": "silent stall: on east3 and west3 two applier channels wait on each other for 7+ minutes " +
+		"(INSERT INTO test.s1, a sequence: \"Waiting for table level lock\" / \"Waiting for table metadata lock\"; ALTER TABLE t1 … DEFAULT NEXT VALUE FOR s2) " +
+		"while every replicator reports ONLINE; parallel apply does not see sequences as shared",
+	"suite/sql_sequence/aria.test":             "loop through a non-transactional table (an Aria sequence): east's replicas stop on \"table test.s1 does not exist\"",
 	"suite/parts/t/partition_exch_innodb.test": "CTAS loop (part_exch_tabs.inc): east's replicas stop on \"Duplicate entry '1' for key 'PRIMARY'\"",
 	"suite/sql_sequence/next.test": "loop: west's writes enter east's THL (sequences, DEFAULT NEXT VALUE); " +
 		"east's replicas stop on \"Table 'test.t1' doesn't exist\"",
