@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,8 +91,17 @@ func startSandbox(t *testing.T, ini string) *site {
 	if err := os.WriteFile(iniPath, []byte(ini), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	netCounter++
-	n := 150 + (os.Getpid()+netCounter*7)%40
+	// A net whose first address is taken (another sandbox of this machine,
+	// or one just stopped) is passed over.
+	var n int
+	for try := 0; try < 40; try++ {
+		netCounter++
+		n = 150 + (os.Getpid()+netCounter*7)%40
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.%d.1.1:13306", n)); err == nil {
+			l.Close()
+			break
+		}
+	}
 	out := &strings.Builder{}
 	cfg := sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: n, StopTimeout: 30 * time.Second}
 	s := &site{t: t, cfg: cfg, net: n, out: out}
