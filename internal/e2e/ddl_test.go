@@ -79,7 +79,7 @@ func TestCreateTableSelectAndQuickDDL(t *testing.T) {
 			t.Errorf("%s has %d of east1's rows, %d were acknowledged", h, n, acked.Load())
 		}
 	}
-	s.caughtUp(60 * time.Second)
+	s.allOnlineAndCaughtUp(60 * time.Second)
 	for host, origin := range map[string]string{"east1": "east1", "west1": "west1"} {
 		out, err := s.tool(host, "continuent", "thl", "list", "-headers")
 		if err != nil {
@@ -91,27 +91,4 @@ func TestCreateTableSelectAndQuickDDL(t *testing.T) {
 			}
 		}
 	}
-}
-
-// caughtUp waits until every cluster replicator and every cross-site
-// replicator is ONLINE and has applied its origin master's last event.
-func (s *site) caughtUp(timeout time.Duration) {
-	s.t.Helper()
-	testutil.Eventually(s.t, timeout, func() error {
-		for _, origin := range []string{"east", "west"} {
-			want := s.field(origin+"1", "maximumStoredSeqNo")
-			for _, h := range allHosts {
-				state, got := "", ""
-				if strings.HasPrefix(h, origin) {
-					state, got = s.field(h, "state"), s.field(h, "appliedLastSeqno")
-				} else {
-					state, got = s.xfield(h, origin, "state"), s.xfield(h, origin, "appliedLastSeqno")
-				}
-				if state != "ONLINE" || got != want {
-					return fmt.Errorf("%s's %s replicator is %s at seqno %s, %s1 is at %s", h, origin, state, got, origin, want)
-				}
-			}
-		}
-		return nil
-	})
 }

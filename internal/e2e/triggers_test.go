@@ -2,14 +2,14 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // TestTriggersAndCascades: tables with triggers (an audit table written
@@ -114,82 +114,9 @@ func TestTriggersAndCascades(t *testing.T) {
 }
 
 // allOnlineAndCaughtUp waits until every cluster and cross-site service
-// of every host is ONLINE and has applied what its source stored.
+// of every host is ONLINE and has applied what its site's master stored
+// (caughtUp).
 func (s *site) allOnlineAndCaughtUp(timeout time.Duration) {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var problems []string
-		for _, h := range allHosts {
-			for inst, program := range map[string]string{"continuent": "trepctl", "replicator": "mm_trepctl"} {
-				out, err := s.tool(h, inst, program, "services")
-				if err != nil {
-					problems = append(problems, fmt.Sprintf("%s %s: %v", h, program, err))
-					continue
-				}
-				if strings.Contains(out, "OFFLINE") || strings.Contains(out, "GOING") {
-					problems = append(problems, fmt.Sprintf("%s %s services:\n%s", h, program, out))
-				}
-			}
-		}
-		if len(problems) == 0 {
-			if msg := s.behind(); msg == "" {
-				return
-			} else {
-				problems = append(problems, msg)
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("replicators not all ONLINE and caught up after %s:\n%s", timeout, strings.Join(problems, "\n"))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-// behind names the services whose applied seqno is below the highest
-// seqno any host stored for that service, "" when none is.
-func (s *site) behind() string {
-	type svc struct{ where, applied string }
-	applied := map[string][]svc{}
-	stored := map[string]int64{}
-	for _, h := range allHosts {
-		for inst, program := range map[string]string{"continuent": "trepctl", "replicator": "mm_trepctl"} {
-			text, err := s.tool(h, inst, program, "services", "-json")
-			if err != nil {
-				return fmt.Sprintf("%s %s services: %v", h, program, err)
-			}
-			var list []map[string]string
-			if err := json.Unmarshal([]byte(text), &list); err != nil {
-				return fmt.Sprintf("%s %s services: %v", h, program, err)
-			}
-			for _, m := range list {
-				name := m["serviceName"]
-				text, err := s.tool(h, inst, program, "-service", name, "status", "-json")
-				if err != nil {
-					return fmt.Sprintf("%s %s -service %s status: %v", h, program, name, err)
-				}
-				var st map[string]string
-				if err := json.Unmarshal([]byte(text), &st); err != nil {
-					return fmt.Sprintf("%s %s -service %s status: %v", h, program, name, err)
-				}
-				n, err := strconv.ParseInt(st["maximumStoredSeqNo"], 10, 64)
-				if err != nil {
-					n = -1
-				}
-				if old, ok := stored[name]; !ok || n > old {
-					stored[name] = n
-				}
-				applied[name] = append(applied[name], svc{h + " " + program, st["appliedLastSeqno"]})
-			}
-		}
-	}
-	var out []string
-	for name, list := range applied {
-		for _, a := range list {
-			if a.applied != strconv.FormatInt(stored[name], 10) {
-				out = append(out, fmt.Sprintf("%s service %s: applied %s of %d", a.where, name, a.applied, stored[name]))
-			}
-		}
-	}
-	return strings.Join(out, "\n")
+	testutil.Eventually(s.t, timeout, s.caughtUp)
 }
