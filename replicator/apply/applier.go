@@ -245,6 +245,10 @@ func setupSession(ctx context.Context, conn *sql.Conn) error {
 		// thread id: MariaDB rewrites some DDL and loses our comment.
 		fmt.Sprintf("SET SESSION pseudo_thread_id=%d", origin.ThreadID),
 		"SET SESSION autocommit=1",
+		// A statement waiting on a lock fails after a minute instead of
+		// a day (MariaDB's default): an apply that cannot go on stops the
+		// replicator, saying why, instead of leaving it ONLINE unmoving.
+		"SET SESSION lock_wait_timeout=60, innodb_lock_wait_timeout=60",
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("prepare the applier session (%s): %w", shortSQL(q), err)

@@ -35,6 +35,10 @@ type table struct {
 	// foreign: the table has foreign keys or is referenced by one. A
 	// cascade changes rows no row image names, so its blocks run alone.
 	foreign bool
+	// sequence: a SEQUENCE's table. Its row changes with NEXT VALUE in
+	// any table that takes its values, which no row image names: its
+	// blocks run alone under parallel apply.
+	sequence bool
 	// versioned: a system-versioned table, whose row_start and row_end
 	// (hidden, generated) only the server's replication can write as the
 	// source had them: its rows are applied from the source's events.
@@ -173,10 +177,11 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 	}
 	err = q.QueryRowContext(ctx, `SELECT
 		EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE = 'SYSTEM VERSIONED'),
+		EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE = 'SEQUENCE'),
 		EXISTS (SELECT 1 FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?),
 		EXISTS (SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS
 			WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? OR UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?)`,
-		schema, name, schema, name, schema, name, schema, name).Scan(&t.versioned, &t.triggers, &t.foreign)
+		schema, name, schema, name, schema, name, schema, name, schema, name).Scan(&t.versioned, &t.sequence, &t.triggers, &t.foreign)
 	if err != nil {
 		return nil, fmt.Errorf("read triggers and foreign keys of %s.%s: %w", schema, name, err)
 	}

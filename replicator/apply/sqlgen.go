@@ -140,6 +140,13 @@ func bulk(rc *thlpb.RowChange) bool {
 	return rc.GetAction() != thlpb.RowChange_INSERT && len(rc.GetRows()) >= bulkRows || len(rc.GetBinlog()) >= bulkBytes
 }
 
+// isLongUniqueHash reports whether name is the hidden hash column of a
+// long UNIQUE key (MariaDB names them DB_ROW_HASH_1, DB_ROW_HASH_2, …).
+func isLongUniqueHash(name string) bool {
+	n, ok := strings.CutPrefix(name, "DB_ROW_HASH_")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
+}
+
 // errSchemaDiffers: a row does not fit the target table's definition.
 var errSchemaDiffers = errors.New("the table differs from the source's")
 
@@ -162,7 +169,10 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		idx := i
 		if c.GetName() != "" {
 			_, j, ok := t.col(c.GetName())
-			if !ok && native {
+			if !ok && (native || isLongUniqueHash(c.GetName())) {
+				// Hidden columns the server computes: a long UNIQUE
+				// key's DB_ROW_HASH_n, which information_schema
+				// does not show and no statement may write.
 				target[i] = -1
 				continue
 			}
@@ -180,7 +190,7 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 	}
 	pos := positions(target)
 	if b.deps != nil {
-		if t.foreign {
+		if t.foreign || t.sequence {
 			b.deps.barrier = true
 		}
 		for _, r := range rc.GetRows() {

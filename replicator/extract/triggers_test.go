@@ -156,3 +156,59 @@ func TestSystemVersionedApplied(t *testing.T) {
 		}
 	}
 }
+
+// TestLongUniqueApplied: a UNIQUE key on a TEXT column is a long unique
+// key, whose hidden DB_ROW_HASH_1 column the binlog carries and
+// information_schema does not show: rows of such a table apply, and a
+// sequence's table with them (parallel apply).
+func TestLongUniqueApplied(t *testing.T) {
+	t.Parallel()
+	west, wdb := startDB(t)
+	east, edb := startDB(t)
+	for _, q := range []string{
+		"CREATE DATABASE app",
+		"CREATE TABLE app.u (id INT PRIMARY KEY, t TEXT, UNIQUE (t))",
+		"CREATE SEQUENCE app.s",
+		"CREATE TABLE app.q (id INT PRIMARY KEY DEFAULT (NEXT VALUE FOR app.s), v INT)",
+	} {
+		testutil.Exec(t, wdb, q)
+		testutil.Exec(t, edb, q)
+	}
+	wx := newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
+	from := currentPosition(t, wx)
+	workload := []string{
+		"INSERT INTO app.u VALUES (1, 'one'), (2, 'two')",
+		"UPDATE app.u SET t = 'uno' WHERE id = 1",
+		"DELETE FROM app.u WHERE id = 2",
+		"INSERT INTO app.q (v) VALUES (1), (2)",
+		"INSERT INTO app.q (v) VALUES (3)",
+	}
+	for _, q := range workload {
+		testutil.Exec(t, wdb, q)
+	}
+	txs := start(t, wx, from).wait(t, len(workload))
+	var events []*thlpb.Event
+	for i, tx := range txs {
+		for _, ev := range tx {
+			ev.Seqno = uint64(i)
+			events = append(events, ev)
+		}
+	}
+	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Channels: 2, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, a, events)
+	for _, table := range []string{"u", "q"} {
+		var name, wsum, esum string
+		testutil.QueryRow(t, wdb, "CHECKSUM TABLE app."+table, nil, &name, &wsum)
+		testutil.QueryRow(t, edb, "CHECKSUM TABLE app."+table, nil, &name, &esum)
+		if wsum != esum {
+			t.Errorf("app.%s: checksum %s on east, %s on west", table, esum, wsum)
+		}
+	}
+}
