@@ -38,6 +38,7 @@ const (
 	CheckDurability    = "MySQLDurabilityCheck"
 	CheckMaxPacket     = "MySQLMaxAllowedPacketCheck"
 	CheckCompressed    = "MySQLCompressedColumnsCheck"
+	CheckEngine        = "MySQLDefaultEngineCheck"
 )
 
 // Finding is one result of CheckDatabases.
@@ -181,6 +182,22 @@ func CheckDatabases(ctx context.Context, cfg *config.Config, timeout time.Durati
 			add(LevelWarn, f.host, CheckMaxPacket, "max_allowed_packet is %d, %d on %s: a row larger than %d bytes written there cannot be applied here (the replicators stop before it); set max-allowed-packet=1G in my.cnf on every host", n, maxPacket, maxHost, n)
 		}
 	}
+	// A CREATE TABLE without ENGINE takes each host's own default: the
+	// binlog does not carry the session's default_storage_engine.
+	engines := map[string][]string{}
+	for _, f := range facts {
+		if e := f.vars["default_storage_engine"]; f.err == nil && e != "" {
+			engines[e] = append(engines[e], f.host)
+		}
+	}
+	if len(engines) > 1 {
+		var parts []string
+		for e, hs := range engines {
+			parts = append(parts, fmt.Sprintf("%s on %s", e, strings.Join(hs, ", ")))
+		}
+		sort.Strings(parts)
+		add(LevelWarn, "", CheckEngine, "default_storage_engine differs (%s): a CREATE TABLE without ENGINE makes tables of different engines on different hosts; set the same default-storage-engine in my.cnf everywhere", strings.Join(parts, "; "))
+	}
 	for id, hs := range serverIDs {
 		if len(hs) > 1 {
 			add(LevelError, "", CheckServerID, "hosts %s share server_id %s; give every database its own server-id", strings.Join(hs, ", "), id)
@@ -311,7 +328,7 @@ func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) d
 		return f
 	}
 	f.vars = map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset','sync_binlog','innodb_flush_log_at_trx_commit','version','max_allowed_packet')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id','auto_increment_increment','auto_increment_offset','sync_binlog','innodb_flush_log_at_trx_commit','version','max_allowed_packet','default_storage_engine')")
 	if err != nil {
 		f.err = fmt.Errorf("read variables at %s: %v", addr, err)
 		return f

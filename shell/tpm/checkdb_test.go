@@ -237,6 +237,11 @@ func TestCheckDB(t *testing.T) {
 		requireFindings(t, s.check(), ExitProblems, "ERROR: w2: columns tpm_comp.t.b are COMPRESSED (MariaDB column compression), which the replicator cannot read from the binlog")
 	})
 
+	t.Run("default engine", func(t *testing.T) {
+		s.set(t, "e2", "default_storage_engine", "'MyISAM'")
+		requireFindings(t, s.check(), ExitOK, "WARNING: default_storage_engine differs (InnoDB on ")
+	})
+
 	t.Run("durability", func(t *testing.T) {
 		s.set(t, "e1", "sync_binlog", "0")
 		s.set(t, "w2", "innodb_flush_log_at_trx_commit", "2")
