@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/sandbox"
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // The conformance suite (issue 18): MariaDB's own regression test files
@@ -103,12 +104,11 @@ func conformanceFiles(t *testing.T) []string {
 // on both sites. A file that leaves replication broken beyond repair is
 // reported and the rest run on a new sandbox.
 func TestConformance(t *testing.T) {
-	if _, err := exec.LookPath("mariadb-test"); err != nil {
-		t.Skip("mariadb-test is not installed (make deps installs mariadb-test and mariadb-test-data)")
-	}
-	if _, err := os.Stat(filepath.Join(mtrBase, "include")); err != nil {
-		t.Skipf("no MariaDB regression tests under %s (make deps installs mariadb-test-data)", mtrBase)
-	}
+	testutil.RequireDB(t)
+	_, err := exec.LookPath("mariadb-test")
+	testutil.Require(t, err == nil, "mariadb-test is not installed (make deps installs mariadb-test and mariadb-test-data)")
+	_, err = os.Stat(filepath.Join(mtrBase, "include"))
+	testutil.Require(t, err == nil, "no MariaDB regression tests under "+mtrBase+" (make deps installs mariadb-test-data)")
 	files := conformanceFiles(t)
 	s, w := startConformance(t)
 	counts := map[string]int{}

@@ -43,7 +43,7 @@ type table struct {
 	// (hidden, generated) only the server's replication can write as the
 	// source had them: its rows are applied from the source's events.
 	versioned bool
-	loaded  time.Time
+	loaded    time.Time
 }
 
 // native reports whether rows of t are applied from their source events

@@ -2,9 +2,11 @@ package extract
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
+	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -70,35 +72,11 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 	if rcs := rowChanges(t, txs[4][:1]); first.Changes[0].GetStatement() == nil || len(rcs) > 1 || len(rcs) == 1 && len(rcs[0].Rows) > 499 {
 		t.Fatalf("CREATE TABLE nokey SELECT: first fragment %v, want the statement then up to 499 rows", first.Changes[0])
 	}
-	var events []*thlpb.Event
-	for i, tx := range txs {
-		for _, ev := range tx {
-			ev.Seqno = uint64(i)
-			events = append(events, ev)
-		}
-	}
-
-	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Channels: 4, Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if err := a.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	ex := newExtractor(t, east, nil)
 	efrom := currentPosition(t, ex)
-	applyAll(t, a, events)
+	applyOn(t, east, 4, txs)
 
-	for _, table := range []string{"s", "nokey", "keyed", "fromview", "big", "m", "wide"} {
-		q := "CHECKSUM TABLE app." + table
-		var name, wsum, esum string
-		testutil.QueryRow(t, wdb, q, nil, &name, &wsum)
-		testutil.QueryRow(t, edb, q, nil, &name, &esum)
-		if wsum != esum {
-			t.Errorf("app.%s: checksum %s on east, %s on west", table, esum, wsum)
-		}
-	}
+	sameChecksums(t, wdb, edb, "app.s", "app.nokey", "app.keyed", "app.fromview", "app.big", "app.m", "app.wide")
 
 	testutil.Exec(t, edb, "INSERT INTO app.s VALUES (200000, 'east')")
 	col := start(t, ex, efrom)
@@ -109,6 +87,43 @@ func TestAppliedCreateTableSelect(t *testing.T) {
 	col.stop(t)
 	if n := col.count(); n != 1 {
 		t.Errorf("east extracted %d transactions, want 1 (its own)", n)
+	}
+}
+
+// applyOn applies txs (each a transaction's fragments) to srv as west's
+// service on channels connections, numbered from seqno 0, and waits until
+// the last is applied.
+func applyOn(t *testing.T, srv *mysqld.Server, channels int, txs [][]*thlpb.Event) {
+	t.Helper()
+	var events []*thlpb.Event
+	for i, tx := range txs {
+		for _, ev := range tx {
+			ev.Seqno = uint64(i)
+			events = append(events, ev)
+		}
+	}
+	a, err := apply.New(apply.Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "west", Channels: channels, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, a, events)
+}
+
+// sameChecksums fails t for each of the tables whose CHECKSUM TABLE
+// differs between west and east.
+func sameChecksums(t *testing.T, west, east *sql.DB, tables ...string) {
+	t.Helper()
+	for _, table := range tables {
+		var name, wsum, esum string
+		testutil.QueryRow(t, west, "CHECKSUM TABLE "+table, nil, &name, &wsum)
+		testutil.QueryRow(t, east, "CHECKSUM TABLE "+table, nil, &name, &esum)
+		if wsum != esum {
+			t.Errorf("%s: checksum %s on east, %s on west", table, esum, wsum)
+		}
 	}
 }
 

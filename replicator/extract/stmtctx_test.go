@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -45,22 +44,7 @@ func TestStatementContext(t *testing.T) {
 		execConn(t, c, q)
 	}
 	txs := start(t, wx, from).wait(t, len(workload)-3) // less the SETs
-	var events []*thlpb.Event
-	for i, tx := range txs {
-		for _, ev := range tx {
-			ev.Seqno = uint64(i)
-			events = append(events, ev)
-		}
-	}
-	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if err := a.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	applyAll(t, a, events)
+	applyOn(t, east, 1, txs)
 	q := "SELECT GROUP_CONCAT(CONCAT_WS('/', id, v, r, name, ts, HEX(u), b) ORDER BY id SEPARATOR ' | ') FROM app.s"
 	var wrows, erows string
 	testutil.QueryRow(t, wdb, q, nil, &wrows)
@@ -68,12 +52,7 @@ func TestStatementContext(t *testing.T) {
 	if wrows != erows {
 		t.Errorf("app.s differs:\nwest %s\neast %s", wrows, erows)
 	}
-	var wsum, esum, name string
-	testutil.QueryRow(t, wdb, "CHECKSUM TABLE app.s", nil, &name, &wsum)
-	testutil.QueryRow(t, edb, "CHECKSUM TABLE app.s", nil, &name, &esum)
-	if wsum != esum {
-		t.Errorf("app.s: checksum %s on east, %s on west", esum, wsum)
-	}
+	sameChecksums(t, wdb, edb, "app.s")
 }
 
 // TestLoadDataAsStatementStops: LOAD DATA logged as a statement carries a
@@ -132,22 +111,7 @@ func TestStatementWithSourceError(t *testing.T) {
 	if code := txs[2][0].Changes[0].GetStatement().GetSession()[SessionErrorCode]; code != "1062" {
 		t.Fatalf("the failed INSERT carries error code %q, want 1062", code)
 	}
-	var events []*thlpb.Event
-	for i, tx := range txs {
-		for _, ev := range tx {
-			ev.Seqno = uint64(i)
-			events = append(events, ev)
-		}
-	}
-	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if err := a.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	applyAll(t, a, events)
+	applyOn(t, east, 1, txs)
 	var w, e string
 	testutil.QueryRow(t, wdb, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.m", nil, &w)
 	testutil.QueryRow(t, edb, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.m", nil, &e)

@@ -1,13 +1,10 @@
 package extract
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/replicator/apply"
-	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // TestTriggersAndCascadesApplied: rows of tables with triggers, with the
@@ -71,30 +68,8 @@ func TestTriggersAndCascadesApplied(t *testing.T) {
 				execConn(t, c, q)
 			}
 			txs := start(t, wx, from).wait(t, n)
-			var events []*thlpb.Event
-			for i, tx := range txs {
-				for _, ev := range tx {
-					ev.Seqno = uint64(i)
-					events = append(events, ev)
-				}
-			}
-			a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Channels: channels, Logger: testutil.Logger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { a.Close() })
-			if err := a.Open(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			applyAll(t, a, events)
-			for _, table := range []string{"t", "audit", "parent", "child"} {
-				var name, wsum, esum string
-				testutil.QueryRow(t, wdb, "CHECKSUM TABLE app."+table, nil, &name, &wsum)
-				testutil.QueryRow(t, edb, "CHECKSUM TABLE app."+table, nil, &name, &esum)
-				if wsum != esum {
-					t.Errorf("app.%s: checksum %s on east, %s on west", table, esum, wsum)
-				}
-			}
+			applyOn(t, east, channels, txs)
+			sameChecksums(t, wdb, edb, "app.t", "app.audit", "app.parent", "app.child")
 		})
 	}
 }
@@ -128,22 +103,7 @@ func TestSystemVersionedApplied(t *testing.T) {
 		testutil.Exec(t, wdb, q)
 	}
 	txs := start(t, wx, from).wait(t, len(workload))
-	var events []*thlpb.Event
-	for i, tx := range txs {
-		for _, ev := range tx {
-			ev.Seqno = uint64(i)
-			events = append(events, ev)
-		}
-	}
-	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if err := a.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	applyAll(t, a, events)
+	applyOn(t, east, 1, txs)
 	for _, q := range []string{
 		"SELECT GROUP_CONCAT(CONCAT_WS('/', id, x, row_start, row_end) ORDER BY id, row_start) FROM app.v FOR SYSTEM_TIME ALL",
 		"SELECT GROUP_CONCAT(CONCAT_WS('/', id, x, rs, re) ORDER BY id, rs) FROM app.e FOR SYSTEM_TIME ALL",
@@ -187,28 +147,6 @@ func TestLongUniqueApplied(t *testing.T) {
 		testutil.Exec(t, wdb, q)
 	}
 	txs := start(t, wx, from).wait(t, len(workload))
-	var events []*thlpb.Event
-	for i, tx := range txs {
-		for _, ev := range tx {
-			ev.Seqno = uint64(i)
-			events = append(events, ev)
-		}
-	}
-	a, err := apply.New(apply.Config{Addr: east.Addr(), User: "tungsten", Password: "secret", Service: "west", Channels: 2, Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if err := a.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	applyAll(t, a, events)
-	for _, table := range []string{"u", "q"} {
-		var name, wsum, esum string
-		testutil.QueryRow(t, wdb, "CHECKSUM TABLE app."+table, nil, &name, &wsum)
-		testutil.QueryRow(t, edb, "CHECKSUM TABLE app."+table, nil, &name, &esum)
-		if wsum != esum {
-			t.Errorf("app.%s: checksum %s on east, %s on west", table, esum, wsum)
-		}
-	}
+	applyOn(t, east, 2, txs)
+	sameChecksums(t, wdb, edb, "app.u", "app.q")
 }
