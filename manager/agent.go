@@ -30,9 +30,9 @@ type Config struct {
 	// ProbeEvery is how often the local database and replicator are
 	// probed and the coordinator steps the monitor.
 	ProbeEvery time.Duration
-	// FenceAfter is how long a primary's manager may be without a quorum
-	// before it makes its database read-only. Must stay below
-	// Policy.FenceGrace.
+	// FenceAfter is the primary's lease (lease.go): how long its manager
+	// keeps the database writable without a grant from the coordinator.
+	// Must stay below Policy.FenceGrace.
 	FenceAfter time.Duration
 	// BootScript overrides the install's datasource-boot-script.
 	BootScript []string
@@ -40,7 +40,7 @@ type Config struct {
 
 // DefaultConfig returns the settings managers run with.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, Policy: policy.DefaultConfig(), ProbeEvery: 250 * time.Millisecond, FenceAfter: time.Second}
+	return Config{Home: home, Policy: policy.DefaultConfig(), ProbeEvery: 250 * time.Millisecond, FenceAfter: 3 * time.Second}
 }
 
 // Validate checks the timings against each other.
@@ -51,8 +51,8 @@ func (c *Config) Validate() error {
 	if c.ProbeEvery <= 0 {
 		return errors.New("manager: the probe interval must be positive")
 	}
-	if c.FenceAfter >= c.Policy.FenceGrace {
-		return fmt.Errorf("manager: fencing after %v must come before the coordinator's grace of %v", c.FenceAfter, c.Policy.FenceGrace)
+	if c.FenceAfter+leaderLease > c.Policy.FenceGrace {
+		return fmt.Errorf("manager: fencing after %v plus %v must not exceed the coordinator's grace of %v", c.FenceAfter, leaderLease, c.Policy.FenceGrace)
 	}
 	return nil
 }
@@ -86,6 +86,17 @@ type Agent struct {
 	seq        uint64
 	lastQuorum time.Time
 	hadQuorum  bool
+	// leaseAt is when this host's lease was last asked for and granted
+	// (lease.go); grants is when this coordinator last granted each host's,
+	// leaderSince when it took office (zero while not the coordinator).
+	leaseAt     time.Time
+	grants      map[string]time.Time
+	leaderSince time.Time
+	// primarySince is when this manager saw its host become the primary
+	// (zero if it already was when the manager started); seenState and
+	// wasPrimary track that.
+	primarySince          time.Time
+	seenState, wasPrimary bool
 	alerted    map[string]time.Time
 	leader     bool
 	changed    chan struct{}              // closed and replaced on every change
@@ -121,7 +132,7 @@ func New(cfg Config) (*Agent, error) {
 	site := b.Config.Service(b.Host.Site)
 	a := &Agent{cfg: cfg, sec: sec, log: cfg.Logger, bound: b, site: site, self: b.Host.Name, witness: b.Host.Witness,
 		st: b.Install.Settings, mon: policy.NewMonitor(cfg.Policy), changed: make(chan struct{}), shutdown: make(chan struct{}), alerted: map[string]time.Time{},
-		reports: map[string]connectorReport{}}
+		reports: map[string]connectorReport{}, grants: map[string]time.Time{}}
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
 	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address), sec)

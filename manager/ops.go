@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
 	"github.com/carbidedb/carbide/manager/policy"
@@ -36,7 +37,11 @@ func (a *Agent) replicatorTo(ctx context.Context, host, role, uri string) error 
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout+catchUpLimit)
 	defer cancel()
 	svc := a.site.Name
-	st, err := c.Status(ctx, &replicatorpb.StatusRequest{Service: svc})
+	// A host back from a partition may still be between two dials: wait
+	// (within stepTimeout) for the connection rather than fail at once.
+	sctx, scancel := context.WithTimeout(ctx, stepTimeout)
+	st, err := c.Status(sctx, &replicatorpb.StatusRequest{Service: svc}, grpc.WaitForReady(true))
+	scancel()
 	if err != nil {
 		return fmt.Errorf("replicator of %s: %w", host, err)
 	}
@@ -168,6 +173,7 @@ func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error)
 	if err := a.apply(policy.Change{Op: policy.OpPromote, Host: cand}); err != nil {
 		return nil, err
 	}
+	a.granted(cand) // a promotion gives the lease (lease.go)
 	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
 		a.log.Warn("make new primary writable", "host", cand, "error", err)
 	}
@@ -255,20 +261,18 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	// Fence the old primary's database (its sessions killed, read_only
 	// on) while the candidate is made complete: nothing may commit there
 	// once the new primary takes writes.
-	var wg sync.WaitGroup
-	var fenceErr error
-	wg.Add(1)
+	fenced := make(chan error, 1)
 	go func() {
-		defer wg.Done()
 		killed, err := a.remote.fence(ctx, from, stepTimeout)
 		switch {
 		case errors.Is(err, errDatabaseDown):
 			a.log.Info("fence: the old primary's database is down", "host", from)
+			err = nil
 		case err != nil:
-			fenceErr = err
 		default:
 			a.log.Info("fence: the old primary's database is read-only", "host", from, "sessions_killed", killed)
 		}
+		fenced <- err
 	}()
 	gap := a.complete(ctx, cand, from, a.others(cand, from))
 	// The old primary's replicator stops once the candidate has what it
@@ -278,12 +282,24 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		_, _ = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name, Immediate: true})
 		cancel()
 	}
-	wg.Wait()
+	// Promote once the old primary is fenced, or its lease has run out
+	// (its manager has fenced it then; the fence goes on trying, and the
+	// coordinator's stray check fences it when it answers again).
+	var fenceErr error
+	select {
+	case fenceErr = <-fenced:
+	case <-time.After(time.Until(a.leaseEnd(from))):
+		fenceErr = errors.New("its database did not answer before its lease ran out")
+	}
 	var lines []string
 	if fenceErr != nil {
 		// Unreachable but not down (a hung server, a cut network): its
-		// manager fences it when it loses quorum.
+		// manager fences it when its lease runs out; promote only after.
 		lines = append(lines, fmt.Sprintf("WARNING: could not fence %s's database: %s", from, firstLine(fenceErr.Error())))
+		if err := a.awaitLeaseEnd(ctx, from); err != nil {
+			_ = a.apply(policy.Change{Op: policy.OpEnd})
+			return nil, err
+		}
 	}
 	if gap != nil {
 		if !force {
@@ -301,6 +317,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	if err := a.apply(policy.Change{Op: policy.OpPromote, Host: cand}); err != nil {
 		return nil, err
 	}
+	a.granted(cand) // a promotion gives the lease (lease.go)
 	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
 		a.log.Warn("make new primary writable", "host", cand, "error", err)
 	}

@@ -65,8 +65,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			errs <- err
 		}
 	}()
+	a.loadLease()
 	a.startMetrics(ctx, &wg)
-	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.coordinateLoop, a.offsetLoop} {
+	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.leaseLoop, a.strayLoop, a.coordinateLoop, a.offsetLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -254,22 +255,26 @@ func (a *Agent) allFacts() map[string]policy.Facts {
 }
 
 // enforceLoop keeps this host's database read-only unless the agreed
-// state makes it the writable primary and this manager is in touch with
-// a quorum; a primary cut off for FenceAfter fences itself.
+// state makes it the writable primary and this manager holds the primary's
+// lease (lease.go); a primary whose lease runs out fences itself.
 func (a *Agent) enforceLoop(ctx context.Context) {
 	every(ctx, 100*time.Millisecond, func() {
 		now := time.Now()
-		// In touch with the coordinator through raft and up to date with
-		// what it committed; or seeing a majority of the site's managers
-		// report through gossip (which keeps a primary writable while a
-		// new coordinator is elected).
+		st := a.fsm.state()
+		// In touch with the coordinator through raft; the primary needs
+		// more: a lease, which only a round trip to the coordinator renews
+		// (raft and gossip both still arrive at a host whose outbound
+		// traffic is cut).
+		a.sawPrimary(now, st)
 		raftOK := a.hasQuorum()
-		gossip := a.gossipMajority(now, time.Second)
-		quorum := raftOK || gossip
+		quorum := raftOK
+		if st.Initialized && st.Primary == a.self {
+			quorum = a.leaseHeld(now)
+		}
 		a.mu.Lock()
 		if quorum != a.hadQuorum {
 			_, lid := a.raft.LeaderWithID()
-			a.log.Info("quorum view", "quorum", quorum, "raft", raftOK, "gossip", gossip, "raft_state", a.raft.State().String(),
+			a.log.Info("quorum view", "quorum", quorum, "raft", raftOK, "lease_at", a.leaseAt.Format(time.RFC3339Nano), "raft_state", a.raft.State().String(),
 				"leader", lid, "last_contact", a.raft.LastContact().Format(time.RFC3339Nano))
 			a.hadQuorum = quorum
 		}
@@ -279,7 +284,6 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 		lastQuorum := a.lastQuorum
 		fenced := a.facts.Fenced
 		a.mu.Unlock()
-		st := a.fsm.state()
 		if a.witness {
 			return
 		}
@@ -300,6 +304,9 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			return
 		}
 		cut := policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter)
+		if st.Primary == a.self {
+			cut = !quorum // the lease already counts FenceAfter
+		}
 		if fenced && !cut && !(raftOK && a.caughtUp()) {
 			// Once fenced, only the coordinator's current state may make
 			// this host writable again: gossip alone does not tell whether
@@ -327,6 +334,21 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			return
 		}
 		if want && !a.confirmWritable(ctx) {
+			return
+		}
+		if cut && st.Primary == a.self {
+			// Kill the application's sessions first: SET GLOBAL read_only
+			// waits for running writes, which would commit after the site
+			// promotes another primary.
+			killed, err := a.remote.fence(ctx, a.self, 2*time.Second)
+			if err != nil {
+				a.log.Warn("fencing", "error", err)
+				return
+			}
+			a.mu.Lock()
+			a.facts.ReadOnly = true
+			a.mu.Unlock()
+			a.log.Warn("fencing: the primary's lease ran out; database made read-only", "sessions_killed", killed)
 			return
 		}
 		if err := a.remote.setReadOnly(ctx, a.self, !want, 2*time.Second); err != nil {
@@ -399,6 +421,9 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		if a.raft.State() != raft.Leader {
 			if leading {
 				a.log.Info("no longer the coordinator")
+				a.mu.Lock()
+				a.leaderSince = time.Time{}
+				a.mu.Unlock()
 			}
 			leading = false
 			return
@@ -411,6 +436,10 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 				leading = false
 				return
 			}
+			a.mu.Lock()
+			a.leaderSince = time.Now()
+			clear(a.grants)
+			a.mu.Unlock()
 			a.notify()
 		}
 		if !a.ops.TryLock() {
@@ -501,6 +530,7 @@ func (a *Agent) finishTransition(ctx context.Context, st policy.State) {
 	if err == nil && s.GetRole() == policy.RoleMaster && s.GetState() == "ONLINE" {
 		a.log.Warn("completing a transition left by the previous coordinator", "transition", t.String())
 		if err := a.apply(policy.Change{Op: policy.OpPromote, Host: t.To}); err == nil {
+			a.granted(t.To)
 			a.repoint(ctx, t.To, a.others(t.To, t.From))
 		}
 		return

@@ -52,6 +52,10 @@ func (s *server) Report(_ context.Context, req *managerpb.ConnectorReport) (*man
 	return &managerpb.ReportReply{}, nil
 }
 
+func (s *server) Lease(_ context.Context, req *managerpb.LeaseRequest) (*managerpb.LeaseReply, error) {
+	return s.a.grantLease(req.GetHost()), nil
+}
+
 // UserError is a refusal worded for the operator.
 type UserError struct{ msg string }
 
@@ -87,7 +91,7 @@ func (a *Agent) watch(ctx context.Context, send func(*managerpb.StatusReply) err
 		case <-ctx.Done():
 			return nil
 		case <-ch:
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Second): // connectors give up a silent watch (router/expire.go)
 		}
 		select {
 		case <-ctx.Done():

@@ -121,8 +121,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		go serve(ro, true)
 	}
 	a.startMetrics(ctx, &wg)
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.watch(ctx) }()
+	go func() { defer wg.Done(); a.expireLoop(ctx) }()
 	go func() { defer wg.Done(); a.report(ctx) }()
 	a.startREST(ctx, &wg)
 	a.log.Info("connector running", "host", a.bound.Host.Name, "read_write", rwAddr, "read_only", roAddr)
@@ -204,14 +205,22 @@ func (a *Agent) follow(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	// A hung manager's stream stays open and silent: give it up.
+	stalled := time.AfterFunc(watchStall, cancel)
+	defer stalled.Stop()
 	for {
 		r, err := stream.Recv()
 		if err != nil {
+			if !stalled.Stop() {
+				return fmt.Errorf("the manager sent nothing for %v", watchStall)
+			}
 			return err
 		}
-		if r.GetCoordinator() == "" && a.proxy.Table().State == StateOnline {
-			// A manager without a coordinator may be the cut-off one: keep
-			// routing as before, and look for a manager that has one.
+		stalled.Reset(watchStall)
+		if r.GetCoordinator() == "" {
+			// A manager without a coordinator may be the cut-off one: its
+			// word confirms nothing (the table expires unless another
+			// manager confirms it); look for one that has a coordinator.
 			return errors.New("this manager has no coordinator")
 		}
 		a.mu.Lock()

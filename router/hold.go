@@ -1,6 +1,9 @@
 package router
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // hold is the operator's ONHOLD (POST /api/v2/connector/onhold): new
 // connections wait, as while the site has no routable primary, until
@@ -12,6 +15,10 @@ type hold struct {
 	on     bool
 	routed Table // the last table from the managers
 	have   bool
+	// confirmed is when a manager with a coordinator last sent routed;
+	// expired is set once that is more than tableTTL ago (expire.go).
+	confirmed time.Time
+	expired   bool
 }
 
 // setTable installs t, the managers' table, with the operator's hold on top.
@@ -19,6 +26,7 @@ func (a *Agent) setTable(t Table) {
 	a.hold.mu.Lock()
 	defer a.hold.mu.Unlock()
 	a.hold.routed, a.hold.have = t, true
+	a.hold.confirmed, a.hold.expired = time.Now(), false
 	a.proxy.SetTable(a.held(t))
 }
 
@@ -32,7 +40,7 @@ func (a *Agent) setHold(on bool) {
 	a.hold.on = on
 	a.log.Info("operator hold", "on", on)
 	if a.hold.have {
-		a.proxy.SetTable(a.held(a.hold.routed))
+		a.proxy.SetTable(a.held(a.current()))
 	}
 }
 

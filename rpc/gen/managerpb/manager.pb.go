@@ -959,6 +959,112 @@ func (*ReportReply) Descriptor() ([]byte, []int) {
 	return file_manager_proto_rawDescGZIP(), []int{11}
 }
 
+type LeaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRequest) Reset() {
+	*x = LeaseRequest{}
+	mi := &file_manager_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRequest) ProtoMessage() {}
+
+func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
+func (*LeaseRequest) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LeaseRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+type LeaseReply struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Granted bool                   `protobuf:"varint,1,opt,name=granted,proto3" json:"granted,omitempty"`
+	// coordinator is the host that answered, as it sees itself.
+	Coordinator string `protobuf:"bytes,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	// why says why a lease was refused.
+	Why           string `protobuf:"bytes,3,opt,name=why,proto3" json:"why,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseReply) Reset() {
+	*x = LeaseReply{}
+	mi := &file_manager_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseReply) ProtoMessage() {}
+
+func (x *LeaseReply) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
+func (*LeaseReply) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *LeaseReply) GetGranted() bool {
+	if x != nil {
+		return x.Granted
+	}
+	return false
+}
+
+func (x *LeaseReply) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+func (x *LeaseReply) GetWhy() string {
+	if x != nil {
+		return x.Why
+	}
+	return ""
+}
+
 var File_manager_proto protoreflect.FileDescriptor
 
 const file_manager_proto_rawDesc = "" +
@@ -1052,13 +1158,21 @@ const file_manager_proto_rawDesc = "" +
 	"transition\x12\x1a\n" +
 	"\bdraining\x18\x05 \x01(\tR\bdraining\x12'\n" +
 	"\x0fdraining_active\x18\x06 \x01(\x03R\x0edrainingActive\"\r\n" +
-	"\vReportReply2\x91\x03\n" +
+	"\vReportReply\"\"\n" +
+	"\fLeaseRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\"Z\n" +
+	"\n" +
+	"LeaseReply\x12\x18\n" +
+	"\agranted\x18\x01 \x01(\bR\agranted\x12 \n" +
+	"\vcoordinator\x18\x02 \x01(\tR\vcoordinator\x12\x10\n" +
+	"\x03why\x18\x03 \x01(\tR\x03why2\xdc\x03\n" +
 	"\aManager\x12L\n" +
 	"\x06Status\x12!.carbide.manager.v1.StatusRequest\x1a\x1f.carbide.manager.v1.StatusReply\x12O\n" +
 	"\aCommand\x12\".carbide.manager.v1.CommandRequest\x1a .carbide.manager.v1.CommandReply\x12L\n" +
 	"\x05Watch\x12 .carbide.manager.v1.WatchRequest\x1a\x1f.carbide.manager.v1.StatusReply0\x01\x12I\n" +
 	"\x05Local\x12 .carbide.manager.v1.LocalRequest\x1a\x1e.carbide.manager.v1.LocalReply\x12N\n" +
-	"\x06Report\x12#.carbide.manager.v1.ConnectorReport\x1a\x1f.carbide.manager.v1.ReportReplyB0Z.github.com/carbidedb/carbide/rpc/gen/managerpbb\x06proto3"
+	"\x06Report\x12#.carbide.manager.v1.ConnectorReport\x1a\x1f.carbide.manager.v1.ReportReply\x12I\n" +
+	"\x05Lease\x12 .carbide.manager.v1.LeaseRequest\x1a\x1e.carbide.manager.v1.LeaseReplyB0Z.github.com/carbidedb/carbide/rpc/gen/managerpbb\x06proto3"
 
 var (
 	file_manager_proto_rawDescOnce sync.Once
@@ -1072,7 +1186,7 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_manager_proto_goTypes = []any{
 	(*StatusRequest)(nil),   // 0: carbide.manager.v1.StatusRequest
 	(*StatusReply)(nil),     // 1: carbide.manager.v1.StatusReply
@@ -1086,6 +1200,8 @@ var file_manager_proto_goTypes = []any{
 	(*LocalReply)(nil),      // 9: carbide.manager.v1.LocalReply
 	(*ConnectorReport)(nil), // 10: carbide.manager.v1.ConnectorReport
 	(*ReportReply)(nil),     // 11: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),    // 12: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),      // 13: carbide.manager.v1.LeaseReply
 }
 var file_manager_proto_depIdxs = []int32{
 	2,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
@@ -1096,13 +1212,15 @@ var file_manager_proto_depIdxs = []int32{
 	7,  // 5: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
 	8,  // 6: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
 	10, // 7: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	1,  // 8: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	6,  // 9: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	1,  // 10: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	9,  // 11: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	11, // 12: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
+	12, // 8: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	1,  // 9: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	6,  // 10: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	1,  // 11: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	9,  // 12: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	11, // 13: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	13, // 14: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
@@ -1119,7 +1237,7 @@ func file_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

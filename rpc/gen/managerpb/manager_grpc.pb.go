@@ -24,6 +24,7 @@ const (
 	Manager_Watch_FullMethodName   = "/carbide.manager.v1.Manager/Watch"
 	Manager_Local_FullMethodName   = "/carbide.manager.v1.Manager/Local"
 	Manager_Report_FullMethodName  = "/carbide.manager.v1.Manager/Report"
+	Manager_Lease_FullMethodName   = "/carbide.manager.v1.Manager/Lease"
 )
 
 // ManagerClient is the client API for Manager service.
@@ -45,6 +46,13 @@ type ManagerClient interface {
 	// changes: a switch waits until every connector holds new connections
 	// and has closed its read-write connections to the old primary.
 	Report(ctx context.Context, in *ConnectorReport, opts ...grpc.CallOption) (*ReportReply, error)
+	// Lease is the primary's manager asking the coordinator to keep its
+	// database writable: granted only by a coordinator whose agreed state
+	// names the asker as the primary. The primary fences its database when
+	// no grant has come for the lease time, counted from when it asked; the
+	// coordinator promotes another host only once the last grant it gave
+	// has run out.
+	Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseReply, error)
 }
 
 type managerClient struct {
@@ -114,6 +122,16 @@ func (c *managerClient) Report(ctx context.Context, in *ConnectorReport, opts ..
 	return out, nil
 }
 
+func (c *managerClient) Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaseReply)
+	err := c.cc.Invoke(ctx, Manager_Lease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ManagerServer is the server API for Manager service.
 // All implementations must embed UnimplementedManagerServer
 // for forward compatibility.
@@ -133,6 +151,13 @@ type ManagerServer interface {
 	// changes: a switch waits until every connector holds new connections
 	// and has closed its read-write connections to the old primary.
 	Report(context.Context, *ConnectorReport) (*ReportReply, error)
+	// Lease is the primary's manager asking the coordinator to keep its
+	// database writable: granted only by a coordinator whose agreed state
+	// names the asker as the primary. The primary fences its database when
+	// no grant has come for the lease time, counted from when it asked; the
+	// coordinator promotes another host only once the last grant it gave
+	// has run out.
+	Lease(context.Context, *LeaseRequest) (*LeaseReply, error)
 	mustEmbedUnimplementedManagerServer()
 }
 
@@ -157,6 +182,9 @@ func (UnimplementedManagerServer) Local(context.Context, *LocalRequest) (*LocalR
 }
 func (UnimplementedManagerServer) Report(context.Context, *ConnectorReport) (*ReportReply, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Report not implemented")
+}
+func (UnimplementedManagerServer) Lease(context.Context, *LeaseRequest) (*LeaseReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Lease not implemented")
 }
 func (UnimplementedManagerServer) mustEmbedUnimplementedManagerServer() {}
 func (UnimplementedManagerServer) testEmbeddedByValue()                 {}
@@ -262,6 +290,24 @@ func _Manager_Report_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Manager_Lease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagerServer).Lease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Manager_Lease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagerServer).Lease(ctx, req.(*LeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Manager_ServiceDesc is the grpc.ServiceDesc for Manager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -284,6 +330,10 @@ var Manager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Report",
 			Handler:    _Manager_Report_Handler,
+		},
+		{
+			MethodName: "Lease",
+			Handler:    _Manager_Lease_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
