@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -78,7 +77,7 @@ var errTailFinal = fmt.Errorf("%w: the database does not answer; this master sto
 // onlineMaster returns the extractor of this ONLINE master, waiting
 // (within ctx) for a master reconnecting to its database (GOING-ONLINE
 // after the database restarted); what needs it names the caller.
-func (s *Service) onlineMaster(ctx context.Context, what string) (*extract.Extractor, error) {
+func (s *Service) onlineMaster(ctx context.Context, what string) (Extractor, error) {
 	for {
 		s.mu.Lock()
 		role, state, x, tail := s.role, s.state, s.extractor, s.tailRead

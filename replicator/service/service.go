@@ -19,7 +19,6 @@ import (
 
 	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/replicator/apply"
-	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
@@ -63,7 +62,10 @@ type Config struct {
 	// RoleFile, when set, keeps the role and sources setrole gave: they
 	// survive a restart and override Role and Sources.
 	RoleFile string
-	Logger   *slog.Logger
+	// Stages makes the pipeline's stages; the zero value makes the real
+	// ones.
+	Stages Stages
+	Logger *slog.Logger
 }
 
 // savedRole is what RoleFile holds.
@@ -88,6 +90,7 @@ func (c *Config) Validate() error {
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
+	c.Stages = c.Stages.withDefaults()
 	return nil
 }
 
@@ -106,9 +109,9 @@ type Service struct {
 	pending    *pendingError
 	cancel     context.CancelFunc
 	done       chan struct{}
-	extractor  *extract.Extractor
-	applier    *apply.Applier
-	client     *stream.Client
+	extractor  Extractor
+	applier    Applier // a slave's, or a master's tracker
+	client     THLClient
 	lastApply  apply.Position
 	hasApply   bool
 	skip       []uint64
@@ -545,14 +548,14 @@ func (s *Service) resetStore() error {
 	return nil
 }
 
-func (s *Service) newApplier() (*apply.Applier, error) {
-	return apply.New(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
+func (s *Service) newApplier() (Applier, error) {
+	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
 		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Logger: s.log})
 }
 
 // openApplier returns an applier connected to the database, its tracking
 // schema made and its position read.
-func (s *Service) openApplier(ctx context.Context) (*apply.Applier, error) {
+func (s *Service) openApplier(ctx context.Context) (Applier, error) {
 	a, err := s.newApplier()
 	if err != nil {
 		return nil, err
