@@ -69,6 +69,9 @@ type fakeDB struct {
 	has     bool
 	applied []uint64         // seqnos applied, in order (not skipped ones)
 	failAt  map[uint64]error // seqno → the error applying it raises, once
+	// block is how many transactions an applier commits at once (0: 1);
+	// a failure rolls back the block's transactions read before it.
+	block int
 	// readAhead makes an applier's Position say the last transaction it
 	// read rather than the last it committed (what status must not show).
 	readAhead bool
@@ -162,6 +165,11 @@ func (a *fakeApplier) commit(ev *thlpb.Event, applied bool) {
 }
 
 func (a *fakeApplier) Run(ctx context.Context, next apply.Next) error {
+	type txn struct {
+		ev   *thlpb.Event
+		skip bool
+	}
+	var block []txn
 	for {
 		ev, err := next(ctx)
 		if err != nil {
@@ -174,7 +182,7 @@ func (a *fakeApplier) Run(ctx context.Context, next apply.Next) error {
 		skip := a.skip[ev.GetSeqno()]
 		a.mu.Unlock()
 		a.db.mu.Lock()
-		fail, readAhead := a.db.failAt[ev.GetSeqno()], a.db.readAhead
+		fail, readAhead, size := a.db.failAt[ev.GetSeqno()], a.db.readAhead, max(a.db.block, 1)
 		a.db.mu.Unlock()
 		if readAhead {
 			a.mu.Lock()
@@ -187,7 +195,13 @@ func (a *fakeApplier) Run(ctx context.Context, next apply.Next) error {
 			a.db.mu.Unlock()
 			return &apply.Error{Seqno: ev.GetSeqno(), EventID: ev.GetEventId(), SQL: "INSERT INTO t VALUES (1)", Err: fail}
 		}
-		a.commit(ev, !skip)
+		if block = append(block, txn{ev, skip}); len(block) < size {
+			continue
+		}
+		for _, tx := range block {
+			a.commit(tx.ev, !tx.skip)
+		}
+		block = block[:0]
 	}
 }
 

@@ -85,7 +85,7 @@ func (s *Service) runMaster(ctx context.Context) error {
 		prepared = position.Position{}
 		s.fromEvent = ""
 	}
-	s.extractor = x
+	s.extractor, s.applier = x, tracker
 	s.mu.Unlock()
 	s.log.Info("extracting", "from", from.String(), "seqno", next, "epoch", epoch)
 	// Every goroutine of this run ends before it returns (defers run in
@@ -158,8 +158,12 @@ func (s *Service) readTail(ctx context.Context, x Extractor, from, prepared posi
 }
 
 // recordExtracted keeps the master's tracking row at the last stored
-// transaction (every second and when extraction stops): should this host
-// become a slave, it applies from there on.
+// transaction this host extracted (every second and when extraction
+// stops): should this host become a slave, it applies from there on. A
+// transaction another master extracted and this host stored without
+// applying (the tail a forced failover gave up) is not in this database,
+// so the tracking row never claims it: until this master extracts its
+// own, the row stays at what it applied as a slave.
 func (s *Service) recordExtracted(done <-chan struct{}, tracker Applier) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -167,7 +171,7 @@ func (s *Service) recordExtracted(done <-chan struct{}, tracker Applier) {
 	has := false
 	record := func() {
 		last, ok := s.store.Last()
-		if !ok || (has && last.GetSeqno() == recorded) {
+		if !ok || last.GetSourceId() != s.cfg.Host || (has && last.GetSeqno() == recorded) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

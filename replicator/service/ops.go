@@ -99,7 +99,7 @@ func (s *Service) onlineMaster(ctx context.Context, what string) (Extractor, err
 	}
 }
 
-// Wait waits until seqno `applied` is applied (or stored, on a master),
+// Wait waits until seqno `applied` is in the database (appliedLastSeqno),
 // or until the service is in `state`.
 func (s *Service) Wait(ctx context.Context, applied int64, state string) error {
 	for {
@@ -213,7 +213,7 @@ func (s *Service) SetPosition(ctx context.Context, ev *thlpb.Event) error {
 	s.dropResetMark()
 	pos, ok := a.Position()
 	s.mu.Lock()
-	s.lastApply, s.hasApply = pos, ok
+	s.lastApply, s.hasApply, s.applyStale = pos, ok, false
 	s.pending = nil
 	if s.state == StateError {
 		s.setState(StateOffline)

@@ -112,10 +112,16 @@ type Service struct {
 	extractor  Extractor
 	applier    Applier // a slave's, or a master's tracker
 	client     THLClient
-	lastApply  apply.Position
-	hasApply   bool
-	skip       []uint64
-	fromEvent  string
+	// lastApply is the tracking row: as the applier committed it, or as
+	// read from the database; applyStale asks Status to read it again
+	// once no run is going (see committed in status.go).
+	lastApply   apply.Position
+	hasApply    bool
+	applyStale  bool
+	applyReadAt time.Time
+	applyRead   bool // a read is under way
+	skip        []uint64
+	fromEvent   string
 	// tailRead: this master's database died and the binlog files' tail
 	// is in the THL; what it stored is final until the database is back.
 	tailRead bool
@@ -137,7 +143,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	now := time.Now()
 	s := &Service{cfg: cfg, log: cfg.Logger.With("service", cfg.Name), start: now,
-		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...)}
+		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...), applyStale: true}
 	if err := s.loadRole(); err != nil {
 		return nil, err
 	}
@@ -309,6 +315,9 @@ func (s *Service) finish(ctx context.Context, err error) {
 	if s.applier != nil {
 		s.lastApply, s.hasApply = s.applier.Position()
 	}
+	// What the run committed is what the database holds, unless its last
+	// commit failed after the database had it: read it when next asked.
+	s.applyStale = true
 	s.extractor, s.applier, s.client = nil, nil, nil
 	if ctx.Err() != nil || err == nil {
 		s.setState(StateOffline)
@@ -503,7 +512,7 @@ func (s *Service) Reset(ctx context.Context, thlToo, db, forget bool) error {
 			return err
 		}
 		s.mu.Lock()
-		s.lastApply, s.hasApply = apply.Position{}, false
+		s.lastApply, s.hasApply, s.applyStale = apply.Position{}, false, false
 		s.mu.Unlock()
 	}
 	if forget {
