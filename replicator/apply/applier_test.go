@@ -158,6 +158,10 @@ func TestApplyErrorNamesSeqnoAndStatement(t *testing.T) {
 	if p, _ := a.Position(); p.Seqno != 0 {
 		t.Fatalf("applied up to %d, want 0 (the transaction before the failing one)", p.Seqno)
 	}
+	// Position is the committed tracking row, not what the failed block read.
+	if got := testutil.QueryString(t, db, "SELECT seqno FROM tungsten_east.trep_commit_seqno"); got != "0" {
+		t.Fatalf("tracking row at %s, want 0 (Position)", got)
+	}
 	// Skip it, as trepctl online -skip-seqno 1 does, and go on.
 	a.Skip(1)
 	if err := runUntil(t, a, 2,

@@ -91,6 +91,9 @@ func TestParallelApplyError(t *testing.T) {
 	if p, _ := a.Position(); p.Seqno != 499 {
 		t.Fatalf("position %d, want 499", p.Seqno)
 	}
+	if got := testutil.QueryString(t, db, "SELECT seqno FROM tungsten_east.trep_commit_seqno"); got != "499" {
+		t.Fatalf("tracking row at %s, want 499 (Position)", got)
+	}
 	if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); got != "501" {
 		t.Fatalf("rows = %s, want 501 (0..499 applied, plus the 500 that was there)", got)
 	}

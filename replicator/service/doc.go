@@ -12,6 +12,10 @@
 // waits for them. A failure puts the service OFFLINE:ERROR with the
 // failing seqno and message.
 //
+// The service reaches its stages through interfaces it declares
+// (stages.go: Extractor, THLClient, Applier), made by Config.Stages: the
+// real extract, stream and apply types by default, fakes in unit tests.
+//
 // It imports the replicator's own packages (thl, extract, apply, stream)
 // and rpc.
 package service

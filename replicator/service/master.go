@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -33,7 +32,7 @@ func (s *Service) syncer(ctx context.Context, interval time.Duration) {
 
 // runMaster extracts the local binlog into the THL.
 func (s *Service) runMaster(ctx context.Context) error {
-	x, err := extract.New(extract.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword,
+	x, err := s.cfg.Stages.NewExtractor(extract.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword,
 		Service: s.cfg.Name, SourceID: s.cfg.Host, Logger: s.log})
 	if err != nil {
 		return err
@@ -86,7 +85,7 @@ func (s *Service) runMaster(ctx context.Context) error {
 		prepared = position.Position{}
 		s.fromEvent = ""
 	}
-	s.extractor = x
+	s.extractor, s.applier = x, tracker
 	s.mu.Unlock()
 	s.log.Info("extracting", "from", from.String(), "seqno", next, "epoch", epoch)
 	// Every goroutine of this run ends before it returns (defers run in
@@ -135,7 +134,7 @@ func (s *Service) databaseDown() bool {
 // transactions its clients saw committed that the stream had not passed
 // on yet. A failover's candidate then fetches them (Flush says the THL is
 // final).
-func (s *Service) readTail(ctx context.Context, x *extract.Extractor, from, prepared position.Position, send func([]*thlpb.Event) error) {
+func (s *Service) readTail(ctx context.Context, x Extractor, from, prepared position.Position, send func([]*thlpb.Event) error) {
 	if last, ok := s.store.Last(); ok && last.GetSourceId() == s.cfg.Host {
 		if p, err := position.Parse(last.GetEventId()); err == nil {
 			from = p
@@ -159,16 +158,20 @@ func (s *Service) readTail(ctx context.Context, x *extract.Extractor, from, prep
 }
 
 // recordExtracted keeps the master's tracking row at the last stored
-// transaction (every second and when extraction stops): should this host
-// become a slave, it applies from there on.
-func (s *Service) recordExtracted(done <-chan struct{}, tracker *apply.Applier) {
+// transaction this host extracted (every second and when extraction
+// stops): should this host become a slave, it applies from there on. A
+// transaction another master extracted and this host stored without
+// applying (the tail a forced failover gave up) is not in this database,
+// so the tracking row never claims it: until this master extracts its
+// own, the row stays at what it applied as a slave.
+func (s *Service) recordExtracted(done <-chan struct{}, tracker Applier) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var recorded uint64
 	has := false
 	record := func() {
 		last, ok := s.store.Last()
-		if !ok || (has && last.GetSeqno() == recorded) {
+		if !ok || last.GetSourceId() != s.cfg.Host || (has && last.GetSeqno() == recorded) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -78,7 +77,7 @@ var errTailFinal = fmt.Errorf("%w: the database does not answer; this master sto
 // onlineMaster returns the extractor of this ONLINE master, waiting
 // (within ctx) for a master reconnecting to its database (GOING-ONLINE
 // after the database restarted); what needs it names the caller.
-func (s *Service) onlineMaster(ctx context.Context, what string) (*extract.Extractor, error) {
+func (s *Service) onlineMaster(ctx context.Context, what string) (Extractor, error) {
 	for {
 		s.mu.Lock()
 		role, state, x, tail := s.role, s.state, s.extractor, s.tailRead
@@ -100,7 +99,7 @@ func (s *Service) onlineMaster(ctx context.Context, what string) (*extract.Extra
 	}
 }
 
-// Wait waits until seqno `applied` is applied (or stored, on a master),
+// Wait waits until seqno `applied` is in the database (appliedLastSeqno),
 // or until the service is in `state`.
 func (s *Service) Wait(ctx context.Context, applied int64, state string) error {
 	for {
@@ -214,7 +213,7 @@ func (s *Service) SetPosition(ctx context.Context, ev *thlpb.Event) error {
 	s.dropResetMark()
 	pos, ok := a.Position()
 	s.mu.Lock()
-	s.lastApply, s.hasApply = pos, ok
+	s.lastApply, s.hasApply, s.applyStale = pos, ok, false
 	s.pending = nil
 	if s.state == StateError {
 		s.setState(StateOffline)

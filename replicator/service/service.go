@@ -19,7 +19,6 @@ import (
 
 	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/replicator/apply"
-	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
@@ -63,7 +62,10 @@ type Config struct {
 	// RoleFile, when set, keeps the role and sources setrole gave: they
 	// survive a restart and override Role and Sources.
 	RoleFile string
-	Logger   *slog.Logger
+	// Stages makes the pipeline's stages; the zero value makes the real
+	// ones.
+	Stages Stages
+	Logger *slog.Logger
 }
 
 // savedRole is what RoleFile holds.
@@ -88,6 +90,7 @@ func (c *Config) Validate() error {
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
+	c.Stages = c.Stages.withDefaults()
 	return nil
 }
 
@@ -106,13 +109,19 @@ type Service struct {
 	pending    *pendingError
 	cancel     context.CancelFunc
 	done       chan struct{}
-	extractor  *extract.Extractor
-	applier    *apply.Applier
-	client     *stream.Client
-	lastApply  apply.Position
-	hasApply   bool
-	skip       []uint64
-	fromEvent  string
+	extractor  Extractor
+	applier    Applier // a slave's, or a master's tracker
+	client     THLClient
+	// lastApply is the tracking row: as the applier committed it, or as
+	// read from the database; applyStale asks Status to read it again
+	// once no run is going (see committed in status.go).
+	lastApply   apply.Position
+	hasApply    bool
+	applyStale  bool
+	applyReadAt time.Time
+	applyRead   bool // a read is under way
+	skip        []uint64
+	fromEvent   string
 	// tailRead: this master's database died and the binlog files' tail
 	// is in the THL; what it stored is final until the database is back.
 	tailRead bool
@@ -134,7 +143,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	now := time.Now()
 	s := &Service{cfg: cfg, log: cfg.Logger.With("service", cfg.Name), start: now,
-		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...)}
+		state: StateOffline, stateSince: now, role: cfg.Role, sources: append([]string(nil), cfg.Sources...), applyStale: true}
 	if err := s.loadRole(); err != nil {
 		return nil, err
 	}
@@ -306,6 +315,9 @@ func (s *Service) finish(ctx context.Context, err error) {
 	if s.applier != nil {
 		s.lastApply, s.hasApply = s.applier.Position()
 	}
+	// What the run committed is what the database holds, unless its last
+	// commit failed after the database had it: read it when next asked.
+	s.applyStale = true
 	s.extractor, s.applier, s.client = nil, nil, nil
 	if ctx.Err() != nil || err == nil {
 		s.setState(StateOffline)
@@ -500,7 +512,7 @@ func (s *Service) Reset(ctx context.Context, thlToo, db, forget bool) error {
 			return err
 		}
 		s.mu.Lock()
-		s.lastApply, s.hasApply = apply.Position{}, false
+		s.lastApply, s.hasApply, s.applyStale = apply.Position{}, false, false
 		s.mu.Unlock()
 	}
 	if forget {
@@ -545,14 +557,14 @@ func (s *Service) resetStore() error {
 	return nil
 }
 
-func (s *Service) newApplier() (*apply.Applier, error) {
-	return apply.New(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
+func (s *Service) newApplier() (Applier, error) {
+	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
 		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Logger: s.log})
 }
 
 // openApplier returns an applier connected to the database, its tracking
 // schema made and its position read.
-func (s *Service) openApplier(ctx context.Context) (*apply.Applier, error) {
+func (s *Service) openApplier(ctx context.Context) (Applier, error) {
 	a, err := s.newApplier()
 	if err != nil {
 		return nil, err

@@ -106,7 +106,7 @@ func (s *Service) runSlave(ctx context.Context) error {
 		s.log.Info("recording transactions this host extracted as master as applied", "from", own[0], "to", own[len(own)-1])
 		a.Skip(own...)
 	}
-	c, err := stream.NewClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve,
+	c, err := s.cfg.Stages.NewTHLClient(stream.ClientConfig{Service: s.cfg.Name, ClientHost: s.cfg.Host, Sources: sources, Resolve: s.cfg.Resolve,
 		Order: s.cfg.SourceOrder, OnConnect: s.goOnline, DialOptions: s.cfg.DialOptions, Logger: s.log})
 	if err != nil {
 		return err

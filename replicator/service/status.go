@@ -1,11 +1,13 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
 	"time"
 
+	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -30,9 +32,9 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 	state, since, role := s.state, s.stateSince, s.role
 	pending := s.pending
 	sources := append([]string(nil), s.sources...)
-	applier, client, extractor := s.applier, s.client, s.extractor
-	lastApply, hasApply := s.lastApply, s.hasApply
+	client, extractor := s.client, s.extractor
 	s.mu.Unlock()
+	applied, hasApplied := s.committed()
 
 	store := s.Store()
 	now := time.Now()
@@ -50,29 +52,28 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		st.Epoch = last.GetEpoch()
 	}
 	currentEventID := "NONE"
-	if role == RoleMaster {
-		if hasLast {
-			st.AppliedLastSeqno = int64(last.GetSeqno())
-			st.AppliedLastEventId = last.GetEventId()
-			if t := last.GetSourceCommitTimeUs(); t > 0 && last.GetExtractTimeUs() > 0 {
-				st.AppliedLatency = max(0, float64(last.GetExtractTimeUs()-t)/1e6)
-			}
+	// appliedLastSeqno is the last transaction in this database: on a
+	// slave its tracking row; on a master also what it extracted from its
+	// own binlog, which is in its database (a transaction another master
+	// extracted is in this database only if applied here: the tail a
+	// forced failover gave up is stored but not applied). A master's last
+	// stored transaction, when it extracted it, follows all it applied as
+	// a slave (the greater of the two); otherwise the tracking row is the
+	// last in its database.
+	switch {
+	case hasLast && role == RoleMaster && last.GetSourceId() == s.cfg.Host:
+		st.AppliedLastSeqno = int64(last.GetSeqno())
+		st.AppliedLastEventId = last.GetEventId()
+		if t := last.GetSourceCommitTimeUs(); t > 0 && last.GetExtractTimeUs() > 0 {
+			st.AppliedLatency = max(0, float64(last.GetExtractTimeUs()-t)/1e6)
 		}
-		if extractor != nil {
-			currentEventID = extractor.Stats().Position.String()
-		}
-	} else {
-		if applier != nil {
-			lastApply, hasApply = applier.Position()
-			s.mu.Lock()
-			s.lastApply, s.hasApply = lastApply, hasApply
-			s.mu.Unlock()
-		}
-		if hasApply {
-			st.AppliedLastSeqno = int64(lastApply.Seqno)
-			st.AppliedLastEventId = lastApply.EventID
-			st.AppliedLatency = lastApply.AppliedLatency.Seconds()
-		}
+	case hasApplied:
+		st.AppliedLastSeqno = int64(applied.Seqno)
+		st.AppliedLastEventId = applied.EventID
+		st.AppliedLatency = applied.AppliedLatency.Seconds()
+	}
+	if role == RoleMaster && extractor != nil {
+		currentEventID = extractor.Stats().Position.String()
 	}
 	connectURI := ""
 	if role == RoleSlave {
@@ -172,4 +173,66 @@ func orNone(s string) string {
 		return "NONE"
 	}
 	return s
+}
+
+// readRetry is how long Status waits before reading the tracking row
+// again after a read failed (the database down).
+const readRetry = 5 * time.Second
+
+// committed returns the tracking row: while a run goes, as its applier
+// (a master's tracker) committed it; otherwise as last read from the
+// database, read again when a run ended since (its last commit may have
+// failed after the database had it) or at the first ask after start. When
+// the database cannot be read, it is what the last run committed.
+func (s *Service) committed() (apply.Position, bool) {
+	s.mu.Lock()
+	a, done := s.applier, s.done
+	read := a == nil && !s.runningLocked() && s.applyStale && !s.applyRead && time.Since(s.applyReadAt) >= readRetry
+	if !read {
+		defer s.mu.Unlock()
+		if a != nil {
+			s.lastApply, s.hasApply = a.Position()
+		}
+		return s.lastApply, s.hasApply
+	}
+	s.applyRead = true
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pos, ok, err := s.readTracking(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyRead = false
+	switch {
+	case err != nil:
+		s.applyReadAt = time.Now()
+		s.log.Debug("read the tracking row for status", "error", err)
+	case s.done == done && !s.runningLocked():
+		s.lastApply, s.hasApply, s.applyStale = pos, ok, false
+	}
+	return s.lastApply, s.hasApply
+}
+
+// readTracking reads the tracking row from the database.
+func (s *Service) readTracking(ctx context.Context) (apply.Position, bool, error) {
+	a, err := s.openApplier(ctx)
+	if err != nil {
+		return apply.Position{}, false, err
+	}
+	defer a.Close()
+	pos, ok := a.Position()
+	return pos, ok, nil
+}
+
+// runningLocked reports whether a pipeline run goes (s.mu held).
+func (s *Service) runningLocked() bool {
+	if s.done == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
 }
