@@ -97,11 +97,11 @@ type Agent struct {
 	// wasPrimary track that.
 	primarySince          time.Time
 	seenState, wasPrimary bool
-	alerted    map[string]time.Time
-	leader     bool
-	changed    chan struct{}              // closed and replaced on every change
-	reports    map[string]connectorReport // connectors' own word, by host
-	warnings   []string                   // offsetWarnings' last findings
+	alerted               map[string]time.Time
+	leader                bool
+	changed               chan struct{}              // closed and replaced on every change
+	reports               map[string]connectorReport // connectors' own word, by host
+	warnings              []string                   // offsetWarnings' last findings
 
 	transitions transitionCounts // switches and failovers run here (metrics.go)
 
