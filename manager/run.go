@@ -190,7 +190,7 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 		defer wg.Done()
 		ro, err := a.remote.readOnly(ctx, a.self, time.Second)
 		if err != nil {
-			f.DB, f.DBError = policy.DBDown, firstLine(err.Error())
+			f.DB, f.DBError, f.DBRefused = policy.DBDown, firstLine(err.Error()), isRefused(err)
 			return
 		}
 		f.DB, f.ReadOnly = policy.DBUp, ro
@@ -469,7 +469,7 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		if st.Primary != "" {
 			_, err := a.remote.readOnly(ctx, st.Primary, 700*time.Millisecond)
 			ok := err == nil
-			in.PrimaryProbe = &ok
+			in.PrimaryProbe, in.PrimaryRefused = &ok, isRefused(err)
 		}
 		for _, d := range a.mon.Step(in) {
 			a.execute(ctx, d)

@@ -40,6 +40,9 @@ type Facts struct {
 	Witness     bool                `json:"w,omitempty"`
 	Seq         uint64              `json:"n"` // report counter
 	DBError     string              `json:"de,omitempty"`
+	// DBRefused: the database refused the manager's connection (nothing
+	// listens on its port: the server process is gone).
+	DBRefused bool `json:"dr,omitempty"`
 	// Incomplete: a tprovision copy into this host's database began and
 	// did not finish (what its marker file says).
 	Incomplete string `json:"inc,omitempty"`
@@ -59,6 +62,8 @@ type Input struct {
 	// PrimaryProbe is the coordinator's own probe of the primary's
 	// database on this step: true reachable, false not, nil no probe.
 	PrimaryProbe *bool
+	// PrimaryRefused: that probe's connection was refused.
+	PrimaryRefused bool
 	// Unreachable is how long each host's manager has been out of
 	// contact (absent: in contact).
 	Unreachable map[string]time.Duration

@@ -46,6 +46,12 @@ type Config struct {
 	// contact before its host is taken for down: longer than a cut-off
 	// manager needs to fence its database itself (see SelfFence).
 	FenceGrace time.Duration
+	// RefusedWindow confirms sooner that a primary's database is down
+	// when it refuses connections both to its own manager and to the
+	// coordinator: nothing listens on its port (the server process is
+	// gone), which a slow or cut-off server never looks like. Two
+	// observations this far apart confirm it.
+	RefusedWindow time.Duration
 	// RecoverAfter is how long a monitor-failed replica must look healthy
 	// before it is recovered.
 	RecoverAfter time.Duration
@@ -56,7 +62,7 @@ type Config struct {
 // DefaultConfig is what managers run with.
 func DefaultConfig() Config {
 	return Config{ConfirmProbes: 3, ConfirmWindow: 800 * time.Millisecond, FenceGrace: 4 * time.Second,
-		RecoverAfter: 2 * time.Second, AlertEvery: 30 * time.Second}
+		RefusedWindow: 200 * time.Millisecond, RecoverAfter: 2 * time.Second, AlertEvery: 30 * time.Second}
 }
 
 // Monitor turns inputs into decisions. It remembers failed observations
@@ -85,7 +91,7 @@ func (m *Monitor) Reset() {
 
 // observe records whether host's database looked down on this step and
 // reports whether that is now confirmed.
-func (m *Monitor) observe(now time.Time, host string, down bool) bool {
+func (m *Monitor) observe(now time.Time, host string, down, refused bool) bool {
 	if !down {
 		delete(m.down, host)
 		return false
@@ -96,29 +102,35 @@ func (m *Monitor) observe(now time.Time, host string, down bool) bool {
 		m.down[host] = s
 	}
 	s.n++
+	if refused && s.n >= 2 && now.Sub(s.first) >= m.cfg.RefusedWindow {
+		return true
+	}
 	return s.n >= m.cfg.ConfirmProbes && now.Sub(s.first) >= m.cfg.ConfirmWindow
 }
 
-// looksDown tells whether host's database looks down on this step, and why.
-func looksDown(in Input, host string) (bool, string) {
+// looksDown tells whether host's database looks down on this step, and
+// why; refused says that the primary's database refused connections to
+// both its manager and the coordinator.
+func looksDown(in Input, host string) (down bool, why string, refused bool) {
 	f, ok := in.Facts[host]
 	if !ok || !f.Alive {
 		if host == in.State.Primary && in.PrimaryProbe != nil && *in.PrimaryProbe {
 			// The manager is out of reach but the database answers.
-			return false, ""
+			return false, "", false
 		}
-		return true, "host down"
+		return true, "host down", false
 	}
 	if f.DB == DBDown {
 		if host == in.State.Primary && in.PrimaryProbe != nil && *in.PrimaryProbe {
-			return false, "" // the reports disagree: not confirmed
+			return false, "", false // the reports disagree: not confirmed
 		}
-		return true, "dataserver down"
+		refused := host == in.State.Primary && in.PrimaryProbe != nil && f.DBRefused && in.PrimaryRefused
+		return true, "dataserver down", refused
 	}
 	if host == in.State.Primary && in.PrimaryProbe != nil && !*in.PrimaryProbe && f.DB != DBUp {
-		return true, "dataserver unreachable"
+		return true, "dataserver unreachable", false
 	}
-	return false, ""
+	return false, "", false
 }
 
 // Step looks at in and returns the decisions to carry out, in order.
@@ -151,8 +163,8 @@ func (m *Monitor) Step(in Input) []Decision {
 				}
 			}
 		}
-		down, why := looksDown(in, h)
-		confirmed := m.observe(in.Now, h, down)
+		down, why, refused := looksDown(in, h)
+		confirmed := m.observe(in.Now, h, down, refused)
 		if h == st.Primary {
 			if ds.State == Failed && st.Policy == Automatic {
 				// A failed primary with no failover yet (no candidate then,

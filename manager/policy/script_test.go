@@ -16,9 +16,9 @@ import (
 //
 //	config confirm=3 window=800ms grace=3s recover=2s alert=30s
 //	init primary=east1 hosts=east1,east2,east3 [policy=MAINTENANCE]
-//	facts HOST [alive=true|false] [db=ONLINE|STOPPED|UNKNOWN] [repl=ROLE/STATE] [applied=N] [stored=N] [cross=SERVICE/STATE]
+//	facts HOST [alive=true|false] [db=ONLINE|STOPPED|UNKNOWN] [refused=true|false] [repl=ROLE/STATE] [applied=N] [stored=N] [cross=SERVICE/STATE]
 //	unreachable HOST DURATION   out of contact for DURATION, growing with each tick (0 clears)
-//	probe up|down|none          the coordinator's probe of the primary
+//	probe up|down|refused|none  the coordinator's probe of the primary
 //	change OP HOST VALUE [REASON]   apply a State change (datasource, router)
 //	change policy VALUE
 //	begin switch|failover FROM TO   a transition starts (as the executor's begin change)
@@ -55,6 +55,7 @@ type env struct {
 	facts   map[string]Facts
 	unreach map[string]time.Duration
 	probe   *bool
+	refused bool // the probe's connection was refused
 	now     time.Time
 	last    []Decision
 }
@@ -198,6 +199,8 @@ func (e *env) run(text string) error {
 				f.Alive, err = strconv.ParseBool(v)
 			case "db":
 				f.DB = v
+			case "refused":
+				f.DBRefused, err = strconv.ParseBool(v)
 			case "repl":
 				f.ReplRole, f.ReplState, _ = strings.Cut(v, "/")
 			case "applied":
@@ -230,13 +233,13 @@ func (e *env) run(text string) error {
 		}
 	case "probe":
 		switch rest {
-		case "up", "down":
+		case "up", "down", "refused":
 			v := rest == "up"
-			e.probe = &v
+			e.probe, e.refused = &v, rest == "refused"
 		case "none":
-			e.probe = nil
+			e.probe, e.refused = nil, false
 		default:
-			return fmt.Errorf("probe up|down|none")
+			return fmt.Errorf("probe up|down|refused|none")
 		}
 	case "change":
 		if len(args) == 2 && args[0] == OpPolicy {
@@ -276,7 +279,7 @@ func (e *env) run(text string) error {
 				e.unreach[h] = u + d
 			}
 		}
-		e.last = e.mon.Step(Input{Now: e.now, State: e.state, Facts: e.facts, PrimaryProbe: e.probe, Unreachable: e.unreach})
+		e.last = e.mon.Step(Input{Now: e.now, State: e.state, Facts: e.facts, PrimaryProbe: e.probe, PrimaryRefused: e.refused, Unreachable: e.unreach})
 		for _, dec := range e.last {
 			if err := e.applyDecision(dec); err != nil {
 				return err
