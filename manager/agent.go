@@ -77,6 +77,11 @@ type Agent struct {
 	pool   *pool
 	mon    *policy.Monitor
 	remote *remotes
+	// The seams (seams.go): remote and raft behind the interfaces the
+	// operations use.
+	dbs    databases
+	repls  replicators
+	ledger ledger
 
 	// ops serialises operations on the coordinator.
 	ops sync.Mutex
@@ -136,6 +141,7 @@ func New(cfg Config) (*Agent, error) {
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
 	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address), sec)
+	a.dbs, a.repls, a.ledger = a.remote, a.remote, raftLedger{a}
 	a.facts = policy.Facts{Host: a.self, DB: policy.DBUnknown, Witness: a.witness, Applied: -1, MaxStored: -1}
 	return a, nil
 }
@@ -231,14 +237,23 @@ func (a *Agent) startRaft() error {
 }
 
 // apply commits changes through raft, in order; only the coordinator can.
-func (a *Agent) apply(changes ...policy.Change) error {
+func (a *Agent) apply(changes ...policy.Change) error { return a.ledger.apply(changes...) }
+
+// raftLedger is the ledger of a running manager: its raft log.
+type raftLedger struct{ a *Agent }
+
+func (l raftLedger) state() policy.State { return l.a.fsm.state() }
+
+func (l raftLedger) leading() bool { return l.a.raft.State() == raft.Leader }
+
+func (l raftLedger) apply(changes ...policy.Change) error {
 	for _, c := range changes {
 		c.At = time.Now().UTC()
 		b, err := json.Marshal(c)
 		if err != nil {
 			return err
 		}
-		f := a.raft.Apply(b, 5*time.Second)
+		f := l.a.raft.Apply(b, 5*time.Second)
 		if err := f.Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return fmt.Errorf("this manager stopped being the coordinator: %w", err)
@@ -283,7 +298,7 @@ func (a *Agent) addAlert(text string) {
 	a.alerted[text] = time.Now()
 	a.mu.Unlock()
 	line := time.Now().UTC().Format("2006/01/02 15:04:05") + " " + text
-	if a.raft.State() != raft.Leader {
+	if !a.ledger.leading() {
 		a.log.Warn("alert", "text", text)
 		return
 	}

@@ -260,11 +260,11 @@ func (a *Agent) strayLoop(ctx context.Context) {
 			if h == st.Primary || h == a.self || facts[h].Alive {
 				continue
 			}
-			ro, err := a.remote.readOnly(ctx, h, 500*time.Millisecond)
+			ro, err := a.dbs.readOnly(ctx, h, 500*time.Millisecond)
 			if err != nil || ro {
 				continue
 			}
-			killed, err := a.remote.fence(ctx, h, time.Second)
+			killed, err := a.dbs.fence(ctx, h, time.Second)
 			if err != nil {
 				a.log.Warn("fencing a writable database whose manager is out of reach", "host", h, "error", err)
 				continue

@@ -58,7 +58,7 @@ func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
 		}
 		return append(lines, fmt.Sprintf("service %s/mysql %s: done", a.self, verb)), nil
 	case "read-only", "writable":
-		if err := a.remote.setReadOnly(ctx, a.self, op == "read-only", 5*time.Second); err != nil {
+		if err := a.dbs.setReadOnly(ctx, a.self, op == "read-only", 5*time.Second); err != nil {
 			return nil, err
 		}
 		return []string{fmt.Sprintf("%s is %s", a.self, op)}, nil

@@ -30,7 +30,7 @@ func (a *Agent) thlURI(host string) string {
 // replicatorTo makes host's cluster replicator a master (uri "") or a
 // slave of uri, and brings it online.
 func (a *Agent) replicatorTo(ctx context.Context, host, role, uri string) error {
-	c, err := a.remote.replicator(host)
+	c, err := a.repls.replicator(host)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (a *Agent) others(exclude ...string) []string {
 // the planned way: nothing acknowledged by the old primary is lost.
 func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error) {
 	defer a.transitions.count(policy.Switch, &err)
-	st := a.fsm.state()
+	st := a.ledger.state()
 	from := st.Primary
 	if st.Transition != nil {
 		return nil, userErr("a %s is under way; wait for it to finish", st.Transition)
@@ -141,11 +141,11 @@ func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error)
 	if err := a.apply(policy.Change{Op: policy.OpDrained}); err != nil {
 		return abort(err)
 	}
-	if err := a.remote.setReadOnly(ctx, from, true, stepTimeout); err != nil {
+	if err := a.dbs.setReadOnly(ctx, from, true, stepTimeout); err != nil {
 		return abort(err)
 	}
 	// 2. Everything it wrote is in its THL: the final seqno.
-	rc, err := a.remote.replicator(from)
+	rc, err := a.repls.replicator(from)
 	if err != nil {
 		return abort(err)
 	}
@@ -156,7 +156,7 @@ func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error)
 		return abort(fmt.Errorf("flush on %s: %w", from, err))
 	}
 	// 3. The candidate applies up to it.
-	cc, err := a.remote.replicator(cand)
+	cc, err := a.repls.replicator(cand)
 	if err != nil {
 		return abort(err)
 	}
@@ -174,7 +174,7 @@ func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error)
 		return nil, err
 	}
 	a.granted(cand) // a promotion gives the lease (lease.go)
-	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
+	if err := a.dbs.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
 		a.log.Warn("make new primary writable", "host", cand, "error", err)
 	}
 	took := time.Since(blocked)
@@ -242,7 +242,7 @@ func (a *Agent) waitConnectorsDrained(ctx context.Context, from, transition stri
 // missing (the operator's decision, reported).
 func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (_ []string, err error) {
 	defer a.transitions.count(policy.Failover, &err)
-	st := a.fsm.state()
+	st := a.ledger.state()
 	from := st.Primary
 	if st.Transition != nil {
 		return nil, userErr("a %s is under way; wait for it to finish", st.Transition)
@@ -262,8 +262,9 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	// on) while the candidate is made complete: nothing may commit there
 	// once the new primary takes writes.
 	fenced := make(chan error, 1)
+	fenceFrom := time.Now()
 	go func() {
-		killed, err := a.remote.fence(ctx, from, stepTimeout)
+		killed, err := a.dbs.fence(ctx, from, stepTimeout)
 		switch {
 		case errors.Is(err, errDatabaseDown):
 			a.log.Info("fence: the old primary's database is down", "host", from)
@@ -277,7 +278,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	gap := a.complete(ctx, cand, from, a.others(cand, from))
 	// The old primary's replicator stops once the candidate has what it
 	// stored (its THL server goes on serving).
-	if rc, err := a.remote.replicator(from); err == nil {
+	if rc, err := a.repls.replicator(from); err == nil {
 		octx, cancel := context.WithTimeout(ctx, time.Second)
 		_, _ = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name, Immediate: true})
 		cancel()
@@ -285,10 +286,16 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	// Promote once the old primary is fenced, or its lease has run out
 	// (its manager has fenced it then; the fence goes on trying, and the
 	// coordinator's stray check fences it when it answers again).
+	// The fence gets a second at least: a database that is down or
+	// answers says so within it.
 	var fenceErr error
+	wait := a.leaseEnd(from)
+	if least := fenceFrom.Add(time.Second); wait.Before(least) {
+		wait = least
+	}
 	select {
 	case fenceErr = <-fenced:
-	case <-time.After(time.Until(a.leaseEnd(from))):
+	case <-time.After(time.Until(wait)):
 		fenceErr = errors.New("its database did not answer before its lease ran out")
 	}
 	var lines []string
@@ -318,7 +325,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		return nil, err
 	}
 	a.granted(cand) // a promotion gives the lease (lease.go)
-	if err := a.remote.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
+	if err := a.dbs.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
 		a.log.Warn("make new primary writable", "host", cand, "error", err)
 	}
 	failed := a.repoint(ctx, cand, a.others(cand, from))
@@ -338,7 +345,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 // its THL once that is final (Flush: everything its database committed,
 // or the binlog files' tail when the database died), for epoch's lineage.
 func (a *Agent) finalOf(ctx context.Context, host string, epoch uint64) (int64, bool) {
-	rc, err := a.remote.replicator(host)
+	rc, err := a.repls.replicator(host)
 	if err != nil {
 		return -1, false
 	}
@@ -349,7 +356,7 @@ func (a *Agent) finalOf(ctx context.Context, host string, epoch uint64) (int64, 
 		a.log.Info("failover: the old primary's replicator gives no final seqno; what it alone stored is not looked for", "host", host, "error", firstLine(status.Convert(err).Message()))
 		return -1, false
 	}
-	s, err := a.remote.serviceStatus(ctx, host, a.site.Name, 2*time.Second)
+	s, err := a.repls.serviceStatus(ctx, host, a.site.Name, 2*time.Second)
 	if err != nil || s.GetEpoch() != epoch {
 		return -1, false
 	}
@@ -386,7 +393,7 @@ func (a *Agent) complete(ctx context.Context, cand, old string, others []string)
 	ctx, cancel := context.WithTimeout(ctx, limit+stepTimeout)
 	defer cancel()
 	svc := a.site.Name
-	cs, err := a.remote.serviceStatus(ctx, cand, svc, 2*time.Second)
+	cs, err := a.repls.serviceStatus(ctx, cand, svc, 2*time.Second)
 	if err != nil {
 		return &catchUpGap{cand: cand, applied: -1, upTo: -1, holder: cand, reason: "its replicator does not answer (" + firstLine(err.Error()) + ")"}
 	}
@@ -397,7 +404,7 @@ func (a *Agent) complete(ctx context.Context, cand, old string, others []string)
 		}
 	}
 	for _, h := range others {
-		s, err := a.remote.serviceStatus(ctx, h, svc, 2*time.Second)
+		s, err := a.repls.serviceStatus(ctx, h, svc, 2*time.Second)
 		if err != nil {
 			a.log.Info("failover: replica does not answer; what it stored is not looked for", "host", h, "error", firstLine(err.Error()))
 			continue
@@ -408,7 +415,7 @@ func (a *Agent) complete(ctx context.Context, cand, old string, others []string)
 	}
 	gap := func(reason string) *catchUpGap {
 		applied := cs.GetAppliedLastSeqno()
-		if s, err := a.remote.serviceStatus(context.Background(), cand, svc, 2*time.Second); err == nil {
+		if s, err := a.repls.serviceStatus(context.Background(), cand, svc, 2*time.Second); err == nil {
 			applied = s.GetAppliedLastSeqno()
 		}
 		return &catchUpGap{cand: cand, applied: applied, upTo: upTo, holder: best, reason: reason}
@@ -422,7 +429,7 @@ func (a *Agent) complete(ctx context.Context, cand, old string, others []string)
 	if upTo < 0 || cs.GetAppliedLastSeqno() >= upTo {
 		return nil
 	}
-	cc, err := a.remote.replicator(cand)
+	cc, err := a.repls.replicator(cand)
 	if err != nil {
 		return gap(firstLine(err.Error()))
 	}
@@ -436,7 +443,7 @@ func (a *Agent) complete(ctx context.Context, cand, old string, others []string)
 // doRecover brings a FAILED or SHUNNED datasource back as a replica of
 // the primary, refusing when its history diverged from the primary's.
 func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]string, error) {
-	st := a.fsm.state()
+	st := a.ledger.state()
 	ds, ok := st.Datasources[host]
 	if !ok {
 		return nil, userErr("%s is not a datasource of %s (datasources: %s)", host, a.site.Name, strings.Join(a.hosts, ", "))
@@ -461,16 +468,16 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 		}
 		return []string{fmt.Sprintf("%s is already ONLINE", host)}, nil
 	}
-	if _, err := a.remote.readOnly(ctx, host, 2*time.Second); err != nil {
+	if _, err := a.dbs.readOnly(ctx, host, 2*time.Second); err != nil {
 		return nil, userErr("cannot recover %s: its database does not answer (%s); start it first (service %s/mysql start)", host, firstLine(err.Error()), host)
 	}
-	if err := a.remote.setReadOnly(ctx, host, true, stepTimeout); err != nil {
+	if err := a.dbs.setReadOnly(ctx, host, true, stepTimeout); err != nil {
 		return nil, err
 	}
 	// A former primary may hold writes it committed but never extracted
 	// (its database died first): they exist on that host alone.
 	var warn []string
-	if s, err := a.remote.serviceStatus(ctx, host, a.site.Name, 2*time.Second); err == nil && s.GetRole() == policy.RoleMaster && s.GetAppliedLastEventId() != "" {
+	if s, err := a.repls.serviceStatus(ctx, host, a.site.Name, 2*time.Second); err == nil && s.GetRole() == policy.RoleMaster && s.GetAppliedLastEventId() != "" {
 		lost, err := a.orphans(ctx, host, s.GetAppliedLastEventId())
 		switch {
 		case err != nil:
@@ -483,7 +490,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 		}
 	}
 	primaryStored := int64(-1)
-	if ps, err := a.remote.serviceStatus(ctx, st.Primary, a.site.Name, 2*time.Second); err == nil {
+	if ps, err := a.repls.serviceStatus(ctx, st.Primary, a.site.Name, 2*time.Second); err == nil {
 		primaryStored = ps.GetMaxStoredSeqno()
 	}
 	if err := a.replicatorTo(ctx, host, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
@@ -496,7 +503,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	var status *replicatorpb.ServiceStatus
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		s, err := a.remote.serviceStatus(ctx, host, a.site.Name, time.Second)
+		s, err := a.repls.serviceStatus(ctx, host, a.site.Name, time.Second)
 		if err == nil {
 			status = s
 			if strings.HasPrefix(s.GetState(), "OFFLINE:ERROR") || (s.GetState() == "ONLINE" && s.GetAppliedLastSeqno() >= primaryStored) {

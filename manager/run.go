@@ -188,7 +188,7 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ro, err := a.remote.readOnly(ctx, a.self, time.Second)
+		ro, err := a.dbs.readOnly(ctx, a.self, time.Second)
 		if err != nil {
 			f.DB, f.DBError, f.DBRefused = policy.DBDown, firstLine(err.Error()), isRefused(err)
 			return
@@ -202,7 +202,7 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 			f.Cross = a.crossStates(ctx, x)
 		}()
 	}
-	s, err := a.remote.serviceStatus(ctx, a.self, a.site.Name, time.Second)
+	s, err := a.repls.serviceStatus(ctx, a.self, a.site.Name, time.Second)
 	wg.Wait()
 	if err == nil {
 		f.ReplRole, f.ReplState = s.GetRole(), s.GetState()
@@ -293,7 +293,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			// touch with a quorum; cut off, never leave a writable database.
 			if policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter) {
 				if f := a.localFacts(); f.DB == policy.DBUp && !f.ReadOnly {
-					if err := a.remote.setReadOnly(ctx, a.self, true, 2*time.Second); err == nil {
+					if err := a.dbs.setReadOnly(ctx, a.self, true, 2*time.Second); err == nil {
 						a.mu.Lock()
 						a.facts.ReadOnly, a.facts.Fenced = true, true
 						a.mu.Unlock()
@@ -340,7 +340,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			// Kill the application's sessions first: SET GLOBAL read_only
 			// waits for running writes, which would commit after the site
 			// promotes another primary.
-			killed, err := a.remote.fence(ctx, a.self, 2*time.Second)
+			killed, err := a.dbs.fence(ctx, a.self, 2*time.Second)
 			if err != nil {
 				a.log.Warn("fencing", "error", err)
 				return
@@ -351,7 +351,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			a.log.Warn("fencing: the primary's lease ran out; database made read-only", "sessions_killed", killed)
 			return
 		}
-		if err := a.remote.setReadOnly(ctx, a.self, !want, 2*time.Second); err != nil {
+		if err := a.dbs.setReadOnly(ctx, a.self, !want, 2*time.Second); err != nil {
 			a.log.Warn("enforce read_only", "read_only", !want, "error", err)
 			return
 		}
@@ -467,7 +467,7 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		}
 		in := policy.Input{Now: now, State: st, Facts: facts, Unreachable: unreach}
 		if st.Primary != "" {
-			_, err := a.remote.readOnly(ctx, st.Primary, 700*time.Millisecond)
+			_, err := a.dbs.readOnly(ctx, st.Primary, 700*time.Millisecond)
 			ok := err == nil
 			in.PrimaryProbe, in.PrimaryRefused = &ok, isRefused(err)
 		}
@@ -500,7 +500,7 @@ func (a *Agent) reconcile(ctx context.Context, st policy.State, facts map[string
 			continue
 		}
 		a.log.Warn("taking offline a master replicator on a host that is not the primary", "host", h, "state", st.Datasources[h].String())
-		if rc, err := a.remote.replicator(h); err == nil {
+		if rc, err := a.repls.replicator(h); err == nil {
 			octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name})
 			cancel()
@@ -526,7 +526,7 @@ func (a *Agent) initialize() {
 // else the transition is dropped and the old primary stays.
 func (a *Agent) finishTransition(ctx context.Context, st policy.State) {
 	t := st.Transition
-	s, err := a.remote.serviceStatus(ctx, t.To, a.site.Name, time.Second)
+	s, err := a.repls.serviceStatus(ctx, t.To, a.site.Name, time.Second)
 	if err == nil && s.GetRole() == policy.RoleMaster && s.GetState() == "ONLINE" {
 		a.log.Warn("completing a transition left by the previous coordinator", "transition", t.String())
 		if err := a.apply(policy.Change{Op: policy.OpPromote, Host: t.To}); err == nil {
@@ -552,7 +552,7 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		st := a.fsm.state()
 		err = a.apply(policy.Change{Op: policy.OpDatasource, Host: d.Host, Value: policy.Failed, Reason: d.Reason, Auto: d.Host != st.Primary})
 		if err == nil && d.Host == st.Primary {
-			_, _ = a.remote.fence(ctx, d.Host, time.Second)
+			_, _ = a.dbs.fence(ctx, d.Host, time.Second)
 		}
 		lines = []string{fmt.Sprintf("datasource %s FAILED (%s)", d.Host, d.Reason)}
 	case policy.DecideFailover:

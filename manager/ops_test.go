@@ -1,0 +1,248 @@
+package manager
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carbidedb/carbide/manager/policy"
+)
+
+var east = []string{"east1", "east2", "east3"}
+
+// joined is an operation's reply as one string, for matching.
+func joined(lines []string) string { return strings.Join(lines, " | ") }
+
+// order checks that the log holds the given actions in this order.
+func (f *fakeSite) order(t *testing.T, prefixes ...string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := 0
+	for _, l := range f.log {
+		if i < len(prefixes) && strings.HasPrefix(l, prefixes[i]) {
+			i++
+		}
+	}
+	if i < len(prefixes) {
+		t.Fatalf("want %q in this order; log:\n%s", prefixes, strings.Join(f.log, "\n"))
+	}
+}
+
+func TestFailoverDatabaseDown(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	a := f.agent(t, time.Second)
+	lines, err := a.doFailover(context.Background(), "", "dataserver down", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(joined(lines), "FAILOVER TO east2 COMPLETE (east1 FAILED: dataserver down)") || strings.Contains(joined(lines), "WARNING") {
+		t.Fatalf("reply %q", lines)
+	}
+	st := a.ledger.state()
+	if st.Primary != "east2" || st.Transition != nil || st.Datasources["east1"].State != policy.Failed {
+		t.Fatalf("state %+v", st)
+	}
+	f.order(t, "apply begin", "setrole east2 master", "apply promote east2", "read_only east2 false", "setrole east3 slave thl://east2:2112/")
+	if a.leaseEnd("east2").Before(time.Now()) {
+		t.Error("a promotion must count as a lease grant to the new primary")
+	}
+}
+
+// The operator names a candidate that stored less than another replica:
+// it first fetches the tail from that replica.
+func TestFailoverFetchesTailFromAnotherReplica(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	f.repls["east1"].cut = true
+	f.repls["east2"].applied, f.repls["east2"].stored = 90, 90
+	a := f.agent(t, time.Second)
+	lines, err := a.doFailover(context.Background(), "east2", "by hand", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.repls["east2"]; r.applied != 100 || r.role != policy.RoleMaster {
+		t.Fatalf("east2 applied %d as %s; reply %q", r.applied, r.role, lines)
+	}
+	f.order(t, "setrole east2 slave thl://east3:2112/", "online east2 slave", "setrole east2 master", "apply promote east2")
+}
+
+// A candidate that cannot apply what it stored is not promoted: the
+// failover ends, nothing is writable, and an alert names the seqnos.
+func TestFailoverBlockedWhileCandidateLags(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	f.repls["east2"].applied, f.repls["east2"].stuck = 90, true
+	a := f.agent(t, 200*time.Millisecond)
+	_, err := a.doFailover(context.Background(), "east2", "dataserver down", false)
+	if err == nil || !strings.Contains(err.Error(), "east2 has applied seqno 90; seqnos 91 to 100") {
+		t.Fatalf("err %v", err)
+	}
+	st := a.ledger.state()
+	if st.Primary != "east1" || st.Transition != nil || st.Datasources["east1"].State != policy.Failed {
+		t.Fatalf("state %+v", st)
+	}
+	if f.did("apply promote") || f.did("read_only east2 false") || f.did("setrole east2 master") {
+		t.Fatalf("an incomplete candidate was promoted:\n%s", strings.Join(f.log, "\n"))
+	}
+	if !slices.ContainsFunc(st.Alerts, func(s string) bool { return strings.Contains(s, "FAILOVER TO east2 BLOCKED") }) {
+		t.Errorf("alerts %q", st.Alerts)
+	}
+
+	// set force true; failover: promoted, and the reply says what it gives up.
+	lines, err := a.doFailover(context.Background(), "east2", "by hand", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(joined(lines), "WARNING: forced failover to east2 gives up") || a.ledger.state().Primary != "east2" {
+		t.Fatalf("reply %q, primary %s", lines, a.ledger.state().Primary)
+	}
+}
+
+// The old primary neither answers nor refuses (cut off): the promotion
+// waits until the lease the coordinator last granted it has run out.
+func TestFailoverWaitsForTheOldPrimarysLease(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].cut, f.repls["east1"].cut = true, true
+	a := f.agent(t, time.Second)
+	a.grants["east1"] = time.Now().Add(-a.cfg.FenceAfter - leaseMargin + 700*time.Millisecond)
+	begin := time.Now()
+	lines, err := a.doFailover(context.Background(), "", "host down", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took < 600*time.Millisecond {
+		t.Fatalf("promoted %v after the start, before the old primary's lease ran out", took)
+	}
+	if !strings.Contains(joined(lines), "WARNING: could not fence east1's database") {
+		t.Errorf("reply %q", lines)
+	}
+}
+
+func TestFailoverCandidateRefusesToBecomeMaster(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	f.repls["east2"].onlineErr = context.DeadlineExceeded
+	a := f.agent(t, time.Second)
+	_, err := a.doFailover(context.Background(), "east2", "dataserver down", false)
+	if err == nil || !strings.Contains(err.Error(), "failover to east2 failed; the site has no primary until a failover succeeds") {
+		t.Fatalf("err %v", err)
+	}
+	if st := a.ledger.state(); st.Transition != nil || st.Primary != "east1" || f.did("read_only east2 false") {
+		t.Fatalf("state %+v; log %q", st, f.log)
+	}
+}
+
+func TestFailoverReportsReplicasItCouldNotRepoint(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	f.repls["east3"].applied, f.repls["east3"].stored = 90, 90
+	a := f.agent(t, time.Second)
+	f.repls["east3"].cut = true // after the facts were taken
+	lines, err := a.doFailover(context.Background(), "", "dataserver down", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(joined(lines), "WARNING: could not re-point east3") || a.ledger.state().Primary != "east2" {
+		t.Fatalf("reply %q", lines)
+	}
+}
+
+func TestSwitch(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	a := f.agent(t, time.Second)
+	lines, err := a.doSwitch(context.Background(), "east3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(joined(lines), "SWITCH TO east3 COMPLETE (east1 was primary; final seqno 100") {
+		t.Fatalf("reply %q", lines)
+	}
+	f.order(t, "apply begin", "read_only east1 true", "flush east1", "setrole east3 master", "apply promote east3", "read_only east3 false")
+	if !f.did("setrole east1 slave thl://east3:2112/") || !f.did("setrole east2 slave thl://east3:2112/") {
+		t.Errorf("the others were not re-pointed:\n%s", strings.Join(f.log, "\n"))
+	}
+}
+
+// Any step failing before the promotion ends the switch: the old primary
+// stays primary and no other host is made writable.
+func TestSwitchAborts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*fakeSite)
+		want  string
+	}{
+		{"old primary does not answer", func(f *fakeSite) { f.dbs["east1"].cut = true }, "i/o timeout"},
+		{"old primary's replicator does not answer", func(f *fakeSite) { f.repls["east1"].cut = true }, "flush on east1"},
+		{"candidate cannot apply", func(f *fakeSite) { f.repls["east2"].applied, f.repls["east2"].stuck = 90, true }, "east2 did not apply up to seqno 100"},
+		{"candidate refuses the master role", func(f *fakeSite) { f.repls["east2"].onlineErr = context.Canceled }, "replicator of east2 online"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeSite(t, "east1", east...)
+			tc.setup(f)
+			a := f.agent(t, time.Second)
+			_, err := a.doSwitch(context.Background(), "east2")
+			if err == nil || !strings.Contains(err.Error(), "switch to east2 aborted, east1 stays primary") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one naming %q", err, tc.want)
+			}
+			if st := a.ledger.state(); st.Primary != "east1" || st.Transition != nil {
+				t.Fatalf("state %+v", st)
+			}
+			if f.did("read_only east2 false") || f.did("apply promote") {
+				t.Fatalf("promoted after an abort:\n%s", strings.Join(f.log, "\n"))
+			}
+		})
+	}
+}
+
+func TestRecover(t *testing.T) {
+	setup := func(t *testing.T) (*fakeSite, *Agent) {
+		f := newFakeSite(t, "east1", east...)
+		a := f.agent(t, time.Second)
+		if err := a.apply(policy.Change{Op: policy.OpDatasource, Host: "east3", Value: policy.Failed, Reason: "by hand"}); err != nil {
+			t.Fatal(err)
+		}
+		return f, a
+	}
+	t.Run("ok", func(t *testing.T) {
+		f, a := setup(t)
+		lines, err := a.doRecover(context.Background(), "east3", false)
+		if err != nil || !strings.Contains(joined(lines), "DATASOURCE 'east3@east' RECOVERED (replica of east1") {
+			t.Fatalf("reply %q, %v", lines, err)
+		}
+		if a.ledger.state().Datasources["east3"].State != policy.Online || !f.dbs["east3"].readOnly {
+			t.Fatalf("state %+v", a.ledger.state().Datasources["east3"])
+		}
+	})
+	t.Run("database down", func(t *testing.T) {
+		f, a := setup(t)
+		f.dbs["east3"].down = true
+		_, err := a.doRecover(context.Background(), "east3", false)
+		if err == nil || !strings.Contains(err.Error(), "cannot recover east3: its database does not answer") {
+			t.Fatalf("err %v", err)
+		}
+		if a.ledger.state().Datasources["east3"].State != policy.Failed {
+			t.Fatal("recovered a host whose database does not answer")
+		}
+	})
+	t.Run("diverged", func(t *testing.T) {
+		f, a := setup(t)
+		f.repls["east3"].diverges, f.repls["east3"].state = true, "OFFLINE:NORMAL"
+		_, err := a.doRecover(context.Background(), "east3", false)
+		if err == nil || !strings.Contains(err.Error(), "its history diverged from the primary east1") {
+			t.Fatalf("err %v", err)
+		}
+		if a.ledger.state().Datasources["east3"].State != policy.Failed {
+			t.Fatal("recovered a diverged host")
+		}
+	})
+	t.Run("the primary", func(t *testing.T) {
+		_, a := setup(t)
+		if _, err := a.doRecover(context.Background(), "east1", false); err == nil || !strings.Contains(err.Error(), "east1 is the primary; nothing to recover") {
+			t.Fatalf("err %v", err)
+		}
+	})
+}
