@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/hashicorp/raft"
+
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // countFSM counts the commands applied to it and remembers the last one.
