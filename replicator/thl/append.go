@@ -5,8 +5,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 	"golang.org/x/sys/unix"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // recMeta is one encoded record of an Append batch.
