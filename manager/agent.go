@@ -102,6 +102,8 @@ type Agent struct {
 	// wasPrimary track that.
 	primarySince          time.Time
 	seenState, wasPrimary bool
+	// readers are the other sites' hosts reading this site (readers.go).
+	readers map[string]string
 	alerted               map[string]time.Time
 	leader                bool
 	changed               chan struct{}              // closed and replaced on every change

@@ -30,6 +30,7 @@ var (
 	descDSApplied   = prometheus.NewDesc("carbide_manager_datasource_applied_seqno", "The last seqno the datasource's replicator applied, as its manager reports; -1 for none.", []string{"site", "datasource"}, nil)
 	descDSLatency   = prometheus.NewDesc("carbide_manager_datasource_applied_latency_seconds", "The datasource's applied latency, as its manager reports.", []string{"site", "datasource"}, nil)
 	descDSAlive     = prometheus.NewDesc("carbide_manager_datasource_manager_alive", "1 while the datasource's manager reports.", []string{"site", "datasource"}, nil)
+	descReaders     = prometheus.NewDesc("carbide_manager_cross_site_readers_online", "1 while another site's host reads this site through an ONLINE cross-site service, 0 otherwise (seen by this site's coordinator).", []string{"site", "reader_site", "host", "service"}, nil)
 	descCross       = prometheus.NewDesc("carbide_manager_cross_site_online", "1 while a host's cross-site service (named after the site it reads) is ONLINE, 0 otherwise.", []string{"site", "host", "service"}, nil)
 	descRouter      = prometheus.NewDesc("carbide_manager_router_state", "1 for the connector's administrative state (ONLINE, OFFLINE), 0 for the other.", []string{"site", "router", "state"}, nil)
 )
@@ -75,13 +76,15 @@ type collector struct {
 	transitions *transitionCounts
 	// cross is every host's cross-site services' states, by host.
 	cross func() map[string]map[string]string
+	// readers is the other sites' hosts reading this site ("site/host").
+	readers func() map[string]string
 }
 
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPolicy, descCoordinator, descHasCoord, descQuorum, descMembers, descEpoch, descInTransit,
-		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter, descCross} {
+		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter, descCross, descReaders} {
 		ch <- d
 	}
 }
@@ -126,6 +129,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, rt := range r.GetRouters() {
 		exporter.StateSet(ch, descRouter, rt.GetState(), routerStates, c.site, rt.GetHost())
 	}
+	if c.readers != nil {
+		for k, state := range c.readers() {
+			site, host, _ := strings.Cut(k, "/")
+			gauge(descReaders, exporter.Bool(state == "ONLINE"), site, host, c.site)
+		}
+	}
 	if c.cross != nil {
 		for h, services := range c.cross() {
 			for svc, state := range services {
@@ -151,7 +160,7 @@ func (a *Agent) startMetrics(ctx context.Context, wg *sync.WaitGroup) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.hadQuorum
-	}, cross: func() map[string]map[string]string {
+	}, readers: a.crossReaders, cross: func() map[string]map[string]string {
 		out := map[string]map[string]string{}
 		for h, f := range a.allFacts() {
 			if len(f.Cross) > 0 {

@@ -67,7 +67,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.loadLease()
 	a.startMetrics(ctx, &wg)
-	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.leaseLoop, a.strayLoop, a.coordinateLoop, a.offsetLoop} {
+	for _, loop := range []func(context.Context){a.joinLoop, a.probeLoop, a.enforceLoop, a.leaseLoop, a.strayLoop, a.readersLoop, a.coordinateLoop, a.offsetLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

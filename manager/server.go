@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -131,6 +132,9 @@ func (a *Agent) status() *managerpb.StatusReply {
 			MaxStoredSeqno: f.MaxStored, MasterUri: f.MasterURI,
 			Fenced: f.Fenced, Precedence: int64(i + 1), DataserverError: f.DBError, ManagerState: "ONLINE"}
 		d.ConnectionsCreated, d.ConnectionsActive = connectionsTo(facts, h)
+		for _, svc := range slices.Sorted(maps.Keys(f.Cross)) {
+			d.Cross = append(d.Cross, &managerpb.CrossService{Service: svc, State: f.Cross[svc]})
+		}
 		if !f.Alive {
 			d.ManagerState = "STOPPED"
 			d.Dataserver = policy.DBUnknown

@@ -85,7 +85,8 @@ func TestFailoverKeepsBinlogTail(t *testing.T) {
 
 // TestCrossSiteStopShowsInSite: a host's cross-site service that stops
 // (a row of the other site meets a conflicting one) shows in its site's
-// status as an alert naming the host, the service and the error; once
+// status as an alert naming the host, the service and the error, and in
+// the status of the site it reads; once
 // repaired, everything is ONLINE and equal again.
 func TestCrossSiteStopShowsInSite(t *testing.T) {
 	ini, err := os.ReadFile("../../examples/msaa.ini")
@@ -120,6 +121,17 @@ func TestCrossSiteStopShowsInSite(t *testing.T) {
 			t.Logf("alert: %s", a)
 		}
 	}
+	// The site it reads (west) shows it too: its writes no longer reach
+	// east2.
+	s.waitStatus("west1", 30*time.Second, "an alert on west for east2's reader", func(r *managerpb.StatusReply) error {
+		for _, a := range r.GetAlerts() {
+			if strings.Contains(a, "east2 of site east reads west through its cross-site service west, which is OFFLINE:ERROR") {
+				t.Logf("west's alert: %s", a)
+				return nil
+			}
+		}
+		return fmt.Errorf("alerts %v", r.GetAlerts())
+	})
 	for _, q := range []string{"SET SESSION sql_log_bin=0", "DELETE FROM xs.t WHERE id = 5", "SET SESSION sql_log_bin=1"} {
 		if _, err := conn.ExecContext(context.Background(), q); err != nil {
 			t.Fatal(err)

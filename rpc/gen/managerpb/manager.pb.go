@@ -244,8 +244,12 @@ type Datasource struct {
 	Precedence         int64                  `protobuf:"varint,19,opt,name=precedence,proto3" json:"precedence,omitempty"`
 	DataserverError    string                 `protobuf:"bytes,20,opt,name=dataserver_error,json=dataserverError,proto3" json:"dataserver_error,omitempty"`
 	ManagerState       string                 `protobuf:"bytes,21,opt,name=manager_state,json=managerState,proto3" json:"manager_state,omitempty"` // ONLINE | STOPPED
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// cross is the state of each cross-site service of the host's
+	// cross-site replicator (named after the site it reads), with the
+	// pending error after ": "; "" state: its replicator does not answer.
+	Cross         []*CrossService `protobuf:"bytes,22,rep,name=cross,proto3" json:"cross,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Datasource) Reset() {
@@ -425,6 +429,65 @@ func (x *Datasource) GetManagerState() string {
 	return ""
 }
 
+func (x *Datasource) GetCross() []*CrossService {
+	if x != nil {
+		return x.Cross
+	}
+	return nil
+}
+
+type CrossService struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrossService) Reset() {
+	*x = CrossService{}
+	mi := &file_manager_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrossService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrossService) ProtoMessage() {}
+
+func (x *CrossService) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrossService.ProtoReflect.Descriptor instead.
+func (*CrossService) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CrossService) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *CrossService) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type Router struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -439,7 +502,7 @@ type Router struct {
 
 func (x *Router) Reset() {
 	*x = Router{}
-	mi := &file_manager_proto_msgTypes[3]
+	mi := &file_manager_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +514,7 @@ func (x *Router) String() string {
 func (*Router) ProtoMessage() {}
 
 func (x *Router) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[3]
+	mi := &file_manager_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +527,7 @@ func (x *Router) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Router.ProtoReflect.Descriptor instead.
 func (*Router) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{3}
+	return file_manager_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Router) GetHost() string {
@@ -523,7 +586,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_manager_proto_msgTypes[4]
+	mi := &file_manager_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +598,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[4]
+	mi := &file_manager_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +611,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{4}
+	return file_manager_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Member) GetHost() string {
@@ -606,7 +669,7 @@ type CommandRequest struct {
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_manager_proto_msgTypes[5]
+	mi := &file_manager_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +681,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[5]
+	mi := &file_manager_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +694,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{5}
+	return file_manager_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CommandRequest) GetArgs() []string {
@@ -666,7 +729,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_manager_proto_msgTypes[6]
+	mi := &file_manager_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +741,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[6]
+	mi := &file_manager_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +754,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{6}
+	return file_manager_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CommandReply) GetLines() []string {
@@ -723,7 +786,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_manager_proto_msgTypes[7]
+	mi := &file_manager_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +798,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[7]
+	mi := &file_manager_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +811,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{7}
+	return file_manager_proto_rawDescGZIP(), []int{8}
 }
 
 type LocalRequest struct {
@@ -760,7 +823,7 @@ type LocalRequest struct {
 
 func (x *LocalRequest) Reset() {
 	*x = LocalRequest{}
-	mi := &file_manager_proto_msgTypes[8]
+	mi := &file_manager_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +835,7 @@ func (x *LocalRequest) String() string {
 func (*LocalRequest) ProtoMessage() {}
 
 func (x *LocalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[8]
+	mi := &file_manager_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +848,7 @@ func (x *LocalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRequest.ProtoReflect.Descriptor instead.
 func (*LocalRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{8}
+	return file_manager_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LocalRequest) GetOp() string {
@@ -804,7 +867,7 @@ type LocalReply struct {
 
 func (x *LocalReply) Reset() {
 	*x = LocalReply{}
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +879,7 @@ func (x *LocalReply) String() string {
 func (*LocalReply) ProtoMessage() {}
 
 func (x *LocalReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +892,7 @@ func (x *LocalReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalReply.ProtoReflect.Descriptor instead.
 func (*LocalReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{9}
+	return file_manager_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LocalReply) GetLines() []string {
@@ -853,7 +916,7 @@ type ConnectorReport struct {
 
 func (x *ConnectorReport) Reset() {
 	*x = ConnectorReport{}
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +928,7 @@ func (x *ConnectorReport) String() string {
 func (*ConnectorReport) ProtoMessage() {}
 
 func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +941,7 @@ func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorReport.ProtoReflect.Descriptor instead.
 func (*ConnectorReport) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{10}
+	return file_manager_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConnectorReport) GetHost() string {
@@ -931,7 +994,7 @@ type ReportReply struct {
 
 func (x *ReportReply) Reset() {
 	*x = ReportReply{}
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1006,7 @@ func (x *ReportReply) String() string {
 func (*ReportReply) ProtoMessage() {}
 
 func (x *ReportReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1019,7 @@ func (x *ReportReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReply.ProtoReflect.Descriptor instead.
 func (*ReportReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{11}
+	return file_manager_proto_rawDescGZIP(), []int{12}
 }
 
 type LeaseRequest struct {
@@ -968,7 +1031,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1043,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1056,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{12}
+	return file_manager_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LeaseRequest) GetHost() string {
@@ -1016,7 +1079,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1091,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1104,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{13}
+	return file_manager_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LeaseReply) GetGranted() bool {
@@ -1091,7 +1154,7 @@ const file_manager_proto_rawDesc = "" +
 	"\vinitialized\x18\r \x01(\bR\vinitialized\x12\x16\n" +
 	"\x06alerts\x18\x0e \x03(\tR\x06alerts\x12)\n" +
 	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\x12\x1a\n" +
-	"\bwarnings\x18\x10 \x03(\tR\bwarnings\"\xdf\x05\n" +
+	"\bwarnings\x18\x10 \x03(\tR\bwarnings\"\x97\x06\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
@@ -1120,7 +1183,11 @@ const file_manager_proto_rawDesc = "" +
 	"precedence\x18\x13 \x01(\x03R\n" +
 	"precedence\x12)\n" +
 	"\x10dataserver_error\x18\x14 \x01(\tR\x0fdataserverError\x12#\n" +
-	"\rmanager_state\x18\x15 \x01(\tR\fmanagerState\"\x8c\x01\n" +
+	"\rmanager_state\x18\x15 \x01(\tR\fmanagerState\x126\n" +
+	"\x05cross\x18\x16 \x03(\v2 .carbide.manager.v1.CrossServiceR\x05cross\">\n" +
+	"\fCrossService\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"\x8c\x01\n" +
 	"\x06Router\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x10\n" +
@@ -1186,44 +1253,46 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_manager_proto_goTypes = []any{
 	(*StatusRequest)(nil),   // 0: carbide.manager.v1.StatusRequest
 	(*StatusReply)(nil),     // 1: carbide.manager.v1.StatusReply
 	(*Datasource)(nil),      // 2: carbide.manager.v1.Datasource
-	(*Router)(nil),          // 3: carbide.manager.v1.Router
-	(*Member)(nil),          // 4: carbide.manager.v1.Member
-	(*CommandRequest)(nil),  // 5: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),    // 6: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),    // 7: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),    // 8: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),      // 9: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil), // 10: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),     // 11: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),    // 12: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),      // 13: carbide.manager.v1.LeaseReply
+	(*CrossService)(nil),    // 3: carbide.manager.v1.CrossService
+	(*Router)(nil),          // 4: carbide.manager.v1.Router
+	(*Member)(nil),          // 5: carbide.manager.v1.Member
+	(*CommandRequest)(nil),  // 6: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),    // 7: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),    // 8: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),    // 9: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),      // 10: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil), // 11: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),     // 12: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),    // 13: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),      // 14: carbide.manager.v1.LeaseReply
 }
 var file_manager_proto_depIdxs = []int32{
 	2,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	3,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	4,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	0,  // 3: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	5,  // 4: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	7,  // 5: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	8,  // 6: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	10, // 7: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	12, // 8: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	1,  // 9: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	6,  // 10: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	1,  // 11: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	9,  // 12: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	11, // 13: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	13, // 14: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	9,  // [9:15] is the sub-list for method output_type
-	3,  // [3:9] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	4,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	5,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	3,  // 3: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
+	0,  // 4: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	6,  // 5: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	8,  // 6: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	9,  // 7: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	11, // 8: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	13, // 9: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	1,  // 10: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	7,  // 11: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	1,  // 12: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	10, // 13: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	12, // 14: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	14, // 15: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -1237,7 +1306,7 @@ func file_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
