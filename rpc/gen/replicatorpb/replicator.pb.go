@@ -95,8 +95,13 @@ type ServiceStatus struct {
 	Epoch                   uint64                 `protobuf:"varint,12,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	AppliedLastEventId      string                 `protobuf:"bytes,13,opt,name=applied_last_event_id,json=appliedLastEventId,proto3" json:"applied_last_event_id,omitempty"`
 	MasterConnectUri        string                 `protobuf:"bytes,14,opt,name=master_connect_uri,json=masterConnectUri,proto3" json:"master_connect_uri,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// dropped_from to dropped_to: the seqnos this master's THL dropped when
+	// it went online (transactions other hosts extracted that it stored but
+	// never applied: the tail a forced failover gave up); -1 when none.
+	DroppedFrom   int64 `protobuf:"varint,15,opt,name=dropped_from,json=droppedFrom,proto3" json:"dropped_from,omitempty"`
+	DroppedTo     int64 `protobuf:"varint,16,opt,name=dropped_to,json=droppedTo,proto3" json:"dropped_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceStatus) Reset() {
@@ -225,6 +230,20 @@ func (x *ServiceStatus) GetMasterConnectUri() string {
 		return x.MasterConnectUri
 	}
 	return ""
+}
+
+func (x *ServiceStatus) GetDroppedFrom() int64 {
+	if x != nil {
+		return x.DroppedFrom
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetDroppedTo() int64 {
+	if x != nil {
+		return x.DroppedTo
+	}
+	return 0
 }
 
 type ServicesRequest struct {
@@ -1341,7 +1360,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x10replicator.proto\x12\x15carbide.replicator.v1\"1\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xbc\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xfe\x04\n" +
 	"\rServiceStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
@@ -1357,7 +1376,10 @@ const file_replicator_proto_rawDesc = "" +
 	"\x06fields\x18\v \x03(\v2\x1c.carbide.replicator.v1.FieldR\x06fields\x12\x14\n" +
 	"\x05epoch\x18\f \x01(\x04R\x05epoch\x121\n" +
 	"\x15applied_last_event_id\x18\r \x01(\tR\x12appliedLastEventId\x12,\n" +
-	"\x12master_connect_uri\x18\x0e \x01(\tR\x10masterConnectUri\"\x11\n" +
+	"\x12master_connect_uri\x18\x0e \x01(\tR\x10masterConnectUri\x12!\n" +
+	"\fdropped_from\x18\x0f \x01(\x03R\vdroppedFrom\x12\x1d\n" +
+	"\n" +
+	"dropped_to\x18\x10 \x01(\x03R\tdroppedTo\"\x11\n" +
 	"\x0fServicesRequest\"Q\n" +
 	"\rServicesReply\x12@\n" +
 	"\bservices\x18\x01 \x03(\v2$.carbide.replicator.v1.ServiceStatusR\bservices\"=\n" +
