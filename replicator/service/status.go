@@ -52,7 +52,7 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		st.Epoch = last.GetEpoch()
 	}
 	var droppedText string
-	st.DroppedFrom, st.DroppedTo, droppedText = s.droppedRange()
+	st.Dropped, droppedText = s.droppedTail()
 	currentEventID := "NONE"
 	// appliedLastSeqno is the last transaction in this database: on a
 	// slave its tracking row; on a master also what it extracted from its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -135,12 +136,13 @@ func (s *Service) foreignTail(ctx context.Context, from, last uint64) (cut uint6
 	return cut, source, nil
 }
 
-// droppedRange is what Status shows of the last drop (-1, -1: none).
-func (s *Service) droppedRange() (from, to int64, text string) {
+// droppedTail is what Status shows of the last drop (nil, "NONE": none).
+func (s *Service) droppedTail() (*replicatorpb.DroppedTail, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dropped == nil {
-		return -1, -1, "NONE"
+	d := s.dropped
+	if d == nil {
+		return nil, "NONE"
 	}
-	return int64(s.dropped.From), int64(s.dropped.To), s.dropped.String()
+	return &replicatorpb.DroppedTail{FromSeqno: d.From, ToSeqno: d.To, SourceId: d.SourceID, AppliedSeqno: d.Applied}, d.String()
 }

@@ -40,6 +40,15 @@ func promote(t *testing.T, s *Service) {
 	}
 }
 
+// dropped is the range status shows as dropped (-1, -1: none).
+func dropped(s *Service) (from, to int64) {
+	d := s.Status().GetDropped()
+	if d == nil {
+		return -1, -1
+	}
+	return int64(d.GetFromSeqno()), int64(d.GetToSeqno())
+}
+
 func event(t *testing.T, s *Service, seqno uint64) *thlpb.Event {
 	t.Helper()
 	frags, err := s.Store().Get(seqno)
@@ -66,8 +75,8 @@ func TestMasterDropsUnappliedTail(t *testing.T) {
 	if st.GetMaxStoredSeqno() != 2 || st.GetAppliedLastSeqno() != 2 {
 		t.Fatalf("maximumStoredSeqNo %d, appliedLastSeqno %d; want 2, 2 (seqnos 3 to 5 were never applied here)", st.GetMaxStoredSeqno(), st.GetAppliedLastSeqno())
 	}
-	if st.GetDroppedFrom() != 3 || st.GetDroppedTo() != 5 {
-		t.Fatalf("dropped %d to %d, want 3 to 5", st.GetDroppedFrom(), st.GetDroppedTo())
+	if from, to := dropped(s); from != 3 || to != 5 {
+		t.Fatalf("dropped %d to %d, want 3 to 5", from, to)
 	}
 	if f := field(s, "droppedSeqnos"); !strings.Contains(f, "seqnos 3 to 5") || !strings.Contains(f, "east1") {
 		t.Fatalf("droppedSeqnos %q does not name seqnos 3 to 5 and east1", f)
@@ -87,8 +96,8 @@ func TestMasterDropsUnappliedTail(t *testing.T) {
 	if err := s.SetRole(RoleSlave, ""); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Status(); st.GetDroppedFrom() != -1 || field(s, "droppedSeqnos") != "NONE" {
-		t.Fatalf("after setrole: dropped from %d, droppedSeqnos %q", st.GetDroppedFrom(), field(s, "droppedSeqnos"))
+	if from, _ := dropped(s); from != -1 || field(s, "droppedSeqnos") != "NONE" {
+		t.Fatalf("after setrole: dropped from %d, droppedSeqnos %q", from, field(s, "droppedSeqnos"))
 	}
 }
 
@@ -108,8 +117,8 @@ func TestMasterKeepsOwnTail(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitState(t, s, StateOnline)
-		if st := s.Status(); st.GetMaxStoredSeqno() != 5 || st.GetDroppedFrom() != -1 {
-			t.Fatalf("maximumStoredSeqNo %d, dropped from %d; want 5, none", st.GetMaxStoredSeqno(), st.GetDroppedFrom())
+		if from, _ := dropped(s); s.Status().GetMaxStoredSeqno() != 5 || from != -1 {
+			t.Fatalf("maximumStoredSeqNo %d, dropped from %d; want 5, none", s.Status().GetMaxStoredSeqno(), from)
 		}
 		h.binlog.commit(1)
 		waitApplied(t, s, 6)
@@ -127,8 +136,8 @@ func TestMasterKeepsOwnTail(t *testing.T) {
 		h.binlog.end = 400
 		promote(t, s)
 		waitState(t, s, StateOnline)
-		if st := s.Status(); st.GetMaxStoredSeqno() != 4 || st.GetDroppedFrom() != 5 || st.GetDroppedTo() != 6 {
-			t.Fatalf("maximumStoredSeqNo %d, dropped %d to %d; want 4, 5 to 6", st.GetMaxStoredSeqno(), st.GetDroppedFrom(), st.GetDroppedTo())
+		if from, to := dropped(s); s.Status().GetMaxStoredSeqno() != 4 || from != 5 || to != 6 {
+			t.Fatalf("maximumStoredSeqNo %d, dropped %d to %d; want 4, 5 to 6", s.Status().GetMaxStoredSeqno(), from, to)
 		}
 		// It continues its own history after its seqno 4.
 		h.binlog.commit(1)
@@ -152,8 +161,8 @@ func TestMasterDropsUnfinishedTransaction(t *testing.T) {
 	h.db.setTracking(3)
 	promote(t, s)
 	waitState(t, s, StateOnline)
-	if st := s.Status(); st.GetDroppedFrom() != 4 || st.GetDroppedTo() != 4 {
-		t.Fatalf("dropped %d to %d, want 4 to 4", st.GetDroppedFrom(), st.GetDroppedTo())
+	if from, to := dropped(s); from != 4 || to != 4 {
+		t.Fatalf("dropped %d to %d, want 4 to 4", from, to)
 	}
 	h.binlog.commit(1)
 	waitApplied(t, s, 4)
@@ -173,8 +182,8 @@ func TestMasterDropsWholeLog(t *testing.T) {
 	h.db.setTracking(9)
 	promote(t, s)
 	waitState(t, s, StateOnline)
-	if st := s.Status(); st.GetMaxStoredSeqno() != -1 || st.GetDroppedFrom() != 10 || st.GetDroppedTo() != 12 {
-		t.Fatalf("maximumStoredSeqNo %d, dropped %d to %d; want -1, 10 to 12", st.GetMaxStoredSeqno(), st.GetDroppedFrom(), st.GetDroppedTo())
+	if from, to := dropped(s); s.Status().GetMaxStoredSeqno() != -1 || from != 10 || to != 12 {
+		t.Fatalf("maximumStoredSeqNo %d, dropped %d to %d; want -1, 10 to 12", s.Status().GetMaxStoredSeqno(), from, to)
 	}
 	h.binlog.commit(1)
 	waitApplied(t, s, 10)
@@ -196,8 +205,8 @@ func TestMasterWithoutTrackingRowRefuses(t *testing.T) {
 	if !strings.Contains(st.GetPendingError(), "no tracking row") || !strings.Contains(st.GetPendingError(), "seqnos 0 to 5") {
 		t.Fatalf("pendingError %q does not say why", st.GetPendingError())
 	}
-	if st.GetMaxStoredSeqno() != 5 || st.GetDroppedFrom() != -1 {
-		t.Fatalf("maximumStoredSeqNo %d, dropped from %d; want 5, none", st.GetMaxStoredSeqno(), st.GetDroppedFrom())
+	if from, _ := dropped(s); st.GetMaxStoredSeqno() != 5 || from != -1 {
+		t.Fatalf("maximumStoredSeqNo %d, dropped from %d; want 5, none", st.GetMaxStoredSeqno(), from)
 	}
 }
 
@@ -210,7 +219,7 @@ func TestMasterAppliedEverything(t *testing.T) {
 	h.db.setTracking(5)
 	promote(t, s)
 	waitState(t, s, StateOnline)
-	if st := s.Status(); st.GetMaxStoredSeqno() != 5 || st.GetDroppedFrom() != -1 {
-		t.Fatalf("maximumStoredSeqNo %d, dropped from %d; want 5, none", st.GetMaxStoredSeqno(), st.GetDroppedFrom())
+	if from, _ := dropped(s); s.Status().GetMaxStoredSeqno() != 5 || from != -1 {
+		t.Fatalf("maximumStoredSeqNo %d, dropped from %d; want 5, none", s.Status().GetMaxStoredSeqno(), from)
 	}
 }
