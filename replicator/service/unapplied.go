@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -44,6 +45,9 @@ func (s *Service) dropUnapplied(ctx context.Context, tracker Applier) (*Dropped,
 	if !hasLast && !hasPartial {
 		return nil, nil
 	}
+	if (!hasPartial || partial.GetSourceId() == s.cfg.Host) && (!hasLast || last.GetSourceId() == s.cfg.Host) {
+		return nil, nil // it ends with its own: nothing after it to drop
+	}
 	pos, applied := tracker.Position()
 	start := uint64(0)
 	if applied {
@@ -79,7 +83,7 @@ func (s *Service) dropUnapplied(ctx context.Context, tracker Applier) (*Dropped,
 	}
 	if !applied {
 		return nil, fmt.Errorf("%w: service %s cannot go online as master: its THL holds seqnos %d to %d, extracted by %s, and its database has no tracking row (%s.trep_commit_seqno), so which of them the database holds is unknown; provision this host (tprovision) or empty its THL (trepctl reset -thl) before making it master",
-			ErrState, s.cfg.Name, cut, end, source, "tungsten_"+s.cfg.Name)
+			ErrState, s.cfg.Name, cut, end, source, apply.TrackingSchema(s.cfg.Name))
 	}
 	d := &Dropped{From: cut, To: end, Applied: pos.Seqno, SourceID: source, At: time.Now()}
 	var err error
