@@ -103,12 +103,12 @@ type Agent struct {
 	primarySince          time.Time
 	seenState, wasPrimary bool
 	// readers are the other sites' hosts reading this site (readers.go).
-	readers map[string]string
-	alerted               map[string]time.Time
-	leader                bool
-	changed               chan struct{}              // closed and replaced on every change
-	reports               map[string]connectorReport // connectors' own word, by host
-	warnings              []string                   // offsetWarnings' last findings
+	readers  map[string]string
+	alerted  map[string]time.Time
+	leader   bool
+	changed  chan struct{}              // closed and replaced on every change
+	reports  map[string]connectorReport // connectors' own word, by host
+	warnings []string                   // offsetWarnings' last findings
 
 	transitions transitionCounts // switches and failovers run here (metrics.go)
 

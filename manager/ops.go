@@ -321,6 +321,18 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		_ = a.apply(policy.Change{Op: policy.OpEnd})
 		return nil, fmt.Errorf("failover to %s failed; the site has no primary until a failover succeeds: %w", cand, err)
 	}
+	if gap != nil {
+		// Its THL now describes its database: it dropped the tail it
+		// stored but never applied (docs/replicator.md).
+		dropped := "may still hold what its database never applied (its replicator did not say)"
+		if s, err := a.remote.serviceStatus(ctx, cand, a.site.Name, 2*time.Second); err == nil {
+			dropped = "held nothing its database never applied"
+			if d := s.GetDropped(); d != nil {
+				dropped = fmt.Sprintf("dropped seqnos %d to %d, which its database never applied", d.GetFromSeqno(), d.GetToSeqno())
+			}
+		}
+		lines = append(lines, fmt.Sprintf("WARNING: %s's THL %s; replicas holding any of seqnos %d to %d stop as diverged and must be reprovisioned (tprovision)", cand, dropped, gap.applied+1, gap.upTo))
+	}
 	if err := a.apply(policy.Change{Op: policy.OpPromote, Host: cand}); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,10 +92,11 @@ func (c *Config) Validate() error {
 
 // Applier applies THL events to the local database.
 type Applier struct {
-	cfg  Config
-	db   *sql.DB
-	conn *sql.Conn
-	meta *metaCache
+	cfg       Config
+	db        *sql.DB
+	connector driver.Connector // for endOrphans' own connection
+	conn      *sql.Conn
+	meta      *metaCache
 
 	mu       sync.Mutex
 	pos      Position
@@ -114,6 +116,8 @@ type Applier struct {
 	// maxQuery is the database's max_allowed_packet: no query sent is
 	// longer (see fit).
 	maxQuery int
+	// session is the main connection's id in the database (orphans.go).
+	session int64
 }
 
 // lingerFloor: commits faster than this mean an idle database, where a
@@ -185,7 +189,7 @@ func New(cfg Config) (*Applier, error) {
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(cfg.Channels + 2)
-	return &Applier{cfg: cfg, db: db, meta: newMetaCache(), skip: map[uint64]bool{}}, nil
+	return &Applier{cfg: cfg, db: db, connector: conn, meta: newMetaCache(), skip: map[uint64]bool{}}, nil
 }
 
 // Open connects, sets the session up and makes the tracking schema.
@@ -197,6 +201,10 @@ func (a *Applier) Open(ctx context.Context) error {
 	conn, err := a.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to the database at %s: %w", a.cfg.Addr, err)
+	}
+	if a.session, err = sessionID(ctx, conn); err != nil {
+		conn.Close()
+		return err
 	}
 	if err := setupSession(ctx, conn); err != nil {
 		conn.Close()
@@ -328,6 +336,11 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 	if a.conn == nil {
 		return errors.New("apply: Run before Open")
 	}
+	// What this run sent and the database still executes once it returns
+	// (a statement waiting on a lock when the run stopped) must never
+	// commit after it: see endOrphans. Deferred first, it runs last.
+	sessions := []int64{a.session}
+	defer func() { a.endOrphans(sessions) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.deps, a.queued = nil, nil
@@ -337,8 +350,13 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 			return err
 		}
 		a.pool, a.deps = p, newDeps()
+		sessions = append(sessions, p.sessions...)
 		defer func() {
-			_ = p.drain(context.Background())
+			// The blocks in flight end (commit, or roll back once
+			// cancelled); none is applied again: the next run starts
+			// from the tracking row.
+			cancel()
+			p.wait()
 			p.close()
 			a.pool, a.deps = nil, nil
 		}()

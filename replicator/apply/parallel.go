@@ -38,6 +38,8 @@ type pool struct {
 	// failed is signalled when a block fails, so Run drains at once
 	// instead of at the next dispatch.
 	failed chan struct{}
+	// sessions are the connections' ids in the database.
+	sessions []int64
 }
 
 func (a *Applier) openPool(ctx context.Context) (*pool, error) {
@@ -48,11 +50,16 @@ func (a *Applier) openPool(ctx context.Context) (*pool, error) {
 			p.close()
 			return nil, fmt.Errorf("connect apply channel %d: %w", i, err)
 		}
-		if err := setupSession(ctx, conn); err != nil {
+		id, err := sessionID(ctx, conn)
+		if err == nil {
+			err = setupSession(ctx, conn)
+		}
+		if err != nil {
 			conn.Close()
 			p.close()
 			return nil, err
 		}
+		p.sessions = append(p.sessions, id)
 		p.conns = append(p.conns, conn)
 		p.free <- conn
 	}
@@ -88,6 +95,16 @@ func (p *pool) drain(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// wait waits for every block in flight, keeping none of their failures
+// (a stopping run's).
+func (p *pool) wait() {
+	for _, f := range p.inflight {
+		<-f.done
+	}
+	p.inflight = p.inflight[:0]
+	p.last = nil
 }
 
 // dispatch hands blk to a worker and resets blk for the next block.

@@ -50,6 +50,10 @@ func (s *Service) runMaster(ctx context.Context) error {
 		return err
 	}
 	defer tracker.Close()
+	dropped, err := s.dropUnapplied(ctx, tracker)
+	if err != nil {
+		return err
+	}
 	var from, prepared position.Position
 	var next, epoch uint64
 	last, ok := s.store.Last()
@@ -69,8 +73,11 @@ func (s *Service) runMaster(ctx context.Context) error {
 	default:
 		// A new lineage: from the current end of the binlog, with a new
 		// epoch starting at the next seqno.
-		if ok {
+		switch {
+		case ok:
 			next = last.GetSeqno() + 1
+		case dropped != nil:
+			next = dropped.From // the THL held only what was dropped
 		}
 		epoch = next
 		if from, err = x.CurrentPosition(ctx); err != nil {

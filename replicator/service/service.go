@@ -125,6 +125,7 @@ type Service struct {
 	// tailRead: this master's database died and the binlog files' tail
 	// is in the THL; what it stored is final until the database is back.
 	tailRead bool
+	dropped  *Dropped // the THL tail this master dropped (unapplied.go)
 
 	counts counters // for metrics (counters.go)
 }
@@ -410,7 +411,7 @@ func (s *Service) SetRole(role, uri string) error {
 	if err := s.saveRole(role, sources); err != nil {
 		return err
 	}
-	s.role = role
+	s.role, s.dropped = role, nil
 	if sources != nil {
 		s.sources = sources
 	}

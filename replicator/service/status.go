@@ -51,6 +51,8 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		st.MaxStoredSeqno = int64(last.GetSeqno())
 		st.Epoch = last.GetEpoch()
 	}
+	var droppedText string
+	st.Dropped, droppedText = s.droppedTail()
 	currentEventID := "NONE"
 	// appliedLastSeqno is the last transaction in this database: on a
 	// slave its tracking row; on a master also what it extracted from its
@@ -118,6 +120,7 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		"currentEventId":          currentEventID,
 		"currentTimeMillis":       strconv.FormatInt(now.UnixMilli(), 10),
 		"dataServerHost":          s.cfg.DBAddr,
+		"droppedSeqnos":           droppedText,
 		"extensions":              "",
 		"host":                    s.cfg.Host,
 		"latestEpochNumber":       strconv.FormatUint(st.Epoch, 10),

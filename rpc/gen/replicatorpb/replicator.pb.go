@@ -95,8 +95,12 @@ type ServiceStatus struct {
 	Epoch                   uint64                 `protobuf:"varint,12,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	AppliedLastEventId      string                 `protobuf:"bytes,13,opt,name=applied_last_event_id,json=appliedLastEventId,proto3" json:"applied_last_event_id,omitempty"`
 	MasterConnectUri        string                 `protobuf:"bytes,14,opt,name=master_connect_uri,json=masterConnectUri,proto3" json:"master_connect_uri,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// dropped: the tail this master's THL dropped when it went online
+	// (transactions other hosts extracted that it stored but never applied:
+	// what a forced failover gave up); unset when none.
+	Dropped       *DroppedTail `protobuf:"bytes,15,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceStatus) Reset() {
@@ -227,6 +231,82 @@ func (x *ServiceStatus) GetMasterConnectUri() string {
 	return ""
 }
 
+func (x *ServiceStatus) GetDropped() *DroppedTail {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
+// DroppedTail is a range of seqnos a master dropped from its THL.
+type DroppedTail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromSeqno     uint64                 `protobuf:"varint,1,opt,name=from_seqno,json=fromSeqno,proto3" json:"from_seqno,omitempty"`
+	ToSeqno       uint64                 `protobuf:"varint,2,opt,name=to_seqno,json=toSeqno,proto3" json:"to_seqno,omitempty"`
+	SourceId      string                 `protobuf:"bytes,3,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`              // the host that extracted them
+	AppliedSeqno  uint64                 `protobuf:"varint,4,opt,name=applied_seqno,json=appliedSeqno,proto3" json:"applied_seqno,omitempty"` // the tracking row then: the database held up to it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DroppedTail) Reset() {
+	*x = DroppedTail{}
+	mi := &file_replicator_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DroppedTail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DroppedTail) ProtoMessage() {}
+
+func (x *DroppedTail) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DroppedTail.ProtoReflect.Descriptor instead.
+func (*DroppedTail) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DroppedTail) GetFromSeqno() uint64 {
+	if x != nil {
+		return x.FromSeqno
+	}
+	return 0
+}
+
+func (x *DroppedTail) GetToSeqno() uint64 {
+	if x != nil {
+		return x.ToSeqno
+	}
+	return 0
+}
+
+func (x *DroppedTail) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *DroppedTail) GetAppliedSeqno() uint64 {
+	if x != nil {
+		return x.AppliedSeqno
+	}
+	return 0
+}
+
 type ServicesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -235,7 +315,7 @@ type ServicesRequest struct {
 
 func (x *ServicesRequest) Reset() {
 	*x = ServicesRequest{}
-	mi := &file_replicator_proto_msgTypes[2]
+	mi := &file_replicator_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +327,7 @@ func (x *ServicesRequest) String() string {
 func (*ServicesRequest) ProtoMessage() {}
 
 func (x *ServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[2]
+	mi := &file_replicator_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +340,7 @@ func (x *ServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServicesRequest.ProtoReflect.Descriptor instead.
 func (*ServicesRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{2}
+	return file_replicator_proto_rawDescGZIP(), []int{3}
 }
 
 type ServicesReply struct {
@@ -272,7 +352,7 @@ type ServicesReply struct {
 
 func (x *ServicesReply) Reset() {
 	*x = ServicesReply{}
-	mi := &file_replicator_proto_msgTypes[3]
+	mi := &file_replicator_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +364,7 @@ func (x *ServicesReply) String() string {
 func (*ServicesReply) ProtoMessage() {}
 
 func (x *ServicesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[3]
+	mi := &file_replicator_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +377,7 @@ func (x *ServicesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServicesReply.ProtoReflect.Descriptor instead.
 func (*ServicesReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{3}
+	return file_replicator_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ServicesReply) GetServices() []*ServiceStatus {
@@ -318,7 +398,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_replicator_proto_msgTypes[4]
+	mi := &file_replicator_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +410,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[4]
+	mi := &file_replicator_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +423,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{4}
+	return file_replicator_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatusRequest) GetService() string {
@@ -371,7 +451,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_replicator_proto_msgTypes[5]
+	mi := &file_replicator_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +463,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[5]
+	mi := &file_replicator_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +476,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{5}
+	return file_replicator_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatusReply) GetStatus() *ServiceStatus {
@@ -422,7 +502,7 @@ type Row struct {
 
 func (x *Row) Reset() {
 	*x = Row{}
-	mi := &file_replicator_proto_msgTypes[6]
+	mi := &file_replicator_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +514,7 @@ func (x *Row) String() string {
 func (*Row) ProtoMessage() {}
 
 func (x *Row) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[6]
+	mi := &file_replicator_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +527,7 @@ func (x *Row) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Row.ProtoReflect.Descriptor instead.
 func (*Row) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{6}
+	return file_replicator_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Row) GetFields() []*Field {
@@ -468,7 +548,7 @@ type OnlineRequest struct {
 
 func (x *OnlineRequest) Reset() {
 	*x = OnlineRequest{}
-	mi := &file_replicator_proto_msgTypes[7]
+	mi := &file_replicator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +560,7 @@ func (x *OnlineRequest) String() string {
 func (*OnlineRequest) ProtoMessage() {}
 
 func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[7]
+	mi := &file_replicator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +573,7 @@ func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineRequest.ProtoReflect.Descriptor instead.
 func (*OnlineRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{7}
+	return file_replicator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OnlineRequest) GetService() string {
@@ -527,7 +607,7 @@ type OfflineRequest struct {
 
 func (x *OfflineRequest) Reset() {
 	*x = OfflineRequest{}
-	mi := &file_replicator_proto_msgTypes[8]
+	mi := &file_replicator_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +619,7 @@ func (x *OfflineRequest) String() string {
 func (*OfflineRequest) ProtoMessage() {}
 
 func (x *OfflineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[8]
+	mi := &file_replicator_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +632,7 @@ func (x *OfflineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineRequest.ProtoReflect.Descriptor instead.
 func (*OfflineRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{8}
+	return file_replicator_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OfflineRequest) GetService() string {
@@ -584,7 +664,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_replicator_proto_msgTypes[9]
+	mi := &file_replicator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +676,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[9]
+	mi := &file_replicator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +689,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{9}
+	return file_replicator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResetRequest) GetService() string {
@@ -658,7 +738,7 @@ type SetRoleRequest struct {
 
 func (x *SetRoleRequest) Reset() {
 	*x = SetRoleRequest{}
-	mi := &file_replicator_proto_msgTypes[10]
+	mi := &file_replicator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +750,7 @@ func (x *SetRoleRequest) String() string {
 func (*SetRoleRequest) ProtoMessage() {}
 
 func (x *SetRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[10]
+	mi := &file_replicator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +763,7 @@ func (x *SetRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRoleRequest.ProtoReflect.Descriptor instead.
 func (*SetRoleRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{10}
+	return file_replicator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetRoleRequest) GetService() string {
@@ -717,7 +797,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_replicator_proto_msgTypes[11]
+	mi := &file_replicator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +809,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[11]
+	mi := &file_replicator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +822,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{11}
+	return file_replicator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeartbeatRequest) GetService() string {
@@ -768,7 +848,7 @@ type HeartbeatReply struct {
 
 func (x *HeartbeatReply) Reset() {
 	*x = HeartbeatReply{}
-	mi := &file_replicator_proto_msgTypes[12]
+	mi := &file_replicator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +860,7 @@ func (x *HeartbeatReply) String() string {
 func (*HeartbeatReply) ProtoMessage() {}
 
 func (x *HeartbeatReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[12]
+	mi := &file_replicator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +873,7 @@ func (x *HeartbeatReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatReply.ProtoReflect.Descriptor instead.
 func (*HeartbeatReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{12}
+	return file_replicator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatReply) GetSeqno() uint64 {
@@ -812,7 +892,7 @@ type FlushRequest struct {
 
 func (x *FlushRequest) Reset() {
 	*x = FlushRequest{}
-	mi := &file_replicator_proto_msgTypes[13]
+	mi := &file_replicator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +904,7 @@ func (x *FlushRequest) String() string {
 func (*FlushRequest) ProtoMessage() {}
 
 func (x *FlushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[13]
+	mi := &file_replicator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +917,7 @@ func (x *FlushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushRequest.ProtoReflect.Descriptor instead.
 func (*FlushRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{13}
+	return file_replicator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FlushRequest) GetService() string {
@@ -857,7 +937,7 @@ type FlushReply struct {
 
 func (x *FlushReply) Reset() {
 	*x = FlushReply{}
-	mi := &file_replicator_proto_msgTypes[14]
+	mi := &file_replicator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +949,7 @@ func (x *FlushReply) String() string {
 func (*FlushReply) ProtoMessage() {}
 
 func (x *FlushReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[14]
+	mi := &file_replicator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +962,7 @@ func (x *FlushReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushReply.ProtoReflect.Descriptor instead.
 func (*FlushReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{14}
+	return file_replicator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FlushReply) GetSeqno() int64 {
@@ -904,7 +984,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_replicator_proto_msgTypes[15]
+	mi := &file_replicator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +996,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[15]
+	mi := &file_replicator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1009,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{15}
+	return file_replicator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitRequest) GetService() string {
@@ -968,7 +1048,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_replicator_proto_msgTypes[16]
+	mi := &file_replicator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1060,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[16]
+	mi := &file_replicator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1073,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{16}
+	return file_replicator_proto_rawDescGZIP(), []int{17}
 }
 
 type ShutdownReply struct {
@@ -1004,7 +1084,7 @@ type ShutdownReply struct {
 
 func (x *ShutdownReply) Reset() {
 	*x = ShutdownReply{}
-	mi := &file_replicator_proto_msgTypes[17]
+	mi := &file_replicator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1096,7 @@ func (x *ShutdownReply) String() string {
 func (*ShutdownReply) ProtoMessage() {}
 
 func (x *ShutdownReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[17]
+	mi := &file_replicator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1109,7 @@ func (x *ShutdownReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownReply.ProtoReflect.Descriptor instead.
 func (*ShutdownReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{17}
+	return file_replicator_proto_rawDescGZIP(), []int{18}
 }
 
 type BackupRequest struct {
@@ -1041,7 +1121,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_replicator_proto_msgTypes[18]
+	mi := &file_replicator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1133,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[18]
+	mi := &file_replicator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1146,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{18}
+	return file_replicator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BackupRequest) GetThreads() int32 {
@@ -1088,7 +1168,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_replicator_proto_msgTypes[19]
+	mi := &file_replicator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1180,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[19]
+	mi := &file_replicator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1193,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{19}
+	return file_replicator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -1141,7 +1221,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_replicator_proto_msgTypes[20]
+	mi := &file_replicator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1233,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[20]
+	mi := &file_replicator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1246,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{20}
+	return file_replicator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LocateRequest) GetService() string {
@@ -1202,7 +1282,7 @@ type LocateReply struct {
 
 func (x *LocateReply) Reset() {
 	*x = LocateReply{}
-	mi := &file_replicator_proto_msgTypes[21]
+	mi := &file_replicator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1294,7 @@ func (x *LocateReply) String() string {
 func (*LocateReply) ProtoMessage() {}
 
 func (x *LocateReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[21]
+	mi := &file_replicator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1307,7 @@ func (x *LocateReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateReply.ProtoReflect.Descriptor instead.
 func (*LocateReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{21}
+	return file_replicator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LocateReply) GetSeqno() int64 {
@@ -1271,7 +1351,7 @@ type SetPositionRequest struct {
 
 func (x *SetPositionRequest) Reset() {
 	*x = SetPositionRequest{}
-	mi := &file_replicator_proto_msgTypes[22]
+	mi := &file_replicator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1363,7 @@ func (x *SetPositionRequest) String() string {
 func (*SetPositionRequest) ProtoMessage() {}
 
 func (x *SetPositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[22]
+	mi := &file_replicator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1376,7 @@ func (x *SetPositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPositionRequest.ProtoReflect.Descriptor instead.
 func (*SetPositionRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{22}
+	return file_replicator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetPositionRequest) GetService() string {
@@ -1341,7 +1421,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x10replicator.proto\x12\x15carbide.replicator.v1\"1\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xbc\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xfa\x04\n" +
 	"\rServiceStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
@@ -1357,7 +1437,14 @@ const file_replicator_proto_rawDesc = "" +
 	"\x06fields\x18\v \x03(\v2\x1c.carbide.replicator.v1.FieldR\x06fields\x12\x14\n" +
 	"\x05epoch\x18\f \x01(\x04R\x05epoch\x121\n" +
 	"\x15applied_last_event_id\x18\r \x01(\tR\x12appliedLastEventId\x12,\n" +
-	"\x12master_connect_uri\x18\x0e \x01(\tR\x10masterConnectUri\"\x11\n" +
+	"\x12master_connect_uri\x18\x0e \x01(\tR\x10masterConnectUri\x12<\n" +
+	"\adropped\x18\x0f \x01(\v2\".carbide.replicator.v1.DroppedTailR\adropped\"\x89\x01\n" +
+	"\vDroppedTail\x12\x1d\n" +
+	"\n" +
+	"from_seqno\x18\x01 \x01(\x04R\tfromSeqno\x12\x19\n" +
+	"\bto_seqno\x18\x02 \x01(\x04R\atoSeqno\x12\x1b\n" +
+	"\tsource_id\x18\x03 \x01(\tR\bsourceId\x12#\n" +
+	"\rapplied_seqno\x18\x04 \x01(\x04R\fappliedSeqno\"\x11\n" +
 	"\x0fServicesRequest\"Q\n" +
 	"\rServicesReply\x12@\n" +
 	"\bservices\x18\x01 \x03(\v2$.carbide.replicator.v1.ServiceStatusR\bservices\"=\n" +
@@ -1453,69 +1540,71 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_replicator_proto_goTypes = []any{
 	(*Field)(nil),              // 0: carbide.replicator.v1.Field
 	(*ServiceStatus)(nil),      // 1: carbide.replicator.v1.ServiceStatus
-	(*ServicesRequest)(nil),    // 2: carbide.replicator.v1.ServicesRequest
-	(*ServicesReply)(nil),      // 3: carbide.replicator.v1.ServicesReply
-	(*StatusRequest)(nil),      // 4: carbide.replicator.v1.StatusRequest
-	(*StatusReply)(nil),        // 5: carbide.replicator.v1.StatusReply
-	(*Row)(nil),                // 6: carbide.replicator.v1.Row
-	(*OnlineRequest)(nil),      // 7: carbide.replicator.v1.OnlineRequest
-	(*OfflineRequest)(nil),     // 8: carbide.replicator.v1.OfflineRequest
-	(*ResetRequest)(nil),       // 9: carbide.replicator.v1.ResetRequest
-	(*SetRoleRequest)(nil),     // 10: carbide.replicator.v1.SetRoleRequest
-	(*HeartbeatRequest)(nil),   // 11: carbide.replicator.v1.HeartbeatRequest
-	(*HeartbeatReply)(nil),     // 12: carbide.replicator.v1.HeartbeatReply
-	(*FlushRequest)(nil),       // 13: carbide.replicator.v1.FlushRequest
-	(*FlushReply)(nil),         // 14: carbide.replicator.v1.FlushReply
-	(*WaitRequest)(nil),        // 15: carbide.replicator.v1.WaitRequest
-	(*ShutdownRequest)(nil),    // 16: carbide.replicator.v1.ShutdownRequest
-	(*ShutdownReply)(nil),      // 17: carbide.replicator.v1.ShutdownReply
-	(*BackupRequest)(nil),      // 18: carbide.replicator.v1.BackupRequest
-	(*BackupChunk)(nil),        // 19: carbide.replicator.v1.BackupChunk
-	(*LocateRequest)(nil),      // 20: carbide.replicator.v1.LocateRequest
-	(*LocateReply)(nil),        // 21: carbide.replicator.v1.LocateReply
-	(*SetPositionRequest)(nil), // 22: carbide.replicator.v1.SetPositionRequest
+	(*DroppedTail)(nil),        // 2: carbide.replicator.v1.DroppedTail
+	(*ServicesRequest)(nil),    // 3: carbide.replicator.v1.ServicesRequest
+	(*ServicesReply)(nil),      // 4: carbide.replicator.v1.ServicesReply
+	(*StatusRequest)(nil),      // 5: carbide.replicator.v1.StatusRequest
+	(*StatusReply)(nil),        // 6: carbide.replicator.v1.StatusReply
+	(*Row)(nil),                // 7: carbide.replicator.v1.Row
+	(*OnlineRequest)(nil),      // 8: carbide.replicator.v1.OnlineRequest
+	(*OfflineRequest)(nil),     // 9: carbide.replicator.v1.OfflineRequest
+	(*ResetRequest)(nil),       // 10: carbide.replicator.v1.ResetRequest
+	(*SetRoleRequest)(nil),     // 11: carbide.replicator.v1.SetRoleRequest
+	(*HeartbeatRequest)(nil),   // 12: carbide.replicator.v1.HeartbeatRequest
+	(*HeartbeatReply)(nil),     // 13: carbide.replicator.v1.HeartbeatReply
+	(*FlushRequest)(nil),       // 14: carbide.replicator.v1.FlushRequest
+	(*FlushReply)(nil),         // 15: carbide.replicator.v1.FlushReply
+	(*WaitRequest)(nil),        // 16: carbide.replicator.v1.WaitRequest
+	(*ShutdownRequest)(nil),    // 17: carbide.replicator.v1.ShutdownRequest
+	(*ShutdownReply)(nil),      // 18: carbide.replicator.v1.ShutdownReply
+	(*BackupRequest)(nil),      // 19: carbide.replicator.v1.BackupRequest
+	(*BackupChunk)(nil),        // 20: carbide.replicator.v1.BackupChunk
+	(*LocateRequest)(nil),      // 21: carbide.replicator.v1.LocateRequest
+	(*LocateReply)(nil),        // 22: carbide.replicator.v1.LocateReply
+	(*SetPositionRequest)(nil), // 23: carbide.replicator.v1.SetPositionRequest
 }
 var file_replicator_proto_depIdxs = []int32{
 	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
-	1,  // 1: carbide.replicator.v1.ServicesReply.services:type_name -> carbide.replicator.v1.ServiceStatus
-	1,  // 2: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
-	6,  // 3: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
-	0,  // 4: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
-	2,  // 5: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
-	4,  // 6: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
-	7,  // 7: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
-	8,  // 8: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
-	9,  // 9: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
-	10, // 10: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
-	11, // 11: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
-	13, // 12: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
-	15, // 13: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
-	16, // 14: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	18, // 15: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
-	20, // 16: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
-	22, // 17: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
-	3,  // 18: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	5,  // 19: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 20: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 21: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 22: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	5,  // 23: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	12, // 24: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	14, // 25: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	5,  // 26: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	17, // 27: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	19, // 28: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	21, // 29: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	5,  // 30: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	18, // [18:31] is the sub-list for method output_type
-	5,  // [5:18] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	2,  // 1: carbide.replicator.v1.ServiceStatus.dropped:type_name -> carbide.replicator.v1.DroppedTail
+	1,  // 2: carbide.replicator.v1.ServicesReply.services:type_name -> carbide.replicator.v1.ServiceStatus
+	1,  // 3: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
+	7,  // 4: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
+	0,  // 5: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
+	3,  // 6: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
+	5,  // 7: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
+	8,  // 8: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
+	9,  // 9: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
+	10, // 10: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
+	11, // 11: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
+	12, // 12: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
+	14, // 13: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
+	16, // 14: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
+	17, // 15: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
+	19, // 16: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	21, // 17: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	23, // 18: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	4,  // 19: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	6,  // 20: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 21: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 22: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 23: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 24: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	13, // 25: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	15, // 26: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	6,  // 27: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	18, // 28: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	20, // 29: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	22, // 30: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	6,  // 31: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	19, // [19:32] is the sub-list for method output_type
+	6,  // [6:19] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_replicator_proto_init() }
@@ -1529,7 +1618,7 @@ func file_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
