@@ -325,7 +325,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		// Its THL now describes its database: it dropped the tail it
 		// stored but never applied (docs/replicator.md).
 		dropped := "may still hold what its database never applied (its replicator did not say)"
-		if s, err := a.remote.serviceStatus(ctx, cand, a.site.Name, 2*time.Second); err == nil {
+		if s, err := a.repls.serviceStatus(ctx, cand, a.site.Name, 2*time.Second); err == nil {
 			dropped = "held nothing its database never applied"
 			if d := s.GetDropped(); d != nil {
 				dropped = fmt.Sprintf("dropped seqnos %d to %d, which its database never applied", d.GetFromSeqno(), d.GetToSeqno())
