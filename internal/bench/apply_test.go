@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -292,6 +291,7 @@ func setupBacklog(b *testing.B, w workload) *backlog {
 	defer cancel()
 	var seqno uint64
 	var last position.Position
+	stopProfile := startProfile(b, w.name+"-extract")
 	cpu0, pressure := selfCPU(), readStall()
 	begin := time.Now()
 	err = x.Run(ctx, e.from, func(frags []*thlpb.Event) error {
@@ -322,6 +322,7 @@ func setupBacklog(b *testing.B, w workload) *backlog {
 	}
 	elapsed := time.Since(begin)
 	goCPU := selfCPU() - cpu0
+	stopProfile()
 	if err != nil || last.Compare(e.to) < 0 {
 		b.Fatalf("extract: %v (stored up to %s of %s)", err, last, e.to)
 	}
@@ -422,19 +423,11 @@ func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string,
 		b.Fatal(err)
 	}
 	defer rd.Close()
-	if dir := os.Getenv("CARBIDE_BENCH_PROFILE_DIR"); dir != "" {
-		f, err := os.Create(filepath.Join(dir, name+".pprof"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
 	st0, pressure := r.status(b), readStall()
+	stopProfile := startProfile(b, name)
 	cpu0, goCPU0 := cpuTime(r.PID()), selfCPU()
 	b.ResetTimer()
 	begin := time.Now()
@@ -457,6 +450,7 @@ wait:
 	elapsed := time.Since(begin)
 	b.StopTimer()
 	srvCPU, goCPU := cpuTime(r.PID())-cpu0, selfCPU()-goCPU0
+	stopProfile()
 	b.Logf("%d transactions in %s (%s); replica CPU %s, this process's CPU %s; per transaction: %s", e.txns, elapsed.Round(time.Millisecond), pressure.since(), srvCPU, goCPU, perTx(st0, r.status(b), e.txns))
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {

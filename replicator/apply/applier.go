@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,12 @@ type Applier struct {
 	maxQuery int
 	// session is the main connection's id in the database (orphans.go).
 	session int64
+	// compound: blocks of row changes go as one compound statement each
+	// (send.go); the database is MariaDB and has not refused one
+	// (compoundOff).
+	compound, compoundOff atomic.Bool
+	// tail is the buffer of a serial commit's tracking update.
+	tail []byte
 }
 
 // lingerFloor: commits faster than this mean an idle database, where a
@@ -218,10 +225,13 @@ func (a *Applier) Open(ctx context.Context) error {
 			return fmt.Errorf("prepare the applier session (%s): %w", shortSQL(q), err)
 		}
 	}
-	if err := conn.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&a.maxQuery); err != nil {
+	var version string
+	if err := conn.QueryRowContext(ctx, "SELECT @@max_allowed_packet, @@version").Scan(&a.maxQuery, &version); err != nil {
 		conn.Close()
 		return fmt.Errorf("read max_allowed_packet: %w", err)
 	}
+	// MariaDB has had BEGIN NOT ATOMIC since 10.1; MySQL has none.
+	a.compound.Store(strings.Contains(version, "MariaDB") && !a.compoundOff.Load())
 	pos, ok, err := readPosition(ctx, conn, a.cfg.Service)
 	if err != nil {
 		conn.Close()

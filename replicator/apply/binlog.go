@@ -1,8 +1,6 @@
 package apply
 
 import (
-	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -111,33 +109,4 @@ func (b *builder) flushBinlog() {
 	b.buf = append(b.buf, "';"...)
 	b.cuts = append(b.cuts, len(b.buf))
 	b.run = b.run[:0]
-}
-
-// execer runs SQL: a connection or the applier's session.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// execCut runs prefix, sql[from:to] and suffix on conn as one script, in
-// as many round trips as it has BINLOG statements before its end (cuts):
-// MariaDB answers the statements after a BINLOG statement of the same
-// multi-statement packet out of protocol order (the client then reads
-// "commands out of sync"), so every BINLOG statement ends its packet.
-func execCut(ctx context.Context, conn execer, prefix string, sql []byte, from, to int, cuts []int, suffix string) error {
-	start := from
-	for _, c := range cuts {
-		if c <= start || c > to {
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, prefix+string(sql[start:c])); err != nil {
-			return err
-		}
-		prefix, start = "", c
-	}
-	q := prefix + string(sql[start:to]) + suffix
-	if q == "" {
-		return nil
-	}
-	_, err := conn.ExecContext(ctx, q)
-	return err
 }

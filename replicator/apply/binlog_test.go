@@ -55,3 +55,29 @@ func TestFormatDescription(t *testing.T) {
 		t.Fatalf("server version %q", fd[eventHeaderSize+2:eventHeaderSize+20])
 	}
 }
+
+// TestScriptCompound: a script of row changes goes as one compound
+// statement, BINLOG statements and the commit included; without compound
+// it is cut after every BINLOG statement.
+func TestScriptCompound(t *testing.T) {
+	s := []byte("A;BINLOG 'x';B;")
+	cuts := []int{len("A;BINLOG 'x';")}
+	for _, c := range []struct {
+		s    script
+		want string
+	}{
+		{script{begin: true, sql: s, to: len(s), cuts: cuts, tail: []byte("T;COMMIT"), compound: true}, "[BEGIN NOT ATOMIC START TRANSACTION;A;BINLOG 'x';B;T;COMMIT;END]"},
+		{script{sql: s, to: len(s), cuts: cuts, compound: true}, "[BEGIN NOT ATOMIC A;BINLOG 'x';B;END]"},
+		{script{begin: true, sql: s, from: 2, to: cuts[0], cuts: cuts, compound: true}, "[BEGIN NOT ATOMIC START TRANSACTION;BINLOG 'x';END]"},
+		{script{sql: s, from: 2, to: 2, compound: true}, "[]"},
+		{script{begin: true, sql: s, to: len(s), cuts: cuts, tail: []byte("T;COMMIT")}, "[BEGIN;A;BINLOG 'x'; B;T;COMMIT]"},
+	} {
+		r := &recorder{}
+		if err := c.s.exec(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(r.got); got != c.want {
+			t.Errorf("%+v sent %s, want %s", c.s, got, c.want)
+		}
+	}
+}

@@ -270,11 +270,7 @@ func (a *Applier) fit(ctx context.Context, blk *block, ev *thlpb.Event, start in
 	if err := a.quiesce(ctx); err != nil {
 		return err
 	}
-	prefix := ""
-	if !blk.sent {
-		prefix = "BEGIN;"
-	}
-	if err := execCut(ctx, a.conn, prefix, blk.sql, 0, start, blk.cuts, ""); err != nil {
+	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: start, cuts: blk.cuts, compound: a.compoundFor(blk)}); err != nil {
 		a.rollback()
 		return a.sqlError(ev, "", err)
 	}
@@ -307,11 +303,7 @@ func cutsBefore(cuts []int, end int) []int {
 
 // sendPart sends the SQL built so far of a large open transaction.
 func (a *Applier) sendPart(ctx context.Context, blk *block) error {
-	prefix := ""
-	if !blk.sent {
-		prefix = "BEGIN;"
-	}
-	if err := execCut(ctx, a.conn, prefix, blk.sql, 0, len(blk.sql), blk.cuts, ""); err != nil {
+	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, compound: a.compoundFor(blk)}); err != nil {
 		a.rollback()
 		ev := blk.open
 		return a.sqlError(ev, "", err)
@@ -327,13 +319,9 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	prefix := ""
-	if !blk.sent {
-		prefix = "BEGIN;"
-	}
-	suffix := string(append(appendTrackingUpdate(nil, a.cfg.Service, last, now), "COMMIT"...))
+	a.tail = append(appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now), "COMMIT"...)
 	begin := time.Now()
-	err := execCut(ctx, a.conn, prefix, blk.sql, 0, len(blk.sql), blk.cuts, suffix)
+	err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, tail: a.tail, compound: a.compoundFor(blk)})
 	a.timed(time.Since(begin))
 	if err != nil {
 		a.rollback()

@@ -44,6 +44,18 @@ type table struct {
 	// source had them: its rows are applied from the source's events.
 	versioned bool
 	loaded    time.Time
+	// mapped is the column mapping of the last row change (most changes
+	// of a table name the same columns).
+	mapped *mapping
+}
+
+// mapping maps the columns of a row change to the table's: target[i] is
+// the table column of event column i (-1: not written), pos the inverse.
+type mapping struct {
+	native bool
+	names  []string
+	target []int
+	pos    map[int]int
 }
 
 // native reports whether rows of t are applied from their source events
@@ -63,25 +75,27 @@ func (t *table) col(name string) (*column, int, bool) {
 // replicator (another site's service) may change a table, add a trigger
 // to it, without this one seeing the DDL.
 type metaCache struct {
-	tables map[string]*table
+	tables map[tableKey]*table
 	now    func() time.Time
 }
+
+type tableKey struct{ schema, name string }
 
 // metaMaxAge bounds how long a table definition is used without reading
 // it again.
 const metaMaxAge = time.Second
 
-func newMetaCache() *metaCache { return &metaCache{tables: map[string]*table{}, now: time.Now} }
+func newMetaCache() *metaCache { return &metaCache{tables: map[tableKey]*table{}, now: time.Now} }
 
 func (m *metaCache) clear() { clear(m.tables) }
 
-func (m *metaCache) forget(schema, name string) { delete(m.tables, schema+"\x00"+name) }
+func (m *metaCache) forget(schema, name string) { delete(m.tables, tableKey{schema, name}) }
 
 // errNoTable: the target table does not exist.
 var errNoTable = errors.New("no such table")
 
 func (m *metaCache) get(ctx context.Context, q queryer, schema, name string) (*table, error) {
-	k := schema + "\x00" + name
+	k := tableKey{schema, name}
 	now := m.now()
 	if t, ok := m.tables[k]; ok && now.Sub(t.loaded) < metaMaxAge {
 		return t, nil

@@ -160,7 +160,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	last := blk.txs[len(blk.txs)-1].last
 	var err error
 	begin := time.Now()
-	err = execCut(ctx, conn, "BEGIN;", blk.sql, 0, len(blk.sql), blk.cuts, "")
+	err = p.a.send(ctx, conn, script{begin: true, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, compound: p.a.compound.Load()})
 	took := time.Since(begin)
 	if pred != nil {
 		<-pred.done

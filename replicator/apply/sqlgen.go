@@ -159,36 +159,11 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		return err
 	}
 	native := t.native() || (b.binlogAll || bulk(rc)) && len(rc.GetBinlog()) > 0
-	cols := rc.GetColumns()
-	// target[i] is the target column of event column i, or -1 for a
-	// generated column (never written), or, for rows applied from the
-	// source's events, a column the target does not show (a system-
-	// versioned table's row_start and row_end).
-	target := make([]int, len(cols))
-	for i, c := range cols {
-		idx := i
-		if c.GetName() != "" {
-			_, j, ok := t.col(c.GetName())
-			if !ok && (native || isLongUniqueHash(c.GetName())) {
-				// Hidden columns the server computes: a long UNIQUE
-				// key's DB_ROW_HASH_n, which information_schema
-				// does not show and no statement may write.
-				target[i] = -1
-				continue
-			}
-			if !ok {
-				return fmt.Errorf("column %s of %s.%s is not in the target table: %w", c.GetName(), t.schema, t.name, errSchemaDiffers)
-			}
-			idx = j
-		} else if i >= len(t.columns) {
-			return fmt.Errorf("a row of %s.%s has %d columns, the target table %d: %w", t.schema, t.name, len(cols), len(t.columns), errSchemaDiffers)
-		}
-		if t.columns[idx].generated {
-			idx = -1
-		}
-		target[i] = idx
+	m, err := t.mapColumns(rc.GetColumns(), native)
+	if err != nil {
+		return err
 	}
-	pos := positions(target)
+	target, pos := m.target, m.pos
 	if b.deps != nil {
 		if t.foreign || t.sequence {
 			b.deps.barrier = true
@@ -231,6 +206,56 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		return fmt.Errorf("row change on %s.%s has no action", t.schema, t.name)
 	}
 	return nil
+}
+
+// mapColumns maps the columns of a row change to t's (the last mapping
+// again when the change names the same columns). native: the rows are
+// applied from their source events.
+func (t *table) mapColumns(cols []*thlpb.Column, native bool) (*mapping, error) {
+	if m := t.mapped; m != nil && m.native == native && len(m.names) == len(cols) {
+		same := true
+		for i, c := range cols {
+			if c.GetName() != m.names[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return m, nil
+		}
+	}
+	// target[i] is the target column of event column i, or -1 for a
+	// generated column (never written), or, for rows applied from the
+	// source's events, a column the target does not show (a system-
+	// versioned table's row_start and row_end).
+	m := &mapping{native: native, names: make([]string, len(cols)), target: make([]int, len(cols))}
+	for i, c := range cols {
+		m.names[i] = c.GetName()
+		idx := i
+		if c.GetName() != "" {
+			_, j, ok := t.col(c.GetName())
+			if !ok && (native || isLongUniqueHash(c.GetName())) {
+				// Hidden columns the server computes: a long UNIQUE
+				// key's DB_ROW_HASH_n, which information_schema
+				// does not show and no statement may write.
+				m.target[i] = -1
+				continue
+			}
+			if !ok {
+				return nil, fmt.Errorf("column %s of %s.%s is not in the target table: %w", c.GetName(), t.schema, t.name, errSchemaDiffers)
+			}
+			idx = j
+		} else if i >= len(t.columns) {
+			return nil, fmt.Errorf("a row of %s.%s has %d columns, the target table %d: %w", t.schema, t.name, len(cols), len(t.columns), errSchemaDiffers)
+		}
+		if t.columns[idx].generated {
+			idx = -1
+		}
+		m.target[i] = idx
+	}
+	m.pos = positions(m.target)
+	t.mapped = m
+	return m, nil
 }
 
 func (b *builder) tableName(t *table) {

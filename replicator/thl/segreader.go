@@ -19,6 +19,7 @@ type segReader struct {
 	buf    []byte // bytes of the file from bufOff
 	bufOff int64
 	nread  int64 // bytes read from the file, for tests of seek cost
+	dec    decoder
 }
 
 func openSegReader(path string) (*segReader, error) {
@@ -127,7 +128,7 @@ func (r *segReader) event(off, end int64, want pos) (*eventAt, error) {
 	if p != recOK {
 		return nil, corruptRecord(r.path, off, p.String())
 	}
-	ev, err := unmarshalEvent(payload)
+	ev, err := r.dec.decodeEvent(payload)
 	if err != nil {
 		return nil, corruptRecord(r.path, off, fmt.Sprintf("does not decode as an event (%v)", err))
 	}
