@@ -287,24 +287,3 @@ func (a *Agent) hasQuorum() bool {
 	}
 	return false
 }
-
-// addAlert records text in the site state (through raft, so every
-// manager shows it), timestamped; a manager that is not the coordinator
-// only logs it.
-func (a *Agent) addAlert(text string) {
-	a.mu.Lock()
-	if t, ok := a.alerted[text]; ok && time.Since(t) < 30*time.Second {
-		a.mu.Unlock()
-		return // the same alert again: once per 30 s is enough
-	}
-	a.alerted[text] = time.Now()
-	a.mu.Unlock()
-	line := time.Now().UTC().Format("2006/01/02 15:04:05") + " " + text
-	if !a.ledger.leading() {
-		a.log.Warn("alert", "text", text)
-		return
-	}
-	if err := a.apply(policy.Change{Op: policy.OpAlert, Value: line}); err != nil {
-		a.log.Warn("alert not recorded", "text", text, "error", err)
-	}
-}

@@ -30,6 +30,7 @@ var (
 	descDSApplied   = prometheus.NewDesc("carbide_manager_datasource_applied_seqno", "The last seqno the datasource's replicator applied, as its manager reports; -1 for none.", []string{"site", "datasource"}, nil)
 	descDSLatency   = prometheus.NewDesc("carbide_manager_datasource_applied_latency_seconds", "The datasource's applied latency, as its manager reports.", []string{"site", "datasource"}, nil)
 	descDSAlive     = prometheus.NewDesc("carbide_manager_datasource_manager_alive", "1 while the datasource's manager reports.", []string{"site", "datasource"}, nil)
+	descAlert       = prometheus.NewDesc("carbide_manager_alert_active", "1 for each alert whose condition holds now (cctrl ls shows them), by key.", []string{"site", "key"}, nil)
 	descReaders     = prometheus.NewDesc("carbide_manager_cross_site_readers_online", "1 while another site's host reads this site through an ONLINE cross-site service, 0 otherwise (seen by this site's coordinator).", []string{"site", "reader_site", "host", "service"}, nil)
 	descCross       = prometheus.NewDesc("carbide_manager_cross_site_online", "1 while a host's cross-site service (named after the site it reads) is ONLINE, 0 otherwise.", []string{"site", "host", "service"}, nil)
 	descRouter      = prometheus.NewDesc("carbide_manager_router_state", "1 for the connector's administrative state (ONLINE, OFFLINE), 0 for the other.", []string{"site", "router", "state"}, nil)
@@ -84,7 +85,7 @@ var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPolicy, descCoordinator, descHasCoord, descQuorum, descMembers, descEpoch, descInTransit,
-		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter, descCross, descReaders} {
+		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter, descCross, descReaders, descAlert} {
 		ch <- d
 	}
 }
@@ -128,6 +129,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, rt := range r.GetRouters() {
 		exporter.StateSet(ch, descRouter, rt.GetState(), routerStates, c.site, rt.GetHost())
+	}
+	for _, al := range r.GetActiveAlerts() {
+		gauge(descAlert, 1, al.GetKey())
 	}
 	if c.readers != nil {
 		for k, state := range c.readers() {

@@ -17,6 +17,10 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
+// failoverBlocked is the key of the alert of a failover that waits for
+// its candidate (cleared by the next promotion).
+const failoverBlocked = "failover-blocked"
+
 // Timeouts of the steps of a switch or failover.
 const (
 	stepTimeout  = 5 * time.Second
@@ -185,6 +189,7 @@ func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error)
 		lines = append(lines, "WARNING: could not re-point "+f)
 	}
 	a.addAlert(lines[0])
+	a.clearAlert(failoverBlocked)
 	return lines, nil
 }
 
@@ -312,7 +317,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		if !force {
 			_ = a.apply(policy.Change{Op: policy.OpEnd})
 			line := fmt.Sprintf("FAILOVER TO %s BLOCKED: %s; the site has no primary until it has applied them (or: set force true; failover)", cand, gap)
-			a.addAlert(line)
+			a.raise(failoverBlocked, line)
 			return nil, fmt.Errorf("failover to %s blocked: %s", cand, gap)
 		}
 		lines = append(lines, fmt.Sprintf("WARNING: forced failover to %s gives up %s", cand, gap))
@@ -343,6 +348,7 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	failed := a.repoint(ctx, cand, a.others(cand, from))
 	line := fmt.Sprintf("FAILOVER TO %s COMPLETE (%s FAILED: %s)", cand, from, reason)
 	a.addAlert(line)
+	a.clearAlert(failoverBlocked)
 	lines = append([]string{line}, lines...)
 	for _, l := range lines[1:] {
 		a.addAlert(l)

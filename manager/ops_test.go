@@ -91,6 +91,17 @@ func TestFailoverBlockedWhileCandidateLags(t *testing.T) {
 	if !slices.ContainsFunc(st.Alerts, func(s string) bool { return strings.Contains(s, "FAILOVER TO east2 BLOCKED") }) {
 		t.Errorf("alerts %q", st.Alerts)
 	}
+	if al, ok := st.ActiveAlert(failoverBlocked); !ok || !strings.Contains(al.Text, "seqnos 91 to 100") {
+		t.Errorf("active alerts %+v: want the blocked failover", st.Active)
+	}
+	// Blocked again: the alert stays one, the history gains no line.
+	history := len(st.Alerts)
+	if _, err := a.doFailover(context.Background(), "east2", "dataserver down", false); err == nil {
+		t.Fatal("a second attempt promoted the lagging candidate")
+	}
+	if st := a.ledger.state(); len(st.Active) != 1 || len(st.Alerts) != history {
+		t.Errorf("after a second blocked attempt: active %+v, history %q", st.Active, st.Alerts)
+	}
 
 	// set force true; failover: promoted, and the reply says what it gives up.
 	lines, err := a.doFailover(context.Background(), "east2", "by hand", true)
@@ -99,6 +110,9 @@ func TestFailoverBlockedWhileCandidateLags(t *testing.T) {
 	}
 	if !strings.Contains(joined(lines), "WARNING: forced failover to east2 gives up") || a.ledger.state().Primary != "east2" {
 		t.Fatalf("reply %q, primary %s", lines, a.ledger.state().Primary)
+	}
+	if _, ok := a.ledger.state().ActiveAlert(failoverBlocked); ok {
+		t.Error("the blocked failover's alert outlived the promotion")
 	}
 }
 

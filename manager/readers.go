@@ -28,8 +28,10 @@ func (a *Agent) readersLoop(ctx context.Context) {
 			}
 			r := a.remoteStatus(ctx, other)
 			if r == nil {
-				continue
+				continue // nothing known: its alerts stay as they are
 			}
+			prefix := "reader/" + other.Name + "/"
+			stopped := map[string]string{}
 			for _, d := range r.GetDatasources() {
 				for _, x := range d.GetCross() {
 					if x.GetService() != a.site.Name {
@@ -37,11 +39,14 @@ func (a *Agent) readersLoop(ctx context.Context) {
 					}
 					readers[other.Name+"/"+d.GetHost()] = x.GetState()
 					if strings.HasPrefix(x.GetState(), "OFFLINE:ERROR") {
-						a.addAlert(fmt.Sprintf("%s of site %s reads %s through its cross-site service %s, which is %s; see mm_trepctl -service %s status on %s",
+						key := prefix + d.GetHost()
+						stopped[key] = x.GetState()
+						a.raise(key, fmt.Sprintf("%s of site %s reads %s through its cross-site service %s, which is %s; see mm_trepctl -service %s status on %s",
 							d.GetHost(), other.Name, a.site.Name, x.GetService(), x.GetState(), x.GetService(), d.GetHost()))
 					}
 				}
 			}
+			a.clearAlertsNotIn(prefix, stopped)
 		}
 		a.mu.Lock()
 		a.readers = readers

@@ -31,10 +31,18 @@ type ManagerStatus struct {
 	Initialized        bool               `json:"initialized"`
 	TimeUnixMs         int64              `json:"timeUnixMs"`
 	Alerts             []string           `json:"alerts"`
+	ActiveAlerts       []ActiveAlert      `json:"activeAlerts"`
 	Warnings           []string           `json:"warnings"`
 	Datasources        []DatasourceStatus `json:"datasources"`
 	Connectors         []ConnectorState   `json:"connectors"`
 	Managers           []ManagerMember    `json:"managers"`
+}
+
+// ActiveAlert is an alert whose condition holds now.
+type ActiveAlert struct {
+	Key         string `json:"key"`
+	Text        string `json:"text"`
+	SinceUnixMs int64  `json:"sinceUnixMs"`
 }
 
 // DatasourceStatus is one datasource as cctrl ls shows it.
@@ -90,8 +98,11 @@ type CommandResult struct {
 func restStatus(r *managerpb.StatusReply) ManagerStatus {
 	s := ManagerStatus{DataService: r.GetSite(), Host: r.GetHost(), Coordinator: r.GetCoordinator(), CoordinatorProblem: r.GetCoordinatorProblem(),
 		PolicyMode: r.GetPolicy(), Primary: r.GetPrimary(), Epoch: r.GetEpoch(), Transition: r.GetTransition(), TransitionDrain: r.GetTransitionDrain(),
-		Initialized: r.GetInitialized(), TimeUnixMs: r.GetTimeUnixMs(), Alerts: append([]string{}, r.GetAlerts()...), Warnings: append([]string{}, r.GetWarnings()...),
+		Initialized: r.GetInitialized(), TimeUnixMs: r.GetTimeUnixMs(), Alerts: append([]string{}, r.GetAlerts()...), ActiveAlerts: []ActiveAlert{}, Warnings: append([]string{}, r.GetWarnings()...),
 		Datasources: []DatasourceStatus{}, Connectors: []ConnectorState{}, Managers: []ManagerMember{}}
+	for _, al := range r.GetActiveAlerts() {
+		s.ActiveAlerts = append(s.ActiveAlerts, ActiveAlert{Key: al.GetKey(), Text: al.GetText(), SinceUnixMs: al.GetSinceUnixMs()})
+	}
 	for _, d := range r.GetDatasources() {
 		s.Datasources = append(s.Datasources, DatasourceStatus{Host: d.GetHost(), Address: d.GetAddress(), Role: d.GetRole(), State: d.GetState(),
 			Reason: d.GetReason(), Precedence: d.GetPrecedence(), Dataserver: d.GetDataserver(), DataserverError: d.GetDataserverError(),

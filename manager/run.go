@@ -474,6 +474,9 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		for _, d := range a.mon.Step(in) {
 			a.execute(ctx, d)
 		}
+		if current, ok := a.mon.Conditions(); ok {
+			a.clearAlertsNotIn(policy.MonitorAlerts, current)
+		}
 		a.reconcile(ctx, a.fsm.state(), facts)
 	})
 }
@@ -546,7 +549,11 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 	var err error
 	switch d.Kind {
 	case policy.DecideAlert:
-		a.addAlert(d.Reason)
+		if d.Key != "" {
+			a.raise(d.Key, d.Reason)
+		} else {
+			a.addAlert(d.Reason)
+		}
 		return
 	case policy.DecideFail:
 		st := a.fsm.state()

@@ -161,6 +161,9 @@ func (a *Agent) status() *managerpb.StatusReply {
 			Coordinator: h == coord, Witness: slices.Contains(a.site.Witnesses, h)})
 	}
 	r.Alerts = st.Alerts
+	for _, al := range st.Active {
+		r.ActiveAlerts = append(r.ActiveAlerts, &managerpb.Alert{Key: al.Key, Text: al.Text, SinceUnixMs: al.Since.UnixMilli()})
+	}
 	return r
 }
 

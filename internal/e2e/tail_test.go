@@ -142,4 +142,13 @@ func TestCrossSiteStopShowsInSite(t *testing.T) {
 	}
 	s.sameEverywhere(60*time.Second, allHosts, "xs")
 	s.allOnlineAndCaughtUp(60 * time.Second)
+	// Repaired, both sites' alerts clear by themselves.
+	for _, h := range []string{"east1", "west1"} {
+		s.waitStatus(h, 30*time.Second, "no active alert", func(r *managerpb.StatusReply) error {
+			if len(r.GetActiveAlerts()) > 0 {
+				return fmt.Errorf("active alerts %v", r.GetActiveAlerts())
+			}
+			return nil
+		})
+	}
 }

@@ -25,6 +25,8 @@ type Decision struct {
 	Host   string // the datasource concerned (failover: the failed primary)
 	To     string // failover: the candidate
 	Reason string
+	// Key names an alert's condition (see Monitor.Conditions).
+	Key string
 }
 
 func (d Decision) String() string {
@@ -68,10 +70,14 @@ func DefaultConfig() Config {
 // Monitor turns inputs into decisions. It remembers failed observations
 // per host between steps; it is not safe for concurrent use.
 type Monitor struct {
-	cfg     Config
-	down    map[string]*streak // failed observations in a row
-	healthy map[string]time.Time
-	alerted map[string]time.Time
+	cfg Config
+	// current are the alert conditions of the last Step; assessed says
+	// it looked at every host.
+	current  map[string]string
+	assessed bool
+	down     map[string]*streak // failed observations in a row
+	healthy  map[string]time.Time
+	alerted  map[string]time.Time
 }
 
 type streak struct {
@@ -140,6 +146,7 @@ func looksDown(in Input, host string) (down bool, why string, refused bool) {
 // made after it.
 func (m *Monitor) Step(in Input) []Decision {
 	st := in.State
+	m.current, m.assessed = map[string]string{}, false
 	if !st.Initialized {
 		return nil
 	}
@@ -152,14 +159,14 @@ func (m *Monitor) Step(in Input) []Decision {
 	for _, h := range st.Hosts() {
 		ds := st.Datasources[h]
 		if f := in.Facts[h]; f.Alive && ds.State == Online && strings.HasPrefix(f.ReplState, "OFFLINE:ERROR") {
-			out = append(out, m.alert(in.Now, h, fmt.Sprintf("the replicator of %s is %s; see trepctl status on %s (an apply error needs an operator)", h, f.ReplState, h))...)
+			out = append(out, m.alert(in.Now, "replicator-error/"+h, h, fmt.Sprintf("the replicator of %s is %s; see trepctl status on %s (an apply error needs an operator)", h, f.ReplState, h))...)
 		} else if f.Alive && h == st.Primary && ds.State == Online && f.ReplState != "" && f.ReplState != ReplOnline && !strings.HasPrefix(f.ReplState, "GOING-ONLINE") {
-			out = append(out, m.alert(in.Now, h, fmt.Sprintf("the primary %s takes writes but its replicator is %s: no replica gets them; replicator %s online", h, f.ReplState, h))...)
+			out = append(out, m.alert(in.Now, "primary-replicator/"+h, h, fmt.Sprintf("the primary %s takes writes but its replicator is %s: no replica gets them; replicator %s online", h, f.ReplState, h))...)
 		}
 		if f := in.Facts[h]; f.Alive {
 			for _, svc := range sortedKeys(f.Cross) {
 				if state := f.Cross[svc]; strings.HasPrefix(state, "OFFLINE:ERROR") {
-					out = append(out, m.alert(in.Now, h, fmt.Sprintf("the cross-site service %s on %s is %s; see mm_trepctl -service %s status on %s", svc, h, state, svc, h))...)
+					out = append(out, m.alert(in.Now, "cross/"+h+"/"+svc, h, fmt.Sprintf("the cross-site service %s on %s is %s; see mm_trepctl -service %s status on %s", svc, h, state, svc, h))...)
 				}
 			}
 		}
@@ -172,7 +179,7 @@ func (m *Monitor) Step(in Input) []Decision {
 				// qualifies.
 				to, err := Candidate(st, in.Facts, "")
 				if err != nil {
-					out = append(out, m.alert(in.Now, h, fmt.Sprintf("primary %s is %s; %v", h, ds, err))...)
+					out = append(out, m.alert(in.Now, "no-candidate/"+h, h, fmt.Sprintf("primary %s is %s; %v", h, ds, err))...)
 					continue
 				}
 				out = append(out, Decision{Kind: DecideFailover, Host: h, To: to, Reason: ds.Reason})
@@ -186,13 +193,13 @@ func (m *Monitor) Step(in Input) []Decision {
 				continue // give a cut-off primary time to fence itself
 			}
 			if st.Policy != Automatic {
-				out = append(out, m.alert(in.Now, h, fmt.Sprintf("primary %s: %s; policy is MAINTENANCE, no failover", h, why))...)
+				out = append(out, m.alert(in.Now, "primary-down/"+h, h, fmt.Sprintf("primary %s: %s; policy is MAINTENANCE, no failover", h, why))...)
 				continue
 			}
 			to, err := Candidate(st, in.Facts, "")
 			if err != nil {
 				out = append(out, Decision{Kind: DecideFail, Host: h, Reason: why})
-				out = append(out, m.alert(in.Now, h, fmt.Sprintf("primary %s: %s; %v", h, why, err))...)
+				out = append(out, m.alert(in.Now, "primary-down/"+h, h, fmt.Sprintf("primary %s: %s; %v", h, why, err))...)
 				continue
 			}
 			out = append(out, Decision{Kind: DecideFailover, Host: h, To: to, Reason: why})
@@ -205,7 +212,7 @@ func (m *Monitor) Step(in Input) []Decision {
 		switch {
 		case confirmed && ds.State == Online:
 			if st.Policy != Automatic {
-				out = append(out, m.alert(in.Now, h, fmt.Sprintf("replica %s: %s; policy is MAINTENANCE", h, why))...)
+				out = append(out, m.alert(in.Now, "replica-down/"+h, h, fmt.Sprintf("replica %s: %s; policy is MAINTENANCE", h, why))...)
 				continue
 			}
 			out = append(out, Decision{Kind: DecideFail, Host: h, Reason: why})
@@ -229,15 +236,32 @@ func (m *Monitor) Step(in Input) []Decision {
 			}
 		}
 	}
+	m.assessed = true
 	return out
 }
 
-func (m *Monitor) alert(now time.Time, host, text string) []Decision {
+// alert records that the condition kind (a key under MonitorAlerts)
+// holds on this step, and decides to raise it when it is new or its
+// text changed, or every AlertEvery.
+func (m *Monitor) alert(now time.Time, kind, host, text string) []Decision {
+	key := MonitorAlerts + kind
+	m.current[key] = text
 	if t, ok := m.alerted[text]; ok && now.Sub(t) < m.cfg.AlertEvery {
 		return nil
 	}
 	m.alerted[text] = now
-	return []Decision{{Kind: DecideAlert, Host: host, Reason: text}}
+	return []Decision{{Kind: DecideAlert, Host: host, Reason: text, Key: key}}
+}
+
+// MonitorAlerts prefixes the keys of the alerts the monitor raises.
+const MonitorAlerts = "monitor/"
+
+// Conditions are the alert conditions the last Step found, by key, and
+// whether that step looked at every host (it does not while a switch or
+// failover is under way, nor on the step that decides a failover): only
+// then does a monitor alert missing from it clear.
+func (m *Monitor) Conditions() (map[string]string, bool) {
+	return m.current, m.assessed
 }
 
 // Candidate picks the replica to promote: ONLINE datasource, manager

@@ -72,8 +72,30 @@ type State struct {
 	Routers     map[string]string `json:"routers"`
 	Transition  *Transition       `json:"transition,omitempty"`
 	// Alerts are the last MaxAlerts things the coordinator reported
-	// (failovers, refusals under MAINTENANCE), oldest first.
+	// (failovers, refusals under MAINTENANCE, alerts raised and cleared),
+	// oldest first: the history.
 	Alerts []string `json:"alerts,omitempty"`
+	// Active are the alerts whose condition holds now, oldest first; each
+	// clears (OpClear) when its condition ends.
+	Active []ActiveAlert `json:"active,omitempty"`
+}
+
+// ActiveAlert is an alert whose condition holds: Key names the condition
+// (kind/host...), Text says it, Since is when it was raised.
+type ActiveAlert struct {
+	Key   string    `json:"key"`
+	Text  string    `json:"text"`
+	Since time.Time `json:"since"`
+}
+
+// ActiveAlert returns the active alert of key, if any.
+func (s State) ActiveAlert(key string) (ActiveAlert, bool) {
+	for _, a := range s.Active {
+		if a.Key == key {
+			return a, true
+		}
+	}
+	return ActiveAlert{}, false
 }
 
 // MaxAlerts bounds State.Alerts.
@@ -95,6 +117,7 @@ func (s State) Clone() State {
 		c.Transition = &t
 	}
 	c.Alerts = append([]string(nil), s.Alerts...)
+	c.Active = append([]ActiveAlert(nil), s.Active...)
 	return c
 }
 
@@ -128,6 +151,10 @@ const (
 	// OpDrained ends the drain of a switch: the old primary goes read-only.
 	OpDrained = "drained"
 	OpAlert   = "alert"
+	// OpRaise makes Key's alert active with Value as its text (a new text
+	// for an active one keeps its Since); OpClear ends it.
+	OpRaise = "raise"
+	OpClear = "clear"
 )
 
 // Change is one mutation of the State, as carried by the raft log.
@@ -141,6 +168,7 @@ type Change struct {
 	Routers    []string    `json:"routers,omitempty"` // init: connectors
 	Transition *Transition `json:"transition,omitempty"`
 	At         time.Time   `json:"at,omitempty"`
+	Key        string      `json:"key,omitempty"` // raise, clear: the alert's condition
 }
 
 // Apply returns the state after c, or an error (and s unchanged) when c
@@ -248,6 +276,18 @@ func (s State) Apply(c Change) (State, error) {
 		if len(n.Alerts) > MaxAlerts {
 			n.Alerts = n.Alerts[len(n.Alerts)-MaxAlerts:]
 		}
+	case OpRaise:
+		if c.Key == "" || c.Value == "" {
+			return s, fmt.Errorf("policy: raising an alert needs a key and a text")
+		}
+		i := slices.IndexFunc(n.Active, func(a ActiveAlert) bool { return a.Key == c.Key })
+		if i >= 0 {
+			n.Active[i].Text = c.Value
+		} else {
+			n.Active = append(n.Active, ActiveAlert{Key: c.Key, Text: c.Value, Since: c.At})
+		}
+	case OpClear:
+		n.Active = slices.DeleteFunc(n.Active, func(a ActiveAlert) bool { return a.Key == c.Key })
 	case OpEnd:
 		n.Transition = nil
 	default:

@@ -92,7 +92,10 @@ func scenarios() []scenario {
 	add("primary-failed", LsOptions{Long: true}, func(r *managerpb.StatusReply) {
 		p := dsOf(r, "east1")
 		p.State, p.Reason, p.Dataserver, p.ReadOnly = "FAILED", "dataserver down", "STOPPED", true
-		r.Alerts = []string{"no candidate to fail over to: east2 SHUNNED, east3 replicator OFFLINE:ERROR"}
+		r.Alerts = []string{"2025/01/02 15:31:00 the replicator of east3 is OFFLINE:ERROR; see trepctl status on east3 (an apply error needs an operator)",
+			"2025/01/02 15:31:02 primary east1 is FAILED(dataserver down); no candidate to fail over to: east2 SHUNNED, east3 replicator OFFLINE:ERROR"}
+		r.ActiveAlerts = []*managerpb.Alert{{Key: "monitor/no-candidate/east1", SinceUnixMs: time.Date(2025, 1, 2, 15, 31, 2, 0, time.UTC).UnixMilli(),
+			Text: "primary east1 is FAILED(dataserver down); no candidate to fail over to: east2 SHUNNED, east3 replicator OFFLINE:ERROR"}}
 	})
 	add("writable-lost", LsOptions{}, func(r *managerpb.StatusReply) {
 		r.Transition = "switch east1 -> east2"

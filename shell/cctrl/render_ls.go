@@ -54,11 +54,14 @@ func LsLines(r *managerpb.StatusReply, o LsOptions) []string {
 	for _, w := range r.GetWarnings() {
 		out = append(out, "WARNING: "+w)
 	}
+	// The alerts whose condition holds now; ls -l adds the history
+	// (raised, cleared, and events such as a failover).
+	for _, a := range r.GetActiveAlerts() {
+		out = append(out, "ALERT: "+time.UnixMilli(a.GetSinceUnixMs()).UTC().Format("2006/01/02 15:04:05")+" "+a.GetText())
+	}
 	if o.Long {
-		// The site's last alerts are history as much as news (they are
-		// never cleared), so only ls -l shows them.
 		for _, a := range r.GetAlerts() {
-			out = append(out, "ALERT: "+a)
+			out = append(out, "ALERT LOG: "+a)
 		}
 	}
 	out = append(out, "", "ROUTERS:")

@@ -125,7 +125,7 @@ func TestLsDetails(t *testing.T) {
 		{"maintenance", []string{"COORDINATOR[east3:MAINTENANCE:ONLINE]"}},
 		{"connector-offline", []string{"|connector@east2[6105](OFFLINE, created=0, active=0)", "|connector@east3[-](ONLINE, created=0, active=0, NOT RUNNING)"}},
 		{"no-coordinator", []string{"COORDINATOR[NONE:AUTOMATIC:OFFLINE] no quorum: this manager reaches 1 of the 3 managers of east", "|east2(slave:ONLINE, progress=-1, latency=-1.000)", "| MANAGER(state=STOPPED)"}},
-		{"primary-failed", []string{"ALERT: no candidate", "|STATUS [CRITICAL]"}},
+		{"primary-failed", []string{"ALERT: 2025/01/02 15:31:02 primary east1 is FAILED(dataserver down); no candidate", "ALERT LOG: 2025/01/02 15:31:00 the replicator of east3", "|STATUS [CRITICAL]"}},
 		{"writable-lost", []string{"TRANSITION: switch east1 -> east2"}},
 	} {
 		var sc scenario

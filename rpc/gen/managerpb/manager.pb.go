@@ -72,9 +72,10 @@ type StatusReply struct {
 	Members            []*Member              `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`
 	TimeUnixMs         int64                  `protobuf:"varint,12,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
 	Initialized        bool                   `protobuf:"varint,13,opt,name=initialized,proto3" json:"initialized,omitempty"`
-	Alerts             []string               `protobuf:"bytes,14,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	Alerts             []string               `protobuf:"bytes,14,rep,name=alerts,proto3" json:"alerts,omitempty"`                                           // the history: raised, cleared and events, oldest first
 	TransitionDrain    bool                   `protobuf:"varint,15,opt,name=transition_drain,json=transitionDrain,proto3" json:"transition_drain,omitempty"` // a switch's first phase: the old primary still takes writes
 	Warnings           []string               `protobuf:"bytes,16,rep,name=warnings,proto3" json:"warnings,omitempty"`                                       // configuration problems seen now (shared auto-increment offsets)
+	ActiveAlerts       []*Alert               `protobuf:"bytes,17,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`           // alerts whose condition holds now, oldest first
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -221,6 +222,73 @@ func (x *StatusReply) GetWarnings() []string {
 	return nil
 }
 
+func (x *StatusReply) GetActiveAlerts() []*Alert {
+	if x != nil {
+		return x.ActiveAlerts
+	}
+	return nil
+}
+
+type Alert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // the condition, e.g. monitor/replicator-error/east2
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	SinceUnixMs   int64                  `protobuf:"varint,3,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alert) Reset() {
+	*x = Alert{}
+	mi := &file_manager_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alert) ProtoMessage() {}
+
+func (x *Alert) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alert.ProtoReflect.Descriptor instead.
+func (*Alert) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Alert) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Alert) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Alert) GetSinceUnixMs() int64 {
+	if x != nil {
+		return x.SinceUnixMs
+	}
+	return 0
+}
+
 type Datasource struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Host               string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -254,7 +322,7 @@ type Datasource struct {
 
 func (x *Datasource) Reset() {
 	*x = Datasource{}
-	mi := &file_manager_proto_msgTypes[2]
+	mi := &file_manager_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +334,7 @@ func (x *Datasource) String() string {
 func (*Datasource) ProtoMessage() {}
 
 func (x *Datasource) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[2]
+	mi := &file_manager_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +347,7 @@ func (x *Datasource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Datasource.ProtoReflect.Descriptor instead.
 func (*Datasource) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{2}
+	return file_manager_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Datasource) GetHost() string {
@@ -446,7 +514,7 @@ type CrossService struct {
 
 func (x *CrossService) Reset() {
 	*x = CrossService{}
-	mi := &file_manager_proto_msgTypes[3]
+	mi := &file_manager_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +526,7 @@ func (x *CrossService) String() string {
 func (*CrossService) ProtoMessage() {}
 
 func (x *CrossService) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[3]
+	mi := &file_manager_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +539,7 @@ func (x *CrossService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossService.ProtoReflect.Descriptor instead.
 func (*CrossService) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{3}
+	return file_manager_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CrossService) GetService() string {
@@ -502,7 +570,7 @@ type Router struct {
 
 func (x *Router) Reset() {
 	*x = Router{}
-	mi := &file_manager_proto_msgTypes[4]
+	mi := &file_manager_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +582,7 @@ func (x *Router) String() string {
 func (*Router) ProtoMessage() {}
 
 func (x *Router) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[4]
+	mi := &file_manager_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +595,7 @@ func (x *Router) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Router.ProtoReflect.Descriptor instead.
 func (*Router) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{4}
+	return file_manager_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Router) GetHost() string {
@@ -586,7 +654,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_manager_proto_msgTypes[5]
+	mi := &file_manager_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +666,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[5]
+	mi := &file_manager_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +679,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{5}
+	return file_manager_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Member) GetHost() string {
@@ -669,7 +737,7 @@ type CommandRequest struct {
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_manager_proto_msgTypes[6]
+	mi := &file_manager_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +749,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[6]
+	mi := &file_manager_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +762,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{6}
+	return file_manager_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CommandRequest) GetArgs() []string {
@@ -729,7 +797,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_manager_proto_msgTypes[7]
+	mi := &file_manager_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +809,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[7]
+	mi := &file_manager_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +822,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{7}
+	return file_manager_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CommandReply) GetLines() []string {
@@ -786,7 +854,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_manager_proto_msgTypes[8]
+	mi := &file_manager_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +866,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[8]
+	mi := &file_manager_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +879,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{8}
+	return file_manager_proto_rawDescGZIP(), []int{9}
 }
 
 type LocalRequest struct {
@@ -823,7 +891,7 @@ type LocalRequest struct {
 
 func (x *LocalRequest) Reset() {
 	*x = LocalRequest{}
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +903,7 @@ func (x *LocalRequest) String() string {
 func (*LocalRequest) ProtoMessage() {}
 
 func (x *LocalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +916,7 @@ func (x *LocalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRequest.ProtoReflect.Descriptor instead.
 func (*LocalRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{9}
+	return file_manager_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LocalRequest) GetOp() string {
@@ -867,7 +935,7 @@ type LocalReply struct {
 
 func (x *LocalReply) Reset() {
 	*x = LocalReply{}
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +947,7 @@ func (x *LocalReply) String() string {
 func (*LocalReply) ProtoMessage() {}
 
 func (x *LocalReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +960,7 @@ func (x *LocalReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalReply.ProtoReflect.Descriptor instead.
 func (*LocalReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{10}
+	return file_manager_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LocalReply) GetLines() []string {
@@ -916,7 +984,7 @@ type ConnectorReport struct {
 
 func (x *ConnectorReport) Reset() {
 	*x = ConnectorReport{}
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +996,7 @@ func (x *ConnectorReport) String() string {
 func (*ConnectorReport) ProtoMessage() {}
 
 func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1009,7 @@ func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorReport.ProtoReflect.Descriptor instead.
 func (*ConnectorReport) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{11}
+	return file_manager_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConnectorReport) GetHost() string {
@@ -994,7 +1062,7 @@ type ReportReply struct {
 
 func (x *ReportReply) Reset() {
 	*x = ReportReply{}
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1074,7 @@ func (x *ReportReply) String() string {
 func (*ReportReply) ProtoMessage() {}
 
 func (x *ReportReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1087,7 @@ func (x *ReportReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReply.ProtoReflect.Descriptor instead.
 func (*ReportReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{12}
+	return file_manager_proto_rawDescGZIP(), []int{13}
 }
 
 type LeaseRequest struct {
@@ -1031,7 +1099,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1111,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1124,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{13}
+	return file_manager_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LeaseRequest) GetHost() string {
@@ -1079,7 +1147,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_manager_proto_msgTypes[14]
+	mi := &file_manager_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1159,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[14]
+	mi := &file_manager_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1172,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{14}
+	return file_manager_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaseReply) GetGranted() bool {
@@ -1133,7 +1201,7 @@ var File_manager_proto protoreflect.FileDescriptor
 const file_manager_proto_rawDesc = "" +
 	"\n" +
 	"\rmanager.proto\x12\x12carbide.manager.v1\"\x0f\n" +
-	"\rStatusRequest\"\xc1\x04\n" +
+	"\rStatusRequest\"\x81\x05\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12 \n" +
@@ -1154,7 +1222,12 @@ const file_manager_proto_rawDesc = "" +
 	"\vinitialized\x18\r \x01(\bR\vinitialized\x12\x16\n" +
 	"\x06alerts\x18\x0e \x03(\tR\x06alerts\x12)\n" +
 	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\x12\x1a\n" +
-	"\bwarnings\x18\x10 \x03(\tR\bwarnings\"\x97\x06\n" +
+	"\bwarnings\x18\x10 \x03(\tR\bwarnings\x12>\n" +
+	"\ractive_alerts\x18\x11 \x03(\v2\x19.carbide.manager.v1.AlertR\factiveAlerts\"Q\n" +
+	"\x05Alert\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
+	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\x97\x06\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
@@ -1253,46 +1326,48 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_manager_proto_goTypes = []any{
 	(*StatusRequest)(nil),   // 0: carbide.manager.v1.StatusRequest
 	(*StatusReply)(nil),     // 1: carbide.manager.v1.StatusReply
-	(*Datasource)(nil),      // 2: carbide.manager.v1.Datasource
-	(*CrossService)(nil),    // 3: carbide.manager.v1.CrossService
-	(*Router)(nil),          // 4: carbide.manager.v1.Router
-	(*Member)(nil),          // 5: carbide.manager.v1.Member
-	(*CommandRequest)(nil),  // 6: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),    // 7: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),    // 8: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),    // 9: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),      // 10: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil), // 11: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),     // 12: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),    // 13: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),      // 14: carbide.manager.v1.LeaseReply
+	(*Alert)(nil),           // 2: carbide.manager.v1.Alert
+	(*Datasource)(nil),      // 3: carbide.manager.v1.Datasource
+	(*CrossService)(nil),    // 4: carbide.manager.v1.CrossService
+	(*Router)(nil),          // 5: carbide.manager.v1.Router
+	(*Member)(nil),          // 6: carbide.manager.v1.Member
+	(*CommandRequest)(nil),  // 7: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),    // 8: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),    // 9: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),    // 10: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),      // 11: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil), // 12: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),     // 13: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),    // 14: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),      // 15: carbide.manager.v1.LeaseReply
 }
 var file_manager_proto_depIdxs = []int32{
-	2,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	4,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	5,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	3,  // 3: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
-	0,  // 4: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	6,  // 5: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	8,  // 6: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	9,  // 7: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	11, // 8: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	13, // 9: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	1,  // 10: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	7,  // 11: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	1,  // 12: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	10, // 13: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	12, // 14: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	14, // 15: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	3,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
+	5,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	6,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	2,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
+	4,  // 4: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
+	0,  // 5: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	7,  // 6: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	9,  // 7: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	10, // 8: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	12, // 9: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	14, // 10: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	1,  // 11: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	8,  // 12: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	1,  // 13: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	11, // 14: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	13, // 15: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	15, // 16: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -1306,7 +1381,7 @@ func file_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
