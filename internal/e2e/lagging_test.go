@@ -90,6 +90,9 @@ func TestFailoverLaggingCandidate(t *testing.T) {
 		}
 		return nil
 	})
+	if r := s.status("east3"); len(r.GetActiveAlerts()) > 0 {
+		t.Errorf("active alerts after the failover completed: %v", r.GetActiveAlerts())
+	}
 	var n int
 	if err := s.db("east2").QueryRow("SELECT COUNT(*) FROM app.t").Scan(&n); err != nil || n != 50 {
 		t.Fatalf("the new primary east2 holds %d of the 50 acknowledged rows (%v)", n, err)
