@@ -358,6 +358,11 @@ func (c *Client) fetch(ctx context.Context, src string, store Store) (got bool, 
 			if status.Code(err) == codes.FailedPrecondition {
 				return got, fmt.Errorf("%w: %s", ErrDiverged, status.Convert(err).Message())
 			}
+			if last, ok := sourceLast(err); ok {
+				if derr := behindDiverged(store, src, last); derr != nil {
+					return got, derr
+				}
+			}
 			if err == io.EOF {
 				return got, errors.New("the source closed the stream")
 			}

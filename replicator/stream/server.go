@@ -61,6 +61,10 @@ func (s *Server) Stream(req *thlpb.StreamRequest, stream thlpb.THL_StreamServer)
 		return nil
 	case errors.Is(err, ErrDiverged):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.As(err, new(*BehindError)):
+		var be *BehindError
+		errors.As(err, &be)
+		return behindStatus(be)
 	case errors.Is(err, ErrUnknownService):
 		return status.Error(codes.NotFound, err.Error())
 	case status.Code(err) == codes.ResourceExhausted:
@@ -88,7 +92,11 @@ func check(l Log, req *thlpb.StreamRequest, primary bool) (uint64, error) {
 			if ok {
 				end = fmt.Sprintf("ends at seqno %d", last.GetSeqno())
 			}
-			return 0, fmt.Errorf("%w: this replica's log %s and the client holds seqno %d; try another source", ErrBehind, end, n)
+			var l *thlpb.Event
+			if ok {
+				l = last
+			}
+			return 0, &BehindError{Last: l, msg: fmt.Sprintf("%v: this replica's log %s and the client holds seqno %d; try another source", ErrBehind, end, n)}
 		}
 		if ok && last.GetSeqno() < n {
 			return 0, fmt.Errorf("%w at seqno %d: the client holds seqno %d but this server's log ends at %d (the client has transactions this primary never had)", ErrDiverged, last.GetSeqno()+1, n, last.GetSeqno())
