@@ -74,4 +74,3 @@ func behindDiverged(store Store, src string, last *thlpb.Event) error {
 	return fmt.Errorf("%w at seqno %d: the source %s (behind this replica) holds epoch %d event %s there, this replica epoch %d event %s",
 		ErrDiverged, last.GetSeqno(), src, last.GetEpoch(), last.GetEventId(), mine.GetEpoch(), mine.GetEventId())
 }
-
