@@ -16,6 +16,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/lease"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/manager/raftstore"
@@ -40,7 +41,7 @@ type Config struct {
 
 // DefaultConfig returns the settings managers run with.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, Policy: policy.DefaultConfig(), ProbeEvery: 250 * time.Millisecond, FenceAfter: 3 * time.Second}
+	return Config{Home: home, Policy: policy.DefaultConfig(), ProbeEvery: 250 * time.Millisecond, FenceAfter: lease.Duration}
 }
 
 // Validate checks the timings against each other.

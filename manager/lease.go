@@ -3,17 +3,11 @@ package manager
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
-	"golang.org/x/sys/unix"
 
-	"github.com/carbidedb/carbide/internal/install"
-
+	"github.com/carbidedb/carbide/internal/lease"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -86,7 +80,7 @@ func (a *Agent) renewLease(asked time.Time) {
 	a.leaseAt = asked
 	a.mu.Unlock()
 	left := a.cfg.FenceAfter - time.Since(asked)
-	if err := writeLeaseEnd(a.leaseFile(), left); err != nil {
+	if err := lease.WriteEnd(a.leaseFile(), left); err != nil {
 		a.log.Debug("lease file", "error", err)
 	}
 }
@@ -118,64 +112,28 @@ func (a *Agent) sawPrimary(now time.Time, st policy.State) {
 	isPrimary := st.Primary == a.self
 	if isPrimary && a.seenState && !a.wasPrimary {
 		a.primarySince = now
+		// The replicator's fencer reads the lease from the file.
+		if err := lease.WriteEnd(a.leaseFile(), a.cfg.FenceAfter); err != nil {
+			a.log.Debug("lease file", "error", err)
+		}
 	}
 	a.seenState, a.wasPrimary = true, isPrimary
 }
 
-func (a *Agent) leaseFile() string { return filepath.Join(install.RunDir(a.cfg.Home), "manager.lease") }
+func (a *Agent) leaseFile() string { return lease.File(a.cfg.Home) }
 
 // loadLease takes over the lease a previous manager process of this host
-// held, from the lease file: its end on the system's boot clock, which
-// runs on across processes (and stops with the host, as its database does).
+// (or its replicator, see replicator/agent/fencer.go) held, from the lease
+// file.
 func (a *Agent) loadLease() {
-	left, err := readLeaseLeft(a.leaseFile())
+	left, err := lease.Left(a.leaseFile())
 	if err != nil || left <= 0 {
 		return
 	}
 	a.mu.Lock()
 	a.leaseAt = time.Now().Add(left - a.cfg.FenceAfter)
 	a.mu.Unlock()
-	a.log.Info("lease taken over from the previous manager process", "left", left.Round(time.Millisecond))
-}
-
-// writeLeaseEnd stores now+left on the boot clock in path.
-func writeLeaseEnd(path string, left time.Duration) error {
-	now, err := bootClock()
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(int64(now+left), 10)+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// readLeaseLeft reads how much of the stored lease is left.
-func readLeaseLeft(path string) (time.Duration, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	end, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("lease file %s: %w", path, err)
-	}
-	now, err := bootClock()
-	if err != nil {
-		return 0, err
-	}
-	return time.Duration(end) - now, nil
-}
-
-// bootClock reads CLOCK_BOOTTIME: monotonic, and the same for every
-// process of the host.
-func bootClock() (time.Duration, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0, err
-	}
-	return time.Duration(ts.Nano()), nil
+	a.log.Info("lease taken over from the lease file", "left", left.Round(time.Millisecond))
 }
 
 // grantLease answers a primary's request: granted only by the coordinator

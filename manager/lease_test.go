@@ -2,33 +2,11 @@ package manager
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/carbidedb/carbide/manager/policy"
 )
-
-func TestLeaseFileRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "manager.lease")
-	if _, err := readLeaseLeft(path); err == nil {
-		t.Fatal("no lease file: want an error")
-	}
-	if err := writeLeaseEnd(path, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	left, err := readLeaseLeft(path)
-	if err != nil || left <= time.Second || left > 2*time.Second {
-		t.Fatalf("left %v (%v), want just under 2s", left, err)
-	}
-	if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readLeaseLeft(path); err == nil {
-		t.Fatal("a damaged lease file must not give a lease")
-	}
-}
 
 // A manager that starts while its host is the primary holds no lease
 // until the coordinator grants one (or the lease file carries one over);
@@ -46,7 +24,7 @@ func TestLeaseFromPromotionOnly(t *testing.T) {
 		t.Fatal("a granted lease must run FenceAfter from when it was asked")
 	}
 
-	b := &Agent{self: "east2", cfg: Config{FenceAfter: 3 * time.Second}, grants: map[string]time.Time{}}
+	b := &Agent{self: "east2", cfg: Config{FenceAfter: 3 * time.Second, Home: t.TempDir()}, grants: map[string]time.Time{}, log: slog.New(slog.DiscardHandler)}
 	b.sawPrimary(now, policy.State{Initialized: true, Primary: "east1"})
 	b.sawPrimary(now.Add(time.Second), st)
 	if !b.leaseHeld(now.Add(3*time.Second)) || b.leaseHeld(now.Add(4*time.Second)) {

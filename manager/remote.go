@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/fence"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -182,43 +183,7 @@ func (r *remotes) fence(ctx context.Context, host string, limit time.Duration) (
 func (r *remotes) fenceOnce(ctx context.Context, db *sql.DB) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	rows, err := conn.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST
-		WHERE USER NOT IN (?, 'system user', 'event_scheduler', 'unauthenticated user') AND ID <> CONNECTION_ID()
-		AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')`, r.user)
-	if err != nil {
-		return 0, err
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if rows.Scan(&id) == nil {
-			ids = append(ids, id)
-		}
-	}
-	rows.Close()
-	killed := 0
-	for _, id := range ids {
-		// A session that ended meanwhile is "Unknown thread id".
-		if _, err := conn.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10)); err == nil {
-			killed++
-		}
-	}
-	if _, err := conn.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
-		return killed, err
-	}
-	var ro bool
-	if err := conn.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro); err != nil {
-		return killed, err
-	}
-	if !ro {
-		return killed, errors.New("read_only is still OFF after SET GLOBAL read_only = ON")
-	}
-	return killed, nil
+	return fence.Once(ctx, db, r.user)
 }
 
 // isRefused reports whether err is a refused TCP connection.

@@ -183,6 +183,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	a.startREST(maintainCtx, &wg)
+	if f := a.newFencer(); f != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.run(maintainCtx)
+		}()
+	}
 	a.log.Info("replicator running", "home", a.cfg.Home, "control", controlAddr, "thl", thlAddr, "ssl", a.sec.SSL(), "metrics", a.metricsAddr())
 	for _, s := range a.services {
 		wg.Add(1)
