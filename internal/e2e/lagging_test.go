@@ -150,3 +150,54 @@ func TestFailoverKillsWritesOnOldPrimary(t *testing.T) {
 		t.Fatalf("writable after the failover: %v", w)
 	}
 }
+
+// TestFailoverPrefersTheCompleteReplica: the lagging-candidate case with
+// east3 available. east2 stored the last 50 acknowledged writes but
+// cannot apply them (LOCK TABLES), east3 applied them: the failover
+// promotes east3 at once, with all 50; east2 applies them once the lock
+// goes, and all three hosts end equal.
+func TestFailoverPrefersTheCompleteReplica(t *testing.T) {
+	s := startSandbox(t, oneSite)
+	s.createApp()
+	ctx := context.Background()
+	lock, err := s.db("east2").Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "LOCK TABLES app.t WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := s.db("east1").Exec("INSERT INTO app.t (v) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := s.field("east1", "maximumStoredSeqNo")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := s.field("east3", "appliedLastSeqno"); got != want {
+			return fmt.Errorf("east3 applied %s of %s", got, want)
+		}
+		if got := s.field("east2", "maximumStoredSeqNo"); got != want {
+			return fmt.Errorf("east2 stored %s of %s", got, want)
+		}
+		return nil
+	})
+	s.kill9("east1", "mariadbd")
+	begin := time.Now()
+	s.waitStatus("east3", 30*time.Second, "failover to east3", func(r *managerpb.StatusReply) error {
+		if r.GetPrimary() != "east3" || r.GetTransition() != "" {
+			return fmt.Errorf("primary %s, transition %q, alerts %v", r.GetPrimary(), r.GetTransition(), r.GetActiveAlerts())
+		}
+		return nil
+	})
+	t.Logf("east3 promoted %v after the kill", time.Since(begin).Round(time.Millisecond))
+	var n int
+	if err := s.db("east3").QueryRow("SELECT COUNT(*) FROM app.t").Scan(&n); err != nil || n != 50 {
+		t.Fatalf("the new primary east3 holds %d of the 50 acknowledged rows (%v)", n, err)
+	}
+	if _, err := lock.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	s.sameEverywhere(30*time.Second, []string{"east2", "east3"}, "app")
+}
