@@ -3,16 +3,15 @@ package router
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 )
 
 const (
-	// tableTTL is how long a connector routes by a table that no manager
-	// with a coordinator has confirmed since. It stays below the
-	// coordinator's fencing grace (4 s): a connector cut off from its
-	// site, or watching a hung manager, stops sending writes to the
-	// primary before the site can promote another.
+	// tableTTL is how long a connector routes new read-write connections
+	// by a table that no manager with a coordinator has confirmed since.
+	// It stays below the coordinator's fencing grace (4 s): a connector
+	// cut off from its site, or watching a hung manager, sends no new
+	// writes to the primary by the time the site can promote another.
 	tableTTL = 3 * time.Second
 	// watchStall gives up a watch that sent nothing for this long
 	// (managers send their status at least every second).
@@ -20,8 +19,11 @@ const (
 )
 
 // Expired is t once no manager has confirmed it for ttl: new read-write
-// connections wait (ONHOLD) and every connection to the primary closes,
-// since another host may be the primary by now; reads go on to a replica.
+// connections wait (ONHOLD) until a manager confirms a table again; reads
+// go on to a replica. Open connections stay: if the site did demote the
+// primary, its database is fenced (its manager's or its replicator's
+// lease, docs/manager.md) and kills them; if this was only a slow
+// coordinator election, nothing is lost.
 func Expired(t Table, ttl time.Duration) Table {
 	if t.State != StateOnline {
 		return t // OFFLINE or ONHOLD: no writes routed already
@@ -29,17 +31,10 @@ func Expired(t Table, ttl time.Duration) Table {
 	out := t
 	out.State = StateOnHold
 	out.Why = fmt.Sprintf("no manager of the site has confirmed the routing for %v (the managers are out of reach)", ttl)
-	out.Failed = maps.Clone(t.Failed)
-	if out.Failed == nil {
-		out.Failed = map[string]bool{}
+	if t.ReadOnly.Host == t.Primary.Host {
+		out.ReadOnly = Target{}
 	}
-	if t.Primary.Host != "" {
-		out.Failed[t.Primary.Host] = true
-		if t.ReadOnly.Host == t.Primary.Host {
-			out.ReadOnly = Target{}
-		}
-	}
-	out.Primary, out.Drain = Target{}, ""
+	out.Primary = Target{}
 	return out
 }
 
