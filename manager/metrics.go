@@ -20,7 +20,7 @@ var (
 	descPolicy      = prometheus.NewDesc("carbide_manager_policy", "1 for the site's policy (AUTOMATIC, MAINTENANCE), 0 for the other.", []string{"site", "policy"}, nil)
 	descCoordinator = prometheus.NewDesc("carbide_manager_coordinator", "1 while this manager is the site's coordinator.", []string{"site"}, nil)
 	descHasCoord    = prometheus.NewDesc("carbide_manager_coordinator_known", "1 while this manager knows a coordinator (0: no quorum, or an election).", []string{"site"}, nil)
-	descQuorum      = prometheus.NewDesc("carbide_manager_quorum", "1 while this manager is in touch with a quorum of the site's managers.", []string{"site"}, nil)
+	descQuorum      = prometheus.NewDesc("carbide_manager_quorum", "1 while this manager is in touch with the coordinator through raft; on the primary's manager, while it holds the primary's lease.", []string{"site"}, nil)
 	descMembers     = prometheus.NewDesc("carbide_manager_members", "The site's managers (witnesses included) by state as this manager sees them.", []string{"site", "state"}, nil)
 	descEpoch       = prometheus.NewDesc("carbide_manager_epoch", "The site's epoch: 1 at the start, one more at every promotion (switch or failover); replicated.", []string{"site"}, nil)
 	descInTransit   = prometheus.NewDesc("carbide_manager_transition", "1 while a switch or failover is under way.", []string{"site", "kind"}, nil)
