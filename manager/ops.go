@@ -252,7 +252,11 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 	if st.Transition != nil {
 		return nil, userErr("a %s is under way; wait for it to finish", st.Transition)
 	}
-	cand, err := policy.Candidate(st, a.allFacts(), to)
+	facts := a.allFacts()
+	if to == "" {
+		a.freshen(ctx, facts, from)
+	}
+	cand, err := policy.Candidate(st, facts, to)
 	if err != nil {
 		return nil, userErr("%v", err)
 	}
@@ -342,13 +346,13 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		return nil, err
 	}
 	a.granted(cand) // a promotion gives the lease (lease.go)
+	a.clearAlert(failoverBlocked)
 	if err := a.dbs.setReadOnly(ctx, cand, false, stepTimeout); err != nil {
 		a.log.Warn("make new primary writable", "host", cand, "error", err)
 	}
 	failed := a.repoint(ctx, cand, a.others(cand, from))
 	line := fmt.Sprintf("FAILOVER TO %s COMPLETE (%s FAILED: %s)", cand, from, reason)
 	a.addAlert(line)
-	a.clearAlert(failoverBlocked)
 	lines = append([]string{line}, lines...)
 	for _, l := range lines[1:] {
 		a.addAlert(l)
@@ -357,6 +361,31 @@ func (a *Agent) doFailover(ctx context.Context, to, reason string, force bool) (
 		lines = append(lines, "WARNING: could not re-point "+f)
 	}
 	return lines, nil
+}
+
+// freshen replaces the replication figures of facts (reported every
+// 500 ms through gossip) with what each replica's replicator says now, so
+// that the candidate is the replica that stored, then applied, the most
+// at the moment of the failover.
+func (a *Agent) freshen(ctx context.Context, facts map[string]policy.Facts, old string) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range a.others(old) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := a.repls.serviceStatus(ctx, h, a.site.Name, time.Second)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			f := facts[h]
+			f.ReplRole, f.ReplState, f.Applied, f.MaxStored = s.GetRole(), s.GetState(), s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno()
+			facts[h] = f
+		}()
+	}
+	wg.Wait()
 }
 
 // finalOf asks the old primary's replicator for the last transaction of

@@ -260,3 +260,23 @@ func TestRecover(t *testing.T) {
 		}
 	})
 }
+
+// The candidate is chosen on what the replicators say at the failover, not
+// on facts up to 500 ms old: here east3's last report says it stored 90,
+// but it has stored and applied 100 since, while east2 stored 100 and
+// applied only 90 (a lock): east3 is promoted, at once.
+func TestFailoverRanksCandidatesOnFreshStatus(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	f.repls["east2"].applied, f.repls["east2"].stuck = 90, true
+	f.repls["east3"].applied, f.repls["east3"].stored = 90, 90
+	a := f.agent(t, 200*time.Millisecond)
+	f.repls["east3"].applied, f.repls["east3"].stored = 100, 100 // after its last report
+	lines, err := a.doFailover(context.Background(), "", "dataserver down", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := a.ledger.state(); st.Primary != "east3" {
+		t.Fatalf("primary %s, want east3; reply %q", st.Primary, lines)
+	}
+}

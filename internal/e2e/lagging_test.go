@@ -90,9 +90,12 @@ func TestFailoverLaggingCandidate(t *testing.T) {
 		}
 		return nil
 	})
-	if r := s.status("east3"); len(r.GetActiveAlerts()) > 0 {
-		t.Errorf("active alerts after the failover completed: %v", r.GetActiveAlerts())
-	}
+	s.waitStatus("east3", 10*time.Second, "the blocked failover's alert cleared", func(r *managerpb.StatusReply) error {
+		if len(r.GetActiveAlerts()) > 0 {
+			return fmt.Errorf("active alerts after the failover completed: %v", r.GetActiveAlerts())
+		}
+		return nil
+	})
 	var n int
 	if err := s.db("east2").QueryRow("SELECT COUNT(*) FROM app.t").Scan(&n); err != nil || n != 50 {
 		t.Fatalf("the new primary east2 holds %d of the 50 acknowledged rows (%v)", n, err)
