@@ -86,6 +86,17 @@ func takeN[T any](slab *[]T, n int) []T {
 	return (*slab)[l : l+n : l+n]
 }
 
+// keep copies list (a scratch slice) into n elements of slab; nil when
+// list is empty.
+func keep[T any](slab *[]T, list []T) []T {
+	if len(list) == 0 {
+		return nil
+	}
+	out := takeN(slab, len(list))
+	copy(out, list)
+	return out
+}
+
 // decodeEvent decodes payload; the events it returns do not point into
 // payload.
 func (d *decoder) decodeEvent(payload []byte) (*thlpb.Event, error) {
@@ -238,10 +249,7 @@ func (d *decoder) event(payload []byte, ev *thlpb.Event) error {
 			return err
 		}
 	}
-	if len(changes) > 0 {
-		ev.Changes = takeN(&d.chPtrs, len(changes))
-		copy(ev.Changes, changes)
-	}
+	ev.Changes = keep(&d.chPtrs, changes)
 	return nil
 }
 
@@ -319,14 +327,8 @@ func (d *decoder) rowChange(payload, b []byte, rc *thlpb.RowChange) error {
 			return err
 		}
 	}
-	if len(colList) > 0 {
-		rc.Columns = takeN(&d.colPtrs, len(colList))
-		copy(rc.Columns, colList)
-	}
-	if len(rowList) > 0 {
-		rc.Rows = takeN(&d.rowPtrs, len(rowList))
-		copy(rc.Rows, rowList)
-	}
+	rc.Columns = keep(&d.colPtrs, colList)
+	rc.Rows = keep(&d.rowPtrs, rowList)
 	return nil
 }
 
@@ -382,14 +384,8 @@ func (d *decoder) row(payload, b []byte, r *thlpb.Row) error {
 			return errFallback
 		}
 	}
-	if len(before) > 0 {
-		r.Before = takeN(&d.valPtrs, len(before))
-		copy(r.Before, before)
-	}
-	if len(after) > 0 {
-		r.After = takeN(&d.valPtrs, len(after))
-		copy(r.After, after)
-	}
+	r.Before = keep(&d.valPtrs, before)
+	r.After = keep(&d.valPtrs, after)
 	return nil
 }
 
