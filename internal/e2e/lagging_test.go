@@ -28,32 +28,8 @@ func TestFailoverLaggingCandidate(t *testing.T) {
 	s.createApp()
 	s.mustCctrl("east1", "datasource", "east3", "shun")
 
+	lock, applied, stored := lockedBehind(s)
 	ctx := context.Background()
-	lock, err := s.db("east2").Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx, "LOCK TABLES app.t WRITE"); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 50 {
-		if _, err := s.db("east1").Exec("INSERT INTO app.t (v) VALUES (?)", i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := s.field("east1", "maximumStoredSeqNo")
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if got := s.field("east2", "maximumStoredSeqNo"); got != want {
-			return fmt.Errorf("east2 stored %s, east1 %s", got, want)
-		}
-		return nil
-	})
-	applied, _ := strconv.Atoi(s.field("east2", "appliedLastSeqno"))
-	stored, _ := strconv.Atoi(want)
-	if applied >= stored {
-		t.Fatalf("east2 applied %d of %d stored despite the lock", applied, stored)
-	}
 	s.kill9("east1", "mariadbd")
 
 	// Blocked: no promotion, no writable host, an alert naming the seqnos.
@@ -162,21 +138,9 @@ func TestFailoverKillsWritesOnOldPrimary(t *testing.T) {
 func TestFailoverPrefersTheCompleteReplica(t *testing.T) {
 	s := startSandbox(t, oneSite)
 	s.createApp()
+	lock, _, stored := lockedBehind(s)
 	ctx := context.Background()
-	lock, err := s.db("east2").Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx, "LOCK TABLES app.t WRITE"); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 50 {
-		if _, err := s.db("east1").Exec("INSERT INTO app.t (v) VALUES (?)", i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := s.field("east1", "maximumStoredSeqNo")
+	want := strconv.Itoa(stored)
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if got := s.field("east3", "appliedLastSeqno"); got != want {
 			return fmt.Errorf("east3 applied %s of %s", got, want)
@@ -203,4 +167,40 @@ func TestFailoverPrefersTheCompleteReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.sameEverywhere(30*time.Second, []string{"east2", "east3"}, "app")
+}
+
+// lockedBehind holds LOCK TABLES app.t WRITE on east2 (the returned
+// session, closed when the test ends), writes 50 rows on east1, and waits
+// until east2 stored them without applying them: what it applied and
+// east1's last stored seqno.
+func lockedBehind(s *site) (lock *sql.Conn, applied, stored int) {
+	t := s.t
+	t.Helper()
+	ctx := context.Background()
+	lock, err := s.db("east2").Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if _, err := lock.ExecContext(ctx, "LOCK TABLES app.t WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := s.db("east1").Exec("INSERT INTO app.t (v) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := s.field("east1", "maximumStoredSeqNo")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := s.field("east2", "maximumStoredSeqNo"); got != want {
+			return fmt.Errorf("east2 stored %s, east1 %s", got, want)
+		}
+		return nil
+	})
+	applied, _ = strconv.Atoi(s.field("east2", "appliedLastSeqno"))
+	stored, _ = strconv.Atoi(want)
+	if applied >= stored {
+		t.Fatalf("east2 applied %d of %d stored despite the lock", applied, stored)
+	}
+	return lock, applied, stored
 }
