@@ -1,10 +1,13 @@
 package extract
 
 import (
+	"database/sql"
 	"fmt"
 	"testing"
 
+	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/replicator/position"
 )
 
 // TestTriggersAndCascadesApplied: rows of tables with triggers, with the
@@ -16,8 +19,6 @@ func TestTriggersAndCascadesApplied(t *testing.T) {
 	t.Parallel()
 	for _, channels := range []int{1, 2} {
 		t.Run(fmt.Sprintf("channels=%d", channels), func(t *testing.T) {
-			west, wdb := startDB(t)
-			east, edb := startDB(t)
 			schema := []string{
 				"CREATE DATABASE app",
 				"CREATE TABLE app.t (id INT PRIMARY KEY, v INT, note VARCHAR(20))",
@@ -29,12 +30,7 @@ func TestTriggersAndCascadesApplied(t *testing.T) {
 				"CREATE TABLE app.parent (id INT PRIMARY KEY)",
 				"CREATE TABLE app.child (id INT PRIMARY KEY, parent INT, FOREIGN KEY (parent) REFERENCES app.parent (id) ON DELETE CASCADE ON UPDATE CASCADE)",
 			}
-			for _, q := range schema {
-				testutil.Exec(t, wdb, q)
-				testutil.Exec(t, edb, q)
-			}
-			wx := newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
-			from := currentPosition(t, wx)
+			wdb, east, edb, wx, from := westAndEast(t, schema...)
 			var workload []string
 			n := 0 // transactions that change rows
 			parents := map[int]bool{}
@@ -80,18 +76,11 @@ func TestTriggersAndCascadesApplied(t *testing.T) {
 // equal.
 func TestSystemVersionedApplied(t *testing.T) {
 	t.Parallel()
-	west, wdb := startDB(t)
-	east, edb := startDB(t)
-	for _, q := range []string{
+	wdb, east, edb, wx, from := westAndEast(t,
 		"CREATE DATABASE app",
 		"CREATE TABLE app.v (id INT PRIMARY KEY, x INT) WITH SYSTEM VERSIONING",
 		"CREATE TABLE app.e (id INT PRIMARY KEY, x INT, rs TIMESTAMP(6) AS ROW START INVISIBLE, re TIMESTAMP(6) AS ROW END INVISIBLE, PERIOD FOR SYSTEM_TIME(rs, re)) WITH SYSTEM VERSIONING",
-	} {
-		testutil.Exec(t, wdb, q)
-		testutil.Exec(t, edb, q)
-	}
-	wx := newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
-	from := currentPosition(t, wx)
+	)
 	workload := []string{
 		"INSERT INTO app.v VALUES (1, 1), (2, 2), (3, 3)",
 		"UPDATE app.v SET x = x + 10 WHERE id <= 2",
@@ -123,19 +112,12 @@ func TestSystemVersionedApplied(t *testing.T) {
 // sequence's table with them (parallel apply).
 func TestLongUniqueApplied(t *testing.T) {
 	t.Parallel()
-	west, wdb := startDB(t)
-	east, edb := startDB(t)
-	for _, q := range []string{
+	wdb, east, edb, wx, from := westAndEast(t,
 		"CREATE DATABASE app",
 		"CREATE TABLE app.u (id INT PRIMARY KEY, t TEXT, UNIQUE (t))",
 		"CREATE SEQUENCE app.s",
 		"CREATE TABLE app.q (id INT PRIMARY KEY DEFAULT (NEXT VALUE FOR app.s), v INT)",
-	} {
-		testutil.Exec(t, wdb, q)
-		testutil.Exec(t, edb, q)
-	}
-	wx := newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
-	from := currentPosition(t, wx)
+	)
 	workload := []string{
 		"INSERT INTO app.u VALUES (1, 'one'), (2, 'two')",
 		"UPDATE app.u SET t = 'uno' WHERE id = 1",
@@ -149,4 +131,19 @@ func TestLongUniqueApplied(t *testing.T) {
 	txs := start(t, wx, from).wait(t, len(workload))
 	applyOn(t, east, 2, txs)
 	sameChecksums(t, wdb, edb, "app.u", "app.q")
+}
+
+// westAndEast starts two servers with schema on both and an extractor of
+// west's binlog from its current end: west's pool, east's server and pool,
+// the extractor and where it starts.
+func westAndEast(t *testing.T, schema ...string) (wdb *sql.DB, east *mysqld.Server, edb *sql.DB, wx *Extractor, from position.Position) {
+	t.Helper()
+	west, wdb := startDB(t)
+	east, edb = startDB(t)
+	for _, q := range schema {
+		testutil.Exec(t, wdb, q)
+		testutil.Exec(t, edb, q)
+	}
+	wx = newExtractor(t, west, func(c *Config) { c.Service, c.SourceID = "west", "west1" })
+	return wdb, east, edb, wx, currentPosition(t, wx)
 }
