@@ -96,6 +96,7 @@ type Agent struct {
 	// (lease.go); grants is when this coordinator last granted each host's,
 	// leaderSince when it took office (zero while not the coordinator).
 	leaseAt     time.Time
+	leaseFiled  time.Time // when renewLease last wrote the lease file
 	grants      map[string]time.Time
 	leaderSince time.Time
 	// primarySince is when this manager saw its host become the primary

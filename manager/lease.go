@@ -78,12 +78,23 @@ func (a *Agent) renewLease(asked time.Time) {
 		return
 	}
 	a.leaseAt = asked
+	// The file is for the replicator's fencer, which steps in below
+	// fencerAsk (1.5 s) left: once a second keeps it above 2 s.
+	write := asked.Sub(a.leaseFiled) >= leaseFileEvery
+	if write {
+		a.leaseFiled = asked
+	}
 	a.mu.Unlock()
-	left := a.cfg.FenceAfter - time.Since(asked)
-	if err := lease.WriteEnd(a.leaseFile(), left); err != nil {
+	if !write {
+		return
+	}
+	if err := lease.WriteEnd(a.leaseFile(), a.cfg.FenceAfter-time.Since(asked)); err != nil {
 		a.log.Debug("lease file", "error", err)
 	}
 }
+
+// leaseFileEvery is how often a renewed lease is written to the file.
+const leaseFileEvery = time.Second
 
 // leaseHeld tells whether this host's lease runs at now: renewed within
 // FenceAfter, or carried over from the previous manager process, or given
