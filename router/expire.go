@@ -9,7 +9,7 @@ import (
 const (
 	// tableTTL is how long a connector routes new read-write connections
 	// by a table that no manager with a coordinator has confirmed since.
-	// It stays below the coordinator's fencing grace (4 s): a connector
+	// It stays below the coordinator's fencing grace (5 s): a connector
 	// cut off from its site, or watching a hung manager, sends no new
 	// writes to the primary by the time the site can promote another.
 	tableTTL = 3 * time.Second

@@ -264,7 +264,7 @@ func TestPartitionFencesPrimary(t *testing.T) {
 	stopWatch := watchWritable(s, eastHosts)
 	heal := s.isolate("east1", "east2", "east3")
 	cut := time.Now()
-	testutil.Eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 8*time.Second, func() error {
 		var ro int
 		s.db("east1").QueryRow("SELECT @@global.read_only").Scan(&ro)
 		if ro != 1 {

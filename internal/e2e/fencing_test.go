@@ -59,7 +59,7 @@ func TestHungManagerAndCutPrimary(t *testing.T) {
 	t.Cleanup(resume)
 	heal := s.isolate("east1", "east2", "east3")
 	c.cut = time.Now()
-	testutil.Eventually(t, 6*time.Second, func() error {
+	testutil.Eventually(t, 8*time.Second, func() error {
 		var ro int
 		s.db("east1").QueryRow("SELECT @@global.read_only").Scan(&ro)
 		if ro != 1 {

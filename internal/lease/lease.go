@@ -19,7 +19,7 @@ import (
 
 // Duration is the primary's lease: it runs this long from when it was
 // asked for.
-const Duration = 3 * time.Second
+const Duration = 4 * time.Second
 
 // File is where an install keeps the lease's end.
 func File(home string) string { return filepath.Join(home, "var", "run", "primary.lease") }

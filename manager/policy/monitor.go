@@ -63,7 +63,7 @@ type Config struct {
 
 // DefaultConfig is what managers run with.
 func DefaultConfig() Config {
-	return Config{ConfirmProbes: 3, ConfirmWindow: 800 * time.Millisecond, FenceGrace: 4 * time.Second,
+	return Config{ConfirmProbes: 3, ConfirmWindow: 800 * time.Millisecond, FenceGrace: 5 * time.Second,
 		RefusedWindow: 200 * time.Millisecond, RecoverAfter: 2 * time.Second, AlertEvery: 30 * time.Second}
 }
 
