@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -114,6 +116,9 @@ func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) 
 	if dir := os.Getenv(ProfileEnv); dir != "" {
 		defer profile(dir, a.Program, home, errOut)()
 	}
+	if dir := os.Getenv(HeapProfileEnv); dir != "" {
+		defer heapPeaks(dir, a.Program, home)()
+	}
 	if err := r.Run(ctx); err != nil {
 		fmt.Fprintf(errOut, "%s: %v\n", a.Program, err)
 		return 1
@@ -142,6 +147,45 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 // profile of its whole run there, <program>-<install>-<pid>.pprof (for
 // benchmark investigations; off by default).
 const ProfileEnv = "CARBIDE_CPUPROFILE_DIR"
+
+// HeapProfileEnv names a directory: an agent run with it set keeps there
+// the heap profile of its largest heap so far, <program>-<install>-<pid>.heap,
+// taken every 2 s when the heap grew (for memory investigations; off by
+// default). The file survives an agent the OOM killer takes.
+const HeapProfileEnv = "CARBIDE_HEAPPROFILE_DIR"
+
+func heapPeaks(dir, program, home string) (stop func()) {
+	name := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%d.heap", program, filepath.Base(filepath.Dir(home)), filepath.Base(home), os.Getpid()))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var peak uint64
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse <= peak+peak/10 {
+				continue
+			}
+			peak = ms.HeapInuse
+			if f, err := os.Create(name + ".tmp"); err == nil {
+				err = pprof.Lookup("heap").WriteTo(f, 0)
+				if f.Close() == nil && err == nil {
+					os.Rename(name+".tmp", name)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
 
 func profile(dir, program, home string, errOut io.Writer) (stop func()) {
 	name := fmt.Sprintf("%s-%s-%s-%d.pprof", program, filepath.Base(filepath.Dir(home)), filepath.Base(home), os.Getpid())

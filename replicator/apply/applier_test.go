@@ -315,3 +315,34 @@ func TestMaxAllowedPacket(t *testing.T) {
 		t.Fatalf("rows = %s", got)
 	}
 }
+
+// A statement run with collation_connection utf32 (the session of MariaDB's
+// vcol_utf32 test) must not change how the applier's own literals read
+// afterwards: the reset used to send time_zone='+00:00' as utf32 and stop
+// with "Unknown or incorrect time zone".
+func TestStatementInUTF32Session(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	a := newApplier(t, srv.Addr())
+	utf32 := func(seqno uint64, sql string) *thlpb.Event {
+		ev := ddl(seqno, "app", sql)
+		ev.GetChanges()[0].GetStatement().Session = map[string]string{
+			"character_set_client": "latin1", "collation_connection": "utf32_general_ci", "collation_server": "latin1_swedish_ci",
+			"time_zone": "SYSTEM", "sql_mode": "STRICT_TRANS_TABLES",
+		}
+		return ev
+	}
+	evs := []*thlpb.Event{
+		utf32(0, "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(10), d DATETIME)"),
+		utf32(1, "INSERT INTO t VALUES (1, 'abc', '2024-01-02 03:04:05')"),
+		rowsEvent(2, thlpb.RowChange_INSERT, "t", cols("id", "s", "d"), &thlpb.Row{After: []*thlpb.Value{vInt(2), vBytes("def"), vText("2024-01-02 03:04:05")}}),
+	}
+	if err := runUntil(t, a, 2, evs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(CONCAT_WS('|', id, s, d) ORDER BY id) FROM app.t"); got != "1|abc|2024-01-02 03:04:05,2|def|2024-01-02 03:04:05" {
+		t.Fatalf("table = %s", got)
+	}
+}

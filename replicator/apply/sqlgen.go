@@ -481,10 +481,13 @@ func (b *builder) statement(st *thlpb.Statement) {
 	b.buf = append(b.buf, statementReset...)
 }
 
-// statementReset puts an applier session back after a statement.
-const statementReset = "SET TIMESTAMP=DEFAULT;SET SESSION sql_mode='" + sessionSQLMode + "',foreign_key_checks=1,unique_checks=1,sql_auto_is_null=0," +
+// statementReset puts an applier session back after a statement. SET
+// NAMES comes first: the statement may have left collation_connection at
+// a character set such as utf32 in which the literals that follow
+// ('+00:00', the sql_mode) mean something else.
+const statementReset = "SET NAMES binary;SET TIMESTAMP=DEFAULT;SET SESSION sql_mode='" + sessionSQLMode + "',foreign_key_checks=1,unique_checks=1,sql_auto_is_null=0," +
 	"auto_increment_increment=DEFAULT,auto_increment_offset=DEFAULT," +
-	"time_zone='+00:00',lc_time_names=DEFAULT,collation_server=DEFAULT;SET NAMES binary;"
+	"time_zone='+00:00',lc_time_names=DEFAULT,collation_server=DEFAULT;"
 
 // sessionKey is a session variable a statement's source set, and how to
 // set it here.
