@@ -431,7 +431,7 @@ func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string,
 	cpu0, goCPU0 := cpuTime(r.PID()), selfCPU()
 	b.ResetTimer()
 	begin := time.Now()
-	go func() { done <- a.Run(runCtx, rd.Next) }()
+	go func() { done <- a.Run(runCtx, rd.NextSized) }()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 wait:

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carbidedb/carbide/internal/budget"
+
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/replicator/origin"
@@ -38,8 +40,11 @@ type Config struct {
 	// MaxLinger bounds how long an open block waits for more transactions
 	// when none is queued and the database is slow (see linger).
 	MaxLinger time.Duration
-	// QueueSize bounds the events read ahead of the database.
-	QueueSize int
+	// QueueSize bounds the events read ahead of the database, and
+	// QueueBytes their bytes as stored in the THL (one event always
+	// passes).
+	QueueSize  int
+	QueueBytes int
 	// Channels is how many blocks may apply at once (parallel apply with
 	// commits in seqno order); 1 applies serially.
 	Channels int
@@ -53,7 +58,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
 func DefaultConfig() Config {
-	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, MaxLinger: 50 * time.Millisecond, QueueSize: 1024, Channels: 1}
+	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, MaxLinger: 50 * time.Millisecond, QueueSize: 1024, QueueBytes: 32 << 20, Channels: 1}
 }
 
 // Validate checks c and fills zero fields with defaults.
@@ -64,7 +69,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: no database address", ErrConfig)
 	case c.Service == "":
 		return fmt.Errorf("%w: no service name", ErrConfig)
-	case c.BlockSize < 0 || c.BlockTime < 0 || c.QueueSize < 0 || c.Channels < 0 || c.Channels > 64:
+	case c.BlockSize < 0 || c.BlockTime < 0 || c.QueueSize < 0 || c.QueueBytes < 0 || c.Channels < 0 || c.Channels > 64:
 		return fmt.Errorf("%w: block size, block time and queue size must not be negative, channels from 1 to 64", ErrConfig)
 	}
 	if c.Channels == 0 {
@@ -81,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = d.QueueSize
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = d.QueueBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -336,8 +344,15 @@ func (a *Applier) Close() error {
 	return a.db.Close()
 }
 
-// Next is where Run reads events from: the THL, in seqno order.
-type Next func(ctx context.Context) (*thlpb.Event, error)
+// Next is where Run reads events from: the THL, in seqno order. size is
+// the event's size as stored (what Config.QueueBytes counts).
+type Next func(ctx context.Context) (ev *thlpb.Event, size int, err error)
+
+// queued is an event read ahead and its size.
+type queued struct {
+	ev   *thlpb.Event
+	size int
+}
 
 // Run applies events from next until ctx ends or an error: the first
 // transaction it expects is the one after Position(). It returns ctx's
@@ -371,18 +386,25 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 			a.pool, a.deps = nil, nil
 		}()
 	}
-	events := make(chan *thlpb.Event, a.cfg.QueueSize)
+	events := make(chan queued, a.cfg.QueueSize)
+	// The count alone bounds nothing: a fragment holds up to a thousand
+	// rows or one row of up to a gigabyte, and a thousand such fragments
+	// took a replica's replicator past 4 GB.
+	ahead := budget.New(a.cfg.QueueBytes)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(events)
 		for {
-			ev, err := next(ctx)
+			ev, size, err := next(ctx)
+			if err == nil {
+				err = ahead.Acquire(ctx, size)
+			}
 			if err != nil {
 				readErr <- err
 				return
 			}
 			select {
-			case events <- ev:
+			case events <- queued{ev, size}:
 			case <-ctx.Done():
 				readErr <- ctx.Err()
 				return
@@ -409,14 +431,14 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 				lingerC = linger.C
 			}
 		}
-		var ev *thlpb.Event
+		var q queued
 		var ok bool
 		var failed <-chan struct{}
 		if a.pool != nil {
 			failed = a.pool.failed
 		}
 		select {
-		case ev, ok = <-events:
+		case q, ok = <-events:
 		case <-lingerC:
 			continue
 		case <-failed:
@@ -442,7 +464,9 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 			}
 			return <-readErr
 		}
-		if err := a.add(ctx, blk, ev); err != nil {
+		err := a.add(ctx, blk, q.ev)
+		ahead.Release(q.size)
+		if err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -43,13 +45,13 @@ func ddl(seqno uint64, schema, sql string) *thlpb.Event {
 // feed returns a Next that yields evs, then blocks until ctx ends.
 func feed(evs ...*thlpb.Event) Next {
 	i := 0
-	return func(ctx context.Context) (*thlpb.Event, error) {
+	return func(ctx context.Context) (*thlpb.Event, int, error) {
 		if i < len(evs) {
 			i++
-			return evs[i-1], nil
+			return evs[i-1], proto.Size(evs[i-1]), nil
 		}
 		<-ctx.Done()
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 }
 

@@ -18,6 +18,7 @@ const (
 	DefaultLoopSchemaPrefix = "tungsten_"
 	DefaultHeartbeatPeriod  = 5 * time.Second
 	DefaultEventBuffer      = 1024
+	DefaultEventBufferBytes = 32 << 20
 	DefaultDialTimeout      = 10 * time.Second
 
 	// serverIDBase is the top of the default replica server ids: real
@@ -66,8 +67,10 @@ type Config struct {
 	// idle; a stream silent for four periods is declared broken. Default 5 s.
 	HeartbeatPeriod time.Duration
 	// EventBuffer is how many decoded binlog events may wait between the
-	// network reader and the converter. Default 1024.
-	EventBuffer int
+	// network reader and the converter, and EventBufferBytes their bytes
+	// as read (one event passes however large). Defaults 1024 and 32 MiB.
+	EventBuffer      int
+	EventBufferBytes int
 	// DialTimeout bounds connecting to the database. Default 10 s.
 	DialTimeout time.Duration
 	// OnFilter, when set, is called (on Run's goroutine) for every
@@ -102,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EventBuffer == 0 {
 		c.EventBuffer = DefaultEventBuffer
+	}
+	if c.EventBufferBytes == 0 {
+		c.EventBufferBytes = DefaultEventBufferBytes
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
@@ -150,8 +156,8 @@ func (c *Config) Validate() error {
 	if c.FragmentRows < 1 || c.FragmentBytes < 1 {
 		return errorf(ErrConfig, "FragmentRows (%d) and FragmentBytes (%d) must be positive; leave them 0 for %d rows and %d bytes", c.FragmentRows, c.FragmentBytes, DefaultFragmentRows, DefaultFragmentBytes)
 	}
-	if c.HeartbeatPeriod < time.Millisecond || c.EventBuffer < 1 || c.DialTimeout < 0 {
-		return errorf(ErrConfig, "HeartbeatPeriod (%s), EventBuffer (%d) and DialTimeout (%s) must be positive; leave them 0 for the defaults", c.HeartbeatPeriod, c.EventBuffer, c.DialTimeout)
+	if c.HeartbeatPeriod < time.Millisecond || c.EventBuffer < 1 || c.EventBufferBytes < 1 || c.DialTimeout < 0 {
+		return errorf(ErrConfig, "HeartbeatPeriod (%s), EventBuffer (%d), EventBufferBytes (%d) and DialTimeout (%s) must be positive; leave them 0 for the defaults", c.HeartbeatPeriod, c.EventBuffer, c.EventBufferBytes, c.DialTimeout)
 	}
 	return nil
 }

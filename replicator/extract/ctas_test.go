@@ -135,13 +135,13 @@ func applyAll(t *testing.T, a *apply.Applier, events []*thlpb.Event) {
 	i := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- a.Run(ctx, func(ctx context.Context) (*thlpb.Event, error) {
+		done <- a.Run(ctx, func(ctx context.Context) (*thlpb.Event, int, error) {
 			if i < len(events) {
 				i++
-				return events[i-1], nil
+				return events[i-1], 1, nil
 			}
 			<-ctx.Done()
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		})
 	}()
 	last := events[len(events)-1].Seqno

@@ -185,6 +185,7 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 	r.tx.maxRows, r.tx.maxBytes = x.cfg.FragmentRows, x.cfg.FragmentBytes
 
 	dialer := &net.Dialer{Timeout: x.cfg.DialTimeout}
+	queue := newEventQueue(x.cfg.EventBuffer, x.cfg.EventBufferBytes)
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID:  x.cfg.ServerID,
 		Flavor:    si.flavor,
@@ -207,7 +208,10 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 		// from its last stored transaction instead.
 		DisableRetrySync: true,
 		DiscardGTIDSet:   true,
-		EventCacheCount:  x.cfg.EventBuffer,
+		// Events go through queue, bounded in bytes too; go-mysql's own
+		// queue stays empty.
+		SynchronousEventHandler: queue,
+		EventCacheCount:         1,
 		// MariaDB 11.4+ leaves log_pos 0 in some events unless asked for
 		// annotate events; go-mysql then computes it.
 		FillZeroLogPos: si.flavor == FlavorMariaDB && (si.major > 11 || si.major == 11 && si.minor >= 4),
@@ -215,12 +219,14 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 		Dialer:         dialer.DialContext,
 	})
 	defer syncer.Close()
+	defer queue.stop() // before syncer.Close: its reader may wait for room
 
 	x.log.Info("extracting", "from", from.String(), "read_from", start.String(), "server", x.cfg.Addr, "flavor", si.flavor, "server_id", x.cfg.ServerID)
 	streamer, err := syncer.StartSync(mysql.Position{Name: start.File, Pos: uint32(start.Offset)})
 	if err != nil {
 		return errorf(ErrConnect, "start reading the binlog of %s at %s: %v", x.cfg.Addr, start, err)
 	}
+	queue.watch(streamer)
 	var wd watchdog
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -235,7 +241,7 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 
 	for {
 		wd.waiting.Store(true)
-		ev, err := streamer.GetEvent(ctx)
+		ev, err := queue.next(ctx)
 		wd.waiting.Store(false)
 		wd.events.Add(1)
 		if err != nil {
@@ -248,7 +254,9 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 			}
 			return r.streamError(start, err)
 		}
-		if err := r.handle(ctx, ev, ev.Header.LogPos); err != nil {
+		err = r.handle(ctx, ev, ev.Header.LogPos)
+		queue.done(ev)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -39,15 +39,17 @@ func (s *Service) Counters() Counters {
 // counted is r.Next counting what the applier takes: every fragment's
 // bytes, a transaction at its last fragment.
 func (s *Service) counted(r *thl.Reader) apply.Next {
-	return func(ctx context.Context) (*thlpb.Event, error) {
+	return func(ctx context.Context) (*thlpb.Event, int, error) {
 		ev, err := r.Next(ctx)
-		if ev != nil {
-			var n uint64
-			if ev.GetLastFrag() {
-				n = 1
-			}
-			s.counts.add(n, uint64(r.LastSize()))
+		if ev == nil {
+			return nil, 0, err
 		}
-		return ev, err
+		var n uint64
+		if ev.GetLastFrag() {
+			n = 1
+		}
+		size := r.LastSize()
+		s.counts.add(n, uint64(size))
+		return ev, int(size), err
 	}
 }

@@ -171,7 +171,7 @@ func (a *fakeApplier) Run(ctx context.Context, next apply.Next) error {
 	}
 	var block []txn
 	for {
-		ev, err := next(ctx)
+		ev, _, err := next(ctx)
 		if err != nil {
 			return err
 		}
