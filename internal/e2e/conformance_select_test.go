@@ -75,6 +75,7 @@ var skipRules = []skipRule{
 	{"binlog-format", "switches binlog_format: Carbide's extractor reads row events (the servers run ROW)", pattern(`binlog_format\s*=|have_binlog_format_statement|have_binlog_format_mixed`)},
 	{"binlog-admin", "resets, purges or injects the binlog under the extractor", pattern(`reset\s+master|purge\s+(binary|master)\s+logs|(^|\n|;)\s*binlog\s+'`)},
 	{"server-replication", "configures the server's own replication (CHANGE MASTER, START/STOP SLAVE, waits for a master position)", pattern(`change\s+master|(start|stop|reset)\s+(all\s+)?(slave|replica)|master_pos_wait|master_gtid_wait|sync_slave_with_master|save_master_pos|sync_with_master`)},
+	{"table-directories", "puts tables in their own directories (DATA DIRECTORY, INDEX DIRECTORY): the sandbox's hosts share one filesystem, so every host would write the same files (hosts of their own each have theirs)", pattern(`(data|index)\s+directory\s*=?\s*['"$]`)},
 	{"kill", "kills connections or queries", pattern(`(^|\n|;)\s*kill\s+(query|connection|hard|soft|\d|\$|@)`)},
 }
 

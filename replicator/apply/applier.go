@@ -42,7 +42,8 @@ type Config struct {
 	MaxLinger time.Duration
 	// QueueSize bounds the events read ahead of the database, and
 	// QueueBytes their bytes as stored in the THL (one event always
-	// passes).
+	// passes; decoded, they take five to ten times as much). Defaults
+	// 1024 and 8 MiB.
 	QueueSize  int
 	QueueBytes int
 	// Channels is how many blocks may apply at once (parallel apply with
@@ -58,7 +59,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
 func DefaultConfig() Config {
-	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, MaxLinger: 50 * time.Millisecond, QueueSize: 1024, QueueBytes: 32 << 20, Channels: 1}
+	return Config{BlockSize: 10, BlockTime: 100 * time.Millisecond, MaxLinger: 50 * time.Millisecond, QueueSize: 1024, QueueBytes: 8 << 20, Channels: 1}
 }
 
 // Validate checks c and fills zero fields with defaults.

@@ -18,7 +18,7 @@ const (
 	DefaultLoopSchemaPrefix = "tungsten_"
 	DefaultHeartbeatPeriod  = 5 * time.Second
 	DefaultEventBuffer      = 1024
-	DefaultEventBufferBytes = 32 << 20
+	DefaultEventBufferBytes = 16 << 20
 	DefaultDialTimeout      = 10 * time.Second
 
 	// serverIDBase is the top of the default replica server ids: real
@@ -68,7 +68,7 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// EventBuffer is how many decoded binlog events may wait between the
 	// network reader and the converter, and EventBufferBytes their bytes
-	// as read (one event passes however large). Defaults 1024 and 32 MiB.
+	// as read (one event passes however large). Defaults 1024 and 16 MiB.
 	EventBuffer      int
 	EventBufferBytes int
 	// DialTimeout bounds connecting to the database. Default 10 s.

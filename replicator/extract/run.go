@@ -278,6 +278,10 @@ func (r *run) convertRows(ctx context.Context, e *replication.RowsEvent, raw []b
 	}
 	rows := make([]*thlpb.Row, 0, len(e.Rows)/step)
 	total := 0
+	// A large event's values do not share chunks with the values before
+	// or after it.
+	r.arena.fresh(len(raw))
+	defer r.arena.fresh(0)
 	for i := 0; i+step <= len(e.Rows); i += step {
 		row := r.arena.rows.next()
 		img, size, err := r.arena.convert(ti, e.Rows[i])

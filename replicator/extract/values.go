@@ -157,6 +157,22 @@ type arena struct {
 	bytes   slab[thlpb.Value_Bytes]
 	texts   slab[thlpb.Value_Text]
 	ptrs    []*thlpb.Value
+	// shared counts the bytes of the values in the current chunks: a
+	// value handed out keeps its whole chunk alive, and with it every
+	// value of the chunk (a blob of 64 MB kept by the rows after it).
+	shared int
+}
+
+// sharedArena bounds the bytes of values sharing chunks.
+const sharedArena = 256 << 10
+
+// fresh makes the next values come from new chunks, when the current ones
+// hold more than sharedArena bytes, or unless next, the size of what
+// comes, is small.
+func (a *arena) fresh(next int) {
+	if a.shared+next > sharedArena {
+		*a = arena{}
+	}
 }
 
 // image returns an n-value slice for one row image.
@@ -183,6 +199,7 @@ func (a *arena) convert(t *tableInfo, row []any) ([]*thlpb.Value, int, error) {
 		}
 		size += n
 	}
+	a.shared += size
 	return out, size, nil
 }
 

@@ -31,6 +31,14 @@ type decoder struct {
 
 	names map[string]string
 
+	// Every message taken from a chunk keeps the whole chunk alive, and
+	// with it every event whose messages share it. shared counts the
+	// payload bytes decoded into the current chunks; past sharedChunks
+	// the next event starts new ones, so a reader's decoder holds no
+	// more than that of events its consumer has let go (chunks of 128
+	// events of a thousand rows each held a gigabyte).
+	shared int
+
 	events  []thlpb.Event
 	changes []thlpb.Change
 	crows   []thlpb.Change_Rows
@@ -97,9 +105,22 @@ func keep[T any](slab *[]T, list []T) []T {
 	return out
 }
 
+// sharedChunks bounds the payload bytes whose events share chunks.
+const sharedChunks = 256 << 10
+
+// fresh makes the next messages come from new chunks.
+func (d *decoder) fresh() {
+	names := d.names
+	*d = decoder{names: names}
+}
+
 // decodeEvent decodes payload; the events it returns do not point into
 // payload.
 func (d *decoder) decodeEvent(payload []byte) (*thlpb.Event, error) {
+	if d.shared+len(payload) > sharedChunks {
+		d.fresh()
+	}
+	d.shared += len(payload)
 	d.str, d.bytes = "", nil
 	ev := take(&d.events)
 	if err := d.event(payload, ev); err != nil {

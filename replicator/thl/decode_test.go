@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -182,4 +183,42 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A large event's messages come from chunks of their own: the events
+// decoded after it never keep it alive through a shared chunk, and small
+// events share chunks for at most sharedChunks bytes of payload.
+func TestDecoderChunksDoNotHoldLargeEvents(t *testing.T) {
+	const bound = 256 << 10 // sharedChunks
+	big := &thlpb.Event{Seqno: 1, LastFrag: true}
+	rc := &thlpb.RowChange{Schema: "app", Table: "t", Action: thlpb.RowChange_INSERT, Columns: []*thlpb.Column{{Name: "b"}}}
+	rc.Rows = append(rc.Rows, &thlpb.Row{After: []*thlpb.Value{{Value: &thlpb.Value_Bytes{Bytes: make([]byte, 2*bound)}}}})
+	big.Changes = []*thlpb.Change{{Change: &thlpb.Change_Rows{Rows: rc}}}
+	bigPayload, _ := proto.Marshal(big)
+	smallPayload, _ := proto.Marshal(benchEvent(2))
+
+	var d decoder
+	sameChunk := func(a, b *thlpb.Event) bool {
+		return uintptr(unsafe.Pointer(b))-uintptr(unsafe.Pointer(a)) == unsafe.Sizeof(thlpb.Event{})
+	}
+	before, _ := d.decodeEvent(smallPayload)
+	large, _ := d.decodeEvent(bigPayload)
+	after, _ := d.decodeEvent(smallPayload)
+	if sameChunk(before, large) || sameChunk(large, after) {
+		t.Fatal("a large event shares its chunk with the events around it")
+	}
+	prev, _ := d.decodeEvent(smallPayload)
+	shared := 0
+	for range 2 * bound / len(smallPayload) {
+		ev, _ := d.decodeEvent(smallPayload)
+		if sameChunk(prev, ev) {
+			shared += len(smallPayload)
+			if shared > bound {
+				t.Fatalf("small events share chunks past %d bytes of payload", bound)
+			}
+		} else {
+			shared = len(smallPayload)
+		}
+		prev = ev
+	}
 }
