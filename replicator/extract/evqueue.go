@@ -18,7 +18,8 @@ var errQueueStopped = errors.New("extract: the run stopped reading events")
 // row event can hold a row of up to a gigabyte, and go-mysql's own
 // queue, bounded in events only, held a thousand of them decoded.
 type eventQueue struct {
-	ch    chan *replication.BinlogEvent
+	ch    chan queuedEvent
+	comp  compression // on the reader's goroutine
 	bytes *budget.Bytes
 	ctx   context.Context // ends when the run stops reading
 	stop  context.CancelFunc
@@ -28,16 +29,26 @@ type eventQueue struct {
 
 func newEventQueue(events, bytes int) *eventQueue {
 	ctx, stop := context.WithCancel(context.Background())
-	return &eventQueue{ch: make(chan *replication.BinlogEvent, events), bytes: budget.New(bytes), ctx: ctx, stop: stop, errc: make(chan error, 1)}
+	return &eventQueue{ch: make(chan queuedEvent, events), bytes: budget.New(bytes), ctx: ctx, stop: stop, errc: make(chan error, 1)}
+}
+
+// queuedEvent is an event and, for a table map, its COMPRESSED columns.
+type queuedEvent struct {
+	ev         *replication.BinlogEvent
+	compressed []bool
 }
 
 // HandleEvent implements replication.EventHandler: it waits for room.
 func (q *eventQueue) HandleEvent(e *replication.BinlogEvent) error {
+	compressed, err := q.comp.see(e)
+	if err != nil {
+		return err
+	}
 	if err := q.bytes.Acquire(q.ctx, len(e.RawData)); err != nil {
 		return errQueueStopped
 	}
 	select {
-	case q.ch <- e:
+	case q.ch <- queuedEvent{e, compressed}:
 		return nil
 	case <-q.ctx.Done():
 		return errQueueStopped
@@ -58,14 +69,14 @@ func (q *eventQueue) watch(s *replication.BinlogStreamer) {
 
 // next returns the next event, or the stream's error once every event
 // read before it has been returned.
-func (q *eventQueue) next(ctx context.Context) (*replication.BinlogEvent, error) {
+func (q *eventQueue) next(ctx context.Context) (queuedEvent, error) {
 	if q.err == nil {
 		select {
 		case e := <-q.ch:
 			return e, nil
 		case q.err = <-q.errc:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return queuedEvent{}, ctx.Err()
 		}
 	}
 	// The reader queued everything it read before its error.
@@ -73,6 +84,6 @@ func (q *eventQueue) next(ctx context.Context) (*replication.BinlogEvent, error)
 	case e := <-q.ch:
 		return e, nil
 	default:
-		return nil, q.err
+		return queuedEvent{}, q.err
 	}
 }

@@ -30,10 +30,10 @@ func TestEventQueueBoundsBytes(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	first, err := q.next(context.Background())
-	if err != nil || len(first.RawData) != 600 {
+	if err != nil || len(first.ev.RawData) != 600 {
 		t.Fatalf("next = %v, %v", first, err)
 	}
-	q.done(first)
+	q.done(first.ev)
 	if err := <-handled; err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func TestEventQueueBoundsBytes(t *testing.T) {
 	q.errc <- boom
 	for _, want := range []int{300, 200} {
 		e, err := q.next(context.Background())
-		if err != nil || len(e.RawData) != want {
+		if err != nil || len(e.ev.RawData) != want {
 			t.Fatalf("next = %v, %v; want the %d-byte event", e, err, want)
 		}
-		q.done(e)
+		q.done(e.ev)
 	}
 	if _, err := q.next(context.Background()); err != boom {
 		t.Fatalf("next after the events = %v, want %v", err, boom)

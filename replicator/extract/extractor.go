@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,7 +240,8 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 
 	for {
 		wd.waiting.Store(true)
-		ev, err := queue.next(ctx)
+		qe, err := queue.next(ctx)
+		ev := qe.ev
 		wd.waiting.Store(false)
 		wd.events.Add(1)
 		if err != nil {
@@ -254,6 +254,7 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 			}
 			return r.streamError(start, err)
 		}
+		r.tables.noteCompressed(ev, qe.compressed)
 		err = r.handle(ctx, ev, ev.Header.LogPos)
 		queue.done(ev)
 		if err != nil {
@@ -280,10 +281,6 @@ func (r *run) streamError(from position.Position, err error) error {
 	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return &kindError{kind: ErrPositionGone, err: err, msg: fmt.Sprintf("the database at %s cannot send its binlog from %s (%s); "+
 			"if the binlog was purged, this host's THL must be rebuilt from another master", r.x.cfg.Addr, from, me.Message)}
-	}
-	if m := err.Error(); strings.Contains(m, "unsupport type 140") || strings.Contains(m, "unsupport type 141") {
-		return &kindError{kind: ErrDecode, err: err, msg: fmt.Sprintf("the binlog of %s after %s:%d holds a row of a table with a COMPRESSED column (MariaDB column compression), "+
-			"which the extractor cannot decode (%v); ALTER the column to drop COMPRESSED (tpm validate --check-db lists them), then move past the event with trepctl online -from-event", r.x.cfg.Addr, r.file, r.lastPos, err)}
 	}
 	return errorf(ErrStream, "binlog stream from %s stopped after %s:%d: %w", r.x.cfg.Addr, r.file, r.lastPos, err)
 }

@@ -119,28 +119,3 @@ func TestStatementWithSourceError(t *testing.T) {
 		t.Fatalf("app.m: west %s, east %s, want 1,2,10", w, e)
 	}
 }
-
-// TestCompressedColumnStops: a row of a table with a COMPRESSED column
-// cannot be decoded: the extractor stops there with a sentence naming the
-// cause and the way out, not go-mysql's "unsupport type".
-func TestCompressedColumnStops(t *testing.T) {
-	t.Parallel()
-	srv, db := startDB(t)
-	x := newExtractor(t, srv, nil)
-	from := currentPosition(t, x)
-	testutil.Exec(t, db, "CREATE DATABASE app")
-	testutil.Exec(t, db, "CREATE TABLE app.c (id INT PRIMARY KEY, b BLOB COMPRESSED)")
-	testutil.Exec(t, db, "INSERT INTO app.c VALUES (1, REPEAT('z', 1000))")
-	err := make(chan error, 1)
-	go func() {
-		err <- x.Run(context.Background(), from, func([]*thlpb.Event) error { return nil })
-	}()
-	select {
-	case e := <-err:
-		if e == nil || !strings.Contains(e.Error(), "COMPRESSED column") || !strings.Contains(e.Error(), "-from-event") {
-			t.Fatalf("Run: %v", e)
-		}
-	case <-time.After(waitFor):
-		t.Fatal("the extractor went on past a row of a COMPRESSED column")
-	}
-}

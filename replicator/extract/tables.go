@@ -31,7 +31,8 @@ type tableInfo struct {
 	kinds         []kind
 	arg           []int // per column: BINARY(n)'s n, TIME(n)'s n
 	loop          loopKind
-	nameCol       int // the heartbeat table's name column, or -1
+	nameCol       int    // the heartbeat table's name column, or -1
+	compressed    []bool // per column: COMPRESSED (nil for none)
 
 	tm *replication.TableMapEvent // the map this info was built from (identity fast path)
 }
@@ -74,6 +75,29 @@ type tables struct {
 	prefix  string
 	byID    map[uint64]*tableInfo
 	schema  map[string][]colDef // "schema.table" → columns; cleared on DDL
+	// compressed holds the COMPRESSED columns of the table ids whose last
+	// table map had any (see compression).
+	compressed map[uint64][]bool
+}
+
+// noteCompressed records which columns of a table map are COMPRESSED
+// (flags, nil for none); other events are ignored.
+func (c *tables) noteCompressed(ev *replication.BinlogEvent, flags []bool) {
+	tm, ok := ev.Event.(*replication.TableMapEvent)
+	if !ok || flags == nil && c.compressed[tm.TableID] == nil {
+		return
+	}
+	if ti := c.byID[tm.TableID]; ti != nil && !slices.Equal(ti.compressed, flags) {
+		delete(c.byID, tm.TableID)
+	}
+	if flags == nil {
+		delete(c.compressed, tm.TableID)
+		return
+	}
+	if c.compressed == nil || len(c.compressed) > maxCachedTables {
+		c.compressed = map[uint64][]bool{}
+	}
+	c.compressed[tm.TableID] = flags
 }
 
 func newTables(db *sql.DB, flavor, service, prefix string) *tables {
@@ -112,13 +136,14 @@ func (c *tables) get(ctx context.Context, tm *replication.TableMapEvent) (*table
 func (c *tables) build(ctx context.Context, tm *replication.TableMapEvent) (*tableInfo, error) {
 	n := int(tm.ColumnCount)
 	ti := &tableInfo{
-		schema:  string(tm.Schema),
-		table:   string(tm.Table),
-		columns: make([]*thlpb.Column, n),
-		kinds:   make([]kind, n),
-		arg:     make([]int, n),
-		nameCol: -1,
-		tm:      tm,
+		schema:     string(tm.Schema),
+		table:      string(tm.Table),
+		columns:    make([]*thlpb.Column, n),
+		kinds:      make([]kind, n),
+		arg:        make([]int, n),
+		nameCol:    -1,
+		tm:         tm,
+		compressed: c.compressed[tm.TableID],
 	}
 	cols := make([]thlpb.Column, n)
 	for i := range cols {

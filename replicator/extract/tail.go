@@ -98,10 +98,16 @@ func (x *Extractor) RunTail(ctx context.Context, from, prepared position.Positio
 		p.SetTimestampStringLocation(time.UTC)
 		p.SetUseDecimal(false)
 		p.SetParseTime(false)
+		var comp compression
 		err := p.ParseFile(f, offset, func(ev *replication.BinlogEvent) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			compressed, err := comp.see(ev)
+			if err != nil {
+				return errorf(ErrDecode, "%s at %d: %v", name, ev.Header.LogPos, err)
+			}
+			r.tables.noteCompressed(ev, compressed)
 			if ev.Header.EventType == replication.ROTATE_EVENT {
 				return nil // the next file in the index follows
 			}

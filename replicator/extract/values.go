@@ -193,7 +193,14 @@ func (a *arena) convert(t *tableInfo, row []any) ([]*thlpb.Value, int, error) {
 	for i, k := range t.kinds {
 		v := a.vals.next()
 		out[i] = v
-		n, ok := a.set(v, k, t.arg[i], row[i])
+		x := row[i]
+		if t.compressed != nil && t.compressed[i] && x != nil {
+			var err error
+			if x, err = decompressed(x); err != nil {
+				return nil, 0, errorf(ErrDecode, "%s.%s column %d (%s): %v", t.schema, t.table, i+1, t.columns[i].Name, err)
+			}
+		}
+		n, ok := a.set(v, k, t.arg[i], x)
 		if !ok {
 			return nil, 0, errorf(ErrDecode, "%s.%s column %d (%s, type %d): unexpected value %T", t.schema, t.table, i+1, t.columns[i].Name, t.columns[i].Type, row[i])
 		}

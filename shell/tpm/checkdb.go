@@ -37,7 +37,6 @@ const (
 	CheckFencing       = "MySQLReadOnlyBypassCheck"
 	CheckDurability    = "MySQLDurabilityCheck"
 	CheckMaxPacket     = "MySQLMaxAllowedPacketCheck"
-	CheckCompressed    = "MySQLCompressedColumnsCheck"
 	CheckEngine        = "MySQLDefaultEngineCheck"
 )
 
@@ -63,9 +62,6 @@ type dbFacts struct {
 	vars     map[string]string
 	grants   []string
 	triggers []string
-	// compressed lists COMPRESSED columns, which the binlog reader
-	// cannot decode.
-	compressed []string
 	// privileges are every account's global privileges, by account.
 	privileges map[string][]string
 	err        error
@@ -153,10 +149,6 @@ func CheckDatabases(ctx context.Context, cfg *config.Config, timeout time.Durati
 		}
 		if len(f.triggers) > 0 && !canReplayBinlog(f.grants) {
 			add(LevelError, f.host, CheckTriggers, "tables with triggers (%s) are applied with BINLOG statements, which the replication user may not run; GRANT BINLOG REPLAY ON *.* TO it", strings.Join(f.triggers, ", "))
-		}
-		if len(f.compressed) > 0 {
-			add(LevelError, f.host, CheckCompressed, "columns %s are COMPRESSED (MariaDB column compression), which the replicator cannot read from the binlog: "+
-				"a write to them stops replication; ALTER TABLE … MODIFY each without COMPRESSED", strings.Join(f.compressed, ", "))
 		}
 		for _, acc := range bypassesReadOnly(f, cfg.ClusterSettings(f.site)) {
 			add(LevelError, f.host, CheckFencing, "%s can write on a read-only database (%s), so a demoted primary keeps taking its writes after a switch or failover; REVOKE %s ON *.* FROM %s", acc.name, acc.privilege, acc.privilege, acc.name)
@@ -342,8 +334,6 @@ func readFacts(ctx context.Context, h *config.HostPlan, timeout time.Duration) d
 	rows.Close()
 	f.grants = queryStrings(ctx, db, "SHOW GRANTS")
 	f.triggers = queryStrings(ctx, db, "SELECT CONCAT(trigger_schema, '.', trigger_name) FROM information_schema.triggers WHERE trigger_schema NOT IN ('mysql','sys','information_schema','performance_schema') ORDER BY 1 LIMIT 20")
-	f.compressed = queryStrings(ctx, db, "SELECT CONCAT(table_schema, '.', table_name, '.', column_name) FROM information_schema.columns WHERE column_type LIKE '%compressed%' AND table_schema NOT IN ('mysql','sys','information_schema','performance_schema') ORDER BY 1 LIMIT 20")
-	f.compressed = slices.DeleteFunc(f.compressed, func(s string) bool { return s == "" })
 	f.triggers = slices.DeleteFunc(f.triggers, func(s string) bool { return s == "" })
 	f.privileges = map[string][]string{}
 	if rows, err := db.QueryContext(ctx, "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES"); err == nil {

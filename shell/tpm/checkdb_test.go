@@ -229,14 +229,6 @@ func TestCheckDB(t *testing.T) {
 			"ERROR: w1: 'writer'@'%' can write on a read-only database (READ_ONLY ADMIN)")
 	})
 
-	t.Run("compressed columns", func(t *testing.T) {
-		db := s.db["w2"]
-		testutil.Exec(t, db, "CREATE DATABASE tpm_comp")
-		t.Cleanup(func() { testutil.Exec(t, db, "DROP DATABASE tpm_comp") })
-		testutil.Exec(t, db, "CREATE TABLE tpm_comp.t (id INT PRIMARY KEY, b BLOB COMPRESSED)")
-		requireFindings(t, s.check(), ExitProblems, "ERROR: w2: columns tpm_comp.t.b are COMPRESSED (MariaDB column compression), which the replicator cannot read from the binlog")
-	})
-
 	t.Run("default engine", func(t *testing.T) {
 		s.set(t, "e2", "default_storage_engine", "'MyISAM'")
 		requireFindings(t, s.check(), ExitOK, "WARNING: default_storage_engine differs (InnoDB on ")
