@@ -348,3 +348,21 @@ func TestStatementInUTF32Session(t *testing.T) {
 		t.Fatalf("table = %s", got)
 	}
 }
+
+// A CREATE TABLE whose source made it with another default engine makes
+// it with that engine here, and the next statement has the default again.
+func TestStatementDefaultEngine(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	a := newApplier(t, srv.Addr())
+	m := ddl(0, "app", "CREATE TABLE m (id INT PRIMARY KEY)")
+	m.GetChanges()[0].GetStatement().Session = map[string]string{"default_storage_engine": "MyISAM"}
+	if err := runUntil(t, a, 1, m, ddl(1, "app", "CREATE TABLE i (id INT PRIMARY KEY)")); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(TABLE_NAME, ':', ENGINE ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app'"); got != "i:InnoDB,m:MyISAM" {
+		t.Fatalf("engines = %s", got)
+	}
+}

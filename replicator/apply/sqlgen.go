@@ -487,7 +487,7 @@ func (b *builder) statement(st *thlpb.Statement) {
 // ('+00:00', the sql_mode) mean something else.
 const statementReset = "SET NAMES binary;SET TIMESTAMP=DEFAULT;SET SESSION sql_mode='" + sessionSQLMode + "',foreign_key_checks=1,unique_checks=1,sql_auto_is_null=0," +
 	"auto_increment_increment=DEFAULT,auto_increment_offset=DEFAULT," +
-	"time_zone='+00:00',lc_time_names=DEFAULT,collation_server=DEFAULT;"
+	"time_zone='+00:00',lc_time_names=DEFAULT,collation_server=DEFAULT,default_storage_engine=DEFAULT;"
 
 // sessionKey is a session variable a statement's source set, and how to
 // set it here.
@@ -507,6 +507,7 @@ var statementSession = []sessionKey{
 	{name: "collation_server", set: "collation_server", valid: safeSessionValue},
 	{name: "time_zone", set: "time_zone", quote: true, valid: func(string) bool { return true }},
 	{name: "lc_time_names", set: "lc_time_names", valid: isNumber},
+	{name: "default_storage_engine", set: "default_storage_engine", valid: safeSessionValue},
 	{name: "#insert_id", set: "insert_id", valid: isNumber},
 	{name: "#last_insert_id", set: "last_insert_id", valid: isNumber},
 	{name: "#rand_seed1", set: "rand_seed1", valid: isNumber},

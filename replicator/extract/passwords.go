@@ -137,7 +137,10 @@ func sqlTokens(q string) []token {
 		case c == '`':
 			start := i
 			i++
-			for i < len(q) && q[i] != '`' {
+			for i < len(q) && (q[i] != '`' || i+1 < len(q) && q[i+1] == '`') {
+				if q[i] == '`' {
+					i++ // a doubled backquote
+				}
 				i++
 			}
 			i++

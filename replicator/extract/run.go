@@ -194,6 +194,14 @@ func (r *run) query(h *replication.EventHeader, e *replication.QueryEvent, end u
 		if e.ErrorCode != 0 {
 			st.Session[SessionErrorCode] = strconv.Itoa(int(e.ErrorCode))
 		}
+		if sch, table, ok := createdTable(sqlText); ok {
+			if sch == "" {
+				sch = schema
+			}
+			if engine := r.x.engineOf(sch, table); engine != "" {
+				st.Session[SessionEngine] = engine
+			}
+		}
 		if createsOrDropsDatabase(sqlText) {
 			// The server logs CREATE/DROP DATABASE with the database itself
 			// as default schema (for binlog-do-db), which an applier cannot
