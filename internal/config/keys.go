@@ -51,6 +51,7 @@ var keyTable = buildKeyTable()
 // aliases maps accepted spellings to the canonical key.
 var aliases = map[string]string{
 	"rest-api-admin-pass": "rest-api-admin-password",
+	"java-mem-size":       "repl-java-mem-size",
 }
 
 func buildKeyTable() map[string]keyDef {
@@ -86,6 +87,14 @@ func buildKeyTable() map[string]keyDef {
 
 		{name: "thl-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.THLPort })},
 		{name: "rmi-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.RMIPort })},
+		{name: "repl-java-mem-size", comp: replicatorKey, set: func(s *Settings, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 128 || n > 1<<20 {
+				return fmt.Errorf("must be the replicator's memory in MB, from 128, not %q", v)
+			}
+			s.ReplicatorMemoryMB = n
+			return nil
+		}},
 		{name: "thl-log-retention", comp: replicatorKey, set: setDuration(func(s *Settings) *time.Duration { return &s.THLRetention })},
 		{name: "channels", comp: replicatorKey, set: func(s *Settings, v string) error {
 			n, err := strconv.Atoi(v)

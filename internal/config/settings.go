@@ -31,6 +31,10 @@ type Settings struct {
 	THLPort      int
 	RMIPort      int
 	THLRetention time.Duration
+	// ReplicatorMemoryMB is the replicator's soft memory limit
+	// (repl-java-mem-size, Tungsten's heap size): its garbage collector
+	// works harder as the heap nears it.
+	ReplicatorMemoryMB int
 	// Channels is how many blocks a slave applies at once (parallel apply,
 	// commits in order).
 	Channels int
@@ -93,6 +97,7 @@ func DefaultSettings() Settings {
 		THLPort:               2112,
 		RMIPort:               10000,
 		THLRetention:          7 * 24 * time.Hour,
+		ReplicatorMemoryMB:    1024,
 		ManagerRPCPort:        9997,
 		GossipPort:            7800,
 		RaftPort:              7801,

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -69,6 +71,11 @@ func New(cfg Config) (*Agent, error) {
 	thlDial := sec.THLDialOptions(nil)
 	a.thl = stream.NewServer(time.Second, cfg.Logger)
 	st := in.Settings
+	if os.Getenv("GOMEMLIMIT") == "" && st.ReplicatorMemoryMB > 0 {
+		// What goes through the pipeline is bounded in bytes; the limit
+		// keeps the garbage between collections from doubling it.
+		debug.SetMemoryLimit(int64(st.ReplicatorMemoryMB) << 20)
+	}
 	for _, sp := range in.Services {
 		var sources []string
 		for _, e := range sp.Sources {
