@@ -26,9 +26,8 @@ func dmlDuration() time.Duration {
 	return time.Duration(m * float64(time.Minute))
 }
 
-// dmlLimits are the generator's bounds: make test stays below the sizes
-// issue 18's fixes are for (see pendingFixes); make chaos goes to 100k-row
-// transactions and 64 MB rows.
+// dmlLimits are the generator's bounds: make test stays small (20 s on
+// two cores); make chaos goes to 100k-row transactions and 64 MB rows.
 type dmlLimits struct {
 	maxRows  int // rows a transaction touches
 	maxBlob  int // bytes of one row's blob

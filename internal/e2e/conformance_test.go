@@ -61,19 +61,16 @@ var shortConformance = []string{
 	"suite/vcol/t/innodb_virtual_fk.test",      // statement logged with its error
 	"suite/vcol/t/range.test",                  // non-transactional tables: loop
 	"suite/period/t/long_unique.test",          // long UNIQUE hash column
+	"suite/json/t/type_json.test",              // COMPRESSED columns
+	"suite/vcol/t/vcol_ins_upd_myisam.test",    // CREATE TABLE without ENGINE, default MyISAM
+	"suite/vcol/t/vcol_utf32.test",             // statements run with collation_connection utf32
 }
 
 // pendingFixes are files the rules select that fail today because of a
 // replication bug of issue 18, with its class (what the suite reported).
 // Each joins shortConformance once the fix of its class is merged; the
 // long form (make chaos) runs them all the time.
-var pendingFixes = map[string]string{
-	"suite/json/t/type_json.test": "COMPRESSED columns are not supported: west1's extractor stops at the first row of one, " +
-		"naming it and the way out (tpm validate --check-db lists such columns)",
-	"suite/vcol/t/vcol_ins_upd_myisam.test": "default_storage_engine is not in the binlog (as for MariaDB's own replicas): a CREATE TABLE " +
-		"without ENGINE in a session with default_storage_engine=MyISAM makes an InnoDB table on the other hosts; the rows are equal, " +
-		"CHECKSUM TABLE is not",
-}
+var pendingFixes = map[string]string{}
 
 // conformanceFiles is the selection: the short list, or under
 // CARBIDE_CHAOS every file no skip rule keeps away.
