@@ -142,11 +142,11 @@ type stamp struct {
 }
 
 // finish stamps the fragments and sends them in order, returning how many
-// it sent (when all were). A transaction held in memory goes in one call to send. A
-// spilled one goes in several: each spill, read back, then the fragments
-// still in memory, so that no call carries much more than lim.spillBytes;
-// only the last ends with the fragment marked LastFrag. An error reading
-// the spill file is an ErrSpill; any other is send's.
+// it sent (when all were). A transaction held in memory goes in one call
+// to send. A spilled one goes in several: each spill, read back, then the
+// fragments still in memory, so that no call carries much more than
+// lim.spillBytes; only the last ends with the fragment marked LastFrag.
+// An error reading the spill file is an ErrSpill; any other is send's.
 func (t *txn) finish(st stamp, send func([]*thlpb.Event) error) (int, error) {
 	shard := t.shard
 	if t.multi {
@@ -202,7 +202,7 @@ func (t *txn) finish(st stamp, send func([]*thlpb.Event) error) (int, error) {
 // readError explains a failure to read the spill file back.
 func (t *txn) readError(err error) error {
 	return &kindError{kind: ErrSpill, err: err, msg: fmt.Sprintf("transaction %s could not be read back from its spill file %s: %v; "+
-		"it was not sent: check the file system of the spill directory, then restart extraction", t.name(), t.file.f.Name(), err)}
+		"check the file system of the spill directory: extraction stops, and its next run drops the parts sent and reads the transaction again", t.name(), t.file.f.Name(), err)}
 }
 
 // name names the transaction in messages: its GTID, when it has one.

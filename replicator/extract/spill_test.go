@@ -169,8 +169,9 @@ func testRun(t *testing.T, dir string, send func([]*thlpb.Event) error) *run {
 }
 
 // TestSpillRemoved: however a spilled transaction ends — dropped by loop
-// prevention, failed, sent, discarded, prepared (XA) when Run ends, or a
-// send that fails — its spill file goes.
+// prevention, failed, sent, a send that fails, discarded, an XA one
+// rolled back, committed or still prepared when Run ends — its spill file
+// goes.
 func TestSpillRemoved(t *testing.T) {
 	h := &replication.EventHeader{}
 	failing := errors.New("store full")
@@ -188,6 +189,16 @@ func TestSpillRemoved(t *testing.T) {
 		}, failing},
 		{"discarded", func(r *run) error {
 			return r.handle(context.Background(), &replication.BinlogEvent{Header: h, Event: &replication.FormatDescriptionEvent{}}, 100)
+		}, nil},
+		{"XA rolled back", func(r *run) error {
+			r.prepared = map[string]*xaPrepared{"x'01',x'',1": {tx: r.tx}}
+			r.tx = txn{lim: r.tx.lim}
+			return r.xaStatement(h, []byte("XA ROLLBACK X'01',X'',1"), 100)
+		}, nil},
+		{"XA committed", func(r *run) error {
+			r.prepared = map[string]*xaPrepared{"x'01',x'',1": {tx: r.tx}}
+			r.tx = txn{lim: r.tx.lim}
+			return r.xaStatement(h, []byte("XA COMMIT X'01',X'',1"), 100)
 		}, nil},
 		{"prepared when Run ends", func(r *run) error {
 			r.prepared = map[string]*xaPrepared{"x'01',x'',1": {tx: r.tx}}
@@ -212,7 +223,7 @@ func TestSpillRemoved(t *testing.T) {
 			if m := spillFiles(t, dir); len(m) != 0 {
 				t.Errorf("spill files left: %v", m)
 			}
-			if c.name == "sent" && (len(sent.all()) != 11 || r.x.Stats().Spilled != 1 || r.x.Stats().Fragments != 11) {
+			if (c.name == "sent" || c.name == "XA committed") && (len(sent.all()) != 11 || r.x.Stats().Spilled != 1 || r.x.Stats().Fragments != 11) {
 				t.Errorf("sent %d fragments, stats %+v", len(sent.all()), r.x.Stats())
 			}
 		})
