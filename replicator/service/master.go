@@ -169,8 +169,9 @@ func (s *Service) databaseDown() bool {
 // on yet. A failover's candidate then fetches them (Flush says the THL is
 // final).
 func (s *Service) readTail(ctx context.Context, x Extractor, from, prepared position.Position, send func([]*thlpb.Event) error) {
-	// A transaction stored in part would stop the tail at its first
-	// fragment: the tail reads it again.
+	// A transaction stored in part (RunFrom stopped between two of its
+	// parts) would make the store refuse the tail's first fragment: the
+	// tail reads it again, whole.
 	if err := s.dropIncomplete(); err != nil {
 		s.log.Error("the database is down and the THL could not be prepared for its binlog files; transactions it committed after the last stored one may be on this host alone", "error", err)
 		return
