@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 const (
 	DefaultFragmentRows     = 1000
 	DefaultFragmentBytes    = 1 << 20
+	DefaultSpillBytes       = 16 << 20
 	DefaultLoopSchemaPrefix = "tungsten_"
 	DefaultHeartbeatPeriod  = 5 * time.Second
 	DefaultEventBuffer      = 1024
@@ -60,6 +62,18 @@ type Config struct {
 	// bytes of values. Defaults 1000 and 1 MiB.
 	FragmentRows  int
 	FragmentBytes int
+	// SpillBytes bounds the memory a transaction takes while it is read:
+	// once its completed fragments weigh more — their bytes as
+	// FragmentBytes counts them, plus 64 bytes for every row and value,
+	// which cost about that much decoded whatever their size — they move
+	// to a spill file until the commit, which sends the transaction in
+	// parts of about that weight. Default 16 MiB.
+	SpillBytes int
+	// SpillDir is the directory of spill files, named
+	// carbide-extract-<Service>-*.spill; each is removed when its
+	// transaction is sent or dropped, or Run returns. It needs room for
+	// the largest transaction. Default os.TempDir().
+	SpillDir string
 	// LoopSchemaPrefix starts the replicator's tracking schemas
 	// ("tungsten_" → tungsten_<service>). Default "tungsten_".
 	LoopSchemaPrefix string
@@ -96,6 +110,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FragmentBytes == 0 {
 		c.FragmentBytes = DefaultFragmentBytes
+	}
+	if c.SpillBytes == 0 {
+		c.SpillBytes = DefaultSpillBytes
+	}
+	if c.SpillDir == "" {
+		c.SpillDir = os.TempDir()
 	}
 	if c.LoopSchemaPrefix == "" {
 		c.LoopSchemaPrefix = DefaultLoopSchemaPrefix
@@ -156,8 +176,20 @@ func (c *Config) Validate() error {
 	if c.FragmentRows < 1 || c.FragmentBytes < 1 {
 		return errorf(ErrConfig, "FragmentRows (%d) and FragmentBytes (%d) must be positive; leave them 0 for %d rows and %d bytes", c.FragmentRows, c.FragmentBytes, DefaultFragmentRows, DefaultFragmentBytes)
 	}
+	if c.SpillBytes < 1 {
+		return errorf(ErrConfig, "SpillBytes (%d) must be positive; leave it 0 for %d bytes", c.SpillBytes, DefaultSpillBytes)
+	}
+	if fi, err := os.Stat(c.SpillDir); err != nil || !fi.IsDir() {
+		return errorf(ErrConfig, "SpillDir %q is not a directory; create it or leave SpillDir empty for %s", c.SpillDir, os.TempDir())
+	}
 	if c.HeartbeatPeriod < time.Millisecond || c.EventBuffer < 1 || c.EventBufferBytes < 1 || c.DialTimeout < 0 {
 		return errorf(ErrConfig, "HeartbeatPeriod (%s), EventBuffer (%d), EventBufferBytes (%d) and DialTimeout (%s) must be positive; leave them 0 for the defaults", c.HeartbeatPeriod, c.EventBuffer, c.EventBufferBytes, c.DialTimeout)
 	}
 	return nil
+}
+
+// txnLimits are the limits of the transactions of a Run.
+func (c *Config) txnLimits() txnLimits {
+	return txnLimits{maxRows: c.FragmentRows, maxBytes: c.FragmentBytes, spillBytes: c.SpillBytes,
+		spillDir: c.SpillDir, spillPattern: "carbide-extract-" + c.Service + "-*.spill", log: c.Logger}
 }

@@ -7,10 +7,12 @@
 //   - Row format only. Check refuses a server whose binlog_format is not ROW,
 //     whose binlog is off, or whose binlog_row_image is not FULL.
 //   - A transaction is sent only once its end (XID, COMMIT, XA COMMIT, or
-//     the DDL statement itself) has been read, all its fragments in one
-//     send call, in binlog order. Every fragment carries the event_id of the end of the
-//     transaction, so Run(from = that event_id) resumes exactly at the next
-//     transaction, across binlog rotation.
+//     the DDL statement itself) has been read, in binlog order: in one send
+//     call, or, when it outgrew Config.SpillBytes and waited in a spill file
+//     (spill.go), in several consecutive ones, the last ending with the
+//     LastFrag fragment. Every fragment carries the event_id of the end of
+//     the transaction, so Run(from = that event_id) resumes exactly at the
+//     next transaction, across binlog rotation.
 //   - Values are exact (see values.go for the mapping of each MySQL type).
 //     TIMESTAMP values are rendered in UTC: the applier must run with
 //     time_zone '+00:00'.

@@ -25,6 +25,10 @@ var (
 	// ErrDecode: an event could not be turned into THL (unsupported type,
 	// missing column metadata, partial row image).
 	ErrDecode = errors.New("extract: cannot decode binlog event")
+	// ErrSpill: a transaction larger than Config.SpillBytes could not be
+	// written to or read back from its spill file (disk full, spill
+	// directory gone). Run again once there is room.
+	ErrSpill = errors.New("extract: cannot spill a large transaction to disk")
 )
 
 // kindError is an operator sentence that also matches a sentinel (kind)

@@ -33,6 +33,7 @@ type Extractor struct {
 	filtered     atomic.Uint64
 	heartbeats   atomic.Uint64
 	discarded    atomic.Uint64
+	spilled      atomic.Uint64
 
 	mu   sync.Mutex
 	last position.Position
@@ -62,6 +63,9 @@ type Stats struct {
 	// Discarded: transactions that never completed in the binlog (rolled
 	// back, or cut off by a server crash) and were not sent.
 	Discarded uint64
+	// Spilled: transactions sent that outgrew Config.SpillBytes and went
+	// through a spill file (also in Transactions).
+	Spilled uint64
 	// Position is the end of the last transaction read, sent or not.
 	Position position.Position
 	// Read is where reading stands between transactions (no GTID): past
@@ -118,22 +122,27 @@ func (x *Extractor) Stats() Stats {
 		Filtered:     x.filtered.Load(),
 		Heartbeats:   x.heartbeats.Load(),
 		Discarded:    x.discarded.Load(),
+		Spilled:      x.spilled.Load(),
 		Position:     last,
 	}
 }
 
 // Run streams the transactions that follow from — the event_id of the
 // last stored event; the zero Position means the current end of the
-// binlog — calling send with each transaction's fragments, in binlog
-// order, on Run's goroutine. Fragments carry everything but seqno and
-// epoch. Run returns nil when ctx is done, the error of send, or an error
-// saying why the stream stopped (ErrStream: run again from the last
-// stored event). It refuses a server that Check refuses.
+// binlog — calling send with their fragments, in binlog order, on Run's
+// goroutine. Fragments carry everything but seqno and epoch. Run returns
+// nil when ctx is done, the error of send, or an error saying why the
+// stream stopped (ErrStream: run again from the last stored event). It
+// refuses a server that Check refuses.
 //
-// A transaction's fragments are sent together once it has committed, so a
-// store that keeps only whole transactions (or drops a torn tail on
-// restart) can always restart from its last event_id. One Run at a time:
-// the server keeps one binlog dump per replica server id.
+// Each call to send carries consecutive fragments of one transaction; the
+// transaction ends at the fragment marked LastFrag, the last of a call. A
+// transaction is sent once it has committed: one that fits in
+// Config.SpillBytes in one call, a larger one (spilled to a file while it
+// was read) in several. A store that keeps only whole transactions (or
+// drops a torn tail on restart) can always restart from its last
+// event_id. One Run at a time: the server keeps one binlog dump per
+// replica server id.
 func (x *Extractor) Run(ctx context.Context, from position.Position, send func([]*thlpb.Event) error) error {
 	return x.RunFrom(ctx, from, position.Position{}, send)
 }
@@ -141,7 +150,9 @@ func (x *Extractor) Run(ctx context.Context, from position.Position, send func([
 // RunFrom is Run after a stored event that names where XA transactions
 // still prepared then began (its prepared_from, parsed; zero for none):
 // it reads the binlog from there to rebuild them, and sends nothing up to
-// from, which was sent already.
+// from, which was sent already. It calls send as Run does: consecutive
+// fragments of one transaction per call, a large transaction in several
+// calls, the last ending with the LastFrag fragment.
 func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Position, send func([]*thlpb.Event) error) error {
 	if !x.running.CompareAndSwap(false, true) {
 		return errorf(ErrConfig, "the extractor for %s is already running; stop it before running it again", x.cfg.Addr)
@@ -177,11 +188,12 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 		file:   start.File,
 		send:   send,
 	}
+	defer r.close()
 	x.rememberLocal(ctx, si, r.coll)
 	if start != from {
 		r.after = from
 	}
-	r.tx.maxRows, r.tx.maxBytes = x.cfg.FragmentRows, x.cfg.FragmentBytes
+	r.tx.lim = x.cfg.txnLimits()
 
 	dialer := &net.Dialer{Timeout: x.cfg.DialTimeout}
 	queue := newEventQueue(x.cfg.EventBuffer, x.cfg.EventBufferBytes)

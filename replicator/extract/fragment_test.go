@@ -104,7 +104,7 @@ func TestFragments(t *testing.T) {
 // TestTxnFragmentLimits checks the cutting rules without a database.
 func TestTxnFragmentLimits(t *testing.T) {
 	ti := &tableInfo{schema: "a", table: "t"}
-	tx := txn{maxRows: 3, maxBytes: 100}
+	tx := txn{lim: txnLimits{maxRows: 3, maxBytes: 100}}
 	one := []*thlpb.Row{{}}
 	for range 7 {
 		tx.addRows(ti, thlpb.RowChange_INSERT, one, 10, nil, nil, false)
@@ -113,7 +113,15 @@ func TestTxnFragmentLimits(t *testing.T) {
 	tx.addRows(ti, thlpb.RowChange_INSERT, one, 500, nil, nil, false) // too big alone: gets a fragment of its own
 	// A Rows event is never split: its rows stay with its source event.
 	tx.addRows(ti, thlpb.RowChange_INSERT, make([]*thlpb.Row, 5), 10, []byte("m"), []byte("e"), false)
-	evs := tx.finish(position0, "h", "east", 1, 2)
+	var evs []*thlpb.Event
+	calls := 0
+	if _, err := tx.finish(stamp{pos: position0, sourceID: "h", service: "east", commitUS: 1, extractUS: 2}, func(frags []*thlpb.Event) error {
+		calls++
+		evs = append(evs, frags...)
+		return nil
+	}); err != nil || calls != 1 {
+		t.Fatalf("finish: %d calls to send, %v; want one call", calls, err)
+	}
 	var shape []string
 	for _, ev := range evs {
 		s := ""

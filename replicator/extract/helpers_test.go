@@ -63,10 +63,13 @@ func currentPosition(t testing.TB, x *Extractor) position.Position {
 	return p
 }
 
-// collector runs an extractor and keeps the transactions it sends.
+// collector runs an extractor and keeps the transactions it sends, each
+// whole: the calls to send of one transaction joined up to its LastFrag.
 type collector struct {
-	mu  sync.Mutex
-	txs [][]*thlpb.Event
+	mu    sync.Mutex
+	txs   [][]*thlpb.Event
+	part  []*thlpb.Event // the transaction being sent in parts
+	calls []int          // calls to send per transaction
 
 	cancel context.CancelFunc
 	done   chan error
@@ -78,10 +81,22 @@ func start(t testing.TB, x *Extractor, from position.Position) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{cancel: cancel, done: make(chan error, 1)}
 	go func() {
+		calls := 0
 		c.done <- x.Run(ctx, from, func(evs []*thlpb.Event) error {
 			c.mu.Lock()
-			c.txs = append(c.txs, evs)
-			c.mu.Unlock()
+			defer c.mu.Unlock()
+			for i, ev := range evs[:max(len(evs)-1, 0)] {
+				if ev.LastFrag {
+					t.Errorf("a call to send carries fragment %d of %d marked LastFrag: a transaction ends at the last of a call", i, len(evs))
+				}
+			}
+			c.part = append(c.part, evs...)
+			calls++
+			if len(evs) > 0 && evs[len(evs)-1].LastFrag {
+				c.txs, c.part = append(c.txs, c.part), nil
+				c.calls = append(c.calls, calls)
+				calls = 0
+			}
 			return nil
 		})
 	}()

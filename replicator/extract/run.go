@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -411,23 +412,37 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 	if commitUS == 0 {
 		commitUS = int64(h.Timestamp) * 1e6
 	}
-	events := tx.finish(pos, r.x.cfg.SourceID, r.x.cfg.Service, commitUS, r.x.cfg.Clock().UnixMicro())
-	if from := r.preparedFrom(); from != "" {
-		for _, f := range events {
-			f.PreparedFrom = from
-		}
-	}
-	if err := r.send(events); err != nil {
+	spilled := tx.spilled
+	n, err := tx.finish(stamp{pos: pos, sourceID: r.x.cfg.SourceID, service: r.x.cfg.Service, preparedFrom: r.preparedFrom(),
+		commitUS: commitUS, extractUS: r.x.cfg.Clock().UnixMicro()}, r.send)
+	switch {
+	case errors.Is(err, ErrSpill):
+		return err
+	case err != nil:
 		return fmt.Errorf("extract: send transaction %s: %w", pos, err)
 	}
 	// Only once it is sent (stored): Flush relies on it.
 	r.x.setLast(pos)
 	r.x.transactions.Add(1)
-	r.x.fragments.Add(uint64(len(events)))
+	r.x.fragments.Add(uint64(n))
 	if tx.heartbeat {
 		r.x.heartbeats.Add(1)
 	}
+	if spilled > 0 {
+		r.x.spilled.Add(1)
+		r.x.log.Info("large transaction sent in parts from its spill file", "event_id", pos.String(), "fragments", n, "spilled", spilled)
+	}
 	return nil
+}
+
+// close removes what the transactions still open hold on disk: the
+// spill files of the one being read and of the XA transactions prepared.
+// Run calls it as it returns.
+func (r *run) close() {
+	r.tx.reset()
+	for _, p := range r.prepared {
+		p.tx.reset()
+	}
 }
 
 // discard drops the open transaction, which never completed.

@@ -41,7 +41,8 @@ func (x *Extractor) rememberLocal(ctx context.Context, si serverInfo, coll colla
 
 // RunTail reads the binlog files of the local database from from (and
 // prepared, as RunFrom) to their end, sending what they hold after from
-// as RunFrom would, and returns where it stopped. It is for a database
+// as RunFrom would (a large transaction in several calls to send, the
+// last ending with the LastFrag fragment), and returns where it stopped. It is for a database
 // that no longer answers: the files must not grow meanwhile. A torn last
 // event (the process died writing it) ends the tail, its transaction
 // unsent, as the server's own recovery drops it.
@@ -72,10 +73,11 @@ func (x *Extractor) RunTail(ctx context.Context, from, prepared position.Positio
 		file:   start.File,
 		send:   send,
 	}
+	defer r.close()
 	if start != from {
 		r.after = from
 	}
-	r.tx.maxRows, r.tx.maxBytes = x.cfg.FragmentRows, x.cfg.FragmentBytes
+	r.tx.lim = x.cfg.txnLimits()
 	begin := time.Now()
 	sent0 := x.transactions.Load()
 	reached := false

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"log/slog"
 	"strconv"
 
 	"github.com/carbidedb/carbide/replicator/position"
@@ -10,10 +11,28 @@ import (
 // multiShard is the shard of a transaction that writes several schemas.
 const multiShard = "#multi"
 
-// txn accumulates one transaction's changes, already cut into fragments
-// of at most maxRows rows and maxBytes bytes of values.
-type txn struct {
+// memOverhead is about what a decoded row or value costs in memory beyond
+// its data: its message, its oneof wrapper, the pointer to it.
+const memOverhead = 64
+
+// txnLimits is what a txn keeps across reset: how it cuts fragments and
+// when it moves them out of memory.
+type txnLimits struct {
 	maxRows, maxBytes int
+	// spillBytes bounds the weight (see txn.weight) of the completed
+	// fragments held in memory: past it they go to a spill file. Zero
+	// never spills.
+	spillBytes   int
+	spillDir     string
+	spillPattern string // os.CreateTemp's pattern of spill file names
+	log          *slog.Logger
+}
+
+// txn accumulates one transaction's changes, already cut into fragments
+// of at most maxRows rows and maxBytes bytes of values. Completed
+// fragments beyond lim.spillBytes wait in a spill file (spill.go).
+type txn struct {
+	lim txnLimits
 
 	open       bool              // a GTID (MariaDB) or BEGIN started it; its end is pending
 	standalone bool              // MariaDB FL_STANDALONE: the next statement is the whole transaction
@@ -22,12 +41,22 @@ type txn struct {
 	start      position.Position // where its first event begins (XA prepared_from)
 	xa         bool              // an XA transaction's PREPARE group
 
-	frags     []*thlpb.Event
-	cur       *thlpb.Event     // fragment being filled
-	rc        *thlpb.RowChange // RowChange rows are appended to; nil after a statement
-	rcInfo    *tableInfo
-	rows      int // rows (statements count as one) in cur
-	bytes     int // bytes of values in cur
+	// frags are the fragments held in memory, cur the last of them; the
+	// spilled ones, which come first, are in file.
+	frags  []*thlpb.Event
+	cur    *thlpb.Event     // fragment being filled
+	rc     *thlpb.RowChange // RowChange rows are appended to; nil after a statement
+	rcInfo *tableInfo
+	rows   int // rows (statements count as one) in cur
+	bytes  int // bytes of values in cur
+	// weight estimates the memory cur takes: its bytes plus memOverhead
+	// for every row and value, which cost that much decoded whatever
+	// their size (a NULL counts as one byte in bytes).
+	weight  int
+	held    int        // weight of the completed fragments in frags
+	file    *spillFile // nil until the transaction first spills
+	spilled int        // fragments in file
+
 	shard     string
 	haveShard bool
 	multi     bool
@@ -39,25 +68,37 @@ type txn struct {
 	heartName string
 }
 
-// reset forgets everything but the fragment limits.
+// reset forgets everything but the limits, and removes the spill file.
 func (t *txn) reset() {
-	*t = txn{maxRows: t.maxRows, maxBytes: t.maxBytes}
+	if t.file != nil {
+		t.file.remove(t.lim.log)
+	}
+	*t = txn{lim: t.lim}
 }
 
 // empty reports whether no change has been added.
-func (t *txn) empty() bool { return len(t.frags) == 0 }
+func (t *txn) empty() bool { return len(t.frags) == 0 && t.spilled == 0 }
 
 // fits reports whether a change of size bytes fits into the current
 // fragment; a fragment always takes its first change.
 func (t *txn) fits(size int) bool {
-	return t.cur != nil && (t.rows == 0 || t.rows+1 <= t.maxRows && t.bytes+size <= t.maxBytes)
+	return t.cur != nil && (t.rows == 0 || t.rows+1 <= t.lim.maxRows && t.bytes+size <= t.lim.maxBytes)
 }
 
+// newFragment completes cur and starts the next fragment, first moving
+// the completed ones to the spill file when they weigh more than the
+// bound: memory then holds at most about spillBytes plus one fragment.
 func (t *txn) newFragment() {
+	if t.cur != nil {
+		t.held += t.weight
+		if t.lim.spillBytes > 0 && t.held > t.lim.spillBytes {
+			t.spill()
+		}
+	}
 	t.cur = &thlpb.Event{}
 	t.frags = append(t.frags, t.cur)
 	t.rc, t.rcInfo = nil, nil
-	t.rows, t.bytes = 0, 0
+	t.rows, t.bytes, t.weight = 0, 0, 0
 }
 
 func (t *txn) noteSchema(s string) {
@@ -93,12 +134,15 @@ func (t *txn) addRows(ti *tableInfo, action thlpb.RowChange_Action, rows []*thlp
 	t.rc.Rows = append(t.rc.Rows, rows...)
 	t.rows += len(rows)
 	t.bytes += size
+	if len(rows) > 0 {
+		t.weight += size + memOverhead*len(rows)*(1+len(rows[0].GetBefore())+len(rows[0].GetAfter()))
+	}
 }
 
 // fitsRows reports whether n rows of size bytes fit into the current
 // fragment; a fragment always takes its first change.
 func (t *txn) fitsRows(n, size int) bool {
-	return t.cur != nil && (t.rows == 0 || t.rows+n <= t.maxRows && t.bytes+size <= t.maxBytes)
+	return t.cur != nil && (t.rows == 0 || t.rows+n <= t.lim.maxRows && t.bytes+size <= t.lim.maxBytes)
 }
 
 // addStatement appends a statement.
@@ -111,31 +155,8 @@ func (t *txn) addStatement(st *thlpb.Statement) {
 	t.rc, t.rcInfo = nil, nil
 	t.rows++
 	t.bytes += size
+	t.weight += size + memOverhead
 	t.noteSchema(st.Schema)
-}
-
-// finish stamps every fragment with what the whole transaction shares and
-// returns them in order.
-func (t *txn) finish(pos position.Position, sourceID, service string, commitUS, extractUS int64) []*thlpb.Event {
-	shard := t.shard
-	if t.multi {
-		shard = multiShard
-	}
-	id := eventID(pos)
-	for i, f := range t.frags {
-		f.Fragno = uint32(i)
-		f.LastFrag = i == len(t.frags)-1
-		f.EventId = id
-		f.SourceId = sourceID
-		f.OriginService = service
-		f.Shard = shard
-		f.SourceCommitTimeUs = commitUS
-		f.ExtractTimeUs = extractUS
-		if t.heartbeat {
-			f.Heartbeat = t.heartName
-		}
-	}
-	return t.frags
 }
 
 // eventID is pos.String() in one allocation: "file:%016d[;gtid]".

@@ -63,9 +63,12 @@ func (r *run) xaPrepare(h *replication.EventHeader, data []byte, end uint32) err
 	// A replay reads again the PREPARE groups of transactions resolved
 	// before Run's start: their XA COMMIT or ROLLBACK follows, also
 	// replayed, and removes them again.
+	if old, ok := r.prepared[xid]; ok {
+		old.tx.reset() // its spill file
+	}
 	r.prepared[xid] = &xaPrepared{tx: r.tx, start: r.tx.start}
 	r.x.log.Debug("XA transaction prepared", "xid", xid, "event_id", pos.String())
-	r.tx = txn{maxRows: r.tx.maxRows, maxBytes: r.tx.maxBytes}
+	r.tx = txn{lim: r.tx.lim} // the prepared one keeps the spill file
 	if !r.replayed(pos) {
 		r.x.setLast(pos)
 	}
@@ -108,12 +111,14 @@ func (r *run) xaStatement(h *replication.EventHeader, q []byte, end uint32) erro
 			q, r.file, end, pos)
 	case rollback:
 		delete(r.prepared, key)
+		p.tx.reset()
 		if !r.replayed(pos) {
 			r.x.discarded.Add(1)
 		}
 	default:
 		delete(r.prepared, key)
 		gtid, commitUS := r.tx.gtid, r.tx.commitUS // the XA COMMIT's, not the PREPARE's
+		r.tx.reset()
 		r.tx = p.tx
 		r.tx.gtid, r.tx.commitUS = gtid, commitUS
 	}

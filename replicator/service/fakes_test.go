@@ -301,6 +301,13 @@ type fakeBinlog struct {
 	end     uint64 // offset after the last transaction
 	changed chan struct{}
 	err     error // RunFrom returns it once it has sent every transaction
+	// parts is how many calls to send carry each transaction, a fragment
+	// each (0: one).
+	parts int
+	// breakAt, when set, is the end of a transaction whose sending stops
+	// with breakErr after its first part, once.
+	breakAt  uint64
+	breakErr error
 }
 
 // commit writes n transactions to the binlog.
@@ -345,12 +352,24 @@ func (x *fakeExtractor) RunFrom(ctx context.Context, from, _ position.Position, 
 	at := from.Offset
 	for {
 		x.b.mu.Lock()
-		end, changed, fail := x.b.end, x.b.changed, x.b.err
+		end, changed, fail, parts := x.b.end, x.b.changed, x.b.err, max(x.b.parts, 1)
 		x.b.mu.Unlock()
 		for ; at+100 <= end; at += 100 {
 			p := position.Position{File: "local-bin.000001", Offset: at + 100}
-			if err := send([]*thlpb.Event{{LastFrag: true, EventId: p.String(), SourceId: x.b.host}}); err != nil {
-				return err
+			for i := range parts {
+				ev := &thlpb.Event{Fragno: uint32(i), LastFrag: i == parts-1, EventId: p.String(), SourceId: x.b.host}
+				if err := send([]*thlpb.Event{ev}); err != nil {
+					return err
+				}
+				x.b.mu.Lock()
+				stop := x.b.breakAt == p.Offset && !ev.LastFrag
+				if stop {
+					x.b.breakAt = 0
+				}
+				x.b.mu.Unlock()
+				if stop {
+					return x.b.breakErr
+				}
 			}
 			x.mu.Lock()
 			x.last = p

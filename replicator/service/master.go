@@ -54,6 +54,9 @@ func (s *Service) runMaster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.dropIncomplete(); err != nil {
+		return err
+	}
 	var from, prepared position.Position
 	var next, epoch uint64
 	last, ok := s.store.Last()
@@ -106,6 +109,8 @@ func (s *Service) runMaster(ctx context.Context) error {
 	defer func() { close(done); <-recorded }()
 	go func() { defer close(recorded); s.recordExtracted(done, tracker) }()
 	s.goOnline()
+	// The extractor sends a large transaction in several calls: its
+	// fragments share seqno next, which moves on after its last.
 	send := func(frags []*thlpb.Event) error {
 		for _, f := range frags {
 			f.Seqno, f.Epoch = next, epoch
@@ -114,8 +119,12 @@ func (s *Service) runMaster(ctx context.Context) error {
 		if err := s.store.Append(frags...); err != nil {
 			return err
 		}
-		s.counts.add(1, s.store.AppendedBytes()-before)
-		next++
+		var done uint64
+		if len(frags) > 0 && frags[len(frags)-1].GetLastFrag() {
+			done = 1
+			next++
+		}
+		s.counts.add(done, s.store.AppendedBytes()-before)
 		return nil
 	}
 	err = x.RunFrom(ctx, from, prepared, send)
@@ -123,6 +132,24 @@ func (s *Service) runMaster(ctx context.Context) error {
 		s.readTail(ctx, x, from, prepared, send)
 	}
 	return err
+}
+
+// dropIncomplete removes from the end of the THL the fragments of a
+// transaction whose last never came: the extraction that stored them
+// stopped between two parts of it (a large transaction is stored in
+// several), or the fetch of a slave this host was stopped inside one.
+// Extraction continues after the last complete transaction, so it reads
+// that one again from the binlog.
+func (s *Service) dropIncomplete() error {
+	p, err := s.store.DropIncomplete()
+	if err != nil {
+		return fmt.Errorf("drop the unfinished transaction at the end of the THL: %w", err)
+	}
+	if p != nil {
+		s.log.Warn("the THL ended inside a transaction (its extraction or fetch stopped between two parts of it): dropped its fragments before extracting",
+			"seqno", p.GetSeqno(), "fragments", p.GetFragno()+1, "event_id", p.GetEventId(), "source_id", p.GetSourceId())
+	}
+	return nil
 }
 
 // databaseDown reports whether the local database refuses connections:
@@ -142,6 +169,13 @@ func (s *Service) databaseDown() bool {
 // on yet. A failover's candidate then fetches them (Flush says the THL is
 // final).
 func (s *Service) readTail(ctx context.Context, x Extractor, from, prepared position.Position, send func([]*thlpb.Event) error) {
+	// A transaction stored in part (RunFrom stopped between two of its
+	// parts) would make the store refuse the tail's first fragment: the
+	// tail reads it again, whole.
+	if err := s.dropIncomplete(); err != nil {
+		s.log.Error("the database is down and the THL could not be prepared for its binlog files; transactions it committed after the last stored one may be on this host alone", "error", err)
+		return
+	}
 	if last, ok := s.store.Last(); ok && last.GetSourceId() == s.cfg.Host {
 		if p, err := position.Parse(last.GetEventId()); err == nil {
 			from = p

@@ -192,11 +192,6 @@ func (f *fetchStore) Sync() error                      { return f.store.Sync() }
 
 // DropIncomplete removes fragments of a transaction that never completed.
 func (f *fetchStore) DropIncomplete() error {
-	if last, ok := f.store.Last(); ok {
-		return f.store.Truncate(last.GetSeqno())
-	}
-	if _, any := f.store.MinSeqno(); !any {
-		return nil // empty: nothing to drop
-	}
-	return f.store.Reset() // fragments of a first transaction only
+	_, err := f.store.DropIncomplete()
+	return err
 }

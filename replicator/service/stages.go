@@ -23,10 +23,13 @@ type Extractor interface {
 	CurrentPosition(ctx context.Context) (position.Position, error)
 	// RunFrom sends the transactions after from (see extract.RunFrom)
 	// until ctx ends or an error; it calls send from its own goroutine
-	// only, and never after it returns.
+	// only, and never after it returns. Each call carries consecutive
+	// fragments of one transaction, which ends at the fragment marked
+	// LastFrag (the last of a call): a large transaction arrives in
+	// several calls, and an error may stop it between two.
 	RunFrom(ctx context.Context, from, prepared position.Position, send func([]*thlpb.Event) error) error
 	// RunTail sends what the binlog files of a stopped server hold after
-	// from.
+	// from, calling send as RunFrom does.
 	RunTail(ctx context.Context, from, prepared position.Position, send func([]*thlpb.Event) error) (position.Position, error)
 	Stats() extract.Stats
 	Close() error

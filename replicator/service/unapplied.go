@@ -66,9 +66,9 @@ func (s *Service) dropUnapplied(ctx context.Context, tracker Applier) (*Dropped,
 		end = last.GetSeqno()
 	}
 	if hasPartial && partial.GetSeqno() >= start {
-		// An unfinished transaction: dropped when another host extracted
-		// it (its last fragment never came); this host's own is left as
-		// it is.
+		// An unfinished transaction: dropped here when another host
+		// extracted it (its last fragment never came); this host's own
+		// is dropped by dropIncomplete, and extracted again.
 		if partial.GetSourceId() == s.cfg.Host {
 			cut = partial.GetSeqno() + 1
 		} else if cut <= partial.GetSeqno() {

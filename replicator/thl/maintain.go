@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // Truncate drops every event with a seqno above after: what a replica does
@@ -87,6 +89,23 @@ func (s *Store) Truncate(after uint64) error {
 	s.publish()
 	s.log.Info("thl: truncated the log", "after", after, "file", keep.path, "size", keep.size)
 	return nil
+}
+
+// DropIncomplete removes the fragments of the transaction the log ends
+// inside of (see Partial), if any, and returns the header of the last of
+// them (nil: the log ended at a transaction boundary). A replica drops
+// them when its source holds another transaction there; a master when its
+// extraction stopped between two parts of a transaction, which it reads
+// again from the binlog.
+func (s *Store) DropIncomplete() (*thlpb.Event, error) {
+	partial, ok := s.Partial()
+	if !ok {
+		return nil, nil
+	}
+	if last, ok := s.Last(); ok {
+		return partial, s.Truncate(last.GetSeqno())
+	}
+	return partial, s.Reset() // fragments of a first transaction only
 }
 
 // removeSegment deletes g's files, data first (an index alone is removed

@@ -282,3 +282,43 @@ func TestPartial(t *testing.T) {
 		t.Fatalf("partial after reopening (Open cuts it): %v", p)
 	}
 }
+
+// DropIncomplete removes the fragments of an unfinished last transaction,
+// the whole log when it is the first, and nothing when the log ends at a
+// transaction boundary; the same seqno can be appended again after it.
+func TestDropIncomplete(t *testing.T) {
+	s := mustOpen(t, Config{Dir: t.TempDir()})
+	if p, err := s.DropIncomplete(); p != nil || err != nil {
+		t.Fatalf("empty log: %v, %v", p, err)
+	}
+	if err := s.Append(txn(0, 3, 10)[:2]...); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.DropIncomplete(); err != nil || p.GetSeqno() != 0 || p.GetFragno() != 1 {
+		t.Fatalf("first transaction: dropped %v, %v; want seqno 0 fragno 1", p, err)
+	}
+	if _, ok := s.MinSeqno(); ok {
+		t.Fatal("the log still holds the fragments of its first, unfinished transaction")
+	}
+	if err := s.Append(event(4, 0, true, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.DropIncomplete(); p != nil || err != nil {
+		t.Fatalf("log at a transaction boundary: dropped %v, %v", p, err)
+	}
+	if err := s.Append(txn(5, 4, 10)[:3]...); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.DropIncomplete(); err != nil || p.GetSeqno() != 5 || p.GetFragno() != 2 {
+		t.Fatalf("dropped %v, %v; want seqno 5 fragno 2", p, err)
+	}
+	if _, ok := s.Partial(); ok {
+		t.Fatal("partial after DropIncomplete")
+	}
+	if err := s.Append(txn(5, 2, 10)...); err != nil {
+		t.Fatalf("append seqno 5 again: %v", err)
+	}
+	if last, ok := s.Last(); !ok || last.GetSeqno() != 5 || last.GetFragno() != 1 {
+		t.Fatalf("last = %v, %v", last, ok)
+	}
+}
