@@ -101,6 +101,7 @@ func New(cfg Config) (*Agent, error) {
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
 			RoleFile:    filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
+			SpillDir:    filepath.Join(b.Home, "var", "spill", sp.Name),
 			DialOptions: thlDial,
 			Logger:      cfg.Logger,
 		})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -32,7 +34,11 @@ func (s *Service) syncer(ctx context.Context, interval time.Duration) {
 
 // runMaster extracts the local binlog into the THL.
 func (s *Service) runMaster(ctx context.Context) error {
-	x, err := s.cfg.Stages.NewExtractor(extract.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword,
+	spillDir, err := s.spillDir()
+	if err != nil {
+		return err
+	}
+	x, err := s.cfg.Stages.NewExtractor(extract.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, SpillDir: spillDir,
 		Service: s.cfg.Name, SourceID: s.cfg.Host, Logger: s.log})
 	if err != nil {
 		return err
@@ -255,4 +261,23 @@ func (s *Service) ownEvents(ctx context.Context, from uint64) []uint64 {
 			out = append(out, ev.GetSeqno())
 		}
 	}
+}
+
+// spillDir makes the service's spill directory and removes the spill
+// files a run killed before its end left there; "" without SpillDir.
+func (s *Service) spillDir() (string, error) {
+	dir := s.cfg.SpillDir
+	if dir == "" {
+		return "", nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("make the spill directory for large transactions: %w", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*.spill"))
+	for _, f := range left {
+		if err := os.Remove(f); err == nil {
+			s.log.Info("removed a spill file an earlier run left", "file", f)
+		}
+	}
+	return dir, nil
 }

@@ -2,6 +2,9 @@ package service
 
 import (
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -78,5 +81,31 @@ func TestMasterDropsOwnPartial(t *testing.T) {
 	}
 	if from, _ := dropped(s); from != -1 {
 		t.Fatalf("reported as a dropped tail from %d; the part of its own transaction is not", from)
+	}
+}
+
+// The spill directory is the service's own: files a killed run left there
+// go when extraction starts again.
+func TestSpillDirCleanedAtStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spill", "east")
+	s := &Service{cfg: Config{SpillDir: dir}, log: slog.New(slog.DiscardHandler)}
+	if got, err := s.spillDir(); err != nil || got != dir {
+		t.Fatalf("spillDir = %q, %v", got, err)
+	}
+	left := filepath.Join(dir, "carbide-extract-east-123.spill")
+	keep := filepath.Join(dir, "note.txt")
+	for _, f := range []string{left, keep} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.spillDir(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the spill file a killed run left is still there: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("another file was removed: %v", err)
 	}
 }

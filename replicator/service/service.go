@@ -59,6 +59,11 @@ type Config struct {
 	// SourceOrder, when set, ranks a slave's sources now (see
 	// stream.ClientConfig.Order).
 	SourceOrder func(ctx context.Context, sources []string) []string
+	// SpillDir, when set, is where the extractor spills large
+	// transactions: a directory of this service alone, emptied of the
+	// files a killed run left whenever extraction starts (the extractor's
+	// default is the system's temporary directory, shared).
+	SpillDir string
 	// RoleFile, when set, keeps the role and sources setrole gave: they
 	// survive a restart and override Role and Sources.
 	RoleFile string
