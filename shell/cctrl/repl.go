@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,8 @@ const historyKeep = 1000
 // ~/.cctrl_history. Ctrl-D on an empty line, exit and quit leave it; the
 // terminal's settings are restored as they were, whatever go-prompt did.
 // Ctrl-C clears the line; while a command runs it interrupts the command.
+// Pasted lines run one by one as if typed (keyReader); a line that fails
+// or is interrupted drops the rest of its paste.
 func RunPrompt(ctx context.Context, s *Session) error {
 	fd := int(os.Stdin.Fd())
 	if saved, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
@@ -43,29 +46,27 @@ func RunPrompt(ctx context.Context, s *Session) error {
 	// Commands run under the session's context, not canceled by a Ctrl-C
 	// that interrupted an earlier command.
 	base := context.WithoutCancel(ctx)
+	// Each read of the terminal is split into keys, so that every line of
+	// a paste or a fast burst runs as if typed.
+	keys := newKeyReader(prompt.NewStandardInputParser(), s.env.Out)
+	// Whatever way the prompt ends, the terminal stops marking pastes.
+	defer io.WriteString(s.env.Out, pasteOff)
 	exited := false
-	executor := func(input string) {
-		// go-prompt takes pasted text as typed text, newlines included:
-		// run pasted lines one by one, as a script would.
-		lines := strings.FieldsFunc(input, func(r rune) bool { return r == '\n' || r == '\r' })
-		for i, line := range lines {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			if len(lines) > 1 && i > 0 {
-				fmt.Fprintf(s.env.Out, "%s%s\n", s.Prompt(), line)
-			}
-			appendHistory(hist, line)
-			cctx, stop := signal.NotifyContext(base, os.Interrupt)
-			err := s.Exec(cctx, line)
-			stop()
-			switch {
-			case errors.Is(err, errExit):
-				exited = true
-				return
-			case err != nil:
-				fmt.Fprintln(s.env.Err, err)
-				return
+	executor := func(line string) {
+		if strings.TrimSpace(line) == "" {
+			return
+		}
+		appendHistory(hist, line)
+		cctx, stop := signal.NotifyContext(base, os.Interrupt)
+		err := s.Exec(cctx, line)
+		stop()
+		switch {
+		case errors.Is(err, errExit):
+			exited = true
+		case err != nil:
+			fmt.Fprintln(s.env.Err, err)
+			if keys.Discard() {
+				fmt.Fprintln(s.env.Err, "the pasted lines after it were not run: a paste stops at its first failing line, as a script does")
 			}
 		}
 	}
@@ -84,6 +85,7 @@ func RunPrompt(ctx context.Context, s *Session) error {
 		prompt.OptionCompletionWordSeparator(" "),
 		prompt.OptionMaxSuggestion(10),
 		prompt.OptionPrefixTextColor(prompt.DefaultColor),
+		prompt.OptionParser(keys),
 	)
 	p.Run()
 	if exited {
