@@ -43,7 +43,7 @@ var errNoKey = errors.New("no key is ready")
 //
 // After an Enter, Read returns nothing until go-prompt has run the line
 // and calls Setup again: go-prompt has no keys of the next lines buffered
-// while a line runs, and Discard can drop them if it fails.
+// while a line runs, and Discard can drop them if Ctrl-C interrupts it.
 type keyReader struct {
 	in  prompt.ConsoleParser
 	out io.Writer // where the bracketed paste switches are written; nil: none
@@ -154,9 +154,9 @@ func (k *keyReader) fill() int {
 
 // Discard drops the rest of the input read with the line that just ran
 // (the rest of a paste or a burst), and the rest of a bracketed paste not
-// read yet. It is called when the line failed, so a pasted runbook stops
-// at its first failing step as a script does; it says whether a line was
-// dropped.
+// read yet. It is called when Ctrl-C interrupted the line, as a
+// terminal's interrupt flushes what was typed ahead; it says whether a
+// line was dropped.
 func (k *keyReader) Discard() bool {
 	rest := k.pending
 	k.pending = nil

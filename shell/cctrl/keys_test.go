@@ -235,7 +235,7 @@ func TestKeyReaderSwitchesPaste(t *testing.T) {
 	}
 }
 
-// After a failing line, Discard drops the rest of its paste, including
+// After an interrupted line, Discard drops the rest of its paste, including
 // the part of a bracketed paste not read yet, and keeps later typing.
 func TestKeyReaderDiscard(t *testing.T) {
 	for _, c := range []struct {

@@ -59,15 +59,19 @@ func RunPrompt(ctx context.Context, s *Session) error {
 		appendHistory(hist, line)
 		cctx, stop := signal.NotifyContext(base, os.Interrupt)
 		err := s.Exec(cctx, line)
+		interrupted := cctx.Err() != nil
 		stop()
 		switch {
 		case errors.Is(err, errExit):
 			exited = true
 		case err != nil:
 			fmt.Fprintln(s.env.Err, err)
-			if keys.Discard() {
-				fmt.Fprintln(s.env.Err, "the pasted lines after it were not run: a paste stops at its first failing line, as a script does")
-			}
+		}
+		// A failing line is followed by the next, as when typed; Ctrl-C
+		// drops what was typed or pasted ahead, as a terminal's interrupt
+		// flushes its input.
+		if interrupted && keys.Discard() {
+			fmt.Fprintln(s.env.Err, "the pasted lines after it were not run: Ctrl-C stops the rest of a paste")
 		}
 	}
 	completer := func(d prompt.Document) []prompt.Suggest {
