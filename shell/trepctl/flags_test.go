@@ -46,7 +46,9 @@ var effective = map[string]flagCase{
 	"online -skip-seqno": {args: cmdline("online", "-skip-seqno", "5,6"),
 		check: got(func(r *replicatorpb.OnlineRequest) bool { return slices.Equal(r.GetSkipSeqno(), []uint64{5, 6}) })},
 	"online -from-event": {args: cmdline("online", "-from-event", "mysql-bin.000002:0000000000000120"),
-		check: got(func(r *replicatorpb.OnlineRequest) bool { return r.GetFromEvent() == "mysql-bin.000002:0000000000000120" })},
+		check: got(func(r *replicatorpb.OnlineRequest) bool {
+			return r.GetFromEvent() == "mysql-bin.000002:0000000000000120"
+		})},
 	"offline -immediate": {args: cmdline("offline", "-immediate"),
 		check: got(func(r *replicatorpb.OfflineRequest) bool { return r.GetImmediate() }),
 		note:  "offline always stops at once: the applier's block in flight is rolled back (replicator/apply TestStopWhileBlockedByLock), so -immediate asks for what every offline does"},
@@ -68,7 +70,10 @@ var effective = map[string]flagCase{
 	"heartbeat -name": {args: cmdline("heartbeat", "-name", "probe"),
 		check: got(func(r *replicatorpb.HeartbeatRequest) bool { return r.GetName() == "probe" })},
 	"flush -limit": {args: cmdline("flush", "-limit", "3"),
-		check: func(f *fakeReplicator, _ result) bool { _, ok := last[*replicatorpb.FlushRequest](f); return ok && f.deadline }},
+		check: func(f *fakeReplicator, _ result) bool {
+			_, ok := last[*replicatorpb.FlushRequest](f)
+			return ok && f.deadline
+		}},
 	"wait -applied": {args: cmdline("wait", "-applied", "9"),
 		check: got(func(r *replicatorpb.WaitRequest) bool { return r.GetAppliedSeqno() == 9 })},
 	"wait -state": {args: cmdline("wait", "-state", "ONLINE"),
