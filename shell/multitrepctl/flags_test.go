@@ -2,12 +2,10 @@ package multitrepctl
 
 import (
 	"flag"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // effective lists every option multi_trepctl carries out, with the test
@@ -31,30 +29,10 @@ var effective = map[string]string{
 // the list, and TestEveryFlag checks that each is accepted.
 var commandsWalked = []string{"list", "position", "heartbeat", "run"}
 
-// testNames returns the names of the package's test functions.
-func testNames(t *testing.T) map[string]bool {
-	t.Helper()
-	files, _ := filepath.Glob("*_test.go")
-	names := map[string]bool{}
-	for _, name := range files {
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil {
-				names[fn.Name.Name] = true
-			}
-		}
-	}
-	return names
-}
-
 // TestEveryFlag walks the options multi_trepctl defines and checks, for
 // each command, that each acts (effective, with an existing test) or is
 // refused with one sentence naming it, before any replicator is asked.
 func TestEveryFlag(t *testing.T) {
-	tests := testNames(t)
 	var cfg Config
 	var a, b, c string
 	fs := flagSet(&cfg, &a, &b, &c)
@@ -92,11 +70,7 @@ func TestEveryFlag(t *testing.T) {
 				t.Errorf("multi_trepctl defines --%s, which %s neither carries out (effective) nor refuses (refusals)", fl.Name, cmd)
 				continue
 			}
-			for _, n := range strings.Split(names, ", ") {
-				if !tests[n] {
-					t.Errorf("effective names %s for --%s, and there is no such test", n, fl.Name)
-				}
-			}
+			testutil.RequireTests(t, "effective --"+fl.Name, names)
 		}
 	})
 	for name := range effective {
