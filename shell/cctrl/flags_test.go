@@ -48,7 +48,7 @@ var bases = map[Mode]map[string][]string{
 	MM: {
 		"ls": {"ls", "ls east1"}, "use": {"use east"}, "cd": {"cd east"},
 		"replicator": {"replicator east1 online", "replicator east1 status", "replicator east1 reset -service east"},
-		"help": {"help"}, "expert": {"expert"}, "mm": {"mm"}, "exit-mm": {"exit-mm"}, "exit": {"exit"},
+		"help":       {"help"}, "expert": {"expert"}, "mm": {"mm"}, "exit-mm": {"exit-mm"}, "exit": {"exit"},
 	},
 }
 

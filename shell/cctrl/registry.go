@@ -57,7 +57,7 @@ func commands() []spec {
 				"datasource, resources lists every resource (datasource, dataserver, replicator,\n" +
 				"manager, router) in a table. In mm mode ls draws a box per host with the cross-site\n" +
 				"services it runs.",
-			parse: parseLs,
+			parse:   parseLs,
 			options: []option{{"-l", Logical, lsMM}, {"-json", Logical, lsMM + ", multi_trepctl --output json all of them"}, {"--json", Logical, lsMM}}},
 		{name: "members", modes: Logical, usage: "members",
 			summary: "list the service's managers, their state and the coordinator", parse: noArgs},
@@ -87,7 +87,7 @@ func commands() []spec {
 				"host's cross-site replicator: online and offline take -service S (all services\n" +
 				"without it), reset -service S deletes that service's THL and tracking schema\n" +
 				"(it asks for confirmation on a terminal; scripts give -y).",
-			parse: parseReplicator,
+			parse:   parseReplicator,
 			options: []option{{"-service", MM, replicatorLogical}, {"--service", MM, replicatorLogical}, {"-y", MM, replicatorLogical}}},
 		{name: "router", modes: Logical, usage: "router HOST|* online|offline",
 			summary: "let a connector route to the service, or stop it (* for every connector)", parse: parseRouter},
