@@ -177,7 +177,7 @@ func (s *Session) enterMM() error {
 
 // lsRoot lists the services at the root.
 func (s *Session) lsRoot(c Command) error {
-	if c.Host != "" || c.Action != "" || c.JSON {
+	if c.Host != "" || c.Action != "" || c.JSON || c.Long {
 		return s.needService(c)
 	}
 	var lines []string

@@ -88,10 +88,10 @@ func (s *Session) mmReset(ctx context.Context, addr string, c Command) error {
 	defer closeFn()
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer cancel()
-	if _, err := api.Reset(cctx, &replicatorpb.ResetRequest{Service: c.Service, Thl: true, Db: true, Relay: true}); err != nil {
+	if _, err := api.Reset(cctx, &replicatorpb.ResetRequest{Service: c.Service, Thl: true, Db: true}); err != nil {
 		return errors.New(rpcMessage(err, "the cross-site replicator of "+c.Host, addr, mmStart))
 	}
-	s.println(fmt.Sprintf("Service %s on %s is reset (its THL, relay logs and tracking schema are deleted)", c.Service, c.Host))
+	s.println(fmt.Sprintf("Service %s on %s is reset (its THL and tracking schema are deleted)", c.Service, c.Host))
 	return nil
 }
 

@@ -46,8 +46,8 @@ func (s *Session) Complete(before string) []Suggestion {
 	switch strings.ToLower(words[0]) {
 	case "ls":
 		if pos >= 1 {
-			add("", "-l", "-json")
 			if s.mode == Logical {
+				add("", "-l", "-json")
 				add("every resource in a table", "resources")
 			}
 			add("datasource", hosts...)

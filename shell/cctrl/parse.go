@@ -115,11 +115,36 @@ func Parse(mode Mode, line string) (Command, error) {
 		}
 		return Command{}, usagef("%s is a command of mm mode (the cross-site replicators); mm enters it", sp.name)
 	}
+	if err := sp.checkOptions(mode, words[1:]); err != nil {
+		return Command{}, err
+	}
 	c := Command{Name: sp.name}
 	if err := sp.parse(&c, mode, words[1:]); err != nil {
 		return Command{}, err
 	}
 	return c, nil
+}
+
+// checkOptions refuses a dash word the command does not take in mode,
+// with one sentence naming it, so that no option is parsed and ignored.
+func (sp *spec) checkOptions(mode Mode, args []string) error {
+	for _, a := range args {
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		i := slices.IndexFunc(sp.options, func(o option) bool { return o.name == a })
+		switch {
+		case i < 0:
+			return usagef("%s: %s is not an option of %s; usage: %s", sp.name, a, sp.name, sp.usage)
+		case sp.options[i].modes&mode == 0:
+			where := "mm mode"
+			if mode == Logical {
+				where = "the cluster"
+			}
+			return usagef("%s: %s is not supported in %s: %s", sp.name, a, where, sp.options[i].refused)
+		}
+	}
+	return nil
 }
 
 // lookup finds a command by name or alias.

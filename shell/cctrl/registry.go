@@ -13,7 +13,26 @@ type spec struct {
 	summary string // what `help` lists
 	help    string // what `help NAME` adds
 	parse   func(c *Command, mode Mode, args []string) error
+	// options are the dash words the command takes; Parse refuses any
+	// other before the command's parse sees it, and the flag walk in the
+	// tests reads them.
+	options []option
 }
+
+// option is one dash word of a command, the modes it acts in, and why it
+// is refused in the others.
+type option struct {
+	name    string
+	modes   Mode
+	refused string
+}
+
+// lsMM is why ls's options are refused in mm mode: mmLs draws one box per
+// host and has no details or JSON to give.
+const lsMM = "mm mode's ls draws a box per host's cross-site services; replicator HOST status shows one's fields"
+
+// replicatorLogical is why replicator's options are refused in the cluster.
+const replicatorLogical = "in the cluster the replicator runs the service itself (usage: replicator HOST online|offline|status)"
 
 // Verbs the commands take, in the order help lists them.
 var (
@@ -38,7 +57,8 @@ func commands() []spec {
 				"datasource, resources lists every resource (datasource, dataserver, replicator,\n" +
 				"manager, router) in a table. In mm mode ls draws a box per host with the cross-site\n" +
 				"services it runs.",
-			parse: parseLs},
+			parse:   parseLs,
+			options: []option{{"-l", Logical, lsMM}, {"-json", Logical, lsMM + ", multi_trepctl --output json all of them"}, {"--json", Logical, lsMM}}},
 		{name: "members", modes: Logical, usage: "members",
 			summary: "list the service's managers, their state and the coordinator", parse: noArgs},
 		{name: "ping", modes: Logical, usage: "ping",
@@ -67,7 +87,8 @@ func commands() []spec {
 				"host's cross-site replicator: online and offline take -service S (all services\n" +
 				"without it), reset -service S deletes that service's THL and tracking schema\n" +
 				"(it asks for confirmation on a terminal; scripts give -y).",
-			parse: parseReplicator},
+			parse:   parseReplicator,
+			options: []option{{"-service", MM, replicatorLogical}, {"--service", MM, replicatorLogical}, {"-y", MM, replicatorLogical}}},
 		{name: "router", modes: Logical, usage: "router HOST|* online|offline",
 			summary: "let a connector route to the service, or stop it (* for every connector)", parse: parseRouter},
 		{name: "switch", modes: Logical, usage: "switch [to HOST]",

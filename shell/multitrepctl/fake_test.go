@@ -84,6 +84,16 @@ type fakeNet struct {
 	mu   sync.Mutex
 	lis  map[string]*bufconn.Listener
 	reps map[string]*fakeReplicator
+	// dialled counts the dials, so that a refused command can show it
+	// asked nobody.
+	dialled int
+}
+
+// dials returns how many times multi_trepctl dialled a replicator.
+func (n *fakeNet) dials() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dialled
 }
 
 func newFakeNet(t *testing.T) *fakeNet {
@@ -111,6 +121,9 @@ func (n *fakeNet) remove(addr string) {
 }
 
 func (n *fakeNet) dial(ctx context.Context, addr string) (replicatorpb.ReplicatorClient, func(), error) {
+	n.mu.Lock()
+	n.dialled++
+	n.mu.Unlock()
 	conn, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {

@@ -65,6 +65,8 @@ fields: host, servicename, role, state, appliedlastseqno, appliedlatency,
 appliedlasteventid, minstoredseqno, maxstoredseqno, epoch, masterconnecturi,
 pendingerror, pendingerrorseqno, pendingexceptionmessage, site, address, and
 every field of trepctl status, in lower case.
+An option a command does not carry out (--fields with run, --name with list,
+--hide-headers with --output json) is refused, and no replicator is asked.
 Exit status: 0 ok, 1 a replicator did not answer or a command failed, 2 usage.
 `
 
@@ -110,19 +112,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 // (after it, except for run, whose arguments are trepctl's).
 func parse(args []string) (Config, string, []string, error) {
 	cfg := DefaultConfig()
-	fs := flag.NewFlagSet("multi_trepctl", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var hosts, services, fields string
-	fs.BoolVar(&cfg.ByService, "by-service", false, "order by service")
-	fs.StringVar(&hosts, "hosts", "", "only these hosts")
-	fs.StringVar(&services, "services", "", "only these services")
-	fs.StringVar(&fields, "fields", "", "columns")
-	fs.StringVar(&cfg.Output, "output", cfg.Output, "info, tab, list, json or name")
-	fs.BoolVar(&cfg.HideHeaders, "hide-headers", false, "no header row")
-	fs.StringVar(&cfg.SortBy, "sort-by", "", "order rows by this field")
-	fs.StringVar(&cfg.INI, "ini", "", "tungsten.ini to read the hosts from")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-replicator timeout")
-	fs.StringVar(&cfg.HeartbeatName, "name", cfg.HeartbeatName, "heartbeat name")
+	fs := flagSet(&cfg, &hosts, &services, &fields)
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", nil, err
 	}
@@ -148,10 +139,8 @@ func parse(args []string) (Config, string, []string, error) {
 	default:
 		return cfg, "", nil, fmt.Errorf("unknown command %q (commands: list, position, heartbeat, run)", cmd)
 	}
-	named := false
-	fs.Visit(func(f *flag.Flag) { named = named || f.Name == "name" })
-	if named && cmd != "heartbeat" {
-		return cfg, "", nil, errors.New("-name goes with heartbeat only")
+	if err := refusal(fs, cmd, cfg.Output); err != nil {
+		return cfg, "", nil, err
 	}
 	cfg.Hosts, cfg.Services, cfg.Fields = splitList(hosts), splitList(services), splitList(fields)
 	if err := cfg.Validate(); err != nil {

@@ -49,9 +49,11 @@ func OSEnv() Env {
 const usage = `usage: tpm COMMAND [options]
 
 commands:
-  validate [--ini FILES] [--check-db]    check the configuration (and every host's database)
-  install  [--ini FILES] [--host H,...]  write this host's install directories
-  update   [--ini FILES] [--host H,...] [--replace-release] [--no-restart]
+  validate [--ini FILES] [--check-db [--timeout 5s]]
+                                         check the configuration (and every host's database)
+  install  [--ini FILES] [--host H,...|--all] [--only cluster|replicator] [--no-profile]
+                                         write this host's install directories
+  update   [install's options] [--replace-release] [--no-restart]
                                          rewrite them from the (edited) configuration,
                                          and restart the running replicators with it
   query staging                          print the release (staging) directory
@@ -64,7 +66,9 @@ commands:
   help                                   this text
 
 --ini takes a comma-separated list of files; without it tpm reads $CARBIDE_INI,
-else /etc/tungsten/tungsten.ini. Exit status: 0 ok, 1 problems found, 2 usage.
+else /etc/tungsten/tungsten.ini. An option a command does not take or carry
+out is refused and nothing is written. Exit status: 0 ok, 1 problems found,
+2 usage.
 `
 
 // Version is the release version tpm reports.
@@ -82,21 +86,12 @@ func Main(ctx context.Context, args []string, env Env) int {
 	cmd, rest := args[0], args[1:]
 	r := &runner{env: env, cmd: cmd}
 	switch cmd {
-	case "validate":
-		return r.validate(ctx, rest)
-	case "install":
-		return r.install(rest, false)
-	case "update":
-		return r.install(rest, true)
-	case "query":
-		return r.query(rest)
-	case "reverse":
-		return r.reverse(rest)
-	case "cert":
-		return r.cert(rest)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(env.Out, usage)
 		return ExitOK
+	}
+	if c, ok := commands()[cmd]; ok {
+		return c(r, ctx, rest)
 	}
 	fmt.Fprintf(env.Err, "%s: unknown command %q; run %s help for the list of commands\n", env.Name, cmd, env.Name)
 	return ExitUsage
@@ -108,6 +103,8 @@ type runner struct {
 	bound *install.Bound // the install CARBIDE_HOME names, if any
 	// parseExit is the exit code after parse returned false: 0 for -help.
 	parseExit int
+	// flags is the flag set parse was given, for the tests' flag walk.
+	flags *flag.FlagSet
 }
 
 func (r *runner) errorf(format string, args ...any) {
@@ -117,13 +114,18 @@ func (r *runner) errorf(format string, args ...any) {
 // parse parses flags; on error it prints one sentence and returns false.
 func (r *runner) parse(fs *flag.FlagSet, args []string) bool {
 	fs.SetOutput(io.Discard)
+	r.flags = fs
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(r.env.Out, usage)
 			r.parseExit = ExitOK
 			return false
 		}
-		r.errorf("%v; run %s help", err, r.env.Name)
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+			msg = notAnOption(r.cmd, name)
+		}
+		r.errorf("%s; run %s help", msg, r.env.Name)
 		r.parseExit = ExitUsage
 		return false
 	}
@@ -191,6 +193,10 @@ func (r *runner) validate(ctx context.Context, args []string) int {
 	timeout := fs.Duration("timeout", 5*time.Second, "per-database connection timeout for --check-db")
 	if !r.parse(fs, args) {
 		return r.parseExit
+	}
+	if isSet(fs, "timeout") && !*checkDB {
+		r.errorf("--timeout is not used without --check-db: it bounds the connections to the databases, which only --check-db makes")
+		return ExitUsage
 	}
 	if err := r.bind(); err != nil {
 		r.errorf("%v", err)
@@ -302,6 +308,10 @@ func (r *runner) install(args []string, update bool) int {
 	}
 	if *noRestart && !update {
 		r.errorf("--no-restart belongs to tpm update; tpm install starts nothing")
+		return ExitUsage
+	}
+	if *all && isSet(fs, "host") {
+		r.errorf("--host is not used with --all: --all installs every host of the configuration, so give one of them")
 		return ExitUsage
 	}
 	var kinds []config.InstallKind
@@ -438,6 +448,12 @@ func absAll(files []string) []string {
 }
 
 func (r *runner) query(args []string) int {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			r.errorf("%s is not an option of tpm query: query takes none; use query staging or query version", a)
+			return ExitUsage
+		}
+	}
 	if len(args) != 1 {
 		r.errorf("query takes one of: staging, version")
 		return ExitUsage

@@ -70,8 +70,11 @@ resumes it.
                       stays up; mariabackup (also xtrabackup, rsync): a
                       physical copy streamed by SOURCE's replicator, this
                       host's database is stopped and restarted
-  -t, --threads N     copy threads (mariabackup --parallel)
+  -t, --threads N     copy threads (mariabackup --parallel; refused with
+                      mysqldump, which copies in one session)
   -f, --force         also rebuild this site's primary
+
+An option it does not take or carry out is refused, and nothing changes.
 `
 
 // Main runs tprovision and returns the exit code.
@@ -79,21 +82,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if env.Now == nil {
 		env.Now = time.Now
 	}
-	fs := flag.NewFlagSet("tprovision", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var o options
-	for _, n := range []string{"s", "source"} {
-		fs.StringVar(&o.source, n, "", "")
-	}
-	for _, n := range []string{"m", "method"} {
-		fs.StringVar(&o.method, n, MethodDump, "")
-	}
-	for _, n := range []string{"t", "threads"} {
-		fs.IntVar(&o.threads, n, 1, "")
-	}
-	for _, n := range []string{"f", "force"} {
-		fs.BoolVar(&o.force, n, false, "")
-	}
+	fs := o.flagSet()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(env.Out, usage)
@@ -102,6 +92,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Err, "tprovision: %v; run tprovision -h\n", err)
 		return ExitUsage
 	}
+	fs.Visit(func(f *flag.Flag) { o.threadsSet = o.threadsSet || f.Name == "t" || f.Name == "threads" })
 	if err := o.check(fs.Args()); err != nil {
 		fmt.Fprintf(env.Err, "tprovision: %v; run tprovision -h\n", err)
 		return ExitUsage
@@ -123,6 +114,28 @@ type options struct {
 	source, method string
 	threads        int
 	force          bool
+	// threadsSet is whether -t was given: mysqldump refuses it.
+	threadsSet bool
+}
+
+// flagSet defines the options, each under its short and long name, on a
+// new flag set; the flag walk in the tests reads the same definitions.
+func (o *options) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("tprovision", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, n := range []string{"s", "source"} {
+		fs.StringVar(&o.source, n, "", "")
+	}
+	for _, n := range []string{"m", "method"} {
+		fs.StringVar(&o.method, n, MethodDump, "")
+	}
+	for _, n := range []string{"t", "threads"} {
+		fs.IntVar(&o.threads, n, 1, "")
+	}
+	for _, n := range []string{"f", "force"} {
+		fs.BoolVar(&o.force, n, false, "")
+	}
+	return fs
 }
 
 func (o *options) check(rest []string) error {
@@ -137,6 +150,9 @@ func (o *options) check(rest []string) error {
 	m, ok := methods[o.method]
 	if !ok {
 		return fmt.Errorf("unknown method %q (mysqldump, mariabackup, xtrabackup or rsync)", o.method)
+	}
+	if o.threadsSet && m == MethodDump {
+		return fmt.Errorf("-t is not used with -m %s: mysqldump copies in one session; -t sets mariabackup's copy threads (-m mariabackup)", o.method)
 	}
 	o.method = m
 	return nil

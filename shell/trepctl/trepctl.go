@@ -73,10 +73,10 @@ const usage = `usage: trepctl [-host H] [-port P] [-service S] [-retry N] COMMAN
 
 commands:
   status [-name tasks|stages|shards] [-json]   the service's state and positions
-  services [-json]                             every service of the replicator
+  services [-json]                             every service of the replicator (-service: that one)
   online [-skip-seqno N[,M]] [-from-event E]   bring the service (or all) online
-  offline [-immediate]                         take the service (or all) offline
-  reset -all|-thl|-db [-y]                     delete THL and/or the tracking schema
+  offline [-immediate]                         take the service (or all) offline at once
+  reset -all|-thl|-db [-y]                     delete the THL and/or the tracking schema
   setrole -role master|slave [-uri thl://host:port/]
   heartbeat [-name NAME]                       write a heartbeat through the pipeline
   flush [-limit S]                             wait until the binlog so far is in the THL
@@ -84,7 +84,8 @@ commands:
   qs                                           one-line status
   version
 Without -service, a replicator with one service uses it; online and offline
-act on every service.
+act on every service. An option a command does not carry out is refused,
+with the reason, and nothing is sent.
 `
 
 // Main runs trepctl with args and returns the exit code.
@@ -92,12 +93,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if env.Name == "" {
 		env.Name = "trepctl"
 	}
-	fs := flag.NewFlagSet(env.Name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	host := fs.String("host", "", "replicator host")
-	port := fs.Int("port", 0, "replicator control port (rmi-port)")
-	service := fs.String("service", "", "replication service")
-	retry := fs.Int("retry", 0, "retry the connection N times")
+	var g globals
+	fs := g.flagSet(env.Name)
+	host, port, service, retry := &g.host, &g.port, &g.service, &g.retry
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(env.Out, usage)
@@ -112,11 +110,16 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
-	case "help", "-h", "--help":
-		fmt.Fprint(env.Out, usage)
-		return ExitOK
-	case "version":
-		fmt.Fprintln(env.Out, Version)
+	case "help", "-h", "--help", "version":
+		if msg := localOnly(fs, cmd, rest); msg != "" {
+			fmt.Fprintf(env.Err, "%s %s: %s\n", env.Name, cmd, msg)
+			return ExitUsage
+		}
+		if cmd == "version" {
+			fmt.Fprintln(env.Out, Version)
+		} else {
+			fmt.Fprint(env.Out, usage)
+		}
 		return ExitOK
 	}
 	c := &command{env: env, name: cmd, service: *service}
@@ -130,7 +133,11 @@ func Main(ctx context.Context, args []string, env Env) int {
 	cfs.SetOutput(io.Discard)
 	parse(cfs)
 	if err := cfs.Parse(rest); err != nil {
-		fmt.Fprintf(env.Err, "%s %s: %v; run %s help\n", env.Name, cmd, err, env.Name)
+		fmt.Fprintf(env.Err, "%s %s: %s; run %s help\n", env.Name, cmd, c.parseError(err), env.Name)
+		return ExitUsage
+	}
+	if msg := refusal(cmd, cfs); msg != "" {
+		fmt.Fprintf(env.Err, "%s %s: %s\n", env.Name, cmd, msg)
 		return ExitUsage
 	}
 	if cfs.NArg() > 0 {
@@ -337,8 +344,15 @@ func (c *command) services() (func(*flag.FlagSet), func(context.Context) error) 
 				return err
 			}
 			var list [][]*replicatorpb.Field
+			var names []string
 			for _, s := range r.GetServices() {
-				list = append(list, serviceFields(s))
+				names = append(names, s.GetService())
+				if c.service == "" || s.GetService() == c.service {
+					list = append(list, serviceFields(s))
+				}
+			}
+			if c.service != "" && len(list) == 0 {
+				return fmt.Errorf("the replicator has no service %s (services: %s)", c.service, strings.Join(names, ", "))
 			}
 			if asJSON {
 				var out []map[string]string
@@ -404,7 +418,7 @@ func (c *command) online() (func(*flag.FlagSet), func(context.Context) error) {
 func (c *command) offline() (func(*flag.FlagSet), func(context.Context) error) {
 	var immediate bool
 	return func(fs *flag.FlagSet) {
-			fs.BoolVar(&immediate, "immediate", false, "stop at once, not at a transaction boundary")
+			fs.BoolVar(&immediate, "immediate", false, "stop at once (what offline always does: a block in flight is rolled back)")
 		},
 		func(ctx context.Context) error {
 			_, err := c.client.Offline(ctx, &replicatorpb.OfflineRequest{Service: c.service, Immediate: immediate})
@@ -413,15 +427,15 @@ func (c *command) offline() (func(*flag.FlagSet), func(context.Context) error) {
 }
 
 func (c *command) reset() (func(*flag.FlagSet), func(context.Context) error) {
-	var all, thl, db, relay, yes bool
+	var all, thl, db, yes bool
 	return func(fs *flag.FlagSet) {
-			fs.BoolVar(&all, "all", false, "THL, relay logs and the tracking schema")
+			fs.BoolVar(&all, "all", false, "the THL and the tracking schema")
 			fs.BoolVar(&thl, "thl", false, "the THL")
 			fs.BoolVar(&db, "db", false, "the tracking schema")
-			fs.BoolVar(&relay, "relay", false, "relay logs")
+			fs.Bool("relay", false, "refused: Carbide keeps no relay log (see refusals)")
 			fs.BoolVar(&yes, "y", false, "do not ask for confirmation")
 		}, func(ctx context.Context) error {
-			if !all && !thl && !db && !relay {
+			if !all && !thl && !db {
 				return errors.New("say what to reset: -all, -thl or -db")
 			}
 			svc, err := c.pickService(ctx)
@@ -442,7 +456,7 @@ func (c *command) reset() (func(*flag.FlagSet), func(context.Context) error) {
 					return errors.New("reset cancelled; nothing was deleted")
 				}
 			}
-			_, err = c.client.Reset(ctx, &replicatorpb.ResetRequest{Service: svc, Thl: all || thl, Db: all || db, Relay: all || relay})
+			_, err = c.client.Reset(ctx, &replicatorpb.ResetRequest{Service: svc, Thl: all || thl, Db: all || db})
 			return err
 		}
 }

@@ -64,7 +64,8 @@ commands:
   help                                                     this text
 
 The store is -dir D, else <CARBIDE_HOME>/thl/<service>, where the service is
--service S or the install's only one. Exit status: 0 ok, 1 error, 2 usage.
+-service S or the install's only one. An option a command does not take is
+refused. Exit status: 0 ok, 1 error, 2 usage.
 `
 
 // usageError is a mistake in the command line.
@@ -81,6 +82,8 @@ type runner struct {
 	env     Env
 	service string
 	dir     string
+	// flags is the last flag set made, for the tests' flag walk.
+	flags *flag.FlagSet
 }
 
 // Main runs thl with args (without the program name) and returns the
@@ -138,18 +141,26 @@ func (r *runner) run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "list":
-		return r.list(ctx, rest)
-	case "info":
-		return r.info(rest)
-	case "index":
-		return r.index(rest)
-	case "purge":
-		return r.purge(rest)
 	case "help", "-h", "--help":
 		return flag.ErrHelp
 	}
+	if c, ok := commands()[cmd]; ok {
+		return c(r, ctx, rest)
+	}
 	return usagef("unknown command %q (commands: list, info, index, purge, help)", cmd)
+}
+
+// commands are thl's commands. Each parses its options first, so that
+// run with -h it defines them and does nothing: the flag walk in the tests
+// reads them that way. It is a function, not a variable, because parse
+// looks options up in it.
+func commands() map[string]func(r *runner, ctx context.Context, args []string) error {
+	return map[string]func(r *runner, ctx context.Context, args []string) error{
+		"list":  (*runner).list,
+		"info":  func(r *runner, _ context.Context, args []string) error { return r.info(args) },
+		"index": func(r *runner, _ context.Context, args []string) error { return r.index(args) },
+		"purge": func(r *runner, _ context.Context, args []string) error { return r.purge(args) },
+	}
 }
 
 // flagSet returns a flag set with the global flags, which may also come
@@ -159,6 +170,7 @@ func (r *runner) flagSet(cmd string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&r.service, "service", r.service, "replication service")
 	fs.StringVar(&r.dir, "dir", r.dir, "THL directory")
+	r.flags = fs
 	return fs
 }
 
@@ -168,12 +180,32 @@ func parse(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			return usagef("%s: %s", fs.Name(), notAnOption(fs.Name(), name))
+		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
 	return nil
+}
+
+// notAnOption says that name is not an option of cmd, and which commands
+// take it.
+func notAnOption(cmd, name string) string {
+	var owners []string
+	for other, c := range commands() {
+		r := &runner{env: Env{}}
+		if other != cmd && c(r, context.Background(), []string{"-h"}) != nil && r.flags.Lookup(name) != nil {
+			owners = append(owners, other)
+		}
+	}
+	slices.Sort(owners)
+	if len(owners) == 0 {
+		return fmt.Sprintf("-%s is not an option of %s", name, cmd)
+	}
+	return fmt.Sprintf("-%s is not an option of %s; it belongs to %s", name, cmd, strings.Join(owners, " and "))
 }
 
 // isSet reports whether the flag was given.
@@ -186,6 +218,9 @@ func isSet(fs *flag.FlagSet, name string) bool {
 // storeDir returns the THL directory to work on.
 func (r *runner) storeDir() (string, error) {
 	if r.dir != "" {
+		if r.service != "" {
+			return "", usagef("-service is not used with -dir: -dir names the store itself, so give one of them")
+		}
 		return r.dir, nil
 	}
 	home := r.env.Getenv(install.EnvHome)

@@ -275,7 +275,7 @@ func TestListRangesAndOptions(t *testing.T) {
 		{[]string{"-seqno", "99"}, 1, "thl: seqno 99 is not in the log, which holds seqno 0 to 29\n"},
 		{[]string{"-seqno", "1", "-low", "1"}, 2, "thl: list: give -seqno, or -low and -high, not both\n"},
 		{[]string{"-low", "5", "-high", "2"}, 2, "thl: list: -low 5 is above -high 2\n"},
-		{[]string{"-bogus"}, 2, "thl: list: flag provided but not defined: -bogus\n"},
+		{[]string{"-bogus"}, 2, "thl: list: -bogus is not an option of list\n"},
 	} {
 		code, _, errOut := run(t, Env{}, append([]string{"-dir", dir, "list"}, tc.args...)...)
 		if code != tc.code || !strings.HasPrefix(errOut, tc.msg) {
