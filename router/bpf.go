@@ -44,8 +44,8 @@ var errReleased = errors.New("the kernel path's BPF maps are released")
 // newBPFObjects creates the maps, loads the verdict program and attaches
 // it to the SOCKMAP; an error says why the kernel refused, and leaves
 // nothing open.
-func newBPFObjects(entries uint32) (o *bpfObjects, err error) {
-	o = &bpfObjects{}
+func newBPFObjects(entries uint32) (_ *bpfObjects, err error) {
+	o := &bpfObjects{}
 	defer func() {
 		if err != nil {
 			o.close()
