@@ -1,146 +1,181 @@
 package router
 
 import (
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
-	"unsafe"
+	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 )
 
-// The few bpf(2) commands the kernel path uses, made with raw system
-// calls (no BPF library: one program of some forty instructions, written
-// out below).
+// The kernel path's BPF objects: four maps and the verdict program, made
+// with github.com/cilium/ebpf, whose Map and Program own their file
+// descriptors and the memory handed to bpf(2). The program is written
+// out below with its asm package (some forty instructions).
 
-func bpfCall(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
-	r, _, e := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
-	if e != 0 {
-		return -1, e
+// bpfObjects are the maps and the attached verdict program. The maps are
+// used from several goroutines (the watcher, pairs moving out, metrics
+// scrapes) and closed by one: mu is held for reading while they are
+// used, for writing while they are closed, so that no map is used once
+// closed (errReleased).
+type bpfObjects struct {
+	mu     sync.RWMutex
+	closed bool
+
+	peers  *ebpf.Map // a socket's addresses ([16]byte, sockKey) -> its flow index
+	socks  *ebpf.Map // SOCKMAP: flow index -> socket
+	flows  *ebpf.Map // flow index -> flow (the program's)
+	grants *ebpf.Map // flow index -> credit, the bytes granted (u64, the connector's)
+	prog   *ebpf.Program
+}
+
+// flow is a direction's state in the flows map.
+type flow struct {
+	Used   uint64
+	Paused uint32
+	Target uint32
+}
+
+var errReleased = errors.New("the kernel path's BPF maps are released")
+
+// newBPFObjects creates the maps, loads the verdict program and attaches
+// it to the SOCKMAP; an error says why the kernel refused, and leaves
+// nothing open.
+func newBPFObjects(entries uint32) (_ *bpfObjects, err error) {
+	o := &bpfObjects{}
+	defer func() {
+		if err != nil {
+			o.close()
+		}
+	}()
+	newMap := func(name string, typ ebpf.MapType, key, value uint32) (*ebpf.Map, error) {
+		return ebpf.NewMap(&ebpf.MapSpec{Name: name, Type: typ, KeySize: key, ValueSize: value, MaxEntries: entries})
 	}
-	return int(r), nil
-}
-
-type bpfMapCreateAttr struct {
-	Type, KeySize, ValueSize, MaxEntries, Flags uint32
-}
-
-func bpfMapCreate(typ, keySize, valueSize, entries uint32) (int, error) {
-	a := bpfMapCreateAttr{typ, keySize, valueSize, entries, 0}
-	return bpfCall(unix.BPF_MAP_CREATE, unsafe.Pointer(&a), unsafe.Sizeof(a))
-}
-
-type bpfMapElemAttr struct {
-	Fd    uint32
-	_     uint32
-	Key   uint64
-	Value uint64
-	Flags uint64
-}
-
-func bpfMapUpdate(m int, key, value unsafe.Pointer) error {
-	a := bpfMapElemAttr{Fd: uint32(m), Key: uint64(uintptr(key)), Value: uint64(uintptr(value))}
-	_, err := bpfCall(unix.BPF_MAP_UPDATE_ELEM, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	return err
-}
-
-func bpfMapLookup(m int, key, value unsafe.Pointer) error {
-	a := bpfMapElemAttr{Fd: uint32(m), Key: uint64(uintptr(key)), Value: uint64(uintptr(value))}
-	_, err := bpfCall(unix.BPF_MAP_LOOKUP_ELEM, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	return err
-}
-
-func bpfMapDelete(m int, key unsafe.Pointer) error {
-	a := bpfMapElemAttr{Fd: uint32(m), Key: uint64(uintptr(key))}
-	_, err := bpfCall(unix.BPF_MAP_DELETE_ELEM, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	return err
-}
-
-type bpfBatchAttr struct {
-	InBatch   uint64
-	OutBatch  uint64
-	Keys      uint64
-	Values    uint64
-	Count     uint32
-	MapFd     uint32
-	ElemFlags uint64
-	Flags     uint64
-}
-
-// bpfArrayLookupBatch reads the first len(keys) elements of an array map
-// into values (len(keys) of them, each size bytes) with one call.
-func bpfArrayLookupBatch(m int, keys []uint32, values unsafe.Pointer) (int, error) {
-	var out uint32
-	a := bpfBatchAttr{OutBatch: uint64(uintptr(unsafe.Pointer(&out))), Keys: uint64(uintptr(unsafe.Pointer(&keys[0]))),
-		Values: uint64(uintptr(values)), Count: uint32(len(keys)), MapFd: uint32(m)}
-	_, err := bpfCall(unix.BPF_MAP_LOOKUP_BATCH, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	if err == unix.ENOENT { // the end of the map: Count says how many
-		err = nil
+	if o.peers, err = newMap("carbide_peers", ebpf.Hash, 16, 4); err != nil {
+		return nil, fmt.Errorf("cannot create a BPF map (needs CAP_BPF): %w", err)
 	}
-	return int(a.Count), err
+	if o.socks, err = newMap("carbide_socks", ebpf.SockMap, 4, 4); err != nil {
+		return nil, fmt.Errorf("cannot create a SOCKMAP: %w", err)
+	}
+	if o.flows, err = newMap("carbide_flows", ebpf.Array, 4, 16); err != nil {
+		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
+	}
+	if o.grants, err = newMap("carbide_grants", ebpf.Array, 4, 8); err != nil {
+		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
+	}
+	if o.prog, err = loadVerdict(verdictProgram(o.peers, o.socks, o.flows, o.grants)); err != nil {
+		return nil, fmt.Errorf("cannot load the verdict program: %w", err)
+	}
+	err = link.RawAttachProgram(link.RawAttachProgramOptions{Target: o.socks.FD(), Program: o.prog, Attach: ebpf.AttachSkSKBVerdict})
+	if err != nil {
+		return nil, fmt.Errorf("cannot attach the verdict program (needs kernel 5.13): %w", err)
+	}
+	return o, nil
 }
 
-type bpfProgLoadAttr struct {
-	Type     uint32
-	InsnCnt  uint32
-	Insns    uint64
-	License  uint64
-	LogLevel uint32
-	LogSize  uint32
-	LogBuf   uint64
-	KernVer  uint32
-	Flags    uint32
-	Name     [16]byte
-	_        [64]byte
+// close detaches the program and closes the maps (the kernel frees them
+// with the last reference: the sockets still in the SOCKMAP, if any, are
+// taken out).
+func (o *bpfObjects) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	o.closed = true
+	if o.prog != nil && o.socks != nil {
+		link.RawDetachProgram(link.RawDetachProgramOptions{Target: o.socks.FD(), Program: o.prog, Attach: ebpf.AttachSkSKBVerdict})
+	}
+	o.prog.Close()
+	for _, m := range []*ebpf.Map{o.peers, o.socks, o.flows, o.grants} {
+		m.Close()
+	}
 }
 
-type bpfProgAttachAttr struct {
-	Target, Prog, Type, Flags uint32
-	_                         [32]byte
+// use runs f while the maps are open.
+func (o *bpfObjects) use(f func() error) error {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
+		return errReleased
+	}
+	return f()
 }
 
-// bpfInsn is one instruction: opcode, registers, offset, immediate.
-type bpfInsn [8]byte
-
-func insn(code, dst, src uint8, off int16, imm int32) bpfInsn {
-	var i bpfInsn
-	i[0] = code
-	i[1] = dst | src<<4
-	binary.LittleEndian.PutUint16(i[2:], uint16(off))
-	binary.LittleEndian.PutUint32(i[4:], uint32(imm))
-	return i
+// insert fills the maps for a pair's two flows (slot<<1 | side): flows and
+// credit first, then the keys that lead the program to them, then the
+// sockets.
+func (o *bpfObjects) insert(slot uint32, keys [2][16]byte, fds [2]int, grant uint64) error {
+	return o.use(func() error {
+		for side := uint32(0); side < 2; side++ {
+			i := slot<<1 | side
+			if err := o.flows.Update(i, flow{Target: slot<<1 | (1 - side)}, ebpf.UpdateAny); err != nil {
+				return err
+			}
+			if err := o.grants.Update(i, grant, ebpf.UpdateAny); err != nil {
+				return err
+			}
+			if err := o.peers.Update(keys[side], i, ebpf.UpdateAny); err != nil {
+				return err
+			}
+		}
+		for side := uint32(0); side < 2; side++ {
+			if err := o.socks.Update(slot<<1|side, uint32(fds[side]), ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("cannot put a socket in the SOCKMAP: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
-// ldMap loads a map's file descriptor into dst (a two-slot instruction).
-func ldMap(dst uint8, fd int) []bpfInsn {
-	return []bpfInsn{insn(0x18, dst, 1, 0, int32(fd)), insn(0, 0, 0, 0, 0)}
+// forget deletes a pair's keys: its flows are no longer reachable.
+func (o *bpfObjects) forget(keys [2][16]byte) {
+	o.use(func() error {
+		for _, key := range keys {
+			o.peers.Delete(key)
+		}
+		return nil
+	})
 }
 
-// Opcodes and helpers the program uses.
+func (o *bpfObjects) flow(i uint32) (flow, error) {
+	var f flow
+	err := o.use(func() error { return o.flows.Lookup(i, &f) })
+	return f, err
+}
+
+func (o *bpfObjects) grant(i uint32, g uint64) error {
+	return o.use(func() error { return o.grants.Update(i, g, ebpf.UpdateAny) })
+}
+
+// lookupFlows reads the first len(keys) flows into keys and vals (as
+// long) with one call, and says how many it read.
+func (o *bpfObjects) lookupFlows(keys []uint32, vals []flow) (int, error) {
+	n := 0
+	err := o.use(func() error {
+		var cursor ebpf.MapBatchCursor
+		var err error
+		n, err = o.flows.BatchLookup(&cursor, keys, vals, nil)
+		if errors.Is(err, ebpf.ErrKeyNotExist) { // the end of the map: n says how many
+			err = nil
+		}
+		return err
+	})
+	return n, err
+}
+
+// Offsets in struct __sk_buff, and the verdict that passes a packet on
+// to the receiving socket.
 const (
-	opMov64Reg  = 0xbf // dst = src
-	opMov64Imm  = 0xb7 // dst = imm
-	opAdd64Imm  = 0x07 // dst += imm
-	opAdd64Reg  = 0x0f // dst += src
-	opLdxW      = 0x61 // dst = *(u32 *)(src + off)
-	opLdxDW     = 0x79 // dst = *(u64 *)(src + off)
-	opStxW      = 0x63 // *(u32 *)(dst + off) = src
-	opStW       = 0x62 // *(u32 *)(dst + off) = imm
-	opAtomicDW  = 0xdb // atomic op imm on *(u64 *)(dst + off) with src
-	opJeqImm    = 0x15 // if dst == imm goto +off
-	opJneImm    = 0x55 // if dst != imm goto +off
-	opJgeReg    = 0x3d // if dst >= src goto +off (unsigned)
-	opCall      = 0x85
-	opExit      = 0x95
-	atomicAdd   = 0x00
-	fnLookup    = 1  // bpf_map_lookup_elem
-	fnRedirect  = 52 // bpf_sk_redirect_map
-	skPass      = 1
-	skbLen      = 0   // offsetof(struct __sk_buff, len)
+	skbLen      = 0   // len
 	skbRemoteIP = 92  // remote_ip4
 	skbLocalIP  = 96  // local_ip4
 	skbRemPort  = 132 // remote_port
 	skbLocPort  = 136 // local_port
+	skPass      = 1   // SK_PASS
 )
 
 // verdictProgram is the kernel path's SK_SKB verdict program. For each
@@ -155,125 +190,84 @@ const (
 // flows[i] is {used u64, paused u32, target u32}, written by the program
 // (target once by the connector before the flow is reachable);
 // grants[i] is {granted u64}, written by the connector only.
-func verdictProgram(peers, socks, flows, grants int) []bpfInsn {
-	var p []bpfInsn
-	add := func(i ...bpfInsn) { p = append(p, i...) }
-	add(
-		insn(opMov64Reg, 6, 1, 0, 0), // r6 = skb
-		insn(opLdxW, 2, 6, skbRemoteIP, 0),
-		insn(opStxW, 10, 2, -16, 0),
-		insn(opLdxW, 2, 6, skbLocalIP, 0),
-		insn(opStxW, 10, 2, -12, 0),
-		insn(opLdxW, 2, 6, skbRemPort, 0),
-		insn(opStxW, 10, 2, -8, 0),
-		insn(opLdxW, 2, 6, skbLocPort, 0),
-		insn(opStxW, 10, 2, -4, 0),
-	)
+func verdictProgram(peers, socks, flows, grants *ebpf.Map) asm.Instructions {
 	// lookup: r0 = the element of m keyed by the stack at off, or pass.
-	lookup := func(m int, off int32) {
-		add(ldMap(1, m)...)
-		add(
-			insn(opMov64Reg, 2, 10, 0, 0),
-			insn(opAdd64Imm, 2, 0, 0, off),
-			insn(opCall, 0, 0, 0, fnLookup),
-			insn(opJeqImm, 0, 0, labelPass, 0),
-		)
-	}
-	lookup(peers, -16) // no flow: pass
-	add(
-		insn(opLdxW, 2, 0, 0, 0), // flow index
-		insn(opStxW, 10, 2, -20, 0),
-	)
-	lookup(flows, -20)
-	add(
-		insn(opMov64Reg, 7, 0, 0, 0),       // r7 = flow
-		insn(opLdxW, 2, 7, 8, 0),           // paused
-		insn(opJneImm, 2, 0, labelPass, 0), // paused: pass
-	)
-	lookup(grants, -20)
-	add(
-		insn(opLdxDW, 3, 0, 0, 0),            // r3 = granted
-		insn(opLdxW, 8, 6, skbLen, 0),        // r8 = len
-		insn(opLdxDW, 2, 7, 0, 0),            // r2 = used
-		insn(opAdd64Reg, 2, 8, 0, 0),         // r2 = used + len
-		insn(opJgeReg, 2, 3, labelPause, 0),  // no credit: pause
-		insn(opAtomicDW, 7, 8, 0, atomicAdd), // used += len
-		insn(opLdxW, 3, 7, 12, 0),            // r3 = target
-		insn(opMov64Reg, 1, 6, 0, 0),
-	)
-	add(ldMap(2, socks)...)
-	add(
-		insn(opMov64Imm, 4, 0, 0, 0),
-		insn(opCall, 0, 0, 0, fnRedirect),
-		insn(opExit, 0, 0, 0, 0),
-		// pause:
-		insn(opStW, 7, 0, 8, 1),
-		// pass:
-		insn(opMov64Imm, 0, 0, 0, skPass),
-		insn(opExit, 0, 0, 0, 0),
-	)
-	return resolveLabels(p)
-}
-
-// Jump targets are written as labels and resolved once the program is
-// laid out: labelPass is the last two instructions, labelPause the three
-// before the end.
-const (
-	labelPass  = -1000
-	labelPause = -2000
-)
-
-func resolveLabels(p []bpfInsn) []bpfInsn {
-	pass, pause := len(p)-2, len(p)-3
-	for i := range p {
-		off := int16(binary.LittleEndian.Uint16(p[i][2:]))
-		code := p[i][0]
-		if code&0x07 != 0x05 || code == opCall || code == opExit { // not a jump
-			continue
-		}
-		switch off {
-		case labelPass:
-			binary.LittleEndian.PutUint16(p[i][2:], uint16(int16(pass-i-1)))
-		case labelPause:
-			binary.LittleEndian.PutUint16(p[i][2:], uint16(int16(pause-i-1)))
+	lookup := func(m *ebpf.Map, off int32) asm.Instructions {
+		return asm.Instructions{
+			loadMap(asm.R1, m),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, off),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "pass"),
 		}
 	}
+	var p asm.Instructions
+	p = append(p,
+		asm.Mov.Reg(asm.R6, asm.R1), // r6 = skb
+		// The key at fp-16: remote IP, local IP, remote port, local port.
+		asm.LoadMem(asm.R2, asm.R6, skbRemoteIP, asm.Word),
+		asm.StoreMem(asm.RFP, -16, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, skbLocalIP, asm.Word),
+		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, skbRemPort, asm.Word),
+		asm.StoreMem(asm.RFP, -8, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, skbLocPort, asm.Word),
+		asm.StoreMem(asm.RFP, -4, asm.R2, asm.Word),
+	)
+	p = append(p, lookup(peers, -16)...) // no flow: pass
+	p = append(p,
+		asm.LoadMem(asm.R2, asm.R0, 0, asm.Word), // flow index, at fp-20
+		asm.StoreMem(asm.RFP, -20, asm.R2, asm.Word),
+	)
+	p = append(p, lookup(flows, -20)...)
+	p = append(p,
+		asm.Mov.Reg(asm.R7, asm.R0),              // r7 = flow
+		asm.LoadMem(asm.R2, asm.R7, 8, asm.Word), // paused
+		asm.JNE.Imm(asm.R2, 0, "pass"),           // paused: pass
+	)
+	p = append(p, lookup(grants, -20)...)
+	p = append(p,
+		asm.LoadMem(asm.R3, asm.R0, 0, asm.DWord),       // r3 = granted
+		asm.LoadMem(asm.R8, asm.R6, skbLen, asm.Word),   // r8 = len
+		asm.LoadMem(asm.R2, asm.R7, 0, asm.DWord),       // r2 = used
+		asm.Add.Reg(asm.R2, asm.R8),                     // r2 = used + len
+		asm.JGE.Reg(asm.R2, asm.R3, "pause"),            // no credit: pause
+		asm.AddAtomic.Mem(asm.R7, asm.R8, asm.DWord, 0), // used += len
+		asm.LoadMem(asm.R3, asm.R7, 12, asm.Word),       // r3 = target
+		asm.Mov.Reg(asm.R1, asm.R6),
+		loadMap(asm.R2, socks),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkRedirectMap.Call(),
+		asm.Return(),
+		asm.StoreImm(asm.R7, 8, 1, asm.Word).WithSymbol("pause"), // paused = 1
+		asm.Mov.Imm(asm.R0, skPass).WithSymbol("pass"),
+		asm.Return(),
+	)
 	return p
 }
 
-// bpfLoadVerdict loads prog as an SK_SKB program; the verifier's log
-// explains a refusal.
-func bpfLoadVerdict(prog []bpfInsn) (int, error) {
-	lic := []byte("GPL\x00")
-	logBuf := make([]byte, 1<<16)
-	a := bpfProgLoadAttr{Type: unix.BPF_PROG_TYPE_SK_SKB, InsnCnt: uint32(len(prog)), Insns: uint64(uintptr(unsafe.Pointer(&prog[0]))),
-		License: uint64(uintptr(unsafe.Pointer(&lic[0]))), LogLevel: 1, LogSize: uint32(len(logBuf)), LogBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0])))}
-	copy(a.Name[:], "carbide_verdict")
-	fd, err := bpfCall(unix.BPF_PROG_LOAD, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	if err != nil {
-		log := strings.TrimRight(string(logBuf[:clen(logBuf)]), "\n")
-		if i := strings.LastIndex(log, "\n"); i >= 0 {
-			log = log[i+1:]
-		}
-		if log != "" {
-			return -1, fmt.Errorf("%w (verifier: %s)", err, log)
-		}
-		return -1, err
+// loadMap loads a pointer to m into dst.
+func loadMap(dst asm.Register, m *ebpf.Map) asm.Instruction {
+	ins := asm.LoadMapPtr(dst, 0)
+	if err := ins.AssociateMap(m); err != nil {
+		panic(err) // LoadMapPtr is a load from a map
 	}
-	return fd, nil
+	return ins
 }
 
-func clen(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
+// loadVerdict loads insns as an SK_SKB verdict program. A refusal by the
+// verifier carries the verifier's whole log.
+func loadVerdict(insns asm.Instructions) (*ebpf.Program, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "carbide_verdict",
+		Type:         ebpf.SkSKB,
+		AttachType:   ebpf.AttachSkSKBVerdict,
+		Instructions: insns,
+		License:      "GPL",
+	})
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) && len(ve.Log) > 0 {
+		return nil, fmt.Errorf("%w; the verifier's log:\n%s", err, strings.Join(ve.Log, "\n"))
 	}
-	return len(b)
-}
-
-func bpfAttachVerdict(mapFD, prog int) error {
-	a := bpfProgAttachAttr{Target: uint32(mapFD), Prog: uint32(prog), Type: unix.BPF_SK_SKB_VERDICT}
-	_, err := bpfCall(unix.BPF_PROG_ATTACH, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	return err
+	return prog, err
 }

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,9 +85,9 @@ func kernelSetting() (on bool, err error) {
 }
 
 type kernel struct {
-	peers, socks, flows, grants, prog int
-	pump                              *pump
-	log                               *slog.Logger
+	bpf  *bpfObjects // maps and program (bpf.go)
+	pump *pump
+	log  *slog.Logger
 
 	epfd, wake int
 
@@ -105,13 +104,6 @@ type kernel struct {
 
 	moved  [2]atomic.Uint64 // bytes the kernel passed on, by side read
 	paused atomic.Uint64    // pairs moved to the event loops for want of credit
-}
-
-// flow is a direction's state in the flows map.
-type flow struct {
-	Used   uint64
-	Paused uint32
-	Target uint32
 }
 
 type kpair struct {
@@ -141,7 +133,7 @@ func newKernel(p *pump, log *slog.Logger) (*kernel, error) {
 		}
 		return nil, err
 	}
-	k := &kernel{pump: p, log: log, pairs: map[uint32]*kpair{}, peers: -1, socks: -1, flows: -1, grants: -1, prog: -1, epfd: -1, wake: -1}
+	k := &kernel{pump: p, log: log, pairs: map[uint32]*kpair{}, epfd: -1, wake: -1}
 	ready := false
 	defer func() {
 		if !ready {
@@ -149,23 +141,8 @@ func newKernel(p *pump, log *slog.Logger) (*kernel, error) {
 		}
 	}()
 	var err error
-	if k.peers, err = bpfMapCreate(unix.BPF_MAP_TYPE_HASH, 16, 4, 2*kernelMaxPairs); err != nil {
-		return nil, fmt.Errorf("cannot create a BPF map (needs CAP_BPF): %w", err)
-	}
-	if k.socks, err = bpfMapCreate(unix.BPF_MAP_TYPE_SOCKMAP, 4, 4, 2*kernelMaxPairs); err != nil {
-		return nil, fmt.Errorf("cannot create a SOCKMAP: %w", err)
-	}
-	if k.flows, err = bpfMapCreate(unix.BPF_MAP_TYPE_ARRAY, 4, 16, 2*kernelMaxPairs); err != nil {
-		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
-	}
-	if k.grants, err = bpfMapCreate(unix.BPF_MAP_TYPE_ARRAY, 4, 8, 2*kernelMaxPairs); err != nil {
-		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
-	}
-	if k.prog, err = bpfLoadVerdict(verdictProgram(k.peers, k.socks, k.flows, k.grants)); err != nil {
-		return nil, fmt.Errorf("cannot load the verdict program: %w", err)
-	}
-	if err := bpfAttachVerdict(k.socks, k.prog); err != nil {
-		return nil, fmt.Errorf("cannot attach the verdict program (needs kernel 5.13): %w", err)
+	if k.bpf, err = newBPFObjects(2 * kernelMaxPairs); err != nil {
+		return nil, err
 	}
 	if k.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, err
@@ -185,7 +162,10 @@ func (k *kernel) close() {
 	k.mu.Lock()
 	k.closed = true
 	k.mu.Unlock()
-	for _, fd := range []int{k.prog, k.peers, k.socks, k.flows, k.grants, k.epfd, k.wake} {
+	if k.bpf != nil {
+		k.bpf.close()
+	}
+	for _, fd := range []int{k.epfd, k.wake} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -357,31 +337,9 @@ func isIPv4(c net.Conn) bool {
 	return ok1 && ok2 && l.IP.To4() != nil && r.IP.To4() != nil
 }
 
-// insert fills the maps for kp's slot: flows and credit first, then the
-// keys that lead the program to them, then the sockets.
+// insert fills the maps for kp's slot (bpfObjects.insert).
 func (k *kernel) insert(kp *kpair) error {
-	for side := 0; side < 2; side++ {
-		i := kp.slot<<1 | uint32(side)
-		f := flow{Target: kp.slot<<1 | uint32(1-side)}
-		if err := bpfMapUpdate(k.flows, unsafe.Pointer(&i), unsafe.Pointer(&f)); err != nil {
-			return err
-		}
-		g := uint64(kernelWindow)
-		if err := bpfMapUpdate(k.grants, unsafe.Pointer(&i), unsafe.Pointer(&g)); err != nil {
-			return err
-		}
-		if err := bpfMapUpdate(k.peers, unsafe.Pointer(&kp.keys[side]), unsafe.Pointer(&i)); err != nil {
-			return err
-		}
-	}
-	for side := 0; side < 2; side++ {
-		i := kp.slot<<1 | uint32(side)
-		fd := uint32(kp.fds[side])
-		if err := bpfMapUpdate(k.socks, unsafe.Pointer(&i), unsafe.Pointer(&fd)); err != nil {
-			return fmt.Errorf("cannot put a socket in the SOCKMAP: %w", err)
-		}
-	}
-	return nil
+	return k.bpf.insert(kp.slot, kp.keys, kp.fds, kernelWindow)
 }
 
 // release forgets kp's keys and frees its slot (its sockets are closed:
@@ -392,22 +350,14 @@ func (k *kernel) release(kp *kpair) {
 	if k.closed {
 		return
 	}
-	for side := 0; side < 2; side++ {
-		bpfMapDelete(k.peers, unsafe.Pointer(&kp.keys[side]))
-	}
+	k.bpf.forget(kp.keys)
 	delete(k.pairs, kp.slot)
 	k.free = append(k.free, kp.slot)
 }
 
-func (k *kernel) flow(i uint32) (flow, error) {
-	var f flow
-	err := bpfMapLookup(k.flows, unsafe.Pointer(&i), unsafe.Pointer(&f))
-	return f, err
-}
+func (k *kernel) flow(i uint32) (flow, error) { return k.bpf.flow(i) }
 
-func (k *kernel) grant(i uint32, g uint64) error {
-	return bpfMapUpdate(k.grants, unsafe.Pointer(&i), unsafe.Pointer(&g))
-}
+func (k *kernel) grant(i uint32, g uint64) error { return k.bpf.grant(i, g) }
 
 // written is how many bytes fd has sent or queued for sending.
 func written(fd int) (uint64, uint8, error) {
@@ -483,7 +433,7 @@ func (k *kernel) tick() {
 		k.keys, k.vals = make([]uint32, n), make([]flow, n)
 	}
 	keys, vals := k.keys[:n], k.vals[:n]
-	got, err := bpfArrayLookupBatch(k.flows, keys, unsafe.Pointer(&vals[0]))
+	got, err := k.bpf.lookupFlows(keys, vals)
 	for _, kp := range all {
 		kp.mu.Lock()
 		leaving := kp.leaving

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 // kernelProxy starts a proxy with the kernel path and fails the test when
@@ -86,7 +85,7 @@ func TestKernelQueries(t *testing.T) {
 	wg.Wait()
 	// The watcher reads every flow in one call.
 	keys, vals := make([]uint32, 2*conns), make([]flow, 2*conns)
-	if n, err := bpfArrayLookupBatch(p.kernel.flows, keys, unsafe.Pointer(&vals[0])); err != nil || n != 2*conns {
+	if n, err := p.kernel.bpf.lookupFlows(keys, vals); err != nil || n != 2*conns {
 		t.Errorf("batch lookup of %d flows: %d, %v", 2*conns, n, err)
 	}
 	var used uint64
