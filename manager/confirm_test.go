@@ -188,10 +188,9 @@ func TestDatasourceCommandShowsRoutes(t *testing.T) {
 	if !strings.Contains(joined(lines), "WARNING: connector east1 still shows ONLINE (writes to east1, reads to east3) after 200ms") || unconfirmed == "" {
 		t.Fatalf("reply %q, unconfirmed %q", lines, unconfirmed)
 	}
-	// Nothing changed: nothing to wait for.
-	begin := time.Now()
+	// Nothing changed: nothing to wait for (east1 would not confirm).
 	lines, unconfirmed, err = a.coordinate(ctx, []string{"datasource", "east3", "shun"}, false)
-	if err != nil || unconfirmed != "" || joined(lines) != "east3 is already SHUNNED" || time.Since(begin) > 100*time.Millisecond {
+	if err != nil || unconfirmed != "" || joined(lines) != "east3 is already SHUNNED" {
 		t.Fatalf("shun again: reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
 }
@@ -219,13 +218,13 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 		t.Fatalf("reply %q, unconfirmed %q", lines, unconfirmed)
 	}
 
-	// east1's manager is gone from gossip: not waited for.
+	// east1's manager is gone from gossip: not waited for (it would not
+	// confirm).
 	a.pool.mu.Lock()
 	a.pool.peers["east1"].seen = time.Now().Add(-time.Minute)
 	a.pool.mu.Unlock()
-	begin := time.Now()
 	lines, unconfirmed, err = a.coordinate(ctx, []string{"set", "policy", "maintenance"}, false)
-	if err != nil || unconfirmed != "" || joined(lines) != "policy mode is now MAINTENANCE" || time.Since(begin) > 200*time.Millisecond {
+	if err != nil || unconfirmed != "" || joined(lines) != "policy mode is now MAINTENANCE" {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
 }
