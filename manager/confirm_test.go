@@ -218,6 +218,19 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 		t.Fatalf("reply %q, unconfirmed %q", lines, unconfirmed)
 	}
 
+	// east3's manager is in gossip but its API does not answer.
+	f.mu.Lock()
+	f.mgrs = map[string]*fakeView{"east3": {cut: true}}
+	f.mu.Unlock()
+	lines, unconfirmed, err = a.coordinate(ctx, []string{"set", "policy", "automatic"}, false)
+	if err != nil || !strings.Contains(joined(lines), "WARNING: manager east3 did not answer within 300ms: connection error: i/o timeout") ||
+		!strings.Contains(unconfirmed, "manager east3 did not confirm") {
+		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
+	}
+	f.mu.Lock()
+	f.mgrs = map[string]*fakeView{"east1": {frozen: &managerpb.StatusReply{Host: "east1", Policy: policy.Maintenance}}}
+	f.mu.Unlock()
+
 	// east1's manager is gone from gossip: not waited for (it would not
 	// confirm).
 	a.pool.mu.Lock()
