@@ -82,6 +82,7 @@ type Agent struct {
 	// operations use.
 	dbs    databases
 	repls  replicators
+	views  managerViews
 	ledger ledger
 
 	// ops serialises operations on the coordinator.
@@ -145,7 +146,7 @@ func New(cfg Config) (*Agent, error) {
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
 	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address), sec)
-	a.dbs, a.repls, a.ledger = a.remote, a.remote, raftLedger{a}
+	a.dbs, a.repls, a.views, a.ledger = a.remote, a.remote, a.remote, raftLedger{a}
 	a.facts = policy.Facts{Host: a.self, DB: policy.DBUnknown, Witness: a.witness, Applied: -1, MaxStored: -1}
 	return a, nil
 }
@@ -249,6 +250,8 @@ type raftLedger struct{ a *Agent }
 func (l raftLedger) state() policy.State { return l.a.fsm.state() }
 
 func (l raftLedger) leading() bool { return l.a.raft.State() == raft.Leader }
+
+func (l raftLedger) index() uint64 { return l.a.fsm.applied() }
 
 func (l raftLedger) apply(changes ...policy.Change) error {
 	for _, c := range changes {

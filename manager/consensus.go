@@ -15,8 +15,11 @@ import (
 
 // fsm is the raft state machine: the site's policy.State.
 type fsm struct {
-	mu     sync.Mutex
-	st     policy.State
+	mu sync.Mutex
+	st policy.State
+	// index is the raft index of the last entry applied to st: the
+	// version connectors and managers confirm a command by (confirm.go).
+	index  uint64
 	notify func()
 	log    *slog.Logger
 }
@@ -25,6 +28,21 @@ func (f *fsm) state() policy.State {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.st.Clone()
+}
+
+// view returns the state with the raft index of its last entry, read
+// together so that the index never claims a change the state lacks.
+func (f *fsm) view() (policy.State, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.Clone(), f.index
+}
+
+// applied is the raft index of the last entry applied.
+func (f *fsm) applied() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.index
 }
 
 // Apply applies one committed change; the result is nil or the error
@@ -39,6 +57,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if err == nil {
 		f.st = n
 	}
+	f.index = l.Index
 	f.mu.Unlock()
 	if err != nil && f.log != nil {
 		f.log.Warn("raft entry not applied", "index", l.Index, "op", c.Op, "error", err)
@@ -49,8 +68,17 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return err
 }
 
+// snapshotState is what a snapshot holds: the state's fields, and the
+// index of its last entry (a snapshot without one restores index 0 until
+// the next entry).
+type snapshotState struct {
+	policy.State
+	Index uint64 `json:"raft_index,omitempty"`
+}
+
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	b, err := json.Marshal(f.state())
+	st, index := f.view()
+	b, err := json.Marshal(snapshotState{State: st, Index: index})
 	if err != nil {
 		return nil, err
 	}
@@ -59,12 +87,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
-	var st policy.State
+	var st snapshotState
 	if err := json.NewDecoder(r).Decode(&st); err != nil {
 		return fmt.Errorf("restore manager state: %w", err)
 	}
 	f.mu.Lock()
-	f.st = st
+	f.st, f.index = st.State, st.Index
 	f.mu.Unlock()
 	if f.notify != nil {
 		f.notify()

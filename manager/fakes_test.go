@@ -32,6 +32,11 @@ type fakeSite struct {
 	log   []string
 	// applyFails makes the ledger refuse changes of this op.
 	applyFails string
+	// index counts the changes applied: the ledger's raft index.
+	index uint64
+	// mgrs are the other managers' views (confirm_test.go); a host
+	// without one answers with the site's state as it is.
+	mgrs map[string]*fakeView
 }
 
 type fakeDB struct {
@@ -92,7 +97,7 @@ func (f *fakeSite) agent(t *testing.T, catchUp time.Duration) *Agent {
 	st := config.Settings{THLPort: 2112, FailoverCatchUp: catchUp, DisconnectTimeout: time.Second}
 	a := &Agent{cfg: Config{FenceAfter: 3 * time.Second, Policy: policy.DefaultConfig()}, log: slog.New(slog.DiscardHandler),
 		self: self, hosts: hosts, st: st, site: &config.Service{Name: "east", Members: hosts},
-		dbs: fakeDBs{f}, repls: fakeRepls{f}, ledger: fakeLedger{f},
+		dbs: fakeDBs{f}, repls: fakeRepls{f}, views: fakeViews{f}, ledger: fakeLedger{f},
 		alerted: map[string]time.Time{}, grants: map[string]time.Time{}, reports: map[string]connectorReport{},
 		leaderSince: time.Now().Add(-time.Hour)}
 	a.pool = &pool{cfg: gossipConfig{Name: self, Stale: time.Hour}, peers: map[string]*member{}}
@@ -124,6 +129,12 @@ func (l fakeLedger) state() policy.State {
 
 func (l fakeLedger) leading() bool { return true }
 
+func (l fakeLedger) index() uint64 {
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	return l.f.index
+}
+
 func (l fakeLedger) apply(changes ...policy.Change) error {
 	l.f.mu.Lock()
 	defer l.f.mu.Unlock()
@@ -136,6 +147,7 @@ func (l fakeLedger) apply(changes ...policy.Change) error {
 			return err
 		}
 		l.f.st = st
+		l.f.index++
 		l.f.record("apply %s %s %s", c.Op, c.Host, c.Value)
 	}
 	return nil

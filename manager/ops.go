@@ -215,12 +215,12 @@ func (a *Agent) waitConnectorsDrained(ctx context.Context, from, transition stri
 	for {
 		var waiting []string
 		facts := a.allFacts()
+		now := time.Now()
 		a.mu.Lock()
 		for _, h := range a.site.Connectors {
-			r, ok := a.reports[h]
-			fresh := ok && time.Since(r.at) < 3*time.Second
-			if !fresh && !(facts[h].Alive && facts[h].ConnPID != 0) {
-				continue // not running
+			r, fresh, running := a.runningConnector(h, facts, now)
+			if !running {
+				continue
 			}
 			if !fresh || r.GetTransition() != transition || r.GetState() == "ONLINE" ||
 				r.GetDraining() != from || r.GetDrainingActive() > 0 {

@@ -98,6 +98,15 @@ func (r *remotes) manager(host string) (managerpb.ManagerClient, error) {
 	return managerpb.NewManagerClient(c), nil
 }
 
+// view asks host's manager for its status.
+func (r *remotes) view(ctx context.Context, host string) (*managerpb.StatusReply, error) {
+	c, err := r.manager(host)
+	if err != nil {
+		return nil, err
+	}
+	return c.Status(ctx, &managerpb.StatusRequest{})
+}
+
 func (r *remotes) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

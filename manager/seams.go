@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // The manager's seams. Its operations (switch, failover, recover, the
 // fencing of a primary) act on the site through these interfaces, which
-// the manager declares for what it uses: remotes implements the first two
-// over the network, raftLedger the third. Unit tests give fakes
+// the manager declares for what it uses: remotes implements databases,
+// replicators and managerViews over the network, raftLedger the ledger. Unit tests give fakes
 // (ops_test.go).
 
 // databases are the site's database servers. It is the only way the
@@ -34,6 +35,13 @@ type replicators interface {
 	serviceStatus(ctx context.Context, host, service string, timeout time.Duration) (*replicatorpb.ServiceStatus, error)
 }
 
+// managerViews are the other managers of the site, as each sees it.
+type managerViews interface {
+	// view returns host's manager's status, or an error when it does not
+	// answer before ctx ends.
+	view(ctx context.Context, host string) (*managerpb.StatusReply, error)
+}
+
 // ledger is the site's agreed state and the way the coordinator changes
 // it.
 type ledger interface {
@@ -43,10 +51,14 @@ type ledger interface {
 	apply(changes ...policy.Change) error
 	// leading tells whether this manager is the coordinator.
 	leading() bool
+	// index is the version of state(): the raft index of its last change,
+	// which connectors and managers confirm a command by (confirm.go).
+	index() uint64
 }
 
 var (
-	_ databases   = (*remotes)(nil)
-	_ replicators = (*remotes)(nil)
-	_ ledger      = raftLedger{}
+	_ databases    = (*remotes)(nil)
+	_ replicators  = (*remotes)(nil)
+	_ managerViews = (*remotes)(nil)
+	_ ledger       = raftLedger{}
 )

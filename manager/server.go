@@ -33,11 +33,12 @@ func (s *server) Watch(_ *managerpb.WatchRequest, stream managerpb.Manager_Watch
 }
 
 func (s *server) Command(ctx context.Context, req *managerpb.CommandRequest) (*managerpb.CommandReply, error) {
-	lines, by, err := s.a.command(ctx, req)
+	rep, err := s.a.command(ctx, req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &managerpb.CommandReply{Lines: lines, Coordinator: by, Index: s.a.raft.AppliedIndex()}, nil
+	rep.Index = s.a.raft.AppliedIndex()
+	return rep, nil
 }
 
 func (s *server) Local(ctx context.Context, req *managerpb.LocalRequest) (*managerpb.LocalReply, error) {
@@ -104,7 +105,7 @@ func (a *Agent) watch(ctx context.Context, send func(*managerpb.StatusReply) err
 
 // status is this manager's view of the site.
 func (a *Agent) status() *managerpb.StatusReply {
-	st := a.fsm.state()
+	st, index := a.fsm.view()
 	now := time.Now()
 	facts, _ := a.pool.view(now)
 	facts[a.self] = a.localFacts()
@@ -112,7 +113,7 @@ func (a *Agent) status() *managerpb.StatusReply {
 	r := &managerpb.StatusReply{Site: a.site.Name, Host: a.self, Coordinator: coord, Policy: st.Policy,
 		Primary: st.Primary, Epoch: st.Epoch, Transition: st.Transition.String(), TimeUnixMs: now.UnixMilli(),
 		TransitionDrain: st.Transition != nil && st.Transition.Drain,
-		Initialized:     st.Initialized}
+		Initialized:     st.Initialized, Index: index}
 	if coord == "" {
 		r.CoordinatorProblem = a.noCoordinatorReason()
 	}
@@ -205,54 +206,81 @@ func (a *Agent) noCoordinatorReason() string {
 }
 
 // command runs an operator command here or on the coordinator.
-func (a *Agent) command(ctx context.Context, req *managerpb.CommandRequest) ([]string, string, error) {
+func (a *Agent) command(ctx context.Context, req *managerpb.CommandRequest) (*managerpb.CommandReply, error) {
 	args := req.GetArgs()
 	if len(args) == 0 {
-		return nil, "", userErr("no command given")
+		return nil, userErr("no command given")
+	}
+	here := func(lines []string, err error) (*managerpb.CommandReply, error) {
+		if err != nil {
+			return nil, err
+		}
+		return &managerpb.CommandReply{Lines: lines, Coordinator: a.self}, nil
 	}
 	switch args[0] {
 	case "ping":
-		return []string{fmt.Sprintf("manager %s@%s: alive, coordinator %s", a.self, a.site.Name, orDefault(a.coordinator(), "none"))}, a.self, nil
+		return here([]string{fmt.Sprintf("manager %s@%s: alive, coordinator %s", a.self, a.site.Name, orDefault(a.coordinator(), "none"))}, nil)
 	case "members":
-		return a.membersLines(), a.self, nil
+		return here(a.membersLines(), nil)
 	case "service":
-		lines, err := a.serviceCommand(ctx, args)
-		return lines, a.self, err
+		return here(a.serviceCommand(ctx, args))
 	}
 	coord := a.coordinator()
 	if coord == "" {
-		return nil, "", fmt.Errorf("%w: %s", errNoCoordinator, a.noCoordinatorReason())
+		return nil, fmt.Errorf("%w: %s", errNoCoordinator, a.noCoordinatorReason())
 	}
 	if coord != a.self {
 		if req.GetForwarded() {
-			return nil, "", fmt.Errorf("%w: the coordinator moved while forwarding; run the command again", errNoCoordinator)
+			return nil, fmt.Errorf("%w: the coordinator moved while forwarding; run the command again", errNoCoordinator)
 		}
 		c, err := a.remote.manager(coord)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		fwd := &managerpb.CommandRequest{Args: args, Force: req.GetForce(), Forwarded: true}
 		rep, err := c.Command(ctx, fwd)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		// Answer once this manager's view includes the change, so that
 		// a status right after shows it.
 		for deadline := time.Now().Add(2 * time.Second); a.raft.AppliedIndex() < rep.GetIndex() && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
-		return rep.GetLines(), rep.GetCoordinator(), nil
+		return &managerpb.CommandReply{Lines: rep.GetLines(), Coordinator: rep.GetCoordinator(), Unconfirmed: rep.GetUnconfirmed()}, nil
 	}
-	a.ops.Lock()
-	defer a.ops.Unlock()
-	begin := time.Now()
-	lines, err := a.coordinatorCommand(ctx, args, req.GetForce())
+	lines, unconfirmed, err := a.coordinate(ctx, args, req.GetForce())
 	if err != nil {
-		a.log.Info("operator command refused", "command", strings.Join(args, " "), "force", req.GetForce(), "error", err)
-	} else {
-		a.log.Info("operator command", "command", strings.Join(args, " "), "force", req.GetForce(), "took", time.Since(begin).Round(time.Millisecond), "result", strings.Join(lines, "; "))
+		return nil, err
 	}
-	return lines, a.self, err
+	return &managerpb.CommandReply{Lines: lines, Coordinator: a.self, Unconfirmed: unconfirmed}, nil
+}
+
+// coordinate runs a command on the coordinator, one at a time, then
+// waits (outside the lock) until its change holds in the connectors and
+// managers it concerns (confirm.go).
+func (a *Agent) coordinate(ctx context.Context, args []string, force bool) ([]string, string, error) {
+	a.ops.Lock()
+	before := a.ledger.index()
+	begin := time.Now()
+	lines, err := a.coordinatorCommand(ctx, args, force)
+	after := a.ledger.index()
+	a.ops.Unlock()
+	if err != nil {
+		a.log.Info("operator command refused", "command", strings.Join(args, " "), "force", force, "error", err)
+		return nil, "", err
+	}
+	var unconfirmed string
+	if after > before {
+		var warnings []string
+		warnings, unconfirmed = a.confirmCommand(ctx, args, after)
+		lines = append(lines, warnings...)
+	}
+	if unconfirmed != "" {
+		a.log.Warn("operator command not confirmed everywhere", "command", strings.Join(args, " "), "unconfirmed", unconfirmed)
+	}
+	a.log.Info("operator command", "command", strings.Join(args, " "), "force", force, "took", time.Since(begin).Round(time.Millisecond), "result", strings.Join(lines, "; "))
+	return lines, unconfirmed, nil
 }
 
 func (a *Agent) membersLines() []string {
@@ -274,7 +302,7 @@ func (a *Agent) membersLines() []string {
 
 // coordinatorCommand runs a command that changes the site.
 func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force bool) ([]string, error) {
-	st := a.fsm.state()
+	st := a.ledger.state()
 	if !st.Initialized {
 		return nil, userErr("the site state is not initialized yet; try again in a moment")
 	}

@@ -231,7 +231,9 @@ func (a *Agent) follow(ctx context.Context, addr string) error {
 }
 
 // tell sends the coordinator this connector's state (a switch waits for
-// it); the status file carries the counters to the local manager.
+// it, and so does every command that changes the routing: the index says
+// which of the managers' decisions the routing in use follows); the status
+// file carries the counters to the local manager.
 func (a *Agent) tell(ctx context.Context) {
 	a.mu.Lock()
 	coord := a.coord
@@ -248,7 +250,8 @@ func (a *Agent) tell(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	_, err = managerpb.NewManagerClient(c).Report(ctx, &managerpb.ConnectorReport{Host: a.bound.Host.Name, Pid: int64(os.Getpid()),
-		State: t.State, Transition: t.Transition, Draining: drain, DrainingActive: int64(n)})
+		State: t.State, Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
+		Index: t.Index, Primary: t.Primary.Host, ReadOnly: t.ReadOnly.Host})
 	if err != nil && ctx.Err() == nil {
 		a.log.Debug("report to the coordinator", "coordinator", coord, "error", err)
 	}

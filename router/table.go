@@ -42,12 +42,16 @@ type Table struct {
 	// read-write connections close within the disconnect timeout, before it
 	// goes read-only. Transition names that switch.
 	Drain, Transition string
+	// Index is the raft index of the managers' status the table was built
+	// from: the connector reports it, and a command that changed the
+	// routing waits until every running connector reports its own.
+	Index uint64
 }
 
 // Route builds the table for connector self from r. addr maps a host to
 // the address its database listens on, dbPort its port.
 func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) string) Table {
-	t := Table{State: StateOnline, Epoch: r.GetEpoch(), Failed: map[string]bool{}}
+	t := Table{State: StateOnline, Epoch: r.GetEpoch(), Index: r.GetIndex(), Failed: map[string]bool{}}
 	target := func(h string) Target {
 		return Target{Host: h, Addr: net.JoinHostPort(addr(h), strconv.Itoa(dbPort))}
 	}

@@ -68,3 +68,20 @@ func TestRoute(t *testing.T) {
 		t.Errorf("a FAILED datasource is not marked failed: %v", tb.Failed)
 	}
 }
+
+// Every table carries the index of the status it was built from, whatever
+// its state, and so do the expired and held ones: the connector reports
+// it, and a command waits for it (manager/confirm.go).
+func TestRouteCarriesIndex(t *testing.T) {
+	addr := func(string) string { return "127.0.0.1" }
+	for _, r := range []*managerpb.StatusReply{
+		site(func(r *managerpb.StatusReply) { r.Index = 42 }),
+		site(func(r *managerpb.StatusReply) { r.Index = 42; r.Routers[1].State = "OFFLINE" }),
+		site(func(r *managerpb.StatusReply) { r.Index = 42; r.Transition = "switch east1 -> east3" }),
+	} {
+		tb := Route(r, "east2", 3306, addr)
+		if tb.Index != 42 || Expired(tb, tableTTL).Index != 42 {
+			t.Errorf("%s table: index %d, expired %d; want 42", tb.State, tb.Index, Expired(tb, tableTTL).Index)
+		}
+	}
+}

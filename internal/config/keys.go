@@ -114,6 +114,7 @@ func buildKeyTable() map[string]keyDef {
 		{name: "manager-rest-api-address", comp: managerKey, set: setAddress(func(s *Settings) *string { return &s.ManagerRESTAddress })},
 		{name: "manager-rest-api-port", comp: managerKey, set: setPort(func(s *Settings) *int { return &s.ManagerRESTPort })},
 		{name: "manager-failover-catchup-timeout", comp: managerKey, set: setDuration(func(s *Settings) *time.Duration { return &s.FailoverCatchUp })},
+		{name: "manager-command-wait", comp: managerKey, set: setDuration(func(s *Settings) *time.Duration { return &s.CommandWait })},
 		{name: "datasource-boot-script", comp: managerKey, set: setString(func(s *Settings) *string { return &s.BootScript })},
 
 		{name: "application-user", comp: connectorKey, set: setString(func(s *Settings) *string { return &s.ApplicationUser })},

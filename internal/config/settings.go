@@ -27,6 +27,10 @@ type Settings struct {
 	// to hold and apply every transaction a replica of the site stored
 	// (manager-failover-catchup-timeout).
 	FailoverCatchUp time.Duration
+	// CommandWait bounds how long an operator command that changes the
+	// routing or the policy waits for the running connectors and the live
+	// managers to confirm they applied it (manager-command-wait).
+	CommandWait time.Duration
 
 	THLPort      int
 	RMIPort      int
@@ -94,6 +98,7 @@ func DefaultSettings() Settings {
 		HoldTimeout:           30 * time.Second,
 		DisconnectTimeout:     5 * time.Second,
 		FailoverCatchUp:       60 * time.Second,
+		CommandWait:           2 * time.Second,
 		THLPort:               2112,
 		RMIPort:               10000,
 		THLRetention:          7 * 24 * time.Hour,

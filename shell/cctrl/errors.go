@@ -22,6 +22,11 @@ var (
 	ErrUnreachable = errors.New("cctrl: unreachable")
 	// ErrCancelled is returned when the operator said no to a confirmation.
 	ErrCancelled = errors.New("cctrl: cancelled")
+	// ErrUnconfirmed is returned by a command the site's state took but
+	// that some running connector or live manager did not confirm applying
+	// within manager-command-wait: its WARNING lines name them, and a
+	// script stops there (what follows may count on the change).
+	ErrUnconfirmed = errors.New("cctrl: not confirmed everywhere")
 
 	// errExit ends a session: exit, quit, or the end of the input.
 	errExit = errors.New("cctrl: exit")

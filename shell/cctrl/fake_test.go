@@ -53,6 +53,9 @@ type fakeManager struct {
 	commands []string // "args… [force]"
 	fail     map[string]error
 	down     bool // refuses connections
+	// unconfirmed makes a command (by its first words) take, with a
+	// connector that did not confirm it.
+	unconfirmed map[string]string
 }
 
 var _ ManagerAPI = (*fakeManager)(nil)
@@ -80,6 +83,12 @@ func (f *fakeManager) Command(ctx context.Context, req *managerpb.CommandRequest
 	for prefix, err := range f.fail {
 		if strings.HasPrefix(strings.Join(req.GetArgs(), " "), prefix) {
 			return nil, err
+		}
+	}
+	for prefix, who := range f.unconfirmed {
+		if strings.HasPrefix(strings.Join(req.GetArgs(), " "), prefix) {
+			return &managerpb.CommandReply{Lines: []string{"done: " + strings.Join(req.GetArgs(), " "), "WARNING: connector " + who + " still shows ONLINE after 2s"},
+				Coordinator: f.reply.GetCoordinator(), Unconfirmed: strings.Join(req.GetArgs(), " ") + " holds in the site's state, but connector " + who + " did not confirm applying it within 2s (manager-command-wait)"}, nil
 		}
 	}
 	return &managerpb.CommandReply{Lines: []string{"done: " + strings.Join(req.GetArgs(), " ")}, Coordinator: f.reply.GetCoordinator()}, nil

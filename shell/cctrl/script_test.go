@@ -105,6 +105,28 @@ func TestManagerRefusalIsOneSentence(t *testing.T) {
 	}
 }
 
+// A command the site took but a connector did not confirm prints the
+// manager's WARNING line and stops the script with exit status 1: what
+// follows (work on the database) may count on the routers being offline.
+func TestUnconfirmedStopsTheScript(t *testing.T) {
+	n := deployment()
+	n.managers["10.9.1.1:9997"].unconfirmed = map[string]string{"router * offline": "east2"}
+	home := testInstall(t, "east1", config.ClusterInstall, "")
+	r := runMain(t, n, home, "set policy maintenance\nrouter * offline\nset policy automatic\n")
+	if r.code != ExitFailed {
+		t.Fatalf("exit %d, want 1; stderr %q", r.code, r.err)
+	}
+	if want := "done: set policy maintenance\ndone: router * offline\nWARNING: connector east2 still shows ONLINE after 2s\n"; r.out != want {
+		t.Errorf("output %q, want %q", r.out, want)
+	}
+	if want := "cctrl: line 2: router * offline holds in the site's state, but connector east2 did not confirm applying it within 2s (manager-command-wait)\n"; r.err != want {
+		t.Errorf("stderr %q, want %q", r.err, want)
+	}
+	if got := n.managers["10.9.1.1:9997"].sent(); len(got) != 2 {
+		t.Errorf("the manager got %q; the script went on after the unconfirmed command", got)
+	}
+}
+
 func TestOneLiners(t *testing.T) {
 	n := deployment()
 	home := testInstall(t, "east2", config.ClusterInstall, "")

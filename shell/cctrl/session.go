@@ -188,6 +188,9 @@ func (s *Session) command(ctx context.Context, args ...string) error {
 		return errors.New(rpcMessage(err, "the manager of "+c.host, c.addr, "manager start"))
 	}
 	s.println(r.GetLines()...)
+	if u := r.GetUnconfirmed(); u != "" {
+		return errorf(ErrUnconfirmed, "%s", u)
+	}
 	return nil
 }
 

@@ -76,8 +76,12 @@ type StatusReply struct {
 	TransitionDrain    bool                   `protobuf:"varint,15,opt,name=transition_drain,json=transitionDrain,proto3" json:"transition_drain,omitempty"` // a switch's first phase: the old primary still takes writes
 	Warnings           []string               `protobuf:"bytes,16,rep,name=warnings,proto3" json:"warnings,omitempty"`                                       // configuration problems seen now (shared auto-increment offsets)
 	ActiveAlerts       []*Alert               `protobuf:"bytes,17,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`           // alerts whose condition holds now, oldest first
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// index is the raft index of the last change this view holds: a
+	// connector reports the index of the status its routing follows, and a
+	// command waits until each connector and manager concerned holds its own.
+	Index         uint64 `protobuf:"varint,18,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -227,6 +231,13 @@ func (x *StatusReply) GetActiveAlerts() []*Alert {
 		return x.ActiveAlerts
 	}
 	return nil
+}
+
+func (x *StatusReply) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type Alert struct {
@@ -787,10 +798,14 @@ func (x *CommandRequest) GetForwarded() bool {
 }
 
 type CommandReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lines         []string               `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`             // what to print
-	Coordinator   string                 `protobuf:"bytes,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"` // who carried it out
-	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`            // the coordinator's raft index after it
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Lines       []string               `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`             // what to print
+	Coordinator string                 `protobuf:"bytes,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"` // who carried it out
+	Index       uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`            // the coordinator's raft index after it
+	// unconfirmed is one sentence naming the connectors and managers that
+	// did not confirm the change within manager-command-wait ("" all did):
+	// the change holds in the site's state, but not yet everywhere.
+	Unconfirmed   string `protobuf:"bytes,4,opt,name=unconfirmed,proto3" json:"unconfirmed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -844,6 +859,13 @@ func (x *CommandReply) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *CommandReply) GetUnconfirmed() string {
+	if x != nil {
+		return x.Unconfirmed
+	}
+	return ""
 }
 
 type WatchRequest struct {
@@ -978,6 +1000,9 @@ type ConnectorReport struct {
 	Transition     string                 `protobuf:"bytes,4,opt,name=transition,proto3" json:"transition,omitempty"`                                // the transition its table was built from
 	Draining       string                 `protobuf:"bytes,5,opt,name=draining,proto3" json:"draining,omitempty"`                                    // the old primary whose read-write connections it closes
 	DrainingActive int64                  `protobuf:"varint,6,opt,name=draining_active,json=drainingActive,proto3" json:"draining_active,omitempty"` // how many of those are still open
+	Index          uint64                 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`                                         // the index of the managers' status its routing follows
+	Primary        string                 `protobuf:"bytes,8,opt,name=primary,proto3" json:"primary,omitempty"`                                      // where it sends new read-write connections ("" none)
+	ReadOnly       string                 `protobuf:"bytes,9,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`                    // where it sends new read-only connections ("" none)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1052,6 +1077,27 @@ func (x *ConnectorReport) GetDrainingActive() int64 {
 		return x.DrainingActive
 	}
 	return 0
+}
+
+func (x *ConnectorReport) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ConnectorReport) GetPrimary() string {
+	if x != nil {
+		return x.Primary
+	}
+	return ""
+}
+
+func (x *ConnectorReport) GetReadOnly() string {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return ""
 }
 
 type ReportReply struct {
@@ -1201,7 +1247,7 @@ var File_manager_proto protoreflect.FileDescriptor
 const file_manager_proto_rawDesc = "" +
 	"\n" +
 	"\rmanager.proto\x12\x12carbide.manager.v1\"\x0f\n" +
-	"\rStatusRequest\"\x81\x05\n" +
+	"\rStatusRequest\"\x97\x05\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12 \n" +
@@ -1223,7 +1269,8 @@ const file_manager_proto_rawDesc = "" +
 	"\x06alerts\x18\x0e \x03(\tR\x06alerts\x12)\n" +
 	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\x12\x1a\n" +
 	"\bwarnings\x18\x10 \x03(\tR\bwarnings\x12>\n" +
-	"\ractive_alerts\x18\x11 \x03(\v2\x19.carbide.manager.v1.AlertR\factiveAlerts\"Q\n" +
+	"\ractive_alerts\x18\x11 \x03(\v2\x19.carbide.manager.v1.AlertR\factiveAlerts\x12\x14\n" +
+	"\x05index\x18\x12 \x01(\x04R\x05index\"Q\n" +
 	"\x05Alert\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
@@ -1278,17 +1325,18 @@ const file_manager_proto_rawDesc = "" +
 	"\x0eCommandRequest\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\x12\x1c\n" +
-	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\\\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"~\n" +
 	"\fCommandReply\x12\x14\n" +
 	"\x05lines\x18\x01 \x03(\tR\x05lines\x12 \n" +
 	"\vcoordinator\x18\x02 \x01(\tR\vcoordinator\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index\"\x0e\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12 \n" +
+	"\vunconfirmed\x18\x04 \x01(\tR\vunconfirmed\"\x0e\n" +
 	"\fWatchRequest\"\x1e\n" +
 	"\fLocalRequest\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\"\"\n" +
 	"\n" +
 	"LocalReply\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xb2\x01\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xff\x01\n" +
 	"\x0fConnectorReport\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x14\n" +
@@ -1297,7 +1345,10 @@ const file_manager_proto_rawDesc = "" +
 	"transition\x18\x04 \x01(\tR\n" +
 	"transition\x12\x1a\n" +
 	"\bdraining\x18\x05 \x01(\tR\bdraining\x12'\n" +
-	"\x0fdraining_active\x18\x06 \x01(\x03R\x0edrainingActive\"\r\n" +
+	"\x0fdraining_active\x18\x06 \x01(\x03R\x0edrainingActive\x12\x14\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\x12\x18\n" +
+	"\aprimary\x18\b \x01(\tR\aprimary\x12\x1b\n" +
+	"\tread_only\x18\t \x01(\tR\breadOnly\"\r\n" +
 	"\vReportReply\"\"\n" +
 	"\fLeaseRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"Z\n" +
