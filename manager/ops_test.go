@@ -280,3 +280,28 @@ func TestFailoverRanksCandidatesOnFreshStatus(t *testing.T) {
 		t.Fatalf("primary %s, want east3; reply %q", st.Primary, lines)
 	}
 }
+
+// A replica's replicator running as master is made a slave of the primary
+// again under AUTOMATIC, and left alone under MAINTENANCE: an operator
+// moving the master role by hand (trepctl setrole) puts the site in
+// maintenance first, as the guide's procedures do.
+func TestReconcileLeavesRolesAloneInMaintenance(t *testing.T) {
+	for _, mode := range []string{policy.Automatic, policy.Maintenance} {
+		f := newFakeSite(t, "east1", east...)
+		f.repls["east2"].role, f.repls["east2"].uri = policy.RoleMaster, ""
+		a := f.agent(t, time.Second)
+		if mode == policy.Maintenance {
+			if err := a.ledger.apply(policy.Change{Op: policy.OpPolicy, Value: policy.Maintenance}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		facts := map[string]policy.Facts{}
+		for _, h := range east {
+			facts[h] = policy.Facts{Host: h, Alive: true, ReplRole: f.repls[h].role, ReplState: "ONLINE"}
+		}
+		a.reconcile(context.Background(), a.ledger.state(), facts)
+		if got, want := f.did("setrole east2 slave"), mode == policy.Automatic; got != want {
+			t.Errorf("%s: east2 made a slave again: %v, want %v", mode, got, want)
+		}
+	}
+}

@@ -484,9 +484,11 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 // reconcile takes offline any replicator running as master on a host that
 // is not the primary (a restarted failed primary, whose replicator came
 // back in its last role), or makes it a slave again if the host is an
-// ONLINE replica: one site, one master.
+// ONLINE replica: one site, one master. Under MAINTENANCE it leaves roles
+// alone: the operator changes them by hand (trepctl setrole), as the guide's
+// procedures do.
 func (a *Agent) reconcile(ctx context.Context, st policy.State, facts map[string]policy.Facts) {
-	if st.Transition != nil {
+	if st.Transition != nil || st.Policy != policy.Automatic {
 		return
 	}
 	for _, h := range a.hosts {

@@ -128,6 +128,12 @@ func TestCrossSiteFollowsOrigin(t *testing.T) {
 	}
 	s.sameEverywhere(30*time.Second, allHosts, "app")
 	east := []string{"east1", "east2", "east3"}
+	// Roles changed by hand need the managers in maintenance, as the guide
+	// says: under AUTOMATIC the coordinator makes a replica's replicator
+	// that runs as master a slave of the primary again.
+	if r := s.runCctrl("east1", "continuent", "cctrl", "", "-e", "set policy maintenance"); r.code != 0 {
+		t.Fatalf("set policy maintenance: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 	for _, h := range east {
 		s.trepctl(h, "offline")
 	}
