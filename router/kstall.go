@@ -36,10 +36,11 @@ const (
 // flowWatch is what the watcher last saw of a flow.
 type flowWatch struct {
 	used, sent uint64
-	since      time.Time // the last progress, or when bytes began to wait
+	held       bool      // bytes were waiting
+	since      time.Time // the last progress, or when bytes were first seen waiting
 }
 
-// stall says which flow of kp is stalled ("" for none) and how many bytes
+// stall says whether a flow of kp is stalled, which, and how many bytes
 // it holds; f are the pair's flows as read at this tick.
 func (kp *kpair) stall(f [2]flow, now time.Time) (side int, held uint64, stalled bool) {
 	var ti [2]*unix.TCPInfo
@@ -63,8 +64,9 @@ func (kp *kpair) stall(f [2]flow, now time.Time) (side int, held uint64, stalled
 			queued = used - sent
 		}
 		w := &kp.watch[side]
-		if used != w.used || sent != w.sent || unread+queued == 0 || w.since.IsZero() {
-			*w = flowWatch{used: used, sent: sent, since: now}
+		held := unread+queued > 0
+		if used != w.used || sent != w.sent || !held || !w.held {
+			*w = flowWatch{used: used, sent: sent, held: held, since: now}
 			continue
 		}
 		if now.Sub(w.since) >= kernelStallAfter {
