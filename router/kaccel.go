@@ -440,7 +440,8 @@ func (k *kernel) tick() {
 	keys, vals := k.keys[:n], k.vals[:n]
 	got, err := k.bpf.lookupFlows(keys, vals)
 	now := time.Now()
-	check := now.Sub(k.checked) >= kernelStallCheck
+	gap := now.Sub(k.checked)
+	check, late := gap >= kernelStallCheck, gap >= 2*kernelStallCheck
 	if check {
 		k.checked = now
 	}
@@ -480,7 +481,7 @@ pairs:
 			}
 		}
 		if check {
-			if side, held, stalled := kp.stall(fl, now); stalled {
+			if side, held, stalled := kp.stall(fl, now, late); stalled {
 				k.stalled(kp, side, held)
 			}
 		}

@@ -26,8 +26,12 @@ import (
 //     back-pressure but the kernel failing to push.
 //
 // A flow that holds bytes and whose Used and sent counts do not change
-// for kernelStallAfter is stalled. Each check costs two getsockopt calls
-// per pair in the kernel.
+// for kernelStallAfter is stalled. The kernel sends redirected bytes from
+// a worker thread, which a machine short of CPU can keep waiting as long
+// as it keeps the watcher waiting: a check that comes late (the watcher
+// itself was kept from running) does not call a flow stalled, the next
+// one on time does if nothing moved meanwhile. Each check costs two
+// getsockopt calls per pair in the kernel.
 const (
 	kernelStallAfter = 200 * time.Millisecond
 	kernelStallCheck = 5 * kernelTick
@@ -41,8 +45,9 @@ type flowWatch struct {
 }
 
 // stall says whether a flow of kp is stalled, which, and how many bytes
-// it holds; f are the pair's flows as read at this tick.
-func (kp *kpair) stall(f [2]flow, now time.Time) (side int, held uint64, stalled bool) {
+// it holds; f are the pair's flows as read at this tick, late says that
+// the watcher ran late (no flow is called stalled then).
+func (kp *kpair) stall(f [2]flow, now time.Time, late bool) (side int, held uint64, stalled bool) {
 	var ti [2]*unix.TCPInfo
 	for s, fd := range kp.fds {
 		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
@@ -69,7 +74,7 @@ func (kp *kpair) stall(f [2]flow, now time.Time) (side int, held uint64, stalled
 			*w = flowWatch{used: used, sent: sent, held: held, since: now}
 			continue
 		}
-		if now.Sub(w.since) >= kernelStallAfter {
+		if !late && now.Sub(w.since) >= kernelStallAfter {
 			return side, unread + queued, true
 		}
 	}
