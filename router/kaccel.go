@@ -284,6 +284,7 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 		return kp, nil
 	}
 	kp.base[clientSide] = uint64(len(greeting))
+	kp.read[serverSide] = uint64(len(greeting))
 	if err := writeAll(fc, greeting); err != nil {
 		kp.closeNow()
 		return kp, nil
@@ -306,7 +307,6 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 	// packets as they arrive): the event loops take them. What a socket
 	// received is what was read before mapping (the greeting), what the
 	// program passed on, and what waits.
-	kp.read = [2]uint64{0, uint64(len(greeting))}
 	for side, fd := range kp.fds {
 		ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		f, ferr := k.flow(kp.slot<<1 | uint32(side))

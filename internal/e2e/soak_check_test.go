@@ -75,7 +75,7 @@ func soakQueries() (small, medium, large, huge []string, slow string) {
 		huge = append(huge, repeat(n))
 	}
 	huge = append(huge, "SELECT seq, REPEAT('y', 1000) FROM seq_1_to_65536")
-	return small, medium, large, huge, seq(40_000, 500)
+	return small, medium, large, huge, seq(16_000, 500)
 }
 
 // loadQueries reads every query's answer on the direct pool.
@@ -99,15 +99,15 @@ func loadQueries(t *testing.T, direct *sql.DB) *querySet {
 	return qs
 }
 
-// pick draws a query: mostly small, one in 40 up to 1 MB, one in 1,000
-// up to 16 MB, one in 4,000 up to 64 MB (some 40 KB on average).
+// pick draws a query: mostly small, one in 50 up to 1 MB, one in 2,000
+// up to 16 MB, one in 20,000 up to 64 MB (some 25 KB on average).
 func (qs *querySet) pick(r *rand.Rand) soakQuery {
-	switch n := r.IntN(4000); {
+	switch n := r.IntN(20_000); {
 	case n == 0:
 		return qs.huge[r.IntN(len(qs.huge))]
-	case n < 5:
+	case n < 10:
 		return qs.large[r.IntN(len(qs.large))]
-	case n < 100:
+	case n < 400:
 		return qs.medium[r.IntN(len(qs.medium))]
 	}
 	return qs.small[r.IntN(len(qs.small))]

@@ -199,7 +199,7 @@ func (s *connSoak) queries(r *rand.Rand, stop <-chan struct{}) {
 	}
 }
 
-// slowReader reads a 20 MB answer of 40,000 rows, or one of 450 KB in
+// slowReader reads an 8 MB answer of 16,000 rows, or one of 450 KB in
 // 5,000 rows, sleeping a millisecond every 200 rows, and stops reading
 // once for 300 to 800 ms: longer than the stall window. The first runs
 // out of credit (its pair moves to the event loops as paused), the second
@@ -238,7 +238,7 @@ func (s *connSoak) aborter(r *rand.Rand, stop <-chan struct{}) {
 	defer db.Close()
 	for !stopped(stop) {
 		q := s.qs.medium[r.IntN(len(s.qs.medium))]
-		if r.IntN(4) == 0 {
+		if r.IntN(8) == 0 {
 			q = s.qs.large[r.IntN(len(s.qs.large))]
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), soakLimit)
@@ -270,10 +270,10 @@ func (s *connSoak) killer(r *rand.Rand, stop <-chan struct{}) {
 	defer db.Close()
 	for !stopped(stop) {
 		q := s.qs.medium[r.IntN(len(s.qs.medium))]
-		switch r.IntN(6) {
+		switch r.IntN(30) {
 		case 0:
 			q = s.qs.huge[r.IntN(len(s.qs.huge))]
-		case 1, 2:
+		case 1, 2, 3, 4, 5:
 			q = s.qs.large[r.IntN(len(s.qs.large))]
 		}
 		c, err := db.Conn(context.Background())
