@@ -197,9 +197,10 @@ type tally struct {
 	samples []string // the first wrong, truncated or unresolved answers
 }
 
-// judge counts one answer to q got in took; a wrong or truncated answer
-// or one that took past limit is kept as a sample.
-func (c *tally) judge(q soakQuery, got answer, err error, took, limit time.Duration) {
+// judge counts one answer to q got in took by the worker who; a wrong,
+// truncated or garbled answer or one that took past limit is kept as a
+// sample.
+func (c *tally) judge(who string, q soakQuery, got answer, err error, took, limit time.Duration) {
 	c.queries.Add(1)
 	c.bytes.Add(got.bytes)
 	var bad string
@@ -226,7 +227,7 @@ func (c *tally) judge(q soakQuery, got answer, err error, took, limit time.Durat
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.samples) < 10 {
-		c.samples = append(c.samples, q.text[:min(len(q.text), 70)]+": "+bad)
+		c.samples = append(c.samples, who+": "+q.text[:min(len(q.text), 70)]+": "+bad)
 	}
 }
 

@@ -178,13 +178,13 @@ func (l driverLog) Print(v ...any) {
 	}
 }
 
-// timed runs q on db and judges its answer.
-func (s *connSoak) timed(db querier, q soakQuery, row func(int) bool) (answer, error) {
+// timed runs q on db for the worker who and judges its answer.
+func (s *connSoak) timed(who string, db querier, q soakQuery, row func(int) bool) (answer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), soakLimit)
 	defer cancel()
 	start := time.Now()
 	a, err := run(ctx, db, q.text, row)
-	s.c.judge(q, a, err, time.Since(start), soakLimit)
+	s.c.judge(who, q, a, err, time.Since(start), soakLimit)
 	return a, err
 }
 
@@ -193,7 +193,7 @@ func (s *connSoak) queries(r *rand.Rand, stop <-chan struct{}) {
 	db := s.pool(s.addr, 2)
 	defer db.Close()
 	for !stopped(stop) {
-		if _, err := s.timed(db, s.qs.pick(r), nil); err != nil {
+		if _, err := s.timed("query", db, s.qs.pick(r), nil); err != nil {
 			time.Sleep(10 * time.Millisecond) // the server may be down
 		}
 	}
@@ -214,7 +214,7 @@ func (s *connSoak) slowReader(r *rand.Rand, stop <-chan struct{}) {
 			q = s.qs.medium[len(s.qs.medium)-1]
 		}
 		pause := 1 + r.IntN(q.want.rows)
-		_, err := s.timed(db, q, func(n int) bool {
+		_, err := s.timed("slow", db, q, func(n int) bool {
 			if n%200 == 0 {
 				time.Sleep(time.Millisecond)
 			}
@@ -294,7 +294,7 @@ func (s *connSoak) killer(r *rand.Rand, stop <-chan struct{}) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			_, err := s.timed(c, q, nil)
+			_, err := s.timed(strings.TrimSpace(kill), c, q, nil)
 			done <- err
 		}()
 		time.Sleep(time.Duration(r.IntN(30)) * time.Millisecond)
@@ -320,7 +320,7 @@ func (s *connSoak) serverFault(kill bool) {
 	}
 	fault := make(chan struct{})
 	start := time.Now()
-	_, err := s.timed(db, q, func(n int) bool {
+	_, err := s.timed("server "+what, db, q, func(n int) bool {
 		if n == 1 {
 			go func() {
 				defer close(fault)
@@ -357,7 +357,7 @@ func (s *connSoak) burst(d time.Duration) (int64, float64) {
 		go func() {
 			defer wg.Done()
 			for time.Since(begin) < d {
-				if _, err := s.timed(db, q, nil); err == nil {
+				if _, err := s.timed("burst", db, q, nil); err == nil {
 					mu.Lock()
 					n++
 					mu.Unlock()
