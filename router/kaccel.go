@@ -104,6 +104,9 @@ type kernel struct {
 
 	moved  [2]atomic.Uint64 // bytes the kernel passed on, by side read
 	paused atomic.Uint64    // pairs moved to the event loops for want of credit
+	stalls atomic.Uint64    // pairs moved there because their bytes stopped moving (kstall.go)
+
+	checked time.Time // the last stall check (watcher only)
 }
 
 type kpair struct {
@@ -112,6 +115,7 @@ type kpair struct {
 	fds  [2]int
 	keys [2][16]byte
 	base [2]uint64 // bytes written to each socket before it was mapped
+	read [2]uint64 // bytes read from each socket before it was mapped
 	done func()
 
 	mu       sync.Mutex
@@ -122,6 +126,7 @@ type kpair struct {
 	closed   bool
 	granted  [2]uint64 // the credit last given, by side read (watcher only)
 	counted  [2]uint64
+	watch    [2]flowWatch // what the stall check last saw (watcher only)
 }
 
 // newKernel loads the program and makes its maps; an error says why the
@@ -279,6 +284,7 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 		return kp, nil
 	}
 	kp.base[clientSide] = uint64(len(greeting))
+	kp.read[serverSide] = uint64(len(greeting))
 	if err := writeAll(fc, greeting); err != nil {
 		kp.closeNow()
 		return kp, nil
@@ -301,11 +307,10 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 	// packets as they arrive): the event loops take them. What a socket
 	// received is what was read before mapping (the greeting), what the
 	// program passed on, and what waits.
-	read := [2]uint64{0, uint64(len(greeting))}
 	for side, fd := range kp.fds {
 		ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		f, ferr := k.flow(kp.slot<<1 | uint32(side))
-		if err != nil || ferr != nil || ti.Bytes_received > read[side]+f.Used {
+		if err != nil || ferr != nil || ti.Bytes_received > kp.read[side]+f.Used {
 			kp.leave("bytes before mapping")
 			break
 		}
@@ -434,6 +439,13 @@ func (k *kernel) tick() {
 	}
 	keys, vals := k.keys[:n], k.vals[:n]
 	got, err := k.bpf.lookupFlows(keys, vals)
+	now := time.Now()
+	gap := now.Sub(k.checked)
+	check, late := gap >= kernelStallCheck, gap >= 2*kernelStallCheck
+	if check {
+		k.checked = now
+	}
+pairs:
 	for _, kp := range all {
 		kp.mu.Lock()
 		leaving := kp.leaving
@@ -441,18 +453,20 @@ func (k *kernel) tick() {
 		if leaving {
 			continue
 		}
+		var fl [2]flow
 		for side := 0; side < 2; side++ {
 			i := kp.slot<<1 | uint32(side)
 			var f flow
 			if err == nil && int(i) < got {
 				f = vals[i]
 			} else if f, err = k.flow(i); err != nil {
-				continue
+				continue pairs
 			}
+			fl[side] = f
 			kp.count(side, f.Used)
 			if f.Paused != 0 {
 				kp.leave("paused")
-				break
+				continue pairs
 			}
 			g := max(kp.granted[side], kernelWindow)
 			if f.Used+kernelWindow/2 < g {
@@ -464,6 +478,11 @@ func (k *kernel) tick() {
 			}
 			if ng := w - kp.base[1-side] + kernelWindow; ng > g && k.grant(i, ng) == nil {
 				kp.granted[side] = ng
+			}
+		}
+		if check {
+			if side, held, stalled := kp.stall(fl, now, late); stalled {
+				k.stalled(kp, side, held)
 			}
 		}
 	}

@@ -98,6 +98,9 @@ func TestKernelQueries(t *testing.T) {
 	if n := p.kernel.paused.Load(); n != 0 {
 		t.Errorf("%d pairs left the kernel path for want of credit", n)
 	}
+	if n := p.Stalls(); n != 0 {
+		t.Errorf("%d pairs counted as stalled", n)
+	}
 	b := p.Bytes()
 	if b.FromClients != sent || b.FromServers != sent+5*conns {
 		t.Errorf("bytes %+v, want %d from clients and %d from servers", b, sent, sent+5*conns)
@@ -156,6 +159,9 @@ func TestKernelBulk(t *testing.T) {
 	waitActive(t, p, 0)
 	if n := p.kernel.paused.Load(); n == 0 {
 		t.Errorf("no bulk pair left the kernel path")
+	}
+	if n := p.Stalls(); n != 0 {
+		t.Errorf("%d bulk pairs (half of them read late) counted as stalled", n)
 	}
 	if b := p.Bytes(); b.FromClients != conns*size || b.FromServers != conns*(size+5) {
 		t.Errorf("bytes %+v, want %d from clients and %d from servers", b, conns*size, conns*(size+5))
@@ -228,6 +234,9 @@ func TestKernelServerEndsAfterAnswer(t *testing.T) {
 		}
 		wg.Wait()
 		waitActive(t, p, 0)
+		if n := p.Stalls(); n != 0 {
+			t.Errorf("size %d: %d pairs of slow readers counted as stalled", size, n)
+		}
 	}
 }
 

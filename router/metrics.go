@@ -21,6 +21,7 @@ var (
 	descBytes      = prometheus.NewDesc("carbide_connector_bytes_total", "Bytes the connector moved: direction to_server (from applications) or to_client (from databases).", []string{"site", "direction"}, nil)
 	descRouting    = prometheus.NewDesc("carbide_connector_routing_changes_total", "Routing tables that changed where connections go (state, targets, epoch, drain, failed datasources).", []string{"site"}, nil)
 	descRouteEpoch = prometheus.NewDesc("carbide_connector_epoch", "The site's epoch in the connector's routing table.", []string{"site"}, nil)
+	descStalls     = prometheus.NewDesc("carbide_connector_kernel_stalls_total", "Connections moved from the kernel path to the event loops because their bytes stopped moving in the kernel.", []string{"site"}, nil)
 )
 
 var connectorStates = []string{StateOnline, StateOffline, StateOnHold}
@@ -31,6 +32,7 @@ type proxyStats interface {
 	Counters() Counters
 	Bytes() Bytes
 	RoutingChanges() uint64
+	Stalls() uint64
 }
 
 var _ proxyStats = (*Proxy)(nil)
@@ -43,7 +45,7 @@ type collector struct {
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descCreated, descActive, descDSCreated, descDSActive, descBytes, descRouting, descRouteEpoch} {
+	for _, d := range []*prometheus.Desc{descState, descCreated, descActive, descDSCreated, descDSActive, descBytes, descRouting, descRouteEpoch, descStalls} {
 		ch <- d
 	}
 }
@@ -71,6 +73,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	metric(descBytes, prometheus.CounterValue, float64(b.FromServers), "to_client")
 	metric(descRouting, prometheus.CounterValue, float64(c.p.RoutingChanges()))
 	metric(descRouteEpoch, prometheus.GaugeValue, float64(t.Epoch))
+	metric(descStalls, prometheus.CounterValue, float64(c.p.Stalls()))
 }
 
 // metricsAddr is where /metrics listens, "" when the exporter is off

@@ -63,6 +63,7 @@ func TestConnectorMetrics(t *testing.T) {
 		"carbide_connector_bytes_total{direction=to_client,site=east}":                    float64(5 + len(msg)),
 		"carbide_connector_routing_changes_total{site=east}":                              1,
 		"carbide_connector_epoch{site=east}":                                              1,
+		"carbide_connector_kernel_stalls_total{site=east}":                                0,
 	} {
 		if v, ok := m[k]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)
