@@ -40,16 +40,14 @@ func (s *Service) Counters() Counters {
 // bytes, a transaction at its last fragment.
 func (s *Service) counted(r *thl.Reader) apply.Next {
 	return func(ctx context.Context) (*thlpb.Event, int, error) {
-		ev, err := r.Next(ctx)
-		if ev == nil {
-			return nil, 0, err
+		ev, size, err := r.NextSized(ctx)
+		if ev != nil {
+			var n uint64
+			if ev.GetLastFrag() {
+				n = 1
+			}
+			s.counts.add(n, uint64(size))
 		}
-		var n uint64
-		if ev.GetLastFrag() {
-			n = 1
-		}
-		size := r.LastSize()
-		s.counts.add(n, uint64(size))
-		return ev, int(size), err
+		return ev, size, err
 	}
 }
