@@ -305,3 +305,20 @@ func TestReconcileLeavesRolesAloneInMaintenance(t *testing.T) {
 		}
 	}
 }
+
+// The monitor's failover decision names a candidate from the last
+// reports; the failover itself ranks on what the replicators say then:
+// east2 (stale report: ahead) stored everything but cannot apply it,
+// east3 has applied everything since its last report.
+func TestAutomaticFailoverRanksOnFreshStatus(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	f.dbs["east1"].down = true
+	f.repls["east2"].applied, f.repls["east2"].stuck = 90, true
+	f.repls["east3"].applied, f.repls["east3"].stored = 80, 80
+	a := f.agent(t, 200*time.Millisecond)
+	f.repls["east3"].applied, f.repls["east3"].stored = 100, 100 // after its last report
+	a.execute(context.Background(), policy.Decision{Kind: policy.DecideFailover, Host: "east1", To: "east2", Reason: "dataserver down"})
+	if st := a.ledger.state(); st.Primary != "east3" {
+		t.Fatalf("primary %s, want east3", st.Primary)
+	}
+}

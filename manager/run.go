@@ -565,7 +565,10 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		}
 		lines = []string{fmt.Sprintf("datasource %s FAILED (%s)", d.Host, d.Reason)}
 	case policy.DecideFailover:
-		lines, err = a.doFailover(ctx, d.To, d.Reason, false)
+		// d.To is the monitor's pick on reports up to 500 ms old (a
+		// replica that applied everything may not have said so yet):
+		// doFailover ranks the replicas again on what they say now.
+		lines, err = a.doFailover(ctx, "", d.Reason, false)
 	case policy.DecideRecover:
 		lines, err = a.doRecover(ctx, d.Host, false)
 	}
