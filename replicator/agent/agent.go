@@ -95,7 +95,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 		svc, err := service.New(service.Config{
 			SourceOrder: order,
-			Name:        sp.Name, Host: b.Host.Name, Role: sp.Role, Topology: sp.Topology, Sources: sources,
+			Name:        sp.Name, Host: b.Host.Name, Site: b.Host.Site, Role: sp.Role, Topology: sp.Topology, Sources: sources,
 			ListenAddr: net.JoinHostPort(b.Host.Name, strconv.Itoa(st.THLPort)), SSL: st.THLSSL, Resolve: resolver(b),
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,

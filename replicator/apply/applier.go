@@ -53,8 +53,11 @@ type Config struct {
 	// events (BINLOG statements), not only those of transactions that
 	// touch a table with triggers.
 	BinlogRows bool
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Site is this host's site: a transaction that depends on the site's
+	// own service (Event.after) needs no wait on its primary (after.go).
+	Site   string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
@@ -134,6 +137,10 @@ type Applier struct {
 	compound, compoundOff atomic.Bool
 	// tail is the buffer of a serial commit's tracking update.
 	tail []byte
+	// after is what Run knows of the other streams (after.go); waiting
+	// says what it holds a transaction for.
+	after   afterState
+	waiting atomic.Value
 }
 
 // lingerFloor: commits faster than this mean an idle database, where a
@@ -369,7 +376,7 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 	defer func() { a.endOrphans(sessions) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a.deps, a.queued = nil, nil
+	a.deps, a.queued, a.after = nil, nil, afterState{}
 	if a.cfg.Channels > 1 {
 		p, err := a.openPool(ctx)
 		if err != nil {
@@ -465,7 +472,10 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 			}
 			return <-readErr
 		}
-		err := a.add(ctx, blk, q.ev)
+		err := a.awaitAfter(ctx, blk, q.ev)
+		if err == nil {
+			err = a.add(ctx, blk, q.ev)
+		}
 		ahead.Release(q.size)
 		if err != nil {
 			return err

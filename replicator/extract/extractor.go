@@ -189,6 +189,9 @@ func (x *Extractor) RunFrom(ctx context.Context, from, prepared position.Positio
 		send:   send,
 	}
 	defer r.close()
+	if r.applied, err = x.readApplied(ctx); err != nil {
+		return errorf(ErrConnect, "%v", err)
+	}
 	x.rememberLocal(ctx, si, r.coll)
 	if start != from {
 		r.after = from

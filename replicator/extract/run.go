@@ -44,6 +44,9 @@ type run struct {
 	maps     map[uint64][]byte
 	prepared map[string]*xaPrepared // XA transactions awaiting XA COMMIT, by xid
 	after    position.Position      // sent before this Run: replay up to here (xa.go)
+	// applied is how far each other stream had been applied into the
+	// database as of the event being read (after.go).
+	applied appliedVector
 }
 
 // handle consumes one binlog event; end is its end offset in r.file (the
@@ -247,12 +250,15 @@ func (r *run) rows(ctx context.Context, e *replication.RowsEvent, raw []byte) er
 	if !r.tx.open { // rows outside BEGIN … COMMIT: take them as a transaction
 		r.tx.open = true
 	}
+	if r.tables.loopOf(e.Table.Schema, e.Table.Table) == loopTracking {
+		r.tx.noteTracking(e, r.x.cfg.LoopSchemaPrefix, r.x.cfg.Service)
+		if r.tx.drop == "" {
+			r.tx.drop = string(e.Table.Schema) + "." + string(e.Table.Table)
+		}
+		return nil
+	}
 	if r.tx.drop != "" {
 		return nil // dropped whole at its end: skip the conversion
-	}
-	if r.tables.loopOf(e.Table.Schema, e.Table.Table) == loopTracking {
-		r.tx.drop = string(e.Table.Schema) + "." + string(e.Table.Table)
-		return nil
 	}
 	if r.tx.err != nil {
 		return nil // fails at its end, unless a tracking write follows
@@ -392,6 +398,7 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 	}
 	switch {
 	case tx.drop != "":
+		r.applied = r.applied.with(tx.applied)
 		r.x.setLast(pos)
 		r.x.filtered.Add(1)
 		r.x.log.Debug("transaction filtered", "event_id", pos.String(), "reason", tx.drop)
@@ -414,7 +421,7 @@ func (r *run) commit(h *replication.EventHeader, end uint32) error {
 	}
 	spilled := tx.spilled
 	n, err := tx.finish(stamp{pos: pos, sourceID: r.x.cfg.SourceID, service: r.x.cfg.Service, preparedFrom: r.preparedFrom(),
-		commitUS: commitUS, extractUS: r.x.cfg.Clock().UnixMicro()}, r.send)
+		commitUS: commitUS, extractUS: r.x.cfg.Clock().UnixMicro(), after: r.applied}, r.send)
 	switch {
 	case errors.Is(err, ErrSpill):
 		return err

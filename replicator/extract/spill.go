@@ -139,6 +139,7 @@ type stamp struct {
 	pos                             position.Position
 	sourceID, service, preparedFrom string
 	commitUS, extractUS             int64
+	after                           appliedVector // on fragment 0
 }
 
 // finish stamps the fragments and sends them in order, returning how many
@@ -164,6 +165,9 @@ func (t *txn) finish(st stamp, send func([]*thlpb.Event) error) (int, error) {
 		f.SourceCommitTimeUs = st.commitUS
 		f.ExtractTimeUs = st.extractUS
 		f.PreparedFrom = st.preparedFrom
+		if i == 0 {
+			f.After = st.after
+		}
 		if t.heartbeat {
 			f.Heartbeat = t.heartName
 		}

@@ -66,6 +66,9 @@ type txn struct {
 	err       error
 	heartbeat bool
 	heartName string
+	// applied is what the tracking rows an applier's transaction writes
+	// say of their services (after.go), by service.
+	applied map[string]*thlpb.After
 }
 
 // reset forgets everything but the limits, and removes the spill file.

@@ -205,6 +205,8 @@ func (a *fakeApplier) Run(ctx context.Context, next apply.Next) error {
 	}
 }
 
+func (a *fakeApplier) Waiting() string { return "" }
+
 func (a *fakeApplier) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()

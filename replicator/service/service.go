@@ -35,6 +35,7 @@ var (
 type Config struct {
 	Name     string // the service (the origin site's name)
 	Host     string // this host: source_id of extracted events
+	Site     string // this host's site (the applier's causal waits)
 	Role     string // initial role
 	Topology string // clustered or cluster-slave, for status
 	// Sources are the THL servers ("host:port") a slave reads, in order.
@@ -565,7 +566,7 @@ func (s *Service) resetStore() error {
 
 func (s *Service) newApplier() (Applier, error) {
 	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Logger: s.log})
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Logger: s.log})
 }
 
 // openApplier returns an applier connected to the database, its tracking

@@ -61,6 +61,9 @@ type Applier interface {
 	// Run applies what next returns until ctx ends (ctx's error) or a
 	// transaction fails (an *apply.Error).
 	Run(ctx context.Context, next apply.Next) error
+	// Waiting says what the applier holds a transaction for: another
+	// stream to catch up (apply/after.go); "" when nothing.
+	Waiting() string
 	Close() error
 }
 

@@ -153,6 +153,9 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		"useSSLConnection":        strconv.FormatBool(s.cfg.SSL),
 		"version":                 Version,
 	}
+	if w := s.applierWaiting(); w != "" {
+		f["waitingFor"] = w
+	}
 	if role == RoleSlave && client != nil {
 		// Why a slave going online is not connected yet (a source down, a
 		// TLS mismatch while a rolling change is half done).
@@ -238,4 +241,15 @@ func (s *Service) runningLocked() bool {
 	default:
 		return true
 	}
+}
+
+// applierWaiting is what the running applier holds a transaction for.
+func (s *Service) applierWaiting() string {
+	s.mu.Lock()
+	a := s.applier
+	s.mu.Unlock()
+	if a == nil {
+		return ""
+	}
+	return a.Waiting()
 }

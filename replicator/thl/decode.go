@@ -263,6 +263,13 @@ func (d *decoder) event(payload []byte, ev *thlpb.Event) error {
 			ev.Heartbeat, err = d.text(payload, val)
 		case 13:
 			ev.PreparedFrom, err = d.text(payload, val)
+		case 14:
+			// On the first fragment only, and short: no slab.
+			a := new(thlpb.After)
+			if proto.Unmarshal(val, a) != nil {
+				return errFallback
+			}
+			ev.After = append(ev.After, a)
 		default:
 			return errFallback
 		}

@@ -56,6 +56,9 @@ func randomEvent(r *rand.Rand, big bool) *thlpb.Event {
 	if r.IntN(10) == 0 {
 		ev.Heartbeat, ev.PreparedFrom = "hb", "mysql-bin.000001:4"
 	}
+	for range r.IntN(3) {
+		ev.After = append(ev.After, &thlpb.After{Service: []string{"west", "north", ""}[r.IntN(3)], Seqno: r.Uint64N(1 << 40)})
+	}
 	for range r.IntN(5) {
 		if r.IntN(4) == 0 {
 			ev.Changes = append(ev.Changes, &thlpb.Change{Change: &thlpb.Change_Statement{Statement: &thlpb.Statement{

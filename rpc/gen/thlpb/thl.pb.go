@@ -73,7 +73,7 @@ func (x RowChange_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RowChange_Action.Descriptor instead.
 func (RowChange_Action) EnumDescriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{3, 0}
+	return file_thl_proto_rawDescGZIP(), []int{4, 0}
 }
 
 // Event is one transaction, or one fragment of a large transaction.
@@ -109,7 +109,16 @@ type Event struct {
 	// XA transaction still prepared after this event began: an extractor
 	// continuing after this event reads the binlog again from there to
 	// rebuild the prepared transactions it has not sent yet. Empty when none.
-	PreparedFrom  string `protobuf:"bytes,13,opt,name=prepared_from,json=preparedFrom,proto3" json:"prepared_from,omitempty"`
+	PreparedFrom string `protobuf:"bytes,13,opt,name=prepared_from,json=preparedFrom,proto3" json:"prepared_from,omitempty"`
+	// after is the causal order across streams: for each other service
+	// that applies into the source's database (a cross-site service, or the
+	// site's own cluster service for a cross-site transaction), the last
+	// seqno of it the source's database had committed when this transaction
+	// committed. An applier holds the transaction until its own database
+	// has applied as much of each (a write made after reading a row
+	// another site changed never lands before that change). On fragment 0
+	// only; empty where the source applies no other stream.
+	After         []*After `protobuf:"bytes,14,rep,name=after,proto3" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +244,75 @@ func (x *Event) GetPreparedFrom() string {
 	return ""
 }
 
+func (x *Event) GetAfter() []*After {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+// After is one entry of Event.after: service's seqno, in the history
+// (epoch) its tracking row named.
+type After struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Seqno         uint64                 `protobuf:"varint,2,opt,name=seqno,proto3" json:"seqno,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *After) Reset() {
+	*x = After{}
+	mi := &file_thl_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *After) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*After) ProtoMessage() {}
+
+func (x *After) ProtoReflect() protoreflect.Message {
+	mi := &file_thl_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use After.ProtoReflect.Descriptor instead.
+func (*After) Descriptor() ([]byte, []int) {
+	return file_thl_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *After) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *After) GetSeqno() uint64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *After) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Change:
@@ -248,7 +326,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_thl_proto_msgTypes[1]
+	mi := &file_thl_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +338,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[1]
+	mi := &file_thl_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +351,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{1}
+	return file_thl_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Change) GetChange() isChange_Change {
@@ -334,7 +412,7 @@ type Statement struct {
 
 func (x *Statement) Reset() {
 	*x = Statement{}
-	mi := &file_thl_proto_msgTypes[2]
+	mi := &file_thl_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +424,7 @@ func (x *Statement) String() string {
 func (*Statement) ProtoMessage() {}
 
 func (x *Statement) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[2]
+	mi := &file_thl_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +437,7 @@ func (x *Statement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Statement.ProtoReflect.Descriptor instead.
 func (*Statement) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{2}
+	return file_thl_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Statement) GetSchema() string {
@@ -412,7 +490,7 @@ type RowChange struct {
 
 func (x *RowChange) Reset() {
 	*x = RowChange{}
-	mi := &file_thl_proto_msgTypes[3]
+	mi := &file_thl_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +502,7 @@ func (x *RowChange) String() string {
 func (*RowChange) ProtoMessage() {}
 
 func (x *RowChange) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[3]
+	mi := &file_thl_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +515,7 @@ func (x *RowChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowChange.ProtoReflect.Descriptor instead.
 func (*RowChange) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{3}
+	return file_thl_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RowChange) GetSchema() string {
@@ -506,7 +584,7 @@ type Column struct {
 
 func (x *Column) Reset() {
 	*x = Column{}
-	mi := &file_thl_proto_msgTypes[4]
+	mi := &file_thl_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +596,7 @@ func (x *Column) String() string {
 func (*Column) ProtoMessage() {}
 
 func (x *Column) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[4]
+	mi := &file_thl_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +609,7 @@ func (x *Column) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Column.ProtoReflect.Descriptor instead.
 func (*Column) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{4}
+	return file_thl_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Column) GetName() string {
@@ -581,7 +659,7 @@ type Row struct {
 
 func (x *Row) Reset() {
 	*x = Row{}
-	mi := &file_thl_proto_msgTypes[5]
+	mi := &file_thl_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +671,7 @@ func (x *Row) String() string {
 func (*Row) ProtoMessage() {}
 
 func (x *Row) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[5]
+	mi := &file_thl_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +684,7 @@ func (x *Row) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Row.ProtoReflect.Descriptor instead.
 func (*Row) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{5}
+	return file_thl_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Row) GetBefore() []*Value {
@@ -645,7 +723,7 @@ type Value struct {
 
 func (x *Value) Reset() {
 	*x = Value{}
-	mi := &file_thl_proto_msgTypes[6]
+	mi := &file_thl_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +735,7 @@ func (x *Value) String() string {
 func (*Value) ProtoMessage() {}
 
 func (x *Value) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[6]
+	mi := &file_thl_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +748,7 @@ func (x *Value) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Value.ProtoReflect.Descriptor instead.
 func (*Value) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{6}
+	return file_thl_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Value) GetValue() isValue_Value {
@@ -826,7 +904,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_thl_proto_msgTypes[7]
+	mi := &file_thl_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +916,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[7]
+	mi := &file_thl_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +929,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{7}
+	return file_thl_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StreamRequest) GetService() string {
@@ -910,7 +988,7 @@ type StreamMessage struct {
 
 func (x *StreamMessage) Reset() {
 	*x = StreamMessage{}
-	mi := &file_thl_proto_msgTypes[8]
+	mi := &file_thl_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1000,7 @@ func (x *StreamMessage) String() string {
 func (*StreamMessage) ProtoMessage() {}
 
 func (x *StreamMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[8]
+	mi := &file_thl_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1013,7 @@ func (x *StreamMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamMessage.ProtoReflect.Descriptor instead.
 func (*StreamMessage) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{8}
+	return file_thl_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StreamMessage) GetMessage() isStreamMessage_Message {
@@ -990,7 +1068,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_thl_proto_msgTypes[9]
+	mi := &file_thl_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1080,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_thl_proto_msgTypes[9]
+	mi := &file_thl_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1093,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_thl_proto_rawDescGZIP(), []int{9}
+	return file_thl_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Heartbeat) GetMaxSeqno() uint64 {
@@ -1043,7 +1121,7 @@ var File_thl_proto protoreflect.FileDescriptor
 
 const file_thl_proto_rawDesc = "" +
 	"\n" +
-	"\tthl.proto\x12\x0ecarbide.thl.v1\"\xad\x03\n" +
+	"\tthl.proto\x12\x0ecarbide.thl.v1\"\xda\x03\n" +
 	"\x05Event\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12\x16\n" +
 	"\x06fragno\x18\x02 \x01(\rR\x06fragno\x12\x1b\n" +
@@ -1058,7 +1136,12 @@ const file_thl_proto_rawDesc = "" +
 	" \x01(\x03R\rextractTimeUs\x120\n" +
 	"\achanges\x18\v \x03(\v2\x16.carbide.thl.v1.ChangeR\achanges\x12\x1c\n" +
 	"\theartbeat\x18\f \x01(\tR\theartbeat\x12#\n" +
-	"\rprepared_from\x18\r \x01(\tR\fpreparedFrom\"~\n" +
+	"\rprepared_from\x18\r \x01(\tR\fpreparedFrom\x12+\n" +
+	"\x05after\x18\x0e \x03(\v2\x15.carbide.thl.v1.AfterR\x05after\"M\n" +
+	"\x05After\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05seqno\x18\x02 \x01(\x04R\x05seqno\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"~\n" +
 	"\x06Change\x12/\n" +
 	"\x04rows\x18\x01 \x01(\v2\x19.carbide.thl.v1.RowChangeH\x00R\x04rows\x129\n" +
 	"\tstatement\x18\x02 \x01(\v2\x19.carbide.thl.v1.StatementH\x00R\tstatementB\b\n" +
@@ -1140,40 +1223,42 @@ func file_thl_proto_rawDescGZIP() []byte {
 }
 
 var file_thl_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_thl_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_thl_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_thl_proto_goTypes = []any{
 	(RowChange_Action)(0), // 0: carbide.thl.v1.RowChange.Action
 	(*Event)(nil),         // 1: carbide.thl.v1.Event
-	(*Change)(nil),        // 2: carbide.thl.v1.Change
-	(*Statement)(nil),     // 3: carbide.thl.v1.Statement
-	(*RowChange)(nil),     // 4: carbide.thl.v1.RowChange
-	(*Column)(nil),        // 5: carbide.thl.v1.Column
-	(*Row)(nil),           // 6: carbide.thl.v1.Row
-	(*Value)(nil),         // 7: carbide.thl.v1.Value
-	(*StreamRequest)(nil), // 8: carbide.thl.v1.StreamRequest
-	(*StreamMessage)(nil), // 9: carbide.thl.v1.StreamMessage
-	(*Heartbeat)(nil),     // 10: carbide.thl.v1.Heartbeat
-	nil,                   // 11: carbide.thl.v1.Statement.SessionEntry
+	(*After)(nil),         // 2: carbide.thl.v1.After
+	(*Change)(nil),        // 3: carbide.thl.v1.Change
+	(*Statement)(nil),     // 4: carbide.thl.v1.Statement
+	(*RowChange)(nil),     // 5: carbide.thl.v1.RowChange
+	(*Column)(nil),        // 6: carbide.thl.v1.Column
+	(*Row)(nil),           // 7: carbide.thl.v1.Row
+	(*Value)(nil),         // 8: carbide.thl.v1.Value
+	(*StreamRequest)(nil), // 9: carbide.thl.v1.StreamRequest
+	(*StreamMessage)(nil), // 10: carbide.thl.v1.StreamMessage
+	(*Heartbeat)(nil),     // 11: carbide.thl.v1.Heartbeat
+	nil,                   // 12: carbide.thl.v1.Statement.SessionEntry
 }
 var file_thl_proto_depIdxs = []int32{
-	2,  // 0: carbide.thl.v1.Event.changes:type_name -> carbide.thl.v1.Change
-	4,  // 1: carbide.thl.v1.Change.rows:type_name -> carbide.thl.v1.RowChange
-	3,  // 2: carbide.thl.v1.Change.statement:type_name -> carbide.thl.v1.Statement
-	11, // 3: carbide.thl.v1.Statement.session:type_name -> carbide.thl.v1.Statement.SessionEntry
-	0,  // 4: carbide.thl.v1.RowChange.action:type_name -> carbide.thl.v1.RowChange.Action
-	5,  // 5: carbide.thl.v1.RowChange.columns:type_name -> carbide.thl.v1.Column
-	6,  // 6: carbide.thl.v1.RowChange.rows:type_name -> carbide.thl.v1.Row
-	7,  // 7: carbide.thl.v1.Row.before:type_name -> carbide.thl.v1.Value
-	7,  // 8: carbide.thl.v1.Row.after:type_name -> carbide.thl.v1.Value
-	1,  // 9: carbide.thl.v1.StreamMessage.event:type_name -> carbide.thl.v1.Event
-	10, // 10: carbide.thl.v1.StreamMessage.heartbeat:type_name -> carbide.thl.v1.Heartbeat
-	8,  // 11: carbide.thl.v1.THL.Stream:input_type -> carbide.thl.v1.StreamRequest
-	9,  // 12: carbide.thl.v1.THL.Stream:output_type -> carbide.thl.v1.StreamMessage
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 0: carbide.thl.v1.Event.changes:type_name -> carbide.thl.v1.Change
+	2,  // 1: carbide.thl.v1.Event.after:type_name -> carbide.thl.v1.After
+	5,  // 2: carbide.thl.v1.Change.rows:type_name -> carbide.thl.v1.RowChange
+	4,  // 3: carbide.thl.v1.Change.statement:type_name -> carbide.thl.v1.Statement
+	12, // 4: carbide.thl.v1.Statement.session:type_name -> carbide.thl.v1.Statement.SessionEntry
+	0,  // 5: carbide.thl.v1.RowChange.action:type_name -> carbide.thl.v1.RowChange.Action
+	6,  // 6: carbide.thl.v1.RowChange.columns:type_name -> carbide.thl.v1.Column
+	7,  // 7: carbide.thl.v1.RowChange.rows:type_name -> carbide.thl.v1.Row
+	8,  // 8: carbide.thl.v1.Row.before:type_name -> carbide.thl.v1.Value
+	8,  // 9: carbide.thl.v1.Row.after:type_name -> carbide.thl.v1.Value
+	1,  // 10: carbide.thl.v1.StreamMessage.event:type_name -> carbide.thl.v1.Event
+	11, // 11: carbide.thl.v1.StreamMessage.heartbeat:type_name -> carbide.thl.v1.Heartbeat
+	9,  // 12: carbide.thl.v1.THL.Stream:input_type -> carbide.thl.v1.StreamRequest
+	10, // 13: carbide.thl.v1.THL.Stream:output_type -> carbide.thl.v1.StreamMessage
+	13, // [13:14] is the sub-list for method output_type
+	12, // [12:13] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_thl_proto_init() }
@@ -1181,11 +1266,11 @@ func file_thl_proto_init() {
 	if File_thl_proto != nil {
 		return
 	}
-	file_thl_proto_msgTypes[1].OneofWrappers = []any{
+	file_thl_proto_msgTypes[2].OneofWrappers = []any{
 		(*Change_Rows)(nil),
 		(*Change_Statement)(nil),
 	}
-	file_thl_proto_msgTypes[6].OneofWrappers = []any{
+	file_thl_proto_msgTypes[7].OneofWrappers = []any{
 		(*Value_Null)(nil),
 		(*Value_Int)(nil),
 		(*Value_Uint)(nil),
@@ -1195,7 +1280,7 @@ func file_thl_proto_init() {
 		(*Value_Bytes)(nil),
 		(*Value_Text)(nil),
 	}
-	file_thl_proto_msgTypes[8].OneofWrappers = []any{
+	file_thl_proto_msgTypes[9].OneofWrappers = []any{
 		(*StreamMessage_Event)(nil),
 		(*StreamMessage_Heartbeat)(nil),
 	}
@@ -1205,7 +1290,7 @@ func file_thl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_thl_proto_rawDesc), len(file_thl_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

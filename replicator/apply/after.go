@@ -1,0 +1,131 @@
+package apply
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Causal order across streams (the extractor's side: extract/after.go).
+// A host applies its site's stream and each other site's stream on its
+// own, each as fast as it can. A transaction a site's clients committed
+// after reading what another stream had written (Event.after names how
+// far each other stream had been applied at its source) must not be
+// applied here before this database holds as much of that stream:
+// applied first, an UPDATE by key would set the row, then the older
+// write would set it back, and the hosts would differ without a word.
+// So the applier holds such a transaction, with its block committed
+// (it holds no lock another applier may need meanwhile), until each
+// tracking row it depends on says as much.
+
+// afterPoll is how often a held transaction looks again.
+const afterPoll = 5 * time.Millisecond
+
+// afterLog: a hold this long is logged (and its end).
+const afterLog = time.Second
+
+// afterState is what the applier knows of the other streams.
+type afterState struct {
+	// met is, for each service, one more than the highest seqno known
+	// to be applied here (0: none yet).
+	met map[string]uint64
+	// unknown are services with no tracking row here: nothing to wait
+	// for (logged once).
+	unknown map[string]bool
+}
+
+// Waiting says what the applier holds a transaction for ("" when it
+// holds none), for trepctl status.
+func (a *Applier) Waiting() string {
+	if s, ok := a.waiting.Load().(string); ok {
+		return s
+	}
+	return ""
+}
+
+// awaitAfter returns once this database holds what ev's source held of
+// every other stream when ev committed, committing blk first if it must
+// wait.
+func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) error {
+	deps := ev.GetAfter()
+	if len(deps) == 0 || ev.GetFragno() != 0 {
+		return nil
+	}
+	if a.after.met == nil {
+		a.after = afterState{met: map[string]uint64{}, unknown: map[string]bool{}}
+	}
+	var begin time.Time
+	logged := false
+	defer a.waiting.Store("")
+	for _, d := range deps {
+		svc := d.GetService()
+		for svc != a.cfg.Service && !a.after.unknown[svc] && a.after.met[svc] <= d.GetSeqno() {
+			next, ok, err := a.appliedHere(ctx, svc)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				a.after.unknown[svc] = true
+				a.cfg.Logger.Warn("a transaction depends on a service this database has no tracking row of; it is applied without waiting for it", "seqno", ev.GetSeqno(), "service", svc)
+				break
+			}
+			a.after.met[svc] = max(a.after.met[svc], next)
+			if next > d.GetSeqno() {
+				break
+			}
+			has := int64(next) - 1
+			if begin.IsZero() {
+				begin = time.Now()
+				if blk.txns > 0 && blk.open == nil {
+					if err := a.flush(ctx, blk); err != nil {
+						return err
+					}
+				}
+			}
+			a.waiting.Store(fmt.Sprintf("seqno %d waits for service %s to apply seqno %d here (it has %d): its source had applied that much before it committed", ev.GetSeqno(), svc, d.GetSeqno(), has))
+			if !logged && time.Since(begin) >= afterLog {
+				logged = true
+				a.cfg.Logger.Info("holding a transaction until another stream catches up", "seqno", ev.GetSeqno(), "service", svc, "needs", d.GetSeqno(), "has", has)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(afterPoll):
+			}
+		}
+	}
+	if logged {
+		a.cfg.Logger.Info("the other stream caught up; applying", "seqno", ev.GetSeqno(), "held", time.Since(begin).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// appliedHere reads how far svc has been applied into this database: one
+// more than its tracking row's seqno (0 when nothing is). On its site's
+// primary (the database writable), the site's own service counts as
+// applied in full: its transactions were committed there. ok is false
+// when svc has no tracking row here.
+func (a *Applier) appliedHere(ctx context.Context, svc string) (uint64, bool, error) {
+	var seqno int64
+	var readOnly int
+	q := "SELECT seqno, @@read_only FROM " + string(quoteIdent(nil, TrackingSchema(svc))) + ".trep_commit_seqno WHERE task_id = 0"
+	err := a.db.QueryRowContext(ctx, q).Scan(&seqno, &readOnly)
+	var me *mysql.MySQLError
+	switch {
+	case errors.Is(err, sql.ErrNoRows), errors.As(err, &me) && (me.Number == 1049 || me.Number == 1146):
+		return 0, false, nil // no such schema or table
+	case err != nil:
+		return 0, false, fmt.Errorf("read how far service %s is applied here: %w", svc, err)
+	case svc == a.cfg.Site && readOnly == 0:
+		return ^uint64(0), true, nil
+	case seqno < 0:
+		return 0, true, nil
+	}
+	return uint64(seqno) + 1, true, nil
+}
