@@ -38,7 +38,15 @@ type afterState struct {
 	// unknown are services with no tracking row here: nothing to wait
 	// for (logged once).
 	unknown map[string]bool
+	// primaryUntil: the database was writable (its site's primary) when
+	// last read; the site's own service counts as met until then (a
+	// switch may make it a replica any time after).
+	primaryUntil time.Time
 }
+
+// primaryFor is how long the database is taken as its site's primary
+// after it was read writable.
+const primaryFor = time.Second
 
 // Waiting says what the applier holds a transaction for ("" when it
 // holds none), for trepctl status.
@@ -66,6 +74,9 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 	for _, d := range deps {
 		svc := d.GetService()
 		for svc != a.cfg.Service && !a.after.unknown[svc] && a.after.met[svc] <= d.GetSeqno() {
+			if svc == a.cfg.Site && time.Now().Before(a.after.primaryUntil) {
+				break
+			}
 			next, ok, err := a.appliedHere(ctx, svc)
 			if err != nil {
 				return err
@@ -73,6 +84,10 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 			if !ok {
 				a.after.unknown[svc] = true
 				a.cfg.Logger.Warn("a transaction depends on a service this database has no tracking row of; it is applied without waiting for it", "seqno", ev.GetSeqno(), "service", svc)
+				break
+			}
+			if next == primary {
+				a.after.primaryUntil = time.Now().Add(primaryFor)
 				break
 			}
 			a.after.met[svc] = max(a.after.met[svc], next)
@@ -106,6 +121,10 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 	return nil
 }
 
+// primary is what appliedHere says of the site's own service on its
+// primary.
+const primary = ^uint64(0)
+
 // appliedHere reads how far svc has been applied into this database: one
 // more than its tracking row's seqno (0 when nothing is). On its site's
 // primary (the database writable), the site's own service counts as
@@ -123,7 +142,7 @@ func (a *Applier) appliedHere(ctx context.Context, svc string) (uint64, bool, er
 	case err != nil:
 		return 0, false, fmt.Errorf("read how far service %s is applied here: %w", svc, err)
 	case svc == a.cfg.Site && readOnly == 0:
-		return ^uint64(0), true, nil
+		return primary, true, nil
 	case seqno < 0:
 		return 0, true, nil
 	}
