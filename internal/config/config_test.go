@@ -58,8 +58,8 @@ func TestSampleLoads(t *testing.T) {
 	if len(xs) != 1 || xs[0].Name != "east" || xs[0].Role != RoleSlave || xs[0].Link != "east_west" || xs[0].TrackingSchema() != "tungsten_east" {
 		t.Fatalf("west3 cross-site services = %+v", xs)
 	}
-	if endpoints(xs[0].Sources) != "east2:2112,east3:2112,east1:2112" {
-		t.Fatalf("west3 reads east from %s, want the replicas first then the master", endpoints(xs[0].Sources))
+	if endpoints(xs[0].Sources) != "east2:2112,east3:2112,east1:2112,west1:2113,west2:2113" {
+		t.Fatalf("west3 reads east from %s, want the replicas first, then the master, then its own site's cross-site replicators", endpoints(xs[0].Sources))
 	}
 	if east1.Cluster.Settings.HoldTimeout != 30*time.Second || east1.Cluster.Settings.THLRetention != 7*24*time.Hour {
 		t.Fatalf("defaults not applied: %+v", east1.Cluster.Settings)

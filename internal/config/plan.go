@@ -221,7 +221,11 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 		}
 	}
 	// Cross-site replicators: on every member of each link's slave site, a
-	// service named after the origin site, reading the origin's THL.
+	// service named after the origin site, reading the origin's THL, and
+	// last the same service's THL on the other members of its own site:
+	// cut off from the origin, a host gets from a neighbour what that one
+	// got before the cut (a transaction of its own site that depends on
+	// it waits for it: replicator/apply/after.go).
 	for _, link := range c.Services {
 		if link.Topology != TopologyClusterSlave {
 			continue
@@ -234,9 +238,15 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 			if h.CrossSite == nil {
 				h.CrossSite = &Install{Kind: CrossSiteInstall, Host: m, Dir: c.reroot(m, xs.InstallDirectory), Settings: xs.clone(), Replicator: true}
 			}
+			sources := c.thlSources(origin, originTHL, "", false)
+			for _, peer := range target.Members {
+				if peer != m {
+					sources = append(sources, Endpoint{Host: peer, Address: c.Address(peer), Port: xs.THLPort})
+				}
+			}
 			h.CrossSite.Services = append(h.CrossSite.Services, ServicePlan{
 				Name: origin.Name, Role: RoleSlave, Topology: TopologyClusterSlave, Link: link.Name,
-				Sources: c.thlSources(origin, originTHL, "", false),
+				Sources: sources,
 			})
 		}
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +60,84 @@ func TestCausalOrderAcrossStreams(t *testing.T) {
 	if w := s.field("west2", "waitingFor"); w != "" {
 		t.Errorf("west2 still shows waitingFor %q", w)
 	}
+}
+
+// TestCrossSiteFromNeighbourWhenCutOff: west2, behind on east's stream,
+// is cut off from every east host. Its cross-site service reads east's
+// transactions from its neighbours' cross-site replicators instead, so a
+// west write that depends on one of them is not held for as long as the
+// cut lasts; once the cut heals it reads from east again.
+func TestCrossSiteFromNeighbourWhenCutOff(t *testing.T) {
+	ini, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSandbox(t, string(ini))
+	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)", "INSERT INTO app.t VALUES (1, 0)")
+	s.sameEverywhere(30*time.Second, allHosts, "app")
+	mm := func(host string, args ...string) string {
+		out, err := s.tool(host, "replicator", "mm_trepctl", args...)
+		if err != nil {
+			t.Fatalf("mm_trepctl %s on %s: %v\n%s", strings.Join(args, " "), host, err, out)
+		}
+		return out
+	}
+	mm("west2", "-service", "east", "offline")
+	s.exec("east1", "UPDATE app.t SET v = 1 WHERE id = 1")
+	value := func(host string, want int) func() error {
+		return func() error {
+			var v int
+			if err := s.db(host).QueryRow("SELECT v FROM app.t WHERE id = 1").Scan(&v); err != nil || v != want {
+				return fmt.Errorf("%s has v=%d (%v), want %d", host, v, err, want)
+			}
+			return nil
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, value("west1", 1))
+	// East's THL servers cut off (the west replicators dial from no
+	// address of their own host, so the cut is by east's address and
+	// port): no west host can read east's stream.
+	heal := s.cutTHL(2112, "east1", "east2", "east3")
+	mm("west2", "-service", "east", "online")
+	s.exec("west1", "UPDATE app.t SET v = v + 10 WHERE id = 1")
+	testutil.Eventually(t, 30*time.Second, value("west2", 11))
+	st := mm("west2", "-service", "east", "status")
+	if !strings.Contains(st, "masterConnectUri        : thl://west") {
+		t.Errorf("west2 cut off from east reads east's stream from:\n%s", st)
+	}
+	heal()
+	s.exec("east1", "UPDATE app.t SET v = v + 100 WHERE id = 1")
+	s.sameEverywhere(30*time.Second, allHosts, "app")
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if st := mm("west2", "-service", "east", "status"); !strings.Contains(st, "masterConnectUri        : thl://east") {
+			return fmt.Errorf("west2 does not read from east again:\n%s", st)
+		}
+		return nil
+	})
+}
+
+// cutTHL drops every packet to port on hosts; the returned func heals it.
+func (s *site) cutTHL(port int, hosts ...string) func() {
+	t := s.t
+	t.Helper()
+	testutil.Require(t, os.Geteuid() == 0, "the cut needs root for iptables")
+	var rules [][]string
+	for _, h := range hosts {
+		rules = append(rules, []string{"-p", "tcp", "-d", s.addr(h), "--dport", strconv.Itoa(port), "-j", "DROP"})
+	}
+	for _, r := range rules {
+		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
+	}
+	healed := false
+	heal := func() {
+		if healed {
+			return
+		}
+		healed = true
+		for _, r := range rules {
+			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
+		}
+	}
+	t.Cleanup(heal)
+	return heal
 }

@@ -85,7 +85,7 @@ func New(cfg Config) (*Agent, error) {
 		// whenever it answers: a slave that moved to another replica while
 		// the primary's replicator was down would otherwise stay there
 		// (two replicas reading each other, ONLINE, nothing moving).
-		order := preferFirst
+		order := preferFirst(resolver(b))
 		if sp.Topology == config.TopologyClusterSlave {
 			if origin := b.Config.Service(sp.Name); origin != nil {
 				o := newOriginOrder(b.Config, origin, sec.ControlDialOptions(nil))

@@ -67,13 +67,30 @@ func (o *originOrder) status(ctx context.Context) *managerpb.StatusReply {
 	return o.last
 }
 
-// Order implements stream.ClientConfig.Order.
+// Order implements stream.ClientConfig.Order. With no origin manager
+// answering, the first origin member that accepts connections comes
+// first: a service that read from a member of its own site (a source of
+// last resort, for a host cut off from the origin) goes back to the
+// origin once it answers again — two neighbours reading each other
+// would otherwise stay ONLINE with nothing moving.
 func (o *originOrder) Order(ctx context.Context, sources []string) []string {
-	r := o.status(ctx)
-	if r == nil {
-		return nil
+	if r := o.status(ctx); r != nil {
+		return rankSources(r, sources)
 	}
-	return rankSources(r, sources)
+	d := net.Dialer{Timeout: 500 * time.Millisecond}
+	for _, src := range sources {
+		h, port, err := net.SplitHostPort(src)
+		if err != nil || !slices.Contains(o.origin.Members, h) {
+			continue
+		}
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(o.cfg.Address(h), port))
+		if err != nil {
+			continue
+		}
+		c.Close()
+		return []string{src}
+	}
+	return nil
 }
 
 // rankSources orders sources ("host:port") by what r says of their hosts.
@@ -126,16 +143,19 @@ func (o *originOrder) close() {
 
 // preferFirst ranks sources in their configured order when the first
 // (the site's primary) accepts connections, and leaves the order to the
-// client (nil) when it does not.
-func preferFirst(ctx context.Context, sources []string) []string {
-	if len(sources) < 2 {
-		return nil
+// client (nil) when it does not. resolve turns a source ("east1:2112")
+// into the address to dial, as the client does ([hosts], else DNS).
+func preferFirst(resolve func(string) string) func(context.Context, []string) []string {
+	return func(ctx context.Context, sources []string) []string {
+		if len(sources) < 2 {
+			return nil
+		}
+		d := net.Dialer{Timeout: 500 * time.Millisecond}
+		c, err := d.DialContext(ctx, "tcp", resolve(sources[0]))
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		return sources
 	}
-	d := net.Dialer{Timeout: 500 * time.Millisecond}
-	c, err := d.DialContext(ctx, "tcp", sources[0])
-	if err != nil {
-		return nil
-	}
-	c.Close()
-	return sources
 }

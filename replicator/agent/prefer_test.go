@@ -24,6 +24,13 @@ func TestPreferFirst(t *testing.T) {
 	down.Close()
 	defer l.Close()
 	ctx := context.Background()
+	// Sources name hosts; the address comes from the resolver.
+	names := map[string]string{"primary:1": up, "replica:1": gone}
+	preferFirst := preferFirst(func(s string) string { return names[s] })
+	if got := fmt.Sprint(preferFirst(ctx, []string{"primary:1", "replica:1"})); got != "[primary:1 replica:1]" {
+		t.Errorf("primary up, by name: %s", got)
+	}
+	names = map[string]string{up: up, gone: gone}
 	if got := fmt.Sprint(preferFirst(ctx, []string{up, gone})); got != fmt.Sprint([]string{up, gone}) {
 		t.Errorf("primary up: %s", got)
 	}

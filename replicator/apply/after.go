@@ -83,7 +83,7 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 			}
 			if !ok {
 				a.after.unknown[svc] = true
-				a.cfg.Logger.Warn("a transaction depends on a service this database has no tracking row of; it is applied without waiting for it", "seqno", ev.GetSeqno(), "service", svc)
+				a.cfg.Logger.Warn("a transaction depends on a service this database has no tracking row of; it is applied without waiting for it", "seqno", ev.GetSeqno(), "stream", svc)
 				break
 			}
 			if next == primary {
@@ -106,7 +106,7 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 			a.waiting.Store(fmt.Sprintf("seqno %d waits for service %s to apply seqno %d here (it has %d): its source had applied that much before it committed", ev.GetSeqno(), svc, d.GetSeqno(), has))
 			if !logged && time.Since(begin) >= afterLog {
 				logged = true
-				a.cfg.Logger.Info("holding a transaction until another stream catches up", "seqno", ev.GetSeqno(), "service", svc, "needs", d.GetSeqno(), "has", has)
+				a.cfg.Logger.Info("holding a transaction until another stream catches up", "seqno", ev.GetSeqno(), "stream", svc, "needs", d.GetSeqno(), "has", has)
 			}
 			select {
 			case <-ctx.Done():
