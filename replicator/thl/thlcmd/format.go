@@ -51,6 +51,10 @@ func writeEvent(w io.Writer, ev *thlpb.Event, file string, loc *time.Location, h
 	if ev.GetHeartbeat() != "" {
 		meta = append(meta, "heartbeat="+ev.GetHeartbeat())
 	}
+	for _, a := range ev.GetAfter() {
+		// What its source had applied of another stream (causal order).
+		meta = append(meta, fmt.Sprintf("after=%s:%d", a.GetService(), a.GetSeqno()))
+	}
 	fmt.Fprintf(w, "- METADATA = [%s]\n", strings.Join(meta, ";"))
 	fmt.Fprintf(w, "- TYPE = %s\n", eventType)
 	if headersOnly {

@@ -90,6 +90,9 @@ func sample() []*thlpb.Event {
 	evs = append(evs, hb)
 	for q := uint64(6); q < 30; q++ {
 		ev := header(q, 0, true)
+		if q == 6 {
+			ev.After = []*thlpb.After{{Service: "west", Seqno: 41}}
+		}
 		ev.Changes = []*thlpb.Change{rows(thlpb.RowChange_INSERT, &thlpb.Row{After: []*thlpb.Value{val(int(q)), val(strings.Repeat("z", 200))}})}
 		evs = append(evs, ev)
 	}
@@ -240,6 +243,9 @@ func TestListRangesAndOptions(t *testing.T) {
 	}
 	if !strings.Contains(out, "- FILE = thl.data.0000000002") || !strings.Contains(out, "heartbeat=NONE]") {
 		t.Fatal("list shows no second file or no heartbeat")
+	}
+	if !strings.Contains(out, "shard=app;after=west:41]") {
+		t.Fatal("list does not show what a transaction's source had applied of another stream")
 	}
 	// Headers only.
 	_, out, _ = run(t, Env{}, "-dir", dir, "list", "-headers", "-seqno", "2")
