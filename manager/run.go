@@ -195,11 +195,13 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 		}
 		f.DB, f.ReadOnly = policy.DBUp, ro
 	}()
+	var cross crossReport
 	if x := a.bound.Host.CrossSite; x != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.Cross = a.crossStates(ctx, x)
+			cross = a.crossStates(ctx, x)
+			f.Cross = cross.states
 		}()
 	}
 	s, err := a.repls.serviceStatus(ctx, a.self, a.site.Name, time.Second)
@@ -208,15 +210,32 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 		f.ReplRole, f.ReplState = s.GetRole(), s.GetState()
 		f.Applied, f.MaxStored, f.Latency = s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno(), s.GetAppliedLatency()
 		f.MasterURI = s.GetMasterConnectUri()
+		if s.GetWaitingFor() != "" {
+			f.Holds = map[string]float64{s.GetService(): s.GetWaitingSeconds()}
+		}
+	}
+	for svc, secs := range cross.holds {
+		if f.Holds == nil {
+			f.Holds = map[string]float64{}
+		}
+		f.Holds[svc] = secs
 	}
 	return f
 }
 
+// crossReport is what this host's cross-site replicator says of its
+// services: states, and the holds of those that hold a transaction.
+type crossReport struct {
+	states map[string]string
+	holds  map[string]float64
+}
+
 // crossStates asks this host's cross-site replicator for the state of
-// each of its services, with the pending error after ": "; "" when it
-// does not answer.
-func (a *Agent) crossStates(ctx context.Context, x *config.Install) map[string]string {
+// each of its services, with the pending error after ": " ("" when it
+// does not answer), and what their appliers hold.
+func (a *Agent) crossStates(ctx context.Context, x *config.Install) crossReport {
 	out := map[string]string{}
+	var holds map[string]float64
 	conn, err := a.remote.conn(net.JoinHostPort(a.remote.address(a.self), strconv.Itoa(x.Settings.RMIPort)))
 	for _, svc := range x.Services {
 		out[svc.Name] = ""
@@ -234,8 +253,14 @@ func (a *Agent) crossStates(ctx context.Context, x *config.Install) map[string]s
 		if e := st.GetPendingError(); e != "" && strings.HasPrefix(st.GetState(), "OFFLINE:ERROR") {
 			out[svc.Name] += ": " + firstLine(e)
 		}
+		if st.GetWaitingFor() != "" {
+			if holds == nil {
+				holds = map[string]float64{}
+			}
+			holds[svc.Name] = st.GetWaitingSeconds()
+		}
 	}
-	return out
+	return crossReport{out, holds}
 }
 
 // localFacts returns this host's last facts.

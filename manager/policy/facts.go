@@ -50,6 +50,11 @@ type Facts struct {
 	// cross-site replicator (the remote site it reads), with the pending
 	// error after ": " when there is one; "" state: unreachable.
 	Cross map[string]string `json:"x,omitempty"`
+	// Holds are the services (the cluster service and cross-site ones)
+	// whose applier holds a transaction until another stream has been
+	// applied as much here (causal order), with how long it has, in
+	// seconds.
+	Holds map[string]float64 `json:"hd,omitempty"`
 }
 
 // Input is one step of the monitor: the agreed state, every host's

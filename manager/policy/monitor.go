@@ -164,6 +164,11 @@ func (m *Monitor) Step(in Input) []Decision {
 			out = append(out, m.alert(in.Now, "primary-replicator/"+h, h, fmt.Sprintf("the primary %s takes writes but its replicator is %s: no replica gets them; replicator %s online", h, f.ReplState, h))...)
 		}
 		if f := in.Facts[h]; f.Alive {
+			for _, svc := range sortedHolds(f.Holds) {
+				if f.Holds[svc] >= HoldAlert.Seconds() {
+					out = append(out, m.alert(in.Now, "hold/"+h+"/"+svc, h, fmt.Sprintf("the replicator of %s has held the next transaction of service %s for more than %s: it waits for another stream to be applied there first; see waitingFor in the status of service %s on %s", h, svc, HoldAlert, svc, h))...)
+				}
+			}
 			for _, svc := range sortedKeys(f.Cross) {
 				if state := f.Cross[svc]; strings.HasPrefix(state, "OFFLINE:ERROR") {
 					out = append(out, m.alert(in.Now, "cross/"+h+"/"+svc, h, fmt.Sprintf("the cross-site service %s on %s is %s; see mm_trepctl -service %s status on %s", svc, h, state, svc, h))...)
@@ -324,6 +329,19 @@ func Candidate(st State, facts map[string]Facts, prefer string) (string, error) 
 		return cs[i].applied > cs[j].applied
 	})
 	return cs[0].host, nil
+}
+
+// HoldAlert is how long an applier may hold a transaction for another
+// stream (causal order) before the site's status says so.
+const HoldAlert = 30 * time.Second
+
+func sortedHolds(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func sortedKeys(m map[string]string) []string {

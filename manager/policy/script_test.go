@@ -16,7 +16,7 @@ import (
 //
 //	config confirm=3 window=800ms grace=3s recover=2s alert=30s
 //	init primary=east1 hosts=east1,east2,east3 [policy=MAINTENANCE]
-//	facts HOST [alive=true|false] [db=ONLINE|STOPPED|UNKNOWN] [refused=true|false] [repl=ROLE/STATE] [applied=N] [stored=N] [cross=SERVICE/STATE]
+//	facts HOST [alive=true|false] [db=ONLINE|STOPPED|UNKNOWN] [refused=true|false] [repl=ROLE/STATE] [applied=N] [stored=N] [cross=SERVICE/STATE] [hold=SERVICE/SECONDS]
 //	unreachable HOST DURATION   out of contact for DURATION, growing with each tick (0 clears)
 //	probe up|down|refused|none  the coordinator's probe of the primary
 //	change OP HOST VALUE [REASON]   apply a State change (datasource, router)
@@ -210,6 +210,11 @@ func (e *env) run(text string) error {
 			case "cross":
 				svc, state, _ := strings.Cut(v, "/")
 				f.Cross = map[string]string{svc: state}
+			case "hold":
+				svc, secs, _ := strings.Cut(v, "/")
+				var n float64
+				n, err = strconv.ParseFloat(secs, 64)
+				f.Holds = map[string]float64{svc: n}
 			default:
 				return fmt.Errorf("unknown fact %s", k)
 			}

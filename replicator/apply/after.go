@@ -48,13 +48,19 @@ type afterState struct {
 // after it was read writable.
 const primaryFor = time.Second
 
+// hold is what the applier holds a transaction for, and since when.
+type hold struct {
+	what  string
+	since time.Time
+}
+
 // Waiting says what the applier holds a transaction for ("" when it
-// holds none), for trepctl status.
-func (a *Applier) Waiting() string {
-	if s, ok := a.waiting.Load().(string); ok {
-		return s
+// holds none) and since when, for trepctl status.
+func (a *Applier) Waiting() (string, time.Time) {
+	if h, ok := a.waiting.Load().(hold); ok {
+		return h.what, h.since
 	}
-	return ""
+	return "", time.Time{}
 }
 
 // awaitAfter returns once this database holds what ev's source held of
@@ -70,7 +76,7 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 	}
 	var begin time.Time
 	logged := false
-	defer a.waiting.Store("")
+	defer a.waiting.Store(hold{})
 	for _, d := range deps {
 		svc := d.GetService()
 		for svc != a.cfg.Service && !a.after.unknown[svc] && a.after.met[svc] <= d.GetSeqno() {
@@ -103,7 +109,7 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 					}
 				}
 			}
-			a.waiting.Store(fmt.Sprintf("seqno %d waits for service %s to apply seqno %d here (it has %d): its source had applied that much before it committed", ev.GetSeqno(), svc, d.GetSeqno(), has))
+			a.waiting.Store(hold{fmt.Sprintf("seqno %d waits for service %s to apply seqno %d here (it has %d): its source had applied that much before it committed", ev.GetSeqno(), svc, d.GetSeqno(), has), begin})
 			if !logged && time.Since(begin) >= afterLog {
 				logged = true
 				a.cfg.Logger.Info("holding a transaction until another stream catches up", "seqno", ev.GetSeqno(), "stream", svc, "needs", d.GetSeqno(), "has", has)

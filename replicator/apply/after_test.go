@@ -58,8 +58,10 @@ func TestAppliesInCausalOrder(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, feed(evs...)) }()
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if w := a.Waiting(); !strings.Contains(w, "seqno 2 waits for service west to apply seqno 6 here (it has 4)") {
+		if w, since := a.Waiting(); !strings.Contains(w, "seqno 2 waits for service west to apply seqno 6 here (it has 4)") {
 			return fmt.Errorf("waiting %q", w)
+		} else if since.IsZero() || time.Since(since) > time.Minute {
+			return fmt.Errorf("waiting since %v", since)
 		}
 		return nil
 	})
@@ -79,7 +81,7 @@ func TestAppliesInCausalOrder(t *testing.T) {
 		}
 		return nil
 	})
-	if w := a.Waiting(); w != "" {
+	if w, _ := a.Waiting(); w != "" {
 		t.Errorf("still waiting: %q", w)
 	}
 	cancel()

@@ -205,7 +205,7 @@ func (a *fakeApplier) Run(ctx context.Context, next apply.Next) error {
 	}
 }
 
-func (a *fakeApplier) Waiting() string { return "" }
+func (a *fakeApplier) Waiting() (string, time.Time) { return "", time.Time{} }
 
 func (a *fakeApplier) Close() error {
 	a.mu.Lock()

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/extract"
@@ -61,9 +62,10 @@ type Applier interface {
 	// Run applies what next returns until ctx ends (ctx's error) or a
 	// transaction fails (an *apply.Error).
 	Run(ctx context.Context, next apply.Next) error
-	// Waiting says what the applier holds a transaction for: another
-	// stream to catch up (apply/after.go); "" when nothing.
-	Waiting() string
+	// Waiting says what the applier holds a transaction for (another
+	// stream to catch up: apply/after.go) and since when; "" when
+	// nothing.
+	Waiting() (string, time.Time)
 	Close() error
 }
 

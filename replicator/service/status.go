@@ -153,8 +153,9 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		"useSSLConnection":        strconv.FormatBool(s.cfg.SSL),
 		"version":                 Version,
 	}
-	if w := s.applierWaiting(); w != "" {
-		f["waitingFor"] = w
+	if w, since := s.applierWaiting(); w != "" {
+		st.WaitingFor, st.WaitingSeconds = w, now.Sub(since).Seconds()
+		f["waitingFor"] = fmt.Sprintf("%s (for %.0f s)", w, st.WaitingSeconds)
 	}
 	if role == RoleSlave && client != nil {
 		// Why a slave going online is not connected yet (a source down, a
@@ -243,13 +244,14 @@ func (s *Service) runningLocked() bool {
 	}
 }
 
-// applierWaiting is what the running applier holds a transaction for.
-func (s *Service) applierWaiting() string {
+// applierWaiting is what the running applier holds a transaction for,
+// and since when.
+func (s *Service) applierWaiting() (string, time.Time) {
 	s.mu.Lock()
 	a := s.applier
 	s.mu.Unlock()
 	if a == nil {
-		return ""
+		return "", time.Time{}
 	}
 	return a.Waiting()
 }

@@ -98,9 +98,14 @@ type ServiceStatus struct {
 	// dropped: the tail this master's THL dropped when it went online
 	// (transactions other hosts extracted that it stored but never applied:
 	// what a forced failover gave up); unset when none.
-	Dropped       *DroppedTail `protobuf:"bytes,15,opt,name=dropped,proto3" json:"dropped,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Dropped *DroppedTail `protobuf:"bytes,15,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// waiting_for: the applier holds a transaction until another stream has
+	// applied as much here as its source had (causal order), saying which;
+	// waiting_seconds: since when. Empty and 0 when it holds none.
+	WaitingFor     string  `protobuf:"bytes,20,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	WaitingSeconds float64 `protobuf:"fixed64,21,opt,name=waiting_seconds,json=waitingSeconds,proto3" json:"waiting_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ServiceStatus) Reset() {
@@ -236,6 +241,20 @@ func (x *ServiceStatus) GetDropped() *DroppedTail {
 		return x.Dropped
 	}
 	return nil
+}
+
+func (x *ServiceStatus) GetWaitingFor() string {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetWaitingSeconds() float64 {
+	if x != nil {
+		return x.WaitingSeconds
+	}
+	return 0
 }
 
 // DroppedTail is a range of seqnos a master dropped from its THL.
@@ -1421,7 +1440,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x10replicator.proto\x12\x15carbide.replicator.v1\"1\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xfa\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc4\x05\n" +
 	"\rServiceStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
@@ -1438,7 +1457,10 @@ const file_replicator_proto_rawDesc = "" +
 	"\x05epoch\x18\f \x01(\x04R\x05epoch\x121\n" +
 	"\x15applied_last_event_id\x18\r \x01(\tR\x12appliedLastEventId\x12,\n" +
 	"\x12master_connect_uri\x18\x0e \x01(\tR\x10masterConnectUri\x12<\n" +
-	"\adropped\x18\x0f \x01(\v2\".carbide.replicator.v1.DroppedTailR\adropped\"\x89\x01\n" +
+	"\adropped\x18\x0f \x01(\v2\".carbide.replicator.v1.DroppedTailR\adropped\x12\x1f\n" +
+	"\vwaiting_for\x18\x14 \x01(\tR\n" +
+	"waitingFor\x12'\n" +
+	"\x0fwaiting_seconds\x18\x15 \x01(\x01R\x0ewaitingSeconds\"\x89\x01\n" +
 	"\vDroppedTail\x12\x1d\n" +
 	"\n" +
 	"from_seqno\x18\x01 \x01(\x04R\tfromSeqno\x12\x19\n" +
