@@ -22,12 +22,15 @@ var (
 	descEvents   = prometheus.NewDesc("carbide_replicator_applied_events_total", "Transactions applied by the service (a master: stored as extracted; a slave: taken from the THL by the applier).", []string{"service"}, nil)
 	descBytes    = prometheus.NewDesc("carbide_replicator_applied_bytes_total", "THL bytes of the transactions counted by carbide_replicator_applied_events_total.", []string{"service"}, nil)
 	descErrors   = prometheus.NewDesc("carbide_replicator_apply_errors_total", "Times the service stopped on an error (OFFLINE:ERROR).", []string{"service"}, nil)
+	descChecks   = prometheus.NewDesc("carbide_replicator_causal_checks_total", "Reads of another stream's tracking row by the applier (causal order across streams).", []string{"service"}, nil)
+	descHolds    = prometheus.NewDesc("carbide_replicator_causal_holds_total", "Transactions the applier held until another stream had been applied as much here as at their source.", []string{"service"}, nil)
+	descHeld     = prometheus.NewDesc("carbide_replicator_causal_held_seconds_total", "Time the transactions counted by carbide_replicator_causal_holds_total were held.", []string{"service"}, nil)
 )
 
 type collector struct{ a *Agent }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors} {
+	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors, descChecks, descHolds, descHeld} {
 		ch <- d
 	}
 }
@@ -52,9 +55,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descError, failed)
 		gauge(descErrSeqno, float64(st.GetPendingErrorSeqno()))
 		n := s.Counters()
-		for d, v := range map[*prometheus.Desc]uint64{descEvents: n.AppliedEvents, descBytes: n.AppliedBytes, descErrors: n.Errors} {
+		for d, v := range map[*prometheus.Desc]uint64{descEvents: n.AppliedEvents, descBytes: n.AppliedBytes, descErrors: n.Errors, descChecks: n.CausalChecks, descHolds: n.CausalHolds} {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
 		}
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, n.CausalHeld.Seconds(), name)
 	}
 }
 

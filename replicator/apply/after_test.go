@@ -33,7 +33,8 @@ func TestAppliesInCausalOrder(t *testing.T) {
 	other.Close()
 	testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 4")
 
-	a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "north", Logger: testutil.Logger(t)})
+	var counts CausalCounters
+	a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "north", Causal: &counts, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +87,9 @@ func TestAppliesInCausalOrder(t *testing.T) {
 	}
 	cancel()
 	<-done
+	if h, c := counts.Holds.Load(), counts.Checks.Load(); h != 1 || c < 3 || counts.HeldNanos.Load() < int64(100*time.Millisecond) {
+		t.Errorf("counted %d holds (%v) and %d checks, want 1 hold of 100 ms or more and 3 checks or more", h, time.Duration(counts.HeldNanos.Load()), c)
+	}
 
 	// The site's own service on its primary: no wait, whatever it says.
 	b, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "west", Logger: testutil.Logger(t)})

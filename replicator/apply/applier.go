@@ -55,7 +55,9 @@ type Config struct {
 	BinlogRows bool
 	// Site is this host's site: a transaction that depends on the site's
 	// own service (Event.after) needs no wait on its primary (after.go).
-	Site   string
+	Site string
+	// Causal, when set, counts the causal-order checks and holds.
+	Causal *CausalCounters
 	Logger *slog.Logger
 	Now    func() time.Time
 }

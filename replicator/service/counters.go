@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/thl"
@@ -19,6 +20,11 @@ type Counters struct {
 	// Errors counts the times the service stopped on an error
 	// (OFFLINE:ERROR).
 	Errors uint64
+	// CausalChecks are reads of another stream's tracking row by the
+	// applier, CausalHolds the transactions it held until another stream
+	// caught up (causal order), for CausalHeld in all.
+	CausalChecks, CausalHolds uint64
+	CausalHeld                time.Duration
 }
 
 // counters are updated by the pipeline with atomic adds only.
@@ -33,7 +39,8 @@ func (c *counters) add(events, bytes uint64) {
 
 // Counters returns the service's totals.
 func (s *Service) Counters() Counters {
-	return Counters{AppliedEvents: s.counts.events.Load(), AppliedBytes: s.counts.bytes.Load(), Errors: s.counts.errors.Load()}
+	return Counters{AppliedEvents: s.counts.events.Load(), AppliedBytes: s.counts.bytes.Load(), Errors: s.counts.errors.Load(),
+		CausalChecks: s.causal.Checks.Load(), CausalHolds: s.causal.Holds.Load(), CausalHeld: time.Duration(s.causal.HeldNanos.Load())}
 }
 
 // counted is r.Next counting what the applier takes: every fragment's

@@ -134,6 +134,7 @@ type Service struct {
 	dropped  *Dropped // the THL tail this master dropped (unapplied.go)
 
 	counts counters // for metrics (counters.go)
+	causal apply.CausalCounters
 }
 
 type pendingError struct {
@@ -566,7 +567,7 @@ func (s *Service) resetStore() error {
 
 func (s *Service) newApplier() (Applier, error) {
 	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Logger: s.log})
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Logger: s.log})
 }
 
 // openApplier returns an applier connected to the database, its tracking
