@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/carbidedb/carbide/internal/sandbox"
+)
+
+// crossSite is the running sandbox.
+type crossSite struct {
+	cfg sandbox.Config
+	out *strings.Builder
+	dbs map[string]*sql.DB
+}
+
+// startCrossSite builds the programs into a release directory and brings
+// the sample topology up; a cleanup takes it down.
+func startCrossSite(b *testing.B) *crossSite {
+	b.Helper()
+	ini, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := upSandbox(b, "examples/msaa.ini", ini, crossNet)
+	for _, h := range crossHosts {
+		x.dbs[h] = x.open(b, h)
+	}
+	return x
+}
+
+// upSandbox builds the programs into a release directory and brings ini
+// up in a sandbox on 127.<net>.x.y; a cleanup closes the pools in x.dbs
+// and takes the sandbox down, logging the agents' logs when b failed.
+func upSandbox(b *testing.B, name string, ini []byte, net int) *crossSite {
+	b.Helper()
+	dir := b.TempDir()
+	release := filepath.Join(dir, "release")
+	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the programs: %v\n%s", err, out)
+	}
+	iniPath := filepath.Join(dir, "topology.ini")
+	if err := os.WriteFile(iniPath, ini, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	out := &strings.Builder{}
+	x := &crossSite{
+		cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: net, StopTimeout: 30 * time.Second},
+		out: out,
+		dbs: map[string]*sql.DB{},
+	}
+	b.Cleanup(func() {
+		for _, db := range x.dbs {
+			db.Close()
+		}
+		if _, err := os.Stat(filepath.Join(x.cfg.Dir, sandbox.ININame)); err == nil {
+			if err := sandbox.Down(context.Background(), x.cfg); err != nil {
+				b.Errorf("sandbox down: %v", err)
+			}
+		}
+		if b.Failed() {
+			b.Logf("sandbox output:\n%s", out.String())
+			logs, _ := filepath.Glob(filepath.Join(x.cfg.Dir, "*", "*", "var", "log", "*.log"))
+			for _, l := range logs {
+				data, _ := os.ReadFile(l)
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				b.Logf("--- %s\n%s", l, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	begin := time.Now()
+	if err := sandbox.Up(context.Background(), x.cfg); err != nil {
+		b.Fatalf("sandbox up: %v\n%s", err, out.String())
+	}
+	b.Logf("sandbox of %s up in %s", name, time.Since(begin).Round(time.Millisecond))
+	return x
+}
+
+// addr is host's sandbox address: 127.<net>.<site>.<n>.
+func (x *crossSite) addr(host string) string {
+	site := 1
+	if strings.HasPrefix(host, "west") {
+		site = 2
+	}
+	return fmt.Sprintf("127.%d.%d.%s:13306", x.cfg.Net, site, strings.TrimLeft(host, "eastwt"))
+}
+
+func (x *crossSite) open(b *testing.B, host string) *sql.DB {
+	b.Helper()
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = dbUser, dbPassword, "tcp", x.addr(host)
+	mc.Timeout = 5 * time.Second
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(8)
+	return db
+}
+
+func (x *crossSite) exec(b *testing.B, host string, stmts ...string) {
+	b.Helper()
+	for _, q := range stmts {
+		if _, err := x.dbs[host].Exec(q); err != nil {
+			b.Fatalf("%s: %s: %v", host, q, err)
+		}
+	}
+}
+
+// tool runs a program of host's install (continuent: the cluster
+// replicator; replicator: the cross-site one) through its wrapper.
+func (x *crossSite) tool(host, install, program string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(x.cfg.Dir, host, install, "bin", program), args...)
+	cmd.Env = append(os.Environ(), "CARBIDE_HOME=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// field reads one field of a trepctl status output.
+func field(out, name string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// seqno reads a seqno field of a status (-2 when unreadable).
+func (x *crossSite) seqno(host, install, program, name string, args ...string) int64 {
+	out, err := x.tool(host, install, program, append(args, "status")...)
+	if err != nil {
+		return -2
+	}
+	n, err := strconv.ParseInt(field(out, name), 10, 64)
+	if err != nil {
+		return -2
+	}
+	return n
+}
+
+// causalTotals are the replicators' causal-order holds, summed.
+type causalTotals struct{ holds, held float64 }
+
+// causal sums carbide_replicator_causal_holds_total and
+// carbide_replicator_causal_held_seconds_total over the metrics of every
+// replicator of the sandbox (the cluster install's on :8091, the
+// cross-site install's on :28091, as examples/msaa.ini sets them).
+func (x *crossSite) causal(b *testing.B) causalTotals {
+	b.Helper()
+	var t causalTotals
+	client := http.Client{Timeout: 5 * time.Second}
+	for _, h := range crossHosts {
+		ip, _, _ := strings.Cut(x.addr(h), ":")
+		for _, port := range []string{"8091", "28091"} {
+			resp, err := client.Get("http://" + ip + ":" + port + "/metrics")
+			if err != nil {
+				b.Fatalf("metrics of %s:%s: %v", h, port, err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				name, val, ok := strings.Cut(sc.Text(), " ")
+				if !ok {
+					continue
+				}
+				v, err := strconv.ParseFloat(val, 64)
+				switch {
+				case err != nil:
+				case strings.HasPrefix(name, "carbide_replicator_causal_holds_total{"):
+					t.holds += v
+				case strings.HasPrefix(name, "carbide_replicator_causal_held_seconds_total{"):
+					t.held += v
+				}
+			}
+			resp.Body.Close()
+		}
+	}
+	return t
+}
