@@ -447,22 +447,29 @@ func (k *kernel) tick() {
 	}
 pairs:
 	for _, kp := range all {
+		var fl [2]flow
+		for side := 0; side < 2; side++ {
+			i := kp.slot<<1 | uint32(side)
+			if err == nil && int(i) < got {
+				fl[side] = vals[i]
+			} else if fl[side], err = k.flow(i); err != nil {
+				continue pairs
+			}
+		}
+		// In the event loops too: the program still sees their packets.
+		if fl[0].Paused == flowBroken || fl[1].Paused == flowBroken {
+			k.broken(kp)
+			continue
+		}
 		kp.mu.Lock()
 		leaving := kp.leaving
 		kp.mu.Unlock()
 		if leaving {
 			continue
 		}
-		var fl [2]flow
 		for side := 0; side < 2; side++ {
 			i := kp.slot<<1 | uint32(side)
-			var f flow
-			if err == nil && int(i) < got {
-				f = vals[i]
-			} else if f, err = k.flow(i); err != nil {
-				continue pairs
-			}
-			fl[side] = f
+			f := fl[side]
 			kp.count(side, f.Used)
 			if f.Paused != 0 {
 				kp.leave("paused")
