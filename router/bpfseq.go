@@ -30,8 +30,8 @@ import (
 // the connector's own reads stopped before the socket was mapped. Both
 // need the kernel's BTF, whose type IDs and offsets are looked up when
 // the program is built. A packet whose old part cannot be taken out
-// (the kernel has no memory for it, or it is longer than seqPulls calls
-// can take) marks its flow broken: the program drops what the flow gets
+// (the kernel has no memory for it, or more than seqPulls calls can
+// take) marks its flow broken: the program drops what the flow gets
 // from then on, and the watcher closes the pair (the client sees an
 // error, never bytes out of order).
 
@@ -46,9 +46,12 @@ const (
 	skbSk   = 168 // struct __sk_buff: sk
 	skDrop  = 0   // SK_DROP
 	maxPull = 0xfff
-	// seqPulls bounds the bytes taken out of one packet (98,280): a
-	// retransmitted segment is at most one GSO packet (64 KB).
-	seqPulls = 24
+	// seqPulls bounds the bytes taken out of one packet (262,080): a
+	// retransmitted segment is at most one GSO packet (64 KB), but
+	// segments that came out of order are merged while they wait, and
+	// one of those can start further back (the reproducer saw 130,966
+	// bytes come twice).
+	seqPulls = 64
 )
 
 // seqTypes are what the sequence check needs from the kernel's BTF.
