@@ -47,7 +47,8 @@ import (
 // (CARBIDE_CONNECTOR_KERNEL=off).
 //
 // When the program cannot be loaded (no CAP_BPF or CAP_NET_ADMIN, a kernel
-// before 5.13, IPv6 sockets) every bridge uses the event loops.
+// before 6.3 or without BTF: bpfseq.go), and for IPv6 sockets, bridges
+// use the event loops.
 
 const (
 	tcpClose = 7 // TCP_CLOSE in TCP_INFO's state
