@@ -32,11 +32,15 @@ type bpfObjects struct {
 	prog   *ebpf.Program
 }
 
-// flow is a direction's state in the flows map.
+// flow is a direction's state in the flows map. Next and Started are
+// the program's sequence check (bpfseq.go); Paused is flowBroken once a
+// packet's old bytes could not be taken out.
 type flow struct {
-	Used   uint64
-	Paused uint32
-	Target uint32
+	Used    uint64
+	Paused  uint32
+	Target  uint32
+	Next    uint32
+	Started uint32
 }
 
 var errReleased = errors.New("the kernel path's BPF maps are released")
@@ -60,13 +64,17 @@ func newBPFObjects(entries uint32) (_ *bpfObjects, err error) {
 	if o.socks, err = newMap("carbide_socks", ebpf.SockMap, 4, 4); err != nil {
 		return nil, fmt.Errorf("cannot create a SOCKMAP: %w", err)
 	}
-	if o.flows, err = newMap("carbide_flows", ebpf.Array, 4, 16); err != nil {
+	if o.flows, err = newMap("carbide_flows", ebpf.Array, 4, 24); err != nil {
 		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
 	}
 	if o.grants, err = newMap("carbide_grants", ebpf.Array, 4, 8); err != nil {
 		return nil, fmt.Errorf("cannot create a BPF array: %w", err)
 	}
-	if o.prog, err = loadVerdict(verdictProgram(o.peers, o.socks, o.flows, o.grants)); err != nil {
+	seq, err := kernelSeqTypes()
+	if err != nil {
+		return nil, err
+	}
+	if o.prog, err = loadVerdict(verdictProgram(o.peers, o.socks, o.flows, o.grants, seq)); err != nil {
 		return nil, fmt.Errorf("cannot load the verdict program: %w", err)
 	}
 	err = link.RawAttachProgram(link.RawAttachProgramOptions{Target: o.socks.FD(), Program: o.prog, Attach: ebpf.AttachSkSKBVerdict})
@@ -180,17 +188,20 @@ const (
 
 // verdictProgram is the kernel path's SK_SKB verdict program. For each
 // packet a mapped socket receives it finds the socket's flow by the
-// connection's addresses (peers), and sends the packet to the flow's
-// target socket (socks) while the flow has credit: the bytes it may have
-// in the kernel beyond what the target socket already took (grants,
-// which the connector raises as they go out). A flow without credit is
-// paused for good: it and everything after it stay on the receiving
-// socket, where the connector's event loops read them (kaccel.go).
+// connection's addresses (peers), takes out of the packet the bytes the
+// flow already passed on (seqCheck, bpfseq.go), and sends the rest to
+// the flow's target socket (socks) while the flow has credit: the bytes
+// it may have in the kernel beyond what the target socket already took
+// (grants, which the connector raises as they go out). A flow without
+// credit is paused for good: it and everything after it stay on the
+// receiving socket, where the connector's event loops read them
+// (kaccel.go).
 //
-// flows[i] is {used u64, paused u32, target u32}, written by the program
-// (target once by the connector before the flow is reachable);
-// grants[i] is {granted u64}, written by the connector only.
-func verdictProgram(peers, socks, flows, grants *ebpf.Map) asm.Instructions {
+// flows[i] is {used u64, paused u32, target u32, next u32, started u32},
+// written by the program (target once by the connector before the flow
+// is reachable); grants[i] is {granted u64}, written by the connector
+// only.
+func verdictProgram(peers, socks, flows, grants *ebpf.Map, seq seqTypes) asm.Instructions {
 	// lookup: r0 = the element of m keyed by the stack at off, or pass.
 	lookup := func(m *ebpf.Map, off int32) asm.Instructions {
 		return asm.Instructions{
@@ -220,10 +231,12 @@ func verdictProgram(peers, socks, flows, grants *ebpf.Map) asm.Instructions {
 		asm.StoreMem(asm.RFP, -20, asm.R2, asm.Word),
 	)
 	p = append(p, lookup(flows, -20)...)
+	p = append(p, asm.Mov.Reg(asm.R7, asm.R0)) // r7 = flow
+	p = append(p, seqCheck(seq)...)
 	p = append(p,
-		asm.Mov.Reg(asm.R7, asm.R0),              // r7 = flow
-		asm.LoadMem(asm.R2, asm.R7, 8, asm.Word), // paused
-		asm.JNE.Imm(asm.R2, 0, "pass"),           // paused: pass
+		asm.LoadMem(asm.R2, asm.R7, flowPaused, asm.Word).WithSymbol("fresh"),
+		asm.JEq.Imm(asm.R2, flowBroken, "drop"), // broken: nothing more
+		asm.JNE.Imm(asm.R2, 0, "pass"),          // paused: pass
 	)
 	p = append(p, lookup(grants, -20)...)
 	p = append(p,

@@ -47,7 +47,8 @@ import (
 // (CARBIDE_CONNECTOR_KERNEL=off).
 //
 // When the program cannot be loaded (no CAP_BPF or CAP_NET_ADMIN, a kernel
-// before 5.13, IPv6 sockets) every bridge uses the event loops.
+// before 6.3 or without BTF: bpfseq.go), and for IPv6 sockets, bridges
+// use the event loops.
 
 const (
 	tcpClose = 7 // TCP_CLOSE in TCP_INFO's state
@@ -447,22 +448,29 @@ func (k *kernel) tick() {
 	}
 pairs:
 	for _, kp := range all {
+		var fl [2]flow
+		for side := 0; side < 2; side++ {
+			i := kp.slot<<1 | uint32(side)
+			if err == nil && int(i) < got {
+				fl[side] = vals[i]
+			} else if fl[side], err = k.flow(i); err != nil {
+				continue pairs
+			}
+		}
+		// In the event loops too: the program still sees their packets.
+		if fl[0].Paused == flowBroken || fl[1].Paused == flowBroken {
+			k.broken(kp)
+			continue
+		}
 		kp.mu.Lock()
 		leaving := kp.leaving
 		kp.mu.Unlock()
 		if leaving {
 			continue
 		}
-		var fl [2]flow
 		for side := 0; side < 2; side++ {
 			i := kp.slot<<1 | uint32(side)
-			var f flow
-			if err == nil && int(i) < got {
-				f = vals[i]
-			} else if f, err = k.flow(i); err != nil {
-				continue pairs
-			}
-			fl[side] = f
+			f := fl[side]
 			kp.count(side, f.Used)
 			if f.Paused != 0 {
 				kp.leave("paused")

@@ -126,6 +126,20 @@ func (kp *kpair) moveOut(why string) {
 	}
 }
 
+// broken closes a pair one of whose flows got bytes again that the
+// program could not take out (bpfseq.go): what follows them would reach
+// the other side out of order, so the client gets an error instead.
+func (k *kernel) broken(kp *kpair) {
+	kp.mu.Lock()
+	shut := kp.shut
+	kp.mu.Unlock()
+	if shut {
+		return
+	}
+	k.log.Warn("kernel path: a connection received bytes again that could not be taken out of its stream; it is closed")
+	kp.shutdown()
+}
+
 // closeNow closes both sockets and releases the pair.
 func (kp *kpair) closeNow() {
 	kp.mu.Lock()

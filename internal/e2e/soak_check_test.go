@@ -192,7 +192,6 @@ type tally struct {
 	unresolved                 atomic.Int64
 	slow, aborts, kills        atomic.Int64
 	killErrors                 atomic.Int64
-	garbledKill                atomic.Int64 // a protocol error under KILL: an error all the same
 
 	mu      sync.Mutex
 	samples []string // the first wrong, truncated or unresolved answers
@@ -209,9 +208,6 @@ func (c *tally) judge(who string, q soakQuery, got answer, err error, took, limi
 	case errors.Is(err, context.DeadlineExceeded) || took > limit:
 		c.unresolved.Add(1)
 		bad = fmt.Sprintf("unresolved after %v (%v)", took.Round(time.Millisecond), err)
-	case garbledErr(err) && strings.HasPrefix(who, "KILL"):
-		c.garbledKill.Add(1)
-		bad = fmt.Sprintf("protocol error under KILL (counted, not failed): %v", err)
 	case garbledErr(err):
 		c.garbled.Add(1)
 		bad = fmt.Sprintf("protocol error: %v", err)
