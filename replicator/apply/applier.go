@@ -58,8 +58,10 @@ type Config struct {
 	Site string
 	// Causal, when set, counts the causal-order checks and holds.
 	Causal *CausalCounters
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Conflicts configures conflict detection and resolution (conflict.go).
+	Conflicts Conflicts
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
@@ -77,6 +79,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: no service name", ErrConfig)
 	case c.BlockSize < 0 || c.BlockTime < 0 || c.QueueSize < 0 || c.QueueBytes < 0 || c.Channels < 0 || c.Channels > 64:
 		return fmt.Errorf("%w: block size, block time and queue size must not be negative, channels from 1 to 64", ErrConfig)
+	}
+	if err := c.Conflicts.validate(); err != nil {
+		return err
 	}
 	if c.Channels == 0 {
 		c.Channels = d.Channels
@@ -143,6 +148,18 @@ type Applier struct {
 	// says what it holds a transaction for.
 	after   afterState
 	waiting atomic.Value
+	// guard follows each keyed UPDATE and DELETE to detect conflicts
+	// (match.go); "" when detection is off.
+	guard string
+	rule  rule
+	// resolving is the transaction being applied in conflict mode, while
+	// its fragments arrive (conflictmode.go).
+	resolving *resolving
+	// conflicts counts the conflicts recorded in the tracking schema.
+	conflicts atomic.Uint64
+	// afterResolve, set by tests, runs after each transaction conflict
+	// mode commits; an error stops the run there.
+	afterResolve func(seqno uint64) error
 }
 
 // lingerFloor: commits faster than this mean an idle database, where a
@@ -206,6 +223,10 @@ func New(cfg Config) (*Applier, error) {
 	mc := mysql.NewConfig()
 	mc.User, mc.Passwd, mc.Net, mc.Addr = cfg.User, cfg.Password, "tcp", cfg.Addr
 	mc.MultiStatements = true
+	// An UPDATE counts the rows it matched, not those it changed: the
+	// conflict guard (match.go) needs one row matched, whether or not
+	// its values were new.
+	mc.ClientFoundRows = true
 	mc.Timeout = 5 * time.Second
 	mc.MaxAllowedPacket = 0 // read the server's
 	conn, err := mysql.NewConnector(mc)
@@ -214,7 +235,8 @@ func New(cfg Config) (*Applier, error) {
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(cfg.Channels + 2)
-	return &Applier{cfg: cfg, db: db, connector: conn, meta: newMetaCache(), skip: map[uint64]bool{}}, nil
+	return &Applier{cfg: cfg, db: db, connector: conn, meta: newMetaCache(), skip: map[uint64]bool{},
+		rule: rule{policy: cfg.Conflicts.Policy, order: cfg.Conflicts.SiteOrder}}, nil
 }
 
 // Open connects, sets the session up and makes the tracking schema.
@@ -249,7 +271,22 @@ func (a *Applier) Open(ctx context.Context) error {
 		return fmt.Errorf("read max_allowed_packet: %w", err)
 	}
 	// MariaDB has had BEGIN NOT ATOMIC since 10.1; MySQL has none.
-	a.compound.Store(strings.Contains(version, "MariaDB") && !a.compoundOff.Load())
+	mariadb := strings.Contains(version, "MariaDB")
+	a.compound.Store(mariadb && !a.compoundOff.Load())
+	switch {
+	case a.cfg.Conflicts.Off:
+		a.guard = ""
+	case mariadb:
+		a.guard = guardCompound
+	default:
+		a.guard = guardSelect
+	}
+	recorded, err := countConflicts(ctx, conn, a.cfg.Service)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	a.conflicts.Store(recorded)
 	pos, ok, err := readPosition(ctx, conn, a.cfg.Service)
 	if err != nil {
 		conn.Close()
@@ -302,6 +339,10 @@ func (a *Applier) Position() (Position, bool) {
 
 // Applied counts the transactions applied since Open.
 func (a *Applier) Applied() uint64 { return a.applied.Load() }
+
+// Conflicts counts the conflicts recorded in the tracking schema: those
+// there at Open and those recorded since.
+func (a *Applier) Conflicts() uint64 { return a.conflicts.Load() }
 
 // Skip marks seqnos to record as applied without applying them
 // (trepctl online -skip-seqno N).
@@ -379,6 +420,12 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.deps, a.queued, a.after = nil, nil, afterState{}
+	if a.resolving != nil {
+		// The last run stopped inside a transaction in conflict mode:
+		// this one starts again from the tracking row.
+		a.rollback()
+		a.resolving = nil
+	}
 	if a.cfg.Channels > 1 {
 		p, err := a.openPool(ctx)
 		if err != nil {
@@ -476,7 +523,7 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 		}
 		err := a.awaitAfter(ctx, blk, q.ev)
 		if err == nil {
-			err = a.add(ctx, blk, q.ev)
+			err = a.add(ctx, blk, q.ev, q.size)
 		}
 		ahead.Release(q.size)
 		if err != nil {

@@ -23,7 +23,23 @@ type txn struct {
 	start      int          // offset of its SQL in block.sql
 	stmts      []int        // offsets of its statements, for error reports
 	statements bool         // it ran statements (DDL) ahead of the block
+	// ahead counts those statements, which conflict mode does not run
+	// again.
+	ahead int
+	// skipped: trepctl online -skip-seqno; recorded, not applied.
+	skipped bool
+	// events are its fragments, kept for conflict mode while they weigh
+	// less than retainMax as stored (retained); dropped: they weighed
+	// more and are gone.
+	first    *thlpb.Event
+	events   []*thlpb.Event
+	retained int
+	dropped  bool
 }
+
+// retainMax bounds the THL bytes of one transaction a block keeps to
+// apply it again in conflict mode.
+const retainMax = 64 << 20
 
 // block is the database transaction being built: several source
 // transactions, committed together with the tracking row of the last.
@@ -39,6 +55,7 @@ type block struct {
 }
 
 func (b *block) reset() {
+	clear(b.txs) // their retained events
 	b.sql, b.txs, b.txns, b.open, b.sent, b.serial, b.cuts = b.sql[:0], b.txs[:0], 0, nil, false, false, b.cuts[:0]
 }
 
@@ -61,7 +78,10 @@ func isStatement(ev *thlpb.Event) bool {
 // the block's database transaction. So every binlog group the applier
 // writes either writes the tracking schema or is a statement carrying the
 // origin marks.
-func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
+func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int) error {
+	if a.resolving != nil {
+		return a.resolveNext(ctx, ev)
+	}
 	if err := a.checkSequence(blk, ev); err != nil {
 		return err
 	}
@@ -78,13 +98,14 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 		blk.start = time.Now()
 	}
 	if blk.open == nil {
-		blk.txs = append(blk.txs, txn{start: len(blk.sql)})
+		blk.txs = append(blk.txs, txn{start: len(blk.sql), first: ev, skipped: skip})
 	}
 	tx := &blk.txs[len(blk.txs)-1]
+	tx.retain(ev, size)
 	if !skip {
 		start := len(blk.sql)
 		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts,
-			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev)}
+			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev), guard: a.guard}
 		for i, c := range ev.GetChanges() {
 			if st := c.GetStatement(); st != nil && (len(bld.buf) > tx.start || blk.sent) {
 				// After rows of its transaction: DML a session logged as a
@@ -111,6 +132,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 					return nil
 				}
 				tx.statements = true
+				tx.ahead++
 				continue
 			}
 			tx.stmts = append(tx.stmts, len(bld.buf))
@@ -121,6 +143,9 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 		bld.flushBinlog()
 		blk.sql, blk.cuts = bld.buf, bld.cuts
 		if err := a.fit(ctx, blk, ev, start); err != nil {
+			if errors.Is(err, errResolved) {
+				return nil
+			}
 			return err
 		}
 	}
@@ -130,7 +155,9 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 			if err := a.quiesce(ctx); err != nil {
 				return err
 			}
-			return a.sendPart(ctx, blk)
+			if err := a.sendPart(ctx, blk); !errors.Is(err, errResolved) {
+				return err
+			}
 		}
 		return nil
 	}
@@ -143,6 +170,20 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event) error {
 		return a.flush(ctx, blk)
 	}
 	return nil
+}
+
+// retain keeps ev for conflict mode, while the transaction's events weigh
+// less than retainMax.
+func (tx *txn) retain(ev *thlpb.Event, size int) {
+	if tx.dropped {
+		return
+	}
+	tx.retained += size
+	if tx.retained > retainMax {
+		tx.events, tx.dropped = nil, true
+		return
+	}
+	tx.events = append(tx.events, ev)
 }
 
 // touchesTriggers reports whether a row change of ev is on a table with
@@ -272,6 +313,9 @@ func (a *Applier) fit(ctx context.Context, blk *block, ev *thlpb.Event, start in
 	}
 	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: start, cuts: blk.cuts, compound: a.compoundFor(blk)}); err != nil {
 		a.rollback()
+		if a.guard != "" && isConflictSignal(err) {
+			return a.resolved(a.resolveBlock(ctx, blk, err))
+		}
 		return a.sqlError(ev, "", err)
 	}
 	blk.sent = true
@@ -287,6 +331,14 @@ func (a *Applier) fit(ctx context.Context, blk *block, ev *thlpb.Event, start in
 		blk.txs[i].start, blk.txs[i].stmts = 0, nil
 	}
 	return nil
+}
+
+// resolved is errResolved when conflict mode took the block (err nil).
+func (a *Applier) resolved(err error) error {
+	if err != nil {
+		return err
+	}
+	return errResolved
 }
 
 // cutsBefore keeps the cuts up to offset end.
@@ -305,6 +357,9 @@ func cutsBefore(cuts []int, end int) []int {
 func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, compound: a.compoundFor(blk)}); err != nil {
 		a.rollback()
+		if a.guard != "" && isConflictSignal(err) {
+			return a.resolved(a.resolveBlock(ctx, blk, err))
+		}
 		ev := blk.open
 		return a.sqlError(ev, "", err)
 	}
@@ -325,6 +380,9 @@ func (a *Applier) commit(ctx context.Context, blk *block) error {
 	a.timed(time.Since(begin))
 	if err != nil {
 		a.rollback()
+		if a.guard != "" && isConflictSignal(err) {
+			return a.resolveBlock(ctx, blk, err)
+		}
 		if blk.sent || len(blk.txs) == 1 || !isSQLError(err) {
 			return a.pinpoint(ctx, blk, 0, err)
 		}

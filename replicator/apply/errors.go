@@ -16,6 +16,9 @@ var (
 	// ErrTooLarge: a transaction's SQL does not fit in one query of the
 	// database's max_allowed_packet.
 	ErrTooLarge = errors.New("apply: statement over max_allowed_packet")
+	// ErrConflict: a row change met a conflict the service stops on; the
+	// error is a *ConflictError.
+	ErrConflict = errors.New("apply: conflict")
 )
 
 // Error is a transaction that failed to apply: what trepctl status shows

@@ -14,6 +14,7 @@ type column struct {
 	name      string
 	charset   string // "" for binary and non-string columns
 	textual   bool   // char, varchar, text, enum, set, json
+	dataType  string // information_schema's DATA_TYPE, lower case
 	generated bool   // virtual or stored generated: never written
 }
 
@@ -130,6 +131,7 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 			return nil, err
 		}
 		dataType = strings.ToLower(dataType)
+		c.dataType = dataType
 		c.generated = strings.Contains(strings.ToUpper(extra), "GENERATED")
 		switch dataType {
 		case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json":

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
 // Parallel apply (Config.Channels > 1): blocks execute at once on several
@@ -193,7 +195,9 @@ func (b *block) clone() *block {
 	c.cuts = append([]int(nil), b.cuts...)
 	c.txs = make([]txn, len(b.txs))
 	for i, t := range b.txs {
-		c.txs[i] = txn{last: t.last, start: t.start, stmts: append([]int(nil), t.stmts...)}
+		c.txs[i] = t
+		c.txs[i].stmts = append([]int(nil), t.stmts...)
+		c.txs[i].events = append([]*thlpb.Event(nil), t.events...)
 	}
 	return c
 }

@@ -34,6 +34,9 @@ type builder struct {
 	// applied from them (the transaction touches a table with triggers,
 	// or Config.BinlogRows).
 	binlogAll bool
+	// guard, when set, detects conflicts: keyed UPDATEs and DELETEs also
+	// match the before-image, and guard follows each (match.go).
+	guard string
 }
 
 // deps are the rows a block touches: one key per row and unique index
@@ -318,6 +321,7 @@ func (b *builder) update(t *table, target []int, pos map[int]int, r *thlpb.Row) 
 		return err
 	}
 	b.buf = append(b.buf, ';')
+	b.buf = append(b.buf, b.guard...)
 	return nil
 }
 
@@ -331,42 +335,54 @@ func (b *builder) delete(t *table, target []int, pos map[int]int, before []*thlp
 		return err
 	}
 	b.buf = append(b.buf, ';')
+	b.buf = append(b.buf, b.guard...)
 	return nil
 }
 
 // where appends the WHERE clause finding a row by its before image: by
-// key when the table has one and the image holds it, else by every
-// column (NULL-safe) with LIMIT 1.
+// key when the table has one and the image holds it (detecting conflicts,
+// also every other column the image carries), else by every column
+// (NULL-safe) with LIMIT 1.
 func (b *builder) where(t *table, target []int, pos map[int]int, before []*thlpb.Value) error {
-	useKey := t.key != nil
-	for _, k := range t.key {
-		if _, ok := pos[k]; !ok {
-			useKey = false
-		}
-	}
 	b.buf = append(b.buf, " WHERE "...)
-	if useKey {
-		for n, k := range t.key {
-			if n > 0 {
-				b.buf = append(b.buf, " AND "...)
+	if t.keyed(pos) {
+		if err := b.keyWhere(t, pos, before); err != nil {
+			return err
+		}
+		if b.guard == "" {
+			return nil
+		}
+		for i, j := range target {
+			if j < 0 || t.isKey(j) {
+				continue
 			}
-			b.buf = quoteIdent(b.buf, t.columns[k].name)
-			b.buf = append(b.buf, '=')
-			if err := b.value(t, k, before[pos[k]]); err != nil {
+			b.buf = append(b.buf, " AND "...)
+			if err := b.match(t, j, before[i], true); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	err := b.columns(target, " AND ", func(i, j int) error {
-		b.buf = quoteIdent(b.buf, t.columns[j].name)
-		b.buf = append(b.buf, "<=>"...)
-		return b.value(t, j, before[i])
-	})
+	err := b.columns(target, " AND ", func(i, j int) error { return b.match(t, j, before[i], false) })
 	if err != nil {
 		return err
 	}
 	b.buf = append(b.buf, " LIMIT 1"...)
+	return nil
+}
+
+// keyWhere appends the key columns' equalities with img's values.
+func (b *builder) keyWhere(t *table, pos map[int]int, img []*thlpb.Value) error {
+	for n, k := range t.key {
+		if n > 0 {
+			b.buf = append(b.buf, " AND "...)
+		}
+		b.buf = quoteIdent(b.buf, t.columns[k].name)
+		b.buf = append(b.buf, '=')
+		if err := b.value(t, k, img[pos[k]]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

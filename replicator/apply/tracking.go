@@ -58,6 +58,7 @@ func trackingDDL(service string) []string {
   name VARCHAR(128) NOT NULL DEFAULT ''
 ) ENGINE=InnoDB`,
 		"INSERT IGNORE INTO " + s + ".trep_commit_seqno (task_id) VALUES (0)",
+		conflictsDDL(s),
 	}
 }
 
