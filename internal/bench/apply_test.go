@@ -117,7 +117,7 @@ func BenchmarkReplicationApply(b *testing.B) {
 			name += "-binlog-statements"
 		}
 		run(name, func(b *testing.B) result {
-			r := env.carbide(b, 3+i, v.block, v.channels, name, v.binlog)
+			r := env.carbide(b, 3+i, v.block, v.channels, name, v.binlog, apply.Conflicts{})
 			for base, key := range map[string]string{"native-1thread-baseline": "vs-native-1thread", "native-4threads-optimistic-baseline": "vs-native-4threads"} {
 				if n, ok := results[base]; ok {
 					r.metrics[key] = r.metrics["tx/s"] / n.metrics["tx/s"]
@@ -408,10 +408,12 @@ func (e *backlog) native(b *testing.B, i int, options ...string) result {
 
 // carbide applies the THL with replicator/apply in blocks of blockSize
 // (BlockTime and the rest at their defaults); binlogRows applies every row
-// from its source events.
-func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string, binlogRows bool) result {
+// from its source events; conflicts configures conflict detection (on by
+// default).
+func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string, binlogRows bool, conflicts apply.Conflicts) result {
 	r := e.replica(b, i)
-	a, err := apply.New(apply.Config{Addr: r.Addr(), User: dbUser, Password: dbPassword, Service: applyService, BlockSize: blockSize, Channels: channels, BinlogRows: binlogRows})
+	a, err := apply.New(apply.Config{Addr: r.Addr(), User: dbUser, Password: dbPassword, Service: applyService, BlockSize: blockSize, Channels: channels,
+		BinlogRows: binlogRows, Conflicts: conflicts})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -499,7 +501,7 @@ func BenchmarkReplicationApplyKinds(b *testing.B) {
 			})
 			name := fmt.Sprintf("carbide-applier-block%d", apply.DefaultConfig().BlockSize)
 			run(name, func(b *testing.B) result {
-				r := env.carbide(b, 2, apply.DefaultConfig().BlockSize, 1, w.name+"-"+name, false)
+				r := env.carbide(b, 2, apply.DefaultConfig().BlockSize, 1, w.name+"-"+name, false, apply.Conflicts{})
 				if n, ok := results["native-1thread-baseline"]; ok {
 					r.metrics["vs-native-1thread"] = r.metrics["tx/s"] / n.metrics["tx/s"]
 				}

@@ -148,10 +148,11 @@ type Applier struct {
 	// says what it holds a transaction for.
 	after   afterState
 	waiting atomic.Value
-	// guard follows each keyed UPDATE and DELETE to detect conflicts
-	// (match.go); "" when detection is off.
-	guard string
-	rule  rule
+	// detect: conflict detection is on (match.go); guard is the statement
+	// checking a row count in this server's multi-statement scripts.
+	detect bool
+	guard  string
+	rule   rule
 	// resolving is the transaction being applied in conflict mode, while
 	// its fragments arrive (conflictmode.go).
 	resolving *resolving
@@ -273,13 +274,9 @@ func (a *Applier) Open(ctx context.Context) error {
 	// MariaDB has had BEGIN NOT ATOMIC since 10.1; MySQL has none.
 	mariadb := strings.Contains(version, "MariaDB")
 	a.compound.Store(mariadb && !a.compoundOff.Load())
-	switch {
-	case a.cfg.Conflicts.Off:
-		a.guard = ""
-	case mariadb:
-		a.guard = guardCompound
-	default:
-		a.guard = guardSelect
+	a.detect, a.guard = !a.cfg.Conflicts.Off, guardSelect
+	if mariadb {
+		a.guard = guardStatement
 	}
 	recorded, err := countConflicts(ctx, conn, a.cfg.Service)
 	if err != nil {

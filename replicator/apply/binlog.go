@@ -107,6 +107,6 @@ func (b *builder) flushBinlog() {
 	events := append(append(make([]byte, 0, len(formatDescription)+len(b.run)), formatDescription...), b.run...)
 	b.buf = base64.StdEncoding.AppendEncode(b.buf, events)
 	b.buf = append(b.buf, "';"...)
-	b.cuts = append(b.cuts, len(b.buf))
+	b.marks.cuts = append(b.marks.cuts, len(b.buf))
 	b.run = b.run[:0]
 }

@@ -51,12 +51,13 @@ type block struct {
 	open   *thlpb.Event // the last fragment seen of a transaction still open
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
-	cuts   []int        // offsets in sql after each BINLOG statement
+	marks  marks        // BINLOG statement cuts and guards in sql
 }
 
 func (b *block) reset() {
 	clear(b.txs) // their retained events
-	b.sql, b.txs, b.txns, b.open, b.sent, b.serial, b.cuts = b.sql[:0], b.txs[:0], 0, nil, false, false, b.cuts[:0]
+	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
+	b.marks.reset()
 }
 
 func isStatement(ev *thlpb.Event) bool {
@@ -104,8 +105,8 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 	tx.retain(ev, size)
 	if !skip {
 		start := len(blk.sql)
-		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, cuts: blk.cuts,
-			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev), guard: a.guard}
+		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, marks: blk.marks,
+			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev), detect: a.detect}
 		for i, c := range ev.GetChanges() {
 			if st := c.GetStatement(); st != nil && (len(bld.buf) > tx.start || blk.sent) {
 				// After rows of its transaction: DML a session logged as a
@@ -120,7 +121,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 			}
 			if st := c.GetStatement(); st != nil {
 				bld.flushBinlog()
-				blk.sql, blk.cuts = bld.buf, bld.cuts
+				blk.sql, blk.marks = bld.buf, bld.marks
 				last := ev.GetLastFrag() && i == len(ev.GetChanges())-1
 				if err := a.statementInBlock(ctx, blk, ev, st, last); err != nil {
 					return err
@@ -141,7 +142,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 			}
 		}
 		bld.flushBinlog()
-		blk.sql, blk.cuts = bld.buf, bld.cuts
+		blk.sql, blk.marks = bld.buf, bld.marks
 		if err := a.fit(ctx, blk, ev, start); err != nil {
 			if errors.Is(err, errResolved) {
 				return nil
@@ -299,7 +300,7 @@ func (a *Applier) fit(ctx context.Context, blk *block, ev *thlpb.Event, start in
 		}
 		// Commit the whole transactions before it: the applier stops
 		// right before ev.
-		blk.sql, blk.txs, blk.cuts = blk.sql[:start], blk.txs[:len(blk.txs)-1], cutsBefore(blk.cuts, start)
+		blk.sql, blk.txs, blk.marks = blk.sql[:start], blk.txs[:len(blk.txs)-1], blk.marks.before(start)
 		if err := a.flush(ctx, blk); err != nil {
 			return err
 		}
@@ -311,26 +312,29 @@ func (a *Applier) fit(ctx context.Context, blk *block, ev *thlpb.Event, start in
 	if err := a.quiesce(ctx); err != nil {
 		return err
 	}
-	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: start, cuts: blk.cuts, compound: a.compoundFor(blk)}); err != nil {
+	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: start, marks: blk.marks, compound: a.compoundFor(blk), check: a.detect, guard: a.guard}); err != nil {
 		a.rollback()
-		if a.guard != "" && isConflictSignal(err) {
+		if a.detect && isConflictSignal(err) {
 			return a.resolved(a.resolveBlock(ctx, blk, err))
 		}
 		return a.sqlError(ev, "", err)
 	}
 	blk.sent = true
 	blk.sql = blk.sql[:copy(blk.sql, blk.sql[start:])]
-	var rest []int
-	for _, c := range blk.cuts {
-		if c > start {
-			rest = append(rest, c-start)
-		}
-	}
-	blk.cuts = rest
+	blk.marks = blk.marks.after(start)
 	for i := range blk.txs {
 		blk.txs[i].start, blk.txs[i].stmts = 0, nil
 	}
 	return nil
+}
+
+// checkGuard is the guard a multi-statement script of this applier
+// carries: none when detection is off.
+func (a *Applier) checkGuard() string {
+	if !a.detect {
+		return ""
+	}
+	return a.guard
 }
 
 // resolved is errResolved when conflict mode took the block (err nil).
@@ -341,30 +345,19 @@ func (a *Applier) resolved(err error) error {
 	return errResolved
 }
 
-// cutsBefore keeps the cuts up to offset end.
-func cutsBefore(cuts []int, end int) []int {
-	n := 0
-	for _, c := range cuts {
-		if c <= end {
-			cuts[n] = c
-			n++
-		}
-	}
-	return cuts[:n]
-}
-
 // sendPart sends the SQL built so far of a large open transaction.
 func (a *Applier) sendPart(ctx context.Context, blk *block) error {
-	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, compound: a.compoundFor(blk)}); err != nil {
+	if err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: a.compoundFor(blk), check: a.detect, guard: a.guard}); err != nil {
 		a.rollback()
-		if a.guard != "" && isConflictSignal(err) {
+		if a.detect && isConflictSignal(err) {
 			return a.resolved(a.resolveBlock(ctx, blk, err))
 		}
 		ev := blk.open
 		return a.sqlError(ev, "", err)
 	}
 	blk.sent = true
-	blk.sql, blk.cuts = blk.sql[:0], blk.cuts[:0]
+	blk.sql = blk.sql[:0]
+	blk.marks.reset()
 	blk.txs[len(blk.txs)-1].stmts = nil
 	blk.txs[len(blk.txs)-1].start = 0
 	return nil
@@ -374,13 +367,14 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	a.tail = append(appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now), "COMMIT"...)
+	a.tail = appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now)
 	begin := time.Now()
-	err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, tail: a.tail, compound: a.compoundFor(blk)})
+	err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail, tailRows: 1, commit: true,
+		compound: a.compoundFor(blk), check: a.detect, guard: a.guard})
 	a.timed(time.Since(begin))
 	if err != nil {
 		a.rollback()
-		if a.guard != "" && isConflictSignal(err) {
+		if a.detect && isConflictSignal(err) {
 			return a.resolveBlock(ctx, blk, err)
 		}
 		if blk.sent || len(blk.txs) == 1 || !isSQLError(err) {
@@ -421,7 +415,7 @@ func (a *Applier) oneByOne(ctx context.Context, blk *block, first error) error {
 		}
 		now := a.cfg.Now()
 		suffix := string(append(appendTrackingUpdate(nil, a.cfg.Service, tx.last, now), "COMMIT"...))
-		if err := execCut(ctx, a.conn, "BEGIN;", blk.sql, tx.start, end, blk.cuts, suffix); err != nil {
+		if err := execCut(ctx, a.conn, "BEGIN;", blk.sql, tx.start, end, blk.marks, a.checkGuard(), suffix); err != nil {
 			a.rollback()
 			return a.pinpoint(ctx, blk, i, err)
 		}
@@ -454,7 +448,7 @@ func (a *Applier) pinpoint(ctx context.Context, blk *block, i int, err error) er
 			if k+1 < len(tx.stmts) {
 				stop = tx.stmts[k+1]
 			}
-			if serr := execCut(ctx, a.conn, "", blk.sql, off, stop, blk.cuts, ""); serr != nil {
+			if serr := execCut(ctx, a.conn, "", blk.sql, off, stop, blk.marks, a.checkGuard(), ""); serr != nil {
 				failing, err = string(blk.sql[off:stop]), serr
 				break
 			}

@@ -23,7 +23,8 @@ var typesDDL = []string{
 		c CHAR(5) CHARACTER SET utf8mb4, vl VARCHAR(50) CHARACTER SET latin1, vu VARCHAR(60) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci,
 		tx TEXT CHARACTER SET utf8mb4, bl BLOB, lb LONGBLOB, bn BINARY(4), vb VARBINARY(8),
 		e ENUM('a','b','c'), st SET('x','y','z'), bt BIT(10), j JSON, g GEOMETRY,
-		gen INT AS (id * 2) VIRTUAL, n INT NULL)`,
+		gen INT AS (id * 2) VIRTUAL, n INT NULL, sb CHAR(120) CHARACTER SET utf8mb4,
+		ou TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)`,
 	`CREATE TABLE app.nokey (a INT, f FLOAT, d DOUBLE, s VARCHAR(20), t DATETIME(3))`,
 }
 
@@ -34,6 +35,7 @@ var typesRows = []string{
 		 -0.000000000000000000000000000001, '2024-02-29 23:59:59.123456', '2038-01-19 03:14:07.999', '0000-00-00', '-838:59:59.99', 2155,
 		 'ab', UNHEX('636166E920'), 'Ünïcödé 🎉  ', REPEAT('long text ', 200), 'a\0b''c\\d', REPEAT('x', 100000), 'a', 'a\0', 'b', 'x,z', b'1010101010',
 		 '{"k": [1, 2.5, "s"]}', POINT(1.5, -2.25), 0)`,
+	`UPDATE app.types SET sb = CONCAT('83868641912-28773972837-', REPEAT('Ü', 30), '  '), ou = '2001-02-03 04:05:06'`,
 	`INSERT INTO app.types (id, f, d, dc, vu, tx) VALUES (2, 3.40282e38, 1.7976931348623157e308, -0.5, 'MiXeD', '')`,
 	`INSERT INTO app.types (id, f, d, c, vl, bn) VALUES (3, -1.17549e-38, 2.2250738585072014e-308, '', '', UNHEX('00000000'))`,
 	`INSERT INTO app.types (id) VALUES (4)`,
@@ -110,18 +112,22 @@ func TestConflictNoFalsePositives(t *testing.T) {
 	next := evs[len(evs)-1].GetSeqno() + 1
 	// Each column changed in turn, the others carried in the before-image.
 	updates := []string{
-		"UPDATE app.types SET n = IFNULL(n, 0) + 1",
-		"UPDATE app.types SET f = f / 3, d = d / 7 WHERE id = 1",
-		"UPDATE app.types SET vu = CONCAT(vu, 'x'), tx = CONCAT(tx, 'y'), lb = CONCAT(lb, 'z') WHERE id IN (1, 2)",
-		"UPDATE app.types SET e = 'c', st = 'y', bt = b'1', j = '[]', g = POINT(0, 0), bn = 'zz' WHERE id = 1",
-		"UPDATE app.types SET ts = '2001-01-01 00:00:00.001', dt = NULL, dn = 1 WHERE id <= 3",
+		"UPDATE app.types SET n = IFNULL(n, 0) + 1, ou = ou",
+		"UPDATE app.types SET f = f / 3, d = d / 7, ou = ou WHERE id = 1",
+		"UPDATE app.types SET vu = CONCAT(vu, 'x'), tx = CONCAT(tx, 'y'), lb = CONCAT(lb, 'z'), ou = ou WHERE id IN (1, 2)",
+		"UPDATE app.types SET e = 'c', st = 'y', bt = b'1', j = '[]', g = POINT(0, 0), bn = 'zz', ou = ou WHERE id = 1",
+		"UPDATE app.types SET ts = '2001-01-01 00:00:00.001', dt = NULL, dn = 1, ou = ou WHERE id <= 3",
 		"UPDATE app.nokey SET s = 'b' WHERE a = 1 LIMIT 1",
 		"UPDATE app.nokey SET f = 0.2 WHERE a IS NULL",
+		// The source keeps ou as it was (2001) in every UPDATE: the
+		// target must set it too, not let the server take NOW().
+		"UPDATE app.types SET n = n + 1, ou = ou",
+		"UPDATE app.types SET sb = REPEAT('s', 119), ou = ou WHERE id = 2",
 	}
 	evs = sourceTxns(t, src, sdb, next, updates...)
 	apply(true, evs)
 	next = evs[len(evs)-1].GetSeqno() + 1
-	evs = sourceTxns(t, src, sdb, next, "UPDATE app.types SET n = n * 10", "UPDATE app.nokey SET d = d * 2")
+	evs = sourceTxns(t, src, sdb, next, "UPDATE app.types SET n = n * 10, ou = ou", "UPDATE app.nokey SET d = d * 2")
 	apply(false, evs)
 	next = evs[len(evs)-1].GetSeqno() + 1
 	evs = sourceTxns(t, src, sdb, next, "DELETE FROM app.types WHERE id IN (1, 3)", "DELETE FROM app.nokey WHERE a = 1 LIMIT 1")

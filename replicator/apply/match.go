@@ -1,8 +1,11 @@
 package apply
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
+	"math"
 	"strconv"
 	"strings"
 
@@ -21,32 +24,47 @@ import (
 //     be the double 0.1, never equal to the float32 0.1);
 //   - DOUBLE: a double literal (with an exponent: 0.1 alone would be a
 //     DECIMAL literal, converted on the way);
-//   - strings of a textual column: compared in the character set's binary
-//     collation, so a change of letter case is a change (keyless tables
-//     keep the column's collation: their WHERE finds the row, perhaps by
-//     an index that a binary collation would not use);
-//   - values over md5Min bytes: MD5(column) against the value's MD5 (the
-//     statement does not carry a large value twice);
+//   - strings: the column's bytes against the value's (CAST AS BINARY: a
+//     change of letter case or of trailing spaces is a change, and no
+//     collation is looked up by name for each test). Keyless tables keep
+//     the column's collation: their WHERE finds the row, perhaps by an
+//     index that a binary comparison would not use;
+//   - strings of md5Exact bytes or more (md5Any for a keyless table's
+//     WHERE): MD5(column) against the value's MD5. The server's parser
+//     pays for every byte of a string literal (it copies it, converted,
+//     into the compound statement's text and into the item's name): the
+//     32 characters of an MD5 cost it less than a longer value;
 //   - the rest (integers, ENUM index, SET and BIT patterns, DECIMAL,
 //     temporal text): the literal the applier writes.
 
-// md5Min is the size from which a string value is matched by its MD5.
-const md5Min = 1024
+// md5Exact and md5Any are the sizes from which a string value is matched
+// by its MD5: in the exact tests, and in a keyless table's WHERE (whose
+// tests may use an index on the column for a value not too large).
+const (
+	md5Exact = 40
+	md5Any   = 1024
+)
 
 // errnoConflict is the MYSQL_ERRNO the guard signals (guardCompound
 // spells it out: a SIGNAL takes a literal).
 const errnoConflict = 45001
 
-// Guards after a keyed UPDATE or DELETE: they stop the script when it
-// did not touch exactly one row (CLIENT_FOUND_ROWS: matched rows, not
-// changed ones). The compound form is a nested BEGIN NOT ATOMIC block, so
-// the same text works inside a block's compound statement and as a
-// statement of its own in a multi-statement script (MariaDB). Servers
-// without compound statements get a SELECT … INTO that fails with "Result
-// consisted of more than one row" (1172) when the count is not 1.
+// Every keyed UPDATE and DELETE must match exactly one row
+// (CLIENT_FOUND_ROWS: matched rows, not changed ones). A compound
+// statement's answer counts the rows all its statements matched, so a
+// block sent as one is checked by that sum (script.exec), before its
+// COMMIT, at no cost to the server. Elsewhere a guard follows each such
+// statement and stops the script when it did not: MariaDB's IF inside a
+// compound statement that holds a BINLOG statement (whose rows count too)
+// (guardCompound), as a nested compound statement in a multi-statement
+// script (guardStatement), and on servers without compound statements a
+// SELECT … INTO that fails with "Result consisted of more than one row"
+// (1172). A guard costs the server about 7 µs (a parsed IF and SIGNAL),
+// the sum nothing.
 const (
-	guardCompound = "BEGIN NOT ATOMIC IF ROW_COUNT()<>1 THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO=45001,MESSAGE_TEXT='carbide: row conflict';END IF;END;"
-	guardSelect   = "SELECT 1 FROM (SELECT 1 UNION ALL SELECT 2)g WHERE ROW_COUNT()<>1 INTO @carbide_guard;"
+	guardCompound  = "IF ROW_COUNT()<>1 THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO=45001,MESSAGE_TEXT='carbide: row conflict';END IF;"
+	guardStatement = "BEGIN NOT ATOMIC " + guardCompound + "END;"
+	guardSelect    = "SELECT 1 FROM (SELECT 1 UNION ALL SELECT 2)g WHERE ROW_COUNT()<>1 INTO @carbide_guard;"
 )
 
 // conflictErrnos are the errors that say a block met a conflict: the
@@ -57,6 +75,9 @@ var conflictErrnos = map[uint16]bool{errnoConflict: true, 1172: true, 1062: true
 
 // isConflictSignal reports whether err is a block stopped by a conflict.
 func isConflictSignal(err error) bool {
+	if errors.Is(err, errRowCount) {
+		return true
+	}
 	for n := range conflictErrnos {
 		if isErrNo(err, n) {
 			return true
@@ -85,7 +106,7 @@ func (b *builder) match(t *table, j int, v *thlpb.Value, exact bool) error {
 		b.buf = appendDouble(b.buf, x.Double)
 		return nil
 	case *thlpb.Value_Bytes:
-		if len(x.Bytes) >= md5Min {
+		if len(x.Bytes) >= md5Any || exact && len(x.Bytes) >= md5Exact {
 			b.buf = append(b.buf, "MD5("...)
 			b.buf = quoteIdent(b.buf, col.name)
 			b.buf = append(b.buf, ")<=>'"...)
@@ -93,17 +114,18 @@ func (b *builder) match(t *table, j int, v *thlpb.Value, exact bool) error {
 			b.buf = append(b.buf, '\'')
 			return nil
 		}
+		if exact {
+			// The session's character set is binary (SET NAMES
+			// binary): the literal is the value's bytes.
+			b.buf = append(b.buf, "CAST("...)
+			b.buf = quoteIdent(b.buf, col.name)
+			b.buf = append(b.buf, " AS BINARY)<=>"...)
+			b.buf = quoteString(b.buf, x.Bytes)
+			return nil
+		}
 		b.buf = quoteIdent(b.buf, col.name)
 		b.buf = append(b.buf, "<=>"...)
-		if err := b.value(t, j, v); err != nil {
-			return err
-		}
-		if exact && col.textual && col.charset != "" {
-			b.buf = append(b.buf, " COLLATE "...)
-			b.buf = append(b.buf, col.charset...)
-			b.buf = append(b.buf, "_bin"...)
-		}
-		return nil
+		return b.value(t, j, v)
 	}
 	b.buf = quoteIdent(b.buf, col.name)
 	b.buf = append(b.buf, "<=>"...)
@@ -114,6 +136,40 @@ func (b *builder) match(t *table, j int, v *thlpb.Value, exact bool) error {
 func md5Hex(s []byte) string {
 	sum := md5.Sum(s)
 	return hex.EncodeToString(sum[:])
+}
+
+// sameValue reports whether two values of an image are the same.
+func sameValue(a, b *thlpb.Value) bool {
+	switch x := a.GetValue().(type) {
+	case nil, *thlpb.Value_Null:
+		switch b.GetValue().(type) {
+		case nil, *thlpb.Value_Null:
+			return true
+		}
+		return false
+	case *thlpb.Value_Int:
+		y, ok := b.GetValue().(*thlpb.Value_Int)
+		return ok && x.Int == y.Int
+	case *thlpb.Value_Uint:
+		y, ok := b.GetValue().(*thlpb.Value_Uint)
+		return ok && x.Uint == y.Uint
+	case *thlpb.Value_Float:
+		y, ok := b.GetValue().(*thlpb.Value_Float)
+		return ok && math.Float32bits(x.Float) == math.Float32bits(y.Float)
+	case *thlpb.Value_Double:
+		y, ok := b.GetValue().(*thlpb.Value_Double)
+		return ok && math.Float64bits(x.Double) == math.Float64bits(y.Double)
+	case *thlpb.Value_Decimal:
+		y, ok := b.GetValue().(*thlpb.Value_Decimal)
+		return ok && x.Decimal == y.Decimal
+	case *thlpb.Value_Bytes:
+		y, ok := b.GetValue().(*thlpb.Value_Bytes)
+		return ok && bytes.Equal(x.Bytes, y.Bytes)
+	case *thlpb.Value_Text:
+		y, ok := b.GetValue().(*thlpb.Value_Text)
+		return ok && x.Text == y.Text
+	}
+	return false
 }
 
 // appendDouble appends f as a double literal: the shortest text that reads

@@ -16,6 +16,7 @@ type column struct {
 	textual   bool   // char, varchar, text, enum, set, json
 	dataType  string // information_schema's DATA_TYPE, lower case
 	generated bool   // virtual or stored generated: never written
+	onUpdate  bool   // ON UPDATE CURRENT_TIMESTAMP: an UPDATE sets it
 }
 
 // table is what the applier needs to know of a target table.
@@ -133,6 +134,7 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 		dataType = strings.ToLower(dataType)
 		c.dataType = dataType
 		c.generated = strings.Contains(strings.ToUpper(extra), "GENERATED")
+		c.onUpdate = strings.Contains(strings.ToUpper(extra), "ON UPDATE")
 		switch dataType {
 		case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json":
 			c.textual = true

@@ -162,7 +162,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	last := blk.txs[len(blk.txs)-1].last
 	var err error
 	begin := time.Now()
-	err = p.a.send(ctx, conn, script{begin: true, sql: blk.sql, to: len(blk.sql), cuts: blk.cuts, compound: p.a.compound.Load()})
+	err = p.a.send(ctx, conn, script{begin: true, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: p.a.compound.Load(), check: p.a.detect, guard: p.a.guard})
 	took := time.Since(begin)
 	if pred != nil {
 		<-pred.done
@@ -192,7 +192,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 func (b *block) clone() *block {
 	c := &block{start: b.start, txns: b.txns, sent: b.sent}
 	c.sql = append([]byte(nil), b.sql...)
-	c.cuts = append([]int(nil), b.cuts...)
+	c.marks = b.marks.clone()
 	c.txs = make([]txn, len(b.txs))
 	for i, t := range b.txs {
 		c.txs[i] = t

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -28,15 +29,25 @@ type execer interface {
 }
 
 // script is part of a block's SQL to send: sql[from:to], after BEGIN
-// when begin is set, followed by tail (the tracking update and COMMIT, or
-// nothing). compound says it may go as one compound statement.
+// when begin is set, followed by tail (the tracking update, tailRows rows)
+// and COMMIT when commit is set. compound says it may go as one compound
+// statement. check (conflict detection) makes every guarded statement
+// (marks.rows) have matched exactly one row before the script commits:
+// where the server answers a compound statement with the rows its
+// statements matched in all, that sum is compared (no work for the
+// server); elsewhere a guard statement follows each (marks.text), in the
+// form guard (a multi-statement script's).
 type script struct {
 	begin    bool
 	sql      []byte
 	from, to int
-	cuts     []int
+	marks    marks
 	tail     []byte
+	tailRows int
+	commit   bool
 	compound bool
+	check    bool
+	guard    string
 }
 
 // compoundOpen and compoundClose wrap a compound script; a transaction
@@ -47,33 +58,66 @@ const (
 	compoundClose = ";END"
 )
 
-// exec sends s on conn: in one round trip as a compound statement, or as
-// multi-statement queries cut after every BINLOG statement (execCut).
+// errRowCount: a compound script's statements matched other than the rows
+// they must (a guarded statement matched none): a conflict.
+var errRowCount = errors.New("apply: a row change did not find its row")
+
+// exec sends s on conn: in one round trip as a compound statement (and
+// COMMIT in another when the count is checked), or as multi-statement
+// queries cut after every BINLOG statement (execCut).
 func (s script) exec(ctx context.Context, conn execer) error {
+	guard := ""
+	if s.check {
+		guard = s.guard
+	}
 	if !s.compound {
-		prefix := ""
+		prefix, suffix := "", string(s.tail)
 		if s.begin {
 			prefix = "BEGIN;"
 		}
-		return execCut(ctx, conn, prefix, s.sql, s.from, s.to, s.cuts, string(s.tail))
+		if s.commit {
+			suffix += "COMMIT"
+		}
+		return execCut(ctx, conn, prefix, s.sql, s.from, s.to, s.marks, guard, suffix)
 	}
-	body, tail := s.sql[s.from:s.to], trimSemicolon(s.tail)
-	if len(body) == 0 && len(tail) == 0 && !s.begin {
+	// BINLOG statements count rows of their own: a script holding one
+	// checks each statement with a guard instead.
+	counted := s.check && !s.marks.hasCut(s.from, s.to)
+	body := s.sql[s.from:s.to]
+	if s.check && !counted {
+		body = []byte(s.marks.text(s.sql, s.from, s.to, guardCompound))
+	}
+	tail := trimSemicolon(s.tail)
+	commit := s.commit && !counted
+	if len(body) == 0 && len(tail) == 0 && !s.begin && !s.commit {
 		return nil
 	}
-	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(body)+len(tail)+len(compoundClose))
+	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(body)+len(tail)+len(";COMMIT")+len(compoundClose))
 	q = append(q, compoundOpen...)
 	if s.begin {
 		q = append(q, compoundBegin...)
 	}
 	q = append(q, body...)
 	if len(tail) > 0 {
+		q = append(trimSemicolon(q), ';')
 		q = append(q, tail...)
-	} else {
-		q = trimSemicolon(q)
 	}
+	if commit {
+		q = append(trimSemicolon(q), ";COMMIT"...)
+	}
+	q = trimSemicolon(q)
 	q = append(q, compoundClose...)
-	_, err := conn.ExecContext(ctx, string(q))
+	res, err := conn.ExecContext(ctx, string(q))
+	if err != nil || !counted {
+		return err
+	}
+	want := s.marks.expect(s.from, s.to) + s.tailRows
+	if got, err := res.RowsAffected(); err != nil || got != int64(want) {
+		return fmt.Errorf("%w: its statements matched %d rows, %d expected", errRowCount, got, want)
+	}
+	if s.commit {
+		_, err = conn.ExecContext(ctx, "COMMIT")
+	}
 	return err
 }
 
@@ -89,18 +133,19 @@ func trimSemicolon(b []byte) []byte {
 // MariaDB answers the statements after a BINLOG statement of the same
 // multi-statement packet out of protocol order (the client then reads
 // "commands out of sync"), so every BINLOG statement ends its packet.
-func execCut(ctx context.Context, conn execer, prefix string, sql []byte, from, to int, cuts []int, suffix string) error {
+// guard, when set, follows every guarded statement (marks.text).
+func execCut(ctx context.Context, conn execer, prefix string, sql []byte, from, to int, m marks, guard, suffix string) error {
 	start := from
-	for _, c := range cuts {
+	for _, c := range m.cuts {
 		if c <= start || c > to {
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, prefix+string(sql[start:c])); err != nil {
+		if _, err := conn.ExecContext(ctx, prefix+m.text(sql, start, c, guard)); err != nil {
 			return err
 		}
 		prefix, start = "", c
 	}
-	q := prefix + string(sql[start:to]) + suffix
+	q := prefix + m.text(sql, start, to, guard) + suffix
 	if q == "" {
 		return nil
 	}
