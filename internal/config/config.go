@@ -279,17 +279,21 @@ func parseService(probs *Problems, s *Section) *Service {
 		if svc.SlaveService == "" {
 			probs.addf("%s: [%s] has no slave-dataservice; name the site it writes into, like slave-dataservice=west", file, s.Name)
 		}
+		opts := &Section{Name: s.Name}
 		for _, e := range s.Entries {
 			switch e.Key {
 			case "topology", "master-dataservice", "slave-dataservice":
 			default:
-				if _, ok := lookupKey(e.Key); !ok {
+				if d, ok := lookupKey(e.Key); !ok {
 					unknownKey(probs, s, e)
+				} else if d.link {
+					opts.Entries = append(opts.Entries, e)
 				} else {
 					probs.addf("%s: [%s] %s is not allowed in a cluster-slave service; set it in [defaults.replicator] or in the site's section", e.File, s.Name, e.Key)
 				}
 			}
 		}
+		checkOptions(probs, opts, []component{replicatorKey})
 	case "":
 		probs.addf("%s: [%s] has no topology; add topology=clustered or topology=cluster-slave", file, s.Name)
 	default:
@@ -356,6 +360,7 @@ func (c *Config) crossCheck(probs *Problems) {
 	if len(c.Clustered()) == 0 {
 		probs.addf("%s defines no clustered service; add a section like [east] with topology=clustered, members= and master=", strings.Join(c.Files, ","))
 	}
+	c.checkConflicts(probs)
 	links := map[[2]string]string{}
 	for _, s := range c.Services {
 		if s.Topology != TopologyClusterSlave {

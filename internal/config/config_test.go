@@ -226,3 +226,61 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictSettings: a multi-site topology converges by default, in ini
+// order, cluster and cross-site services alike; a single site stops; a
+// site's section sets its hosts' services, a cluster-slave section its one
+// cross-site service.
+func TestConflictSettings(t *testing.T) {
+	cfg, err := Load(sampleINI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Plan()
+	for _, host := range []string{"east1", "west2"} {
+		h, _ := p.Host(host)
+		for _, in := range h.Installs() {
+			for _, s := range in.Services {
+				if s.ConflictPolicy != ConflictConverge || strings.Join(s.ConflictSiteOrder, ",") != "east,west" {
+					t.Errorf("%s service %s: %s %v, want converge east,west", host, s.Name, s.ConflictPolicy, s.ConflictSiteOrder)
+				}
+			}
+		}
+	}
+	ini, err := os.ReadFile(sampleINI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := strings.Replace(string(ini), "[defaults]\n", "[defaults]\nrepl-conflict-site-order=west,east\n", 1)
+	in = strings.Replace(in, "[west]\ntopology=clustered\n", "[west]\ntopology=clustered\nrepl-conflict-policy=log\n", 1)
+	in = strings.Replace(in, "slave-dataservice=east\n", "slave-dataservice=east\nrepl-conflict-policy=skip\n", 1)
+	cfg, err = Parse(Source{"x", []byte(in)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = cfg.Plan()
+	west1, _ := p.Host("west1")
+	east1, _ := p.Host("east1")
+	for _, c := range []struct {
+		what   string
+		s      ServicePlan
+		policy string
+		order  string
+	}{
+		{"west's cluster service", west1.Cluster.Services[0], ConflictLog, "west,east"},
+		{"east's cross-site service on west", west1.CrossSite.Services[0], ConflictLog, "west,east"},
+		{"west's cross-site service on east (west_east)", east1.CrossSite.Services[0], ConflictSkip, "west,east"},
+		{"east's cluster service", east1.Cluster.Services[0], ConflictConverge, "west,east"},
+	} {
+		if c.s.ConflictPolicy != c.policy || strings.Join(c.s.ConflictSiteOrder, ",") != c.order {
+			t.Errorf("%s: %s %v, want %s %s", c.what, c.s.ConflictPolicy, c.s.ConflictSiteOrder, c.policy, c.order)
+		}
+	}
+	one, err := Parse(Source{"x", []byte("[east]\ntopology=clustered\nmembers=e1\nmaster=e1\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := one.Plan().Hosts[0].Cluster.Services[0]; s.ConflictPolicy != ConflictStop {
+		t.Errorf("a single site: %s, want stop", s.ConflictPolicy)
+	}
+}

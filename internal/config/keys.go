@@ -43,6 +43,7 @@ type keyDef struct {
 	comp   component
 	secret bool // masked by tpm reverse and never logged
 	repeat bool // may appear several times in a section
+	link   bool // may appear in a cluster-slave section too
 	set    func(s *Settings, v string) error
 }
 
@@ -134,6 +135,7 @@ func buildKeyTable() map[string]keyDef {
 		{name: "master-dataservice", comp: serviceKey},
 		{name: "slave-dataservice", comp: serviceKey},
 	}
+	defs = append(defs, conflictKeys...)
 	m := make(map[string]keyDef, len(defs))
 	for _, d := range defs {
 		m[d.name] = d

@@ -118,6 +118,10 @@ type ServicePlan struct {
 	// Sources are the THL servers this service may read from, in order of
 	// preference; empty for a master.
 	Sources []Endpoint
+	// ConflictPolicy and ConflictSiteOrder resolve the conflicts its
+	// applier meets (conflicts.go): never empty.
+	ConflictPolicy    string
+	ConflictSiteOrder []string
 }
 
 // TrackingSchema is the schema holding the service's applied position.
@@ -199,6 +203,7 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 			h.Cluster.Manager, h.Cluster.Replicator = true, true
 			h.Cluster.Connector = contains(site.Connectors, m)
 			svc := ServicePlan{Name: site.Name, Role: RoleSlave, Topology: TopologyClustered}
+			svc.ConflictPolicy, svc.ConflictSiteOrder = c.conflictSettings(cs)
 			if m == site.Master {
 				svc.Role = RoleMaster
 			} else {
@@ -244,13 +249,17 @@ func (c *Config) plan(probs *Problems) (*Plan, error) {
 					sources = append(sources, Endpoint{Host: peer, Address: c.Address(peer), Port: xs.THLPort})
 				}
 			}
-			h.CrossSite.Services = append(h.CrossSite.Services, ServicePlan{
+			svc := ServicePlan{
 				Name: origin.Name, Role: RoleSlave, Topology: TopologyClusterSlave, Link: link.Name,
 				Sources: sources,
-			})
+			}
+			// The link's own section may set its conflict keys.
+			svc.ConflictPolicy, svc.ConflictSiteOrder = c.conflictSettings(c.settingsFor(SectionDefaults, target.Name, SectionReplicatorDefaults, link.Name))
+			h.CrossSite.Services = append(h.CrossSite.Services, svc)
 		}
 	}
 	c.checkHosts(probs, p)
+	checkConvergeOrder(probs, p)
 	if len(*probs) > 0 {
 		return nil, *probs
 	}

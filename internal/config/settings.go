@@ -47,6 +47,12 @@ type Settings struct {
 	// 0 means the applier's defaults (10 transactions, 100 ms).
 	BlockCommitRows     int
 	BlockCommitInterval time.Duration
+	// ConflictPolicy resolves conflicts on apply (repl-conflict-policy);
+	// "" leaves it to the topology (conflicts.go).
+	ConflictPolicy string
+	// ConflictSiteOrder ranks the sites for the converge policy, the one
+	// whose writes win first (repl-conflict-site-order); empty: ini order.
+	ConflictSiteOrder []string
 
 	ManagerRPCPort int
 	GossipPort     int
@@ -132,6 +138,7 @@ func (s Settings) clone() Settings {
 		c.Properties[k] = v
 	}
 	c.SkipValidationChecks = append([]string(nil), s.SkipValidationChecks...)
+	c.ConflictSiteOrder = append([]string(nil), s.ConflictSiteOrder...)
 	return c
 }
 
