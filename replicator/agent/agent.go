@@ -19,6 +19,7 @@ import (
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/service"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
@@ -100,6 +101,7 @@ func New(cfg Config) (*Agent, error) {
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
+			ConflictPolicy: apply.Policy(sp.ConflictPolicy), ConflictSiteOrder: sp.ConflictSiteOrder,
 			RoleFile:    filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
 			SpillDir:    filepath.Join(b.Home, "var", "spill", sp.Name),
 			DialOptions: thlDial,

@@ -218,6 +218,42 @@ func (c *controlServer) Wait(ctx context.Context, req *replicatorpb.WaitRequest)
 	return &replicatorpb.StatusReply{Status: s.Status()}, nil
 }
 
+// maxConflicts bounds one Conflicts reply (each carries up to three row
+// images).
+const maxConflicts = 1000
+
+func (c *controlServer) Conflicts(ctx context.Context, req *replicatorpb.ConflictsRequest) (*replicatorpb.ConflictsReply, error) {
+	s, err := c.service(req.GetService())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 20
+	}
+	if limit > maxConflicts {
+		return nil, toStatus(fmt.Errorf("%w: conflicts -limit takes at most %d, not %d", errBadInput, maxConflicts, limit))
+	}
+	list, err := s.Conflicts(ctx, limit)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	r := &replicatorpb.ConflictsReply{}
+	for _, cf := range list {
+		pc := &replicatorpb.Conflict{Id: uint64(cf.ID), Seqno: cf.Seqno, Fragno: cf.Fragno, Change: uint32(cf.Change), Row: uint32(cf.Row),
+			Origin: cf.Origin, Schema: cf.Schema, Table: cf.Table, Key: cf.Key, Action: cf.Action, Kind: cf.Kind,
+			Before: cf.Before, Target: cf.Target, After: cf.After, Policy: string(cf.Policy), Decision: string(cf.Decision)}
+		if !cf.SourceCommit.IsZero() {
+			pc.SourceCommitTimeUs = cf.SourceCommit.UnixMicro()
+		}
+		if !cf.DetectedAt.IsZero() {
+			pc.DetectedAtUs = cf.DetectedAt.UnixMicro()
+		}
+		r.Conflicts = append(r.Conflicts, pc)
+	}
+	return r, nil
+}
+
 func (c *controlServer) Shutdown(ctx context.Context, _ *replicatorpb.ShutdownRequest) (*replicatorpb.ShutdownReply, error) {
 	c.a.Shutdown()
 	return &replicatorpb.ShutdownReply{}, nil

@@ -25,12 +25,13 @@ var (
 	descChecks   = prometheus.NewDesc("carbide_replicator_causal_checks_total", "Reads of another stream's tracking row by the applier (causal order across streams).", []string{"service"}, nil)
 	descHolds    = prometheus.NewDesc("carbide_replicator_causal_holds_total", "Transactions the applier held until another stream had been applied as much here as at their source.", []string{"service"}, nil)
 	descHeld     = prometheus.NewDesc("carbide_replicator_causal_held_seconds_total", "Time the transactions counted by carbide_replicator_causal_holds_total were held.", []string{"service"}, nil)
+	descConflict = prometheus.NewDesc("carbide_replicator_conflicts_total", "Conflicts the service's applier met, by decision: applied (the source's change), kept (the target's row), stopped (the service stopped on it).", []string{"service", "decision"}, nil)
 )
 
 type collector struct{ a *Agent }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors, descChecks, descHolds, descHeld} {
+	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors, descChecks, descHolds, descHeld, descConflict} {
 		ch <- d
 	}
 }
@@ -59,6 +60,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
 		}
 		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, n.CausalHeld.Seconds(), name)
+		for decision, v := range n.Conflicts {
+			ch <- prometheus.MustNewConstMetric(descConflict, prometheus.CounterValue, float64(v), name, string(decision))
+		}
 	}
 }
 

@@ -25,11 +25,27 @@ type Counters struct {
 	// caught up (causal order), for CausalHeld in all.
 	CausalChecks, CausalHolds uint64
 	CausalHeld                time.Duration
+	// Conflicts counts the conflicts the applier met, by decision:
+	// applied, kept (both recorded in the tracking schema) and stopped.
+	Conflicts map[apply.Decision]uint64
 }
 
 // counters are updated by the pipeline with atomic adds only.
 type counters struct {
-	events, bytes, errors atomic.Uint64
+	events, bytes, errors  atomic.Uint64
+	applied, kept, stopped atomic.Uint64
+}
+
+// conflict counts c by its decision (apply.Conflicts.OnConflict).
+func (c *counters) conflict(cf apply.Conflict) {
+	switch cf.Decision {
+	case apply.DecisionApplied:
+		c.applied.Add(1)
+	case apply.DecisionKept:
+		c.kept.Add(1)
+	case apply.DecisionStopped:
+		c.stopped.Add(1)
+	}
 }
 
 func (c *counters) add(events, bytes uint64) {
@@ -40,7 +56,10 @@ func (c *counters) add(events, bytes uint64) {
 // Counters returns the service's totals.
 func (s *Service) Counters() Counters {
 	return Counters{AppliedEvents: s.counts.events.Load(), AppliedBytes: s.counts.bytes.Load(), Errors: s.counts.errors.Load(),
-		CausalChecks: s.causal.Checks.Load(), CausalHolds: s.causal.Holds.Load(), CausalHeld: time.Duration(s.causal.HeldNanos.Load())}
+		CausalChecks: s.causal.Checks.Load(), CausalHolds: s.causal.Holds.Load(), CausalHeld: time.Duration(s.causal.HeldNanos.Load()),
+		Conflicts: map[apply.Decision]uint64{
+			apply.DecisionApplied: s.counts.applied.Load(), apply.DecisionKept: s.counts.kept.Load(), apply.DecisionStopped: s.counts.stopped.Load(),
+		}}
 }
 
 // counted is r.Next counting what the applier takes: every fragment's

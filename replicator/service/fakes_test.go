@@ -75,6 +75,8 @@ type fakeDB struct {
 	// readAhead makes an applier's Position say the last transaction it
 	// read rather than the last it committed (what status must not show).
 	readAhead bool
+	// conflicts is the count of conflict records in its tracking schema.
+	conflicts uint64
 	// recordLinger is how long SetPosition takes (a slow database).
 	recordLinger time.Duration
 	w            *writers
@@ -143,6 +145,13 @@ func (a *fakeApplier) SetPosition(_ context.Context, ev *thlpb.Event) error {
 	}
 	a.commit(ev, false)
 	return nil
+}
+
+// Conflicts is the conflicts the fake database holds.
+func (a *fakeApplier) Conflicts() uint64 {
+	a.db.mu.Lock()
+	defer a.db.mu.Unlock()
+	return a.db.conflicts
 }
 
 func (a *fakeApplier) Reset(context.Context) error {

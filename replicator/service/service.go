@@ -55,8 +55,12 @@ type Config struct {
 	BlockSize                  int
 	BlockTime                  time.Duration
 	Channels                   int
-	Retention                  time.Duration
-	RMIPort                    int
+	// ConflictPolicy and ConflictSiteOrder resolve the conflicts the
+	// applier meets (apply.Conflicts); the policy is stop when empty.
+	ConflictPolicy    apply.Policy
+	ConflictSiteOrder []string
+	Retention         time.Duration
+	RMIPort           int
 	// SourceOrder, when set, ranks a slave's sources now (see
 	// stream.ClientConfig.Order).
 	SourceOrder func(ctx context.Context, sources []string) []string
@@ -135,6 +139,9 @@ type Service struct {
 
 	counts counters // for metrics (counters.go)
 	causal apply.CausalCounters
+	// conflicts is the count of the tracking schema's conflict records,
+	// as the last applier saw it (status: conflicts).
+	conflicts uint64
 }
 
 type pendingError struct {
@@ -326,6 +333,9 @@ func (s *Service) finish(ctx context.Context, err error) {
 	// What the run committed is what the database holds, unless its last
 	// commit failed after the database had it: read it when next asked.
 	s.applyStale = true
+	if s.applier != nil {
+		s.conflicts = s.applier.Conflicts()
+	}
 	s.extractor, s.applier, s.client = nil, nil, nil
 	if ctx.Err() != nil || err == nil {
 		s.setState(StateOffline)
@@ -567,7 +577,8 @@ func (s *Service) resetStore() error {
 
 func (s *Service) newApplier() (Applier, error) {
 	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Logger: s.log})
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Logger: s.log,
+		Conflicts: apply.Conflicts{Policy: s.cfg.ConflictPolicy, SiteOrder: s.cfg.ConflictSiteOrder, OnConflict: s.counts.conflict}})
 }
 
 // openApplier returns an applier connected to the database, its tracking

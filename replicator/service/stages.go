@@ -66,6 +66,8 @@ type Applier interface {
 	// stream to catch up: apply/after.go) and since when; "" when
 	// nothing.
 	Waiting() (string, time.Time)
+	// Conflicts counts the conflicts recorded in the tracking schema.
+	Conflicts() uint64
 	Close() error
 }
 

@@ -35,10 +35,14 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 	client, extractor := s.client, s.extractor
 	s.mu.Unlock()
 	applied, hasApplied := s.committed()
+	s.mu.Lock()
+	conflicts := s.conflicts
+	s.mu.Unlock()
 
 	store := s.Store()
 	now := time.Now()
-	st := &replicatorpb.ServiceStatus{Service: s.cfg.Name, Role: role, State: state, AppliedLastSeqno: -1, MinStoredSeqno: -1, MaxStoredSeqno: -1, PendingErrorSeqno: -1}
+	st := &replicatorpb.ServiceStatus{Service: s.cfg.Name, Role: role, State: state, AppliedLastSeqno: -1, MinStoredSeqno: -1, MaxStoredSeqno: -1, PendingErrorSeqno: -1,
+		Conflicts: conflicts}
 	var last *thlpb.Event
 	var hasLast bool
 	if store != nil {
@@ -117,6 +121,7 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 		"autoRecoveryTotal":       "0",
 		"channels":                strconv.Itoa(max(1, s.cfg.Channels)),
 		"clusterName":             s.cfg.Name,
+		"conflicts":               strconv.FormatUint(conflicts, 10),
 		"currentEventId":          currentEventID,
 		"currentTimeMillis":       strconv.FormatInt(now.UnixMilli(), 10),
 		"dataServerHost":          s.cfg.DBAddr,
@@ -199,6 +204,7 @@ func (s *Service) committed() (apply.Position, bool) {
 		defer s.mu.Unlock()
 		if a != nil {
 			s.lastApply, s.hasApply = a.Position()
+			s.conflicts = a.Conflicts()
 		}
 		return s.lastApply, s.hasApply
 	}
@@ -206,7 +212,7 @@ func (s *Service) committed() (apply.Position, bool) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	pos, ok, err := s.readTracking(ctx)
+	pos, ok, conflicts, err := s.readTracking(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applyRead = false
@@ -216,19 +222,32 @@ func (s *Service) committed() (apply.Position, bool) {
 		s.log.Debug("read the tracking row for status", "error", err)
 	case s.done == done && !s.runningLocked():
 		s.lastApply, s.hasApply, s.applyStale = pos, ok, false
+		s.conflicts = conflicts
 	}
 	return s.lastApply, s.hasApply
 }
 
-// readTracking reads the tracking row from the database.
-func (s *Service) readTracking(ctx context.Context) (apply.Position, bool, error) {
+// readTracking reads the tracking row, and the count of conflict
+// records, from the database.
+func (s *Service) readTracking(ctx context.Context) (apply.Position, bool, uint64, error) {
 	a, err := s.openApplier(ctx)
 	if err != nil {
-		return apply.Position{}, false, err
+		return apply.Position{}, false, 0, err
 	}
 	defer a.Close()
 	pos, ok := a.Position()
-	return pos, ok, nil
+	return pos, ok, a.Conflicts(), nil
+}
+
+// Conflicts returns the latest limit conflicts recorded in the service's
+// tracking schema, newest first.
+func (s *Service) Conflicts(ctx context.Context, limit int) ([]apply.Conflict, error) {
+	db, err := s.openDB()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return apply.ReadConflicts(ctx, db, s.cfg.Name, limit)
 }
 
 // runningLocked reports whether a pipeline run goes (s.mu held).

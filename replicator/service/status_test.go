@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -87,5 +88,33 @@ func TestMasterStatusAfterForcedFailover(t *testing.T) {
 	}
 	if got := s.Status().GetAppliedLastSeqno(); got != 4 {
 		t.Fatalf("offline: appliedLastSeqno %d, want 4", got)
+	}
+}
+
+// TestStatusCountsConflicts: status shows the conflicts recorded in the
+// tracking schema (typed and as the conflicts line), read with the
+// tracking row before the service goes online; the metrics' counters count
+// the decisions the applier reports.
+func TestStatusCountsConflicts(t *testing.T) {
+	h := newHarness(t)
+	h.db.setTracking(7)
+	h.db.mu.Lock()
+	h.db.conflicts = 3
+	h.db.mu.Unlock()
+	s := h.start(RoleSlave)
+	st := s.Status()
+	line := ""
+	for _, f := range st.GetFields() {
+		if f.GetName() == "conflicts" {
+			line = f.GetValue()
+		}
+	}
+	if st.GetConflicts() != 3 || line != "3" {
+		t.Errorf("conflicts %d, line %q; want 3", st.GetConflicts(), line)
+	}
+	s.counts.conflict(apply.Conflict{Decision: apply.DecisionKept})
+	s.counts.conflict(apply.Conflict{Decision: apply.DecisionStopped})
+	if n := s.Counters().Conflicts; n[apply.DecisionKept] != 1 || n[apply.DecisionStopped] != 1 || n[apply.DecisionApplied] != 0 {
+		t.Errorf("counters %v", n)
 	}
 }

@@ -104,8 +104,10 @@ type ServiceStatus struct {
 	// waiting_seconds: since when. Empty and 0 when it holds none.
 	WaitingFor     string  `protobuf:"bytes,20,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
 	WaitingSeconds float64 `protobuf:"fixed64,21,opt,name=waiting_seconds,json=waitingSeconds,proto3" json:"waiting_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// conflicts: the conflicts recorded in the service's tracking schema.
+	Conflicts     uint64 `protobuf:"varint,22,opt,name=conflicts,proto3" json:"conflicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceStatus) Reset() {
@@ -253,6 +255,13 @@ func (x *ServiceStatus) GetWaitingFor() string {
 func (x *ServiceStatus) GetWaitingSeconds() float64 {
 	if x != nil {
 		return x.WaitingSeconds
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetConflicts() uint64 {
+	if x != nil {
+		return x.Conflicts
 	}
 	return 0
 }
@@ -1433,6 +1442,287 @@ func (x *SetPositionRequest) GetSourceId() string {
 	return ""
 }
 
+type ConflictsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"` // how many, the newest first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConflictsRequest) Reset() {
+	*x = ConflictsRequest{}
+	mi := &file_replicator_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConflictsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConflictsRequest) ProtoMessage() {}
+
+func (x *ConflictsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConflictsRequest.ProtoReflect.Descriptor instead.
+func (*ConflictsRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ConflictsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ConflictsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ConflictsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conflicts     []*Conflict            `protobuf:"bytes,1,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConflictsReply) Reset() {
+	*x = ConflictsReply{}
+	mi := &file_replicator_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConflictsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConflictsReply) ProtoMessage() {}
+
+func (x *ConflictsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConflictsReply.ProtoReflect.Descriptor instead.
+func (*ConflictsReply) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ConflictsReply) GetConflicts() []*Conflict {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
+// Conflict is a row change that did not find the row its source changed,
+// and what the applier's policy did (docs/replicator.md, "Conflicts").
+type Conflict struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Seqno  uint64                 `protobuf:"varint,2,opt,name=seqno,proto3" json:"seqno,omitempty"`
+	Fragno uint32                 `protobuf:"varint,3,opt,name=fragno,proto3" json:"fragno,omitempty"`
+	Change uint32                 `protobuf:"varint,4,opt,name=change,proto3" json:"change,omitempty"` // the row change's place in its event
+	Row    uint32                 `protobuf:"varint,5,opt,name=row,proto3" json:"row,omitempty"`       // the row's place in its row change
+	Origin string                 `protobuf:"bytes,6,opt,name=origin,proto3" json:"origin,omitempty"`  // the site whose clients made the change
+	Schema string                 `protobuf:"bytes,7,opt,name=schema,proto3" json:"schema,omitempty"`
+	Table  string                 `protobuf:"bytes,8,opt,name=table,proto3" json:"table,omitempty"`
+	Key    string                 `protobuf:"bytes,9,opt,name=key,proto3" json:"key,omitempty"`        // the row's key as text: id=5
+	Action string                 `protobuf:"bytes,10,opt,name=action,proto3" json:"action,omitempty"` // INSERT, UPDATE or DELETE
+	Kind   string                 `protobuf:"bytes,11,opt,name=kind,proto3" json:"kind,omitempty"`     // row differs, row missing, row exists, unique key
+	// before, target and after are JSON objects by column name: the
+	// source's row before and after its change, and the row this database
+	// held; "" for none.
+	Before             string `protobuf:"bytes,12,opt,name=before,proto3" json:"before,omitempty"`
+	Target             string `protobuf:"bytes,13,opt,name=target,proto3" json:"target,omitempty"`
+	After              string `protobuf:"bytes,14,opt,name=after,proto3" json:"after,omitempty"`
+	Policy             string `protobuf:"bytes,15,opt,name=policy,proto3" json:"policy,omitempty"`     // stop, log, skip or converge
+	Decision           string `protobuf:"bytes,16,opt,name=decision,proto3" json:"decision,omitempty"` // applied (the source's change) or kept (the target's row)
+	SourceCommitTimeUs int64  `protobuf:"varint,17,opt,name=source_commit_time_us,json=sourceCommitTimeUs,proto3" json:"source_commit_time_us,omitempty"`
+	DetectedAtUs       int64  `protobuf:"varint,18,opt,name=detected_at_us,json=detectedAtUs,proto3" json:"detected_at_us,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Conflict) Reset() {
+	*x = Conflict{}
+	mi := &file_replicator_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conflict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conflict) ProtoMessage() {}
+
+func (x *Conflict) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conflict.ProtoReflect.Descriptor instead.
+func (*Conflict) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Conflict) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Conflict) GetSeqno() uint64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *Conflict) GetFragno() uint32 {
+	if x != nil {
+		return x.Fragno
+	}
+	return 0
+}
+
+func (x *Conflict) GetChange() uint32 {
+	if x != nil {
+		return x.Change
+	}
+	return 0
+}
+
+func (x *Conflict) GetRow() uint32 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
+func (x *Conflict) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Conflict) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *Conflict) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *Conflict) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Conflict) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Conflict) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Conflict) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *Conflict) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Conflict) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *Conflict) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Conflict) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *Conflict) GetSourceCommitTimeUs() int64 {
+	if x != nil {
+		return x.SourceCommitTimeUs
+	}
+	return 0
+}
+
+func (x *Conflict) GetDetectedAtUs() int64 {
+	if x != nil {
+		return x.DetectedAtUs
+	}
+	return 0
+}
+
 var File_replicator_proto protoreflect.FileDescriptor
 
 const file_replicator_proto_rawDesc = "" +
@@ -1440,7 +1730,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x10replicator.proto\x12\x15carbide.replicator.v1\"1\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc4\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe2\x05\n" +
 	"\rServiceStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
@@ -1460,7 +1750,8 @@ const file_replicator_proto_rawDesc = "" +
 	"\adropped\x18\x0f \x01(\v2\".carbide.replicator.v1.DroppedTailR\adropped\x12\x1f\n" +
 	"\vwaiting_for\x18\x14 \x01(\tR\n" +
 	"waitingFor\x12'\n" +
-	"\x0fwaiting_seconds\x18\x15 \x01(\x01R\x0ewaitingSeconds\"\x89\x01\n" +
+	"\x0fwaiting_seconds\x18\x15 \x01(\x01R\x0ewaitingSeconds\x12\x1c\n" +
+	"\tconflicts\x18\x16 \x01(\x04R\tconflicts\"\x89\x01\n" +
 	"\vDroppedTail\x12\x1d\n" +
 	"\n" +
 	"from_seqno\x18\x01 \x01(\x04R\tfromSeqno\x12\x19\n" +
@@ -1533,7 +1824,32 @@ const file_replicator_proto_rawDesc = "" +
 	"\x05seqno\x18\x02 \x01(\x03R\x05seqno\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x19\n" +
 	"\bevent_id\x18\x04 \x01(\tR\aeventId\x12\x1b\n" +
-	"\tsource_id\x18\x05 \x01(\tR\bsourceId2\xec\b\n" +
+	"\tsource_id\x18\x05 \x01(\tR\bsourceId\"B\n" +
+	"\x10ConflictsRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"O\n" +
+	"\x0eConflictsReply\x12=\n" +
+	"\tconflicts\x18\x01 \x03(\v2\x1f.carbide.replicator.v1.ConflictR\tconflicts\"\xc9\x03\n" +
+	"\bConflict\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05seqno\x18\x02 \x01(\x04R\x05seqno\x12\x16\n" +
+	"\x06fragno\x18\x03 \x01(\rR\x06fragno\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\rR\x06change\x12\x10\n" +
+	"\x03row\x18\x05 \x01(\rR\x03row\x12\x16\n" +
+	"\x06origin\x18\x06 \x01(\tR\x06origin\x12\x16\n" +
+	"\x06schema\x18\a \x01(\tR\x06schema\x12\x14\n" +
+	"\x05table\x18\b \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\t \x01(\tR\x03key\x12\x16\n" +
+	"\x06action\x18\n" +
+	" \x01(\tR\x06action\x12\x12\n" +
+	"\x04kind\x18\v \x01(\tR\x04kind\x12\x16\n" +
+	"\x06before\x18\f \x01(\tR\x06before\x12\x16\n" +
+	"\x06target\x18\r \x01(\tR\x06target\x12\x14\n" +
+	"\x05after\x18\x0e \x01(\tR\x05after\x12\x16\n" +
+	"\x06policy\x18\x0f \x01(\tR\x06policy\x12\x1a\n" +
+	"\bdecision\x18\x10 \x01(\tR\bdecision\x121\n" +
+	"\x15source_commit_time_us\x18\x11 \x01(\x03R\x12sourceCommitTimeUs\x12$\n" +
+	"\x0edetected_at_us\x18\x12 \x01(\x03R\fdetectedAtUs2\xc9\t\n" +
 	"\n" +
 	"Replicator\x12X\n" +
 	"\bServices\x12&.carbide.replicator.v1.ServicesRequest\x1a$.carbide.replicator.v1.ServicesReply\x12R\n" +
@@ -1548,7 +1864,8 @@ const file_replicator_proto_rawDesc = "" +
 	"\bShutdown\x12&.carbide.replicator.v1.ShutdownRequest\x1a$.carbide.replicator.v1.ShutdownReply\x12T\n" +
 	"\x06Backup\x12$.carbide.replicator.v1.BackupRequest\x1a\".carbide.replicator.v1.BackupChunk0\x01\x12R\n" +
 	"\x06Locate\x12$.carbide.replicator.v1.LocateRequest\x1a\".carbide.replicator.v1.LocateReply\x12\\\n" +
-	"\vSetPosition\x12).carbide.replicator.v1.SetPositionRequest\x1a\".carbide.replicator.v1.StatusReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
+	"\vSetPosition\x12).carbide.replicator.v1.SetPositionRequest\x1a\".carbide.replicator.v1.StatusReply\x12[\n" +
+	"\tConflicts\x12'.carbide.replicator.v1.ConflictsRequest\x1a%.carbide.replicator.v1.ConflictsReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
 
 var (
 	file_replicator_proto_rawDescOnce sync.Once
@@ -1562,7 +1879,7 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_replicator_proto_goTypes = []any{
 	(*Field)(nil),              // 0: carbide.replicator.v1.Field
 	(*ServiceStatus)(nil),      // 1: carbide.replicator.v1.ServiceStatus
@@ -1588,6 +1905,9 @@ var file_replicator_proto_goTypes = []any{
 	(*LocateRequest)(nil),      // 21: carbide.replicator.v1.LocateRequest
 	(*LocateReply)(nil),        // 22: carbide.replicator.v1.LocateReply
 	(*SetPositionRequest)(nil), // 23: carbide.replicator.v1.SetPositionRequest
+	(*ConflictsRequest)(nil),   // 24: carbide.replicator.v1.ConflictsRequest
+	(*ConflictsReply)(nil),     // 25: carbide.replicator.v1.ConflictsReply
+	(*Conflict)(nil),           // 26: carbide.replicator.v1.Conflict
 }
 var file_replicator_proto_depIdxs = []int32{
 	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
@@ -1596,37 +1916,40 @@ var file_replicator_proto_depIdxs = []int32{
 	1,  // 3: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
 	7,  // 4: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
 	0,  // 5: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
-	3,  // 6: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
-	5,  // 7: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
-	8,  // 8: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
-	9,  // 9: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
-	10, // 10: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
-	11, // 11: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
-	12, // 12: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
-	14, // 13: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
-	16, // 14: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
-	17, // 15: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	19, // 16: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
-	21, // 17: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
-	23, // 18: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
-	4,  // 19: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	6,  // 20: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 21: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 22: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 23: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 24: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	13, // 25: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	15, // 26: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	6,  // 27: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	18, // 28: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	20, // 29: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	22, // 30: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	6,  // 31: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	19, // [19:32] is the sub-list for method output_type
-	6,  // [6:19] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	26, // 6: carbide.replicator.v1.ConflictsReply.conflicts:type_name -> carbide.replicator.v1.Conflict
+	3,  // 7: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
+	5,  // 8: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
+	8,  // 9: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
+	9,  // 10: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
+	10, // 11: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
+	11, // 12: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
+	12, // 13: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
+	14, // 14: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
+	16, // 15: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
+	17, // 16: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
+	19, // 17: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	21, // 18: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	23, // 19: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	24, // 20: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
+	4,  // 21: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	6,  // 22: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 23: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 24: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 25: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 26: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	13, // 27: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	15, // 28: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	6,  // 29: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	18, // 30: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	20, // 31: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	22, // 32: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	6,  // 33: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	25, // 34: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
+	21, // [21:35] is the sub-list for method output_type
+	7,  // [7:21] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_replicator_proto_init() }
@@ -1640,7 +1963,7 @@ func file_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	Replicator_Backup_FullMethodName      = "/carbide.replicator.v1.Replicator/Backup"
 	Replicator_Locate_FullMethodName      = "/carbide.replicator.v1.Replicator/Locate"
 	Replicator_SetPosition_FullMethodName = "/carbide.replicator.v1.Replicator/SetPosition"
+	Replicator_Conflicts_FullMethodName   = "/carbide.replicator.v1.Replicator/Conflicts"
 )
 
 // ReplicatorClient is the client API for Replicator service.
@@ -60,6 +61,9 @@ type ReplicatorClient interface {
 	// SetPosition makes an OFFLINE service start after a given transaction:
 	// its THL is cleared and the tracking row says it was applied.
 	SetPosition(ctx context.Context, in *SetPositionRequest, opts ...grpc.CallOption) (*StatusReply, error)
+	// Conflicts lists the latest conflicts a service's applier recorded
+	// (tungsten_<service>.conflicts), newest first.
+	Conflicts(ctx context.Context, in *ConflictsRequest, opts ...grpc.CallOption) (*ConflictsReply, error)
 }
 
 type replicatorClient struct {
@@ -209,6 +213,16 @@ func (c *replicatorClient) SetPosition(ctx context.Context, in *SetPositionReque
 	return out, nil
 }
 
+func (c *replicatorClient) Conflicts(ctx context.Context, in *ConflictsRequest, opts ...grpc.CallOption) (*ConflictsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConflictsReply)
+	err := c.cc.Invoke(ctx, Replicator_Conflicts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicatorServer is the server API for Replicator service.
 // All implementations must embed UnimplementedReplicatorServer
 // for forward compatibility.
@@ -232,6 +246,9 @@ type ReplicatorServer interface {
 	// SetPosition makes an OFFLINE service start after a given transaction:
 	// its THL is cleared and the tracking row says it was applied.
 	SetPosition(context.Context, *SetPositionRequest) (*StatusReply, error)
+	// Conflicts lists the latest conflicts a service's applier recorded
+	// (tungsten_<service>.conflicts), newest first.
+	Conflicts(context.Context, *ConflictsRequest) (*ConflictsReply, error)
 	mustEmbedUnimplementedReplicatorServer()
 }
 
@@ -280,6 +297,9 @@ func (UnimplementedReplicatorServer) Locate(context.Context, *LocateRequest) (*L
 }
 func (UnimplementedReplicatorServer) SetPosition(context.Context, *SetPositionRequest) (*StatusReply, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetPosition not implemented")
+}
+func (UnimplementedReplicatorServer) Conflicts(context.Context, *ConflictsRequest) (*ConflictsReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Conflicts not implemented")
 }
 func (UnimplementedReplicatorServer) mustEmbedUnimplementedReplicatorServer() {}
 func (UnimplementedReplicatorServer) testEmbeddedByValue()                    {}
@@ -529,6 +549,24 @@ func _Replicator_SetPosition_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Replicator_Conflicts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConflictsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServer).Conflicts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replicator_Conflicts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServer).Conflicts(ctx, req.(*ConflictsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Replicator_ServiceDesc is the grpc.ServiceDesc for Replicator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -583,6 +621,10 @@ var Replicator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPosition",
 			Handler:    _Replicator_SetPosition_Handler,
+		},
+		{
+			MethodName: "Conflicts",
+			Handler:    _Replicator_Conflicts_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
