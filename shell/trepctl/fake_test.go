@@ -102,6 +102,13 @@ func (f *fakeReplicator) Wait(ctx context.Context, in *replicatorpb.WaitRequest,
 	return &replicatorpb.StatusReply{}, nil
 }
 
+func (f *fakeReplicator) Conflicts(ctx context.Context, in *replicatorpb.ConflictsRequest, _ ...grpc.CallOption) (*replicatorpb.ConflictsReply, error) {
+	f.record(ctx, in)
+	return &replicatorpb.ConflictsReply{Conflicts: []*replicatorpb.Conflict{{Id: 3, Seqno: 41, Origin: "west", Schema: "app", Table: "t", Key: "id=1",
+		Action: "UPDATE", Kind: "row differs", Before: `{"id":1,"v":"a"}`, Target: `{"id":1,"v":"e"}`, After: `{"id":1,"v":"w"}`,
+		Policy: "converge", Decision: "kept", DetectedAtUs: 1700000000000000}}}, nil
+}
+
 // result is what one trepctl run left behind.
 type result struct {
 	code     int

@@ -78,6 +78,12 @@ var effective = map[string]flagCase{
 		check: got(func(r *replicatorpb.WaitRequest) bool { return r.GetAppliedSeqno() == 9 })},
 	"wait -state": {args: cmdline("wait", "-state", "ONLINE"),
 		check: got(func(r *replicatorpb.WaitRequest) bool { return r.GetState() == "ONLINE" && r.GetAppliedSeqno() == -1 })},
+	"conflicts -limit": {args: cmdline("conflicts", "-limit", "5"),
+		check: got(func(r *replicatorpb.ConflictsRequest) bool { return r.GetLimit() == 5 })},
+	"conflicts -json": {args: cmdline("conflicts", "-json"),
+		check: func(_ *fakeReplicator, r result) bool {
+			return strings.HasPrefix(r.out, "[") && strings.Contains(r.out, `"target": {`)
+		}},
 	"wait -limit": {args: cmdline("wait", "-state", "ONLINE", "-limit", "4"),
 		check: got(func(r *replicatorpb.WaitRequest) bool { return r.GetTimeoutSeconds() == 4 })},
 }
@@ -205,7 +211,7 @@ func TestOptionOfAnotherCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"status", "-skip-seqno", "5"}, "trepctl status: -skip-seqno is not an option of status; it belongs to online; run trepctl help\n"},
-		{[]string{"qs", "-json"}, "trepctl qs: -json is not an option of qs; it belongs to services and status; run trepctl help\n"},
+		{[]string{"qs", "-json"}, "trepctl qs: -json is not an option of qs; it belongs to conflicts and services and status; run trepctl help\n"},
 		{[]string{"online", "-relay"}, "trepctl online: -relay is not an option of online; run trepctl help\n"},
 		{[]string{"status", "-service", "east"}, "trepctl status: -service is not an option of status: it is a global option and goes before the command (trepctl -service X status); run trepctl help\n"},
 	} {
@@ -228,5 +234,24 @@ func TestServicesOfOneService(t *testing.T) {
 	r = runTrepctl(t, f, cmdline("-service", "north", "services")...)
 	if r.code != ExitFailed || r.err != "trepctl services: the replicator has no service north (services: east, west)\n" {
 		t.Errorf("services -service north: exit %d, %q", r.code, r.err)
+	}
+}
+
+// TestConflicts: conflicts lists the service's latest conflicts with their
+// row images, and refuses a limit out of range.
+func TestConflicts(t *testing.T) {
+	f := &fakeReplicator{}
+	r := runTrepctl(t, f, cmdline("conflicts")...)
+	for _, want := range []string{"#3 seqno 41", "from west: UPDATE app.t id=1: row differs; kept (converge)", `    target: {"id":1,"v":"e"}`, "1 of service east"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("conflicts printed\n%s\nwithout %q", r.out, want)
+		}
+	}
+	if req, ok := last[*replicatorpb.ConflictsRequest](f); !ok || req.GetLimit() != 20 || req.GetService() != "east" {
+		t.Errorf("request %v", req)
+	}
+	r = runTrepctl(t, &fakeReplicator{}, cmdline("conflicts", "-limit", "0")...)
+	if r.code != ExitFailed || !strings.Contains(r.err, "-limit takes a number of conflicts from 1 to 1000") {
+		t.Errorf("-limit 0: exit %d, %q", r.code, r.err)
 	}
 }

@@ -82,6 +82,7 @@ commands:
   flush [-limit S]                             wait until the binlog so far is in the THL
   wait -applied N | -state S [-limit S]        wait for a seqno or a state
   qs                                           one-line status
+  conflicts [-limit N] [-json]                 the latest conflicts the applier recorded
   version
 Without -service, a replicator with one service uses it; online and offline
 act on every service. An option a command does not carry out is refused,
@@ -241,6 +242,7 @@ func (c *command) commands() map[string]runner {
 		"flush":     c.flush,
 		"wait":      c.wait,
 		"qs":        c.qs,
+		"conflicts": c.conflicts,
 	}
 }
 
