@@ -156,8 +156,9 @@ type Applier struct {
 	// resolving is the transaction being applied in conflict mode, while
 	// its fragments arrive (conflictmode.go).
 	resolving *resolving
-	// conflicts counts the conflicts recorded in the tracking schema.
-	conflicts atomic.Uint64
+	// conflicts counts the conflicts recorded in the tracking schema;
+	// resolvedBlocks the blocks applied again in conflict mode.
+	conflicts, resolvedBlocks atomic.Uint64
 	// afterResolve, set by tests, runs after each transaction conflict
 	// mode commits; an error stops the run there.
 	afterResolve func(seqno uint64) error

@@ -51,13 +51,15 @@ type block struct {
 	open   *thlpb.Event // the last fragment seen of a transaction still open
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
-	marks  marks        // BINLOG statement cuts and guards in sql
+	marks  marks        // BINLOG statement cuts, guards and checks in sql
+	known  known        // the rows it changes, by identity (verify.go)
 }
 
 func (b *block) reset() {
 	clear(b.txs) // their retained events
 	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
 	b.marks.reset()
+	clear(b.known)
 }
 
 func isStatement(ev *thlpb.Event) bool {
@@ -105,7 +107,10 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 	tx.retain(ev, size)
 	if !skip {
 		start := len(blk.sql)
-		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, marks: blk.marks,
+		if a.detect && blk.known == nil {
+			blk.known = known{}
+		}
+		bld := builder{meta: a.meta, service: a.cfg.Service, buf: blk.sql, deps: a.deps, marks: blk.marks, known: blk.known,
 			binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev), detect: a.detect}
 		for i, c := range ev.GetChanges() {
 			if st := c.GetStatement(); st != nil && (len(bld.buf) > tx.start || blk.sent) {
@@ -367,9 +372,9 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	a.tail = appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now)
+	a.tail = append(appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now), "COMMIT"...)
 	begin := time.Now()
-	err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail, tailRows: 1, commit: true,
+	err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
 		compound: a.compoundFor(blk), check: a.detect, guard: a.guard})
 	a.timed(time.Since(begin))
 	if err != nil {
@@ -380,7 +385,13 @@ func (a *Applier) commit(ctx context.Context, blk *block) error {
 		if blk.sent || len(blk.txs) == 1 || !isSQLError(err) {
 			return a.pinpoint(ctx, blk, 0, err)
 		}
-		// Find the failing transaction: commit them one by one.
+		// Find the failing transaction: commit them one by one. Detecting
+		// conflicts, in conflict mode: a row a transaction changes after
+		// an earlier one of the block (not verified again) is unlocked
+		// between their commits.
+		if a.detect {
+			return a.resolveBlock(ctx, blk, err)
+		}
 		return a.oneByOne(ctx, blk, err)
 	}
 	a.committed(last, blk.txns, now)

@@ -11,12 +11,12 @@ import (
 // A conflict is a row change that does not find the row its source
 // changed: an UPDATE or DELETE whose before-image differs from the target
 // row (or finds none), an INSERT whose key exists with other values. The
-// applier's fast path detects them (sqlgen.go: keyed statements also match
-// the before-image, and a guard after each stops the block when it did not
-// touch exactly one row); a block that meets one is rolled back and its
-// transactions applied again one at a time in conflict mode
-// (conflictmode.go), each row checked against the target and resolved by
-// the service's policy.
+// applier's fast path detects them: a locking read verifies the rows a
+// block changes first (verify.go), or the WHERE matches the before-image
+// and a guard checks the row count (match.go), and an INSERT of a taken
+// key fails. A block that meets one is rolled back and its transactions
+// applied again one at a time in conflict mode (conflictmode.go), each row
+// checked against the target and resolved by the service's policy.
 
 // Policy is what the applier does with a conflict.
 type Policy string

@@ -63,45 +63,27 @@ func TestConflictsValidate(t *testing.T) {
 	}
 }
 
-// Detection in each way a script goes: a compound statement without a
-// BINLOG statement is checked by the rows it matched in all, before its
-// COMMIT (sent only when the count is right); with one, and in a
-// multi-statement script, a guard follows each guarded statement.
-func TestRowChecks(t *testing.T) {
+// Guards follow the statements marked for one, inside a compound
+// statement and as statements of their own in a multi-statement script;
+// marks follow the SQL when its front is sent ahead.
+func TestGuards(t *testing.T) {
 	b := builder{detect: true}
 	b.buf = append(b.buf, "UPDATE a;"...)
-	b.countRows(1, true)
-	b.buf = append(b.buf, "INSERT b;"...)
-	b.countRows(3, false)
-	upto := len(b.buf)
-	b.buf = append(b.buf, "BINLOG 'x';"...)
+	b.guarded()
+	b.buf = append(b.buf, "INSERT b;BINLOG 'x';"...)
 	b.marks.cuts = append(b.marks.cuts, len(b.buf))
 	b.buf = append(b.buf, "DELETE c;"...)
-	b.countRows(1, true)
-	s := script{begin: true, sql: b.buf, to: upto, marks: b.marks, tail: []byte("T;"), tailRows: 1, commit: true, compound: true, check: true, guard: guardStatement}
-
-	r := &recorder{rows: 5}
-	if err := s.exec(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
-	if want := fmt.Sprint([]string{"BEGIN NOT ATOMIC START TRANSACTION;UPDATE a;INSERT b;T;END", "COMMIT"}); fmt.Sprint(r.got) != want {
-		t.Errorf("counted: sent %s, want %s", r.got, want)
-	}
-	r = &recorder{rows: 4}
-	if err := s.exec(context.Background(), r); !isConflictSignal(err) || len(r.got) != 1 {
-		t.Errorf("a row short: %v after %s, want a conflict and no COMMIT", err, r.got)
-	}
-
-	s.to = len(b.buf)
-	r = &recorder{}
+	b.guarded()
+	b.marks.checks = append(b.marks.checks, check{at: len(b.buf)})
+	s := script{begin: true, sql: b.buf, to: len(b.buf), marks: b.marks, tail: []byte("T;COMMIT"), compound: true, check: true, guard: guardStatement}
+	r := &recorder{}
 	if err := s.exec(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	want := "BEGIN NOT ATOMIC START TRANSACTION;UPDATE a;" + guardCompound + "INSERT b;BINLOG 'x';DELETE c;" + guardCompound + "T;COMMIT;END"
 	if fmt.Sprint(r.got) != fmt.Sprint([]string{want}) {
-		t.Errorf("with a BINLOG statement: sent %s\nwant %s", r.got, want)
+		t.Errorf("compound: sent %s\nwant %s", r.got, want)
 	}
-
 	s.compound = false
 	r = &recorder{}
 	if err := s.exec(context.Background(), r); err != nil {
@@ -110,13 +92,14 @@ func TestRowChecks(t *testing.T) {
 	if want := fmt.Sprint([]string{"BEGIN;UPDATE a;" + guardStatement + "INSERT b;BINLOG 'x';", "DELETE c;" + guardStatement + "T;COMMIT"}); fmt.Sprint(r.got) != want {
 		t.Errorf("multi-statement: sent %s\nwant %s", r.got, want)
 	}
-
-	// Marks follow the SQL when its front is sent ahead.
 	m := b.marks.after(len("UPDATE a;"))
-	if m.expect(0, upto) != 3 || len(m.cuts) != 1 || m.cuts[0] != len("INSERT b;BINLOG 'x';") {
+	if len(m.guards) != 1 || len(m.checks) != 1 || len(m.cuts) != 1 || m.cuts[0] != len("INSERT b;BINLOG 'x';") {
 		t.Errorf("marks after the first statement: %+v", m)
 	}
-	if m := b.marks.before(len("UPDATE a;")); m.expect(0, len(b.buf)) != 1 || len(m.cuts) != 0 {
+	if m := b.marks.before(len("UPDATE a;")); len(m.guards) != 1 || len(m.cuts) != 0 || len(m.checks) != 0 {
 		t.Errorf("marks of the first statement: %+v", m)
+	}
+	if cs := b.marks.checksIn(len("UPDATE a;"), len(b.buf)); len(cs) != 1 {
+		t.Errorf("checks of the rest: %d", len(cs))
 	}
 }

@@ -40,18 +40,19 @@ var errResolved = errors.New("apply: block applied in conflict mode")
 // in conflict mode. The last one may be incomplete: it goes on as its
 // fragments arrive.
 func (a *Applier) resolveBlock(ctx context.Context, blk *block, cause error) error {
+	a.resolvedBlocks.Add(1)
 	if a.deps != nil {
 		a.deps.reset()
 	}
-	a.cfg.Logger.Info("block met a conflict: applying its transactions one at a time, each row checked", "cause", cause)
+	a.cfg.Logger.Info("block failed: applying its transactions one at a time, each row checked", "cause", cause)
 	txs := slices.Clone(blk.txs)
 	blk.reset()
 	for i := range txs {
 		tx := &txs[i]
 		if tx.dropped {
 			return &Error{Seqno: tx.first.GetSeqno(), EventID: tx.first.GetEventId(), Err: fmt.Errorf(
-				"%w: the transaction met a conflict (%v) and is too large (over %d MiB in the THL) to apply again row by row; "+
-					"resolve the row by hand with sql_log_bin=0 and put the service online", ErrConflict, cause, retainMax>>20)}
+				"its block failed (%w) and the transaction is too large (over %d MiB in the THL) to apply again row by row; "+
+					"find the row in conflict, make it what it should be with sql_log_bin=0 and put the service online", cause, retainMax>>20)}
 		}
 		a.resolving = &resolving{skipped: tx.skipped, ahead: tx.ahead}
 		for _, ev := range tx.events {

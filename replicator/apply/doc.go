@@ -18,14 +18,15 @@
 // row; a statement after rows in its transaction (DML a session logged
 // as a statement) runs inside the block's database transaction.
 //
-// Conflicts (conflict.go): a keyed UPDATE or DELETE also requires the
-// before-image of the other columns it carries, and a guard after it stops
-// the block unless it matched exactly one row; an INSERT of a taken key
-// fails. Such a block is rolled back and its transactions applied again
-// one at a time in conflict mode (conflictmode.go), each row checked in
-// Go against the target's and resolved by the service's policy (stop,
-// log, skip, converge); each decision is recorded in
-// tungsten_<service>.conflicts with the tracking row (conflictlog.go).
+// Conflicts (conflict.go): before a block is sent, a locking read fetches
+// the rows it changes first and compares them with the before-images
+// (verify.go; some tables match them in the WHERE instead, match.go); an
+// INSERT of a taken key fails. A block that meets a conflict is rolled
+// back and its transactions applied again one at a time in conflict mode
+// (conflictmode.go), each row read and compared by the server and resolved
+// by the service's policy (stop, log, skip, converge); each decision is
+// recorded in tungsten_<service>.conflicts with the tracking row
+// (conflictlog.go).
 //
 // It imports rpc/gen/thlpb and the MySQL driver; nothing of go-mysql.
 package apply

@@ -2,24 +2,24 @@ package apply
 
 // marks are offsets in a block's SQL, kept as the SQL is sent in parts
 // (fit, sendPart) or copied (parallel apply): cuts, after each BINLOG
-// statement (execCut ends a query there), and rows, after each statement
-// whose matched rows conflict detection counts.
+// statement (execCut ends a query there); guards, after each statement
+// that must match exactly one row and that nothing else checks (a table
+// without a key, or one whose rows are matched in the WHERE: match.go);
+// and checks, the rows a locking read verifies before the SQL is sent
+// (verify.go).
 type marks struct {
-	cuts []int
-	rows []rowMark
+	cuts   []int
+	guards []int
+	checks []check
 }
 
-// rowMark is a statement's end and the rows it must match: 1 for a
-// guarded UPDATE or DELETE (guard), the rows of an INSERT.
-type rowMark struct {
-	at, n int
-	guard bool
+func (m *marks) reset() {
+	clear(m.checks) // their row images
+	m.cuts, m.guards, m.checks = m.cuts[:0], m.guards[:0], m.checks[:0]
 }
-
-func (m *marks) reset() { m.cuts, m.rows = m.cuts[:0], m.rows[:0] }
 
 func (m marks) clone() marks {
-	return marks{cuts: append([]int(nil), m.cuts...), rows: append([]rowMark(nil), m.rows...)}
+	return marks{cuts: append([]int(nil), m.cuts...), guards: append([]int(nil), m.guards...), checks: append([]check(nil), m.checks...)}
 }
 
 // before keeps the marks of the SQL before offset end.
@@ -30,9 +30,14 @@ func (m marks) before(end int) marks {
 			out.cuts = append(out.cuts, c)
 		}
 	}
-	for _, r := range m.rows {
-		if r.at <= end {
-			out.rows = append(out.rows, r)
+	for _, g := range m.guards {
+		if g <= end {
+			out.guards = append(out.guards, g)
+		}
+	}
+	for _, c := range m.checks {
+		if c.at <= end {
+			out.checks = append(out.checks, c)
 		}
 	}
 	return out
@@ -47,34 +52,29 @@ func (m marks) after(start int) marks {
 			out.cuts = append(out.cuts, c-start)
 		}
 	}
-	for _, r := range m.rows {
-		if r.at > start {
-			r.at -= start
-			out.rows = append(out.rows, r)
+	for _, g := range m.guards {
+		if g > start {
+			out.guards = append(out.guards, g-start)
+		}
+	}
+	for _, c := range m.checks {
+		if c.at > start {
+			c.at -= start
+			out.checks = append(out.checks, c)
 		}
 	}
 	return out
 }
 
-// hasCut reports whether sql[from:to] holds a BINLOG statement.
-func (m marks) hasCut(from, to int) bool {
-	for _, c := range m.cuts {
-		if c > from && c <= to {
-			return true
+// checksIn returns the checks of the statements of sql[from:to].
+func (m marks) checksIn(from, to int) []check {
+	var out []check
+	for _, c := range m.checks {
+		if c.at > from && c.at <= to {
+			out = append(out, c)
 		}
 	}
-	return false
-}
-
-// expect is the rows the statements of sql[from:to] must match.
-func (m marks) expect(from, to int) int {
-	n := 0
-	for _, r := range m.rows {
-		if r.at > from && r.at <= to {
-			n += r.n
-		}
-	}
-	return n
+	return out
 }
 
 // text is sql[from:to] with guard (if any) after each guarded statement.
@@ -84,16 +84,16 @@ func (m marks) text(sql []byte, from, to int, guard string) string {
 	}
 	var b []byte
 	at := from
-	for _, r := range m.rows {
-		if !r.guard || r.at <= from || r.at > to {
+	for _, g := range m.guards {
+		if g <= from || g > to {
 			continue
 		}
 		if b == nil {
-			b = make([]byte, 0, to-from+len(m.rows)*len(guard))
+			b = make([]byte, 0, to-from+len(m.guards)*len(guard))
 		}
-		b = append(b, sql[at:r.at]...)
+		b = append(b, sql[at:g]...)
 		b = append(b, guard...)
-		at = r.at
+		at = g
 	}
 	if b == nil {
 		return string(sql[from:to])

@@ -12,12 +12,12 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// Matching a row image against the target row. The fast path's keyed
-// UPDATE and DELETE find the row by key and also require every other
-// column the image carries to hold the image's value; conflict mode reads
-// the same tests back as flags (conflictmode.go), so the two never
-// disagree on what matches. Each test is NULL-safe and exact for the value
-// the column holds:
+// Matching a row image against the target row in SQL. Conflict mode reads
+// these tests as flags (conflictmode.go); the fast path puts them in the
+// WHERE of the UPDATEs and DELETEs of rows it does not verify beforehand
+// (verify.go: tables with FLOAT or DOUBLE columns, or foreign keys) and of
+// tables without a key. Each test is NULL-safe and exact for the value the
+// column holds:
 //
 //   - FLOAT: the image's float32 written as the exact double it is, which
 //     is what the server compares the column as (0.1 written as 0.1 would
@@ -49,18 +49,15 @@ const (
 // spells it out: a SIGNAL takes a literal).
 const errnoConflict = 45001
 
-// Every keyed UPDATE and DELETE must match exactly one row
-// (CLIENT_FOUND_ROWS: matched rows, not changed ones). A compound
-// statement's answer counts the rows all its statements matched, so a
-// block sent as one is checked by that sum (script.exec), before its
-// COMMIT, at no cost to the server. Elsewhere a guard follows each such
-// statement and stops the script when it did not: MariaDB's IF inside a
-// compound statement that holds a BINLOG statement (whose rows count too)
-// (guardCompound), as a nested compound statement in a multi-statement
-// script (guardStatement), and on servers without compound statements a
-// SELECT … INTO that fails with "Result consisted of more than one row"
-// (1172). A guard costs the server about 7 µs (a parsed IF and SIGNAL),
-// the sum nothing.
+// Guards follow the UPDATEs and DELETEs whose row is matched in the WHERE
+// (marks.guards): each stops the script unless the statement matched
+// exactly one row (CLIENT_FOUND_ROWS: matched rows, not changed ones).
+// MariaDB: an IF inside a block's compound statement (guardCompound), a
+// nested compound statement in a multi-statement script (guardStatement);
+// servers without compound statements: a SELECT … INTO that fails with
+// "Result consisted of more than one row" (1172). A guard costs the server
+// about 7 µs (a parsed IF and SIGNAL), measured: verified rows need none
+// (their locks keep them).
 const (
 	guardCompound  = "IF ROW_COUNT()<>1 THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO=45001,MESSAGE_TEXT='carbide: row conflict';END IF;"
 	guardStatement = "BEGIN NOT ATOMIC " + guardCompound + "END;"
@@ -75,7 +72,7 @@ var conflictErrnos = map[uint16]bool{errnoConflict: true, 1172: true, 1062: true
 
 // isConflictSignal reports whether err is a block stopped by a conflict.
 func isConflictSignal(err error) bool {
-	if errors.Is(err, errRowCount) {
+	if errors.Is(err, errRowDiffers) {
 		return true
 	}
 	for n := range conflictErrnos {

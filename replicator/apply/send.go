@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -29,22 +28,18 @@ type execer interface {
 }
 
 // script is part of a block's SQL to send: sql[from:to], after BEGIN
-// when begin is set, followed by tail (the tracking update, tailRows rows)
-// and COMMIT when commit is set. compound says it may go as one compound
-// statement. check (conflict detection) makes every guarded statement
-// (marks.rows) have matched exactly one row before the script commits:
-// where the server answers a compound statement with the rows its
-// statements matched in all, that sum is compared (no work for the
-// server); elsewhere a guard statement follows each (marks.text), in the
-// form guard (a multi-statement script's).
+// when begin is set, followed by tail (the tracking update and COMMIT, or
+// nothing). compound says it may go as one compound statement. check
+// (conflict detection): the rows its statements first change are verified
+// before it is sent (verify.go), and a guard follows each statement
+// marked for one (marks.guards), in the form guard (a multi-statement
+// script's).
 type script struct {
 	begin    bool
 	sql      []byte
 	from, to int
 	marks    marks
 	tail     []byte
-	tailRows int
-	commit   bool
 	compound bool
 	check    bool
 	guard    string
@@ -58,66 +53,41 @@ const (
 	compoundClose = ";END"
 )
 
-// errRowCount: a compound script's statements matched other than the rows
-// they must (a guarded statement matched none): a conflict.
-var errRowCount = errors.New("apply: a row change did not find its row")
-
-// exec sends s on conn: in one round trip as a compound statement (and
-// COMMIT in another when the count is checked), or as multi-statement
-// queries cut after every BINLOG statement (execCut).
+// exec sends s on conn: in one round trip as a compound statement, or as
+// multi-statement queries cut after every BINLOG statement (execCut).
 func (s script) exec(ctx context.Context, conn execer) error {
-	guard := ""
-	if s.check {
-		guard = s.guard
-	}
 	if !s.compound {
-		prefix, suffix := "", string(s.tail)
+		prefix := ""
 		if s.begin {
 			prefix = "BEGIN;"
 		}
-		if s.commit {
-			suffix += "COMMIT"
+		guard := ""
+		if s.check {
+			guard = s.guard
 		}
-		return execCut(ctx, conn, prefix, s.sql, s.from, s.to, s.marks, guard, suffix)
+		return execCut(ctx, conn, prefix, s.sql, s.from, s.to, s.marks, guard, string(s.tail))
 	}
-	// BINLOG statements count rows of their own: a script holding one
-	// checks each statement with a guard instead.
-	counted := s.check && !s.marks.hasCut(s.from, s.to)
 	body := s.sql[s.from:s.to]
-	if s.check && !counted {
+	if s.check && len(s.marks.guards) > 0 {
 		body = []byte(s.marks.text(s.sql, s.from, s.to, guardCompound))
 	}
 	tail := trimSemicolon(s.tail)
-	commit := s.commit && !counted
-	if len(body) == 0 && len(tail) == 0 && !s.begin && !s.commit {
+	if len(body) == 0 && len(tail) == 0 && !s.begin {
 		return nil
 	}
-	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(body)+len(tail)+len(";COMMIT")+len(compoundClose))
+	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(body)+len(tail)+len(compoundClose))
 	q = append(q, compoundOpen...)
 	if s.begin {
 		q = append(q, compoundBegin...)
 	}
 	q = append(q, body...)
 	if len(tail) > 0 {
-		q = append(trimSemicolon(q), ';')
 		q = append(q, tail...)
+	} else {
+		q = trimSemicolon(q)
 	}
-	if commit {
-		q = append(trimSemicolon(q), ";COMMIT"...)
-	}
-	q = trimSemicolon(q)
 	q = append(q, compoundClose...)
-	res, err := conn.ExecContext(ctx, string(q))
-	if err != nil || !counted {
-		return err
-	}
-	want := s.marks.expect(s.from, s.to) + s.tailRows
-	if got, err := res.RowsAffected(); err != nil || got != int64(want) {
-		return fmt.Errorf("%w: its statements matched %d rows, %d expected", errRowCount, got, want)
-	}
-	if s.commit {
-		_, err = conn.ExecContext(ctx, "COMMIT")
-	}
+	_, err := conn.ExecContext(ctx, string(q))
 	return err
 }
 
@@ -161,10 +131,19 @@ func compoundRefused(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1064 || me.Number == 1314)
 }
 
-// send sends s on conn; a compound statement the server refuses turns
-// compound scripts off for this applier (the caller's error path then
-// applies the block again as multi-statement queries).
-func (a *Applier) send(ctx context.Context, conn execer, s script) error {
+// send sends s on conn, having verified the rows it first changes when it
+// checks them; a compound statement the server refuses turns compound
+// scripts off for this applier (the caller's error path then applies the
+// block again as multi-statement queries).
+func (a *Applier) send(ctx context.Context, conn *sql.Conn, s script) error {
+	if s.check {
+		if cs := s.marks.checksIn(s.from, s.to); len(cs) > 0 {
+			if err := a.verify(ctx, conn, cs, s.begin); err != nil {
+				return err
+			}
+			s.begin = false
+		}
+	}
 	err := s.exec(ctx, conn)
 	if err != nil && s.compound && compoundRefused(err) && a.compound.CompareAndSwap(true, false) {
 		a.compoundOff.Store(true)

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/origin"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -34,10 +31,13 @@ type builder struct {
 	// applied from them (the transaction touches a table with triggers,
 	// or Config.BinlogRows).
 	binlogAll bool
-	// detect: conflicts are detected (match.go): keyed UPDATEs and
-	// DELETEs also match the before-image, and the rows every UPDATE,
-	// DELETE and INSERT matched are checked (marks.rows).
-	detect bool
+	// detect: conflicts are detected: the rows UPDATEs and DELETEs
+	// change first are verified (verify.go), or matched in the WHERE and
+	// guarded (match.go). known are the rows the block changed already
+	// (their later changes need no check); scratch is keyOf's buffer.
+	detect  bool
+	known   known
+	scratch []byte
 }
 
 // deps are the rows a block touches: one key per row and unique index
@@ -182,6 +182,16 @@ func (b *builder) rowChangeOnce(ctx context.Context, q queryer, rc *thlpb.RowCha
 		}
 	}
 	if native {
+		if b.detect {
+			// Rows the server applies from the source's events: it
+			// finds them by key, and they count as changed (a later SQL
+			// change of one must not be verified against the row as it
+			// was before this block).
+			for _, r := range rc.GetRows() {
+				b.knows(t, pos, r.GetBefore())
+				b.knows(t, pos, r.GetAfter())
+			}
+		}
 		return b.binlogRows(t, rc)
 	}
 	b.flushBinlog()
@@ -269,7 +279,7 @@ func (b *builder) tableName(t *table) {
 }
 
 func (b *builder) insert(t *table, target []int, rows []*thlpb.Row) error {
-	start, n := -1, 0
+	start := -1
 	for _, r := range rows {
 		after := r.GetAfter()
 		if len(after) != len(target) {
@@ -278,8 +288,6 @@ func (b *builder) insert(t *table, target []int, rows []*thlpb.Row) error {
 		if start < 0 || len(b.buf)-start > maxStatement {
 			if start >= 0 {
 				b.buf = append(b.buf, ';')
-				b.countRows(n, false)
-				n = 0
 			}
 			start = len(b.buf)
 			b.buf = append(b.buf, "INSERT INTO "...)
@@ -297,11 +305,15 @@ func (b *builder) insert(t *table, target []int, rows []*thlpb.Row) error {
 			return err
 		}
 		b.buf = append(b.buf, ')')
-		n++
 	}
 	if start >= 0 {
 		b.buf = append(b.buf, ';')
-		b.countRows(n, false)
+	}
+	if b.known != nil {
+		pos := positions(target)
+		for _, r := range rows {
+			b.knows(t, pos, r.GetAfter())
+		}
 	}
 	return nil
 }
@@ -314,12 +326,13 @@ func (b *builder) update(t *table, target []int, pos map[int]int, r *thlpb.Row) 
 	b.buf = append(b.buf, "UPDATE "...)
 	b.tableName(t)
 	b.buf = append(b.buf, " SET "...)
-	// Detecting conflicts, the WHERE requires the row to hold the whole
-	// before-image: the columns the change leaves as they are need no
-	// SET (their literals cost the server's parser as much as the
-	// WHERE's, and a key left out spares it the two-pass UPDATE of a
-	// modified key). A column the server would change itself (ON UPDATE
-	// CURRENT_TIMESTAMP) is set all the same.
+	// Detecting conflicts, the row holds the whole before-image (verified
+	// or matched in the WHERE): the columns the change leaves as they are
+	// need no SET (their literals cost the server's parser, and a key
+	// left out spares it the two-pass UPDATE of a modified key). A column
+	// the server would change itself (ON UPDATE CURRENT_TIMESTAMP) is set
+	// all the same.
+	verify := b.detect && t.keyed(pos) && verifiable(t, target)
 	sets := 0
 	if b.detect && t.keyed(pos) {
 		for i, j := range target {
@@ -347,11 +360,16 @@ func (b *builder) update(t *table, target []int, pos map[int]int, r *thlpb.Row) 
 			return err
 		}
 	}
-	if err := b.where(t, target, pos, before); err != nil {
+	if err := b.whereOf(t, target, pos, before, verify); err != nil {
 		return err
 	}
 	b.buf = append(b.buf, ';')
-	b.countRows(1, true)
+	if verify {
+		b.first(t, pos, before)
+		b.knows(t, pos, after)
+	} else {
+		b.guarded()
+	}
 	return nil
 }
 
@@ -359,21 +377,36 @@ func (b *builder) delete(t *table, target []int, pos map[int]int, before []*thlp
 	if len(before) != len(target) {
 		return fmt.Errorf("a deleted row of %s.%s has %d values for %d columns", t.schema, t.name, len(before), len(target))
 	}
+	verify := b.detect && t.keyed(pos) && verifiable(t, target)
 	b.buf = append(b.buf, "DELETE FROM "...)
 	b.tableName(t)
-	if err := b.where(t, target, pos, before); err != nil {
+	if err := b.whereOf(t, target, pos, before, verify); err != nil {
 		return err
 	}
 	b.buf = append(b.buf, ';')
-	b.countRows(1, true)
+	if verify {
+		b.first(t, pos, before)
+	} else {
+		b.guarded()
+	}
 	return nil
 }
 
-// countRows marks the statement just written as one that must match n
-// rows (guard: one, or it is a conflict), when detecting conflicts.
-func (b *builder) countRows(n int, guard bool) {
+// whereOf appends the WHERE of an UPDATE or DELETE: by key alone when the
+// row is verified, else where's.
+func (b *builder) whereOf(t *table, target []int, pos map[int]int, before []*thlpb.Value, verified bool) error {
+	if !verified {
+		return b.where(t, target, pos, before)
+	}
+	b.buf = append(b.buf, " WHERE "...)
+	return b.keyWhere(t, pos, before)
+}
+
+// guarded marks the statement just written as one a guard must check
+// (it matched exactly one row), when detecting conflicts.
+func (b *builder) guarded() {
 	if b.detect {
-		b.marks.rows = append(b.marks.rows, rowMark{at: len(b.buf), n: n, guard: guard})
+		b.marks.guards = append(b.marks.guards, len(b.buf))
 	}
 }
 
@@ -477,129 +510,4 @@ func positions(target []int) map[int]int {
 		}
 	}
 	return pos
-}
-
-// statement appends a statement with its default schema, the session
-// its source ran it in, and the origin comment; the caller has made sure
-// it runs outside a transaction (a DDL) or inside the block's (DML the
-// source logged as a statement). The session: the source's timestamp
-// (NOW(), a DEFAULT CURRENT_TIMESTAMP filled by ALTER), sql_mode,
-// foreign key and unique checks, auto-increment step and offset, character
-// sets and collations, time zone, and what the source logged for the
-// statement alone (INSERT_ID, LAST_INSERT_ID, RAND seeds, user
-// variables). Everything goes back to the applier's own afterwards.
-func (b *builder) statement(st *thlpb.Statement) {
-	b.flushBinlog()
-	if s := st.GetSchema(); s != "" {
-		b.buf = append(b.buf, "USE "...)
-		b.buf = quoteIdent(b.buf, s)
-		b.buf = append(b.buf, ';')
-	}
-	sess := st.GetSession()
-	if ts := st.GetTimestamp(); ts > 0 {
-		b.buf = append(b.buf, "SET TIMESTAMP="...)
-		b.buf = strconv.AppendInt(b.buf, ts, 10)
-		b.buf = append(b.buf, ';')
-	}
-	if m, ok := sess["sql_mode"]; ok && safeSessionValue(m) {
-		b.buf = append(b.buf, "SET SESSION sql_mode='"...)
-		b.buf = append(b.buf, m...)
-		b.buf = append(b.buf, "';"...)
-	}
-	// Statements check foreign keys only where the source did and said
-	// so; by default they run without (a DDL's order need not satisfy
-	// them here).
-	fk := "0"
-	if sess["foreign_key_checks"] == "1" {
-		fk = "1"
-	}
-	b.buf = append(b.buf, "SET SESSION foreign_key_checks="...)
-	b.buf = append(b.buf, fk...)
-	for _, k := range statementSession {
-		v, ok := sess[k.name]
-		if !ok || !k.valid(v) {
-			continue
-		}
-		b.buf = append(b.buf, ',')
-		b.buf = append(b.buf, k.set...)
-		b.buf = append(b.buf, '=')
-		if k.quote {
-			b.buf = quoteString(b.buf, []byte(v))
-		} else {
-			b.buf = append(b.buf, v...)
-		}
-	}
-	b.buf = append(b.buf, ';')
-	var users []string
-	for k := range sess {
-		if strings.HasPrefix(k, "@") && isIdentName(k[1:]) {
-			users = append(users, k)
-		}
-	}
-	sort.Strings(users)
-	for _, k := range users {
-		b.buf = append(b.buf, "SET @"...)
-		b.buf = quoteIdent(b.buf, k[1:])
-		b.buf = append(b.buf, ":="...)
-		b.buf = append(b.buf, sess[k]...)
-		b.buf = append(b.buf, ';')
-	}
-	b.buf = append(b.buf, origin.Comment(b.service)...)
-	b.buf = append(b.buf, strings.TrimRight(strings.TrimSpace(st.GetSql()), ";")...)
-	b.buf = append(b.buf, ';')
-	b.buf = append(b.buf, statementReset...)
-}
-
-// statementReset puts an applier session back after a statement. SET
-// NAMES comes first: the statement may have left collation_connection at
-// a character set such as utf32 in which the literals that follow
-// ('+00:00', the sql_mode) mean something else.
-const statementReset = "SET NAMES binary;SET TIMESTAMP=DEFAULT;SET SESSION sql_mode='" + sessionSQLMode + "',foreign_key_checks=1,unique_checks=1,sql_auto_is_null=0," +
-	"auto_increment_increment=DEFAULT,auto_increment_offset=DEFAULT," +
-	"time_zone='+00:00',lc_time_names=DEFAULT,collation_server=DEFAULT,default_storage_engine=DEFAULT;"
-
-// sessionKey is a session variable a statement's source set, and how to
-// set it here.
-type sessionKey struct {
-	name, set string
-	quote     bool
-	valid     func(string) bool
-}
-
-var statementSession = []sessionKey{
-	{name: "unique_checks", set: "unique_checks", valid: isBoolVar},
-	{name: "sql_auto_is_null", set: "sql_auto_is_null", valid: isBoolVar},
-	{name: "auto_increment_increment", set: "auto_increment_increment", valid: isNumber},
-	{name: "auto_increment_offset", set: "auto_increment_offset", valid: isNumber},
-	{name: "character_set_client", set: "character_set_client", valid: safeSessionValue},
-	{name: "collation_connection", set: "collation_connection", valid: safeSessionValue},
-	{name: "collation_server", set: "collation_server", valid: safeSessionValue},
-	{name: "time_zone", set: "time_zone", quote: true, valid: func(string) bool { return true }},
-	{name: "lc_time_names", set: "lc_time_names", valid: isNumber},
-	{name: "default_storage_engine", set: "default_storage_engine", valid: safeSessionValue},
-	{name: "#insert_id", set: "insert_id", valid: isNumber},
-	{name: "#last_insert_id", set: "last_insert_id", valid: isNumber},
-	{name: "#rand_seed1", set: "rand_seed1", valid: isNumber},
-	{name: "#rand_seed2", set: "rand_seed2", valid: isNumber},
-}
-
-func isBoolVar(v string) bool { return v == "0" || v == "1" }
-
-func isNumber(v string) bool {
-	_, err := strconv.ParseUint(v, 10, 64)
-	return err == nil
-}
-
-// isIdentName reports whether a user variable name is plain enough to
-// quote (no NUL; quoteIdent doubles backquotes).
-func isIdentName(v string) bool { return v != "" && !strings.ContainsRune(v, 0) }
-
-func safeSessionValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c == ',' || c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
