@@ -153,6 +153,8 @@ func (c *Conflict) sentence() string {
 		fmt.Fprintf(&b, " collides on a unique key with another row of this database (the row at its key: %s)", brief(c.Target))
 	case c.Target == "" && c.Action == "INSERT":
 		b.WriteString(" collides with a row of this database")
+	case c.Action == "INSERT":
+		fmt.Fprintf(&b, " finds its key taken: this database holds %s", brief(c.Target))
 	case c.Target == "":
 		b.WriteString(" but this database holds no such row")
 	default:

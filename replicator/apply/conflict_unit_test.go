@@ -103,3 +103,19 @@ func TestGuards(t *testing.T) {
 		t.Errorf("checks of the rest: %d", len(cs))
 	}
 }
+
+// The sentence pendingError shows names the table, the key, the change
+// and both rows.
+func TestConflictSentence(t *testing.T) {
+	c := Conflict{Seqno: 9, Origin: "east", Schema: "app", Table: "t", Key: "id=7", Action: "INSERT", Kind: KindExists,
+		After: `{"id":7,"v":"seven"}`, Target: `{"id":7,"v":"stray"}`}
+	want := `conflict on app.t id=7: the INSERT from east of {"id":7,"v":"seven"} finds its key taken: this database holds {"id":7,"v":"stray"}; ` +
+		`the conflict policy is stop: make the row what it should be with sql_log_bin=0 and put the service online, or skip the transaction (trepctl online -skip-seqno 9)`
+	if got := (&ConflictError{Conflict: c}).Error(); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	c = Conflict{Origin: "west", Schema: "app", Table: "t", Key: "id=1", Action: "DELETE", Kind: KindMissing, Before: `{"id":1}`}
+	if got := c.sentence(); got != `conflict on app.t id=1: the DELETE from west expected {"id":1} but this database holds no such row` {
+		t.Errorf("got %s", got)
+	}
+}
