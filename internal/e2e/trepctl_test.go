@@ -12,8 +12,9 @@ import (
 
 // TestTrepctlCommands drives trepctl as an operator does: heartbeat, flush,
 // qs, status -json, bad input, and the guide's "Fixing Replication Errors":
-// a conflicting row stops a replica OFFLINE:ERROR with the seqno and the
-// statement; fixed by hand outside the binlog, online -skip-seqno N goes on.
+// a conflicting row stops a replica OFFLINE:ERROR (one site: the conflict
+// policy is stop) with the seqno and both rows; fixed by hand outside the
+// binlog, online -skip-seqno N goes on.
 func TestTrepctlCommands(t *testing.T) {
 	s := startSandbox(t, oneSite)
 	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(10))")
@@ -55,7 +56,7 @@ func TestTrepctlCommands(t *testing.T) {
 	s.trepctl("east3", "wait", "-state", "OFFLINE:ERROR", "-limit", "20")
 	seqno := s.field("east3", "pendingErrorSeqno")
 	msg := s.field("east3", "pendingExceptionMessage")
-	if !strings.Contains(msg, "Duplicate entry") || !strings.Contains(msg, "INSERT INTO `app`.`t`") {
+	if !strings.Contains(msg, `conflict on app.t id=7: the INSERT from east of {"id":7,"v":"seven"} finds its key taken: this database holds {"id":7,"v":"stray"}`) {
 		t.Errorf("pendingExceptionMessage = %s", msg)
 	}
 	// The transactions before the failing one are applied, none after.
