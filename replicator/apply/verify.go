@@ -66,6 +66,16 @@ func keyOf(b []byte, t *table, pos map[int]int, img []*thlpb.Value) []byte {
 	return b
 }
 
+// holdsKey reports whether img carries t's key.
+func holdsKey(t *table, pos map[int]int, img []*thlpb.Value) bool {
+	for _, c := range t.key {
+		if pos[c] >= len(img) {
+			return false
+		}
+	}
+	return true
+}
+
 // verifiable reports whether rows of t changed with mapping target are
 // verified by a locking read: every column it compares has an exact text.
 func verifiable(t *table, target []int) bool {
@@ -91,9 +101,10 @@ func (b *builder) first(t *table, pos map[int]int, img []*thlpb.Value) {
 	b.marks.checks = append(b.marks.checks, check{at: len(b.buf), t: t, m: t.mapped, before: img})
 }
 
-// knows records img's row as changed by the block.
+// knows records img's row as changed by the block (no row: an INSERT's
+// before-image, a DELETE's after-image).
 func (b *builder) knows(t *table, pos map[int]int, img []*thlpb.Value) {
-	if b.known == nil || !t.keyed(pos) {
+	if b.known == nil || !t.keyed(pos) || !holdsKey(t, pos, img) {
 		return
 	}
 	b.scratch = keyOf(b.scratch[:0], t, pos, img)
