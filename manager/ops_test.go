@@ -2,10 +2,13 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/carbidedb/carbide/manager/policy"
 )
@@ -320,5 +323,23 @@ func TestAutomaticFailoverRanksOnFreshStatus(t *testing.T) {
 	a.execute(context.Background(), policy.Decision{Kind: policy.DecideFailover, Host: "east1", To: "east2", Reason: "dataserver down"})
 	if st := a.ledger.state(); st.Primary != "east3" {
 		t.Fatalf("primary %s, want east3", st.Primary)
+	}
+}
+
+// TestCrossErrorFitsTheFacts: a cross-site service stopped on a conflict
+// (an error naming both rows, hundreds of bytes) leaves the host's facts
+// small enough to gossip; they were dropped whole, and the other site
+// never learnt the service had stopped.
+func TestCrossErrorFitsTheFacts(t *testing.T) {
+	e := "Event application failed: seqno=2 fragno=0 message=conflict on xs.t id=5: the INSERT from west of " +
+		`{"id":5,"v":"wést"} finds its key taken: this database holds {"id":5,"v":"east2"}; ` + strings.Repeat("the conflict policy is stop ", 20)
+	f := policy.Facts{Host: "east2", Alive: true, ReplRole: "slave", ReplState: "ONLINE", Applied: 123456, MaxStored: 123456, MasterURI: "thl://east1:2112/",
+		Cross: map[string]string{"west": "OFFLINE:ERROR: " + clip(firstLine(e), crossErrorMax), "north": "OFFLINE:ERROR: " + clip(firstLine(e), crossErrorMax)}}
+	b, err := json.Marshal(f)
+	if err != nil || len(b) > memberlist.MetaMaxSize {
+		t.Fatalf("facts of %d bytes (%v), more than gossip takes (%d)", len(b), err, memberlist.MetaMaxSize)
+	}
+	if got := clip("wést", 2); got != "w…" {
+		t.Errorf("clip cut inside a character: %q", got)
 	}
 }

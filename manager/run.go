@@ -251,7 +251,7 @@ func (a *Agent) crossStates(ctx context.Context, x *config.Install) crossReport 
 		st := r.GetStatus()
 		out[svc.Name] = st.GetState()
 		if e := st.GetPendingError(); e != "" && strings.HasPrefix(st.GetState(), "OFFLINE:ERROR") {
-			out[svc.Name] += ": " + firstLine(e)
+			out[svc.Name] += ": " + clip(firstLine(e), crossErrorMax)
 		}
 		if st.GetWaitingFor() != "" {
 			if holds == nil {
