@@ -101,6 +101,12 @@ func (p *pool) join() int {
 	return n
 }
 
+// crossErrorMax bounds the error a cross-site service's state carries in
+// the facts: they are gossiped as memberlist metadata, at most
+// memberlist.MetaMaxSize (512) bytes in all, and a conflict's error names
+// both rows (the alert points to mm_trepctl status for the whole of it).
+const crossErrorMax = 120
+
 // publish makes f this manager's facts.
 func (p *pool) publish(f policy.Facts) {
 	b, err := json.Marshal(f)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -579,25 +578,6 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 		return nil, err
 	}
 	return append(warn, fmt.Sprintf("DATASOURCE '%s@%s' RECOVERED (replica of %s, replicator %s)", host, a.site.Name, st.Primary, status.GetState())), nil
-}
-
-// crossErrorMax bounds the error a cross-site service's state carries in
-// the facts: they are gossiped as memberlist metadata, at most 512 bytes
-// in all, and a conflict's error names both rows (the alert points to
-// mm_trepctl status for the whole of it).
-const crossErrorMax = 120
-
-// clip cuts s to at most n bytes, at a character boundary, marking the
-// cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }
 
 func firstLine(s string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -251,7 +252,7 @@ func (a *Agent) crossStates(ctx context.Context, x *config.Install) crossReport 
 		st := r.GetStatus()
 		out[svc.Name] = st.GetState()
 		if e := st.GetPendingError(); e != "" && strings.HasPrefix(st.GetState(), "OFFLINE:ERROR") {
-			out[svc.Name] += ": " + clip(firstLine(e), crossErrorMax)
+			out[svc.Name] += ": " + textutil.Clip(firstLine(e), crossErrorMax)
 		}
 		if st.GetWaitingFor() != "" {
 			if holds == nil {

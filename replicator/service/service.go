@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
 
-	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/replicator/stream"
@@ -76,12 +74,6 @@ type Config struct {
 	// ones.
 	Stages Stages
 	Logger *slog.Logger
-}
-
-// savedRole is what RoleFile holds.
-type savedRole struct {
-	Role    string   `json:"role"`
-	Sources []string `json:"sources,omitempty"`
 }
 
 // Validate fills defaults and checks c.
@@ -433,50 +425,6 @@ func (s *Service) SetRole(role, uri string) error {
 		s.sources = sources
 	}
 	return nil
-}
-
-// loadRole applies the role setrole saved, if any.
-func (s *Service) loadRole() error {
-	if s.cfg.RoleFile == "" {
-		return nil
-	}
-	b, err := os.ReadFile(s.cfg.RoleFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var r savedRole
-	if err := json.Unmarshal(b, &r); err != nil || (r.Role != RoleMaster && r.Role != RoleSlave) {
-		return fmt.Errorf("%s is damaged; remove it to start with the configured role (%s)", s.cfg.RoleFile, s.cfg.Role)
-	}
-	if r.Role != s.role {
-		s.log.Info("role from the last setrole", "role", r.Role, "configured", s.cfg.Role)
-	}
-	s.role = r.Role
-	if len(r.Sources) > 0 {
-		s.sources = r.Sources
-	}
-	return nil
-}
-
-// saveRole records role and sources (nil: keep the current ones).
-func (s *Service) saveRole(role string, sources []string) error {
-	if s.cfg.RoleFile == "" {
-		return nil
-	}
-	if sources == nil {
-		sources = s.sources
-	}
-	b, err := json.Marshal(savedRole{Role: role, Sources: sources})
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(s.cfg.RoleFile), 0o755); err != nil {
-		return err
-	}
-	return fileutil.WriteAtomic(s.cfg.RoleFile, b, 0o644)
 }
 
 // ParseURI turns thl://host:port/ (or thls://) into host:port.
