@@ -108,7 +108,9 @@ func (b *builder) knows(t *table, pos map[int]int, img []*thlpb.Value) {
 		return
 	}
 	b.scratch = keyOf(b.scratch[:0], t, pos, img)
-	b.known[string(b.scratch)] = struct{}{}
+	if _, ok := b.known[string(b.scratch)]; !ok { // a lookup copies no key
+		b.known[string(b.scratch)] = struct{}{}
+	}
 }
 
 // appendText appends v as the server sends it in text: integers and
