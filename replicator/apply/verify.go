@@ -173,7 +173,11 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 	}
 	bld := &builder{meta: a.meta, service: a.cfg.Service}
 	q := bld.buf
-	if a.compound.Load() {
+	// One round trip: a compound statement beginning the transaction
+	// (MariaDB), or, within one already begun, a lone SELECT (a compound
+	// statement's answer ends with an OK of its own, one more read).
+	compound := a.compound.Load() && (begin || len(groups) > 1)
+	if compound {
 		q = append(q, compoundOpen...)
 		if begin {
 			q = append(q, compoundBegin...)
@@ -189,13 +193,13 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 		if err := bld.lockingRead(g.t, g.m, g.checks); err != nil {
 			return err
 		}
-		if a.compound.Load() {
+		if compound {
 			q = append(append(q, bld.buf...), ';')
 		} else {
 			queries = append(queries, string(bld.buf))
 		}
 	}
-	if a.compound.Load() {
+	if compound {
 		queries = []string{string(append(q, "END"...))}
 	}
 	found := 0
@@ -325,7 +329,7 @@ func (g *verifyGroup) compare(rows *sql.Rows) (int, error) {
 			if j < 0 || t.isKey(j) {
 				continue
 			}
-			if !sameText(&t.columns[j], vals[col], c.before[i], scratch) {
+			if !sameText(&t.columns[j], vals[col], c.before[i], &scratch) {
 				return found, fmt.Errorf("%w: %s.%s %s, column %s", errRowDiffers, t.schema, t.name, keyText(t, g.m.pos, c.before), t.columns[j].name)
 			}
 			col++
@@ -336,8 +340,9 @@ func (g *verifyGroup) compare(rows *sql.Rows) (int, error) {
 }
 
 // sameText reports whether the server's text v of column c is the image's
-// value img (conservatively: see the top of this file).
-func sameText(c *column, v sql.RawBytes, img *thlpb.Value, scratch []byte) bool {
+// value img (conservatively: see the top of this file); scratch is a
+// buffer it may keep.
+func sameText(c *column, v sql.RawBytes, img *thlpb.Value, scratch *[]byte) bool {
 	switch x := img.GetValue().(type) {
 	case nil, *thlpb.Value_Null:
 		return v == nil
@@ -350,5 +355,6 @@ func sameText(c *column, v sql.RawBytes, img *thlpb.Value, scratch []byte) bool 
 		}
 		return bytes.Equal(v, x.Bytes)
 	}
-	return v != nil && bytes.Equal(v, appendText(scratch[:0], img))
+	*scratch = appendText((*scratch)[:0], img)
+	return v != nil && bytes.Equal(v, *scratch)
 }
