@@ -39,6 +39,9 @@ type CausalCounters struct {
 	// in all.
 	Checks, Holds atomic.Uint64
 	HeldNanos     atomic.Int64
+	// Abandoned are the waits given up because the awaited stream did
+	// not move for afterStall.
+	Abandoned atomic.Uint64
 }
 
 // afterState is what the applier knows of the other streams.
@@ -53,7 +56,29 @@ type afterState struct {
 	// last read; the site's own service counts as met until then (a
 	// switch may make it a replica any time after).
 	primaryUntil time.Time
+	// stalled are services given up on (afterStall): their position
+	// then, and when it was last read. Nothing waits for them until they
+	// move.
+	stalled map[string]stallMark
 }
+
+// stallMark is a service given up on.
+type stallMark struct {
+	next    uint64
+	checked time.Time
+}
+
+// afterStall is how long a transaction waits for a stream that does not
+// move at all before it is applied without it. A stream's history reset
+// (trepctl reset: seqnos start again) leaves positions that no longer
+// compare, and two streams can then wait for each other; a stream
+// stopped for good would hold this one for as long. Past the bound the
+// transaction goes on, logged and counted
+// (carbide_replicator_causal_abandoned_total).
+var afterStall = 10 * time.Second
+
+// stallRecheck: how often a stalled stream is looked at again.
+const stallRecheck = time.Second
 
 // primaryFor is how long the database is taken as its site's primary
 // after it was read writable.
@@ -83,15 +108,20 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 		return nil
 	}
 	if a.after.met == nil {
-		a.after = afterState{met: map[string]uint64{}, unknown: map[string]bool{}}
+		a.after = afterState{met: map[string]uint64{}, unknown: map[string]bool{}, stalled: map[string]stallMark{}}
 	}
 	var begin time.Time
 	logged := false
 	defer a.waiting.Store(hold{})
 	for _, d := range deps {
 		svc := d.GetService()
+		var lastNext uint64
+		var lastMove time.Time
 		for svc != a.cfg.Service && !a.after.unknown[svc] && a.after.met[svc] <= d.GetSeqno() {
 			if svc == a.cfg.Site && time.Now().Before(a.after.primaryUntil) {
+				break
+			}
+			if st, ok := a.after.stalled[svc]; ok && time.Since(st.checked) < stallRecheck {
 				break
 			}
 			if a.cfg.Causal != nil {
@@ -110,11 +140,28 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 				a.after.primaryUntil = time.Now().Add(primaryFor)
 				break
 			}
+			if st, ok := a.after.stalled[svc]; ok {
+				if next == st.next {
+					a.after.stalled[svc] = stallMark{next, time.Now()}
+					break
+				}
+				delete(a.after.stalled, svc) // it moves again: wait for it
+			}
 			a.after.met[svc] = max(a.after.met[svc], next)
 			if next > d.GetSeqno() {
 				break
 			}
 			has := int64(next) - 1
+			if lastMove.IsZero() || next != lastNext {
+				lastNext, lastMove = next, time.Now()
+			} else if time.Since(lastMove) >= afterStall {
+				a.after.stalled[svc] = stallMark{next, time.Now()}
+				if a.cfg.Causal != nil {
+					a.cfg.Causal.Abandoned.Add(1)
+				}
+				a.cfg.Logger.Warn("a transaction waited for another stream that did not move; it is applied without it (was that stream reset or stopped for good?)", "seqno", ev.GetSeqno(), "stream", svc, "needs", d.GetSeqno(), "has", has, "waited", afterStall)
+				break
+			}
 			if begin.IsZero() {
 				begin = time.Now()
 				if blk.txns > 0 && blk.open == nil {

@@ -104,3 +104,47 @@ func TestAppliesInCausalOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCausalWaitGivesUpOnAStreamThatDoesNotMove: a stream that does not
+// move at all (its history reset, or stopped for good) holds a
+// transaction for afterStall, then it is applied without it, counted;
+// the next one does not wait for that stream until it moves again.
+func TestCausalWaitGivesUpOnAStreamThatDoesNotMove(t *testing.T) {
+	testutil.RequireDB(t)
+	defer func(d time.Duration) { afterStall = d }(afterStall)
+	afterStall = 300 * time.Millisecond
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)")
+	for _, svc := range []string{"west", "east"} {
+		a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: svc, Logger: testutil.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if svc == "west" {
+			a.Close()
+		} else {
+			defer a.Close()
+			testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 4")
+			var counts CausalCounters
+			a.cfg.Causal = &counts
+			ins := func(seqno uint64, id int64, need uint64) *thlpb.Event {
+				ev := rowsEvent(seqno, thlpb.RowChange_INSERT, "t", cols("id", "v"), &thlpb.Row{After: []*thlpb.Value{vInt(id), vInt(0)}})
+				ev.After = []*thlpb.After{{Service: "west", Seqno: need}}
+				return ev
+			}
+			begin := time.Now()
+			if err := runUntil(t, a, 1, ins(0, 1, 100), ins(1, 2, 200)); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(begin)
+			if counts.Abandoned.Load() != 1 || counts.Holds.Load() != 1 || took < afterStall || took > afterStall+2*time.Second {
+				t.Errorf("abandoned %d, held %d, took %v: want one wait of about %v given up, the next not held", counts.Abandoned.Load(), counts.Holds.Load(), took, afterStall)
+			}
+		}
+	}
+}

@@ -23,8 +23,8 @@ type Counters struct {
 	// CausalChecks are reads of another stream's tracking row by the
 	// applier, CausalHolds the transactions it held until another stream
 	// caught up (causal order), for CausalHeld in all.
-	CausalChecks, CausalHolds uint64
-	CausalHeld                time.Duration
+	CausalChecks, CausalHolds, CausalAbandoned uint64
+	CausalHeld                                 time.Duration
 	// Conflicts counts the conflicts the applier met, by decision:
 	// applied, kept (both recorded in the tracking schema) and stopped.
 	Conflicts map[apply.Decision]uint64
@@ -56,7 +56,7 @@ func (c *counters) add(events, bytes uint64) {
 // Counters returns the service's totals.
 func (s *Service) Counters() Counters {
 	return Counters{AppliedEvents: s.counts.events.Load(), AppliedBytes: s.counts.bytes.Load(), Errors: s.counts.errors.Load(),
-		CausalChecks: s.causal.Checks.Load(), CausalHolds: s.causal.Holds.Load(), CausalHeld: time.Duration(s.causal.HeldNanos.Load()),
+		CausalChecks: s.causal.Checks.Load(), CausalHolds: s.causal.Holds.Load(), CausalAbandoned: s.causal.Abandoned.Load(), CausalHeld: time.Duration(s.causal.HeldNanos.Load()),
 		Conflicts: map[apply.Decision]uint64{
 			apply.DecisionApplied: s.counts.applied.Load(), apply.DecisionKept: s.counts.kept.Load(), apply.DecisionStopped: s.counts.stopped.Load(),
 		}}
