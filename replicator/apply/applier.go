@@ -410,6 +410,15 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 	if a.conn == nil {
 		return errors.New("apply: Run before Open")
 	}
+	// The last run's end may have killed this session: endOrphans kills
+	// what the database still shows executing when a run ends, and it
+	// shows a statement that has already answered as executing for a
+	// moment. Connect again then (the position is read again too).
+	if err := a.conn.PingContext(ctx); err != nil {
+		if err := a.Open(ctx); err != nil {
+			return err
+		}
+	}
 	// What this run sent and the database still executes once it returns
 	// (a statement waiting on a lock when the run stopped) must never
 	// commit after it: see endOrphans. Deferred first, it runs last.

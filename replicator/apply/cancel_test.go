@@ -88,3 +88,29 @@ func TestStopWhileBlockedByLock(t *testing.T) {
 		})
 	}
 }
+
+// TestRunAfterSessionKilled: a run's end may kill the applier's own
+// session (endOrphans, when the database still shows its last statement
+// executing); the next run connects again instead of failing with an
+// invalid connection.
+func TestRunAfterSessionKilled(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	a := newApplier(t, srv.Addr())
+	ins := func(seqno uint64, id int64) *thlpb.Event {
+		return rowsEvent(seqno, thlpb.RowChange_INSERT, "t", cols("id"), &thlpb.Row{After: []*thlpb.Value{vInt(id)}})
+	}
+	if err := runUntil(t, a, 0, ins(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Exec(t, db, fmt.Sprintf("KILL CONNECTION %d", a.session))
+	if err := runUntil(t, a, 1, ins(1, 2)); err != nil {
+		t.Fatalf("the run after the session was killed: %v", err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); got != "2" {
+		t.Fatalf("%s rows, want 2", got)
+	}
+}
