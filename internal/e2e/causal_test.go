@@ -125,19 +125,5 @@ func (s *site) cutTHL(port int, hosts ...string) func() {
 	for _, h := range hosts {
 		rules = append(rules, []string{"-p", "tcp", "-d", s.addr(h), "--dport", strconv.Itoa(port), "-j", "DROP"})
 	}
-	for _, r := range rules {
-		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
-	}
-	healed := false
-	heal := func() {
-		if healed {
-			return
-		}
-		healed = true
-		for _, r := range rules {
-			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
-		}
-	}
-	t.Cleanup(heal)
-	return heal
+	return dropInput(t, rules)
 }

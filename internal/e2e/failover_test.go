@@ -237,21 +237,7 @@ func (s *site) isolate(host string, others ...string) func() {
 		rules = append(rules, []string{"-s", s.addr(host), "-d", s.addr(o), "-j", "DROP"},
 			[]string{"-s", s.addr(o), "-d", s.addr(host), "-j", "DROP"})
 	}
-	for _, r := range rules {
-		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
-	}
-	healed := false
-	heal := func() {
-		if healed {
-			return
-		}
-		healed = true
-		for _, r := range rules {
-			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
-		}
-	}
-	t.Cleanup(heal)
-	return heal
+	return dropInput(t, rules)
 }
 
 // TestPartitionFencesPrimary: the primary's host is cut off from the
@@ -336,4 +322,25 @@ func TestWitnessVotes(t *testing.T) {
 		_, err := s.appDB("east2").Exec("INSERT INTO app.t (v) VALUES (1)")
 		return err
 	})
+}
+
+// dropInput inserts an INPUT rule dropping each of rules' matches; the
+// returned func (also run at the test's end) removes them, once.
+func dropInput(t *testing.T, rules [][]string) func() {
+	t.Helper()
+	for _, r := range rules {
+		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
+	}
+	healed := false
+	heal := func() {
+		if healed {
+			return
+		}
+		healed = true
+		for _, r := range rules {
+			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
+		}
+	}
+	t.Cleanup(heal)
+	return heal
 }

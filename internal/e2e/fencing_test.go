@@ -227,19 +227,5 @@ func (s *site) cutOutbound(host string, others ...string) func() {
 	for _, o := range others {
 		rules = append(rules, []string{"-s", s.addr(host), "-d", s.addr(o), "-j", "DROP"})
 	}
-	for _, r := range rules {
-		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
-	}
-	healed := false
-	heal := func() {
-		if healed {
-			return
-		}
-		healed = true
-		for _, r := range rules {
-			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
-		}
-	}
-	t.Cleanup(heal)
-	return heal
+	return dropInput(t, rules)
 }

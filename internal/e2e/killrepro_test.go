@@ -123,9 +123,13 @@ func whereParted(got, want []byte) string {
 }
 
 func TestConnectorKillRepro(t *testing.T) {
-	kills, _ := strconv.Atoi(os.Getenv("KILL_REPRO"))
-	if kills == 0 {
-		t.Skip("KILL_REPRO=n runs n KILLs")
+	kills := 20 // a short form in make test; KILL_REPRO=n runs n
+	if v := os.Getenv("KILL_REPRO"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("KILL_REPRO is %q: use a number of KILLs", v)
+		}
+		kills = n
 	}
 	srv := testutil.StartMariaDB(t, testutil.WithOptions("max_allowed_packet=256M", "max_connections=1000"))
 	logs := &logCounter{next: testutil.Logger(t).Handler()}
