@@ -252,3 +252,34 @@ func TestVerifierLogWhole(t *testing.T) {
 	}
 	t.Logf("%s", msg)
 }
+
+// TestInsertClosedSocket: the SOCKMAP refuses a socket whose peer has
+// closed with EOPNOTSUPP, the error the connector logs at debug (short
+// connections close before they are mapped, many a second) rather than
+// as a warning.
+func TestInsertClosedSocket(t *testing.T) {
+	o, err := newBPFObjects(16)
+	skipIfRefused(t, err)
+	defer o.close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c1, fd1 := loopback(t, l)
+	_, fd2 := loopback(t, l)
+	defer unix.Close(fd1)
+	defer unix.Close(fd2)
+	var keys [2][16]byte
+	for i, fd := range []int{fd1, fd2} {
+		if keys[i], err = sockKey(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1.Close()
+	time.Sleep(50 * time.Millisecond) // the FIN reaches fd1: CLOSE_WAIT
+	err = o.insert(0, keys, [2]int{fd1, fd2}, 0)
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Fatalf("inserting a socket whose peer closed: %v, want EOPNOTSUPP", err)
+	}
+}

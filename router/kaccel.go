@@ -280,7 +280,14 @@ func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (con
 		}
 	}
 	if err := k.insert(kp); err != nil {
-		k.log.Warn("kernel path: cannot map a connection", "err", err)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			// The sockmap takes only established sockets: the client or
+			// the server closed before the pair was mapped (short
+			// connections do, many a second). Nothing to warn about.
+			k.log.Debug("kernel path: connection closed before it was mapped", "err", err)
+		} else {
+			k.log.Warn("kernel path: cannot map a connection", "err", err)
+		}
 		kp.closeNow()
 		return kp, nil
 	}
