@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/replicator/origin"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -60,8 +61,11 @@ type Config struct {
 	Causal *CausalCounters
 	// Conflicts configures conflict detection and resolution (conflict.go).
 	Conflicts Conflicts
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Checks, when set, receives the checksums of a consistency check's
+	// markers this applier meets (checkmark.go).
+	Checks *consistency.Registry
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // DefaultConfig returns the defaults: blocks of 10 transactions or 100 ms.
@@ -531,6 +535,9 @@ func (a *Applier) Run(ctx context.Context, next Next) error {
 		err := a.awaitAfter(ctx, blk, q.ev)
 		if err == nil {
 			err = a.add(ctx, blk, q.ev, q.size)
+		}
+		if err == nil {
+			err = a.checkMarkers(ctx, blk, q.ev)
 		}
 		ahead.Release(q.size)
 		if err != nil {

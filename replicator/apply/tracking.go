@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -59,6 +60,7 @@ func trackingDDL(service string) []string {
 ) ENGINE=InnoDB`,
 		"INSERT IGNORE INTO " + s + ".trep_commit_seqno (task_id) VALUES (0)",
 		conflictsDDL(s),
+		consistency.MarkerDDL(s),
 	}
 }
 

@@ -19,7 +19,8 @@
 //   - Loop prevention: transactions that write a tracking schema
 //     (Config.LoopSchemaPrefix + service, "tungsten_east") were applied by a
 //     replicator and are dropped, except a heartbeat row written into this
-//     service's own heartbeat table; statements that start with
+//     service's own heartbeat table and a consistency check's marker
+//     written into its consistency table; statements that start with
 //     OriginComment, or that ran with pseudo_thread_id = OriginThreadID
 //     (for statements the server rewrites, losing the comment), are
 //     dropped too, and so is a group whose BEGIN or COMMIT ran with that

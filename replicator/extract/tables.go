@@ -20,6 +20,7 @@ const (
 	loopNone         loopKind = iota
 	loopTracking              // a tracking schema's table: the transaction was applied by a replicator
 	loopOwnHeartbeat          // this service's heartbeat table: a local heartbeat
+	loopOwnMarker             // this service's consistency table: a check's marker (replicator/consistency)
 )
 
 // tableInfo is what the extractor derives once from a table map event:
@@ -251,6 +252,8 @@ func (c *tables) loopOf(schema, table []byte) loopKind {
 		return loopNone
 	case string(rest) == c.service && string(table) == "heartbeat":
 		return loopOwnHeartbeat
+	case string(rest) == c.service && string(table) == "consistency":
+		return loopOwnMarker
 	}
 	return loopTracking
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/replicator/apply"
+	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/replicator/position"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
@@ -131,6 +132,7 @@ type Service struct {
 
 	counts counters // for metrics (counters.go)
 	causal apply.CausalCounters
+	checks consistency.Registry // consistency checks' results here (check.go)
 	// conflicts is the count of the tracking schema's conflict records,
 	// as the last applier saw it (status: conflicts).
 	conflicts uint64
@@ -525,7 +527,7 @@ func (s *Service) resetStore() error {
 
 func (s *Service) newApplier() (Applier, error) {
 	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Logger: s.log,
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Checks: &s.checks, Logger: s.log,
 		Conflicts: apply.Conflicts{Policy: s.cfg.ConflictPolicy, SiteOrder: s.cfg.ConflictSiteOrder, OnConflict: s.counts.conflict}})
 }
 

@@ -84,6 +84,9 @@ func (s *Session) run(ctx context.Context, c Command) error {
 		}
 		return s.command(ctx, "service", c.Host+"/mysql", c.Action)
 	case "cluster":
+		if c.Action == "check" {
+			return s.clusterCheck(ctx, c)
+		}
 		return s.command(ctx, "cluster", c.Action)
 	}
 	return usagef("%s is not a command of %s mode", c.Name, strings.ToLower(s.mode.String()))

@@ -123,7 +123,7 @@ func (s *Session) Complete(before string) []Suggestion {
 		}
 	case "cluster":
 		if pos == 1 {
-			add("", "heartbeat")
+			add("", "heartbeat", "check")
 		}
 	case "help":
 		if pos == 1 {

@@ -37,7 +37,7 @@ func TestComplete(t *testing.T) {
 		{"failover to e", "east1 east2 east3"},
 		{"service e", "east1/mysql east2/mysql east3/mysql"},
 		{"service east1/mysql ", "start stop restart"},
-		{"cluster ", "heartbeat"},
+		{"cluster ", "heartbeat check"},
 		{"use ", "east west"},
 		{"cd ", "east west .."},
 		{"ls ", "-l -json resources east1 east2 east3"},

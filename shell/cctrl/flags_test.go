@@ -30,6 +30,8 @@ var effectiveShell = map[string]string{
 	"LOGICAL ls -l":           "TestLsDetails",
 	"LOGICAL ls -json":        "TestLsJSONAndResources",
 	"LOGICAL ls --json":       "TestLsJSONAndResources",
+	"LOGICAL cluster -json":   "TestParseClusterCheck",
+	"LOGICAL cluster --json":  "TestParseClusterCheck",
 	"MM replicator -service":  "TestMMCctrl",
 	"MM replicator --service": "TestMMCctrl",
 	"MM replicator -y":        "TestMMCctrl",
@@ -43,7 +45,7 @@ var bases = map[Mode]map[string][]string{
 		"set": {"set policy automatic"}, "datasource": {"datasource east1 shun"},
 		"replicator": {"replicator east1 online", "replicator east1 status"}, "router": {"router east1 online"},
 		"switch": {"switch"}, "failover": {"failover"}, "service": {"service east1/mysql start"},
-		"cluster": {"cluster heartbeat"}, "help": {"help"}, "expert": {"expert"}, "mm": {"mm"}, "exit": {"exit"},
+		"cluster": {"cluster heartbeat", "cluster check"}, "help": {"help"}, "expert": {"expert"}, "mm": {"mm"}, "exit": {"exit"},
 	},
 	MM: {
 		"ls": {"ls", "ls east1"}, "use": {"use east"}, "cd": {"cd east"},

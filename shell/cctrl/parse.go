@@ -82,6 +82,12 @@ func (c Command) String() string {
 		add(c.Action, c.Value)
 	case "cluster":
 		add(c.Action)
+		if c.JSON {
+			add("-json")
+		}
+		if c.Value != "" {
+			add(c.Value)
+		}
 	case "use", "cd", "help":
 		if c.Value != "" {
 			add(c.Value)

@@ -166,3 +166,32 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+// TestParseClusterCheck: cluster check takes -json and one SCHEMA or
+// SCHEMA.TABLE; anything else is one sentence, and the canonical form
+// parses back to the same command.
+func TestParseClusterCheck(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want Command
+	}{
+		{"cluster check", Command{Name: "cluster", Action: "check"}},
+		{"cluster check -json", Command{Name: "cluster", Action: "check", JSON: true}},
+		{"cluster check --json app.t1", Command{Name: "cluster", Action: "check", JSON: true, Value: "app.t1"}},
+		{"CLUSTER CHECK app", Command{Name: "cluster", Action: "check", Value: "app"}},
+	} {
+		got, err := Parse(Logical, c.line)
+		if err != nil || got != c.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", c.line, got, err, c.want)
+			continue
+		}
+		if again, err := Parse(Logical, got.String()); err != nil || again != got {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", got.String(), again, err, got)
+		}
+	}
+	for _, line := range []string{"cluster check a b", "cluster check -x", "cluster check .t", "cluster check a.", "cluster check a.b.c", "cluster heartbeat -json", "cluster checks"} {
+		if _, err := Parse(Logical, line); err == nil || !errors.Is(err, ErrUsage) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Parse(%q) = %v, want one usage sentence", line, err)
+		}
+	}
+}

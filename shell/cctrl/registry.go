@@ -31,6 +31,10 @@ type option struct {
 // host and has no details or JSON to give.
 const lsMM = "mm mode's ls draws a box per host's cross-site services; replicator HOST status shows one's fields"
 
+// clusterMM is why cluster's options are refused in mm mode: it has no
+// cluster command.
+const clusterMM = "mm mode has no cluster command; exit-mm, then cluster check"
+
 // replicatorLogical is why replicator's options are refused in the cluster.
 const replicatorLogical = "in the cluster the replicator runs the service itself (usage: replicator HOST online|offline|status)"
 
@@ -97,8 +101,15 @@ func commands() []spec {
 			summary: "promote a replica after the primary FAILED (set force true for one that has not)", parse: parseTarget},
 		{name: "service", modes: Logical, usage: "service HOST/mysql start|stop|restart",
 			summary: "start, stop or restart a host's database through its manager", parse: parseService},
-		{name: "cluster", modes: Logical, usage: "cluster heartbeat",
-			summary: "write a heartbeat through the primary's replicator", parse: parseCluster},
+		{name: "cluster", modes: Logical, usage: "cluster heartbeat | cluster check [-json] [SCHEMA[.TABLE]]",
+			summary: "write a heartbeat through the primary's replicator, or check every host holds the same rows",
+			help: "cluster check compares every table (or SCHEMA's, or one) on every host of every site\n" +
+				"with the service's primary, chunk by key range, at one point of the replication stream\n" +
+				"(a marker each host checksums when it applies it), without stopping writes or locking\n" +
+				"tables. It prints a line per table and, for a host that differs, the chunk's key range;\n" +
+				"a script stops on a difference (exit code 1). -json prints the report as JSON.",
+			parse:   parseCluster,
+			options: []option{{"-json", Logical, clusterMM}, {"--json", Logical, clusterMM}}},
 		{name: "help", modes: Logical | MM, usage: "help [COMMAND]",
 			summary: "list the commands, or explain one", parse: parseHelp},
 		{name: "expert", modes: Logical | MM, usage: "expert",
@@ -311,12 +322,32 @@ func parseService(c *Command, _ Mode, args []string) error {
 }
 
 func parseCluster(c *Command, _ Mode, args []string) error {
-	if len(args) != 1 {
+	if len(args) == 0 {
 		return usage("cluster")
 	}
 	var err error
-	c.Action, err = oneOf("cluster: ", "subcommand", args[0], "heartbeat")
-	return err
+	if c.Action, err = oneOf("cluster: ", "subcommand", args[0], "heartbeat", "check"); err != nil {
+		return err
+	}
+	for _, a := range args[1:] {
+		switch {
+		case c.Action == "heartbeat":
+			return usagef("cluster heartbeat takes nothing more, not %q; usage: %s", a, lookup("cluster").usage)
+		case a == "-json" || a == "--json":
+			c.JSON = true
+		case strings.HasPrefix(a, "-"):
+			return usagef("cluster check: unknown option %q; usage: %s", a, lookup("cluster").usage)
+		case c.Value != "":
+			return usage("cluster")
+		default:
+			schema, table, dotted := strings.Cut(a, ".")
+			if schema == "" || dotted && (table == "" || strings.Contains(table, ".")) {
+				return usagef("cluster check: %q is not SCHEMA or SCHEMA.TABLE", a)
+			}
+			c.Value = a
+		}
+	}
+	return nil
 }
 
 func parseHelp(c *Command, mode Mode, args []string) error {

@@ -1723,6 +1723,677 @@ func (x *Conflict) GetDetectedAtUs() int64 {
 	return 0
 }
 
+type CheckRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Service      string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Schema       string                 `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`                                   // "" for every schema
+	Table        string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`                                     // "" for every table (of schema)
+	ChunkSeconds float64                `protobuf:"fixed64,4,opt,name=chunk_seconds,json=chunkSeconds,proto3" json:"chunk_seconds,omitempty"` // the time one chunk's checksum should take (0: 0.25 s)
+	// chunks: check these again (from an earlier check) instead of cutting
+	// the tables anew.
+	Chunks        []*CheckChunk `protobuf:"bytes,5,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRequest) Reset() {
+	*x = CheckRequest{}
+	mi := &file_replicator_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRequest) ProtoMessage() {}
+
+func (x *CheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
+func (*CheckRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CheckRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetChunkSeconds() float64 {
+	if x != nil {
+		return x.ChunkSeconds
+	}
+	return 0
+}
+
+func (x *CheckRequest) GetChunks() []*CheckChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+// CheckChunk is one key range of one table (replicator/check.Chunk).
+type CheckChunk struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Chunk  uint32                 `protobuf:"varint,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Schema string                 `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	Table  string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
+	Key    []string               `protobuf:"bytes,4,rep,name=key,proto3" json:"key,omitempty"`
+	Lo     string                 `protobuf:"bytes,5,opt,name=lo,proto3" json:"lo,omitempty"`
+	Hi     string                 `protobuf:"bytes,6,opt,name=hi,proto3" json:"hi,omitempty"`
+	Query  string                 `protobuf:"bytes,7,opt,name=query,proto3" json:"query,omitempty"`
+	IntKey bool                   `protobuf:"varint,8,opt,name=int_key,json=intKey,proto3" json:"int_key,omitempty"`
+	HasLo  bool                   `protobuf:"varint,9,opt,name=has_lo,json=hasLo,proto3" json:"has_lo,omitempty"`
+	HasHi  bool                   `protobuf:"varint,10,opt,name=has_hi,json=hasHi,proto3" json:"has_hi,omitempty"`
+	LoInt  int64                  `protobuf:"varint,11,opt,name=lo_int,json=loInt,proto3" json:"lo_int,omitempty"`
+	HiInt  int64                  `protobuf:"varint,12,opt,name=hi_int,json=hiInt,proto3" json:"hi_int,omitempty"`
+	// rows: checked row by row (rows_query, whose keys text_key says a
+	// row change's can be matched with).
+	RowsQuery     string `protobuf:"bytes,13,opt,name=rows_query,json=rowsQuery,proto3" json:"rows_query,omitempty"`
+	TextKey       bool   `protobuf:"varint,14,opt,name=text_key,json=textKey,proto3" json:"text_key,omitempty"`
+	Rows          bool   `protobuf:"varint,15,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckChunk) Reset() {
+	*x = CheckChunk{}
+	mi := &file_replicator_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckChunk) ProtoMessage() {}
+
+func (x *CheckChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckChunk.ProtoReflect.Descriptor instead.
+func (*CheckChunk) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CheckChunk) GetChunk() uint32 {
+	if x != nil {
+		return x.Chunk
+	}
+	return 0
+}
+
+func (x *CheckChunk) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *CheckChunk) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *CheckChunk) GetKey() []string {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CheckChunk) GetLo() string {
+	if x != nil {
+		return x.Lo
+	}
+	return ""
+}
+
+func (x *CheckChunk) GetHi() string {
+	if x != nil {
+		return x.Hi
+	}
+	return ""
+}
+
+func (x *CheckChunk) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *CheckChunk) GetIntKey() bool {
+	if x != nil {
+		return x.IntKey
+	}
+	return false
+}
+
+func (x *CheckChunk) GetHasLo() bool {
+	if x != nil {
+		return x.HasLo
+	}
+	return false
+}
+
+func (x *CheckChunk) GetHasHi() bool {
+	if x != nil {
+		return x.HasHi
+	}
+	return false
+}
+
+func (x *CheckChunk) GetLoInt() int64 {
+	if x != nil {
+		return x.LoInt
+	}
+	return 0
+}
+
+func (x *CheckChunk) GetHiInt() int64 {
+	if x != nil {
+		return x.HiInt
+	}
+	return 0
+}
+
+func (x *CheckChunk) GetRowsQuery() string {
+	if x != nil {
+		return x.RowsQuery
+	}
+	return ""
+}
+
+func (x *CheckChunk) GetTextKey() bool {
+	if x != nil {
+		return x.TextKey
+	}
+	return false
+}
+
+func (x *CheckChunk) GetRows() bool {
+	if x != nil {
+		return x.Rows
+	}
+	return false
+}
+
+// CheckProgress: the first message names the check and the tables; then
+// one per chunk written, with the master's own result.
+type CheckProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CheckId       uint64                 `protobuf:"varint,1,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	Tables        uint32                 `protobuf:"varint,2,opt,name=tables,proto3" json:"tables,omitempty"`
+	TablesDone    uint32                 `protobuf:"varint,3,opt,name=tables_done,json=tablesDone,proto3" json:"tables_done,omitempty"`
+	Chunk         *CheckChunk            `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Result        *CheckResult           `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckProgress) Reset() {
+	*x = CheckProgress{}
+	mi := &file_replicator_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckProgress) ProtoMessage() {}
+
+func (x *CheckProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckProgress.ProtoReflect.Descriptor instead.
+func (*CheckProgress) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CheckProgress) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *CheckProgress) GetTables() uint32 {
+	if x != nil {
+		return x.Tables
+	}
+	return 0
+}
+
+func (x *CheckProgress) GetTablesDone() uint32 {
+	if x != nil {
+		return x.TablesDone
+	}
+	return 0
+}
+
+func (x *CheckProgress) GetChunk() *CheckChunk {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *CheckProgress) GetResult() *CheckResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type CheckResultsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	CheckId       uint64                 `protobuf:"varint,2,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResultsRequest) Reset() {
+	*x = CheckResultsRequest{}
+	mi := &file_replicator_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResultsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResultsRequest) ProtoMessage() {}
+
+func (x *CheckResultsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResultsRequest.ProtoReflect.Descriptor instead.
+func (*CheckResultsRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CheckResultsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *CheckResultsRequest) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+type CheckResultsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*CheckResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResultsReply) Reset() {
+	*x = CheckResultsReply{}
+	mi := &file_replicator_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResultsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResultsReply) ProtoMessage() {}
+
+func (x *CheckResultsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResultsReply.ProtoReflect.Descriptor instead.
+func (*CheckResultsReply) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CheckResultsReply) GetResults() []*CheckResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// CheckResult is one host's checksum of one chunk, and the seqno of every
+// stream applied there in the same snapshot.
+type CheckResult struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	CheckId     uint64                 `protobuf:"varint,1,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	Chunk       uint32                 `protobuf:"varint,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Host        string                 `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	MarkerSeqno uint64                 `protobuf:"varint,4,opt,name=marker_seqno,json=markerSeqno,proto3" json:"marker_seqno,omitempty"` // 0 on the master
+	Count       int64                  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	Crc         string                 `protobuf:"bytes,6,opt,name=crc,proto3" json:"crc,omitempty"`
+	Vector      map[string]int64       `protobuf:"bytes,7,rep,name=vector,proto3" json:"vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Error       string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	Seconds     float64                `protobuf:"fixed64,9,opt,name=seconds,proto3" json:"seconds,omitempty"` // how long the snapshot took
+	// binlog_position is the snapshot's place in this host's binlog
+	// ("file:pos"): where a service this host is the master of stood
+	// (Locate names its seqno; the vector's tracking row for it is not).
+	BinlogPosition string `protobuf:"bytes,10,opt,name=binlog_position,json=binlogPosition,proto3" json:"binlog_position,omitempty"`
+	// rows: each row's key and hash, for a chunk checked row by row.
+	Rows          map[string]string `protobuf:"bytes,11,rep,name=rows,proto3" json:"rows,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResult) Reset() {
+	*x = CheckResult{}
+	mi := &file_replicator_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResult) ProtoMessage() {}
+
+func (x *CheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
+func (*CheckResult) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CheckResult) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *CheckResult) GetChunk() uint32 {
+	if x != nil {
+		return x.Chunk
+	}
+	return 0
+}
+
+func (x *CheckResult) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *CheckResult) GetMarkerSeqno() uint64 {
+	if x != nil {
+		return x.MarkerSeqno
+	}
+	return 0
+}
+
+func (x *CheckResult) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *CheckResult) GetCrc() string {
+	if x != nil {
+		return x.Crc
+	}
+	return ""
+}
+
+func (x *CheckResult) GetVector() map[string]int64 {
+	if x != nil {
+		return x.Vector
+	}
+	return nil
+}
+
+func (x *CheckResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CheckResult) GetSeconds() float64 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+func (x *CheckResult) GetBinlogPosition() string {
+	if x != nil {
+		return x.BinlogPosition
+	}
+	return ""
+}
+
+func (x *CheckResult) GetRows() map[string]string {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+type TouchedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	FromSeqno     int64                  `protobuf:"varint,2,opt,name=from_seqno,json=fromSeqno,proto3" json:"from_seqno,omitempty"` // exclusive
+	ToSeqno       int64                  `protobuf:"varint,3,opt,name=to_seqno,json=toSeqno,proto3" json:"to_seqno,omitempty"`       // inclusive
+	Chunk         *CheckChunk            `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TouchedRequest) Reset() {
+	*x = TouchedRequest{}
+	mi := &file_replicator_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TouchedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TouchedRequest) ProtoMessage() {}
+
+func (x *TouchedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TouchedRequest.ProtoReflect.Descriptor instead.
+func (*TouchedRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TouchedRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *TouchedRequest) GetFromSeqno() int64 {
+	if x != nil {
+		return x.FromSeqno
+	}
+	return 0
+}
+
+func (x *TouchedRequest) GetToSeqno() int64 {
+	if x != nil {
+		return x.ToSeqno
+	}
+	return 0
+}
+
+func (x *TouchedRequest) GetChunk() *CheckChunk {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type TouchedReply struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Touched bool                   `protobuf:"varint,1,opt,name=touched,proto3" json:"touched,omitempty"`
+	// all: any row of the chunk may have changed; else keys are those of
+	// the rows that did (as a rows query lists them).
+	All           bool     `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	Keys          []string `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TouchedReply) Reset() {
+	*x = TouchedReply{}
+	mi := &file_replicator_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TouchedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TouchedReply) ProtoMessage() {}
+
+func (x *TouchedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TouchedReply.ProtoReflect.Descriptor instead.
+func (*TouchedReply) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *TouchedReply) GetTouched() bool {
+	if x != nil {
+		return x.Touched
+	}
+	return false
+}
+
+func (x *TouchedReply) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *TouchedReply) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_replicator_proto protoreflect.FileDescriptor
 
 const file_replicator_proto_rawDesc = "" +
@@ -1849,7 +2520,73 @@ const file_replicator_proto_rawDesc = "" +
 	"\x06policy\x18\x0f \x01(\tR\x06policy\x12\x1a\n" +
 	"\bdecision\x18\x10 \x01(\tR\bdecision\x121\n" +
 	"\x15source_commit_time_us\x18\x11 \x01(\x03R\x12sourceCommitTimeUs\x12$\n" +
-	"\x0edetected_at_us\x18\x12 \x01(\x03R\fdetectedAtUs2\xc9\t\n" +
+	"\x0edetected_at_us\x18\x12 \x01(\x03R\fdetectedAtUs\"\xb6\x01\n" +
+	"\fCheckRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
+	"\x06schema\x18\x02 \x01(\tR\x06schema\x12\x14\n" +
+	"\x05table\x18\x03 \x01(\tR\x05table\x12#\n" +
+	"\rchunk_seconds\x18\x04 \x01(\x01R\fchunkSeconds\x129\n" +
+	"\x06chunks\x18\x05 \x03(\v2!.carbide.replicator.v1.CheckChunkR\x06chunks\"\xdb\x02\n" +
+	"\n" +
+	"CheckChunk\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\rR\x05chunk\x12\x16\n" +
+	"\x06schema\x18\x02 \x01(\tR\x06schema\x12\x14\n" +
+	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x04 \x03(\tR\x03key\x12\x0e\n" +
+	"\x02lo\x18\x05 \x01(\tR\x02lo\x12\x0e\n" +
+	"\x02hi\x18\x06 \x01(\tR\x02hi\x12\x14\n" +
+	"\x05query\x18\a \x01(\tR\x05query\x12\x17\n" +
+	"\aint_key\x18\b \x01(\bR\x06intKey\x12\x15\n" +
+	"\x06has_lo\x18\t \x01(\bR\x05hasLo\x12\x15\n" +
+	"\x06has_hi\x18\n" +
+	" \x01(\bR\x05hasHi\x12\x15\n" +
+	"\x06lo_int\x18\v \x01(\x03R\x05loInt\x12\x15\n" +
+	"\x06hi_int\x18\f \x01(\x03R\x05hiInt\x12\x1d\n" +
+	"\n" +
+	"rows_query\x18\r \x01(\tR\trowsQuery\x12\x19\n" +
+	"\btext_key\x18\x0e \x01(\bR\atextKey\x12\x12\n" +
+	"\x04rows\x18\x0f \x01(\bR\x04rows\"\xd8\x01\n" +
+	"\rCheckProgress\x12\x19\n" +
+	"\bcheck_id\x18\x01 \x01(\x04R\acheckId\x12\x16\n" +
+	"\x06tables\x18\x02 \x01(\rR\x06tables\x12\x1f\n" +
+	"\vtables_done\x18\x03 \x01(\rR\n" +
+	"tablesDone\x127\n" +
+	"\x05chunk\x18\x04 \x01(\v2!.carbide.replicator.v1.CheckChunkR\x05chunk\x12:\n" +
+	"\x06result\x18\x05 \x01(\v2\".carbide.replicator.v1.CheckResultR\x06result\"J\n" +
+	"\x13CheckResultsRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x19\n" +
+	"\bcheck_id\x18\x02 \x01(\x04R\acheckId\"Q\n" +
+	"\x11CheckResultsReply\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".carbide.replicator.v1.CheckResultR\aresults\"\xf4\x03\n" +
+	"\vCheckResult\x12\x19\n" +
+	"\bcheck_id\x18\x01 \x01(\x04R\acheckId\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\rR\x05chunk\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12!\n" +
+	"\fmarker_seqno\x18\x04 \x01(\x04R\vmarkerSeqno\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x03R\x05count\x12\x10\n" +
+	"\x03crc\x18\x06 \x01(\tR\x03crc\x12F\n" +
+	"\x06vector\x18\a \x03(\v2..carbide.replicator.v1.CheckResult.VectorEntryR\x06vector\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x18\n" +
+	"\aseconds\x18\t \x01(\x01R\aseconds\x12'\n" +
+	"\x0fbinlog_position\x18\n" +
+	" \x01(\tR\x0ebinlogPosition\x12@\n" +
+	"\x04rows\x18\v \x03(\v2,.carbide.replicator.v1.CheckResult.RowsEntryR\x04rows\x1a9\n" +
+	"\vVectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a7\n" +
+	"\tRowsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\x01\n" +
+	"\x0eTouchedRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1d\n" +
+	"\n" +
+	"from_seqno\x18\x02 \x01(\x03R\tfromSeqno\x12\x19\n" +
+	"\bto_seqno\x18\x03 \x01(\x03R\atoSeqno\x127\n" +
+	"\x05chunk\x18\x04 \x01(\v2!.carbide.replicator.v1.CheckChunkR\x05chunk\"N\n" +
+	"\fTouchedReply\x12\x18\n" +
+	"\atouched\x18\x01 \x01(\bR\atouched\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys2\xdc\v\n" +
 	"\n" +
 	"Replicator\x12X\n" +
 	"\bServices\x12&.carbide.replicator.v1.ServicesRequest\x1a$.carbide.replicator.v1.ServicesReply\x12R\n" +
@@ -1865,7 +2602,10 @@ const file_replicator_proto_rawDesc = "" +
 	"\x06Backup\x12$.carbide.replicator.v1.BackupRequest\x1a\".carbide.replicator.v1.BackupChunk0\x01\x12R\n" +
 	"\x06Locate\x12$.carbide.replicator.v1.LocateRequest\x1a\".carbide.replicator.v1.LocateReply\x12\\\n" +
 	"\vSetPosition\x12).carbide.replicator.v1.SetPositionRequest\x1a\".carbide.replicator.v1.StatusReply\x12[\n" +
-	"\tConflicts\x12'.carbide.replicator.v1.ConflictsRequest\x1a%.carbide.replicator.v1.ConflictsReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
+	"\tConflicts\x12'.carbide.replicator.v1.ConflictsRequest\x1a%.carbide.replicator.v1.ConflictsReply\x12T\n" +
+	"\x05Check\x12#.carbide.replicator.v1.CheckRequest\x1a$.carbide.replicator.v1.CheckProgress0\x01\x12d\n" +
+	"\fCheckResults\x12*.carbide.replicator.v1.CheckResultsRequest\x1a(.carbide.replicator.v1.CheckResultsReply\x12U\n" +
+	"\aTouched\x12%.carbide.replicator.v1.TouchedRequest\x1a#.carbide.replicator.v1.TouchedReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
 
 var (
 	file_replicator_proto_rawDescOnce sync.Once
@@ -1879,35 +2619,45 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_replicator_proto_goTypes = []any{
-	(*Field)(nil),              // 0: carbide.replicator.v1.Field
-	(*ServiceStatus)(nil),      // 1: carbide.replicator.v1.ServiceStatus
-	(*DroppedTail)(nil),        // 2: carbide.replicator.v1.DroppedTail
-	(*ServicesRequest)(nil),    // 3: carbide.replicator.v1.ServicesRequest
-	(*ServicesReply)(nil),      // 4: carbide.replicator.v1.ServicesReply
-	(*StatusRequest)(nil),      // 5: carbide.replicator.v1.StatusRequest
-	(*StatusReply)(nil),        // 6: carbide.replicator.v1.StatusReply
-	(*Row)(nil),                // 7: carbide.replicator.v1.Row
-	(*OnlineRequest)(nil),      // 8: carbide.replicator.v1.OnlineRequest
-	(*OfflineRequest)(nil),     // 9: carbide.replicator.v1.OfflineRequest
-	(*ResetRequest)(nil),       // 10: carbide.replicator.v1.ResetRequest
-	(*SetRoleRequest)(nil),     // 11: carbide.replicator.v1.SetRoleRequest
-	(*HeartbeatRequest)(nil),   // 12: carbide.replicator.v1.HeartbeatRequest
-	(*HeartbeatReply)(nil),     // 13: carbide.replicator.v1.HeartbeatReply
-	(*FlushRequest)(nil),       // 14: carbide.replicator.v1.FlushRequest
-	(*FlushReply)(nil),         // 15: carbide.replicator.v1.FlushReply
-	(*WaitRequest)(nil),        // 16: carbide.replicator.v1.WaitRequest
-	(*ShutdownRequest)(nil),    // 17: carbide.replicator.v1.ShutdownRequest
-	(*ShutdownReply)(nil),      // 18: carbide.replicator.v1.ShutdownReply
-	(*BackupRequest)(nil),      // 19: carbide.replicator.v1.BackupRequest
-	(*BackupChunk)(nil),        // 20: carbide.replicator.v1.BackupChunk
-	(*LocateRequest)(nil),      // 21: carbide.replicator.v1.LocateRequest
-	(*LocateReply)(nil),        // 22: carbide.replicator.v1.LocateReply
-	(*SetPositionRequest)(nil), // 23: carbide.replicator.v1.SetPositionRequest
-	(*ConflictsRequest)(nil),   // 24: carbide.replicator.v1.ConflictsRequest
-	(*ConflictsReply)(nil),     // 25: carbide.replicator.v1.ConflictsReply
-	(*Conflict)(nil),           // 26: carbide.replicator.v1.Conflict
+	(*Field)(nil),               // 0: carbide.replicator.v1.Field
+	(*ServiceStatus)(nil),       // 1: carbide.replicator.v1.ServiceStatus
+	(*DroppedTail)(nil),         // 2: carbide.replicator.v1.DroppedTail
+	(*ServicesRequest)(nil),     // 3: carbide.replicator.v1.ServicesRequest
+	(*ServicesReply)(nil),       // 4: carbide.replicator.v1.ServicesReply
+	(*StatusRequest)(nil),       // 5: carbide.replicator.v1.StatusRequest
+	(*StatusReply)(nil),         // 6: carbide.replicator.v1.StatusReply
+	(*Row)(nil),                 // 7: carbide.replicator.v1.Row
+	(*OnlineRequest)(nil),       // 8: carbide.replicator.v1.OnlineRequest
+	(*OfflineRequest)(nil),      // 9: carbide.replicator.v1.OfflineRequest
+	(*ResetRequest)(nil),        // 10: carbide.replicator.v1.ResetRequest
+	(*SetRoleRequest)(nil),      // 11: carbide.replicator.v1.SetRoleRequest
+	(*HeartbeatRequest)(nil),    // 12: carbide.replicator.v1.HeartbeatRequest
+	(*HeartbeatReply)(nil),      // 13: carbide.replicator.v1.HeartbeatReply
+	(*FlushRequest)(nil),        // 14: carbide.replicator.v1.FlushRequest
+	(*FlushReply)(nil),          // 15: carbide.replicator.v1.FlushReply
+	(*WaitRequest)(nil),         // 16: carbide.replicator.v1.WaitRequest
+	(*ShutdownRequest)(nil),     // 17: carbide.replicator.v1.ShutdownRequest
+	(*ShutdownReply)(nil),       // 18: carbide.replicator.v1.ShutdownReply
+	(*BackupRequest)(nil),       // 19: carbide.replicator.v1.BackupRequest
+	(*BackupChunk)(nil),         // 20: carbide.replicator.v1.BackupChunk
+	(*LocateRequest)(nil),       // 21: carbide.replicator.v1.LocateRequest
+	(*LocateReply)(nil),         // 22: carbide.replicator.v1.LocateReply
+	(*SetPositionRequest)(nil),  // 23: carbide.replicator.v1.SetPositionRequest
+	(*ConflictsRequest)(nil),    // 24: carbide.replicator.v1.ConflictsRequest
+	(*ConflictsReply)(nil),      // 25: carbide.replicator.v1.ConflictsReply
+	(*Conflict)(nil),            // 26: carbide.replicator.v1.Conflict
+	(*CheckRequest)(nil),        // 27: carbide.replicator.v1.CheckRequest
+	(*CheckChunk)(nil),          // 28: carbide.replicator.v1.CheckChunk
+	(*CheckProgress)(nil),       // 29: carbide.replicator.v1.CheckProgress
+	(*CheckResultsRequest)(nil), // 30: carbide.replicator.v1.CheckResultsRequest
+	(*CheckResultsReply)(nil),   // 31: carbide.replicator.v1.CheckResultsReply
+	(*CheckResult)(nil),         // 32: carbide.replicator.v1.CheckResult
+	(*TouchedRequest)(nil),      // 33: carbide.replicator.v1.TouchedRequest
+	(*TouchedReply)(nil),        // 34: carbide.replicator.v1.TouchedReply
+	nil,                         // 35: carbide.replicator.v1.CheckResult.VectorEntry
+	nil,                         // 36: carbide.replicator.v1.CheckResult.RowsEntry
 }
 var file_replicator_proto_depIdxs = []int32{
 	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
@@ -1917,39 +2667,52 @@ var file_replicator_proto_depIdxs = []int32{
 	7,  // 4: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
 	0,  // 5: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
 	26, // 6: carbide.replicator.v1.ConflictsReply.conflicts:type_name -> carbide.replicator.v1.Conflict
-	3,  // 7: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
-	5,  // 8: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
-	8,  // 9: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
-	9,  // 10: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
-	10, // 11: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
-	11, // 12: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
-	12, // 13: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
-	14, // 14: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
-	16, // 15: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
-	17, // 16: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	19, // 17: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
-	21, // 18: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
-	23, // 19: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
-	24, // 20: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
-	4,  // 21: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	6,  // 22: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 23: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 24: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 25: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 26: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	13, // 27: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	15, // 28: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	6,  // 29: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	18, // 30: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	20, // 31: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	22, // 32: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	6,  // 33: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	25, // 34: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
-	21, // [21:35] is the sub-list for method output_type
-	7,  // [7:21] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	28, // 7: carbide.replicator.v1.CheckRequest.chunks:type_name -> carbide.replicator.v1.CheckChunk
+	28, // 8: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
+	32, // 9: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
+	32, // 10: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
+	35, // 11: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
+	36, // 12: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
+	28, // 13: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
+	3,  // 14: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
+	5,  // 15: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
+	8,  // 16: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
+	9,  // 17: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
+	10, // 18: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
+	11, // 19: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
+	12, // 20: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
+	14, // 21: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
+	16, // 22: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
+	17, // 23: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
+	19, // 24: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	21, // 25: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	23, // 26: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	24, // 27: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
+	27, // 28: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
+	30, // 29: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
+	33, // 30: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
+	4,  // 31: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	6,  // 32: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 33: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 34: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 35: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 36: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	13, // 37: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	15, // 38: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	6,  // 39: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	18, // 40: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	20, // 41: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	22, // 42: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	6,  // 43: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	25, // 44: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
+	29, // 45: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
+	31, // 46: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
+	34, // 47: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
+	31, // [31:48] is the sub-list for method output_type
+	14, // [14:31] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_replicator_proto_init() }
@@ -1963,7 +2726,7 @@ func file_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

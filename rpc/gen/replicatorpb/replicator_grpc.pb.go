@@ -22,20 +22,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Replicator_Services_FullMethodName    = "/carbide.replicator.v1.Replicator/Services"
-	Replicator_Status_FullMethodName      = "/carbide.replicator.v1.Replicator/Status"
-	Replicator_Online_FullMethodName      = "/carbide.replicator.v1.Replicator/Online"
-	Replicator_Offline_FullMethodName     = "/carbide.replicator.v1.Replicator/Offline"
-	Replicator_Reset_FullMethodName       = "/carbide.replicator.v1.Replicator/Reset"
-	Replicator_SetRole_FullMethodName     = "/carbide.replicator.v1.Replicator/SetRole"
-	Replicator_Heartbeat_FullMethodName   = "/carbide.replicator.v1.Replicator/Heartbeat"
-	Replicator_Flush_FullMethodName       = "/carbide.replicator.v1.Replicator/Flush"
-	Replicator_Wait_FullMethodName        = "/carbide.replicator.v1.Replicator/Wait"
-	Replicator_Shutdown_FullMethodName    = "/carbide.replicator.v1.Replicator/Shutdown"
-	Replicator_Backup_FullMethodName      = "/carbide.replicator.v1.Replicator/Backup"
-	Replicator_Locate_FullMethodName      = "/carbide.replicator.v1.Replicator/Locate"
-	Replicator_SetPosition_FullMethodName = "/carbide.replicator.v1.Replicator/SetPosition"
-	Replicator_Conflicts_FullMethodName   = "/carbide.replicator.v1.Replicator/Conflicts"
+	Replicator_Services_FullMethodName     = "/carbide.replicator.v1.Replicator/Services"
+	Replicator_Status_FullMethodName       = "/carbide.replicator.v1.Replicator/Status"
+	Replicator_Online_FullMethodName       = "/carbide.replicator.v1.Replicator/Online"
+	Replicator_Offline_FullMethodName      = "/carbide.replicator.v1.Replicator/Offline"
+	Replicator_Reset_FullMethodName        = "/carbide.replicator.v1.Replicator/Reset"
+	Replicator_SetRole_FullMethodName      = "/carbide.replicator.v1.Replicator/SetRole"
+	Replicator_Heartbeat_FullMethodName    = "/carbide.replicator.v1.Replicator/Heartbeat"
+	Replicator_Flush_FullMethodName        = "/carbide.replicator.v1.Replicator/Flush"
+	Replicator_Wait_FullMethodName         = "/carbide.replicator.v1.Replicator/Wait"
+	Replicator_Shutdown_FullMethodName     = "/carbide.replicator.v1.Replicator/Shutdown"
+	Replicator_Backup_FullMethodName       = "/carbide.replicator.v1.Replicator/Backup"
+	Replicator_Locate_FullMethodName       = "/carbide.replicator.v1.Replicator/Locate"
+	Replicator_SetPosition_FullMethodName  = "/carbide.replicator.v1.Replicator/SetPosition"
+	Replicator_Conflicts_FullMethodName    = "/carbide.replicator.v1.Replicator/Conflicts"
+	Replicator_Check_FullMethodName        = "/carbide.replicator.v1.Replicator/Check"
+	Replicator_CheckResults_FullMethodName = "/carbide.replicator.v1.Replicator/CheckResults"
+	Replicator_Touched_FullMethodName      = "/carbide.replicator.v1.Replicator/Touched"
 )
 
 // ReplicatorClient is the client API for Replicator service.
@@ -64,6 +67,17 @@ type ReplicatorClient interface {
 	// Conflicts lists the latest conflicts a service's applier recorded
 	// (tungsten_<service>.conflicts), newest first.
 	Conflicts(ctx context.Context, in *ConflictsRequest, opts ...grpc.CallOption) (*ConflictsReply, error)
+	// Check runs on a service's master: it cuts the tables into chunks,
+	// writes a marker for each (it travels through the THL, and each host
+	// that applies it checksums the chunk there) and records its own
+	// checksums; it reports each chunk as it goes (docs/replicator.md,
+	// "Consistency check").
+	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CheckProgress], error)
+	// CheckResults returns what this host computed for a check's chunks.
+	CheckResults(ctx context.Context, in *CheckResultsRequest, opts ...grpc.CallOption) (*CheckResultsReply, error)
+	// Touched says whether a service's transactions in a range of seqnos
+	// may have changed a chunk (read from this host's THL).
+	Touched(ctx context.Context, in *TouchedRequest, opts ...grpc.CallOption) (*TouchedReply, error)
 }
 
 type replicatorClient struct {
@@ -223,6 +237,45 @@ func (c *replicatorClient) Conflicts(ctx context.Context, in *ConflictsRequest, 
 	return out, nil
 }
 
+func (c *replicatorClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CheckProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Replicator_ServiceDesc.Streams[1], Replicator_Check_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CheckRequest, CheckProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Replicator_CheckClient = grpc.ServerStreamingClient[CheckProgress]
+
+func (c *replicatorClient) CheckResults(ctx context.Context, in *CheckResultsRequest, opts ...grpc.CallOption) (*CheckResultsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckResultsReply)
+	err := c.cc.Invoke(ctx, Replicator_CheckResults_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *replicatorClient) Touched(ctx context.Context, in *TouchedRequest, opts ...grpc.CallOption) (*TouchedReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TouchedReply)
+	err := c.cc.Invoke(ctx, Replicator_Touched_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicatorServer is the server API for Replicator service.
 // All implementations must embed UnimplementedReplicatorServer
 // for forward compatibility.
@@ -249,6 +302,17 @@ type ReplicatorServer interface {
 	// Conflicts lists the latest conflicts a service's applier recorded
 	// (tungsten_<service>.conflicts), newest first.
 	Conflicts(context.Context, *ConflictsRequest) (*ConflictsReply, error)
+	// Check runs on a service's master: it cuts the tables into chunks,
+	// writes a marker for each (it travels through the THL, and each host
+	// that applies it checksums the chunk there) and records its own
+	// checksums; it reports each chunk as it goes (docs/replicator.md,
+	// "Consistency check").
+	Check(*CheckRequest, grpc.ServerStreamingServer[CheckProgress]) error
+	// CheckResults returns what this host computed for a check's chunks.
+	CheckResults(context.Context, *CheckResultsRequest) (*CheckResultsReply, error)
+	// Touched says whether a service's transactions in a range of seqnos
+	// may have changed a chunk (read from this host's THL).
+	Touched(context.Context, *TouchedRequest) (*TouchedReply, error)
 	mustEmbedUnimplementedReplicatorServer()
 }
 
@@ -300,6 +364,15 @@ func (UnimplementedReplicatorServer) SetPosition(context.Context, *SetPositionRe
 }
 func (UnimplementedReplicatorServer) Conflicts(context.Context, *ConflictsRequest) (*ConflictsReply, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Conflicts not implemented")
+}
+func (UnimplementedReplicatorServer) Check(*CheckRequest, grpc.ServerStreamingServer[CheckProgress]) error {
+	return status.Errorf(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedReplicatorServer) CheckResults(context.Context, *CheckResultsRequest) (*CheckResultsReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckResults not implemented")
+}
+func (UnimplementedReplicatorServer) Touched(context.Context, *TouchedRequest) (*TouchedReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Touched not implemented")
 }
 func (UnimplementedReplicatorServer) mustEmbedUnimplementedReplicatorServer() {}
 func (UnimplementedReplicatorServer) testEmbeddedByValue()                    {}
@@ -567,6 +640,53 @@ func _Replicator_Conflicts_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Replicator_Check_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CheckRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ReplicatorServer).Check(m, &grpc.GenericServerStream[CheckRequest, CheckProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Replicator_CheckServer = grpc.ServerStreamingServer[CheckProgress]
+
+func _Replicator_CheckResults_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckResultsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServer).CheckResults(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replicator_CheckResults_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServer).CheckResults(ctx, req.(*CheckResultsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Replicator_Touched_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TouchedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServer).Touched(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replicator_Touched_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServer).Touched(ctx, req.(*TouchedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Replicator_ServiceDesc is the grpc.ServiceDesc for Replicator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -626,11 +746,24 @@ var Replicator_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Conflicts",
 			Handler:    _Replicator_Conflicts_Handler,
 		},
+		{
+			MethodName: "CheckResults",
+			Handler:    _Replicator_CheckResults_Handler,
+		},
+		{
+			MethodName: "Touched",
+			Handler:    _Replicator_Touched_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Backup",
 			Handler:       _Replicator_Backup_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Check",
+			Handler:       _Replicator_Check_Handler,
 			ServerStreams: true,
 		},
 	},
