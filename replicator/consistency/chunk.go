@@ -268,7 +268,7 @@ func where(t *Table, lo, hi []string) string {
 }
 
 // rowHash is a row's 64-bit hash (hex): the first half of an MD5 of its
-// columns' bytes, with a mask of which are NULL, so NULL and '' differ.
+// columns' bytes, with a mask of which are NULL, so NULL and ” differ.
 // Columns are cast to their bytes: hosts need no common character set.
 func rowHash(t *Table) string {
 	parts := make([]string, 0, len(t.Columns)+1)
