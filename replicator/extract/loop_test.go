@@ -10,7 +10,8 @@ import (
 
 // TestLoopPrevention: what a replicator applied is not extracted again —
 // transactions writing a tracking schema, statements with the origin
-// comment or the origin thread id — except a local heartbeat.
+// comment or the origin thread id — except a local heartbeat and a
+// consistency check's marker.
 func TestLoopPrevention(t *testing.T) {
 	t.Parallel()
 	srv, db := startDB(t)
@@ -21,6 +22,7 @@ func TestLoopPrevention(t *testing.T) {
 		"CREATE TABLE tungsten_east.trep_commit_seqno (task_id INT PRIMARY KEY, seqno BIGINT)",
 		"CREATE TABLE tungsten_east.heartbeat (id BIGINT PRIMARY KEY, seqno BIGINT, source_tstamp TIMESTAMP(6) NULL, name VARCHAR(128))",
 		"INSERT INTO tungsten_east.trep_commit_seqno VALUES (0, 0)",
+		"CREATE TABLE tungsten_east.consistency (check_id BIGINT UNSIGNED, chunk INT UNSIGNED, query TEXT, PRIMARY KEY (check_id, chunk))",
 	} {
 		testutil.Exec(t, db, q)
 	}
@@ -44,6 +46,8 @@ func TestLoopPrevention(t *testing.T) {
 	execConn(t, c, "COMMIT")
 	// 2. A local heartbeat (trepctl heartbeat on east).
 	testutil.Exec(t, db, "INSERT INTO tungsten_east.heartbeat VALUES (1, 0, NOW(6), 'hb-1')")
+	// 2b. A consistency check's marker (trepctl check on east).
+	testutil.Exec(t, db, "INSERT INTO tungsten_east.consistency VALUES (7, 0, 'SELECT 1')")
 	// 3. DDL applied by a replicator: the comment, and the thread id for
 	//    what the server rewrites (DROP TABLE loses the comment).
 	testutil.Exec(t, db, OriginComment("west")+"CREATE TABLE app.x (id INT)")
@@ -54,22 +58,25 @@ func TestLoopPrevention(t *testing.T) {
 
 	ce := start(t, east, from)
 	cw := start(t, west, from)
-	et := ce.wait(t, 2)
+	et := ce.wait(t, 3)
 	wt := cw.wait(t, 1)
 
 	if hb := et[0][0]; hb.Heartbeat != "hb-1" || hb.Shard != "tungsten_east" || len(rowChanges(t, et[0])) != 1 {
 		t.Errorf("east: first transaction %v, want the heartbeat hb-1 with its row", et[0])
 	}
-	if firstID(et[1]) != 2 || et[1][0].Heartbeat != "" {
-		t.Errorf("east: second transaction %v, want the insert of id 2", et[1])
+	if rc := rowChanges(t, et[1]); len(rc) != 1 || rc[0].GetTable() != "consistency" || et[1][0].Heartbeat != "" {
+		t.Errorf("east: second transaction %v, want the marker", et[1])
+	}
+	if firstID(et[2]) != 2 || et[2][0].Heartbeat != "" {
+		t.Errorf("east: third transaction %v, want the insert of id 2", et[2])
 	}
 	if firstID(wt[0]) != 2 {
 		t.Errorf("west: transaction %v, want only the insert of id 2", wt[0])
 	}
 	ce.stop(t)
 	cw.stop(t)
-	if n := ce.count(); n != 2 {
-		t.Errorf("east sent %d transactions, want 2", n)
+	if n := ce.count(); n != 3 {
+		t.Errorf("east sent %d transactions, want 3", n)
 	}
 	if n := cw.count(); n != 1 {
 		t.Errorf("west sent %d transactions, want 1", n)
@@ -78,7 +85,7 @@ func TestLoopPrevention(t *testing.T) {
 	defer mu.Unlock()
 	want := map[string][]string{
 		"east": {"tungsten_east.trep_commit_seqno", "origin=west", "origin thread id"},
-		"west": {"tungsten_east.trep_commit_seqno", "tungsten_east.heartbeat", "origin=west", "origin thread id"},
+		"west": {"tungsten_east.trep_commit_seqno", "tungsten_east.heartbeat", "tungsten_east.consistency", "origin=west", "origin thread id"},
 	}
 	for svc, reasons := range want {
 		if got := filtered[svc]; len(got) != len(reasons) {
@@ -91,10 +98,10 @@ func TestLoopPrevention(t *testing.T) {
 			}
 		}
 	}
-	if s := east.Stats(); s.Filtered != 3 || s.Transactions != 2 || s.Heartbeats != 1 {
+	if s := east.Stats(); s.Filtered != 3 || s.Transactions != 3 || s.Heartbeats != 1 {
 		t.Errorf("east stats %+v", s)
 	}
-	if s := west.Stats(); s.Filtered != 4 || s.Transactions != 1 || s.Heartbeats != 0 {
+	if s := west.Stats(); s.Filtered != 5 || s.Transactions != 1 || s.Heartbeats != 0 {
 		t.Errorf("west stats %+v", s)
 	}
 }
