@@ -13,8 +13,9 @@ import (
 
 // TestClusterCheck: cctrl's cluster check, with writes going on at both
 // sites, finds every table equal on every host; after a row changed by
-// hand on west2 (sql_log_bin=0), it names west2, the table and the chunk
-// holding the row, and a script gets exit code 1; -json says the same.
+// hand on west2 (sql_log_bin=0), it names west2, the table, the chunk
+// and the row, and a script gets exit code 1; -json and trepctl check of
+// one service say the same.
 func TestClusterCheck(t *testing.T) {
 	s := startMSAA(t)
 	var rows []string
@@ -53,8 +54,9 @@ func TestClusterCheck(t *testing.T) {
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
 
+	begin := time.Now()
 	r := s.runCctrl("east1", "continuent", "cctrl", "cluster check\n")
-	t.Logf("cluster check under writes:\n%s%s", r.out, r.err)
+	t.Logf("cluster check under writes (%v):\n%s%s", time.Since(begin).Round(time.Millisecond), r.out, r.err)
 	if r.code != 0 || !strings.Contains(r.out, "every table equal on every host") {
 		t.Fatalf("cluster check under writes on both sites: exit %d, want 0 and every table equal\n%s%s", r.code, r.out, r.err)
 	}
@@ -62,7 +64,7 @@ func TestClusterCheck(t *testing.T) {
 	hotK.Store(false)
 	time.Sleep(time.Second) // the last writes to app.k reach every host
 	s.exec("west2", "SET SESSION sql_log_bin = 0", "UPDATE app.k SET v = 'changed by hand' WHERE id = 2345")
-	begin := time.Now()
+	begin = time.Now()
 	r = s.runCctrl("west3", "continuent", "cctrl", "cluster check app\n")
 	t.Logf("cluster check after a change on west2 (%v):\n%s%s", time.Since(begin).Round(time.Millisecond), r.out, r.err)
 	if r.code != 1 {
@@ -74,13 +76,20 @@ func TestClusterCheck(t *testing.T) {
 			line = l
 		}
 	}
-	if !strings.Contains(r.out, "app.k: DIFFERENT") || line == "" || !strings.Contains(line, "id ") {
+	if !strings.Contains(r.out, "app.k: DIFFERENT") || line == "" || !strings.Contains(line, "id=2345 differs") {
 		t.Errorf("cluster check does not name west2's chunk of app.k as different:\n%s", r.out)
 	}
 	for _, other := range []string{"east2", "east3", "west1", "west3"} {
 		if strings.Contains(r.out, "  "+other+" ") {
 			t.Errorf("cluster check names %s, which holds what east1 holds:\n%s", other, r.out)
 		}
+	}
+
+	// trepctl check of one service, from a cross-site replicator's
+	// install: the same finding, exit code 1.
+	out, err := s.tool("west3", "replicator", "mm_trepctl", "-service", "east", "check", "-chunk-time", "50ms", "app.k")
+	if err == nil || !strings.Contains(out, "west2 chunk") || !strings.Contains(out, "id=2345 differs") {
+		t.Errorf("mm_trepctl -service east check app.k on west3: %v\n%s", err, out)
 	}
 
 	r = s.runCctrl("east2", "continuent", "cctrl", "cluster check -json app.k\n")

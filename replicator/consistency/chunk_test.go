@@ -25,7 +25,7 @@ func conn(t *testing.T, db *sql.DB) *sql.Conn {
 // case-insensitive collation orders its own way) and by nothing hold every
 // row exactly once, their checksums add up to the table's, and a rows
 // query lists what the checksum counts. System and tracking schemas are
-// never checked.
+// never checked; a snapshot reads the tracking rows.
 func TestChunksCoverEveryRowOnce(t *testing.T) {
 	srv := testutil.StartMariaDB(t)
 	db, err := srv.DB()
@@ -51,6 +51,9 @@ func TestChunksCoverEveryRowOnce(t *testing.T) {
 		"INSERT INTO c1.sk VALUES " + strings.Join(svals, ","),
 		"CREATE TABLE c1.nk (v INT)", "INSERT INTO c1.nk VALUES (1), (1), (NULL)",
 		"CREATE TABLE tungsten_east.x (id INT PRIMARY KEY)",
+		"CREATE TABLE tungsten_east.trep_commit_seqno (task_id INT PRIMARY KEY, seqno BIGINT)",
+		"INSERT INTO tungsten_east.trep_commit_seqno VALUES (0, 42)",
+		"CREATE DATABASE tungsten_empty",
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -124,6 +127,10 @@ func TestChunksCoverEveryRowOnce(t *testing.T) {
 		if tb.Key != nil && len(keys) != int(whole.Count) {
 			t.Errorf("%s: %d rows listed, %d in the table", tb.Name, len(keys), whole.Count)
 		}
+	}
+	// The snapshot's tracking rows: a schema without one is left out.
+	if s, err := Compute(ctx, comp, "SELECT 1, 'x'"); err != nil || len(s.Tracking) != 1 || s.Tracking["east"] != 42 || s.BinlogPos == "" {
+		t.Errorf("Compute's tracking rows %v, binlog position %q: %v; want east at 42 and a position", s.Tracking, s.BinlogPos, err)
 	}
 	// NULL and '' differ; a changed value changes the checksum.
 	before, _ := Compute(ctx, comp, ChecksumQuery(&tables[0], ""))

@@ -15,6 +15,6 @@
 // (Touches): if none touched the chunk, a different checksum is a real
 // difference, else the chunk is checked again with a new marker.
 //
-// It imports rpc/gen/thlpb, rpc/gen/replicatorpb and database/sql only:
-// no replicator package.
+// It imports rpc/gen/thlpb, rpc/gen/replicatorpb, database/sql and the
+// MySQL driver (for its error numbers): no replicator package.
 package consistency

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/carbidedb/carbide/shell/clustercheck"
@@ -24,7 +23,7 @@ func (s *Session) clusterCheck(ctx context.Context, c Command) error {
 		return usagef("cluster check needs an install's configuration (it reaches every replicator of every site): run cctrl from an install")
 	}
 	schema, table, _ := strings.Cut(c.Value, ".")
-	streams := s.checkStreams()
+	streams := clustercheck.Streams(s.topo.cfg)
 	checker := &clustercheck.Checker{Streams: streams, Dial: func(ctx context.Context, addr string) (clustercheck.API, func(), error) {
 		api, closeFn, err := s.env.DialReplicator(ctx, addr)
 		if err != nil {
@@ -59,31 +58,4 @@ func (s *Session) clusterCheck(ctx context.Context, c Command) error {
 		return errorf(ErrDifferent, "cluster check: hosts differ (see above)")
 	}
 	return nil
-}
-
-// checkStreams lists every site's service and the replicators that run it:
-// the cluster replicators of its members, and the cross-site replicators
-// of the other sites' members.
-func (s *Session) checkStreams() []clustercheck.Stream {
-	var out []clustercheck.Stream
-	for _, site := range s.topo.services() {
-		st := clustercheck.Stream{Service: site}
-		for _, m := range s.topo.members(site) {
-			if addr, ok := s.topo.replicator(m, ""); ok {
-				st.Replicators = append(st.Replicators, clustercheck.Replicator{Host: m, Addr: addr})
-			}
-		}
-		for _, other := range s.topo.services() {
-			if other == site {
-				continue
-			}
-			for _, m := range s.topo.members(other) {
-				if addr, svcs, ok := s.topo.crossSite(m); ok && slices.Contains(svcs, site) {
-					st.Replicators = append(st.Replicators, clustercheck.Replicator{Host: m, Addr: addr})
-				}
-			}
-		}
-		out = append(out, st)
-	}
-	return out
 }

@@ -35,6 +35,7 @@ type Finding struct {
 	Verdict Verdict
 	Why     string
 	Count   int64
+	Rows    string // the rows that differ, where listed
 }
 
 // Report is a check's outcome.
@@ -76,6 +77,9 @@ func (r *Report) record(ch *replicatorpb.CheckChunk, host string, f *Finding) {
 		r.verdicts[ch.GetChunk()] = map[string]*Finding{}
 	}
 	if old := r.verdicts[ch.GetChunk()][host]; old != nil && (old.Verdict == Equal || old.Verdict == Different) {
+		if old.Verdict == Different && f.Verdict == Different && f.Rows != "" && old.Rows == "" {
+			r.verdicts[ch.GetChunk()][host] = f // the rows that differ, named
+		}
 		return // final: a chunk checked again for another host
 	}
 	r.verdicts[ch.GetChunk()][host] = f
@@ -105,6 +109,21 @@ func (r *Report) recordRows(ch *replicatorpb.CheckChunk, host string, f *Finding
 		}
 	}
 	r.record(ch, host, f)
+}
+
+// different returns the chunks some host holds differently, and whose
+// rows are not named yet.
+func (r *Report) different(chunks []*replicatorpb.CheckChunk) []*replicatorpb.CheckChunk {
+	var out []*replicatorpb.CheckChunk
+	for _, ch := range chunks {
+		for _, f := range r.verdicts[ch.GetChunk()] {
+			if f.Verdict == Different && f.Rows == "" {
+				out = append(out, ch)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // changing returns the chunks some host could not be compared on because

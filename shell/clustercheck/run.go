@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -199,6 +200,21 @@ func (c *Checker) Run(ctx context.Context, service string, opts Options) (*Repor
 			return nil, err
 		}
 	}
+	// Name the rows of the chunks that differ, where they can be listed.
+	var name []*replicatorpb.CheckChunk
+	for _, ch := range rep.different(chunks) {
+		if ch.GetRowsQuery() != "" && rep.rows[ch.GetChunk()] <= consistency.MaxListedRows {
+			ch = proto.Clone(ch).(*replicatorpb.CheckChunk)
+			ch.Rows = true
+			name = append(name, ch)
+		}
+	}
+	if len(name) > 0 {
+		c.progress("%d chunk(s) differ; listing their rows", len(name))
+		if _, err := c.round(ctx, stream, master, name, rep); err != nil {
+			return nil, err
+		}
+	}
 	rep.finish(chunks)
 	return rep, nil
 }
@@ -283,7 +299,11 @@ func (c *Checker) round(ctx context.Context, stream Stream, master Replicator, a
 			}
 			if ch.GetRows() {
 				v, why, unresolved := c.compareRows(ctx, ch, ref, r)
-				rep.recordRows(ch, host, &Finding{Verdict: v, Why: why, Count: r.Count}, unresolved)
+				f := &Finding{Verdict: v, Why: why, Count: r.Count}
+				if v == Different {
+					f.Rows = why
+				}
+				rep.recordRows(ch, host, f, unresolved)
 				continue
 			}
 			v, why := consistency.Compare(ref, r, c.touched(ctx, ch))
@@ -303,9 +323,10 @@ func (c *Checker) round(ctx context.Context, stream Stream, master Replicator, a
 // opts.Wait.
 func (c *Checker) collect(ctx context.Context, stream Stream, master Replicator, id uint64, n int) (map[string]map[uint32]*consistency.Result, error) {
 	out := map[string]map[uint32]*consistency.Result{}
-	moved := time.Now()
+	begin, moved, told := time.Now(), time.Now(), time.Now()
 	for {
 		done, total := 0, 0
+		var waiting []string
 		for _, r := range stream.Replicators {
 			if r.Host == master.Host {
 				continue
@@ -339,10 +360,16 @@ func (c *Checker) collect(ctx context.Context, stream Stream, master Replicator,
 			}
 			if len(out[r.Host]) >= n {
 				done++
+			} else {
+				waiting = append(waiting, fmt.Sprintf("%s (%d of %d)", r.Host, len(out[r.Host]), n))
 			}
 		}
 		if done == total || time.Since(moved) > c.opts.Wait {
 			return out, nil
+		}
+		if time.Since(told) >= 5*time.Second {
+			c.progress("%s: waiting %v for the hosts to apply the markers: %s", stream.Service, time.Since(begin).Round(time.Second), strings.Join(waiting, ", "))
+			told = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/shell/clustercheck"
 )
 
 // fakeReplicator records every request trepctl sends; the methods trepctl
@@ -124,6 +126,9 @@ func runTrepctl(t *testing.T, f *fakeReplicator, args ...string) result {
 	}
 	var out, errOut bytes.Buffer
 	env := Env{In: strings.NewReader(""), Out: &out, Err: &errOut, Getenv: func(string) string { return "" }, Name: "trepctl",
+		Streams: func(Env) ([]clustercheck.Stream, error) {
+			return []clustercheck.Stream{{Service: "east", Replicators: []clustercheck.Replicator{{Host: "db1", Addr: "127.0.0.1:10000"}}}}, nil
+		},
 		Dial: func(_ context.Context, addr string) (replicatorpb.ReplicatorClient, func(), error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -142,3 +147,29 @@ var local = []string{"-host", "127.0.0.1", "-port", "10000"}
 
 // cmdline is local followed by args.
 func cmdline(args ...string) []string { return append(append([]string(nil), local...), args...) }
+
+// Check answers a check with its id and no table: the report is empty.
+func (f *fakeReplicator) Check(ctx context.Context, in *replicatorpb.CheckRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[replicatorpb.CheckProgress], error) {
+	f.record(ctx, in)
+	return &progressStream{msgs: []*replicatorpb.CheckProgress{{CheckId: 1}}}, nil
+}
+
+func (f *fakeReplicator) CheckResults(ctx context.Context, in *replicatorpb.CheckResultsRequest, _ ...grpc.CallOption) (*replicatorpb.CheckResultsReply, error) {
+	f.record(ctx, in)
+	return &replicatorpb.CheckResultsReply{}, nil
+}
+
+// progressStream yields msgs, then io.EOF.
+type progressStream struct {
+	grpc.ClientStream
+	msgs []*replicatorpb.CheckProgress
+}
+
+func (s *progressStream) Recv() (*replicatorpb.CheckProgress, error) {
+	if len(s.msgs) == 0 {
+		return nil, io.EOF
+	}
+	m := s.msgs[0]
+	s.msgs = s.msgs[1:]
+	return m, nil
+}

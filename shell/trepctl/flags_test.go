@@ -80,6 +80,14 @@ var effective = map[string]flagCase{
 		check: got(func(r *replicatorpb.WaitRequest) bool { return r.GetState() == "ONLINE" && r.GetAppliedSeqno() == -1 })},
 	"conflicts -limit": {args: cmdline("conflicts", "-limit", "5"),
 		check: got(func(r *replicatorpb.ConflictsRequest) bool { return r.GetLimit() == 5 })},
+	"check -json": {args: cmdline("check", "-json"),
+		check: func(_ *fakeReplicator, r result) bool {
+			return r.code == ExitOK && strings.HasPrefix(r.out, "{") && strings.Contains(r.out, `"equal": true`)
+		}},
+	"check -chunk-time": {args: cmdline("check", "-chunk-time", "50ms", "app.t"),
+		check: got(func(r *replicatorpb.CheckRequest) bool {
+			return r.GetChunkSeconds() == 0.05 && r.GetSchema() == "app" && r.GetTable() == "t"
+		})},
 	"conflicts -json": {args: cmdline("conflicts", "-json"),
 		check: func(_ *fakeReplicator, r result) bool {
 			return strings.HasPrefix(r.out, "[") && strings.Contains(r.out, `"target": {`)
@@ -211,7 +219,7 @@ func TestOptionOfAnotherCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"status", "-skip-seqno", "5"}, "trepctl status: -skip-seqno is not an option of status; it belongs to online; run trepctl help\n"},
-		{[]string{"qs", "-json"}, "trepctl qs: -json is not an option of qs; it belongs to conflicts and services and status; run trepctl help\n"},
+		{[]string{"qs", "-json"}, "trepctl qs: -json is not an option of qs; it belongs to check and conflicts and services and status; run trepctl help\n"},
 		{[]string{"online", "-relay"}, "trepctl online: -relay is not an option of online; run trepctl help\n"},
 		{[]string{"status", "-service", "east"}, "trepctl status: -service is not an option of status: it is a global option and goes before the command (trepctl -service X status); run trepctl help\n"},
 	} {

@@ -21,6 +21,7 @@ import (
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/shell/clustercheck"
 )
 
 // Exit codes.
@@ -41,6 +42,9 @@ type Env struct {
 	Name     string // trepctl or mm_trepctl
 	// Dial connects to a replicator's control API; tests replace it.
 	Dial func(ctx context.Context, addr string) (replicatorpb.ReplicatorClient, func(), error)
+	// Streams lists the deployment's services and their replicators, for
+	// check; nil reads the install CARBIDE_HOME names.
+	Streams func(Env) ([]clustercheck.Stream, error)
 }
 
 // OSEnv returns the Env of the running process.
@@ -83,6 +87,8 @@ commands:
   wait -applied N | -state S [-limit S]        wait for a seqno or a state
   qs                                           one-line status
   conflicts [-limit N] [-json]                 the latest conflicts the applier recorded
+  check [-json] [-chunk-time D] [SCHEMA[.TABLE]]
+                                               compare every host of the service with its master
   version
 Without -service, a replicator with one service uses it; online and offline
 act on every service. An option a command does not carry out is refused,
@@ -141,7 +147,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Err, "%s %s: %s\n", env.Name, cmd, msg)
 		return ExitUsage
 	}
-	if cfs.NArg() > 0 {
+	if cmd == "check" && cfs.NArg() == 1 {
+		c.args = cfs.Args() // SCHEMA[.TABLE]
+	} else if cfs.NArg() > 0 {
 		fmt.Fprintf(env.Err, "%s %s: unexpected argument %q; run %s help\n", env.Name, cmd, cfs.Arg(0), env.Name)
 		return ExitUsage
 	}
@@ -224,6 +232,7 @@ type command struct {
 	env     Env
 	name    string
 	service string
+	args    []string // check's SCHEMA[.TABLE]
 	client  replicatorpb.ReplicatorClient
 	addr    string
 }
@@ -243,6 +252,7 @@ func (c *command) commands() map[string]runner {
 		"wait":      c.wait,
 		"qs":        c.qs,
 		"conflicts": c.conflicts,
+		"check":     c.check,
 	}
 }
 
