@@ -111,7 +111,9 @@ func run(t *testing.T, c *Checker) (*Report, string) {
 	return rep, b.String()
 }
 
-func untouched(*replicatorpb.TouchedRequest) *replicatorpb.TouchedReply { return &replicatorpb.TouchedReply{} }
+func untouched(*replicatorpb.TouchedRequest) *replicatorpb.TouchedReply {
+	return &replicatorpb.TouchedReply{}
+}
 
 // TestCheckVerdicts: a host equal to the master; different with both at
 // the same seqnos (the master's own stream placed by its binlog
