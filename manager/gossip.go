@@ -109,8 +109,8 @@ const crossErrorMax = 120
 
 // publish makes f this manager's facts.
 func (p *pool) publish(f policy.Facts) {
-	b, err := json.Marshal(f)
-	if err != nil || len(b) > memberlist.MetaMaxSize {
+	b, err := gossiped(f)
+	if err != nil {
 		p.cfg.Logger.Error("facts too large to gossip", "bytes", len(b))
 		return
 	}
@@ -120,6 +120,21 @@ func (p *pool) publish(f policy.Facts) {
 	if err := p.ml.UpdateNode(time.Second); err != nil {
 		p.cfg.Logger.Debug("gossip update", "error", err)
 	}
+}
+
+// gossiped is f as node metadata. Facts too large for it go without
+// their conflict counts (ls shows none for the host then) rather than not
+// at all: the other managers act on the states.
+func gossiped(f policy.Facts) ([]byte, error) {
+	b, err := json.Marshal(f)
+	if err == nil && len(b) > memberlist.MetaMaxSize && f.Conflicts != nil {
+		f.Conflicts = nil
+		b, err = json.Marshal(f)
+	}
+	if err == nil && len(b) > memberlist.MetaMaxSize {
+		err = fmt.Errorf("facts of %d bytes, gossip takes at most %d", len(b), memberlist.MetaMaxSize)
+	}
+	return b, err
 }
 
 // view returns every other member's last facts with Alive set, and how

@@ -329,15 +329,20 @@ func TestAutomaticFailoverRanksOnFreshStatus(t *testing.T) {
 
 // TestCrossErrorFitsTheFacts: a cross-site service stopped on a conflict
 // (an error naming both rows, hundreds of bytes) leaves the host's facts
-// small enough to gossip; they were dropped whole, and the other site
-// never learnt the service had stopped.
+// small enough to gossip, with every service's conflict count; they were
+// dropped whole, and the other site never learnt the service had stopped.
 func TestCrossErrorFitsTheFacts(t *testing.T) {
 	e := "Event application failed: seqno=2 fragno=0 message=conflict on xs.t id=5: the INSERT from west of " +
 		`{"id":5,"v":"wést"} finds its key taken: this database holds {"id":5,"v":"east2"}; ` + strings.Repeat("the conflict policy is stop ", 20)
 	f := policy.Facts{Host: "east2", Alive: true, ReplRole: "slave", ReplState: "ONLINE", Applied: 123456, MaxStored: 123456, MasterURI: "thl://east1:2112/",
-		Cross: map[string]string{"west": "OFFLINE:ERROR: " + textutil.Clip(firstLine(e), crossErrorMax), "north": "OFFLINE:ERROR: " + textutil.Clip(firstLine(e), crossErrorMax)}}
-	b, err := json.Marshal(f)
+		Cross:     map[string]string{"west": "OFFLINE:ERROR: " + textutil.Clip(firstLine(e), crossErrorMax), "north": "OFFLINE:ERROR: " + textutil.Clip(firstLine(e), crossErrorMax)},
+		Conflicts: map[string]uint64{"east": 1 << 40, "west": 1 << 40, "north": 1 << 40}}
+	b, err := gossiped(f)
 	if err != nil || len(b) > memberlist.MetaMaxSize {
 		t.Fatalf("facts of %d bytes (%v), more than gossip takes (%d)", len(b), err, memberlist.MetaMaxSize)
+	}
+	var back policy.Facts
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Conflicts) != 3 {
+		t.Errorf("the conflict counts did not go out whole: %s (%v)", b, err)
 	}
 }

@@ -162,10 +162,11 @@ func (a *Agent) probeLoop(ctx context.Context) {
 }
 
 // sameFacts compares what is worth gossiping at once: states, not the
-// seqnos and latency that move with every transaction (those go out with
-// the regular report every 500 ms).
+// seqnos, latency and conflict counts that move with every transaction
+// (those go out with the regular report every 500 ms).
 func sameFacts(a, b policy.Facts) bool {
 	a.Seq, b.Seq = 0, 0
+	a.Conflicts, b.Conflicts = nil, nil
 	a.Latency, b.Latency = 0, 0
 	a.Applied, b.Applied = 0, 0
 	a.MaxStored, b.MaxStored = 0, 0
@@ -212,12 +213,16 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 		if s.GetWaitingFor() != "" {
 			f.Holds = map[string]float64{s.GetService(): s.GetWaitingSeconds()}
 		}
+		f.Conflicts = addConflicts(f.Conflicts, a.site.Name, s.GetConflicts())
 	}
 	for svc, secs := range cross.holds {
 		if f.Holds == nil {
 			f.Holds = map[string]float64{}
 		}
 		f.Holds[svc] = secs
+	}
+	for svc, n := range cross.conflicts {
+		f.Conflicts = addConflicts(f.Conflicts, svc, n)
 	}
 	return f
 }

@@ -136,6 +136,7 @@ func (a *Agent) status() *managerpb.StatusReply {
 		for _, svc := range slices.Sorted(maps.Keys(f.Cross)) {
 			d.Cross = append(d.Cross, &managerpb.CrossService{Service: svc, State: f.Cross[svc]})
 		}
+		d.Conflicts = serviceConflicts(f, a.site.Name)
 		if !f.Alive {
 			d.ManagerState = "STOPPED"
 			d.Dataserver = policy.DBUnknown

@@ -3,9 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // TestConflictsConverge: with the cross-site replicators offline on both
@@ -14,7 +17,9 @@ import (
 // key 10); back online, every host of both sites ends with east's writes
 // (the default converge rule, east first in ini order), and each primary
 // recorded the three conflicts its cross-site applier met, once each:
-// west1 applied east's changes over its own, east1 kept its own.
+// west1 applied east's changes over its own, east1 kept its own. cctrl
+// ls and mm_cctrl ls on both sites then show what every host's services
+// recorded.
 func TestConflictsConverge(t *testing.T) {
 	s := startMSAA(t)
 	s.exec("east1", "CREATE TABLE app.c (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO app.c VALUES (1, 'orig'), (2, 'orig'), (3, 'orig')")
@@ -64,4 +69,76 @@ func TestConflictsConverge(t *testing.T) {
 			t.Errorf("%s: mm_trepctl -service %s status says conflicts : %q, want 3: %v", c.host, c.service, line, err)
 		}
 	}
+	s.lsShowsConflicts(30 * time.Second)
+}
+
+// lsShowsConflicts waits until cctrl ls on a host of each site draws, in
+// each datasource's box, a CONFLICTS line for each service of the host
+// whose status counts conflicts, and mm_cctrl ls one in each cross-site
+// service's: the counts the replicators give, the two primaries' among
+// them.
+func (s *site) lsShowsConflicts(timeout time.Duration) {
+	s.t.Helper()
+	sites := map[string][]string{"east": allHosts[:3], "west": allHosts[3:]}
+	cross := map[string]string{"east": "west", "west": "east"}
+	var lastLs, lastMM string
+	testutil.Eventually(s.t, timeout, func() error {
+		for site, hosts := range sites {
+			ls, mm := map[string][]string{}, map[string][]string{}
+			for _, h := range hosts {
+				for _, v := range []replService{{host: h, install: "continuent", service: site}, {host: h, install: "replicator", service: cross[site]}} {
+					st, err := s.serviceStatus(v)
+					if err != nil {
+						return fmt.Errorf("%s %s status: %v", h, v.service, err)
+					}
+					if n := st["conflicts"]; n != "" && n != "0" {
+						prog := map[string]string{"continuent": "trepctl", "replicator": "mm_trepctl"}[v.install]
+						ls[h] = append(ls[h], fmt.Sprintf("CONFLICTS(service=%s, recorded=%s): %s -service %s conflicts", v.service, n, prog, v.service))
+						if v.install == "replicator" {
+							mm[h] = append(mm[h], fmt.Sprintf("CONFLICTS(recorded=%s): mm_trepctl -service %s conflicts", n, v.service))
+						}
+					}
+				}
+			}
+			if len(ls[site+"1"]) == 0 {
+				return fmt.Errorf("%s1's services count no conflicts", site)
+			}
+			r := s.runCctrl(hosts[2], "continuent", "cctrl", "ls\n")
+			lastLs = r.out
+			if got := boxLines(r.out, "CONFLICTS("); r.code != 0 || !reflect.DeepEqual(got, ls) {
+				return fmt.Errorf("cctrl ls on %s (exit %d %s) draws conflicts %v, the replicators count %v", hosts[2], r.code, r.err, got, ls)
+			}
+			r = s.runCctrl(hosts[1], "replicator", "mm_cctrl", "ls\n")
+			lastMM = r.out
+			if got := boxLines(r.out, "CONFLICTS("); r.code != 0 || !reflect.DeepEqual(got, mm) {
+				return fmt.Errorf("mm_cctrl ls on %s (exit %d %s) draws conflicts %v, the replicators count %v", hosts[1], r.code, r.err, got, mm)
+			}
+		}
+		return nil
+	})
+	s.t.Logf("the last cctrl ls:\n%s\nthe last mm_cctrl ls:\n%s", lastLs, lastMM)
+}
+
+// boxLines collects, per host box of an ls (a box's first line is
+// "|host(…", its body lines begin with a space), the body lines that
+// begin with prefix, trimmed.
+func boxLines(out, prefix string) map[string][]string {
+	got := map[string][]string{}
+	host := ""
+	for _, l := range strings.Split(out, "\n") {
+		l, ok := strings.CutPrefix(strings.TrimSuffix(strings.TrimSpace(l), "|"), "|")
+		if !ok || l == "" {
+			continue
+		}
+		if l[0] != ' ' {
+			if i := strings.IndexByte(l, '('); i > 0 && !strings.ContainsAny(l[:i], " @") {
+				host = l[:i]
+			}
+			continue
+		}
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, prefix) {
+			got[host] = append(got[host], l)
+		}
+	}
+	return got
 }

@@ -55,6 +55,10 @@ type Facts struct {
 	// applied as much here (causal order), with how long it has, in
 	// seconds.
 	Holds map[string]float64 `json:"hd,omitempty"`
+	// Conflicts are the conflicts each replicator service of this host
+	// (the cluster service, named after the site, and the cross-site
+	// ones) has recorded, the services with none left out.
+	Conflicts map[string]uint64 `json:"cf,omitempty"`
 }
 
 // Input is one step of the monitor: the agreed state, every host's

@@ -128,6 +128,16 @@ func scenarios() []scenario {
 		}
 	})
 	add("long", LsOptions{Long: true, Host: "east2"}, func(*managerpb.StatusReply) {})
+	// Both sites wrote the same rows: every host's cross-site service
+	// recorded what it met, and east2's cluster service too (it met
+	// west's changes before east1's).
+	add("conflicts", LsOptions{}, func(r *managerpb.StatusReply) {
+		for _, d := range r.Datasources {
+			d.Conflicts = []*managerpb.ServiceConflicts{{Service: "west", Recorded: 3, CrossSite: true}}
+		}
+		e2 := dsOf(r, "east2")
+		e2.Conflicts = append([]*managerpb.ServiceConflicts{{Service: "east", Recorded: 2}}, e2.Conflicts...)
+	})
 	return out
 }
 

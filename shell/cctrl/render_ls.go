@@ -151,12 +151,14 @@ func datasourceBox(r *managerpb.StatusReply, d *dsT, o LsOptions) []string {
 		}
 		repl = fmt.Sprintf(" REPLICATOR(role=%s, master=%s, state=%s)", orUnknown(replRole), orUnknown(master), orUnknown(replState))
 	}
-	body := []string{
-		fmt.Sprintf(" MANAGER(state=%s)", managerState),
-		repl,
+	body := []string{fmt.Sprintf(" MANAGER(state=%s)", managerState), repl}
+	if d.GetManagerAlive() {
+		body = append(body, conflictLines(d)...)
+	}
+	body = append(body,
 		fmt.Sprintf(" DATASERVER(state=%s)", orUnknown(d.GetDataserver())),
 		fmt.Sprintf(" CONNECTIONS(created=%d, active=%d)", d.GetConnectionsCreated(), d.GetConnectionsActive()),
-	}
+	)
 	if !o.Long {
 		return box([]string{head, st}, body)
 	}
@@ -170,6 +172,22 @@ func datasourceBox(r *managerpb.StatusReply, d *dsT, o LsOptions) []string {
 		long = append(long, " DATASERVER ERROR: "+e)
 	}
 	return box([]string{head, st}, body, long)
+}
+
+// conflictLines are a line per replicator service of the host that has
+// recorded conflicts, with the command that lists them:
+//
+//	CONFLICTS(service=west, recorded=3): mm_trepctl -service west conflicts
+func conflictLines(d *dsT) []string {
+	var out []string
+	for _, c := range d.GetConflicts() {
+		prog := "trepctl"
+		if c.GetCrossSite() {
+			prog = "mm_trepctl"
+		}
+		out = append(out, fmt.Sprintf(" CONFLICTS(service=%s, recorded=%d): %s -service %s conflicts", c.GetService(), c.GetRecorded(), prog, c.GetService()))
+	}
+	return out
 }
 
 // DatasourceStatus is the STATUS of one datasource's box: the primary is

@@ -33,7 +33,11 @@ type MMService struct {
 //	+---------------------------------------------------------------------------------+
 //	| east(slave:ONLINE, appliedLastSeqno=5, appliedLatency=0.422)                    |
 //	|   source=east2 (thl://east2:2113/), east primary=east1                          |
+//	|   CONFLICTS(recorded=3): mm_trepctl -service east conflicts                     |
 //	+---------------------------------------------------------------------------------+
+//
+// The CONFLICTS line is there only for a service that has recorded
+// conflicts.
 func MMLines(site string, hosts []MMHost) []string {
 	out := []string{"", fmt.Sprintf("CROSS-SITE REPLICATORS OF %s:", site)}
 	for _, h := range hosts {
@@ -51,6 +55,9 @@ func MMLines(site string, hosts []MMHost) []string {
 				src = fmt.Sprintf("%s (%s)", orUnknown(sv.Source), uri)
 			}
 			body = append(body, fmt.Sprintf("   source=%s, %s primary=%s", src, st.GetService(), orUnknown(sv.OriginPrimary)))
+			if n := st.GetConflicts(); n > 0 {
+				body = append(body, fmt.Sprintf("   CONFLICTS(recorded=%d): mm_trepctl -service %s conflicts", n, st.GetService()))
+			}
 			if e := st.GetPendingError(); e != "" || st.GetPendingExceptionMessage() != "" {
 				if e == "" {
 					e = st.GetPendingExceptionMessage()

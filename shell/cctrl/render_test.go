@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -127,6 +129,7 @@ func TestLsDetails(t *testing.T) {
 		{"no-coordinator", []string{"COORDINATOR[NONE:AUTOMATIC:OFFLINE] no quorum: this manager reaches 1 of the 3 managers of east", "|east2(slave:ONLINE, progress=-1, latency=-1.000)", "| MANAGER(state=STOPPED)"}},
 		{"primary-failed", []string{"ALERT: 2025/01/02 15:31:02 primary east1 is FAILED(dataserver down); no candidate", "ALERT LOG: 2025/01/02 15:31:00 the replicator of east3", "|STATUS [CRITICAL]"}},
 		{"writable-lost", []string{"TRANSITION: switch east1 -> east2"}},
+		{"conflicts", []string{"| CONFLICTS(service=east, recorded=2): trepctl -service east conflicts", "| CONFLICTS(service=west, recorded=3): mm_trepctl -service west conflicts"}},
 	} {
 		var sc scenario
 		for _, s := range scenarios() {
@@ -140,6 +143,22 @@ func TestLsDetails(t *testing.T) {
 				t.Errorf("%s: ls lacks %q:\n%s", c.scenario, w, out)
 			}
 		}
+	}
+}
+
+// TestLsConflicts: a host whose services recorded no conflict has no
+// CONFLICTS line, and a host whose manager is stopped has none either
+// (what it last said is stale, as its replicator's state is).
+func TestLsConflicts(t *testing.T) {
+	r := healthy()
+	for _, d := range r.Datasources[1:] {
+		d.Conflicts = []*managerpb.ServiceConflicts{{Service: "west", Recorded: 7, CrossSite: true}}
+	}
+	e3 := dsOf(r, "east3")
+	e3.ManagerAlive, e3.ManagerState = false, "STOPPED"
+	out := strings.Join(LsLines(r, LsOptions{}), "\n")
+	if n := strings.Count(out, "CONFLICTS("); n != 1 || !strings.Contains(out, "CONFLICTS(service=west, recorded=7)") {
+		t.Errorf("%d CONFLICTS lines, want east2's alone:\n%s", n, out)
 	}
 }
 
@@ -196,6 +215,21 @@ func TestMMGolden(t *testing.T) {
 	lines := MMLines("west", hosts)
 	checkBoxes(t, lines)
 	golden(t, "mm-ls.golden", strings.Join(lines, "\n")+"\n")
+}
+
+// TestMMConflictsGolden: a service that recorded conflicts says how many
+// and how to list them; one that recorded none says nothing of them.
+func TestMMConflictsGolden(t *testing.T) {
+	conflicted := &replicatorpb.ServiceStatus{Service: "east", Role: "slave", State: "ONLINE", AppliedLastSeqno: 9, AppliedLatency: 0.4, MasterConnectUri: "thl://east2:2113/", Conflicts: 3}
+	clean := proto.Clone(conflicted).(*replicatorpb.ServiceStatus)
+	clean.Conflicts = 0
+	hosts := []MMHost{
+		{Host: "west1", Addr: "10.9.2.1:10002", Services: []MMService{{Status: conflicted, Source: "east2", OriginPrimary: "east1"}}},
+		{Host: "west2", Addr: "10.9.2.2:10002", Services: []MMService{{Status: clean, Source: "east2", OriginPrimary: "east1"}}},
+	}
+	lines := MMLines("west", hosts)
+	checkBoxes(t, lines)
+	golden(t, "mm-ls-conflicts.golden", strings.Join(lines, "\n")+"\n")
 }
 
 func TestResourcesGolden(t *testing.T) {

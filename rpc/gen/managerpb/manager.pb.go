@@ -326,7 +326,12 @@ type Datasource struct {
 	// cross is the state of each cross-site service of the host's
 	// cross-site replicator (named after the site it reads), with the
 	// pending error after ": "; "" state: its replicator does not answer.
-	Cross         []*CrossService `protobuf:"bytes,22,rep,name=cross,proto3" json:"cross,omitempty"`
+	Cross []*CrossService `protobuf:"bytes,22,rep,name=cross,proto3" json:"cross,omitempty"`
+	// conflicts are the conflicts each replicator service of the host has
+	// recorded in tungsten_<service>.conflicts (the conflicts of its
+	// trepctl or mm_trepctl status), the services with none left out: the
+	// cluster service first, then the cross-site services by name.
+	Conflicts     []*ServiceConflicts `protobuf:"bytes,23,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -515,6 +520,13 @@ func (x *Datasource) GetCross() []*CrossService {
 	return nil
 }
 
+func (x *Datasource) GetConflicts() []*ServiceConflicts {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
 type CrossService struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
@@ -567,6 +579,68 @@ func (x *CrossService) GetState() string {
 	return ""
 }
 
+type ServiceConflicts struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Service  string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Recorded uint64                 `protobuf:"varint,2,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	// cross_site: a service of the host's cross-site replicator
+	// (mm_trepctl); else its cluster service (trepctl).
+	CrossSite     bool `protobuf:"varint,3,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceConflicts) Reset() {
+	*x = ServiceConflicts{}
+	mi := &file_manager_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceConflicts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceConflicts) ProtoMessage() {}
+
+func (x *ServiceConflicts) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceConflicts.ProtoReflect.Descriptor instead.
+func (*ServiceConflicts) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ServiceConflicts) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ServiceConflicts) GetRecorded() uint64 {
+	if x != nil {
+		return x.Recorded
+	}
+	return 0
+}
+
+func (x *ServiceConflicts) GetCrossSite() bool {
+	if x != nil {
+		return x.CrossSite
+	}
+	return false
+}
+
 type Router struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -581,7 +655,7 @@ type Router struct {
 
 func (x *Router) Reset() {
 	*x = Router{}
-	mi := &file_manager_proto_msgTypes[5]
+	mi := &file_manager_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +667,7 @@ func (x *Router) String() string {
 func (*Router) ProtoMessage() {}
 
 func (x *Router) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[5]
+	mi := &file_manager_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +680,7 @@ func (x *Router) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Router.ProtoReflect.Descriptor instead.
 func (*Router) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{5}
+	return file_manager_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Router) GetHost() string {
@@ -665,7 +739,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_manager_proto_msgTypes[6]
+	mi := &file_manager_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +751,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[6]
+	mi := &file_manager_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +764,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{6}
+	return file_manager_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Member) GetHost() string {
@@ -748,7 +822,7 @@ type CommandRequest struct {
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_manager_proto_msgTypes[7]
+	mi := &file_manager_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +834,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[7]
+	mi := &file_manager_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +847,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{7}
+	return file_manager_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CommandRequest) GetArgs() []string {
@@ -812,7 +886,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_manager_proto_msgTypes[8]
+	mi := &file_manager_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +898,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[8]
+	mi := &file_manager_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +911,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{8}
+	return file_manager_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CommandReply) GetLines() []string {
@@ -876,7 +950,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +962,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +975,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{9}
+	return file_manager_proto_rawDescGZIP(), []int{10}
 }
 
 type LocalRequest struct {
@@ -913,7 +987,7 @@ type LocalRequest struct {
 
 func (x *LocalRequest) Reset() {
 	*x = LocalRequest{}
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +999,7 @@ func (x *LocalRequest) String() string {
 func (*LocalRequest) ProtoMessage() {}
 
 func (x *LocalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1012,7 @@ func (x *LocalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRequest.ProtoReflect.Descriptor instead.
 func (*LocalRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{10}
+	return file_manager_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LocalRequest) GetOp() string {
@@ -957,7 +1031,7 @@ type LocalReply struct {
 
 func (x *LocalReply) Reset() {
 	*x = LocalReply{}
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1043,7 @@ func (x *LocalReply) String() string {
 func (*LocalReply) ProtoMessage() {}
 
 func (x *LocalReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1056,7 @@ func (x *LocalReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalReply.ProtoReflect.Descriptor instead.
 func (*LocalReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{11}
+	return file_manager_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LocalReply) GetLines() []string {
@@ -1009,7 +1083,7 @@ type ConnectorReport struct {
 
 func (x *ConnectorReport) Reset() {
 	*x = ConnectorReport{}
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1095,7 @@ func (x *ConnectorReport) String() string {
 func (*ConnectorReport) ProtoMessage() {}
 
 func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1108,7 @@ func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorReport.ProtoReflect.Descriptor instead.
 func (*ConnectorReport) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{12}
+	return file_manager_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConnectorReport) GetHost() string {
@@ -1108,7 +1182,7 @@ type ReportReply struct {
 
 func (x *ReportReply) Reset() {
 	*x = ReportReply{}
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1194,7 @@ func (x *ReportReply) String() string {
 func (*ReportReply) ProtoMessage() {}
 
 func (x *ReportReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1207,7 @@ func (x *ReportReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReply.ProtoReflect.Descriptor instead.
 func (*ReportReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{13}
+	return file_manager_proto_rawDescGZIP(), []int{14}
 }
 
 type LeaseRequest struct {
@@ -1145,7 +1219,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_manager_proto_msgTypes[14]
+	mi := &file_manager_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1231,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[14]
+	mi := &file_manager_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1244,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{14}
+	return file_manager_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaseRequest) GetHost() string {
@@ -1193,7 +1267,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_manager_proto_msgTypes[15]
+	mi := &file_manager_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1279,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[15]
+	mi := &file_manager_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1292,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{15}
+	return file_manager_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaseReply) GetGranted() bool {
@@ -1274,7 +1348,7 @@ const file_manager_proto_rawDesc = "" +
 	"\x05Alert\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
-	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\x97\x06\n" +
+	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\xdb\x06\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
@@ -1304,10 +1378,16 @@ const file_manager_proto_rawDesc = "" +
 	"precedence\x12)\n" +
 	"\x10dataserver_error\x18\x14 \x01(\tR\x0fdataserverError\x12#\n" +
 	"\rmanager_state\x18\x15 \x01(\tR\fmanagerState\x126\n" +
-	"\x05cross\x18\x16 \x03(\v2 .carbide.manager.v1.CrossServiceR\x05cross\">\n" +
+	"\x05cross\x18\x16 \x03(\v2 .carbide.manager.v1.CrossServiceR\x05cross\x12B\n" +
+	"\tconflicts\x18\x17 \x03(\v2$.carbide.manager.v1.ServiceConflictsR\tconflicts\">\n" +
 	"\fCrossService\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"\x8c\x01\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"g\n" +
+	"\x10ServiceConflicts\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1a\n" +
+	"\brecorded\x18\x02 \x01(\x04R\brecorded\x12\x1d\n" +
+	"\n" +
+	"cross_site\x18\x03 \x01(\bR\tcrossSite\"\x8c\x01\n" +
 	"\x06Router\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x10\n" +
@@ -1377,48 +1457,50 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_manager_proto_goTypes = []any{
-	(*StatusRequest)(nil),   // 0: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),     // 1: carbide.manager.v1.StatusReply
-	(*Alert)(nil),           // 2: carbide.manager.v1.Alert
-	(*Datasource)(nil),      // 3: carbide.manager.v1.Datasource
-	(*CrossService)(nil),    // 4: carbide.manager.v1.CrossService
-	(*Router)(nil),          // 5: carbide.manager.v1.Router
-	(*Member)(nil),          // 6: carbide.manager.v1.Member
-	(*CommandRequest)(nil),  // 7: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),    // 8: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),    // 9: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),    // 10: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),      // 11: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil), // 12: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),     // 13: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),    // 14: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),      // 15: carbide.manager.v1.LeaseReply
+	(*StatusRequest)(nil),    // 0: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),      // 1: carbide.manager.v1.StatusReply
+	(*Alert)(nil),            // 2: carbide.manager.v1.Alert
+	(*Datasource)(nil),       // 3: carbide.manager.v1.Datasource
+	(*CrossService)(nil),     // 4: carbide.manager.v1.CrossService
+	(*ServiceConflicts)(nil), // 5: carbide.manager.v1.ServiceConflicts
+	(*Router)(nil),           // 6: carbide.manager.v1.Router
+	(*Member)(nil),           // 7: carbide.manager.v1.Member
+	(*CommandRequest)(nil),   // 8: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),     // 9: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),     // 10: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),     // 11: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),       // 12: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil),  // 13: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),      // 14: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),     // 15: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),       // 16: carbide.manager.v1.LeaseReply
 }
 var file_manager_proto_depIdxs = []int32{
 	3,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	5,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	6,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	6,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	7,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
 	2,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
 	4,  // 4: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
-	0,  // 5: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	7,  // 6: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	9,  // 7: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	10, // 8: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	12, // 9: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	14, // 10: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	1,  // 11: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	8,  // 12: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	1,  // 13: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	11, // 14: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	13, // 15: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	15, // 16: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	5,  // 5: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
+	0,  // 6: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	8,  // 7: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	10, // 8: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	11, // 9: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	13, // 10: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	15, // 11: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	1,  // 12: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	9,  // 13: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	1,  // 14: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	12, // 15: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	14, // 16: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	16, // 17: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -1432,7 +1514,7 @@ func file_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
