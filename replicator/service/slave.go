@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -22,21 +23,42 @@ import (
 // retryUnreachable runs a pipeline again while it fails only because the
 // local database cannot be reached (restarted, stopping): a slave resumes
 // from its tracking row, a master after its last stored event, once the
-// database answers. Any other error ends it.
+// database answers. A block the database gave up on for a lock conflict
+// (a deadlock with another stream's applier or a client, a lock wait
+// timeout) is applied again from the tracking row too, up to
+// maxLockRetries times in a row without progress. Any other error ends it.
 func (s *Service) retryUnreachable(ctx context.Context, run func(context.Context) error) error {
 	wait := 200 * time.Millisecond
+	locks, lockedAt := 0, uint64(0)
 	for {
 		err := run(ctx)
-		if err == nil || ctx.Err() != nil || !dbUnreachable(err) {
+		lock := lockConflict(err)
+		if err == nil || ctx.Err() != nil || !dbUnreachable(err) && !lock {
 			return err
 		}
 		s.mu.Lock()
 		if s.applier != nil {
 			s.lastApply, s.hasApply = s.applier.Position()
 		}
+		at := s.lastApply.Seqno
 		s.applier, s.client, s.extractor = nil, nil, nil
 		s.setState(StateGoingOnline)
 		s.mu.Unlock()
+		if lock {
+			if at != lockedAt {
+				locks, lockedAt = 0, at
+			}
+			if locks++; locks > maxLockRetries {
+				return fmt.Errorf("%w (the same block met a lock conflict %d times in a row: a client may hold its rows locked)", err, locks)
+			}
+			s.log.Warn("a lock conflict rolled a block back; applying again from the tracking row", "attempt", locks, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Duration(locks) * 50 * time.Millisecond):
+			}
+			continue
+		}
 		s.log.Warn("local database unreachable; retrying", "in", wait, "error", err)
 		select {
 		case <-ctx.Done():
@@ -45,6 +67,18 @@ func (s *Service) retryUnreachable(ctx context.Context, run func(context.Context
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// maxLockRetries bounds how often the same block is applied again after a
+// lock conflict.
+const maxLockRetries = 10
+
+// lockConflict tells whether err is a block the database rolled back for
+// a lock conflict (deadlock, lock wait timeout): applied again, it goes
+// through once the other transaction is done.
+func lockConflict(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
 // dbUnreachable tells whether err means the database did not answer or
