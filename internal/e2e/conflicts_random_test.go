@@ -1,0 +1,323 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hotRows is the size of the hot set both sites write.
+const hotRows = 20
+
+// TestConflictsRandom: both sites' primaries change a hot set of 20 rows
+// at once (UPDATEs, DELETEs, INSERTs, REPLACEs and upserts of the same
+// keys, alone, by range and in transactions of several) while the
+// cross-site replicators of random hosts go offline and online at random
+// moments, so each site's changes meet the other's late and in every
+// order. Afterwards every replicator is ONLINE and caught up and every
+// host of both sites holds the same rows (converge: one rule everywhere).
+// 20 s of writes; 4 minutes under CARBIDE_CHAOS. CONFLICTS_SEED replays
+// the same writes and the same offline/online schedule (the timing of
+// the two sites against each other differs from run to run).
+func TestConflictsRandom(t *testing.T) {
+	d := 20 * time.Second
+	if os.Getenv("CARBIDE_CHAOS") != "" {
+		d = 4 * time.Minute
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("CONFLICTS_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("%s of crossing writes with CONFLICTS_SEED=%d", d, seed)
+	s := startMSAA(t)
+	s.exec("east1", "CREATE TABLE app.hot (id INT PRIMARY KEY, v VARCHAR(40) NOT NULL, n INT NOT NULL)")
+	for id := 1; id <= hotRows; id++ {
+		s.exec("east1", fmt.Sprintf("INSERT INTO app.hot VALUES (%d, 'orig', 0)", id))
+	}
+	s.sameEverywhere(60*time.Second, allHosts, "app")
+	watch := watchReplicators(s)
+	defer watch.stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var writers []*hotWriter
+	for i, host := range []string{"east1", "east1", "west1", "west1"} {
+		w := &hotWriter{name: fmt.Sprintf("%s/%d", host, i), rng: rand.New(rand.NewPCG(seed, uint64(i+1))), counts: map[string]int{}}
+		writers = append(writers, w)
+		wg.Go(func() { w.run(ctx, s.db(host)) })
+	}
+	chaos := &crossChaos{s: s, rng: rand.New(rand.NewPCG(seed, 100)), offline: map[string]bool{}, start: start}
+	wg.Go(func() { chaos.run(ctx) })
+	wg.Wait()
+	chaos.allOnline()
+	for _, w := range writers {
+		t.Logf("writer %s: %d transactions committed, %d refused; %v", w.name, w.committed, w.refused, w.counts)
+		if w.committed == 0 {
+			t.Errorf("writer %s committed nothing (last error: %v)", w.name, w.lastErr)
+		}
+	}
+	t.Logf("%d offline/online moves of the cross-site replicators: %s", len(chaos.log), strings.Join(chaos.log, ", "))
+	for _, e := range chaos.errs {
+		t.Error(e)
+	}
+	// A service that stopped meanwhile was brought back by the next
+	// online, which must not hide it.
+	if v := watch.violations(); len(v) > 0 {
+		t.Fatalf("replicators stopped during the writes (CONFLICTS_SEED=%d):\n%s", seed, strings.Join(v, "\n"))
+	}
+
+	converge := time.Now()
+	s.allOnlineAndCaughtUp(3 * time.Minute)
+	s.sameHotRows(15*time.Second, seed)
+	s.sameEverywhere(30*time.Second, allHosts, "app")
+	t.Logf("converged %.1fs after the writes stopped", time.Since(converge).Seconds())
+	if v := watch.violations(); len(v) > 0 {
+		t.Errorf("replicators stopped while catching up (CONFLICTS_SEED=%d):\n%s", seed, strings.Join(v, "\n"))
+	}
+	recorded := map[string]int{}
+	for _, h := range allHosts {
+		for _, schema := range []string{"tungsten_east", "tungsten_west"} {
+			var n int
+			if err := s.db(h).QueryRow("SELECT COUNT(*) FROM " + schema + ".conflicts").Scan(&n); err != nil {
+				t.Errorf("%s: count %s.conflicts: %v", h, schema, err)
+			}
+			recorded[h+" "+schema] += n
+		}
+	}
+	t.Logf("conflicts recorded: %v", recorded)
+	if recorded["east1 tungsten_west"] == 0 || recorded["west1 tungsten_east"] == 0 {
+		t.Errorf("a primary's cross-site service recorded no conflict: the writes did not cross (%v)", recorded)
+	}
+}
+
+// hotWriter changes the hot rows of one site's primary at random.
+type hotWriter struct {
+	name      string
+	rng       *rand.Rand
+	committed int
+	refused   int // a duplicate key, a deadlock: the database said no
+	lastErr   error
+	counts    map[string]int // statements sent, by kind
+}
+
+func (w *hotWriter) run(ctx context.Context, db *sql.DB) {
+	for i := 0; ctx.Err() == nil; i++ {
+		stmts := []string{w.statement(i, 0)}
+		if w.rng.IntN(4) == 0 { // a transaction of several changes
+			for j := 1; j < 2+w.rng.IntN(3); j++ {
+				stmts = append(stmts, w.statement(i, j))
+			}
+		}
+		if err := execTx(ctx, db, stmts); err != nil {
+			w.refused++
+			w.lastErr = err
+		} else {
+			w.committed++
+		}
+		time.Sleep(time.Duration(w.rng.IntN(20)) * time.Millisecond)
+	}
+}
+
+// statement is a random change of the hot rows; its values name the
+// writer and the change, so no two writes look alike.
+func (w *hotWriter) statement(i, j int) string {
+	id := 1 + w.rng.IntN(hotRows)
+	v := fmt.Sprintf("%s-%d.%d", w.name, i, j)
+	kinds := []string{"update", "update", "update", "delete", "insert", "upsert", "replace", "range-update", "range-delete"}
+	kind := kinds[w.rng.IntN(len(kinds))]
+	w.counts[kind]++
+	switch kind {
+	case "update":
+		return fmt.Sprintf("UPDATE app.hot SET v = '%s', n = n + 1 WHERE id = %d", v, id)
+	case "delete":
+		return fmt.Sprintf("DELETE FROM app.hot WHERE id = %d", id)
+	case "insert":
+		return fmt.Sprintf("INSERT INTO app.hot VALUES (%d, '%s', 0)", id, v)
+	case "upsert":
+		return fmt.Sprintf("INSERT INTO app.hot VALUES (%d, '%s', 0) ON DUPLICATE KEY UPDATE v = VALUES(v), n = n + 1", id, v)
+	case "replace":
+		return fmt.Sprintf("REPLACE INTO app.hot VALUES (%d, '%s', 0)", id, v)
+	case "range-update":
+		return fmt.Sprintf("UPDATE app.hot SET v = '%s', n = n + 1 WHERE id BETWEEN %d AND %d", v, id, id+w.rng.IntN(4))
+	default:
+		return fmt.Sprintf("DELETE FROM app.hot WHERE id IN (%d, %d)", id, 1+w.rng.IntN(hotRows))
+	}
+}
+
+// execTx runs stmts in one transaction.
+func execTx(ctx context.Context, db *sql.DB, stmts []string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// crossChaos takes the cross-site replicators of random hosts offline and
+// brings them online again at random moments.
+type crossChaos struct {
+	s       *site
+	rng     *rand.Rand
+	offline map[string]bool
+	start   time.Time
+	log     []string // "+1.2s west2 offline"
+	errs    []string
+}
+
+// run moves them at moments drawn from the seed, counted from the start
+// (a move that takes long delays none of the next ones but the first).
+func (c *crossChaos) run(ctx context.Context) {
+	at := c.start
+	for {
+		at = at.Add(200*time.Millisecond + time.Duration(c.rng.Int64N(int64(2500*time.Millisecond))))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(at)):
+		}
+		switch c.rng.IntN(6) {
+		case 0: // a whole site at once
+			site := []string{"east", "west"}[c.rng.IntN(2)]
+			for _, h := range allHosts {
+				if strings.HasPrefix(h, site) && !c.offline[h] {
+					c.move(h, "offline")
+				}
+			}
+		case 1: // every host back
+			c.allOnline()
+		default:
+			h := allHosts[c.rng.IntN(len(allHosts))]
+			c.move(h, map[bool]string{true: "online", false: "offline"}[c.offline[h]])
+		}
+	}
+}
+
+// move puts host's cross-site replicator offline or online.
+func (c *crossChaos) move(host, to string) {
+	c.log = append(c.log, fmt.Sprintf("+%.1fs %s %s", time.Since(c.start).Seconds(), host, to))
+	if out, err := c.s.tool(host, "replicator", "mm_trepctl", to); err != nil {
+		c.errs = append(c.errs, fmt.Sprintf("%s: mm_trepctl %s: %v %s", host, to, err, strings.TrimSpace(out)))
+	}
+	c.offline[host] = to == "offline"
+}
+
+func (c *crossChaos) allOnline() {
+	for _, h := range allHosts {
+		if c.offline[h] {
+			c.move(h, "online")
+		}
+	}
+}
+
+// sameHotRows waits until every host holds the same app.hot; when they
+// do not, it fails naming each diverging row as each host holds it and
+// the conflicts each host recorded for it.
+func (s *site) sameHotRows(timeout time.Duration, seed uint64) {
+	s.t.Helper()
+	var rows map[string]map[int]string
+	deadline := time.Now().Add(timeout)
+	for {
+		rows = map[string]map[int]string{}
+		for _, h := range allHosts {
+			rows[h] = s.hotRows(h)
+		}
+		if diverging(rows) == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "the hosts hold different rows (CONFLICTS_SEED=%d):\n", seed)
+	for _, id := range diverging(rows) {
+		fmt.Fprintf(&b, "id=%d:\n", id)
+		for _, h := range allHosts {
+			v, ok := rows[h][id]
+			if !ok {
+				v = "(no row)"
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", h, v)
+		}
+		for _, h := range allHosts {
+			for _, schema := range []string{"tungsten_east", "tungsten_west"} {
+				for _, c := range s.conflictsOf(h, schema, "hot", id) {
+					fmt.Fprintf(&b, "  %s %s.conflicts: %s\n", h, schema, c)
+				}
+			}
+		}
+	}
+	s.t.Fatal(b.String())
+}
+
+// hotRows is host's app.hot: "v n" by id.
+func (s *site) hotRows(host string) map[int]string {
+	s.t.Helper()
+	rs, err := s.db(host).Query("SELECT id, v, n FROM app.hot ORDER BY id")
+	if err != nil {
+		s.t.Fatalf("%s: read app.hot: %v", host, err)
+	}
+	defer rs.Close()
+	out := map[int]string{}
+	for rs.Next() {
+		var id, n int
+		var v string
+		if err := rs.Scan(&id, &v, &n); err != nil {
+			s.t.Fatal(err)
+		}
+		out[id] = fmt.Sprintf("%s %d", v, n)
+	}
+	return out
+}
+
+// diverging lists the ids whose rows differ between hosts, in order.
+func diverging(rows map[string]map[int]string) []int {
+	var out []int
+	for id := 1; id <= hotRows; id++ {
+		first, firstOK := rows[allHosts[0]][id]
+		for _, h := range allHosts[1:] {
+			if v, ok := rows[h][id]; ok != firstOK || v != first {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// conflictsOf lists what host recorded in schema's conflict log for row
+// id of app.table, oldest first.
+func (s *site) conflictsOf(host, schema, table string, id int) []string {
+	rs, err := s.db(host).Query("SELECT seqno, origin, action, kind, decision, IFNULL(before_image, ''), IFNULL(target_image, ''), IFNULL(after_image, '') FROM "+
+		schema+".conflicts WHERE schema_name = 'app' AND table_name = ? AND row_key = ? ORDER BY id", table, fmt.Sprintf("id=%d", id))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var seqno int64
+		var origin, action, kind, decision, before, target, after string
+		if err := rs.Scan(&seqno, &origin, &action, &kind, &decision, &before, &target, &after); err != nil {
+			return append(out, err.Error())
+		}
+		out = append(out, fmt.Sprintf("seqno %d from %s: %s %s %s; before %s, here %s, after %s", seqno, origin, action, kind, decision, before, target, after))
+	}
+	return out
+}
