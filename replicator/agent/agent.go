@@ -49,6 +49,7 @@ type Agent struct {
 	sec      *security.Cluster
 	shutdown chan struct{}
 	once     sync.Once
+	sibs     siblings // this host's other replicators (deleted.go)
 }
 
 // New opens the install and its services' THL stores.
@@ -101,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
-			ConflictPolicy: apply.Policy(sp.ConflictPolicy), ConflictSiteOrder: sp.ConflictSiteOrder,
+			ConflictPolicy: apply.Policy(sp.ConflictPolicy), ConflictSiteOrder: sp.ConflictSiteOrder, Deleted: a.deleted,
 			RoleFile:    filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
 			SpillDir:    filepath.Join(b.Home, "var", "spill", sp.Name),
 			DialOptions: thlDial,
@@ -134,6 +135,7 @@ func (a *Agent) closeServices() {
 	for _, o := range a.origins {
 		o.close()
 	}
+	a.sibs.close()
 	for _, s := range a.services {
 		if err := s.Close(); err != nil {
 			a.log.Error("close service", "service", s.Name(), "error", err)

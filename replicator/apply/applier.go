@@ -61,6 +61,10 @@ type Config struct {
 	Causal *CausalCounters
 	// Conflicts configures conflict detection and resolution (conflict.go).
 	Conflicts Conflicts
+	// Deleted, when set, reads another site's deletes from its THL on
+	// this host: an INSERT of a key it deleted concurrently is a conflict
+	// (deleted.go).
+	Deleted DeletedFunc
 	// Checks, when set, receives the checksums of a consistency check's
 	// markers this applier meets (checkmark.go).
 	Checks *consistency.Registry
@@ -160,6 +164,9 @@ type Applier struct {
 	// resolving is the transaction being applied in conflict mode, while
 	// its fragments arrive (conflictmode.go).
 	resolving *resolving
+	// deleted holds the keys the block's INSERTs take that another site
+	// deleted concurrently (deleted.go).
+	deleted map[string]bool
 	// conflicts counts the conflicts recorded in the tracking schema;
 	// resolvedBlocks the blocks applied again in conflict mode.
 	conflicts, resolvedBlocks atomic.Uint64

@@ -51,13 +51,16 @@ type block struct {
 	open   *thlpb.Event // the last fragment seen of a transaction still open
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
+	// resolve: it inserts a key another site deleted concurrently
+	// (deleted.go): applied in conflict mode.
+	resolve bool
 	marks  marks        // BINLOG statement cuts, guards and checks in sql
 	known  known        // the rows it changes, by identity (verify.go)
 }
 
 func (b *block) reset() {
 	clear(b.txs) // their retained events
-	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
+	b.sql, b.txs, b.txns, b.open, b.sent, b.serial, b.resolve = b.sql[:0], b.txs[:0], 0, nil, false, false, false
 	b.marks.reset()
 	clear(b.known)
 }
@@ -99,6 +102,16 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 	}
 	if blk.txns == 0 && blk.open == nil {
 		blk.start = time.Now()
+		clear(a.deleted)
+	}
+	if !skip && a.detect {
+		hit, err := a.concurrentDeletes(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if hit {
+			blk.resolve, blk.serial = true, true
+		}
 	}
 	if blk.open == nil {
 		blk.txs = append(blk.txs, txn{start: len(blk.sql), first: ev, skipped: skip})
@@ -370,6 +383,10 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 
 // commit sends the block with the tracking update in one round trip.
 func (a *Applier) commit(ctx context.Context, blk *block) error {
+	if blk.resolve {
+		a.rollback() // what of it was sent
+		return a.resolveBlock(ctx, blk, errConcurrentDelete)
+	}
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
 	a.tail = append(appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now), "COMMIT"...)

@@ -58,6 +58,9 @@ type Config struct {
 	// applier meets (apply.Conflicts); the policy is stop when empty.
 	ConflictPolicy    apply.Policy
 	ConflictSiteOrder []string
+	// Deleted reads another site's deletes on this host, for the
+	// applier's concurrent-delete check (apply.Config.Deleted).
+	Deleted apply.DeletedFunc
 	Retention         time.Duration
 	RMIPort           int
 	// SourceOrder, when set, ranks a slave's sources now (see
@@ -527,7 +530,7 @@ func (s *Service) resetStore() error {
 
 func (s *Service) newApplier() (Applier, error) {
 	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Checks: &s.checks, Logger: s.log,
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Checks: &s.checks, Deleted: s.cfg.Deleted, Logger: s.log,
 		Conflicts: apply.Conflicts{Policy: s.cfg.ConflictPolicy, SiteOrder: s.cfg.ConflictSiteOrder, OnConflict: s.counts.conflict}})
 }
 

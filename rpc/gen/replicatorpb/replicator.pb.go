@@ -2394,6 +2394,126 @@ func (x *TouchedReply) GetKeys() []string {
 	return nil
 }
 
+type DeletedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	AfterSeqno    uint64                 `protobuf:"varint,2,opt,name=after_seqno,json=afterSeqno,proto3" json:"after_seqno,omitempty"`
+	Schema        string                 `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
+	Table         string                 `protobuf:"bytes,4,opt,name=table,proto3" json:"table,omitempty"`
+	Keys          []string               `protobuf:"bytes,5,rep,name=keys,proto3" json:"keys,omitempty"` // apply.RowKey
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletedRequest) Reset() {
+	*x = DeletedRequest{}
+	mi := &file_replicator_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletedRequest) ProtoMessage() {}
+
+func (x *DeletedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletedRequest.ProtoReflect.Descriptor instead.
+func (*DeletedRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeletedRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *DeletedRequest) GetAfterSeqno() uint64 {
+	if x != nil {
+		return x.AfterSeqno
+	}
+	return 0
+}
+
+func (x *DeletedRequest) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *DeletedRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *DeletedRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type DeletedReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletedReply) Reset() {
+	*x = DeletedReply{}
+	mi := &file_replicator_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletedReply) ProtoMessage() {}
+
+func (x *DeletedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletedReply.ProtoReflect.Descriptor instead.
+func (*DeletedReply) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeletedReply) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 var File_replicator_proto protoreflect.FileDescriptor
 
 const file_replicator_proto_rawDesc = "" +
@@ -2586,7 +2706,16 @@ const file_replicator_proto_rawDesc = "" +
 	"\fTouchedReply\x12\x18\n" +
 	"\atouched\x18\x01 \x01(\bR\atouched\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12\x12\n" +
-	"\x04keys\x18\x03 \x03(\tR\x04keys2\xdc\v\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\"\x8d\x01\n" +
+	"\x0eDeletedRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1f\n" +
+	"\vafter_seqno\x18\x02 \x01(\x04R\n" +
+	"afterSeqno\x12\x16\n" +
+	"\x06schema\x18\x03 \x01(\tR\x06schema\x12\x14\n" +
+	"\x05table\x18\x04 \x01(\tR\x05table\x12\x12\n" +
+	"\x04keys\x18\x05 \x03(\tR\x04keys\"(\n" +
+	"\fDeletedReply\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted2\xb3\f\n" +
 	"\n" +
 	"Replicator\x12X\n" +
 	"\bServices\x12&.carbide.replicator.v1.ServicesRequest\x1a$.carbide.replicator.v1.ServicesReply\x12R\n" +
@@ -2605,7 +2734,8 @@ const file_replicator_proto_rawDesc = "" +
 	"\tConflicts\x12'.carbide.replicator.v1.ConflictsRequest\x1a%.carbide.replicator.v1.ConflictsReply\x12T\n" +
 	"\x05Check\x12#.carbide.replicator.v1.CheckRequest\x1a$.carbide.replicator.v1.CheckProgress0\x01\x12d\n" +
 	"\fCheckResults\x12*.carbide.replicator.v1.CheckResultsRequest\x1a(.carbide.replicator.v1.CheckResultsReply\x12U\n" +
-	"\aTouched\x12%.carbide.replicator.v1.TouchedRequest\x1a#.carbide.replicator.v1.TouchedReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
+	"\aTouched\x12%.carbide.replicator.v1.TouchedRequest\x1a#.carbide.replicator.v1.TouchedReply\x12U\n" +
+	"\aDeleted\x12%.carbide.replicator.v1.DeletedRequest\x1a#.carbide.replicator.v1.DeletedReplyB3Z1github.com/carbidedb/carbide/rpc/gen/replicatorpbb\x06proto3"
 
 var (
 	file_replicator_proto_rawDescOnce sync.Once
@@ -2619,7 +2749,7 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_replicator_proto_goTypes = []any{
 	(*Field)(nil),               // 0: carbide.replicator.v1.Field
 	(*ServiceStatus)(nil),       // 1: carbide.replicator.v1.ServiceStatus
@@ -2656,8 +2786,10 @@ var file_replicator_proto_goTypes = []any{
 	(*CheckResult)(nil),         // 32: carbide.replicator.v1.CheckResult
 	(*TouchedRequest)(nil),      // 33: carbide.replicator.v1.TouchedRequest
 	(*TouchedReply)(nil),        // 34: carbide.replicator.v1.TouchedReply
-	nil,                         // 35: carbide.replicator.v1.CheckResult.VectorEntry
-	nil,                         // 36: carbide.replicator.v1.CheckResult.RowsEntry
+	(*DeletedRequest)(nil),      // 35: carbide.replicator.v1.DeletedRequest
+	(*DeletedReply)(nil),        // 36: carbide.replicator.v1.DeletedReply
+	nil,                         // 37: carbide.replicator.v1.CheckResult.VectorEntry
+	nil,                         // 38: carbide.replicator.v1.CheckResult.RowsEntry
 }
 var file_replicator_proto_depIdxs = []int32{
 	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
@@ -2671,8 +2803,8 @@ var file_replicator_proto_depIdxs = []int32{
 	28, // 8: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
 	32, // 9: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
 	32, // 10: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
-	35, // 11: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
-	36, // 12: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
+	37, // 11: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
+	38, // 12: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
 	28, // 13: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
 	3,  // 14: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
 	5,  // 15: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
@@ -2691,25 +2823,27 @@ var file_replicator_proto_depIdxs = []int32{
 	27, // 28: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
 	30, // 29: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
 	33, // 30: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
-	4,  // 31: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	6,  // 32: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 33: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 34: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 35: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 36: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	13, // 37: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	15, // 38: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	6,  // 39: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	18, // 40: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	20, // 41: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	22, // 42: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	6,  // 43: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	25, // 44: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
-	29, // 45: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
-	31, // 46: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
-	34, // 47: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
-	31, // [31:48] is the sub-list for method output_type
-	14, // [14:31] is the sub-list for method input_type
+	35, // 31: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
+	4,  // 32: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	6,  // 33: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 34: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 35: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 36: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 37: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	13, // 38: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	15, // 39: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	6,  // 40: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	18, // 41: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	20, // 42: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	22, // 43: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	6,  // 44: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	25, // 45: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
+	29, // 46: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
+	31, // 47: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
+	34, // 48: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
+	36, // 49: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
+	32, // [32:50] is the sub-list for method output_type
+	14, // [14:32] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -2726,7 +2860,7 @@ func file_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,7 @@ const (
 	Replicator_Check_FullMethodName        = "/carbide.replicator.v1.Replicator/Check"
 	Replicator_CheckResults_FullMethodName = "/carbide.replicator.v1.Replicator/CheckResults"
 	Replicator_Touched_FullMethodName      = "/carbide.replicator.v1.Replicator/Touched"
+	Replicator_Deleted_FullMethodName      = "/carbide.replicator.v1.Replicator/Deleted"
 )
 
 // ReplicatorClient is the client API for Replicator service.
@@ -78,6 +79,11 @@ type ReplicatorClient interface {
 	// Touched says whether a service's transactions in a range of seqnos
 	// may have changed a chunk (read from this host's THL).
 	Touched(ctx context.Context, in *TouchedRequest, opts ...grpc.CallOption) (*TouchedReply, error)
+	// Deleted says which of some rows a service's transactions after a
+	// seqno deleted (read from this host's THL): an applier of another
+	// service on the same host asks it before inserting them
+	// (docs/replicator.md, "Conflicts").
+	Deleted(ctx context.Context, in *DeletedRequest, opts ...grpc.CallOption) (*DeletedReply, error)
 }
 
 type replicatorClient struct {
@@ -276,6 +282,16 @@ func (c *replicatorClient) Touched(ctx context.Context, in *TouchedRequest, opts
 	return out, nil
 }
 
+func (c *replicatorClient) Deleted(ctx context.Context, in *DeletedRequest, opts ...grpc.CallOption) (*DeletedReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletedReply)
+	err := c.cc.Invoke(ctx, Replicator_Deleted_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicatorServer is the server API for Replicator service.
 // All implementations must embed UnimplementedReplicatorServer
 // for forward compatibility.
@@ -313,6 +329,11 @@ type ReplicatorServer interface {
 	// Touched says whether a service's transactions in a range of seqnos
 	// may have changed a chunk (read from this host's THL).
 	Touched(context.Context, *TouchedRequest) (*TouchedReply, error)
+	// Deleted says which of some rows a service's transactions after a
+	// seqno deleted (read from this host's THL): an applier of another
+	// service on the same host asks it before inserting them
+	// (docs/replicator.md, "Conflicts").
+	Deleted(context.Context, *DeletedRequest) (*DeletedReply, error)
 	mustEmbedUnimplementedReplicatorServer()
 }
 
@@ -373,6 +394,9 @@ func (UnimplementedReplicatorServer) CheckResults(context.Context, *CheckResults
 }
 func (UnimplementedReplicatorServer) Touched(context.Context, *TouchedRequest) (*TouchedReply, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Touched not implemented")
+}
+func (UnimplementedReplicatorServer) Deleted(context.Context, *DeletedRequest) (*DeletedReply, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Deleted not implemented")
 }
 func (UnimplementedReplicatorServer) mustEmbedUnimplementedReplicatorServer() {}
 func (UnimplementedReplicatorServer) testEmbeddedByValue()                    {}
@@ -687,6 +711,24 @@ func _Replicator_Touched_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Replicator_Deleted_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServer).Deleted(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replicator_Deleted_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServer).Deleted(ctx, req.(*DeletedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Replicator_ServiceDesc is the grpc.ServiceDesc for Replicator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -753,6 +795,10 @@ var Replicator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Touched",
 			Handler:    _Replicator_Touched_Handler,
+		},
+		{
+			MethodName: "Deleted",
+			Handler:    _Replicator_Deleted_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

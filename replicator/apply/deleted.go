@@ -1,0 +1,167 @@
+package apply
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// An INSERT finds its key free where another site deleted the row after
+// what the INSERT's source had applied of that site: no row to compare,
+// yet the two changes crossed as much as an UPDATE and a DELETE do. East
+// deletes row 1 while west deletes it and inserts it again: west's hosts
+// meet east's DELETE over west's new row (a conflict east wins: no row),
+// east's hosts meet west's INSERT of a free key, which without this
+// check would bring the row back there only. So an INSERT of a key the
+// other site deleted concurrently is a conflict (KindDeleted), resolved
+// by the policy like any other: under converge, east's hosts keep the row
+// deleted, and west's apply an INSERT of east's.
+//
+// The other site's deletes are read from its THL on this host (Config.
+// Deleted: every host holds every site's stream, in one of its
+// replicators), after the seqno the INSERT's transaction names for that
+// site in Event.after.
+
+// KindDeleted is an INSERT whose key another site deleted after what its
+// source had applied of that site.
+const KindDeleted = "row deleted"
+
+// DeletedFunc says which of keys (RowKey) of rows of schema.table the
+// transactions of service svc after seqno after deleted.
+type DeletedFunc func(ctx context.Context, svc string, after uint64, schema, table string, keys []string) (map[string]bool, error)
+
+// RowKey renders a row image's key (the columns the source marked as its
+// primary key) so that the same key renders the same in every process;
+// ok is false when the source marked none.
+func RowKey(rc *thlpb.RowChange, img []*thlpb.Value) (string, bool) {
+	var b []byte
+	n := 0
+	for i, c := range rc.GetColumns() {
+		if !c.GetKey() {
+			continue
+		}
+		if i >= len(img) {
+			return "", false
+		}
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(img[i])
+		if err != nil {
+			return "", false
+		}
+		b = append(b, byte(len(v)>>8), byte(len(v)))
+		b = append(b, v...)
+		n++
+	}
+	if n == 0 {
+		return "", false
+	}
+	return hex.EncodeToString(b), true
+}
+
+// DeletedKeys returns the keys (RowKey) of the rows of schema.table that
+// ev deletes: a DELETE's rows, and an UPDATE's rows whose key it changes.
+func DeletedKeys(ev *thlpb.Event, schema, table string) []string {
+	var out []string
+	for _, c := range ev.GetChanges() {
+		rc := c.GetRows()
+		if rc == nil || rc.GetSchema() != schema || rc.GetTable() != table {
+			continue
+		}
+		for _, row := range rc.GetRows() {
+			switch rc.GetAction() {
+			case thlpb.RowChange_DELETE:
+				if k, ok := RowKey(rc, row.GetBefore()); ok {
+					out = append(out, k)
+				}
+			case thlpb.RowChange_UPDATE:
+				before, ok1 := RowKey(rc, row.GetBefore())
+				after, ok2 := RowKey(rc, row.GetAfter())
+				if ok1 && ok2 && before != after {
+					out = append(out, before)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// deletedKey names a key of a table in Applier.deleted.
+func deletedKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
+
+// concurrentDeletes records, in a.deleted, the keys of ev's INSERT rows
+// that another site deleted after what ev's source had applied of it; it
+// says whether there are any. A site whose deletes cannot be read here
+// is left unchecked, with a warning.
+func (a *Applier) concurrentDeletes(ctx context.Context, ev *thlpb.Event) (bool, error) {
+	if a.cfg.Deleted == nil || !a.detect || len(ev.GetAfter()) == 0 {
+		return false, nil
+	}
+	type table struct{ schema, name string }
+	var inserts map[table][]string
+	for _, c := range ev.GetChanges() {
+		rc := c.GetRows()
+		if rc == nil || rc.GetAction() != thlpb.RowChange_INSERT {
+			continue
+		}
+		for _, row := range rc.GetRows() {
+			if k, ok := RowKey(rc, row.GetAfter()); ok {
+				if inserts == nil {
+					inserts = map[table][]string{}
+				}
+				t := table{rc.GetSchema(), rc.GetTable()}
+				inserts[t] = append(inserts[t], k)
+			}
+		}
+	}
+	if len(inserts) == 0 {
+		return false, nil
+	}
+	origin, found := originSite(ev, a.cfg.Service), false
+	for _, dep := range ev.GetAfter() {
+		if dep.GetService() == origin {
+			continue
+		}
+		// Nothing of that site applied here past what the source had:
+		// nothing deleted concurrently can be in this database.
+		if have, ok, err := a.appliedHere(ctx, dep.GetService()); err == nil && ok && have != primary && have <= dep.GetSeqno()+1 {
+			continue
+		}
+		for t, keys := range inserts {
+			del, err := a.cfg.Deleted(ctx, dep.GetService(), dep.GetSeqno(), t.schema, t.name, keys)
+			if err != nil {
+				if ctx.Err() != nil {
+					return false, ctx.Err()
+				}
+				a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a transaction inserts; applied unchecked",
+					"seqno", ev.GetSeqno(), "site", dep.GetService(), "table", t.schema+"."+t.name, "error", err)
+				continue
+			}
+			for k := range del {
+				if a.deleted == nil {
+					a.deleted = map[string]bool{}
+				}
+				a.deleted[deletedKey(t.schema, t.name, k)] = true
+				found = true
+			}
+		}
+	}
+	return found, nil
+}
+
+// errConcurrentDelete sends a block to conflict mode: it inserts a key
+// another site deleted concurrently.
+var errConcurrentDelete = errors.New("an INSERT of a key another site deleted concurrently")
+
+// deletedRow says whether conflict mode's INSERT row is of a key another
+// site deleted concurrently.
+func (a *Applier) deletedRow(rc *thlpb.RowChange, row *thlpb.Row) bool {
+	if len(a.deleted) == 0 || rc.GetAction() != thlpb.RowChange_INSERT {
+		return false
+	}
+	k, ok := RowKey(rc, row.GetAfter())
+	return ok && a.deleted[deletedKey(rc.GetSchema(), rc.GetTable(), k)]
+}
+

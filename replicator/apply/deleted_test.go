@@ -1,0 +1,108 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// TestConflictInsertOfConcurrentlyDeletedKey: an INSERT whose key the
+// other site deleted after what the INSERT's source had applied of it (as
+// that site's THL on this host says: Config.Deleted) is a conflict of its
+// own kind, resolved by the policy: east (first in the order) inserts,
+// west's INSERT is kept out. An INSERT whose key no concurrent delete
+// touched, or without causal positions, applies as ever; the question
+// names the site and the seqno the source had applied.
+func TestConflictInsertOfConcurrentlyDeletedKey(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	freshApp(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))")
+	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	keyOf := func(id int64) string {
+		k, _ := RowKey(&thlpb.RowChange{Columns: c}, row(vInt(id), vBytes("x")))
+		return k
+	}
+	deletedBy := map[string]string{"west": keyOf(2), "east": keyOf(3)}
+	var asked []string
+	// East's primary (a writable database of site east): everything of
+	// east is applied here, so a west INSERT is always asked about.
+	a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "east", Logger: testutil.Logger(t),
+		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
+		Deleted: func(_ context.Context, svc string, after uint64, schema, table string, keys []string) (map[string]bool, error) {
+			asked = append(asked, fmt.Sprintf("%s>%d %s.%s", svc, after, schema, table))
+			out := map[string]bool{}
+			for _, k := range keys {
+				if deletedBy[svc] == k {
+					out[k] = true
+				}
+			}
+			return out, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ins := func(seqno uint64, origin string, id int64, after ...*thlpb.After) *thlpb.Event {
+		ev := from(origin, rowsEvent(seqno, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: row(vInt(id), vBytes(origin))}))
+		ev.After = after
+		return ev
+	}
+	err = runUntil(t, a, 3,
+		ins(0, "west", 1, &thlpb.After{Service: "east", Seqno: 9}), // nothing deleted: applied
+		ins(1, "east", 2, &thlpb.After{Service: "west", Seqno: 4}), // west deleted id 2: east wins
+		ins(2, "west", 3, &thlpb.After{Service: "east", Seqno: 9}), // east deleted id 3: west loses
+		ins(3, "west", 4), // no causal positions: applied
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.t"); got != "1:west,2:east,4:west" {
+		t.Errorf("rows = %s, want 1:west,2:east,4:west", got)
+	}
+	want := []string{
+		"1 INSERT id=2 row deleted applied (east, converge)",
+		"2 INSERT id=3 row deleted kept (west, converge)",
+	}
+	if got := conflictRows(t, db); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("conflicts =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := strings.Join(asked, ", "); got != "east>9 app.t, west>4 app.t, east>9 app.t" {
+		t.Errorf("asked %s", got)
+	}
+}
+
+// TestDeletedKeys: a DELETE's rows and an UPDATE that moves a row to
+// another key delete their keys; an UPDATE that keeps its key, an INSERT
+// and another table's rows do not; keys render alike for the same values.
+func TestDeletedKeys(t *testing.T) {
+	c := []*thlpb.Column{{Name: "a", Key: true}, {Name: "b", Key: true}, {Name: "v"}}
+	rc := func(action thlpb.RowChange_Action, table string, rows ...*thlpb.Row) *thlpb.Change {
+		return &thlpb.Change{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: table, Action: action, Columns: c, Rows: rows}}}
+	}
+	img := func(a int64, b, v string) []*thlpb.Value { return row(vInt(a), vBytes(b), vBytes(v)) }
+	ev := &thlpb.Event{Changes: []*thlpb.Change{
+		rc(thlpb.RowChange_DELETE, "t", &thlpb.Row{Before: img(1, "x", "v")}),
+		rc(thlpb.RowChange_UPDATE, "t", &thlpb.Row{Before: img(2, "x", "v"), After: img(2, "x", "w")}, &thlpb.Row{Before: img(3, "x", "v"), After: img(4, "x", "v")}),
+		rc(thlpb.RowChange_INSERT, "t", &thlpb.Row{After: img(5, "x", "v")}),
+		rc(thlpb.RowChange_DELETE, "other", &thlpb.Row{Before: img(6, "x", "v")}),
+	}}
+	key := func(a int64, b string) string {
+		k, _ := RowKey(&thlpb.RowChange{Columns: c}, img(a, b, "anything"))
+		return k
+	}
+	got := DeletedKeys(ev, "app", "t")
+	if len(got) != 2 || got[0] != key(1, "x") || got[1] != key(3, "x") {
+		t.Errorf("DeletedKeys = %q, want the keys of (1,x) and (3,x)", got)
+	}
+	if _, ok := RowKey(&thlpb.RowChange{Columns: []*thlpb.Column{{Name: "a"}}}, row(vInt(1))); ok {
+		t.Error("RowKey of a row change without key columns")
+	}
+}
