@@ -54,8 +54,8 @@ type block struct {
 	// resolve: it inserts a key another site deleted concurrently
 	// (deleted.go): applied in conflict mode.
 	resolve bool
-	marks  marks        // BINLOG statement cuts, guards and checks in sql
-	known  known        // the rows it changes, by identity (verify.go)
+	marks   marks // BINLOG statement cuts, guards and checks in sql
+	known   known // the rows it changes, by identity (verify.go)
 }
 
 func (b *block) reset() {

@@ -164,4 +164,3 @@ func (a *Applier) deletedRow(rc *thlpb.RowChange, row *thlpb.Row) bool {
 	k, ok := RowKey(rc, row.GetAfter())
 	return ok && a.deleted[deletedKey(rc.GetSchema(), rc.GetTable(), k)]
 }
-

@@ -60,9 +60,9 @@ type Config struct {
 	ConflictSiteOrder []string
 	// Deleted reads another site's deletes on this host, for the
 	// applier's concurrent-delete check (apply.Config.Deleted).
-	Deleted apply.DeletedFunc
-	Retention         time.Duration
-	RMIPort           int
+	Deleted   apply.DeletedFunc
+	Retention time.Duration
+	RMIPort   int
 	// SourceOrder, when set, ranks a slave's sources now (see
 	// stream.ClientConfig.Order).
 	SourceOrder func(ctx context.Context, sources []string) []string
