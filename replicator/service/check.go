@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -180,45 +179,4 @@ func (s *Service) Touched(ctx context.Context, from, to int64, ch *consistency.C
 		}
 	}
 	return false, keys, nil
-}
-
-// maxDeletedScan bounds the transactions Deleted reads.
-const maxDeletedScan = 100_000
-
-// Deleted returns which of keys (apply.RowKey) of rows of schema.table
-// this service's transactions after seqno after deleted, as far as this
-// host's THL holds them (apply/deleted.go).
-func (s *Service) Deleted(ctx context.Context, after uint64, schema, table string, keys []string) (map[string]bool, error) {
-	want := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		want[k] = true
-	}
-	last, ok := s.store.MaxSeqno()
-	if !ok || last <= after {
-		return nil, nil
-	}
-	if last-after > maxDeletedScan {
-		return nil, fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-after, s.cfg.Name, after)
-	}
-	var out map[string]bool
-	for seqno := after + 1; seqno <= last; seqno++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		frags, err := s.store.Get(seqno)
-		if err != nil {
-			return nil, fmt.Errorf("read seqno %d of %s: %w", seqno, s.cfg.Name, err)
-		}
-		for _, ev := range frags {
-			for _, k := range apply.DeletedKeys(ev, schema, table) {
-				if want[k] {
-					if out == nil {
-						out = map[string]bool{}
-					}
-					out[k] = true
-				}
-			}
-		}
-	}
-	return out, nil
 }

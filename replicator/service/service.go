@@ -133,9 +133,10 @@ type Service struct {
 	tailRead bool
 	dropped  *Dropped // the THL tail this master dropped (unapplied.go)
 
-	counts counters // for metrics (counters.go)
-	causal apply.CausalCounters
-	checks consistency.Registry // consistency checks' results here (check.go)
+	counts  counters // for metrics (counters.go)
+	causal  apply.CausalCounters
+	checks  consistency.Registry // consistency checks' results here (check.go)
+	deletes deleteIndex          // the rows the THL's transactions deleted (deleted.go)
 	// conflicts is the count of the tracking schema's conflict records,
 	// as the last applier saw it (status: conflicts).
 	conflicts uint64

@@ -1,0 +1,113 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/carbidedb/carbide/replicator/apply"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// Bounds of the deleted-keys index: the transactions one question may
+// read, and the keys the index holds before it starts again.
+const (
+	maxDeletedScan  = 200_000
+	maxDeletedKeys  = 2_000_000
+	deletedScanTime = 10 * time.Second
+)
+
+// deleteIndex is, for the seqnos [from, upTo] of this service's THL, the
+// last seqno that deleted each row (apply.DeletedKeys): an applier of
+// another service on this host asks about the rows it inserts for every
+// transaction, so the THL is read once, as it grows.
+type deleteIndex struct {
+	mu       sync.Mutex
+	from     uint64
+	upTo     uint64 // upTo < from: nothing indexed
+	keys     map[string]uint64
+	lastSeen *thlpb.Event // the last event indexed, to notice a new history
+}
+
+// Deleted returns which of keys (apply.RowKey) of rows of schema.table
+// this service's transactions after seqno after deleted, as far as this
+// host's THL holds them (apply/deleted.go).
+func (s *Service) Deleted(ctx context.Context, after uint64, schema, table string, keys []string) (map[string]bool, error) {
+	last, ok := s.store.MaxSeqno()
+	if !ok || last <= after {
+		return nil, nil
+	}
+	x := &s.deletes
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.keys == nil || x.upTo < x.from || after+1 < x.from || last < x.upTo || len(x.keys) > maxDeletedKeys || !x.sameHistory(s) {
+		x.keys, x.from, x.upTo, x.lastSeen = map[string]uint64{}, after+1, after, nil
+	}
+	if last > x.upTo {
+		if last-x.upTo > maxDeletedScan {
+			x.keys = nil
+			return nil, fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-x.upTo, s.cfg.Name, x.upTo)
+		}
+		if err := x.index(ctx, s, last); err != nil {
+			x.keys = nil
+			return nil, err
+		}
+	}
+	var out map[string]bool
+	for _, k := range keys {
+		if seqno, ok := x.keys[deletedIndexKey(schema, table, k)]; ok && seqno > after {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+// sameHistory says whether the last event indexed is still in the THL as
+// it was (a reset or a new master's history starts the index again).
+func (x *deleteIndex) sameHistory(s *Service) bool {
+	if x.lastSeen == nil {
+		return true
+	}
+	frags, err := s.store.Get(x.lastSeen.GetSeqno())
+	if err != nil || len(frags) == 0 {
+		return false
+	}
+	ev := frags[len(frags)-1]
+	return ev.GetEpoch() == x.lastSeen.GetEpoch() && ev.GetEventId() == x.lastSeen.GetEventId()
+}
+
+// index reads the THL from upTo+1 to last into the index.
+func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, deletedScanTime)
+	defer cancel()
+	r, err := s.store.NewReader(x.upTo + 1)
+	if err != nil {
+		return fmt.Errorf("read %s from seqno %d: %w", s.cfg.Name, x.upTo+1, err)
+	}
+	defer r.Close()
+	for {
+		ev, err := r.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s from seqno %d: %w", s.cfg.Name, x.upTo+1, err)
+		}
+		for _, c := range ev.GetChanges() {
+			if rc := c.GetRows(); rc != nil {
+				for _, k := range apply.DeletedKeys(&thlpb.Event{Changes: []*thlpb.Change{c}}, rc.GetSchema(), rc.GetTable()) {
+					x.keys[deletedIndexKey(rc.GetSchema(), rc.GetTable(), k)] = ev.GetSeqno()
+				}
+			}
+		}
+		if ev.GetLastFrag() {
+			x.upTo, x.lastSeen = ev.GetSeqno(), ev
+			if ev.GetSeqno() >= last {
+				return nil
+			}
+		}
+	}
+}
+
+func deletedIndexKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }

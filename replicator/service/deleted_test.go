@@ -1,0 +1,71 @@
+package service
+
+import (
+	"context"
+	"testing"
+
+	"github.com/carbidedb/carbide/replicator/apply"
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+)
+
+// TestDeletedIndex: Deleted names the rows the THL's transactions after
+// a seqno deleted (a DELETE, an UPDATE that moved the key), as it grows;
+// an earlier seqno, and a history that starts again, are read anew.
+func TestDeletedIndex(t *testing.T) {
+	h := newHarness(t)
+	s := h.start(RoleSlave)
+	cols := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	img := func(id int64) []*thlpb.Value {
+		return []*thlpb.Value{{Value: &thlpb.Value_Int{Int: id}}, {Value: &thlpb.Value_Bytes{Bytes: []byte("v")}}}
+	}
+	key := func(id int64) string {
+		k, _ := apply.RowKey(&thlpb.RowChange{Columns: cols}, img(id))
+		return k
+	}
+	change := func(seqno uint64, action thlpb.RowChange_Action, rows ...*thlpb.Row) *thlpb.Event {
+		return &thlpb.Event{Seqno: seqno, LastFrag: true, EventId: eventID(seqno), SourceId: "east1", Changes: []*thlpb.Change{{Change: &thlpb.Change_Rows{
+			Rows: &thlpb.RowChange{Schema: "app", Table: "t", Action: action, Columns: cols, Rows: rows}}}}}
+	}
+	add := func(evs ...*thlpb.Event) {
+		if err := s.Store().Append(evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(change(0, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(1)}),
+		change(1, thlpb.RowChange_INSERT, &thlpb.Row{After: img(2)}),
+		change(2, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(3)}))
+	ctx := context.Background()
+	ask := func(after uint64, ids ...int64) map[int64]bool {
+		var keys []string
+		for _, id := range ids {
+			keys = append(keys, key(id))
+		}
+		got, err := s.Deleted(ctx, after, "app", "t", keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]bool{}
+		for _, id := range ids {
+			if got[key(id)] {
+				out[id] = true
+			}
+		}
+		return out
+	}
+	if got := ask(1, 1, 2, 3); len(got) != 1 || !got[3] {
+		t.Errorf("after 1: %v, want 3 deleted", got)
+	}
+	add(change(3, thlpb.RowChange_UPDATE, &thlpb.Row{Before: img(2), After: img(5)}))
+	if got := ask(1, 1, 2, 3); len(got) != 2 || !got[2] || !got[3] {
+		t.Errorf("after 1, the THL grown: %v, want 2 and 3", got)
+	}
+	if got := ask(0, 1, 2); len(got) != 1 || !got[2] {
+		t.Errorf("after 0: %v, want 2", got)
+	}
+	if got := ask(3, 1, 2, 3); len(got) != 0 {
+		t.Errorf("after the last: %v, want none", got)
+	}
+	if s.deletes.from != 1 || s.deletes.upTo != 3 {
+		t.Errorf("index [%d, %d], want [1, 3]: read once, from the earliest seqno asked", s.deletes.from, s.deletes.upTo)
+	}
+}
