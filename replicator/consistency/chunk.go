@@ -267,10 +267,10 @@ func where(t *Table, lo, hi []string) string {
 	return " WHERE " + strings.Join(conds, " AND ")
 }
 
-// rowHash is a row's 64-bit hash (hex): the first half of an MD5 of its
-// columns' bytes, with a mask of which are NULL, so NULL and ” differ.
-// Columns are cast to their bytes: hosts need no common character set.
-func rowHash(t *Table) string {
+// rowBytes is a row's columns' bytes, with a mask of which are NULL (so
+// NULL and ” differ); columns are cast to their bytes, so hosts need no
+// common character set.
+func rowBytes(t *Table) string {
 	parts := make([]string, 0, len(t.Columns)+1)
 	nulls := make([]string, 0, len(t.Columns))
 	for _, c := range t.Columns {
@@ -278,13 +278,22 @@ func rowHash(t *Table) string {
 		nulls = append(nulls, "ISNULL("+QuoteIdent(c)+")")
 	}
 	parts = append(parts, "CONCAT("+strings.Join(nulls, ", ")+")")
-	return "LEFT(MD5(CONCAT_WS('#', " + strings.Join(parts, ", ") + ")), 16)"
+	return "CONCAT_WS('#', " + strings.Join(parts, ", ") + ")"
+}
+
+// rowHash is a row's 64-bit hash: its CRC32 and its CRC32C side by side
+// (two checksums of different polynomials; MariaDB 10.8 and later). It
+// costs the server less than half an MD5 (docs/benchmarks.md, "Cluster
+// check").
+func rowHash(t *Table) string {
+	r := rowBytes(t)
+	return "(CRC32(" + r + ") << 32 | CRC32C(" + r + "))"
 }
 
 // ChecksumQuery is the query a chunk's hosts run: the row count and the
-// XOR of the rows' hashes.
+// XOR of the rows' hashes, in hexadecimal.
 func ChecksumQuery(t *Table, whereSQL string) string {
-	return "SELECT COUNT(*), COALESCE(LOWER(HEX(BIT_XOR(CAST(CONV(" + rowHash(t) + ", 16, 10) AS UNSIGNED)))), '0') FROM " +
+	return "SELECT COUNT(*), LOWER(HEX(BIT_XOR(" + rowHash(t) + "))) FROM " + // BIT_XOR of no row is 0
 		QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) + whereSQL
 }
 
@@ -298,7 +307,7 @@ func RowsQuery(t *Table, whereSQL string) string {
 	for i, k := range t.Key {
 		keys[i] = "CAST(" + QuoteIdent(k) + " AS BINARY)"
 	}
-	return rowsPrefix + "SELECT CONCAT_WS(0x1f, " + strings.Join(keys, ", ") + "), LOWER(" + rowHash(t) + ") FROM " +
+	return rowsPrefix + "SELECT CONCAT_WS(0x1f, " + strings.Join(keys, ", ") + "), LOWER(HEX(" + rowHash(t) + ")) FROM " +
 		QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) + whereSQL
 }
 

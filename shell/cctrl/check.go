@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/carbidedb/carbide/shell/clustercheck"
 )
@@ -13,6 +14,9 @@ import (
 // table as the master does, or a chunk could not be verified: the report
 // says which; a script stops there (exit code 1).
 var ErrDifferent = errors.New("cctrl: hosts differ")
+
+// checkTimeout bounds a cluster check (Ctrl-C ends one sooner).
+const checkTimeout = 24 * time.Hour
 
 // clusterCheck runs a consistency check through the session's service:
 // every host of every site that applies it (its site's replicas, the other
@@ -41,7 +45,9 @@ func (s *Session) clusterCheck(ctx context.Context, c Command) error {
 	if !c.JSON {
 		opts.Progress = s.env.Err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
+	// Not the coordinator's command timeout: a check of a large
+	// database takes as long as it takes, and says how far it is.
+	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.CommandTimeout, checkTimeout))
 	defer cancel()
 	rep, err := checker.Run(ctx, s.service, opts)
 	if err != nil {

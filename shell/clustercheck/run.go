@@ -54,7 +54,9 @@ type Options struct {
 	// snapshots are checked again (0: 3).
 	Retries int
 	// Wait bounds how long the check waits for a host that computes
-	// nothing more (behind, or offline) (0: 60 s).
+	// nothing more (behind, or offline) (0: 3 min: each host's stream
+	// waits while it checksums a chunk, so a replica under writes falls
+	// behind during a check).
 	Wait time.Duration
 	// Progress, when set, receives a line of progress now and then.
 	Progress io.Writer
@@ -67,7 +69,7 @@ func (o *Options) defaults() {
 		o.Retries = 3
 	}
 	if o.Wait == 0 {
-		o.Wait = 60 * time.Second
+		o.Wait = 3 * time.Minute
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
