@@ -17,6 +17,7 @@ CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkReplication' -be
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkManager' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkConnector' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkTprovision' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
+CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkClusterCheck' -benchtime 1x -timeout 60m ./internal/bench | tee -a "$raw"
 
 echo "bench: sandbox up of examples/msaa.ini (6 hosts), fresh and again"
 sbroot=$(mktemp -d)
@@ -113,7 +114,7 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
       if (x >= 10 || x <= -10) return sprintf("%.1f", x)
       return sprintf("%.2f", x)
     }
-    /^Benchmark/ && !/^BenchmarkConnector\// && NF >= 4 {
+    /^Benchmark/ && !/^BenchmarkConnector\// && !/^BenchmarkClusterCheck\// && NF >= 4 {
     name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
     v="–"; rates=""; m=""; ops=$2
     for (i = 3; i < NF; i += 2) {
@@ -159,6 +160,58 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
       ("added-p95-ms" in v) ? sprintf("%.2f", v["added-p95-ms"]) : "",
       ("vs-haproxy" in v) ? sprintf("%.2f", v["vs-haproxy"]) : "",
       ("vs-direct" in v) ? sprintf("%.2f", v["vs-direct"]) : ""
+  }' "$raw"
+  echo
+  echo "## Cluster check"
+  echo
+  # The database's size and rows per table, as the benchmark reported them.
+  read -r check_mb check_rows <<<"$(awk '/^BenchmarkClusterCheck\/cluster-check/ && NF >= 4 {
+    for (i = 3; i < NF; i += 2) { if ($(i+1) == "MB") mb = $i; if ($(i+1) == "rows") rows = $i }
+    printf "%.0f %.0f", mb, rows / 8 }' "$raw")"
+  echo "BenchmarkClusterCheck (internal/bench): the sample topology (examples/msaa.ini, six hosts of real"
+  echo "processes) holding a sysbench database of ${check_mb:-?} MB (8 tables of ${check_rows:-?} rows) prepared"
+  echo "through east1 and replicated to every host. cluster-check is \`cluster check -json sbtest\` piped"
+  echo "into east1's cctrl: east1, the master of east, cuts each table into chunks by key range (each"
+  echo "sized to take about 250 ms there) and every host of both sites checksums each chunk (an MD5 per"
+  echo "row) in a consistent snapshot when it applies the chunk's marker; master done is when east1 wrote"
+  echo "the last marker, the rest is waiting for the other hosts. The baseline is pt-table-checksum's"
+  echo "query by hand (COUNT(*) and BIT_XOR of a CRC32 per row) from Go over one connection to east1"
+  echo "alone, chunk after chunk by id BETWEEN a AND b, each table cut into as many chunks of equal id"
+  echo "span as the warm-up check cut it into. md5-query-one-host runs the check's own checksum query"
+  echo "the same way: what its per-row hash costs one host. After a warm-up check (not counted) each way"
+  echo "runs $((${CARBIDE_BENCH_CHECK_RUNS:-3})) times, alternated; a row is the median run, with the fastest and slowest; CPU is"
+  echo "what the six mariadbd used meanwhile. The six databases share the two cores here, so the check's"
+  echo "wall time pays for six hosts' checksums; with a host per machine it would approach the"
+  echo "md5-query-one-host row plus the wait for the slowest host."
+  echo
+  echo "| run | median s | range s | rows/s | chunks | master done s | mariadbd CPU s | time vs baseline |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  awk 'function sec(x) { return sprintf(x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : "%.2f", x) }
+    /^BenchmarkClusterCheck\// && !/writes-/ && NF >= 4 {
+    split($1, part, "/"); name=part[2]; sub(/-[0-9]+$/, "", name); sub(/-baseline$/, " (baseline)", name)
+    delete v
+    for (i = 3; i < NF; i += 2) v[$(i+1)] = $i
+    printf "| %s | %s | %s-%s | %.0f | %d | %s | %s | %.2f |\n", name, sec(v["ns/op"]/1e9), sec(v["min-s"]), sec(v["max-s"]),
+      v["rows/s"], v["chunks"], ("master-s" in v) ? sec(v["master-s"]) : "", sec(v["db-cpu-s"]), v["time-vs-baseline"]
+  }' "$raw"
+  echo
+  echo "Longest lock: a writer on east1 UPDATEs random rows of the sysbench tables ($((${CARBIDE_BENCH_CHECK_WRITE_RATE:-200})) autocommit"
+  echo "statements a second, one connection) during a check (its text form, which must find every table"
+  echo "equal), then as long again with no check running (baseline), each after every host caught up."
+  echo "max ms is the writer's longest statement; lock waits are the InnoDB row-lock and table-lock waits"
+  echo "the six databases counted meanwhile (the check reads in a consistent snapshot and locks nothing)."
+  echo "Max apply lag is the largest carbide_replicator_applied_latency_seconds of service east on the"
+  echo "five other hosts, sampled every 100 ms: an applier holds its stream while it checksums a chunk."
+  echo
+  echo "| writer on east1 | updates/s | p50 ms | p99 ms | max ms | lock waits | max apply lag ms | check s | check rounds |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk '/^BenchmarkClusterCheck\/writes-/ && NF >= 4 {
+    split($1, part, "/"); name=part[2]; sub(/-[0-9]+$/, "", name); sub(/-baseline$/, " (baseline)", name)
+    delete v
+    for (i = 3; i < NF; i += 2) v[$(i+1)] = $i
+    printf "| %s | %.0f | %.2f | %.1f | %.1f | %d | %.0f | %s | %s |\n", name, v["writes/s"], v["p50-ms"], v["p99-ms"], v["max-ms"],
+      v["row-lock-waits"] + v["table-lock-waits"], v["max-lag-ms"],
+      ("check-s" in v) ? sprintf("%.1f", v["check-s"]) : "", ("rounds" in v) ? sprintf("%d", v["rounds"]) : ""
   }' "$raw"
   echo
   echo "## Sandbox (examples/msaa.ini: 6 hosts, 6 mariadbd)"
