@@ -57,8 +57,8 @@ const checkTables = 8
 //     one connection to east1, chunk after chunk by id BETWEEN a AND b,
 //     each table in as many chunks of equal id span as the warm-up check
 //     cut it into;
-//   - md5-query-one-host: the check's own query (consistency.ChecksumQuery,
-//     an MD5 per row) over the same chunks the same way.
+//   - check-query-one-host: the check's own query (consistency.ChecksumQuery,
+//     a CRC32 and a CRC32C per row) over the same chunks the same way.
 //
 // After a warm-up check, each way runs CARBIDE_BENCH_CHECK_RUNS times (3),
 // alternating which goes first; a row is the median run, with the fastest
@@ -88,7 +88,7 @@ func BenchmarkClusterCheck(b *testing.B) {
 	c.notef("warm-up check: %s, %d rows in %d chunks, %d round(s)", warm.elapsed.Round(time.Millisecond), warm.rows, warm.chunks, warm.rounds)
 	c.setChunks(b, warm)
 
-	ways := []string{"cluster-check", "chunked-crc32-one-host-baseline", "md5-query-one-host"}
+	ways := []string{"cluster-check", "chunked-crc32-one-host-baseline", "check-query-one-host"}
 	runs := map[string][]checkRun{}
 	for k := range checkRuns {
 		order := slices.Clone(ways)
@@ -104,7 +104,7 @@ func BenchmarkClusterCheck(b *testing.B) {
 			case "chunked-crc32-one-host-baseline":
 				r = c.oneHost(b, c.crc32Query)
 			default:
-				r = c.oneHost(b, c.md5Query)
+				r = c.oneHost(b, c.checkQuery)
 			}
 			c.notef("run %d %s: %s, %d rows, %d chunks, %d round(s) (last marker at %s), mariadbd CPU %s, replicators' CPU %s; %s",
 				k, way, r.elapsed.Round(time.Millisecond), r.rows, r.chunks, r.rounds, r.master.Round(time.Millisecond),
@@ -393,8 +393,8 @@ func (c *checkBench) crc32Query(t *checkTable) string {
 		"))) AS UNSIGNED)), 0) FROM sbtest." + consistency.QuoteIdent(t.name) + " WHERE id BETWEEN ? AND ?"
 }
 
-// md5Query is the check's own chunk query of t, on id ? to ?.
-func (c *checkBench) md5Query(t *checkTable) string {
+// checkQuery is the check's own chunk query of t, on id ? to ?.
+func (c *checkBench) checkQuery(t *checkTable) string {
 	return consistency.ChecksumQuery(&consistency.Table{Schema: "sbtest", Name: t.name, Columns: t.cols}, " WHERE id BETWEEN ? AND ?")
 }
 
