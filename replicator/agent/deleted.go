@@ -34,12 +34,12 @@ func (s *siblings) close() {
 // deletedTimeout bounds one question to a sibling replicator.
 const deletedTimeout = 5 * time.Second
 
-// deleted answers an applier's concurrent-delete question (apply/
+// deleted answers an applier's concurrent-delete questions (apply/
 // deleted.go) from the replicator of this host that runs svc: this one,
 // or the host's other install's.
-func (a *Agent) deleted(ctx context.Context, svc string, after uint64, schema, table string, keys []string) (map[string]bool, error) {
+func (a *Agent) deleted(ctx context.Context, svc string, queries []apply.DeletedQuery) ([]bool, error) {
 	if s, ok := a.byName[svc]; ok {
-		return s.Deleted(ctx, after, schema, table, keys)
+		return s.Deleted(ctx, queries)
 	}
 	addr := ""
 	for _, in := range a.bound.Host.Installs() {
@@ -69,17 +69,20 @@ func (a *Agent) deleted(ctx context.Context, svc string, after uint64, schema, t
 		a.sibs.conns[addr] = conn
 	}
 	a.sibs.mu.Unlock()
+	req := &replicatorpb.DeletedRequest{Service: svc}
+	for _, q := range queries {
+		req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, Schema: q.Schema, Table: q.Table, Key: q.Key})
+	}
 	ctx, cancel := context.WithTimeout(ctx, deletedTimeout)
 	defer cancel()
-	r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, &replicatorpb.DeletedRequest{Service: svc, AfterSeqno: after, Schema: schema, Table: table, Keys: keys})
+	r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("ask the replicator at %s: %w", addr, err)
 	}
-	out := make(map[string]bool, len(r.GetDeleted()))
-	for _, k := range r.GetDeleted() {
-		out[k] = true
+	if len(r.GetDeleted()) != len(queries) {
+		return nil, fmt.Errorf("the replicator at %s answered %d of %d questions", addr, len(r.GetDeleted()), len(queries))
 	}
-	return out, nil
+	return r.GetDeleted(), nil
 }
 
 var _ apply.DeletedFunc = (*Agent)(nil).deleted
@@ -90,13 +93,13 @@ func (c *controlServer) Deleted(ctx context.Context, req *replicatorpb.DeletedRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	del, err := s.Deleted(ctx, req.GetAfterSeqno(), req.GetSchema(), req.GetTable(), req.GetKeys())
+	qs := make([]apply.DeletedQuery, len(req.GetQueries()))
+	for i, q := range req.GetQueries() {
+		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey()}
+	}
+	del, err := s.Deleted(ctx, qs)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	reply := &replicatorpb.DeletedReply{}
-	for k := range del {
-		reply.Deleted = append(reply.Deleted, k)
-	}
-	return reply, nil
+	return &replicatorpb.DeletedReply{Deleted: del}, nil
 }

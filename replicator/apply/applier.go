@@ -205,8 +205,19 @@ func (a *Applier) timed(d time.Duration) {
 	a.commitTime.Store(old + (int64(d)-old)/4)
 }
 
-// flush commits blk: serially, or through the parallel pool.
+// flush commits blk: serially, or through the parallel pool; in conflict
+// mode when it inserts a key another site deleted concurrently.
 func (a *Applier) flush(ctx context.Context, blk *block) error {
+	if len(blk.inserts) > 0 {
+		hit, err := a.concurrentDeletes(ctx, blk)
+		if err != nil {
+			return err
+		}
+		clear(blk.inserts)
+		if hit {
+			blk.resolve, blk.serial = true, true
+		}
+	}
 	if a.pool == nil || blk.sent || blk.serial {
 		if a.pool != nil {
 			if err := a.pool.drain(ctx); err != nil {

@@ -51,8 +51,10 @@ type block struct {
 	open   *thlpb.Event // the last fragment seen of a transaction still open
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
-	// resolve: it inserts a key another site deleted concurrently
-	// (deleted.go): applied in conflict mode.
+	// inserts are its INSERT rows to ask another site about, by site;
+	// resolve: one inserts a key that site deleted concurrently
+	// (deleted.go): the block is applied in conflict mode.
+	inserts map[string][]DeletedQuery
 	resolve bool
 	marks   marks // BINLOG statement cuts, guards and checks in sql
 	known   known // the rows it changes, by identity (verify.go)
@@ -61,6 +63,7 @@ type block struct {
 func (b *block) reset() {
 	clear(b.txs) // their retained events
 	b.sql, b.txs, b.txns, b.open, b.sent, b.serial, b.resolve = b.sql[:0], b.txs[:0], 0, nil, false, false, false
+	clear(b.inserts)
 	b.marks.reset()
 	clear(b.known)
 }
@@ -104,14 +107,8 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 		blk.start = time.Now()
 		clear(a.deleted)
 	}
-	if !skip && a.detect {
-		hit, err := a.concurrentDeletes(ctx, ev)
-		if err != nil {
-			return err
-		}
-		if hit {
-			blk.resolve, blk.serial = true, true
-		}
+	if !skip {
+		a.noteInserts(blk, ev)
 	}
 	if blk.open == nil {
 		blk.txs = append(blk.txs, txn{start: len(blk.sql), first: ev, skipped: skip})

@@ -30,9 +30,16 @@ import (
 // source had applied of that site.
 const KindDeleted = "row deleted"
 
-// DeletedFunc says which of keys (RowKey) of rows of schema.table the
-// transactions of service svc after seqno after deleted.
-type DeletedFunc func(ctx context.Context, svc string, after uint64, schema, table string, keys []string) (map[string]bool, error)
+// DeletedQuery asks whether the transactions of a service after seqno
+// After deleted the row of Schema.Table whose key is Key (RowKey).
+type DeletedQuery struct {
+	After         uint64
+	Schema, Table string
+	Key           string
+}
+
+// DeletedFunc answers queries about service svc, one bool per query.
+type DeletedFunc func(ctx context.Context, svc string, queries []DeletedQuery) ([]bool, error)
 
 // RowKey renders a row image's key (the columns the source marked as its
 // primary key) so that the same key renders the same in every process;
@@ -91,59 +98,65 @@ func DeletedKeys(ev *thlpb.Event, schema, table string) []string {
 // deletedKey names a key of a table in Applier.deleted.
 func deletedKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
 
-// concurrentDeletes records, in a.deleted, the keys of ev's INSERT rows
-// that another site deleted after what ev's source had applied of it; it
-// says whether there are any. A site whose deletes cannot be read here
-// is left unchecked, with a warning.
-func (a *Applier) concurrentDeletes(ctx context.Context, ev *thlpb.Event) (bool, error) {
+// noteInserts records, in blk, the INSERT rows of ev to ask about at the
+// block's commit: for each other site ev's source had applied some of
+// (Event.after), whether that site deleted the row after that.
+func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
 	if a.cfg.Deleted == nil || !a.detect || len(ev.GetAfter()) == 0 {
-		return false, nil
+		return
 	}
-	type table struct{ schema, name string }
-	var inserts map[table][]string
+	origin := originSite(ev, a.cfg.Service)
 	for _, c := range ev.GetChanges() {
 		rc := c.GetRows()
 		if rc == nil || rc.GetAction() != thlpb.RowChange_INSERT {
 			continue
 		}
 		for _, row := range rc.GetRows() {
-			if k, ok := RowKey(rc, row.GetAfter()); ok {
-				if inserts == nil {
-					inserts = map[table][]string{}
-				}
-				t := table{rc.GetSchema(), rc.GetTable()}
-				inserts[t] = append(inserts[t], k)
-			}
-		}
-	}
-	if len(inserts) == 0 {
-		return false, nil
-	}
-	origin, found := originSite(ev, a.cfg.Service), false
-	for _, dep := range ev.GetAfter() {
-		if dep.GetService() == origin {
-			continue
-		}
-		// Nothing of that site applied here past what the source had:
-		// nothing deleted concurrently can be in this database.
-		if have, ok, err := a.appliedHere(ctx, dep.GetService()); err == nil && ok && have != primary && have <= dep.GetSeqno()+1 {
-			continue
-		}
-		for t, keys := range inserts {
-			del, err := a.cfg.Deleted(ctx, dep.GetService(), dep.GetSeqno(), t.schema, t.name, keys)
-			if err != nil {
-				if ctx.Err() != nil {
-					return false, ctx.Err()
-				}
-				a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a transaction inserts; applied unchecked",
-					"seqno", ev.GetSeqno(), "site", dep.GetService(), "table", t.schema+"."+t.name, "error", err)
+			k, ok := RowKey(rc, row.GetAfter())
+			if !ok {
 				continue
 			}
-			for k := range del {
+			for _, dep := range ev.GetAfter() {
+				if svc := dep.GetService(); svc != origin {
+					if blk.inserts == nil {
+						blk.inserts = map[string][]DeletedQuery{}
+					}
+					blk.inserts[svc] = append(blk.inserts[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k})
+				}
+			}
+		}
+	}
+}
+
+// concurrentDeletes asks, once per other site and block, whether that
+// site deleted rows the block inserts concurrently; it records those in
+// a.deleted and says whether there are any. Nothing is asked of a site of
+// which this database holds no more than the sources had; a site whose
+// deletes cannot be read here is left unchecked, with a warning.
+func (a *Applier) concurrentDeletes(ctx context.Context, blk *block) (bool, error) {
+	found := false
+	for svc, qs := range blk.inserts {
+		least := qs[0].After
+		for _, q := range qs {
+			least = min(least, q.After)
+		}
+		if have, ok, err := a.appliedHere(ctx, svc); err == nil && ok && have != primary && have <= least+1 {
+			continue
+		}
+		del, err := a.cfg.Deleted(ctx, svc, qs)
+		if err != nil || len(del) != len(qs) {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a block inserts; applied unchecked", "site", svc, "rows", len(qs), "error", err)
+			continue
+		}
+		for i, d := range del {
+			if d {
 				if a.deleted == nil {
 					a.deleted = map[string]bool{}
 				}
-				a.deleted[deletedKey(t.schema, t.name, k)] = true
+				a.deleted[deletedKey(qs[i].Schema, qs[i].Table, qs[i].Key)] = true
 				found = true
 			}
 		}

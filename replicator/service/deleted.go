@@ -30,19 +30,27 @@ type deleteIndex struct {
 	lastSeen *thlpb.Event // the last event indexed, to notice a new history
 }
 
-// Deleted returns which of keys (apply.RowKey) of rows of schema.table
-// this service's transactions after seqno after deleted, as far as this
-// host's THL holds them (apply/deleted.go).
-func (s *Service) Deleted(ctx context.Context, after uint64, schema, table string, keys []string) (map[string]bool, error) {
+// Deleted answers, for each query, whether this service's transactions
+// after its seqno deleted its row, as far as this host's THL holds them
+// (apply/deleted.go).
+func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]bool, error) {
+	out := make([]bool, len(queries))
+	if len(queries) == 0 {
+		return out, nil
+	}
+	least := queries[0].After
+	for _, q := range queries {
+		least = min(least, q.After)
+	}
 	last, ok := s.store.MaxSeqno()
-	if !ok || last <= after {
-		return nil, nil
+	if !ok || last <= least {
+		return out, nil
 	}
 	x := &s.deletes
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.keys == nil || x.upTo < x.from || after+1 < x.from || last < x.upTo || len(x.keys) > maxDeletedKeys || !x.sameHistory(s) {
-		x.keys, x.from, x.upTo, x.lastSeen = map[string]uint64{}, after+1, after, nil
+	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || len(x.keys) > maxDeletedKeys || !x.sameHistory(s) {
+		x.keys, x.from, x.upTo, x.lastSeen = map[string]uint64{}, least+1, least, nil
 	}
 	if last > x.upTo {
 		if last-x.upTo > maxDeletedScan {
@@ -54,14 +62,9 @@ func (s *Service) Deleted(ctx context.Context, after uint64, schema, table strin
 			return nil, err
 		}
 	}
-	var out map[string]bool
-	for _, k := range keys {
-		if seqno, ok := x.keys[deletedIndexKey(schema, table, k)]; ok && seqno > after {
-			if out == nil {
-				out = map[string]bool{}
-			}
-			out[k] = true
-		}
+	for i, q := range queries {
+		seqno, ok := x.keys[deletedIndexKey(q.Schema, q.Table, q.Key)]
+		out[i] = ok && seqno > q.After
 	}
 	return out, nil
 }

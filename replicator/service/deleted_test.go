@@ -36,17 +36,17 @@ func TestDeletedIndex(t *testing.T) {
 		change(2, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(3)}))
 	ctx := context.Background()
 	ask := func(after uint64, ids ...int64) map[int64]bool {
-		var keys []string
+		var qs []apply.DeletedQuery
 		for _, id := range ids {
-			keys = append(keys, key(id))
+			qs = append(qs, apply.DeletedQuery{After: after, Schema: "app", Table: "t", Key: key(id)})
 		}
-		got, err := s.Deleted(ctx, after, "app", "t", keys)
-		if err != nil {
-			t.Fatal(err)
+		got, err := s.Deleted(ctx, qs)
+		if err != nil || len(got) != len(qs) {
+			t.Fatalf("Deleted: %v, %v", got, err)
 		}
 		out := map[int64]bool{}
-		for _, id := range ids {
-			if got[key(id)] {
+		for i, id := range ids {
+			if got[i] {
 				out[id] = true
 			}
 		}

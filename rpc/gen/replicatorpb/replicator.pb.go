@@ -2397,10 +2397,7 @@ func (x *TouchedReply) GetKeys() []string {
 type DeletedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	AfterSeqno    uint64                 `protobuf:"varint,2,opt,name=after_seqno,json=afterSeqno,proto3" json:"after_seqno,omitempty"`
-	Schema        string                 `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
-	Table         string                 `protobuf:"bytes,4,opt,name=table,proto3" json:"table,omitempty"`
-	Keys          []string               `protobuf:"bytes,5,rep,name=keys,proto3" json:"keys,omitempty"` // apply.RowKey
+	Queries       []*DeletedQuery        `protobuf:"bytes,2,rep,name=queries,proto3" json:"queries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2442,44 +2439,93 @@ func (x *DeletedRequest) GetService() string {
 	return ""
 }
 
-func (x *DeletedRequest) GetAfterSeqno() uint64 {
+func (x *DeletedRequest) GetQueries() []*DeletedQuery {
+	if x != nil {
+		return x.Queries
+	}
+	return nil
+}
+
+// DeletedQuery: did the service's transactions after after_seqno delete
+// the row of schema.table whose key is key (apply.RowKey)?
+type DeletedQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeqno    uint64                 `protobuf:"varint,1,opt,name=after_seqno,json=afterSeqno,proto3" json:"after_seqno,omitempty"`
+	Schema        string                 `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	Table         string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
+	Key           string                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletedQuery) Reset() {
+	*x = DeletedQuery{}
+	mi := &file_replicator_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletedQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletedQuery) ProtoMessage() {}
+
+func (x *DeletedQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletedQuery.ProtoReflect.Descriptor instead.
+func (*DeletedQuery) Descriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeletedQuery) GetAfterSeqno() uint64 {
 	if x != nil {
 		return x.AfterSeqno
 	}
 	return 0
 }
 
-func (x *DeletedRequest) GetSchema() string {
+func (x *DeletedQuery) GetSchema() string {
 	if x != nil {
 		return x.Schema
 	}
 	return ""
 }
 
-func (x *DeletedRequest) GetTable() string {
+func (x *DeletedQuery) GetTable() string {
 	if x != nil {
 		return x.Table
 	}
 	return ""
 }
 
-func (x *DeletedRequest) GetKeys() []string {
+func (x *DeletedQuery) GetKey() string {
 	if x != nil {
-		return x.Keys
+		return x.Key
 	}
-	return nil
+	return ""
 }
 
 type DeletedReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deleted       []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	Deleted       []bool                 `protobuf:"varint,1,rep,packed,name=deleted,proto3" json:"deleted,omitempty"` // one per query, in order
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeletedReply) Reset() {
 	*x = DeletedReply{}
-	mi := &file_replicator_proto_msgTypes[36]
+	mi := &file_replicator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2537,7 @@ func (x *DeletedReply) String() string {
 func (*DeletedReply) ProtoMessage() {}
 
 func (x *DeletedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_proto_msgTypes[36]
+	mi := &file_replicator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,10 +2550,10 @@ func (x *DeletedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletedReply.ProtoReflect.Descriptor instead.
 func (*DeletedReply) Descriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{36}
+	return file_replicator_proto_rawDescGZIP(), []int{37}
 }
 
-func (x *DeletedReply) GetDeleted() []string {
+func (x *DeletedReply) GetDeleted() []bool {
 	if x != nil {
 		return x.Deleted
 	}
@@ -2706,16 +2752,18 @@ const file_replicator_proto_rawDesc = "" +
 	"\fTouchedReply\x12\x18\n" +
 	"\atouched\x18\x01 \x01(\bR\atouched\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12\x12\n" +
-	"\x04keys\x18\x03 \x03(\tR\x04keys\"\x8d\x01\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\"i\n" +
 	"\x0eDeletedRequest\x12\x18\n" +
-	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1f\n" +
-	"\vafter_seqno\x18\x02 \x01(\x04R\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12=\n" +
+	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"o\n" +
+	"\fDeletedQuery\x12\x1f\n" +
+	"\vafter_seqno\x18\x01 \x01(\x04R\n" +
 	"afterSeqno\x12\x16\n" +
-	"\x06schema\x18\x03 \x01(\tR\x06schema\x12\x14\n" +
-	"\x05table\x18\x04 \x01(\tR\x05table\x12\x12\n" +
-	"\x04keys\x18\x05 \x03(\tR\x04keys\"(\n" +
+	"\x06schema\x18\x02 \x01(\tR\x06schema\x12\x14\n" +
+	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\"(\n" +
 	"\fDeletedReply\x12\x18\n" +
-	"\adeleted\x18\x01 \x03(\tR\adeleted2\xb3\f\n" +
+	"\adeleted\x18\x01 \x03(\bR\adeleted2\xb3\f\n" +
 	"\n" +
 	"Replicator\x12X\n" +
 	"\bServices\x12&.carbide.replicator.v1.ServicesRequest\x1a$.carbide.replicator.v1.ServicesReply\x12R\n" +
@@ -2749,7 +2797,7 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_replicator_proto_goTypes = []any{
 	(*Field)(nil),               // 0: carbide.replicator.v1.Field
 	(*ServiceStatus)(nil),       // 1: carbide.replicator.v1.ServiceStatus
@@ -2787,9 +2835,10 @@ var file_replicator_proto_goTypes = []any{
 	(*TouchedRequest)(nil),      // 33: carbide.replicator.v1.TouchedRequest
 	(*TouchedReply)(nil),        // 34: carbide.replicator.v1.TouchedReply
 	(*DeletedRequest)(nil),      // 35: carbide.replicator.v1.DeletedRequest
-	(*DeletedReply)(nil),        // 36: carbide.replicator.v1.DeletedReply
-	nil,                         // 37: carbide.replicator.v1.CheckResult.VectorEntry
-	nil,                         // 38: carbide.replicator.v1.CheckResult.RowsEntry
+	(*DeletedQuery)(nil),        // 36: carbide.replicator.v1.DeletedQuery
+	(*DeletedReply)(nil),        // 37: carbide.replicator.v1.DeletedReply
+	nil,                         // 38: carbide.replicator.v1.CheckResult.VectorEntry
+	nil,                         // 39: carbide.replicator.v1.CheckResult.RowsEntry
 }
 var file_replicator_proto_depIdxs = []int32{
 	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
@@ -2803,50 +2852,51 @@ var file_replicator_proto_depIdxs = []int32{
 	28, // 8: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
 	32, // 9: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
 	32, // 10: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
-	37, // 11: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
-	38, // 12: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
+	38, // 11: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
+	39, // 12: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
 	28, // 13: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
-	3,  // 14: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
-	5,  // 15: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
-	8,  // 16: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
-	9,  // 17: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
-	10, // 18: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
-	11, // 19: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
-	12, // 20: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
-	14, // 21: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
-	16, // 22: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
-	17, // 23: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	19, // 24: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
-	21, // 25: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
-	23, // 26: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
-	24, // 27: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
-	27, // 28: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
-	30, // 29: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
-	33, // 30: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
-	35, // 31: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
-	4,  // 32: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	6,  // 33: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 34: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 35: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 36: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 37: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	13, // 38: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	15, // 39: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	6,  // 40: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	18, // 41: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	20, // 42: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	22, // 43: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	6,  // 44: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	25, // 45: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
-	29, // 46: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
-	31, // 47: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
-	34, // 48: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
-	36, // 49: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
-	32, // [32:50] is the sub-list for method output_type
-	14, // [14:32] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	36, // 14: carbide.replicator.v1.DeletedRequest.queries:type_name -> carbide.replicator.v1.DeletedQuery
+	3,  // 15: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
+	5,  // 16: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
+	8,  // 17: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
+	9,  // 18: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
+	10, // 19: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
+	11, // 20: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
+	12, // 21: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
+	14, // 22: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
+	16, // 23: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
+	17, // 24: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
+	19, // 25: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	21, // 26: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	23, // 27: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	24, // 28: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
+	27, // 29: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
+	30, // 30: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
+	33, // 31: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
+	35, // 32: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
+	4,  // 33: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	6,  // 34: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 35: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 36: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 37: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	6,  // 38: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	13, // 39: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	15, // 40: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	6,  // 41: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	18, // 42: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	20, // 43: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	22, // 44: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	6,  // 45: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	25, // 46: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
+	29, // 47: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
+	31, // 48: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
+	34, // 49: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
+	37, // 50: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
+	33, // [33:51] is the sub-list for method output_type
+	15, // [15:33] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_replicator_proto_init() }
@@ -2860,7 +2910,7 @@ func file_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -79,8 +79,8 @@ type ReplicatorClient interface {
 	// Touched says whether a service's transactions in a range of seqnos
 	// may have changed a chunk (read from this host's THL).
 	Touched(ctx context.Context, in *TouchedRequest, opts ...grpc.CallOption) (*TouchedReply, error)
-	// Deleted says which of some rows a service's transactions after a
-	// seqno deleted (read from this host's THL): an applier of another
+	// Deleted says which of some rows a service's transactions after given
+	// seqnos deleted (read from this host's THL): an applier of another
 	// service on the same host asks it before inserting them
 	// (docs/replicator.md, "Conflicts").
 	Deleted(ctx context.Context, in *DeletedRequest, opts ...grpc.CallOption) (*DeletedReply, error)
@@ -329,8 +329,8 @@ type ReplicatorServer interface {
 	// Touched says whether a service's transactions in a range of seqnos
 	// may have changed a chunk (read from this host's THL).
 	Touched(context.Context, *TouchedRequest) (*TouchedReply, error)
-	// Deleted says which of some rows a service's transactions after a
-	// seqno deleted (read from this host's THL): an applier of another
+	// Deleted says which of some rows a service's transactions after given
+	// seqnos deleted (read from this host's THL): an applier of another
 	// service on the same host asks it before inserting them
 	// (docs/replicator.md, "Conflicts").
 	Deleted(context.Context, *DeletedRequest) (*DeletedReply, error)
