@@ -362,6 +362,23 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	west := []string{"west1", "west2", "west3"}
+	// What the latency run wrote is applied everywhere first: the backlog
+	// counts east's new rows on the west hosts.
+	settled := time.Now().Add(5 * time.Minute)
+	for stored := x.seqno("east1", "continuent", "trepctl", "maximumStoredSeqNo"); ; time.Sleep(200 * time.Millisecond) {
+		behind := 0
+		for _, h := range west {
+			if x.seqno(h, "replicator", "mm_trepctl", "appliedLastSeqno", "-service", "east") < stored {
+				behind++
+			}
+		}
+		if behind == 0 {
+			break
+		}
+		if time.Now().After(settled) {
+			b.Fatalf("%d west hosts had not applied east's seqno %d 5 minutes after the latency run", behind, stored)
+		}
+	}
 	for _, h := range west {
 		if out, err := x.tool(h, "replicator", "mm_replicator", "stop"); err != nil {
 			b.Fatalf("%s: mm_replicator stop: %v\n%s", h, err, out)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/replicator/apply"
+	"github.com/carbidedb/carbide/replicator/thl"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -28,6 +29,20 @@ type deleteIndex struct {
 	upTo     uint64 // upTo < from: nothing indexed
 	keys     map[string]uint64
 	lastSeen *thlpb.Event // the last event indexed, to notice a new history
+	checked  time.Time    // when lastSeen was last compared with the THL
+	reader   *thl.Reader  // positioned after upTo; nil: open one
+}
+
+// historyCheck is how often the index makes sure the THL still holds the
+// history it indexed.
+const historyCheck = time.Second
+
+// reset empties the index, to start after seqno after.
+func (x *deleteIndex) reset(after uint64) {
+	if x.reader != nil {
+		x.reader.Close()
+	}
+	x.keys, x.from, x.upTo, x.lastSeen, x.reader = map[string]uint64{}, after+1, after, nil, nil
 }
 
 // Deleted answers, for each query, whether this service's transactions
@@ -50,14 +65,16 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || len(x.keys) > maxDeletedKeys || !x.sameHistory(s) {
-		x.keys, x.from, x.upTo, x.lastSeen = map[string]uint64{}, least+1, least, nil
+		x.reset(least)
 	}
 	if last > x.upTo {
 		if last-x.upTo > maxDeletedScan {
+			x.reset(last)
 			x.keys = nil
 			return nil, fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-x.upTo, s.cfg.Name, x.upTo)
 		}
 		if err := x.index(ctx, s, last); err != nil {
+			x.reset(last)
 			x.keys = nil
 			return nil, err
 		}
@@ -72,9 +89,10 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 // sameHistory says whether the last event indexed is still in the THL as
 // it was (a reset or a new master's history starts the index again).
 func (x *deleteIndex) sameHistory(s *Service) bool {
-	if x.lastSeen == nil {
+	if x.lastSeen == nil || time.Since(x.checked) < historyCheck {
 		return true
 	}
+	x.checked = time.Now()
 	frags, err := s.store.Get(x.lastSeen.GetSeqno())
 	if err != nil || len(frags) == 0 {
 		return false
@@ -83,22 +101,25 @@ func (x *deleteIndex) sameHistory(s *Service) bool {
 	return ev.GetEpoch() == x.lastSeen.GetEpoch() && ev.GetEventId() == x.lastSeen.GetEventId()
 }
 
-// index reads the THL from upTo+1 to last into the index.
+// index reads the THL from upTo+1 to last into the index, with a reader
+// kept from one question to the next.
 func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, deletedScanTime)
 	defer cancel()
-	r, err := s.store.NewReader(x.upTo + 1)
-	if err != nil {
-		return fmt.Errorf("read %s from seqno %d: %w", s.cfg.Name, x.upTo+1, err)
-	}
-	defer r.Close()
-	for {
-		ev, err := r.Next(ctx)
+	if x.reader == nil {
+		r, err := s.store.NewReader(x.upTo + 1)
 		if err != nil {
 			return fmt.Errorf("read %s from seqno %d: %w", s.cfg.Name, x.upTo+1, err)
 		}
+		x.reader = r
+	}
+	for {
+		ev, err := x.reader.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s after seqno %d: %w", s.cfg.Name, x.upTo, err)
+		}
 		for _, c := range ev.GetChanges() {
-			if rc := c.GetRows(); rc != nil {
+			if rc := c.GetRows(); rc != nil && rc.GetAction() != thlpb.RowChange_INSERT {
 				for _, k := range apply.DeletedKeys(&thlpb.Event{Changes: []*thlpb.Change{c}}, rc.GetSchema(), rc.GetTable()) {
 					x.keys[deletedIndexKey(rc.GetSchema(), rc.GetTable(), k)] = ev.GetSeqno()
 				}
