@@ -165,8 +165,10 @@ type Applier struct {
 	// its fragments arrive (conflictmode.go).
 	resolving *resolving
 	// deleted holds the keys the block's INSERTs take that another site
-	// deleted concurrently (deleted.go).
-	deleted map[string]bool
+	// deleted concurrently (deleted.go); deletedWarned is when a failed
+	// question was last logged.
+	deleted       map[string]bool
+	deletedWarned time.Time
 	// conflicts counts the conflicts recorded in the tracking schema;
 	// resolvedBlocks the blocks applied again in conflict mode.
 	conflicts, resolvedBlocks atomic.Uint64

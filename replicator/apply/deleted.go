@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -148,7 +149,10 @@ func (a *Applier) concurrentDeletes(ctx context.Context, blk *block) (bool, erro
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
-			a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a block inserts; applied unchecked", "site", svc, "rows", len(qs), "error", err)
+			if time.Since(a.deletedWarned) >= deletedWarnEvery {
+				a.deletedWarned = time.Now()
+				a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a block inserts; applied unchecked (said once a minute)", "site", svc, "rows", len(qs), "error", err)
+			}
 			continue
 		}
 		for i, d := range del {
@@ -163,6 +167,10 @@ func (a *Applier) concurrentDeletes(ctx context.Context, blk *block) (bool, erro
 	}
 	return found, nil
 }
+
+// deletedWarnEvery: a replicator that cannot answer (stopped, or an older
+// version) is logged once a minute, not at every block.
+const deletedWarnEvery = time.Minute
 
 // errConcurrentDelete sends a block to conflict mode: it inserts a key
 // another site deleted concurrently.
