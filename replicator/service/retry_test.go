@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 
@@ -39,5 +41,25 @@ func TestLockConflictAppliesAgain(t *testing.T) {
 	dup := &apply.Error{Seqno: 5, Err: &mysql.MySQLError{Number: 1062, Message: "Duplicate entry"}}
 	if err := s.retryUnreachable(context.Background(), func(context.Context) error { runs++; return dup }); !errors.Is(err, dup) || runs != 1 {
 		t.Errorf("a duplicate key: %v after %d runs, want it at once", err, runs)
+	}
+}
+
+// TestUnreachableKinds: a statement on a session the server dropped
+// (database/sql then says the connection is closed: TestScenarioMaintenance
+// met it when a restart caught the applier reading a table's columns) is
+// the database being unreachable, retried; a refused statement is not.
+func TestUnreachableKinds(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&apply.Error{Seqno: 1142, Err: fmt.Errorf("read columns of app.west: %w", sql.ErrConnDone)}, true},
+		{fmt.Errorf("x: %w", mysql.ErrInvalidConn), true},
+		{&mysql.MySQLError{Number: 1927}, true},
+		{&apply.Error{Seqno: 5, Err: &mysql.MySQLError{Number: 1062}}, false},
+	} {
+		if got := dbUnreachable(c.err); got != c.want {
+			t.Errorf("dbUnreachable(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -94,7 +95,10 @@ func dbUnreachable(err error) bool {
 	}
 	var ne net.Error
 	// gomysql.ErrBadConn: the binlog connection dropped (the server stopped).
+	// sql.ErrConnDone: a statement on a connection database/sql closed
+	// after the server dropped it (the applier's session, mid-block).
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, sql.ErrConnDone) ||
 		errors.Is(err, gomysql.ErrBadConn) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne)
 }
