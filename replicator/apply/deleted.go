@@ -96,8 +96,9 @@ func DeletedKeys(ev *thlpb.Event, schema, table string) []string {
 	return out
 }
 
-// deletedKey names a key of a table in Applier.deleted.
-func deletedKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
+// TableRowKey names a row (RowKey) of a table, in Applier.deleted and
+// in the service's index of deleted rows.
+func TableRowKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
 
 // noteInserts records, in blk, the INSERT rows of ev to ask about at the
 // block's commit: for each other site ev's source had applied some of
@@ -160,7 +161,7 @@ func (a *Applier) concurrentDeletes(ctx context.Context, blk *block) (bool, erro
 				if a.deleted == nil {
 					a.deleted = map[string]bool{}
 				}
-				a.deleted[deletedKey(qs[i].Schema, qs[i].Table, qs[i].Key)] = true
+				a.deleted[TableRowKey(qs[i].Schema, qs[i].Table, qs[i].Key)] = true
 				found = true
 			}
 		}
@@ -183,5 +184,5 @@ func (a *Applier) deletedRow(rc *thlpb.RowChange, row *thlpb.Row) bool {
 		return false
 	}
 	k, ok := RowKey(rc, row.GetAfter())
-	return ok && a.deleted[deletedKey(rc.GetSchema(), rc.GetTable(), k)]
+	return ok && a.deleted[TableRowKey(rc.GetSchema(), rc.GetTable(), k)]
 }

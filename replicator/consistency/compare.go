@@ -1,6 +1,10 @@
 package consistency
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Verdict is what a comparison of one host's chunk with the reference
 // found.
@@ -41,11 +45,8 @@ func Compare(ref, r *Result, touched Touched) (v Verdict, why string) {
 		return Equal, ""
 	}
 	diff := fmt.Sprintf("%d rows, checksum %s; %s has %d rows, checksum %s", r.Count, r.CRC, ref.Host, ref.Count, ref.CRC)
-	for svc := range union(ref.Tracking, r.Tracking) {
-		a, b := seqnoOf(ref.Tracking, svc), seqnoOf(r.Tracking, svc)
-		if a == b {
-			continue
-		}
+	for _, g := range Gaps(ref, r) {
+		svc, a, b := g.Service, g.Ref, g.Other
 		if a == Unknown || b == Unknown {
 			return Changing, fmt.Sprintf("%s (where %s stood is unknown)", diff, svc)
 		}
@@ -60,15 +61,31 @@ func Compare(ref, r *Result, touched Touched) (v Verdict, why string) {
 	return Different, diff
 }
 
-func union(a, b map[string]int64) map[string]bool {
-	u := map[string]bool{}
-	for k := range a {
-		u[k] = true
+// Gap is a stream whose seqno differed between two snapshots: Ref's in
+// the reference, Other's in the other.
+type Gap struct {
+	Service    string
+	Ref, Other int64
+}
+
+// Gaps lists the streams where r's snapshot and ref's stood apart, by
+// service name; a stream one of them lacks stood at -1 there.
+func Gaps(ref, r *Result) []Gap {
+	var out []Gap
+	seen := map[string]bool{}
+	for _, m := range []map[string]int64{ref.Tracking, r.Tracking} {
+		for svc := range m {
+			if seen[svc] {
+				continue
+			}
+			seen[svc] = true
+			if a, b := seqnoOf(ref.Tracking, svc), seqnoOf(r.Tracking, svc); a != b {
+				out = append(out, Gap{svc, a, b})
+			}
+		}
 	}
-	for k := range b {
-		u[k] = true
-	}
-	return u
+	slices.SortFunc(out, func(x, y Gap) int { return strings.Compare(x.Service, y.Service) })
+	return out
 }
 
 func seqnoOf(m map[string]int64, svc string) int64 {

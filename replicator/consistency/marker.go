@@ -64,12 +64,6 @@ func textOf(v *thlpb.Value) string {
 	return ""
 }
 
-// Touches says whether ev may have changed chunk ch (TouchedKeys).
-func Touches(ev *thlpb.Event, ch *Chunk) bool {
-	all, keys := TouchedKeys(ev, ch)
-	return all || len(keys) > 0
-}
-
 // TouchedKeys returns the keys of ch's rows that ev changed, as a rows
 // query lists them; all is true when ev may have changed any of them: a
 // statement that names the table, or a row change whose key cannot be

@@ -80,7 +80,7 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 		}
 	}
 	for i, q := range queries {
-		seqno, ok := x.keys[deletedIndexKey(q.Schema, q.Table, q.Key)]
+		seqno, ok := x.keys[apply.TableRowKey(q.Schema, q.Table, q.Key)]
 		out[i] = ok && seqno > q.After
 	}
 	return out, nil
@@ -121,7 +121,7 @@ func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error 
 		for _, c := range ev.GetChanges() {
 			if rc := c.GetRows(); rc != nil && rc.GetAction() != thlpb.RowChange_INSERT {
 				for _, k := range apply.DeletedKeys(&thlpb.Event{Changes: []*thlpb.Change{c}}, rc.GetSchema(), rc.GetTable()) {
-					x.keys[deletedIndexKey(rc.GetSchema(), rc.GetTable(), k)] = ev.GetSeqno()
+					x.keys[apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)] = ev.GetSeqno()
 				}
 			}
 		}
@@ -133,5 +133,3 @@ func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error 
 		}
 	}
 }
-
-func deletedIndexKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }

@@ -36,11 +36,8 @@ func (c *Checker) compareRows(ctx context.Context, ch *replicatorpb.CheckChunk, 
 		return Equal, "", nil
 	}
 	changed := map[string]bool{}
-	for svc := range unionKeys(ref.Tracking, r.Tracking) {
-		a, b := seqno(ref.Tracking, svc), seqno(r.Tracking, svc)
-		if a == b {
-			continue
-		}
+	for _, g := range consistency.Gaps(ref, r) {
+		svc, a, b := g.Service, g.Ref, g.Other
 		if a == consistency.Unknown || b == consistency.Unknown {
 			return Changing, fmt.Sprintf("%d row(s) differ, and where %s stood is unknown", len(diff), svc), diff
 		}
@@ -98,22 +95,4 @@ func keyText(ch *replicatorpb.CheckChunk, k string) string {
 		return ch.GetKey()[0] + "=" + k
 	}
 	return "(" + strings.Join(ch.GetKey(), ",") + ")=(" + strings.Join(vals, ",") + ")"
-}
-
-func unionKeys(a, b map[string]int64) map[string]bool {
-	u := map[string]bool{}
-	for k := range a {
-		u[k] = true
-	}
-	for k := range b {
-		u[k] = true
-	}
-	return u
-}
-
-func seqno(m map[string]int64, svc string) int64 {
-	if v, ok := m[svc]; ok {
-		return v
-	}
-	return -1
 }
