@@ -164,11 +164,9 @@ type Applier struct {
 	// resolving is the transaction being applied in conflict mode, while
 	// its fragments arrive (conflictmode.go).
 	resolving *resolving
-	// deleted holds the keys the block's INSERTs take that another site
-	// deleted concurrently (deleted.go); deletedWarned is when a failed
-	// question was last logged.
-	deleted       map[string]bool
-	deletedWarned time.Time
+	// deletedWarned is when a failed concurrent-delete question was last
+	// logged (UnixNano; deleted.go).
+	deletedWarned atomic.Int64
 	// conflicts counts the conflicts recorded in the tracking schema;
 	// resolvedBlocks the blocks applied again in conflict mode.
 	conflicts, resolvedBlocks atomic.Uint64
@@ -207,19 +205,8 @@ func (a *Applier) timed(d time.Duration) {
 	a.commitTime.Store(old + (int64(d)-old)/4)
 }
 
-// flush commits blk: serially, or through the parallel pool; in conflict
-// mode when it inserts a key another site deleted concurrently.
+// flush commits blk: serially, or through the parallel pool.
 func (a *Applier) flush(ctx context.Context, blk *block) error {
-	if len(blk.inserts) > 0 {
-		hit, err := a.concurrentDeletes(ctx, blk)
-		if err != nil {
-			return err
-		}
-		clear(blk.inserts)
-		if hit {
-			blk.resolve, blk.serial = true, true
-		}
-	}
 	if a.pool == nil || blk.sent || blk.serial {
 		if a.pool != nil {
 			if err := a.pool.drain(ctx); err != nil {

@@ -51,18 +51,16 @@ type block struct {
 	open   *thlpb.Event // the last fragment seen of a transaction still open
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
-	// inserts are its INSERT rows to ask another site about, by site;
-	// resolve: one inserts a key that site deleted concurrently
-	// (deleted.go): the block is applied in conflict mode.
+	// inserts are its INSERT rows to ask another site about, by site,
+	// before it commits (deleted.go).
 	inserts map[string][]DeletedQuery
-	resolve bool
 	marks   marks // BINLOG statement cuts, guards and checks in sql
 	known   known // the rows it changes, by identity (verify.go)
 }
 
 func (b *block) reset() {
 	clear(b.txs) // their retained events
-	b.sql, b.txs, b.txns, b.open, b.sent, b.serial, b.resolve = b.sql[:0], b.txs[:0], 0, nil, false, false, false
+	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
 	clear(b.inserts)
 	b.marks.reset()
 	clear(b.known)
@@ -105,7 +103,6 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 	}
 	if blk.txns == 0 && blk.open == nil {
 		blk.start = time.Now()
-		clear(a.deleted)
 	}
 	if !skip {
 		a.noteInserts(blk, ev)
@@ -378,18 +375,34 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 	return nil
 }
 
-// commit sends the block with the tracking update in one round trip.
+// commit sends the block with the tracking update in one round trip; in
+// two when it inserts rows another site may have deleted concurrently:
+// the question is asked between them, holding the rows' locks
+// (deleted.go), and a yes applies the block in conflict mode.
 func (a *Applier) commit(ctx context.Context, blk *block) error {
-	if blk.resolve {
-		a.rollback() // what of it was sent
-		return a.resolveBlock(ctx, blk, errConcurrentDelete)
-	}
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
 	a.tail = append(appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now), "COMMIT"...)
 	begin := time.Now()
-	err := a.send(ctx, a.conn, script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
-		compound: a.compoundFor(blk), check: a.detect, guard: a.guard})
+	s := script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
+		compound: a.compoundFor(blk), check: a.detect, guard: a.guard}
+	ask := len(blk.inserts) > 0
+	if ask {
+		s.tail = nil
+	}
+	err := a.send(ctx, a.conn, s)
+	if err == nil && ask {
+		var hit bool
+		if hit, err = a.concurrentDeletes(ctx, blk.inserts); err != nil {
+			a.rollback()
+			return err
+		}
+		if hit {
+			a.rollback()
+			return a.resolveBlock(ctx, blk, errConcurrentDelete)
+		}
+		_, err = a.conn.ExecContext(ctx, string(a.tail))
+	}
 	a.timed(time.Since(begin))
 	if err != nil {
 		a.rollback()

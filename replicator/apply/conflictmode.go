@@ -171,7 +171,7 @@ func (a *Applier) resolveRows(ctx context.Context, ev *thlpb.Event, change int, 
 		defer func() { _, _ = a.conn.ExecContext(context.Background(), "SET SESSION foreign_key_checks=1") }()
 	}
 	for n, row := range rc.GetRows() {
-		rw := &rowWork{a: a, ev: ev, t: t, m: m, row: row, action: rc.GetAction(), deleted: a.deletedRow(rc, row)}
+		rw := &rowWork{a: a, ev: ev, rc: rc, t: t, m: m, row: row, action: rc.GetAction()}
 		rw.c = Conflict{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), Change: change, Row: n, Origin: originSite(ev, a.cfg.Service),
 			Schema: t.schema, Table: t.name, Action: rc.GetAction().String(), Policy: a.rule.policy}
 		if ts := ev.GetSourceCommitTimeUs(); ts > 0 {
@@ -241,6 +241,7 @@ func originSite(ev *thlpb.Event, service string) string {
 type rowWork struct {
 	a        *Applier
 	ev       *thlpb.Event
+	rc       *thlpb.RowChange
 	t        *table
 	m        *mapping
 	row      *thlpb.Row
@@ -248,9 +249,6 @@ type rowWork struct {
 	c        Conflict
 	recorded bool   // c is a conflict to record
 	stmt     string // the statement that failed, for errors
-	// deleted: an INSERT of a key another site deleted concurrently
-	// (deleted.go).
-	deleted bool
 }
 
 // check validates the row's images against the mapping.
@@ -293,10 +291,17 @@ func (w *rowWork) apply(ctx context.Context) error {
 		return nil // the row is there as the source made it: nothing to do
 	case w.action == thlpb.RowChange_INSERT && found:
 		w.c.Kind = KindExists
-	case w.action == thlpb.RowChange_INSERT && w.deleted:
-		w.c.Kind = KindDeleted
 	case w.action == thlpb.RowChange_INSERT:
-		return w.unique(ctx, nil, w.exec(ctx, func(b *builder) error { return b.insert(t, w.m.target, []*thlpb.Row{w.row}) }))
+		// The key is free, and locked: was it deleted concurrently by
+		// another site (deleted.go)?
+		deleted, err := w.a.insertDeleted(ctx, w.ev, w.rc, w.row)
+		if err != nil {
+			return err
+		}
+		if !deleted {
+			return w.unique(ctx, nil, w.exec(ctx, func(b *builder) error { return b.insert(t, w.m.target, []*thlpb.Row{w.row}) }))
+		}
+		w.c.Kind = KindDeleted
 	case !found:
 		w.c.Kind = KindMissing
 	case !same:

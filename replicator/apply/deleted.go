@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -131,13 +132,16 @@ func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
 }
 
 // concurrentDeletes asks, once per other site and block, whether that
-// site deleted rows the block inserts concurrently; it records those in
-// a.deleted and says whether there are any. Nothing is asked of a site of
-// which this database holds no more than the sources had; a site whose
-// deletes cannot be read here is left unchecked, with a warning.
-func (a *Applier) concurrentDeletes(ctx context.Context, blk *block) (bool, error) {
-	found := false
-	for svc, qs := range blk.inserts {
+// site deleted any row the block inserts concurrently. It runs with the
+// block's statements executed and not committed: every delete committed
+// here before the block took its rows' locks is in that site's THL on
+// this host (its master's answer waits for its extractor), and none can
+// come after. Nothing is asked of a site of which this database holds no
+// more than the sources had; a site whose deletes cannot be read here is
+// left unchecked, with a warning. Workers of the parallel pool call it
+// at once.
+func (a *Applier) concurrentDeletes(ctx context.Context, inserts map[string][]DeletedQuery) (bool, error) {
+	for svc, qs := range inserts {
 		least := qs[0].After
 		for _, q := range qs {
 			least = min(least, q.After)
@@ -145,28 +149,55 @@ func (a *Applier) concurrentDeletes(ctx context.Context, blk *block) (bool, erro
 		if have, ok, err := a.appliedHere(ctx, svc); err == nil && ok && have != primary && have <= least+1 {
 			continue
 		}
-		del, err := a.cfg.Deleted(ctx, svc, qs)
-		if err != nil || len(del) != len(qs) {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			if time.Since(a.deletedWarned) >= deletedWarnEvery {
-				a.deletedWarned = time.Now()
-				a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a block inserts; applied unchecked (said once a minute)", "site", svc, "rows", len(qs), "error", err)
-			}
-			continue
+		del, err := a.askDeleted(ctx, svc, qs)
+		if err != nil {
+			return false, err
 		}
-		for i, d := range del {
-			if d {
-				if a.deleted == nil {
-					a.deleted = map[string]bool{}
-				}
-				a.deleted[TableRowKey(qs[i].Schema, qs[i].Table, qs[i].Key)] = true
-				found = true
+		if slices.Contains(del, true) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// insertDeleted says whether conflict mode's INSERT row, its key found
+// free under lock, takes a key another site deleted after what the
+// source had applied of it.
+func (a *Applier) insertDeleted(ctx context.Context, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) (bool, error) {
+	if a.cfg.Deleted == nil || !a.detect || len(ev.GetAfter()) == 0 {
+		return false, nil
+	}
+	k, ok := RowKey(rc, row.GetAfter())
+	if !ok {
+		return false, nil
+	}
+	origin := originSite(ev, a.cfg.Service)
+	for _, dep := range ev.GetAfter() {
+		if svc := dep.GetService(); svc != origin {
+			del, err := a.askDeleted(ctx, svc, []DeletedQuery{{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k}})
+			if err != nil || slices.Contains(del, true) {
+				return err == nil, err
 			}
 		}
 	}
-	return found, nil
+	return false, nil
+}
+
+// askDeleted asks Config.Deleted; an answer it cannot have is none (the
+// rows applied unchecked), said once a minute. Only a context ending is
+// an error.
+func (a *Applier) askDeleted(ctx context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
+	del, err := a.cfg.Deleted(ctx, svc, qs)
+	if err == nil && len(del) == len(qs) {
+		return del, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if last := a.deletedWarned.Load(); time.Since(time.Unix(0, last)) >= deletedWarnEvery && a.deletedWarned.CompareAndSwap(last, time.Now().UnixNano()) {
+		a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a block inserts; applied unchecked (said once a minute)", "site", svc, "rows", len(qs), "error", err)
+	}
+	return nil, nil
 }
 
 // deletedWarnEvery: a replicator that cannot answer (stopped, or an older
@@ -176,13 +207,3 @@ const deletedWarnEvery = time.Minute
 // errConcurrentDelete sends a block to conflict mode: it inserts a key
 // another site deleted concurrently.
 var errConcurrentDelete = errors.New("an INSERT of a key another site deleted concurrently")
-
-// deletedRow says whether conflict mode's INSERT row is of a key another
-// site deleted concurrently.
-func (a *Applier) deletedRow(rc *thlpb.RowChange, row *thlpb.Row) bool {
-	if len(a.deleted) == 0 || rc.GetAction() != thlpb.RowChange_INSERT {
-		return false
-	}
-	k, ok := RowKey(rc, row.GetAfter())
-	return ok && a.deleted[TableRowKey(rc.GetSchema(), rc.GetTable(), k)]
-}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -163,6 +164,14 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	var err error
 	begin := time.Now()
 	err = p.a.send(ctx, conn, script{begin: true, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: p.a.compound.Load(), check: p.a.detect, guard: p.a.guard})
+	if err == nil && len(blk.inserts) > 0 {
+		// Asked holding the rows' locks; a yes fails the block, and drain
+		// applies it again serially, in conflict mode (deleted.go).
+		var hit bool
+		if hit, err = p.a.concurrentDeletes(ctx, blk.inserts); err == nil && hit {
+			err = errConcurrentDelete
+		}
+	}
 	took := time.Since(begin)
 	if pred != nil {
 		<-pred.done
@@ -190,7 +199,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 }
 
 func (b *block) clone() *block {
-	c := &block{start: b.start, txns: b.txns, sent: b.sent}
+	c := &block{start: b.start, txns: b.txns, sent: b.sent, inserts: maps.Clone(b.inserts)}
 	c.sql = append([]byte(nil), b.sql...)
 	c.marks = b.marks.clone()
 	c.txs = make([]txn, len(b.txs))

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -47,11 +48,17 @@ func (x *deleteIndex) reset(after uint64) {
 
 // Deleted answers, for each query, whether this service's transactions
 // after its seqno deleted its row, as far as this host's THL holds them
-// (apply/deleted.go).
+// (apply/deleted.go). On the master, its clients' transactions are in the
+// database before they are in the THL: it answers once its extractor has
+// stored everything the binlog holds at the question, so a delete
+// committed before the asking applier took its row's lock is seen.
 func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]bool, error) {
 	out := make([]bool, len(queries))
 	if len(queries) == 0 {
 		return out, nil
+	}
+	if err := s.extractedNow(ctx); err != nil {
+		return nil, err
 	}
 	least := queries[0].After
 	for _, q := range queries {
@@ -84,6 +91,32 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 		out[i] = ok && seqno > q.After
 	}
 	return out, nil
+}
+
+// extractedNow, on a master, waits until its extractor has stored what
+// its database's binlog holds now. A master whose database is down
+// stored its binlog files' tail: nothing more was committed there.
+func (s *Service) extractedNow(ctx context.Context) error {
+	s.mu.Lock()
+	role := s.role
+	s.mu.Unlock()
+	if role != RoleMaster {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, deletedScanTime)
+	defer cancel()
+	x, err := s.onlineMaster(ctx, "the concurrent-delete check")
+	if errors.Is(err, errTailFinal) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	target, err := x.CurrentPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("read the end of %s's binlog: %w", s.cfg.Name, err)
+	}
+	return waitExtracted(ctx, x, target)
 }
 
 // sameHistory says whether the last event indexed is still in the THL as

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -67,5 +68,48 @@ func TestDeletedIndex(t *testing.T) {
 	}
 	if s.deletes.from != 1 || s.deletes.upTo != 3 {
 		t.Errorf("index [%d, %d], want [1, 3]: read once, from the earliest seqno asked", s.deletes.from, s.deletes.upTo)
+	}
+}
+
+// TestDeletedOnMasterWaitsForExtraction: on a master, its clients' deletes
+// are in the database before the THL; a question is answered once the
+// extractor stored everything the binlog held when it came, so a delete
+// committed before the asking applier locked its row is never missed.
+func TestDeletedOnMasterWaitsForExtraction(t *testing.T) {
+	h := newHarness(t)
+	cols := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	img := []*thlpb.Value{{Value: &thlpb.Value_Int{Int: 7}}, {Value: &thlpb.Value_Bytes{Bytes: []byte("v")}}}
+	key, _ := apply.RowKey(&thlpb.RowChange{Columns: cols}, img)
+	h.binlog.changes = map[uint64][]*thlpb.Change{300: {{Change: &thlpb.Change_Rows{
+		Rows: &thlpb.RowChange{Schema: "app", Table: "t", Action: thlpb.RowChange_DELETE, Columns: cols, Rows: []*thlpb.Row{{Before: img}}}}}}}
+	h.binlog.commit(2)
+	s := h.start(RoleMaster)
+	if err := s.Online(OnlineOptions{FromEvent: localID(0)}); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, s, 1)
+	h.binlog.pause(true)
+	h.binlog.commit(1) // a client's DELETE of id 7, committed, not extracted
+	answer := make(chan []bool, 1)
+	go func() {
+		got, err := s.Deleted(context.Background(), []apply.DeletedQuery{{After: 1, Schema: "app", Table: "t", Key: key}})
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- got
+	}()
+	select {
+	case got := <-answer:
+		t.Fatalf("answered %v before the delete was extracted", got)
+	case <-time.After(200 * time.Millisecond):
+	}
+	h.binlog.pause(false)
+	select {
+	case got := <-answer:
+		if len(got) != 1 || !got[0] {
+			t.Fatalf("answered %v, want the row deleted", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer once the extractor went on")
 	}
 }

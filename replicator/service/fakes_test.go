@@ -319,6 +319,19 @@ type fakeBinlog struct {
 	// with breakErr after its first part, once.
 	breakAt  uint64
 	breakErr error
+	// paused stops extraction where it stands until resumed.
+	paused bool
+	// changes are the row changes of the transaction ending at an offset.
+	changes map[uint64][]*thlpb.Change
+}
+
+// pause stops or resumes the extractor.
+func (b *fakeBinlog) pause(p bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.paused = p
+	close(b.changed)
+	b.changed = make(chan struct{})
 }
 
 // commit writes n transactions to the binlog.
@@ -364,11 +377,19 @@ func (x *fakeExtractor) RunFrom(ctx context.Context, from, _ position.Position, 
 	for {
 		x.b.mu.Lock()
 		end, changed, fail, parts := x.b.end, x.b.changed, x.b.err, max(x.b.parts, 1)
+		if x.b.paused {
+			end = at
+		}
 		x.b.mu.Unlock()
 		for ; at+100 <= end; at += 100 {
 			p := position.Position{File: "local-bin.000001", Offset: at + 100}
 			for i := range parts {
 				ev := &thlpb.Event{Fragno: uint32(i), LastFrag: i == parts-1, EventId: p.String(), SourceId: x.b.host}
+				if i == parts-1 {
+					x.b.mu.Lock()
+					ev.Changes = x.b.changes[p.Offset]
+					x.b.mu.Unlock()
+				}
 				if err := send([]*thlpb.Event{ev}); err != nil {
 					return err
 				}

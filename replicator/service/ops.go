@@ -52,21 +52,32 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
+	if err := waitExtracted(ctx, x, target); err != nil {
+		return -1, fmt.Errorf("flush: %w", err)
+	}
+	if last, ok := s.store.Last(); ok {
+		return int64(last.GetSeqno()), nil
+	}
+	return -1, nil
+}
+
+// waitExtracted waits until x has stored everything up to target: the
+// last transaction read is past it, or reading stands past it between
+// transactions (a new binlog file after a restart holds none). It looks
+// often at first (a question of the concurrent-delete check waits on it,
+// holding an applier's locks) and every 10 ms after.
+func waitExtracted(ctx context.Context, x Extractor, target position.Position) error {
+	wait := 100 * time.Microsecond
 	for {
-		// Past the target: the last transaction read, or where reading
-		// stands between transactions (a new binlog file after a restart
-		// holds none).
 		if st := x.Stats(); st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0 {
-			if last, ok := s.store.Last(); ok {
-				return int64(last.GetSeqno()), nil
-			}
-			return -1, nil
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return -1, fmt.Errorf("flush: the extractor has not reached %s yet: %w", target, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
+			return fmt.Errorf("the extractor has not reached %s yet: %w", target, ctx.Err())
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 10*time.Millisecond)
 	}
 }
 
@@ -132,15 +143,8 @@ func (s *Service) Locate(ctx context.Context, target position.Position) (ev *thl
 	if err != nil {
 		return nil, false, err
 	}
-	for {
-		if st := x.Stats(); st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, false, fmt.Errorf("the extractor of %s has not reached %s yet: %w", s.cfg.Name, target, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := waitExtracted(ctx, x, target); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", s.cfg.Name, err)
 	}
 	last, has := s.store.Last()
 	if !has {
