@@ -41,6 +41,10 @@ func startCrossSite(b *testing.B) *crossSite {
 	return x
 }
 
+// logsEnv names a directory the agents' logs are copied to when a
+// sandbox goes down (to see what a benchmark's run did).
+const logsEnv = "CARBIDE_BENCH_LOGS_DIR"
+
 // upSandbox builds the programs into a release directory and brings ini
 // up in a sandbox on 127.<net>.x.y; a cleanup closes the pools in x.dbs
 // and takes the sandbox down, logging the agents' logs when b failed.
@@ -69,6 +73,15 @@ func upSandbox(b *testing.B, name string, ini []byte, net int) *crossSite {
 		if _, err := os.Stat(filepath.Join(x.cfg.Dir, sandbox.ININame)); err == nil {
 			if err := sandbox.Down(context.Background(), x.cfg); err != nil {
 				b.Errorf("sandbox down: %v", err)
+			}
+		}
+		if keep := os.Getenv(logsEnv); keep != "" {
+			logs, _ := filepath.Glob(filepath.Join(x.cfg.Dir, "*", "*", "var", "log", "*.log"))
+			for _, l := range logs {
+				rel, _ := filepath.Rel(x.cfg.Dir, l)
+				if data, err := os.ReadFile(l); err == nil {
+					_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(rel, string(filepath.Separator), "_")), data, 0o644)
+				}
 			}
 		}
 		if b.Failed() {

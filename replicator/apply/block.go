@@ -52,8 +52,10 @@ type block struct {
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
 	// inserts are its INSERT rows to ask another site about, by site,
-	// before it commits (deleted.go).
+	// before it commits; deletes the tables it deletes rows of, marked
+	// as it commits (deleted.go).
 	inserts map[string][]DeletedQuery
+	deletes map[[2]string]struct{}
 	marks   marks // BINLOG statement cuts, guards and checks in sql
 	known   known // the rows it changes, by identity (verify.go)
 }
@@ -62,6 +64,7 @@ func (b *block) reset() {
 	clear(b.txs) // their retained events
 	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
 	clear(b.inserts)
+	clear(b.deletes)
 	b.marks.reset()
 	clear(b.known)
 }
@@ -106,6 +109,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 	}
 	if !skip {
 		a.noteInserts(blk, ev)
+		a.noteDeletes(blk, ev)
 	}
 	if blk.open == nil {
 		blk.txs = append(blk.txs, txn{start: len(blk.sql), first: ev, skipped: skip})
@@ -223,7 +227,7 @@ func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Ev
 	now := a.cfg.Now()
 	var tracking []byte
 	if last {
-		tracking = appendTrackingUpdate(nil, a.cfg.Service, ev, now)
+		tracking = appendTrackingUpdate(appendDeleteMarks(nil, a.cfg.Service, blk.deletes, ev.GetSeqno()), a.cfg.Service, ev, now)
 	} else {
 		tracking = appendTrackingTouch(nil, a.cfg.Service)
 	}
@@ -382,7 +386,8 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	a.tail = append(appendTrackingUpdate(a.tail[:0], a.cfg.Service, last, now), "COMMIT"...)
+	a.tail = appendDeleteMarks(a.tail[:0], a.cfg.Service, blk.deletes, last.GetSeqno())
+	a.tail = append(appendTrackingUpdate(a.tail, a.cfg.Service, last, now), "COMMIT"...)
 	begin := time.Now()
 	s := script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
 		compound: a.compoundFor(blk), check: a.detect, guard: a.guard}
@@ -393,7 +398,7 @@ func (a *Applier) commit(ctx context.Context, blk *block) error {
 	err := a.send(ctx, a.conn, s)
 	if err == nil && ask {
 		var hit bool
-		if hit, err = a.concurrentDeletes(ctx, blk.inserts); err != nil {
+		if hit, err = a.concurrentDeletes(ctx, a.conn, blk.inserts); err != nil {
 			a.rollback()
 			return err
 		}
@@ -452,7 +457,8 @@ func (a *Applier) oneByOne(ctx context.Context, blk *block, first error) error {
 			end = blk.txs[i+1].start
 		}
 		now := a.cfg.Now()
-		suffix := string(append(appendTrackingUpdate(nil, a.cfg.Service, tx.last, now), "COMMIT"...))
+		// The block's marks for each (more than it deleted: safe).
+		suffix := string(append(appendTrackingUpdate(appendDeleteMarks(nil, a.cfg.Service, blk.deletes, tx.last.GetSeqno()), a.cfg.Service, tx.last, now), "COMMIT"...))
 		if err := execCut(ctx, a.conn, "BEGIN;", blk.sql, tx.start, end, blk.marks, a.checkGuard(), suffix); err != nil {
 			a.rollback()
 			return a.pinpoint(ctx, blk, i, err)

@@ -28,8 +28,10 @@ type resolving struct {
 	// ahead counts its leading statements that ran before the block (a
 	// DDL commits on its own): they are not run again.
 	ahead int
-	// records are its conflicts, written with its tracking row.
+	// records are its conflicts, written with its tracking row; deletes
+	// the tables it deletes rows of (deleted.go).
 	records []Conflict
+	deletes map[[2]string]struct{}
 }
 
 // errResolved: the block in hand was applied in conflict mode, with the
@@ -87,6 +89,9 @@ func (a *Applier) resolveEvent(ctx context.Context, ev *thlpb.Event) error {
 		}
 	}
 	r.last = ev
+	if !r.skipped && a.cfg.Deleted != nil && a.detect {
+		r.deletes = addDeletes(r.deletes, ev)
+	}
 	if !r.skipped {
 		for i, c := range ev.GetChanges() {
 			var err error
@@ -126,6 +131,7 @@ func (a *Applier) resolveCommit(ctx context.Context, ev *thlpb.Event) error {
 		q = appendConflictInsert(q, a.cfg.Service, &r.records[i])
 	}
 	now := a.cfg.Now()
+	q = appendDeleteMarks(q, a.cfg.Service, r.deletes, ev.GetSeqno())
 	q = append(appendTrackingUpdate(q, a.cfg.Service, ev, now), "COMMIT"...)
 	if _, err := a.conn.ExecContext(ctx, string(q)); err != nil {
 		a.rollback()

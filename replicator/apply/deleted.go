@@ -2,9 +2,11 @@ package apply
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -26,7 +28,12 @@ import (
 // The other site's deletes are read from its THL on this host (Config.
 // Deleted: every host holds every site's stream, in one of its
 // replicators), after the seqno the INSERT's transaction names for that
-// site in Event.after.
+// site in Event.after. Most blocks need not ask: every applier marks, in
+// tungsten_<service>.deletes, the last seqno that deleted rows of each
+// table, in the transaction that applies it; a host that has applied no
+// delete of the block's tables after what the source had applied of that
+// site skips the question. A site's primary, whose clients delete
+// without an applier, always asks.
 
 // KindDeleted is an INSERT whose key another site deleted after what its
 // source had applied of that site.
@@ -132,21 +139,20 @@ func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
 }
 
 // concurrentDeletes asks, once per other site and block, whether that
-// site deleted any row the block inserts concurrently. It runs with the
-// block's statements executed and not committed: every delete committed
-// here before the block took its rows' locks is in that site's THL on
-// this host (its master's answer waits for its extractor), and none can
-// come after. Nothing is asked of a site of which this database holds no
-// more than the sources had; a site whose deletes cannot be read here is
-// left unchecked, with a warning. Workers of the parallel pool call it
-// at once.
-func (a *Applier) concurrentDeletes(ctx context.Context, inserts map[string][]DeletedQuery) (bool, error) {
+// site deleted any row the block inserts concurrently. It runs on conn
+// with the block's statements executed and not committed: every delete
+// committed here before the block took its rows' locks is in that site's
+// THL on this host (its master's answer waits for its extractor), and
+// none can come after. Nothing is asked of a site none of whose deletes of
+// these tables this database applied after what the sources had (mustAsk);
+// a site whose deletes cannot be read here is left unchecked, with a
+// warning. Workers of the parallel pool call it at once.
+func (a *Applier) concurrentDeletes(ctx context.Context, conn *sql.Conn, inserts map[string][]DeletedQuery) (bool, error) {
 	for svc, qs := range inserts {
-		least := qs[0].After
-		for _, q := range qs {
-			least = min(least, q.After)
-		}
-		if have, ok, err := a.appliedHere(ctx, svc); err == nil && ok && have != primary && have <= least+1 {
+		if ask, err := a.mustAsk(ctx, conn, svc, qs); err != nil || !ask {
+			if err != nil {
+				return false, err
+			}
 			continue
 		}
 		del, err := a.askDeleted(ctx, svc, qs)
@@ -174,13 +180,138 @@ func (a *Applier) insertDeleted(ctx context.Context, ev *thlpb.Event, rc *thlpb.
 	origin := originSite(ev, a.cfg.Service)
 	for _, dep := range ev.GetAfter() {
 		if svc := dep.GetService(); svc != origin {
-			del, err := a.askDeleted(ctx, svc, []DeletedQuery{{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k}})
+			qs := []DeletedQuery{{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k}}
+			ask, err := a.mustAsk(ctx, a.conn, svc, qs)
+			if err != nil {
+				return false, err
+			}
+			if !ask {
+				continue
+			}
+			del, err := a.askDeleted(ctx, svc, qs)
 			if err != nil || slices.Contains(del, true) {
 				return err == nil, err
 			}
 		}
 	}
 	return false, nil
+}
+
+// mustAsk says whether svc's replicator must be asked about qs: unless
+// this database is svc's primary, not if it applied nothing of svc after
+// what the sources had, nor any delete of the queried tables since then
+// (svc's applier marks them in tungsten_<svc>.deletes, from the seqno of
+// the row ” ” on). Read on conn, in the block's transaction (READ
+// COMMITTED: the latest commits); anything unreadable asks.
+func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []DeletedQuery) (bool, error) {
+	least := qs[0].After
+	for _, q := range qs {
+		least = min(least, q.After)
+	}
+	schema := string(quoteIdent(nil, TrackingSchema(svc)))
+	q := []byte("SELECT t.seqno, @@read_only, IFNULL((SELECT seqno FROM " + schema + ".deletes WHERE schema_name = '' AND table_name = ''), " +
+		"9223372036854775807), IFNULL((SELECT MAX(seqno) FROM " + schema + ".deletes WHERE (schema_name, table_name) IN (")
+	seen := map[[2]string]bool{}
+	for _, qq := range qs {
+		k := [2]string{qq.Schema, qq.Table}
+		if seen[k] {
+			continue
+		}
+		if len(seen) > 0 {
+			q = append(q, ',')
+		}
+		seen[k] = true
+		q = append(q, '(')
+		q = quoteString(q, []byte(qq.Schema))
+		q = append(q, ',')
+		q = quoteString(q, []byte(qq.Table))
+		q = append(q, ')')
+	}
+	q = append(q, ")), -1) FROM "+schema+".trep_commit_seqno t WHERE t.task_id = 0"...)
+	var applied, since, marked int64
+	var readOnly int
+	err := conn.QueryRowContext(ctx, string(q)).Scan(&applied, &readOnly, &since, &marked)
+	switch {
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case err != nil:
+		return true, nil // no tracking row or marks of svc here: ask
+	case svc == a.cfg.Site && readOnly == 0:
+		return true, nil // its primary: clients delete here
+	case applied <= int64(least):
+		return false, nil // nothing of svc after what the sources had
+	}
+	return since > int64(least) || marked > int64(least), nil
+}
+
+// noteDeletes records, in blk, the tables whose rows ev deletes (a
+// DELETE, an UPDATE that changes a row's key), to mark at its commit.
+func (a *Applier) noteDeletes(blk *block, ev *thlpb.Event) {
+	if a.cfg.Deleted == nil || !a.detect {
+		return
+	}
+	blk.deletes = addDeletes(blk.deletes, ev)
+}
+
+// addDeletes adds to set the tables whose rows ev deletes.
+func addDeletes(set map[[2]string]struct{}, ev *thlpb.Event) map[[2]string]struct{} {
+	for _, c := range ev.GetChanges() {
+		rc := c.GetRows()
+		if rc == nil || rc.GetAction() == thlpb.RowChange_INSERT {
+			continue
+		}
+		k := [2]string{rc.GetSchema(), rc.GetTable()}
+		if _, ok := set[k]; ok {
+			continue
+		}
+		if rc.GetAction() == thlpb.RowChange_UPDATE && !movesKey(rc) {
+			continue
+		}
+		if set == nil {
+			set = map[[2]string]struct{}{}
+		}
+		set[k] = struct{}{}
+	}
+	return set
+}
+
+// movesKey says whether an UPDATE changes the key of one of its rows.
+func movesKey(rc *thlpb.RowChange) bool {
+	for _, row := range rc.GetRows() {
+		before, after := row.GetBefore(), row.GetAfter()
+		for i, c := range rc.GetColumns() {
+			if c.GetKey() && (i >= len(before) || i >= len(after) || !proto.Equal(before[i], after[i])) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appendDeleteMarks appends the statement marking tables as deleted from
+// at seqno (with the tracking update of the same transaction).
+func appendDeleteMarks(b []byte, service string, tables map[[2]string]struct{}, seqno uint64) []byte {
+	if len(tables) == 0 {
+		return b
+	}
+	b = append(b, "INSERT INTO "...)
+	b = quoteIdent(b, TrackingSchema(service))
+	b = append(b, ".deletes (schema_name, table_name, seqno) VALUES "...)
+	first := true
+	for k := range tables {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '(')
+		b = quoteString(b, []byte(k[0]))
+		b = append(b, ',')
+		b = quoteString(b, []byte(k[1]))
+		b = append(b, ',')
+		b = strconv.AppendUint(b, seqno, 10)
+		b = append(b, ')')
+	}
+	return append(b, " ON DUPLICATE KEY UPDATE seqno = VALUES(seqno);"...)
 }
 
 // askDeleted asks Config.Deleted; an answer it cannot have is none (the

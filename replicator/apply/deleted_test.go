@@ -127,3 +127,83 @@ func TestDeletedKeys(t *testing.T) {
 		t.Error("RowKey of a row change without key columns")
 	}
 }
+
+// TestDeleteMarksSpareTheQuestion: an applier marks the tables it deletes
+// rows of (tungsten_<service>.deletes, with the seqno); another service's
+// applier on a replica then asks about an INSERT only when a delete of its
+// table was applied here after what the INSERT's source had applied.
+func TestDeleteMarksSpareTheQuestion(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	freshApp(t, db, "DROP DATABASE IF EXISTS tungsten_west", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))", "CREATE TABLE app.u (id INT PRIMARY KEY, v VARCHAR(20))")
+	testutil.Exec(t, db, "SET GLOBAL read_only = 1") // a replica of site east
+	t.Cleanup(func() { _, _ = db.Exec("SET GLOBAL read_only = 0") })
+	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	var mu sync.Mutex
+	var asked []string
+	open := func(service string) *Applier {
+		a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: service, Site: "east", BlockSize: 1, Logger: testutil.Logger(t),
+			Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
+			Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, q := range qs {
+					asked = append(asked, fmt.Sprintf("%s>%d %s.%s", svc, q.After, q.Schema, q.Table))
+				}
+				return make([]bool, len(qs)), nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	ev := func(seqno uint64, origin string, action thlpb.RowChange_Action, table string, id int64, after ...*thlpb.After) *thlpb.Event {
+		r := &thlpb.Row{After: row(vInt(id), vBytes(origin))}
+		if action == thlpb.RowChange_DELETE {
+			r = &thlpb.Row{Before: r.After}
+		}
+		e := from(origin, rowsEvent(seqno, action, table, c, r))
+		e.After = after
+		return e
+	}
+	// East's stream on this replica: row 1 of t inserted, then deleted
+	// at seqno 1; u only inserted.
+	east := open("east")
+	if err := runUntil(t, east, 2,
+		ev(0, "east", thlpb.RowChange_INSERT, "t", 1),
+		ev(1, "east", thlpb.RowChange_DELETE, "t", 1),
+		ev(2, "east", thlpb.RowChange_INSERT, "u", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(schema_name, '.', table_name, '=', seqno ORDER BY table_name) FROM tungsten_east.deletes"); got != ".=-1,app.t=1" {
+		t.Errorf("east's delete marks: %s, want .=-1 (marked from the start) and app.t=1", got)
+	}
+	// West's stream: INSERTs whose source had applied east up to seqno 0
+	// or 1.
+	west := open("west")
+	if err := runUntil(t, west, 2,
+		ev(0, "west", thlpb.RowChange_INSERT, "u", 7, &thlpb.After{Service: "east", Seqno: 0}), // u: no delete here
+		ev(1, "west", thlpb.RowChange_INSERT, "t", 8, &thlpb.After{Service: "east", Seqno: 0}), // t: deleted at 1, after 0
+		ev(2, "west", thlpb.RowChange_INSERT, "t", 9, &thlpb.After{Service: "east", Seqno: 1}), // t: nothing after 1
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(asked, ", "); got != "east>0 app.t" {
+		t.Errorf("asked %q, want only east>0 app.t", got)
+	}
+	// East's applier opened again (as after a restart, or on a former
+	// master whose clients deleted unmarked): marks count from its seqno.
+	east.Close()
+	open("east")
+	if err := runUntil(t, west, 3, ev(3, "west", thlpb.RowChange_INSERT, "u", 10, &thlpb.After{Service: "east", Seqno: 0})); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(asked, ", "); got != "east>0 app.t, east>0 app.u" {
+		t.Errorf("asked %q, want east>0 app.u asked too: marks only count from seqno 2", got)
+	}
+}

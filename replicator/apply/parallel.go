@@ -168,7 +168,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 		// Asked holding the rows' locks; a yes fails the block, and drain
 		// applies it again serially, in conflict mode (deleted.go).
 		var hit bool
-		if hit, err = p.a.concurrentDeletes(ctx, blk.inserts); err == nil && hit {
+		if hit, err = p.a.concurrentDeletes(ctx, conn, blk.inserts); err == nil && hit {
 			err = errConcurrentDelete
 		}
 	}
@@ -181,7 +181,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	}
 	now := p.a.cfg.Now()
 	if err == nil {
-		q := appendTrackingUpdate(nil, p.a.cfg.Service, last, now)
+		q := appendTrackingUpdate(appendDeleteMarks(nil, p.a.cfg.Service, blk.deletes, last.GetSeqno()), p.a.cfg.Service, last, now)
 		begin = time.Now()
 		_, err = conn.ExecContext(ctx, string(append(q, "COMMIT"...)))
 		p.a.timed(took + time.Since(begin))
@@ -199,7 +199,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 }
 
 func (b *block) clone() *block {
-	c := &block{start: b.start, txns: b.txns, sent: b.sent, inserts: maps.Clone(b.inserts)}
+	c := &block{start: b.start, txns: b.txns, sent: b.sent, inserts: maps.Clone(b.inserts), deletes: maps.Clone(b.deletes)}
 	c.sql = append([]byte(nil), b.sql...)
 	c.marks = b.marks.clone()
 	c.txs = make([]txn, len(b.txs))

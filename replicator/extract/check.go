@@ -129,6 +129,15 @@ func (x *Extractor) CurrentPosition(ctx context.Context) (position.Position, err
 
 // masterStatus runs SHOW MASTER STATUS (SHOW BINARY LOG STATUS on MySQL
 // 8.4 and later).
+// BinlogEnd returns where the server's binlog ends now (file and offset,
+// no GTID): one query, for a wait until extraction gets there.
+func (x *Extractor) BinlogEnd(ctx context.Context) (position.Position, error) {
+	if _, err := x.server(ctx); err != nil {
+		return position.Position{}, err
+	}
+	return x.masterStatus(ctx)
+}
+
 func (x *Extractor) masterStatus(ctx context.Context) (position.Position, error) {
 	var p position.Position
 	rows, err := x.db.QueryContext(ctx, "SHOW MASTER STATUS")

@@ -112,7 +112,7 @@ func (s *Service) extractedNow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	target, err := x.CurrentPosition(ctx)
+	target, err := x.BinlogEnd(ctx)
 	if err != nil {
 		return fmt.Errorf("read the end of %s's binlog: %w", s.cfg.Name, err)
 	}

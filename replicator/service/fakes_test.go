@@ -358,6 +358,10 @@ func (x *fakeExtractor) CurrentPosition(context.Context) (position.Position, err
 	return position.Position{File: "local-bin.000001", Offset: x.b.end}, nil
 }
 
+func (x *fakeExtractor) BinlogEnd(ctx context.Context) (position.Position, error) {
+	return x.CurrentPosition(ctx)
+}
+
 func (x *fakeExtractor) Stats() extract.Stats {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -48,7 +48,7 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
-	target, err := x.CurrentPosition(ctx)
+	target, err := x.BinlogEnd(ctx)
 	if err != nil {
 		return -1, err
 	}

@@ -22,6 +22,8 @@ type Extractor interface {
 	Check(ctx context.Context) (notes []string, err error)
 	// CurrentPosition is the end of the binlog now.
 	CurrentPosition(ctx context.Context) (position.Position, error)
+	// BinlogEnd is the end of the binlog now, without its GTID.
+	BinlogEnd(ctx context.Context) (position.Position, error)
 	// RunFrom sends the transactions after from (see extract.RunFrom)
 	// until ctx ends or an error; it calls send from its own goroutine
 	// only, and never after it returns. Each call carries consecutive
