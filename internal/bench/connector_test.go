@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/router"
 )
 
 // connectorNet is the connector benchmark's address block (127.242.S.H).
@@ -69,16 +71,25 @@ func BenchmarkConnector(b *testing.B) {
 	if out, err := sb("--mysql-port=13306", "--threads=4", "oltp_read_only", "prepare"); err != nil {
 		b.Fatalf("sysbench prepare: %v\n%s", err, out)
 	}
+	proxyPID := map[int]int{connectorPort: readPID(b, filepath.Join(router.PIDFile(filepath.Join(x.cfg.Dir, "east1", "continuent"))))}
+	proxyPID[haproxyPort] = haproxyPID(b)
+	// cpu is the CPU time of the last run per query: the machine's
+	// (every process and the kernel) and the proxy process's own.
+	var cpu struct{ machine, proxy float64 }
 	run := func(workload string, threads, port, rate int) (qps, p95 float64) {
 		args := []string{"--mysql-port=" + strconv.Itoa(port), "--threads=" + strconv.Itoa(threads),
 			"--time=" + strconv.Itoa(connectorSeconds), "--percentile=95"}
 		if rate > 0 {
 			args = append(args, "--rate="+strconv.Itoa(rate))
 		}
+		m0, p0 := machineCPU(b), processCPU(proxyPID[port])
 		out, err := sb(append(args, workload, "run")...)
 		if err != nil || strings.Contains(out, "FATAL") {
 			b.Fatalf("sysbench %s on port %d: %v\n%s", workload, port, err, out)
 		}
+		m1, p1 := machineCPU(b), processCPU(proxyPID[port])
+		queries := sbFloat(b, out, `queries:\s+(\d+)`)
+		cpu.machine, cpu.proxy = float64((m1-m0).Microseconds())/queries, float64((p1-p0).Microseconds())/queries
 		return sbFloat(b, out, `queries:\s+\d+\s+\(([\d.]+) per sec`), sbFloat(b, out, `95th percentile:\s+([\d.]+)`)
 	}
 	// Warm the buffer pool and every path once.
@@ -94,17 +105,30 @@ func BenchmarkConnector(b *testing.B) {
 			}
 			qps := map[string][]float64{}
 			p95 := map[string][]float64{}
+			cpuMachine := map[string][]float64{}
+			cpuProxy := map[string][]float64{}
 			for i := 0; i < connectorRuns; i++ {
 				for _, p := range connectorPaths {
 					q, l := run(workload, threads, p.port, 0)
 					qps[p.name] = append(qps[p.name], q)
 					p95[p.name] = append(p95[p.name], l)
+					cpuMachine[p.name] = append(cpuMachine[p.name], cpu.machine)
+					cpuProxy[p.name] = append(cpuProxy[p.name], cpu.proxy)
 				}
 			}
 			name := fmt.Sprintf("%s-%dthreads", strings.TrimPrefix(workload, "oltp_"), threads)
 			med := func(m map[string][]float64, path string) float64 { return median(m[path]) }
 			for _, p := range connectorPaths {
-				metrics := map[string]float64{"qps": med(qps, p.name), "p95-ms": med(p95, p.name)}
+				metrics := map[string]float64{"qps": med(qps, p.name), "p95-ms": med(p95, p.name), "cpu-us/query": med(cpuMachine, p.name)}
+				if p.name != "direct" {
+					// What the path costs the machine beyond the direct
+					// one, and the proxy process's part of it. At CPU
+					// saturation direct's CPU per query over the path's
+					// bounds the path's QPS over direct's.
+					metrics["added-cpu-us/query"] = med(cpuMachine, p.name) - med(cpuMachine, "direct")
+					metrics["proxy-cpu-us/query"] = med(cpuProxy, p.name)
+					metrics["cpu-bound-vs-direct"] = med(cpuMachine, "direct") / med(cpuMachine, p.name)
+				}
 				if p.name == "connector" {
 					metrics["vs-haproxy"] = med(qps, "connector") / med(qps, "haproxy")
 					metrics["vs-direct"] = med(qps, "connector") / med(qps, "direct")
@@ -153,6 +177,15 @@ func BenchmarkConnector(b *testing.B) {
 	}
 }
 
+// haproxyPIDFile is where the running haproxy wrote its pid.
+var haproxyPIDFile string
+
+// haproxyPID is the running haproxy's pid (its daemon writes one process).
+func haproxyPID(b *testing.B) int {
+	b.Helper()
+	return readPID(b, haproxyPIDFile)
+}
+
 // startHAProxy runs haproxy in TCP mode on host:haproxyPort in front of
 // host's mariadbd, stopped by a cleanup.
 func startHAProxy(b *testing.B, host string) {
@@ -177,6 +210,7 @@ listen mysql
 	if out, err := exec.Command("haproxy", "-f", cfg, "-D", "-p", pidFile).CombinedOutput(); err != nil {
 		b.Fatalf("haproxy: %v\n%s", err, out)
 	}
+	haproxyPIDFile = pidFile
 	b.Cleanup(func() {
 		data, err := os.ReadFile(pidFile)
 		if err != nil {
@@ -198,6 +232,57 @@ listen mysql
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// machineCPU is the CPU time every core spent busy since boot (/proc/stat:
+// user, nice, system, irq, softirq and steal).
+func machineCPU(b *testing.B) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // cpu user nice system idle iowait irq softirq steal
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// processCPU is pid's CPU time (user and system; 0 when pid is 0 or gone).
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: utime and stime
+	// are the 12th and 13th.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100
+}
+
+// readPID reads a pid file.
+func readPID(b *testing.B, path string) int {
+	b.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatalf("read the pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		b.Fatalf("pid file %s: %v", path, err)
+	}
+	return pid
 }
 
 // sbFloat reads the first group of re from sysbench's output.

@@ -116,6 +116,9 @@ func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
 		return
 	}
 	origin := originSite(ev, a.cfg.Service)
+	if a.insertsAnyway(origin) {
+		return
+	}
 	for _, c := range ev.GetChanges() {
 		rc := c.GetRows()
 		if rc == nil || rc.GetAction() != thlpb.RowChange_INSERT {
@@ -178,6 +181,9 @@ func (a *Applier) insertDeleted(ctx context.Context, ev *thlpb.Event, rc *thlpb.
 		return false, nil
 	}
 	origin := originSite(ev, a.cfg.Service)
+	if a.insertsAnyway(origin) {
+		return false, nil
+	}
 	for _, dep := range ev.GetAfter() {
 		if svc := dep.GetService(); svc != origin {
 			qs := []DeletedQuery{{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k}}
@@ -195,6 +201,15 @@ func (a *Applier) insertDeleted(ctx context.Context, ev *thlpb.Event, rc *thlpb.
 		}
 	}
 	return false, nil
+}
+
+// insertsAnyway says whether the policy applies an INSERT from origin
+// over a concurrent delete (log; converge when origin wins): the answer
+// would change nothing, so nothing is asked, and that conflict is recorded
+// only where the other site's DELETE meets the row.
+func (a *Applier) insertsAnyway(origin string) bool {
+	over, _, err := a.rule.overwrite(origin)
+	return err == nil && over
 }
 
 // mustAsk says whether svc's replicator must be asked about qs: unless

@@ -35,9 +35,10 @@ type Extractor struct {
 	discarded    atomic.Uint64
 	spilled      atomic.Uint64
 
-	mu   sync.Mutex
-	last position.Position
-	read position.Position // Stats.Read
+	mu    sync.Mutex
+	last  position.Position
+	read  position.Position // Stats.Read
+	moved chan struct{}     // closed when last or read moves (Moved)
 
 	running   atomic.Bool
 	closeOnce sync.Once
@@ -303,11 +304,32 @@ func (r *run) streamError(from position.Position, err error) error {
 func (x *Extractor) setLast(p position.Position) {
 	x.mu.Lock()
 	x.last = p
+	x.wake()
 	x.mu.Unlock()
 }
 
 func (x *Extractor) setRead(file string, offset uint32) {
 	x.mu.Lock()
 	x.read = position.Position{File: file, Offset: uint64(offset)}
+	x.wake()
 	x.mu.Unlock()
+}
+
+// wake tells Moved's callers; x.mu held.
+func (x *Extractor) wake() {
+	if x.moved != nil {
+		close(x.moved)
+		x.moved = nil
+	}
+}
+
+// Moved returns a channel closed the next time Stats' Position or Read
+// moves: a wait for extraction to reach a position wakes at once.
+func (x *Extractor) Moved() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.moved == nil {
+		x.moved = make(chan struct{})
+	}
+	return x.moved
 }

@@ -362,6 +362,13 @@ func (x *fakeExtractor) BinlogEnd(ctx context.Context) (position.Position, error
 	return x.CurrentPosition(ctx)
 }
 
+// Moved: the fake is polled.
+func (x *fakeExtractor) Moved() <-chan struct{} {
+	ch := make(chan struct{})
+	time.AfterFunc(time.Millisecond, func() { close(ch) })
+	return ch
+}
+
 func (x *fakeExtractor) Stats() extract.Stats {
 	x.mu.Lock()
 	defer x.mu.Unlock()

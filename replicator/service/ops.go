@@ -63,21 +63,28 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 
 // waitExtracted waits until x has stored everything up to target: the
 // last transaction read is past it, or reading stands past it between
-// transactions (a new binlog file after a restart holds none). It looks
-// often at first (a question of the concurrent-delete check waits on it,
-// holding an applier's locks) and every 10 ms after.
+// transactions (a new binlog file after a restart holds none). It wakes
+// as extraction moves (a question of the concurrent-delete check waits
+// on it, holding an applier's locks).
 func waitExtracted(ctx context.Context, x Extractor, target position.Position) error {
-	wait := 100 * time.Microsecond
+	reached := func() bool {
+		st := x.Stats()
+		return st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0
+	}
 	for {
-		if st := x.Stats(); st.Position.Compare(target) >= 0 || st.Read.Compare(target) >= 0 {
+		if reached() {
+			return nil
+		}
+		moved := x.Moved()
+		if reached() {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the extractor has not reached %s yet: %w", target, ctx.Err())
-		case <-time.After(wait):
+		case <-moved:
+		case <-time.After(100 * time.Millisecond):
 		}
-		wait = min(2*wait, 10*time.Millisecond)
 	}
 }
 

@@ -35,6 +35,8 @@ type Extractor interface {
 	// from, calling send as RunFrom does.
 	RunTail(ctx context.Context, from, prepared position.Position, send func([]*thlpb.Event) error) (position.Position, error)
 	Stats() extract.Stats
+	// Moved is closed the next time Stats' Position or Read moves.
+	Moved() <-chan struct{}
 	Close() error
 }
 
