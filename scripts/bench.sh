@@ -147,19 +147,27 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
   echo "The connector runs its kernel path here (a BPF sockmap redirects each packet to the other"
   echo "socket; docs/connector.md, \"Data path\"); with CARBIDE_CONNECTOR_KERNEL=off it runs its event"
   echo "loops alone, which measured 0.92-1.03 × HAProxy in the run before the kernel path."
+  echo "CPU µs/query is what the whole machine (every process and the kernel, /proc/stat) spent per"
+  echo "query during the run; added is that beyond the direct path's, proxy the proxy process's own"
+  echo "part of it. At CPU saturation direct's CPU per query over a path's bounds that path's QPS over"
+  echo "direct's (CPU bound)."
   echo
-  echo "| load | path | QPS | p95 ms | fixed tx/s | added p95 ms | vs HAProxy | vs direct |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  echo "| load | path | QPS | p95 ms | fixed tx/s | added p95 ms | vs HAProxy | vs direct | CPU µs/query | added | proxy | CPU bound |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   awk '/^BenchmarkConnector\// {
     split($1, part, "/"); load=part[2]; path=part[3]; sub(/-[0-9]+$/, "", path); sub(/-baseline$/, " (baseline)", path)
     delete v
     for (i = 3; i < NF; i += 2) v[$(i+1)] = $i
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", load, path,
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", load, path,
       ("qps" in v) ? sprintf("%.0f", v["qps"]) : "", sprintf("%.2f", v["p95-ms"]),
       ("tx/s-fixed" in v) ? sprintf("%.0f", v["tx/s-fixed"]) : "",
       ("added-p95-ms" in v) ? sprintf("%.2f", v["added-p95-ms"]) : "",
       ("vs-haproxy" in v) ? sprintf("%.2f", v["vs-haproxy"]) : "",
-      ("vs-direct" in v) ? sprintf("%.2f", v["vs-direct"]) : ""
+      ("vs-direct" in v) ? sprintf("%.2f", v["vs-direct"]) : "",
+      ("cpu-us/query" in v) ? sprintf("%.1f", v["cpu-us/query"]) : "",
+      ("added-cpu-us/query" in v) ? sprintf("%.1f", v["added-cpu-us/query"]) : "",
+      ("proxy-cpu-us/query" in v) ? sprintf("%.1f", v["proxy-cpu-us/query"]) : "",
+      ("cpu-bound-vs-direct" in v) ? sprintf("%.2f", v["cpu-bound-vs-direct"]) : ""
   }' "$raw"
   echo
   echo "## Cluster check"
