@@ -31,6 +31,17 @@ func (s *siblings) close() {
 	s.conns = nil
 }
 
+// deletedCheck is the concurrent-delete check's question for a service
+// of a multi-site topology (its site order names more than one site);
+// nil in a single site, where no other site deletes and nothing is
+// marked.
+func (a *Agent) deletedCheck(siteOrder []string) apply.DeletedFunc {
+	if len(siteOrder) < 2 {
+		return nil
+	}
+	return a.deleted
+}
+
 // deletedTimeout bounds one question to a sibling replicator.
 const deletedTimeout = 5 * time.Second
 
