@@ -25,6 +25,8 @@ var (
 	descChecks   = prometheus.NewDesc("carbide_replicator_causal_checks_total", "Reads of another stream's tracking row by the applier (causal order across streams).", []string{"service"}, nil)
 	descHolds    = prometheus.NewDesc("carbide_replicator_causal_holds_total", "Transactions the applier held until another stream had been applied as much here as at their source.", []string{"service"}, nil)
 	descAbandon  = prometheus.NewDesc("carbide_replicator_causal_abandoned_total", "Transactions applied without the stream they waited for, which had not moved for 10 s (a reset history, a stream stopped for good).", []string{"service"}, nil)
+	descDelAsk   = prometheus.NewDesc("carbide_replicator_delete_questions_total", "Concurrent-delete questions the applier asked another replicator of this host (an INSERT of a key another site may have deleted).", []string{"service"}, nil)
+	descDelSkip  = prometheus.NewDesc("carbide_replicator_delete_unchecked_total", "INSERT rows applied without the concurrent-delete check because the replicator asked had no answer (stopped, or its extractor 5 s behind): possible divergence, see cluster check.", []string{"service"}, nil)
 	descHeld     = prometheus.NewDesc("carbide_replicator_causal_held_seconds_total", "Time the transactions counted by carbide_replicator_causal_holds_total were held.", []string{"service"}, nil)
 	descConflict = prometheus.NewDesc("carbide_replicator_conflicts_total", "Conflicts the service's applier met, by decision: applied (the source's change), kept (the target's row), stopped (the service stopped on it).", []string{"service", "decision"}, nil)
 )
@@ -32,7 +34,7 @@ var (
 type collector struct{ a *Agent }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors, descChecks, descHolds, descAbandon, descHeld, descConflict} {
+	for _, d := range []*prometheus.Desc{descApplied, descLatency, descMinStore, descMaxStore, descState, descRole, descError, descErrSeqno, descEvents, descBytes, descErrors, descChecks, descHolds, descAbandon, descDelAsk, descDelSkip, descHeld, descConflict} {
 		ch <- d
 	}
 }
@@ -57,7 +59,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descError, failed)
 		gauge(descErrSeqno, float64(st.GetPendingErrorSeqno()))
 		n := s.Counters()
-		for d, v := range map[*prometheus.Desc]uint64{descEvents: n.AppliedEvents, descBytes: n.AppliedBytes, descErrors: n.Errors, descChecks: n.CausalChecks, descHolds: n.CausalHolds, descAbandon: n.CausalAbandoned} {
+		for d, v := range map[*prometheus.Desc]uint64{descEvents: n.AppliedEvents, descBytes: n.AppliedBytes, descErrors: n.Errors, descChecks: n.CausalChecks, descHolds: n.CausalHolds, descAbandon: n.CausalAbandoned,
+			descDelAsk: n.DeleteQuestions, descDelSkip: n.DeleteUnchecked} {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
 		}
 		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, n.CausalHeld.Seconds(), name)

@@ -333,12 +333,18 @@ func appendDeleteMarks(b []byte, service string, tables map[[2]string]struct{}, 
 // rows applied unchecked), said once a minute. Only a context ending is
 // an error.
 func (a *Applier) askDeleted(ctx context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
+	if a.cfg.Causal != nil {
+		a.cfg.Causal.DeleteQuestions.Add(1)
+	}
 	del, err := a.cfg.Deleted(ctx, svc, qs)
 	if err == nil && len(del) == len(qs) {
 		return del, nil
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if a.cfg.Causal != nil {
+		a.cfg.Causal.DeleteUnchecked.Add(uint64(len(qs)))
 	}
 	if last := a.deletedWarned.Load(); time.Since(time.Unix(0, last)) >= deletedWarnEvery && a.deletedWarned.CompareAndSwap(last, time.Now().UnixNano()) {
 		a.cfg.Logger.Warn("cannot tell whether another site deleted the rows a block inserts; applied unchecked (said once a minute)", "site", svc, "rows", len(qs), "error", err)

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -144,8 +145,9 @@ func TestDeleteMarksSpareTheQuestion(t *testing.T) {
 	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
 	var mu sync.Mutex
 	var asked []string
+	var counts CausalCounters
 	open := func(service string) *Applier {
-		a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: service, Site: "east", BlockSize: 1, Logger: testutil.Logger(t),
+		a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: service, Site: "east", BlockSize: 1, Logger: testutil.Logger(t), Causal: &counts,
 			Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
 			Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
 				mu.Lock()
@@ -207,5 +209,42 @@ func TestDeleteMarksSpareTheQuestion(t *testing.T) {
 	}
 	if got := strings.Join(asked, ", "); got != "east>0 app.t, east>0 app.u" {
 		t.Errorf("asked %q, want east>0 app.u asked too: marks only count from seqno 2", got)
+	}
+	if q, u := counts.DeleteQuestions.Load(), counts.DeleteUnchecked.Load(); q != 2 || u != 0 {
+		t.Errorf("counted %d questions, %d rows unchecked; want 2, 0", q, u)
+	}
+}
+
+// TestDeletedUnanswered: a question without an answer (the replicator
+// asked is stopped) leaves the rows applied unchecked, counted.
+func TestDeletedUnanswered(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	freshApp(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))")
+	var counts CausalCounters
+	a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "east", Logger: testutil.Logger(t), Causal: &counts,
+		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"west", "east"}},
+		Deleted: func(context.Context, string, []DeletedQuery) ([]bool, error) {
+			return nil, errors.New("connection refused")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	ev := from("east", rowsEvent(0, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: row(vInt(1), vBytes("x"))}, &thlpb.Row{After: row(vInt(2), vBytes("x"))}))
+	ev.After = []*thlpb.After{{Service: "west", Seqno: 3}}
+	if err := runUntil(t, a, 0, ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); got != "2" {
+		t.Errorf("%s rows, want both applied", got)
+	}
+	if q, u := counts.DeleteQuestions.Load(), counts.DeleteUnchecked.Load(); q != 1 || u != 2 {
+		t.Errorf("counted %d questions, %d rows unchecked; want 1, 2", q, u)
 	}
 }

@@ -25,6 +25,10 @@ type Counters struct {
 	// caught up (causal order), for CausalHeld in all.
 	CausalChecks, CausalHolds, CausalAbandoned uint64
 	CausalHeld                                 time.Duration
+	// DeleteQuestions are the concurrent-delete questions the applier
+	// asked another replicator; DeleteUnchecked the INSERT rows it
+	// applied unchecked because one had no answer.
+	DeleteQuestions, DeleteUnchecked uint64
 	// Conflicts counts the conflicts the applier met, by decision:
 	// applied, kept (both recorded in the tracking schema) and stopped.
 	Conflicts map[apply.Decision]uint64
@@ -57,6 +61,7 @@ func (c *counters) add(events, bytes uint64) {
 func (s *Service) Counters() Counters {
 	return Counters{AppliedEvents: s.counts.events.Load(), AppliedBytes: s.counts.bytes.Load(), Errors: s.counts.errors.Load(),
 		CausalChecks: s.causal.Checks.Load(), CausalHolds: s.causal.Holds.Load(), CausalAbandoned: s.causal.Abandoned.Load(), CausalHeld: time.Duration(s.causal.HeldNanos.Load()),
+		DeleteQuestions: s.causal.DeleteQuestions.Load(), DeleteUnchecked: s.causal.DeleteUnchecked.Load(),
 		Conflicts: map[apply.Decision]uint64{
 			apply.DecisionApplied: s.counts.applied.Load(), apply.DecisionKept: s.counts.kept.Load(), apply.DecisionStopped: s.counts.stopped.Load(),
 		}}
