@@ -227,7 +227,7 @@ func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Ev
 	now := a.cfg.Now()
 	var tracking []byte
 	if last {
-		tracking = appendTrackingUpdate(appendDeleteMarks(nil, a.cfg.Service, blk.deletes, ev.GetSeqno()), a.cfg.Service, ev, now)
+		tracking = appendCommitTracking(nil, a.cfg.Service, blk.deletes, ev, now)
 	} else {
 		tracking = appendTrackingTouch(nil, a.cfg.Service)
 	}
@@ -386,8 +386,7 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	a.tail = appendDeleteMarks(a.tail[:0], a.cfg.Service, blk.deletes, last.GetSeqno())
-	a.tail = append(appendTrackingUpdate(a.tail, a.cfg.Service, last, now), "COMMIT"...)
+	a.tail = append(appendCommitTracking(a.tail[:0], a.cfg.Service, blk.deletes, last, now), "COMMIT"...)
 	begin := time.Now()
 	s := script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
 		compound: a.compoundFor(blk), check: a.detect, guard: a.guard}
@@ -457,8 +456,7 @@ func (a *Applier) oneByOne(ctx context.Context, blk *block, first error) error {
 			end = blk.txs[i+1].start
 		}
 		now := a.cfg.Now()
-		// The block's marks for each (more than it deleted: safe).
-		suffix := string(append(appendTrackingUpdate(appendDeleteMarks(nil, a.cfg.Service, blk.deletes, tx.last.GetSeqno()), a.cfg.Service, tx.last, now), "COMMIT"...))
+		suffix := string(append(appendCommitTracking(nil, a.cfg.Service, blk.deletes, tx.last, now), "COMMIT"...))
 		if err := execCut(ctx, a.conn, "BEGIN;", blk.sql, tx.start, end, blk.marks, a.checkGuard(), suffix); err != nil {
 			a.rollback()
 			return a.pinpoint(ctx, blk, i, err)

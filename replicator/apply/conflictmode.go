@@ -89,10 +89,10 @@ func (a *Applier) resolveEvent(ctx context.Context, ev *thlpb.Event) error {
 		}
 	}
 	r.last = ev
-	if !r.skipped && a.cfg.Deleted != nil && a.detect {
-		r.deletes = addDeletes(r.deletes, ev)
-	}
 	if !r.skipped {
+		if a.checksDeletes() {
+			r.deletes = addDeletes(r.deletes, ev)
+		}
 		for i, c := range ev.GetChanges() {
 			var err error
 			if st := c.GetStatement(); st != nil {
@@ -131,8 +131,7 @@ func (a *Applier) resolveCommit(ctx context.Context, ev *thlpb.Event) error {
 		q = appendConflictInsert(q, a.cfg.Service, &r.records[i])
 	}
 	now := a.cfg.Now()
-	q = appendDeleteMarks(q, a.cfg.Service, r.deletes, ev.GetSeqno())
-	q = append(appendTrackingUpdate(q, a.cfg.Service, ev, now), "COMMIT"...)
+	q = append(appendCommitTracking(q, a.cfg.Service, r.deletes, ev, now), "COMMIT"...)
 	if _, err := a.conn.ExecContext(ctx, string(q)); err != nil {
 		a.rollback()
 		return a.sqlError(ev, "", err)

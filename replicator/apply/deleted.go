@@ -78,67 +78,82 @@ func RowKey(rc *thlpb.RowChange, img []*thlpb.Value) (string, bool) {
 }
 
 // DeletedKeys returns the keys (RowKey) of the rows of schema.table that
-// ev deletes: a DELETE's rows, and an UPDATE's rows whose key it changes.
+// ev deletes (DeletedRowKeys).
 func DeletedKeys(ev *thlpb.Event, schema, table string) []string {
 	var out []string
 	for _, c := range ev.GetChanges() {
-		rc := c.GetRows()
-		if rc == nil || rc.GetSchema() != schema || rc.GetTable() != table {
-			continue
+		if rc := c.GetRows(); rc != nil && rc.GetSchema() == schema && rc.GetTable() == table {
+			out = append(out, DeletedRowKeys(rc)...)
 		}
-		for _, row := range rc.GetRows() {
-			switch rc.GetAction() {
-			case thlpb.RowChange_DELETE:
-				if k, ok := RowKey(rc, row.GetBefore()); ok {
-					out = append(out, k)
-				}
-			case thlpb.RowChange_UPDATE:
-				before, ok1 := RowKey(rc, row.GetBefore())
-				after, ok2 := RowKey(rc, row.GetAfter())
-				if ok1 && ok2 && before != after {
-					out = append(out, before)
-				}
+	}
+	return out
+}
+
+// DeletedRowKeys returns the keys (RowKey) of the rows rc deletes: a
+// DELETE's rows, and an UPDATE's rows whose key it changes.
+func DeletedRowKeys(rc *thlpb.RowChange) []string {
+	var out []string
+	for _, row := range rc.GetRows() {
+		switch rc.GetAction() {
+		case thlpb.RowChange_DELETE:
+			if k, ok := RowKey(rc, row.GetBefore()); ok {
+				out = append(out, k)
+			}
+		case thlpb.RowChange_UPDATE:
+			before, ok1 := RowKey(rc, row.GetBefore())
+			after, ok2 := RowKey(rc, row.GetAfter())
+			if ok1 && ok2 && before != after {
+				out = append(out, before)
 			}
 		}
 	}
 	return out
 }
 
-// TableRowKey names a row (RowKey) of a table, in Applier.deleted and
-// in the service's index of deleted rows.
+// TableRowKey names a row (RowKey) of a table in the service's index of
+// deleted rows.
 func TableRowKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
 
 // noteInserts records, in blk, the INSERT rows of ev to ask about at the
-// block's commit: for each other site ev's source had applied some of
-// (Event.after), whether that site deleted the row after that.
+// block's commit.
 func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
-	if a.cfg.Deleted == nil || !a.detect || len(ev.GetAfter()) == 0 {
-		return
-	}
-	origin := originSite(ev, a.cfg.Service)
-	if a.insertsAnyway(origin) {
+	if !a.checksDeletes() || len(ev.GetAfter()) == 0 {
 		return
 	}
 	for _, c := range ev.GetChanges() {
-		rc := c.GetRows()
-		if rc == nil || rc.GetAction() != thlpb.RowChange_INSERT {
-			continue
-		}
-		for _, row := range rc.GetRows() {
-			k, ok := RowKey(rc, row.GetAfter())
-			if !ok {
-				continue
-			}
-			for _, dep := range ev.GetAfter() {
-				if svc := dep.GetService(); svc != origin {
-					if blk.inserts == nil {
-						blk.inserts = map[string][]DeletedQuery{}
-					}
-					blk.inserts[svc] = append(blk.inserts[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k})
-				}
+		if rc := c.GetRows(); rc != nil && rc.GetAction() == thlpb.RowChange_INSERT {
+			for _, row := range rc.GetRows() {
+				blk.inserts = a.insertQueries(blk.inserts, ev, rc, row)
 			}
 		}
 	}
+}
+
+// insertQueries adds to qs, by site, the questions about an INSERT row:
+// for each other site ev's source had applied some of (Event.after),
+// whether that site deleted the row after that. None when nothing is
+// asked (no check here, no key, or an INSERT the policy applies anyway).
+func (a *Applier) insertQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) map[string][]DeletedQuery {
+	if !a.checksDeletes() || len(ev.GetAfter()) == 0 {
+		return qs
+	}
+	origin := originSite(ev, a.cfg.Service)
+	if a.insertsAnyway(origin) {
+		return qs
+	}
+	k, ok := RowKey(rc, row.GetAfter())
+	if !ok {
+		return qs
+	}
+	for _, dep := range ev.GetAfter() {
+		if svc := dep.GetService(); svc != origin {
+			if qs == nil {
+				qs = map[string][]DeletedQuery{}
+			}
+			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k})
+		}
+	}
+	return qs
 }
 
 // concurrentDeletes asks, once per other site and block, whether that
@@ -152,10 +167,11 @@ func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
 // warning. Workers of the parallel pool call it at once.
 func (a *Applier) concurrentDeletes(ctx context.Context, conn *sql.Conn, inserts map[string][]DeletedQuery) (bool, error) {
 	for svc, qs := range inserts {
-		if ask, err := a.mustAsk(ctx, conn, svc, qs); err != nil || !ask {
-			if err != nil {
-				return false, err
-			}
+		ask, err := a.mustAsk(ctx, conn, svc, qs)
+		if err != nil {
+			return false, err
+		}
+		if !ask {
 			continue
 		}
 		del, err := a.askDeleted(ctx, svc, qs)
@@ -173,34 +189,11 @@ func (a *Applier) concurrentDeletes(ctx context.Context, conn *sql.Conn, inserts
 // free under lock, takes a key another site deleted after what the
 // source had applied of it.
 func (a *Applier) insertDeleted(ctx context.Context, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) (bool, error) {
-	if a.cfg.Deleted == nil || !a.detect || len(ev.GetAfter()) == 0 {
+	qs := a.insertQueries(nil, ev, rc, row)
+	if len(qs) == 0 {
 		return false, nil
 	}
-	k, ok := RowKey(rc, row.GetAfter())
-	if !ok {
-		return false, nil
-	}
-	origin := originSite(ev, a.cfg.Service)
-	if a.insertsAnyway(origin) {
-		return false, nil
-	}
-	for _, dep := range ev.GetAfter() {
-		if svc := dep.GetService(); svc != origin {
-			qs := []DeletedQuery{{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k}}
-			ask, err := a.mustAsk(ctx, a.conn, svc, qs)
-			if err != nil {
-				return false, err
-			}
-			if !ask {
-				continue
-			}
-			del, err := a.askDeleted(ctx, svc, qs)
-			if err != nil || slices.Contains(del, true) {
-				return err == nil, err
-			}
-		}
-	}
-	return false, nil
+	return a.concurrentDeletes(ctx, a.conn, qs)
 }
 
 // insertsAnyway says whether the policy applies an INSERT from origin
@@ -216,7 +209,7 @@ func (a *Applier) insertsAnyway(origin string) bool {
 // this database is svc's primary, not if it applied nothing of svc after
 // what the sources had, nor any delete of the queried tables since then
 // (svc's applier marks them in tungsten_<svc>.deletes, from the seqno of
-// the row ” ” on). Read on conn, in the block's transaction (READ
+// its row of empty names on). Read on conn, in the block's transaction (READ
 // COMMITTED: the latest commits); anything unreadable asks.
 func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []DeletedQuery) (bool, error) {
 	least := qs[0].After
@@ -262,11 +255,15 @@ func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []
 // noteDeletes records, in blk, the tables whose rows ev deletes (a
 // DELETE, an UPDATE that changes a row's key), to mark at its commit.
 func (a *Applier) noteDeletes(blk *block, ev *thlpb.Event) {
-	if a.cfg.Deleted == nil || !a.detect {
-		return
+	if a.checksDeletes() {
+		blk.deletes = addDeletes(blk.deletes, ev)
 	}
-	blk.deletes = addDeletes(blk.deletes, ev)
 }
+
+// checksDeletes says whether this applier takes part in the concurrent-
+// delete check: asks about INSERTs and marks deletes (a multi-site
+// topology's service, detecting conflicts).
+func (a *Applier) checksDeletes() bool { return a.cfg.Deleted != nil && a.detect }
 
 // addDeletes adds to set the tables whose rows ev deletes.
 func addDeletes(set map[[2]string]struct{}, ev *thlpb.Event) map[[2]string]struct{} {
@@ -303,8 +300,16 @@ func movesKey(rc *thlpb.RowChange) bool {
 	return false
 }
 
+// appendCommitTracking appends what a transaction ending at ev writes in
+// the tracking schema as it commits: the marks of the tables it deleted
+// rows of (when any; the whole block's for each of its transactions is
+// more than they deleted: safe) and the tracking update.
+func appendCommitTracking(b []byte, service string, deletes map[[2]string]struct{}, ev *thlpb.Event, now time.Time) []byte {
+	return appendTrackingUpdate(appendDeleteMarks(b, service, deletes, ev.GetSeqno()), service, ev, now)
+}
+
 // appendDeleteMarks appends the statement marking tables as deleted from
-// at seqno (with the tracking update of the same transaction).
+// at seqno.
 func appendDeleteMarks(b []byte, service string, tables map[[2]string]struct{}, seqno uint64) []byte {
 	if len(tables) == 0 {
 		return b

@@ -181,7 +181,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	}
 	now := p.a.cfg.Now()
 	if err == nil {
-		q := appendTrackingUpdate(appendDeleteMarks(nil, p.a.cfg.Service, blk.deletes, last.GetSeqno()), p.a.cfg.Service, last, now)
+		q := appendCommitTracking(nil, p.a.cfg.Service, blk.deletes, last, now)
 		begin = time.Now()
 		_, err = conn.ExecContext(ctx, string(append(q, "COMMIT"...)))
 		p.a.timed(took + time.Since(begin))

@@ -127,8 +127,6 @@ func (x *Extractor) CurrentPosition(ctx context.Context) (position.Position, err
 	return position.Position{}, errorf(ErrConnect, "the binlog of %s moved during every one of 10 reads of its position; try again when it is less busy", x.cfg.Addr)
 }
 
-// masterStatus runs SHOW MASTER STATUS (SHOW BINARY LOG STATUS on MySQL
-// 8.4 and later).
 // BinlogEnd returns where the server's binlog ends now (file and offset,
 // no GTID): one query, for a wait until extraction gets there.
 func (x *Extractor) BinlogEnd(ctx context.Context) (position.Position, error) {
@@ -138,6 +136,8 @@ func (x *Extractor) BinlogEnd(ctx context.Context) (position.Position, error) {
 	return x.masterStatus(ctx)
 }
 
+// masterStatus runs SHOW MASTER STATUS (SHOW BINARY LOG STATUS on MySQL
+// 8.4 and later).
 func (x *Extractor) masterStatus(ctx context.Context) (position.Position, error) {
 	var p position.Position
 	rows, err := x.db.QueryContext(ctx, "SHOW MASTER STATUS")

@@ -77,12 +77,10 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	if last > x.upTo {
 		if last-x.upTo > maxDeletedScan {
 			x.reset(last)
-			x.keys = nil
 			return nil, fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-x.upTo, s.cfg.Name, x.upTo)
 		}
 		if err := x.index(ctx, s, last); err != nil {
 			x.reset(last)
-			x.keys = nil
 			return nil, err
 		}
 	}
@@ -152,8 +150,8 @@ func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error 
 			return fmt.Errorf("read %s after seqno %d: %w", s.cfg.Name, x.upTo, err)
 		}
 		for _, c := range ev.GetChanges() {
-			if rc := c.GetRows(); rc != nil && rc.GetAction() != thlpb.RowChange_INSERT {
-				for _, k := range apply.DeletedKeys(&thlpb.Event{Changes: []*thlpb.Change{c}}, rc.GetSchema(), rc.GetTable()) {
+			if rc := c.GetRows(); rc != nil {
+				for _, k := range apply.DeletedRowKeys(rc) {
 					x.keys[apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)] = ev.GetSeqno()
 				}
 			}
