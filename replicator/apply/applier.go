@@ -170,6 +170,7 @@ type Applier struct {
 	// conflicts counts the conflicts recorded in the tracking schema;
 	// resolvedBlocks the blocks applied again in conflict mode.
 	conflicts, resolvedBlocks atomic.Uint64
+	unionReads                atomic.Uint64 // locking reads sent as a UNION ALL (tests)
 	// afterResolve, set by tests, runs after each transaction conflict
 	// mode commits; an error stops the run there.
 	afterResolve func(seqno uint64) error

@@ -27,6 +27,13 @@ var typesDDL = []string{
 		gen INT AS (id * 2) VIRTUAL, n INT NULL, sb CHAR(120) CHARACTER SET utf8mb4,
 		ou TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)`,
 	`CREATE TABLE app.floats (id INT PRIMARY KEY, f FLOAT, d DOUBLE, n INT)`,
+	// wide, small and ip share blocks with types: the reads of wide and
+	// small go as one UNION ALL (their columns cast to text unchanged),
+	// ip's and types' alone (INET6, UUID, GEOMETRY do not).
+	`CREATE TABLE app.wide LIKE app.types`,
+	`ALTER TABLE app.wide DROP COLUMN g`,
+	`CREATE TABLE app.small (k VARCHAR(10) CHARACTER SET utf8mb4 PRIMARY KEY, d DECIMAL(5,1), t DATETIME, n INT)`,
+	`CREATE TABLE app.ip (id INT PRIMARY KEY, a INET6, u UUID, n INT)`,
 	`CREATE TABLE app.nokey (a INT, f FLOAT, d DOUBLE, s VARCHAR(20), t DATETIME(3))`,
 }
 
@@ -42,6 +49,10 @@ var typesRows = []string{
 	`INSERT INTO app.types (id, c, vl, bn) VALUES (3, '', '', UNHEX('00000000'))`,
 	`INSERT INTO app.floats VALUES (1, 0.1, 0.1, NULL), (2, 3.40282e38, 1.7976931348623157e308, NULL), (3, -1.17549e-38, 2.2250738585072014e-308, NULL)`,
 	`INSERT INTO app.types (id) VALUES (4)`,
+	`INSERT INTO app.wide (id, ti, tu, si, mi, bi, bu, dc, dn, dt, ts, da, tm, yr, c, vl, vu, tx, bl, lb, bn, vb, e, st, bt, j, n, sb, ou)
+		SELECT id, ti, tu, si, mi, bi, bu, dc, dn, dt, ts, da, tm, yr, c, vl, vu, tx, bl, lb, bn, vb, e, st, bt, j, n, sb, ou FROM app.types`,
+	`INSERT INTO app.small VALUES ('Ä', 1.5, '2024-01-01 00:00:00', 0), ('b', NULL, NULL, 0), ('c', -9999.9, '1000-01-01 00:00:00', 0)`,
+	`INSERT INTO app.ip VALUES (1, '::1', '123e4567-e89b-12d3-a456-426655440000', 0), (2, NULL, NULL, 0)`,
 	`INSERT INTO app.nokey VALUES (1, 0.1, 0.1, 'a', '2024-01-01 00:00:00.5'), (1, 0.1, 0.1, 'a', '2024-01-01 00:00:00.5'), (NULL, NULL, NULL, NULL, NULL)`,
 }
 
@@ -95,6 +106,7 @@ func TestConflictNoFalsePositives(t *testing.T) {
 	for _, db := range []*sql.DB{sdb, tdb} {
 		freshApp(t, db, typesDDL...)
 	}
+	var unions uint64
 	apply := func(compound bool, evs []*thlpb.Event) {
 		t.Helper()
 		a, err := New(Config{Addr: target.Addr(), User: "tungsten", Password: "secret", Service: "east", Logger: testutil.Logger(t)})
@@ -112,6 +124,7 @@ func TestConflictNoFalsePositives(t *testing.T) {
 		if n := a.resolvedBlocks.Load(); n > 0 {
 			t.Errorf("%d blocks went to conflict mode: the fast path took a matching row for a conflict", n)
 		}
+		unions += a.unionReads.Load()
 	}
 	evs := sourceTxns(t, src, sdb, 0, typesRows...)
 	apply(true, evs)
@@ -130,6 +143,13 @@ func TestConflictNoFalsePositives(t *testing.T) {
 		// target must set it too, not let the server take NOW().
 		"UPDATE app.types SET n = n + 1, ou = ou",
 		"UPDATE app.types SET sb = REPEAT('s', 119), ou = ou WHERE id = 2",
+		"UPDATE app.wide SET n = IFNULL(n, 0) + 1, ou = ou",
+		"UPDATE app.small SET n = n + 1",
+		"UPDATE app.ip SET n = n + 1",
+		"UPDATE app.wide SET e = 'c', st = 'y', bt = b'1', j = '[]', bn = 'zz', ou = ou WHERE id = 1",
+		"UPDATE app.small SET d = d + 1, t = '2024-02-29 12:00:00'",
+		"UPDATE app.ip SET a = '::ffff:10.0.0.1', u = '00000000-0000-0000-0000-000000000001' WHERE id = 1",
+		"UPDATE app.wide SET vu = CONCAT(vu, 'x'), tx = CONCAT(tx, 'y'), lb = CONCAT(lb, 'z'), ou = ou WHERE id IN (1, 2)",
 	}
 	evs = sourceTxns(t, src, sdb, next, updates...)
 	apply(true, evs)
@@ -137,13 +157,17 @@ func TestConflictNoFalsePositives(t *testing.T) {
 	evs = sourceTxns(t, src, sdb, next, "UPDATE app.types SET n = n * 10, ou = ou", "UPDATE app.nokey SET d = d * 2", "UPDATE app.floats SET n = n * 10")
 	apply(false, evs)
 	next = evs[len(evs)-1].GetSeqno() + 1
-	evs = sourceTxns(t, src, sdb, next, "DELETE FROM app.types WHERE id IN (1, 3)", "DELETE FROM app.nokey WHERE a = 1 LIMIT 1", "DELETE FROM app.floats WHERE id = 3")
+	evs = sourceTxns(t, src, sdb, next, "DELETE FROM app.types WHERE id IN (1, 3)", "DELETE FROM app.nokey WHERE a = 1 LIMIT 1", "DELETE FROM app.floats WHERE id = 3",
+		"DELETE FROM app.wide WHERE id = 3", "DELETE FROM app.small WHERE k = 'ä'", "DELETE FROM app.ip WHERE id = 2")
 	apply(true, evs)
 
 	if got := testutil.QueryString(t, tdb, "SELECT COUNT(*) FROM tungsten_east.conflicts"); got != "0" {
 		t.Errorf("%s conflicts recorded, want none", got)
 	}
-	for _, table := range []string{"app.types", "app.floats", "app.nokey"} {
+	if unions == 0 {
+		t.Error("no locking read went as a UNION ALL")
+	}
+	for _, table := range []string{"app.types", "app.floats", "app.nokey", "app.wide", "app.small", "app.ip"} {
 		q := "CHECKSUM TABLE " + table
 		s, g := checksum(t, sdb, q), checksum(t, tdb, q)
 		if s != g {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -77,17 +78,31 @@ func holdsKey(t *table, pos map[int]int, img []*thlpb.Value) bool {
 }
 
 // verifiable reports whether rows of t changed with mapping target are
-// verified by a locking read: every column it compares has an exact text.
+// verified by a locking read: every column it compares has an exact text
+// (textExact).
 func verifiable(t *table, target []int) bool {
 	if t.foreign {
 		return false
 	}
 	for _, j := range target {
-		if j >= 0 && (t.columns[j].dataType == "float" || t.columns[j].dataType == "double") {
+		if j >= 0 && !textExact(&t.columns[j]) {
 			return false
 		}
 	}
 	return true
+}
+
+// textExact reports whether the server sends column c's values as the
+// text appendText makes of the image's: the types castsAsText lists, and
+// geometry (its bytes both ways). FLOAT and DOUBLE are not (their text is
+// not exact), nor INET6 and UUID (the image carries their storage, the
+// server their text), nor any type this list does not know.
+func textExact(c *column) bool {
+	switch c.dataType {
+	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
+		return true
+	}
+	return castsAsText(c)
 }
 
 // first records img's row, changed with the mapping of the change being
@@ -155,7 +170,7 @@ func longText(c *column) bool {
 // says.
 func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin bool) error {
 	// One SELECT per table and mapping, in the order of their first
-	// check.
+	// check; those whose columns all cast to text unchanged go as one.
 	var groups []*verifyGroup
 	for i := range cs {
 		c := &cs[i]
@@ -172,11 +187,46 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 		g.checks[string(keyOf(nil, c.t, c.m.pos, c.before))] = c
 	}
 	bld := &builder{meta: a.meta, service: a.cfg.Service}
-	q := bld.buf
+	var reads []verifyRead
+	var union []*verifyGroup
+	if a.compound.Load() { // MariaDB: parenthesized locking reads in a union
+		union = unionGroups(groups)
+	}
+	if len(union) > 1 {
+		// The tables' reads as one statement, one result (a UNION ALL,
+		// each row tagged with its group): the server sends one result
+		// where it sent one per table, and runs one statement.
+		width := 0
+		for _, g := range union {
+			width = max(width, g.width())
+		}
+		bld.buf = bld.buf[:0]
+		for i, g := range union {
+			if i > 0 {
+				bld.buf = append(bld.buf, " UNION ALL "...)
+			}
+			if err := bld.lockingRead(g.t, g.m, g.checks, i, width); err != nil {
+				return err
+			}
+		}
+		reads = append(reads, verifyRead{sql: string(bld.buf), groups: union, width: width})
+		a.unionReads.Add(1)
+	}
+	for _, g := range groups {
+		if len(union) > 1 && slices.Contains(union, g) {
+			continue
+		}
+		bld.buf = bld.buf[:0]
+		if err := bld.lockingRead(g.t, g.m, g.checks, -1, 0); err != nil {
+			return err
+		}
+		reads = append(reads, verifyRead{sql: string(bld.buf), groups: []*verifyGroup{g}})
+	}
 	// One round trip: a compound statement beginning the transaction
 	// (MariaDB), or, within one already begun, a lone SELECT (a compound
 	// statement's answer ends with an OK of its own, one more read).
-	compound := a.compound.Load() && (begin || len(groups) > 1)
+	compound := a.compound.Load() && (begin || len(reads) > 1)
+	var q []byte
 	if compound {
 		q = append(q, compoundOpen...)
 		if begin {
@@ -188,38 +238,34 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 		}
 	}
 	var queries []string
-	for _, g := range groups {
-		bld.buf = bld.buf[:0]
-		if err := bld.lockingRead(g.t, g.m, g.checks); err != nil {
-			return err
-		}
-		if compound {
-			q = append(append(q, bld.buf...), ';')
-		} else {
-			queries = append(queries, string(bld.buf))
-		}
-	}
 	if compound {
+		for _, r := range reads {
+			q = append(append(q, r.sql...), ';')
+		}
 		queries = []string{string(append(q, "END"...))}
+	} else {
+		for _, r := range reads {
+			queries = append(queries, r.sql)
+		}
 	}
 	found := 0
-	gi := 0
+	ri := 0
 	for _, query := range queries {
 		rows, err := conn.QueryContext(ctx, query)
 		if err != nil {
 			return err
 		}
 		for more := true; more; more = rows.NextResultSet() {
-			if gi >= len(groups) {
+			if ri >= len(reads) {
 				break
 			}
-			n, err := groups[gi].compare(rows)
+			n, err := reads[ri].compare(rows)
 			if err != nil {
 				rows.Close()
 				return err
 			}
 			found += n
-			gi++
+			ri++
 		}
 		if err := rows.Close(); err != nil {
 			return err
@@ -234,21 +280,28 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 // lockingRead appends the SELECT … FOR UPDATE of the rows of checks: the
 // key, then every other column the changes write, ENUM, SET and BIT as
 // numbers (as the images carry them), long strings as their MD5 when
-// long.
-func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check) error {
-	b.buf = append(b.buf, "SELECT "...)
-	for n, k := range t.key {
+// long. As part tag (≥ 0) of a UNION ALL it is in parentheses, its first
+// column is tag, every column is cast to a binary string (the union's
+// column types then change no value's text) and NULLs pad it to width
+// columns after the tag.
+func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check, tag, width int) error {
+	tagged := tag >= 0
+	if tagged {
+		b.buf = append(b.buf, "(SELECT "...)
+		b.buf = strconv.AppendInt(b.buf, int64(tag), 10)
+		b.buf = append(b.buf, ',')
+	} else {
+		b.buf = append(b.buf, "SELECT "...)
+	}
+	n := 0
+	col := func(c *column) {
 		if n > 0 {
 			b.buf = append(b.buf, ',')
 		}
-		b.buf = quoteIdent(b.buf, t.columns[k].name)
-	}
-	for _, j := range m.target {
-		if j < 0 || t.isKey(j) {
-			continue
+		n++
+		if tagged {
+			b.buf = append(b.buf, "CAST("...)
 		}
-		b.buf = append(b.buf, ',')
-		c := &t.columns[j]
 		switch {
 		case readsAsNumber(c):
 			b.buf = quoteIdent(b.buf, c.name)
@@ -264,11 +317,47 @@ func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check) er
 		default:
 			b.buf = quoteIdent(b.buf, c.name)
 		}
+		if tagged {
+			b.buf = append(b.buf, " AS BINARY)"...)
+		}
+	}
+	for _, k := range t.key {
+		col(&t.columns[k])
+	}
+	for _, j := range m.target {
+		if j >= 0 && !t.isKey(j) {
+			col(&t.columns[j])
+		}
+	}
+	for ; n < width; n++ {
+		b.buf = append(b.buf, ",NULL"...)
 	}
 	b.buf = append(b.buf, " FROM "...)
 	b.tableName(t)
 	b.buf = append(b.buf, " WHERE "...)
-	n := 0
+	if len(t.key) == 1 {
+		// One key column: an IN list, which the server's range
+		// optimizer reads in a quarter less time than ORs.
+		k := t.key[0]
+		b.buf = quoteIdent(b.buf, t.columns[k].name)
+		b.buf = append(b.buf, " IN ("...)
+		n := 0
+		for _, c := range checks {
+			if n > 0 {
+				b.buf = append(b.buf, ',')
+			}
+			n++
+			if err := b.value(t, k, c.before[m.pos[k]]); err != nil {
+				return err
+			}
+		}
+		b.buf = append(b.buf, ") FOR UPDATE"...)
+		if tagged {
+			b.buf = append(b.buf, ')')
+		}
+		return nil
+	}
+	n = 0
 	for _, c := range checks {
 		if n > 0 {
 			b.buf = append(b.buf, " OR "...)
@@ -281,6 +370,9 @@ func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check) er
 		b.buf = append(b.buf, ')')
 	}
 	b.buf = append(b.buf, " FOR UPDATE"...)
+	if tagged {
+		b.buf = append(b.buf, ')')
+	}
 	return nil
 }
 
@@ -292,15 +384,67 @@ type verifyGroup struct {
 	checks map[string]*check
 }
 
-// compare reads the rows of g's locking read and compares each with its
-// check; it returns how many it found.
-func (g *verifyGroup) compare(rows *sql.Rows) (int, error) {
-	t := g.t
-	n := len(t.key)
+// width is the number of columns of g's locking read.
+func (g *verifyGroup) width() int {
+	n := len(g.t.key)
 	for _, j := range g.m.target {
-		if j >= 0 && !t.isKey(j) {
+		if j >= 0 && !g.t.isKey(j) {
 			n++
 		}
+	}
+	return n
+}
+
+// verifyRead is one locking read and the groups it reads: one, or
+// several as a UNION ALL of width columns after its tag.
+type verifyRead struct {
+	sql    string
+	groups []*verifyGroup
+	width  int
+}
+
+// unionGroups returns the groups whose reads may go in one UNION ALL:
+// those whose every column reads the same cast to a binary string.
+func unionGroups(groups []*verifyGroup) []*verifyGroup {
+	var u []*verifyGroup
+	for _, g := range groups {
+		ok := true
+		for _, k := range g.t.key {
+			ok = ok && castsAsText(&g.t.columns[k])
+		}
+		for _, j := range g.m.target {
+			ok = ok && (j < 0 || castsAsText(&g.t.columns[j]))
+		}
+		if ok {
+			u = append(u, g)
+		}
+	}
+	return u
+}
+
+// castsAsText reports whether column c, read as a locking read reads it,
+// has the same text cast to a binary string: not so the types whose
+// binary form is their storage (INET6, UUID, geometry) or any other
+// this list does not know.
+func castsAsText(c *column) bool {
+	switch c.dataType {
+	case "tinyint", "smallint", "mediumint", "int", "bigint", "decimal",
+		"char", "varchar", "binary", "varbinary", "tinytext", "text", "mediumtext", "longtext",
+		"tinyblob", "blob", "mediumblob", "longblob", "json",
+		"date", "datetime", "timestamp", "time", "year", "enum", "set", "bit":
+		return true
+	}
+	return false
+}
+
+// compare reads the rows of r and compares each with its check; it
+// returns how many it found.
+func (r *verifyRead) compare(rows *sql.Rows) (int, error) {
+	n := r.width
+	if len(r.groups) == 1 {
+		n = r.groups[0].width()
+	} else {
+		n++ // the tag
 	}
 	vals := make([]sql.RawBytes, n)
 	dest := make([]any, n)
@@ -313,30 +457,49 @@ func (g *verifyGroup) compare(rows *sql.Rows) (int, error) {
 		if err := rows.Scan(dest...); err != nil {
 			return found, err
 		}
-		key = append(append(append(key[:0], t.schema...), 0), t.name...)
-		for i := range t.key {
-			key = append(append(key, 0), vals[i]...)
-		}
-		c, ok := g.checks[string(key)]
-		if !ok {
-			// Its key reads otherwise than the image writes it (a
-			// collation that ignores case, say): conflict mode decides.
-			return found, fmt.Errorf("%w: %s.%s returned a row by another key", errRowDiffers, t.schema, t.name)
-		}
-		delete(g.checks, string(key))
-		col := len(t.key)
-		for i, j := range g.m.target {
-			if j < 0 || t.isKey(j) {
-				continue
+		g, row := r.groups[0], vals
+		if len(r.groups) > 1 {
+			tag, err := strconv.Atoi(string(vals[0]))
+			if err != nil || tag < 0 || tag >= len(r.groups) {
+				return found, fmt.Errorf("apply: a locking read returned a row of no table it reads (tag %q)", vals[0])
 			}
-			if !sameText(&t.columns[j], vals[col], c.before[i], &scratch) {
-				return found, fmt.Errorf("%w: %s.%s %s, column %s", errRowDiffers, t.schema, t.name, keyText(t, g.m.pos, c.before), t.columns[j].name)
-			}
-			col++
+			g = r.groups[tag]
+			row = vals[1 : 1+g.width()]
+		}
+		if err := g.compare(row, &key, &scratch); err != nil {
+			return found, err
 		}
 		found++
 	}
 	return found, rows.Err()
+}
+
+// compare compares row, a row of g's locking read, with its check.
+// key and scratch are buffers it may keep.
+func (g *verifyGroup) compare(row []sql.RawBytes, key, scratch *[]byte) error {
+	t := g.t
+	*key = append(append(append((*key)[:0], t.schema...), 0), t.name...)
+	for i := range t.key {
+		*key = append(append(*key, 0), row[i]...)
+	}
+	c, ok := g.checks[string(*key)]
+	if !ok {
+		// Its key reads otherwise than the image writes it (a
+		// collation that ignores case, say): conflict mode decides.
+		return fmt.Errorf("%w: %s.%s returned a row by another key", errRowDiffers, t.schema, t.name)
+	}
+	delete(g.checks, string(*key))
+	col := len(t.key)
+	for i, j := range g.m.target {
+		if j < 0 || t.isKey(j) {
+			continue
+		}
+		if !sameText(&t.columns[j], row[col], c.before[i], scratch) {
+			return fmt.Errorf("%w: %s.%s %s, column %s", errRowDiffers, t.schema, t.name, keyText(t, g.m.pos, c.before), t.columns[j].name)
+		}
+		col++
+	}
+	return nil
 }
 
 // sameText reports whether the server's text v of column c is the image's
