@@ -63,7 +63,7 @@ func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
 		}
 		return []string{fmt.Sprintf("%s is %s", a.self, op)}, nil
 	}
-	return nil, userErr("unknown local operation %q", op)
+	return nil, usageErr("unknown local operation %q", op)
 }
 
 // connectorFacts adds this host's connector's counters to f (nothing when

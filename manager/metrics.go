@@ -110,7 +110,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descEpoch, float64(r.GetEpoch()))
 	for _, k := range transitionKinds {
-		gauge(descInTransit, exporter.Bool(strings.HasPrefix(r.GetTransition(), k+" ")), k)
+		gauge(descInTransit, exporter.Bool(r.GetTransitionKind() == transitionKind(k)), k)
 	}
 	for i, k := range transitionKinds {
 		for j, res := range results {

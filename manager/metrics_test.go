@@ -25,7 +25,7 @@ func gather(t *testing.T, c prometheus.Collector) map[string]float64 {
 
 func TestManagerCollector(t *testing.T) {
 	status := &managerpb.StatusReply{Site: "east", Host: "east2", Coordinator: "east2", Policy: "MAINTENANCE", Primary: "east1", Epoch: 3,
-		Initialized: true, Transition: "switch east1 -> east3",
+		Initialized: true, Transition: "switch east1 -> east3", TransitionKind: managerpb.TransitionKind_TRANSITION_KIND_SWITCH,
 		Datasources: []*managerpb.Datasource{
 			{Host: "east1", State: "ONLINE", AppliedSeqno: 42, ManagerAlive: true},
 			{Host: "east2", State: "SHUNNED", AppliedSeqno: 40, AppliedLatency: 0.25, ManagerAlive: true},

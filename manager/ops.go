@@ -591,7 +591,7 @@ func firstLine(s string) string {
 // a tprovision copy (unless forced).
 func (a *Agent) provisioned(host string, force bool) error {
 	if f := a.allFacts()[host]; f.Incomplete != "" && !force {
-		return userErr("%s's database holds part of a tprovision copy that did not finish (%s); run tprovision on %s again, or set force true to bring it back as it is", host, f.Incomplete, host)
+		return refusal(managerpb.Reason_REASON_INCOMPLETE_COPY, "%s's database holds part of a tprovision copy that did not finish (%s); run tprovision on %s again, or set force true to bring it back as it is", host, f.Incomplete, host)
 	}
 	return nil
 }

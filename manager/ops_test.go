@@ -12,6 +12,8 @@ import (
 
 	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 var east = []string{"east1", "east2", "east3"}
@@ -255,6 +257,22 @@ func TestRecover(t *testing.T) {
 		}
 		if a.ledger.state().Datasources["east3"].State != policy.Failed {
 			t.Fatal("recovered a diverged host")
+		}
+	})
+	t.Run("half-copied", func(t *testing.T) {
+		_, a := setup(t)
+		a.pool.peers["east3"].facts.Incomplete = "mysqldump from east2 began at 10:00"
+		_, err := a.doRecover(context.Background(), "east3", false)
+		// The caller (tprovision waits for this refusal to clear) decides
+		// on the reason the gRPC status carries, not on the words.
+		if got := reason.Of(toStatus(err)); got != managerpb.Reason_REASON_INCOMPLETE_COPY {
+			t.Fatalf("reason %v of %v", got, err)
+		}
+		if a.ledger.state().Datasources["east3"].State != policy.Failed {
+			t.Fatal("recovered a half-copied host")
+		}
+		if _, err := a.doRecover(context.Background(), "east3", true); err != nil {
+			t.Fatalf("forced: %v", err)
 		}
 	})
 	t.Run("the primary", func(t *testing.T) {

@@ -370,7 +370,7 @@ func (a *Agent) confirmWritable(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	r, err := c.Status(ctx, &managerpb.StatusRequest{})
-	if err != nil || r.GetCoordinator() != coord || !r.GetInitialized() || r.GetPrimary() != a.self || r.GetTransition() != "" && !r.GetTransitionDrain() {
+	if err != nil || r.GetCoordinator() != coord || !r.GetInitialized() || r.GetPrimary() != a.self || r.GetTransitionKind() != managerpb.TransitionKind_TRANSITION_KIND_NONE && !r.GetTransitionDrain() {
 		return false
 	}
 	for _, d := range r.GetDatasources() {

@@ -16,6 +16,7 @@ import (
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 // server adapts the agent to the gRPC API.
@@ -58,12 +59,26 @@ func (s *server) Lease(_ context.Context, req *managerpb.LeaseRequest) (*manager
 	return s.a.grantLease(req.GetHost()), nil
 }
 
-// UserError is a refusal worded for the operator.
-type UserError struct{ msg string }
+// UserError is a refusal worded for the operator; reason, when set, says
+// why in terms a caller may decide on (rpc/reason).
+type UserError struct {
+	msg    string
+	reason managerpb.Reason
+}
 
 func (e *UserError) Error() string { return e.msg }
 
-func userErr(format string, args ...any) error { return &UserError{fmt.Sprintf(format, args...)} }
+func userErr(format string, args ...any) error { return &UserError{msg: fmt.Sprintf(format, args...)} }
+
+// refusal is userErr with a reason.
+func refusal(r managerpb.Reason, format string, args ...any) error {
+	return &UserError{msg: fmt.Sprintf(format, args...), reason: r}
+}
+
+// usageErr is the refusal of a command's wrong words.
+func usageErr(format string, args ...any) error {
+	return refusal(managerpb.Reason_REASON_USAGE, format, args...)
+}
 
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
@@ -72,9 +87,9 @@ func toStatus(err error) error {
 	var ue *UserError
 	switch {
 	case errors.As(err, &ue):
-		return status.Error(codes.FailedPrecondition, err.Error())
+		return reason.Status(codes.FailedPrecondition, ue.reason, err.Error())
 	case errors.Is(err, errNoCoordinator):
-		return status.Error(codes.Unavailable, err.Error())
+		return reason.Status(codes.Unavailable, managerpb.Reason_REASON_NO_COORDINATOR, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
@@ -103,6 +118,17 @@ func (a *Agent) watch(ctx context.Context, send func(*managerpb.StatusReply) err
 	}
 }
 
+// transitionKind is the wire kind of a policy transition kind.
+func transitionKind(k string) managerpb.TransitionKind {
+	switch k {
+	case policy.Switch:
+		return managerpb.TransitionKind_TRANSITION_KIND_SWITCH
+	case policy.Failover:
+		return managerpb.TransitionKind_TRANSITION_KIND_FAILOVER
+	}
+	return managerpb.TransitionKind_TRANSITION_KIND_NONE
+}
+
 // status is this manager's view of the site.
 func (a *Agent) status() *managerpb.StatusReply {
 	st, index := a.fsm.view()
@@ -114,6 +140,9 @@ func (a *Agent) status() *managerpb.StatusReply {
 		Primary: st.Primary, Epoch: st.Epoch, Transition: st.Transition.String(), TimeUnixMs: now.UnixMilli(),
 		TransitionDrain: st.Transition != nil && st.Transition.Drain,
 		Initialized:     st.Initialized, Index: index}
+	if t := st.Transition; t != nil {
+		r.TransitionKind, r.TransitionFrom, r.TransitionTo = transitionKind(t.Kind), t.From, t.To
+	}
 	if coord == "" {
 		r.CoordinatorProblem = a.noCoordinatorReason()
 	}
@@ -307,7 +336,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force boo
 	if !st.Initialized {
 		return nil, userErr("the site state is not initialized yet; try again in a moment")
 	}
-	usage := func(u string) error { return userErr("usage: %s", u) }
+	usage := func(u string) error { return usageErr("usage: %s", u) }
 	switch args[0] {
 	case "set":
 		if len(args) != 3 || args[1] != "policy" {
@@ -315,7 +344,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force boo
 		}
 		p := strings.ToUpper(args[2])
 		if p != policy.Automatic && p != policy.Maintenance {
-			return nil, userErr("unknown policy %q; use automatic or maintenance", args[2])
+			return nil, usageErr("unknown policy %q; use automatic or maintenance", args[2])
 		}
 		if err := a.apply(policy.Change{Op: policy.OpPolicy, Value: p}); err != nil {
 			return nil, err
@@ -338,7 +367,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force boo
 		}
 		h := args[1]
 		if h != "*" && !slices.Contains(a.site.Connectors, h) {
-			return nil, userErr("%s runs no connector of %s (connectors: %s)", h, a.site.Name, strings.Join(a.site.Connectors, ", "))
+			return nil, usageErr("%s runs no connector of %s (connectors: %s)", h, a.site.Name, strings.Join(a.site.Connectors, ", "))
 		}
 		v := strings.ToUpper(args[2])
 		if err := a.apply(policy.Change{Op: policy.OpRouter, Host: h, Value: v}); err != nil {
@@ -386,7 +415,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, args []string, force boo
 		}
 		return []string{fmt.Sprintf("HEARTBEAT 'MANUAL' INSERTED ON %s (seqno %d)", st.Primary, rep.GetSeqno())}, nil
 	}
-	return nil, userErr("unknown command %q", args[0])
+	return nil, usageErr("unknown command %q", args[0])
 }
 
 func targetArg(args []string, u string) (string, error) {
@@ -396,14 +425,14 @@ func targetArg(args []string, u string) (string, error) {
 	case len(args) == 3 && args[1] == "to":
 		return args[2], nil
 	}
-	return "", userErr("usage: %s", u)
+	return "", usageErr("usage: %s", u)
 }
 
 func (a *Agent) checkHost(h string) error {
 	if h == "" || slices.Contains(a.hosts, h) {
 		return nil
 	}
-	return userErr("%s is not a datasource of %s (datasources: %s)", h, a.site.Name, strings.Join(a.hosts, ", "))
+	return usageErr("%s is not a datasource of %s (datasources: %s)", h, a.site.Name, strings.Join(a.hosts, ", "))
 }
 
 func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h, verb string, force bool) ([]string, error) {
@@ -496,7 +525,7 @@ func (a *Agent) replicatorCommand(ctx context.Context, h, verb string) ([]string
 // host's manager.
 func (a *Agent) serviceCommand(ctx context.Context, args []string) ([]string, error) {
 	if len(args) != 3 {
-		return nil, userErr("usage: service HOST/mysql start|stop|restart")
+		return nil, usageErr("usage: service HOST/mysql start|stop|restart")
 	}
 	host, comp, ok := strings.Cut(args[1], "/")
 	if !ok || comp != "mysql" {

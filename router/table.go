@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -68,7 +67,7 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 		}
 	}
 	t.Transition = r.GetTransition()
-	if strings.HasPrefix(t.Transition, "switch ") {
+	if r.GetTransitionKind() == managerpb.TransitionKind_TRANSITION_KIND_SWITCH {
 		t.Drain = r.GetPrimary()
 	}
 	for _, rt := range r.GetRouters() {
@@ -86,7 +85,7 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 	switch {
 	case !r.GetInitialized() || r.GetPrimary() == "":
 		t.State, t.Why = StateOnHold, "the site has no primary yet"
-	case r.GetTransition() != "":
+	case r.GetTransitionKind() != managerpb.TransitionKind_TRANSITION_KIND_NONE:
 		t.State, t.Why = StateOnHold, "a "+r.GetTransition()+" is under way"
 	case primary == nil || primary.GetState() != "ONLINE":
 		t.State, t.Why = StateOnHold, "the primary "+r.GetPrimary()+" is not ONLINE"

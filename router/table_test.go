@@ -31,7 +31,7 @@ func TestRoute(t *testing.T) {
 		{"healthy: primary, and the least-lagged replica for reads", site(nil), StateOnline, "east1", "east3", ""},
 		{"this connector offline", site(func(r *managerpb.StatusReply) { r.Routers[1].State = "OFFLINE" }), StateOffline, "", "", "connector east2 is OFFLINE (router east2 online brings it back)"},
 		{"another connector offline does not matter", site(func(r *managerpb.StatusReply) { r.Routers[0].State = "OFFLINE" }), StateOnline, "east1", "east3", ""},
-		{"switch under way: hold", site(func(r *managerpb.StatusReply) { r.Transition = "switch east1 -> east3" }), StateOnHold, "", "east3", "a switch east1 -> east3 is under way"},
+		{"switch under way: hold", site(switching), StateOnHold, "", "east3", "a switch east1 -> east3 is under way"},
 		{"failed primary: hold", site(func(r *managerpb.StatusReply) { r.Datasources[0].State = "FAILED" }), StateOnHold, "", "east3", "the primary east1 is not ONLINE"},
 		{"shunned and lagging replicas: the other one", site(func(r *managerpb.StatusReply) { r.Datasources[2].State = "SHUNNED" }), StateOnline, "east1", "east2", ""},
 		{"no replica: reads go to the primary", site(func(r *managerpb.StatusReply) {
@@ -55,9 +55,15 @@ func TestRoute(t *testing.T) {
 		r     *managerpb.StatusReply
 		drain string
 	}{
-		{site(func(r *managerpb.StatusReply) { r.Transition = "switch east1 -> east3" }), "east1"},
-		{site(func(r *managerpb.StatusReply) { r.Transition = "switch east1 -> east3"; r.Routers[1].State = "OFFLINE" }), "east1"},
-		{site(func(r *managerpb.StatusReply) { r.Transition = "failover east1 -> east3" }), ""},
+		{site(func(r *managerpb.StatusReply) { switching(r) }), "east1"},
+		{site(func(r *managerpb.StatusReply) { switching(r); r.Routers[1].State = "OFFLINE" }), "east1"},
+		{site(func(r *managerpb.StatusReply) {
+			r.Transition, r.TransitionKind = "failover east1 -> east3", managerpb.TransitionKind_TRANSITION_KIND_FAILOVER
+		}), ""},
+		// The kind decides, not the words (which are for people).
+		{site(func(r *managerpb.StatusReply) {
+			r.Transition, r.TransitionKind = "switch-like words", managerpb.TransitionKind_TRANSITION_KIND_FAILOVER
+		}), ""},
 		{site(nil), ""},
 	} {
 		if tb := Route(c.r, "east2", 1, addr); tb.Drain != c.drain || tb.Transition != c.r.Transition {
@@ -84,4 +90,10 @@ func TestRouteCarriesIndex(t *testing.T) {
 			t.Errorf("%s table: index %d, expired %d; want 42", tb.State, tb.Index, Expired(tb, tableTTL).Index)
 		}
 	}
+}
+
+// switching sets r's transition to a switch from east1 to east3.
+func switching(r *managerpb.StatusReply) {
+	r.Transition, r.TransitionKind = "switch east1 -> east3", managerpb.TransitionKind_TRANSITION_KIND_SWITCH
+	r.TransitionFrom, r.TransitionTo = "east1", "east3"
 }

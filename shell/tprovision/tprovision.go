@@ -20,6 +20,7 @@ import (
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 // Exit codes.
@@ -259,7 +260,7 @@ func (r *run) command(ctx context.Context, force bool, args ...string) error {
 	defer cancel()
 	_, err := r.mgr.Command(ctx, &managerpb.CommandRequest{Args: args, Force: force})
 	if err != nil {
-		return fmt.Errorf("%s: %s", strings.Join(args, " "), describe(err))
+		return &reason.Error{Msg: fmt.Sprintf("%s: %s", strings.Join(args, " "), describe(err)), Reason: reason.Of(err)}
 	}
 	return nil
 }
@@ -411,7 +412,7 @@ func (r *run) run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if !strings.Contains(err.Error(), "tprovision copy") || time.Now().After(deadline) {
+		if reason.Of(err) != managerpb.Reason_REASON_INCOMPLETE_COPY || time.Now().After(deadline) {
 			return fmt.Errorf("%w (the data is in place and the replicator ONLINE)", err)
 		}
 	}

@@ -21,6 +21,116 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TransitionKind is what a site's managers are doing to its primary.
+type TransitionKind int32
+
+const (
+	TransitionKind_TRANSITION_KIND_NONE     TransitionKind = 0
+	TransitionKind_TRANSITION_KIND_SWITCH   TransitionKind = 1 // planned: the old primary drains, then the new one takes writes
+	TransitionKind_TRANSITION_KIND_FAILOVER TransitionKind = 2 // the old primary failed
+)
+
+// Enum value maps for TransitionKind.
+var (
+	TransitionKind_name = map[int32]string{
+		0: "TRANSITION_KIND_NONE",
+		1: "TRANSITION_KIND_SWITCH",
+		2: "TRANSITION_KIND_FAILOVER",
+	}
+	TransitionKind_value = map[string]int32{
+		"TRANSITION_KIND_NONE":     0,
+		"TRANSITION_KIND_SWITCH":   1,
+		"TRANSITION_KIND_FAILOVER": 2,
+	}
+)
+
+func (x TransitionKind) Enum() *TransitionKind {
+	p := new(TransitionKind)
+	*p = x
+	return p
+}
+
+func (x TransitionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransitionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[0].Descriptor()
+}
+
+func (TransitionKind) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[0]
+}
+
+func (x TransitionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransitionKind.Descriptor instead.
+func (TransitionKind) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{0}
+}
+
+// Reason says why a command was refused, so that a caller decides on it
+// and not on the sentence. A refused Command's gRPC status carries a
+// google.rpc.ErrorInfo whose reason is one of these names and whose
+// domain is "manager.carbide".
+type Reason int32
+
+const (
+	Reason_REASON_UNSPECIFIED Reason = 0
+	// The host's database holds part of a tprovision copy that did not
+	// finish (the managers learn within a probe or two that it finished).
+	Reason_REASON_INCOMPLETE_COPY Reason = 1
+	// The command's words are wrong: usage, an unknown host or policy.
+	Reason_REASON_USAGE Reason = 2
+	// No coordinator: the site has no quorum, or is electing one.
+	Reason_REASON_NO_COORDINATOR Reason = 3
+)
+
+// Enum value maps for Reason.
+var (
+	Reason_name = map[int32]string{
+		0: "REASON_UNSPECIFIED",
+		1: "REASON_INCOMPLETE_COPY",
+		2: "REASON_USAGE",
+		3: "REASON_NO_COORDINATOR",
+	}
+	Reason_value = map[string]int32{
+		"REASON_UNSPECIFIED":     0,
+		"REASON_INCOMPLETE_COPY": 1,
+		"REASON_USAGE":           2,
+		"REASON_NO_COORDINATOR":  3,
+	}
+)
+
+func (x Reason) Enum() *Reason {
+	p := new(Reason)
+	*p = x
+	return p
+}
+
+func (x Reason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Reason) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[1].Descriptor()
+}
+
+func (Reason) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[1]
+}
+
+func (x Reason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Reason.Descriptor instead.
+func (Reason) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{1}
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -79,9 +189,14 @@ type StatusReply struct {
 	// index is the raft index of the last change this view holds: a
 	// connector reports the index of the status its routing follows, and a
 	// command waits until each connector and manager concerned holds its own.
-	Index         uint64 `protobuf:"varint,18,opt,name=index,proto3" json:"index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Index uint64 `protobuf:"varint,18,opt,name=index,proto3" json:"index,omitempty"`
+	// The transition under way, typed: callers decide on these, never on
+	// the text of transition (which is for people).
+	TransitionKind TransitionKind `protobuf:"varint,19,opt,name=transition_kind,json=transitionKind,proto3,enum=carbide.manager.v1.TransitionKind" json:"transition_kind,omitempty"` // NONE when there is none
+	TransitionFrom string         `protobuf:"bytes,20,opt,name=transition_from,json=transitionFrom,proto3" json:"transition_from,omitempty"`
+	TransitionTo   string         `protobuf:"bytes,21,opt,name=transition_to,json=transitionTo,proto3" json:"transition_to,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -238,6 +353,27 @@ func (x *StatusReply) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *StatusReply) GetTransitionKind() TransitionKind {
+	if x != nil {
+		return x.TransitionKind
+	}
+	return TransitionKind_TRANSITION_KIND_NONE
+}
+
+func (x *StatusReply) GetTransitionFrom() string {
+	if x != nil {
+		return x.TransitionFrom
+	}
+	return ""
+}
+
+func (x *StatusReply) GetTransitionTo() string {
+	if x != nil {
+		return x.TransitionTo
+	}
+	return ""
 }
 
 type Alert struct {
@@ -1321,7 +1457,7 @@ var File_manager_proto protoreflect.FileDescriptor
 const file_manager_proto_rawDesc = "" +
 	"\n" +
 	"\rmanager.proto\x12\x12carbide.manager.v1\"\x0f\n" +
-	"\rStatusRequest\"\x97\x05\n" +
+	"\rStatusRequest\"\xb2\x06\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12 \n" +
@@ -1344,7 +1480,10 @@ const file_manager_proto_rawDesc = "" +
 	"\x10transition_drain\x18\x0f \x01(\bR\x0ftransitionDrain\x12\x1a\n" +
 	"\bwarnings\x18\x10 \x03(\tR\bwarnings\x12>\n" +
 	"\ractive_alerts\x18\x11 \x03(\v2\x19.carbide.manager.v1.AlertR\factiveAlerts\x12\x14\n" +
-	"\x05index\x18\x12 \x01(\x04R\x05index\"Q\n" +
+	"\x05index\x18\x12 \x01(\x04R\x05index\x12K\n" +
+	"\x0ftransition_kind\x18\x13 \x01(\x0e2\".carbide.manager.v1.TransitionKindR\x0etransitionKind\x12'\n" +
+	"\x0ftransition_from\x18\x14 \x01(\tR\x0etransitionFrom\x12#\n" +
+	"\rtransition_to\x18\x15 \x01(\tR\ftransitionTo\"Q\n" +
 	"\x05Alert\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
@@ -1436,7 +1575,16 @@ const file_manager_proto_rawDesc = "" +
 	"LeaseReply\x12\x18\n" +
 	"\agranted\x18\x01 \x01(\bR\agranted\x12 \n" +
 	"\vcoordinator\x18\x02 \x01(\tR\vcoordinator\x12\x10\n" +
-	"\x03why\x18\x03 \x01(\tR\x03why2\xdc\x03\n" +
+	"\x03why\x18\x03 \x01(\tR\x03why*d\n" +
+	"\x0eTransitionKind\x12\x18\n" +
+	"\x14TRANSITION_KIND_NONE\x10\x00\x12\x1a\n" +
+	"\x16TRANSITION_KIND_SWITCH\x10\x01\x12\x1c\n" +
+	"\x18TRANSITION_KIND_FAILOVER\x10\x02*i\n" +
+	"\x06Reason\x12\x16\n" +
+	"\x12REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16REASON_INCOMPLETE_COPY\x10\x01\x12\x10\n" +
+	"\fREASON_USAGE\x10\x02\x12\x19\n" +
+	"\x15REASON_NO_COORDINATOR\x10\x032\xdc\x03\n" +
 	"\aManager\x12L\n" +
 	"\x06Status\x12!.carbide.manager.v1.StatusRequest\x1a\x1f.carbide.manager.v1.StatusReply\x12O\n" +
 	"\aCommand\x12\".carbide.manager.v1.CommandRequest\x1a .carbide.manager.v1.CommandReply\x12L\n" +
@@ -1457,50 +1605,54 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
+var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_manager_proto_goTypes = []any{
-	(*StatusRequest)(nil),    // 0: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),      // 1: carbide.manager.v1.StatusReply
-	(*Alert)(nil),            // 2: carbide.manager.v1.Alert
-	(*Datasource)(nil),       // 3: carbide.manager.v1.Datasource
-	(*CrossService)(nil),     // 4: carbide.manager.v1.CrossService
-	(*ServiceConflicts)(nil), // 5: carbide.manager.v1.ServiceConflicts
-	(*Router)(nil),           // 6: carbide.manager.v1.Router
-	(*Member)(nil),           // 7: carbide.manager.v1.Member
-	(*CommandRequest)(nil),   // 8: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),     // 9: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),     // 10: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),     // 11: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),       // 12: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil),  // 13: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),      // 14: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),     // 15: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),       // 16: carbide.manager.v1.LeaseReply
+	(TransitionKind)(0),      // 0: carbide.manager.v1.TransitionKind
+	(Reason)(0),              // 1: carbide.manager.v1.Reason
+	(*StatusRequest)(nil),    // 2: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),      // 3: carbide.manager.v1.StatusReply
+	(*Alert)(nil),            // 4: carbide.manager.v1.Alert
+	(*Datasource)(nil),       // 5: carbide.manager.v1.Datasource
+	(*CrossService)(nil),     // 6: carbide.manager.v1.CrossService
+	(*ServiceConflicts)(nil), // 7: carbide.manager.v1.ServiceConflicts
+	(*Router)(nil),           // 8: carbide.manager.v1.Router
+	(*Member)(nil),           // 9: carbide.manager.v1.Member
+	(*CommandRequest)(nil),   // 10: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),     // 11: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),     // 12: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),     // 13: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),       // 14: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil),  // 15: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),      // 16: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),     // 17: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),       // 18: carbide.manager.v1.LeaseReply
 }
 var file_manager_proto_depIdxs = []int32{
-	3,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	6,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	7,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	2,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
-	4,  // 4: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
-	5,  // 5: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
-	0,  // 6: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	8,  // 7: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	10, // 8: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	11, // 9: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	13, // 10: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	15, // 11: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	1,  // 12: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	9,  // 13: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	1,  // 14: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	12, // 15: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	14, // 16: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	16, // 17: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	5,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
+	8,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	9,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	4,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
+	0,  // 4: carbide.manager.v1.StatusReply.transition_kind:type_name -> carbide.manager.v1.TransitionKind
+	6,  // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
+	7,  // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
+	2,  // 7: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	10, // 8: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	12, // 9: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	13, // 10: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	15, // 11: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	17, // 12: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	3,  // 13: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	11, // 14: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	3,  // 15: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	14, // 16: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	16, // 17: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	18, // 18: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -1513,13 +1665,14 @@ func file_manager_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      2,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_manager_proto_goTypes,
 		DependencyIndexes: file_manager_proto_depIdxs,
+		EnumInfos:         file_manager_proto_enumTypes,
 		MessageInfos:      file_manager_proto_msgTypes,
 	}.Build()
 	File_manager_proto = out.File
