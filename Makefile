@@ -19,8 +19,11 @@ build:
 deps:
 	@scripts/install-deps.sh
 
+## vet: go vet and staticcheck (a pinned version, fetched by go run like the modules)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## test: install dependencies, vet, and run every test with the race detector against real MariaDB
 test: deps vet

@@ -108,7 +108,6 @@ type Agent struct {
 	// readers are the other sites' hosts reading this site (readers.go).
 	readers  map[string]string
 	alerted  map[string]time.Time
-	leader   bool
 	changed  chan struct{}              // closed and replaced on every change
 	reports  map[string]connectorReport // connectors' own word, by host
 	warnings []string                   // offsetWarnings' last findings

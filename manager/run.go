@@ -381,18 +381,6 @@ func (a *Agent) confirmWritable(ctx context.Context) bool {
 	return false
 }
 
-// gossipMajority tells whether, counting itself, this manager heard
-// recently (within fresh) from a majority of the site's managers.
-func (a *Agent) gossipMajority(now time.Time, fresh time.Duration) bool {
-	n := 1
-	for _, h := range a.voters {
-		if h != a.self && a.pool.seenWithin(h, now, fresh) {
-			n++
-		}
-	}
-	return n > len(a.voters)/2
-}
-
 // caughtUp tells whether this manager has applied everything the
 // coordinator told it is committed (so its view of the state is current).
 func (a *Agent) caughtUp() bool {

@@ -111,7 +111,7 @@ func (x *crossSite) addr(host string) string {
 	if strings.HasPrefix(host, "west") {
 		site = 2
 	}
-	return fmt.Sprintf("127.%d.%d.%s:13306", x.cfg.Net, site, strings.TrimLeft(host, "eastwt"))
+	return fmt.Sprintf("127.%d.%d.%s:13306", x.cfg.Net, site, strings.TrimLeft(host, "eastw"))
 }
 
 func (x *crossSite) open(b *testing.B, host string) *sql.DB {

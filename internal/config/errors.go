@@ -47,10 +47,3 @@ func (p *Problems) addf(format string, args ...any) {
 		*p = append(*p, moreProblems)
 	}
 }
-
-func (p Problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return p
-}

@@ -67,9 +67,7 @@ func buildKeyTable() map[string]keyDef {
 		{name: "replication-port", set: setPort(func(s *Settings) *int { return &s.ReplicationPort })},
 		{name: "datasource-mysql-data-directory", set: setDir(func(s *Settings) *string { return &s.DataDirectory })},
 		{name: "skip-validation-check", repeat: true, set: func(s *Settings, v string) error {
-			for _, c := range splitList(v) {
-				s.SkipValidationChecks = append(s.SkipValidationChecks, c)
-			}
+			s.SkipValidationChecks = append(s.SkipValidationChecks, splitList(v)...)
 			return nil
 		}},
 		{name: "rest-api-admin-user", set: setString(func(s *Settings) *string { return &s.RESTAdminUser })},

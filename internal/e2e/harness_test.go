@@ -42,10 +42,16 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		// tools/tpm, as in a release directory (the guide's cd $(tpm query staging) && tools/tpm update).
-		if err := os.MkdirAll(filepath.Join(dir, "tools"), 0o755); err == nil {
-			if b, err := os.ReadFile("../../tools/tpm"); err == nil {
-				err = os.WriteFile(filepath.Join(dir, "tools", "tpm"), b, 0o755)
-			}
+		b, err := os.ReadFile("../../tools/tpm")
+		if err == nil {
+			err = os.MkdirAll(filepath.Join(dir, "tools"), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "tools", "tpm"), b, 0o755)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tools/tpm in the release directory:", err)
+			return 1
 		}
 		release = dir
 		return m.Run()
@@ -72,12 +78,11 @@ master=east1
 
 // site is a running sandbox.
 type site struct {
-	t     *testing.T
-	cfg   sandbox.Config
-	net   int
-	hosts []string
-	out   *strings.Builder
-	dbs   map[string]*sql.DB
+	t   *testing.T
+	cfg sandbox.Config
+	net int
+	out *strings.Builder
+	dbs map[string]*sql.DB
 }
 
 var netCounter = 0

@@ -28,7 +28,7 @@ func TestValidate(t *testing.T) {
 		{"bad port", func(c *Config) { c.Port = 70000 }, "Port 70000 is out of range"},
 		{"bad increment", func(c *Config) { c.AutoIncrementIncrement = -1 }, "AutoIncrementIncrement -1 is out of range"},
 		{"nameless user", func(c *Config) { c.Users = []User{{Password: "x"}} }, "Users[0] has an empty Name"},
-		{"bad privileges", func(c *Config) { c.Users = []User{{Name: "u", Privileges: "ALL"}} }, "Privileges must read"},
+		{"bad privileges", func(c *Config) { c.Users = []User{{Name: "u", Privileges: "ALL"}} }, "privileges must read"},
 		{"multi-line option", func(c *Config) { c.Options = []string{"a=1\nb=2"} }, "is not one my.cnf line"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

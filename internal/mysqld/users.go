@@ -24,7 +24,7 @@ func splitPrivileges(p string) (grant, suffix string, err error) {
 		suffix = " " + opt
 	}
 	if !strings.Contains(upper, " ON ") || strings.ContainsAny(p, ";") {
-		return "", "", errors.New(`Privileges must read "<privileges> ON <object> [WITH GRANT OPTION]", for example "SELECT, INSERT ON app.*"`)
+		return "", "", errors.New(`privileges must read "<privileges> ON <object> [WITH GRANT OPTION]", for example "SELECT, INSERT ON app.*"`)
 	}
 	return p, suffix, nil
 }

@@ -173,7 +173,7 @@ func TestPurge(t *testing.T) {
 		t.Fatalf("Get(0): %v", err)
 	}
 	// Never the active segment.
-	n, err = s.Purge(now, 1<<62)
+	_, err = s.Purge(now, 1<<62)
 	if err != nil {
 		t.Fatal(err)
 	}

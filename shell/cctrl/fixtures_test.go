@@ -3,8 +3,6 @@ package cctrl
 import (
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -139,8 +137,4 @@ func scenarios() []scenario {
 		e2.Conflicts = append([]*managerpb.ServiceConflicts{{Service: "east", Recorded: 2}}, e2.Conflicts...)
 	})
 	return out
-}
-
-func clone(r *managerpb.StatusReply) *managerpb.StatusReply {
-	return proto.Clone(r).(*managerpb.StatusReply)
 }
