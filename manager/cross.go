@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/carbidedb/carbide/internal/config"
@@ -47,7 +46,7 @@ func (a *Agent) crossStates(ctx context.Context, x *config.Install) crossReport 
 		}
 		st := r.GetStatus()
 		out[svc.Name] = st.GetState()
-		if e := st.GetPendingError(); e != "" && strings.HasPrefix(st.GetState(), "OFFLINE:ERROR") {
+		if e := st.GetPendingError(); e != "" && st.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
 			out[svc.Name] += ": " + textutil.Clip(firstLine(e), crossErrorMax)
 		}
 		if st.GetWaitingFor() != "" {

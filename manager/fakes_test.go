@@ -18,6 +18,7 @@ import (
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // A site of fakes behind the manager's seams (seams.go): databases,
@@ -104,7 +105,7 @@ func (f *fakeSite) agent(t *testing.T, catchUp time.Duration) *Agent {
 	f.mu.Lock()
 	for _, h := range hosts {
 		r, db := f.repls[h], f.dbs[h]
-		facts := policy.Facts{Host: h, DB: policy.DBUp, ReadOnly: db.readOnly, ReplRole: r.role, ReplState: r.state,
+		facts := policy.Facts{Host: h, DB: policy.DBUp, ReadOnly: db.readOnly, ReplRole: r.role, ReplState: r.state, ReplKind: replstate.Of(r.state),
 			Applied: r.applied, MaxStored: r.stored, MasterURI: r.uri}
 		if db.down {
 			facts.DB = policy.DBDown
@@ -231,7 +232,7 @@ func (c *fakeReplClient) get() (*fakeRepl, error) {
 }
 
 func (c *fakeReplClient) reply(r *fakeRepl) *replicatorpb.StatusReply {
-	return &replicatorpb.StatusReply{Status: &replicatorpb.ServiceStatus{Service: "east", Role: r.role, State: r.state, MasterConnectUri: r.uri,
+	return &replicatorpb.StatusReply{Status: &replicatorpb.ServiceStatus{Service: "east", Role: r.role, State: r.state, StateKind: replstate.Of(r.state), MasterConnectUri: r.uri,
 		AppliedLastSeqno: r.applied, MaxStoredSeqno: r.stored, Epoch: r.epoch, PendingError: r.pendingError}}
 }
 

@@ -50,7 +50,7 @@ func (a *Agent) replicatorTo(ctx context.Context, host, role, uri string) error 
 		return fmt.Errorf("replicator of %s: %w", host, err)
 	}
 	s := st.GetStatus()
-	if s.GetRole() == role && s.GetState() == "ONLINE" && (role == policy.RoleMaster || s.GetMasterConnectUri() == uri) {
+	if s.GetRole() == role && s.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE && (role == policy.RoleMaster || s.GetMasterConnectUri() == uri) {
 		return nil
 	}
 	if _, err := c.Offline(ctx, &replicatorpb.OfflineRequest{Service: svc}); err != nil {
@@ -381,7 +381,7 @@ func (a *Agent) freshen(ctx context.Context, facts map[string]policy.Facts, old 
 			mu.Lock()
 			defer mu.Unlock()
 			f := facts[h]
-			f.ReplRole, f.ReplState, f.Applied, f.MaxStored = s.GetRole(), s.GetState(), s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno()
+			f.ReplRole, f.ReplState, f.ReplKind, f.Applied, f.MaxStored = s.GetRole(), s.GetState(), s.GetStateKind(), s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno()
 			facts[h] = f
 		}()
 	}
@@ -507,7 +507,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	if ds.State == policy.Online {
 		// ONLINE with its replicator taken offline (replicator H
 		// offline): recover brings the replicator back.
-		if f := a.allFacts()[host]; f.ReplState != "" && f.ReplState != "ONLINE" {
+		if f := a.allFacts()[host]; f.ReplKind != replicatorpb.ReplicatorState_REPLICATOR_STATE_UNSPECIFIED && f.ReplKind != replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE {
 			if err := a.replicatorTo(ctx, host, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
 				return nil, err
 			}
@@ -553,7 +553,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 		s, err := a.repls.serviceStatus(ctx, host, a.site.Name, time.Second)
 		if err == nil {
 			status = s
-			if strings.HasPrefix(s.GetState(), "OFFLINE:ERROR") || (s.GetState() == "ONLINE" && s.GetAppliedLastSeqno() >= primaryStored) {
+			if k := s.GetStateKind(); k == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR || (k == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE && s.GetAppliedLastSeqno() >= primaryStored) {
 				break
 			}
 		}
@@ -562,7 +562,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 	if status == nil {
 		return nil, fmt.Errorf("cannot recover %s: its replicator does not answer", host)
 	}
-	if strings.HasPrefix(status.GetState(), "OFFLINE:ERROR") {
+	if status.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
 		msg := status.GetPendingError()
 		if msg == "" {
 			msg = status.GetPendingExceptionMessage()

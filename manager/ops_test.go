@@ -13,6 +13,7 @@ import (
 	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/reason"
 )
 
@@ -319,7 +320,7 @@ func TestReconcileLeavesRolesAloneInMaintenance(t *testing.T) {
 		}
 		facts := map[string]policy.Facts{}
 		for _, h := range east {
-			facts[h] = policy.Facts{Host: h, Alive: true, ReplRole: f.repls[h].role, ReplState: "ONLINE"}
+			facts[h] = policy.Facts{Host: h, Alive: true, ReplRole: f.repls[h].role, ReplState: "ONLINE", ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE}
 		}
 		a.reconcile(context.Background(), a.ledger.state(), facts)
 		if got, want := f.did("setrole east2 slave"), mode == policy.Automatic; got != want {
@@ -352,7 +353,7 @@ func TestAutomaticFailoverRanksOnFreshStatus(t *testing.T) {
 func TestCrossErrorFitsTheFacts(t *testing.T) {
 	e := "Event application failed: seqno=2 fragno=0 message=conflict on xs.t id=5: the INSERT from west of " +
 		`{"id":5,"v":"wést"} finds its key taken: this database holds {"id":5,"v":"east2"}; ` + strings.Repeat("the conflict policy is stop ", 20)
-	f := policy.Facts{Host: "east2", Alive: true, ReplRole: "slave", ReplState: "ONLINE", Applied: 123456, MaxStored: 123456, MasterURI: "thl://east1:2112/",
+	f := policy.Facts{Host: "east2", Alive: true, ReplRole: "slave", ReplState: "ONLINE", ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE, Applied: 123456, MaxStored: 123456, MasterURI: "thl://east1:2112/",
 		Cross:     map[string]string{"west": "OFFLINE:ERROR: " + textutil.Clip(firstLine(e), crossErrorMax), "north": "OFFLINE:ERROR: " + textutil.Clip(firstLine(e), crossErrorMax)},
 		Conflicts: map[string]uint64{"east": 1 << 40, "west": 1 << 40, "north": 1 << 40}}
 	b, err := gossiped(f)

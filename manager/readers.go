@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // readersLoop, on the coordinator, watches the hosts of the other sites
@@ -38,7 +38,7 @@ func (a *Agent) readersLoop(ctx context.Context) {
 						continue
 					}
 					readers[other.Name+"/"+d.GetHost()] = x.GetState()
-					if strings.HasPrefix(x.GetState(), "OFFLINE:ERROR") {
+					if x.GetKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
 						key := prefix + d.GetHost()
 						stopped[key] = x.GetState()
 						a.raise(key, fmt.Sprintf("%s of site %s reads %s through its cross-site service %s, which is %s; see mm_trepctl -service %s status on %s",

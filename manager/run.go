@@ -20,6 +20,7 @@ import (
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // Run serves until ctx ends or Shutdown is called. Shutdown order: leave
@@ -207,7 +208,7 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 	s, err := a.repls.serviceStatus(ctx, a.self, a.site.Name, time.Second)
 	wg.Wait()
 	if err == nil {
-		f.ReplRole, f.ReplState = s.GetRole(), s.GetState()
+		f.ReplRole, f.ReplState, f.ReplKind = s.GetRole(), s.GetState(), s.GetStateKind()
 		f.Applied, f.MaxStored, f.Latency = s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno(), s.GetAppliedLatency()
 		f.MasterURI = s.GetMasterConnectUri()
 		if s.GetWaitingFor() != "" {
@@ -471,7 +472,7 @@ func (a *Agent) reconcile(ctx context.Context, st policy.State, facts map[string
 	for _, h := range a.hosts {
 		f := facts[h]
 		if h == st.Primary || !f.Alive || f.ReplRole != policy.RoleMaster ||
-			(f.ReplState != "ONLINE" && !strings.HasPrefix(f.ReplState, "GOING-ONLINE")) {
+			!replstate.Healthy(f.ReplKind) {
 			continue
 		}
 		if st.Datasources[h].State == policy.Online {
@@ -509,7 +510,7 @@ func (a *Agent) initialize() {
 func (a *Agent) finishTransition(ctx context.Context, st policy.State) {
 	t := st.Transition
 	s, err := a.repls.serviceStatus(ctx, t.To, a.site.Name, time.Second)
-	if err == nil && s.GetRole() == policy.RoleMaster && s.GetState() == "ONLINE" {
+	if err == nil && s.GetRole() == policy.RoleMaster && s.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE {
 		a.log.Warn("completing a transition left by the previous coordinator", "transition", t.String())
 		if err := a.apply(policy.Change{Op: policy.OpPromote, Host: t.To}); err == nil {
 			a.granted(t.To)

@@ -17,6 +17,7 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/reason"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // server adapts the agent to the gRPC API.
@@ -158,12 +159,12 @@ func (a *Agent) status() *managerpb.StatusReply {
 		}
 		d := &managerpb.Datasource{Host: h, Role: role, State: ds.State, Reason: ds.Reason, Address: a.bound.Config.Address(h),
 			ManagerAlive: f.Alive, Dataserver: orDefault(f.DB, policy.DBUnknown), ReadOnly: f.ReadOnly,
-			ReplicatorRole: f.ReplRole, ReplicatorState: f.ReplState, AppliedSeqno: f.Applied, AppliedLatency: f.Latency,
+			ReplicatorRole: f.ReplRole, ReplicatorState: f.ReplState, ReplicatorStateKind: f.ReplKind, AppliedSeqno: f.Applied, AppliedLatency: f.Latency,
 			MaxStoredSeqno: f.MaxStored, MasterUri: f.MasterURI,
 			Fenced: f.Fenced, Precedence: int64(i + 1), DataserverError: f.DBError, ManagerState: "ONLINE"}
 		d.ConnectionsCreated, d.ConnectionsActive = connectionsTo(facts, h)
 		for _, svc := range slices.Sorted(maps.Keys(f.Cross)) {
-			d.Cross = append(d.Cross, &managerpb.CrossService{Service: svc, State: f.Cross[svc]})
+			d.Cross = append(d.Cross, &managerpb.CrossService{Service: svc, State: f.Cross[svc], Kind: replstate.Of(f.Cross[svc])})
 		}
 		d.Conflicts = serviceConflicts(f, a.site.Name)
 		if !f.Alive {

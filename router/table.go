@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // Router states.
@@ -59,7 +60,7 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 		if d.GetState() == "FAILED" {
 			t.Failed[d.GetHost()] = true
 		}
-		if d.GetHost() == r.GetPrimary() || d.GetState() != "ONLINE" || d.GetReplicatorState() != "ONLINE" || d.GetDataserver() != "ONLINE" {
+		if d.GetHost() == r.GetPrimary() || d.GetState() != "ONLINE" || d.GetReplicatorStateKind() != replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE || d.GetDataserver() != "ONLINE" {
 			continue
 		}
 		if best == nil || d.GetAppliedLatency() < best.GetAppliedLatency() {

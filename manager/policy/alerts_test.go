@@ -3,6 +3,8 @@ package policy
 import (
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // A monitor alert's condition is reported on every step it holds, even
@@ -15,8 +17,8 @@ func TestConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	facts := map[string]Facts{
-		"east1": {Host: "east1", Alive: true, DB: DBUp, ReplRole: RoleMaster, ReplState: ReplOnline},
-		"east2": {Host: "east2", Alive: true, DB: DBUp, ReplRole: RoleSlave, ReplState: "OFFLINE:ERROR"},
+		"east1": {Host: "east1", Alive: true, DB: DBUp, ReplRole: RoleMaster, ReplState: ReplOnline, ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE},
+		"east2": {Host: "east2", Alive: true, DB: DBUp, ReplRole: RoleSlave, ReplState: "OFFLINE:ERROR", ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR},
 	}
 	now := time.Now()
 	key := MonitorAlerts + "replicator-error/east2"
@@ -31,7 +33,7 @@ func TestConditions(t *testing.T) {
 		}
 	}
 	f := facts["east2"]
-	f.ReplState = ReplOnline
+	f.ReplState, f.ReplKind = ReplOnline, replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE
 	facts["east2"] = f
 	m.Step(Input{Now: now.Add(5 * time.Second), State: st, Facts: facts})
 	if cur, ok := m.Conditions(); !ok || len(cur) != 0 {

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+)
 
 // Dataserver states as a manager sees its own database.
 const (
@@ -23,17 +27,20 @@ type Facts struct {
 	DB       string `json:"db"`
 	ReadOnly bool   `json:"ro,omitempty"`
 	// Repl* describe the host's cluster replicator ("" state: unreachable).
-	ReplRole  string  `json:"rr,omitempty"`
-	ReplState string  `json:"rs,omitempty"`
-	Applied   int64   `json:"ap"`
-	MaxStored int64   `json:"ms"`
-	Latency   float64 `json:"lat,omitempty"`
-	MasterURI string  `json:"mu,omitempty"`
-	Fenced    bool    `json:"f,omitempty"`
-	Created   int64   `json:"cc,omitempty"` // connector counters
-	Active    int64   `json:"ca,omitempty"`
-	ConnPID   int64   `json:"cp,omitempty"`
-	ConnState string  `json:"cs,omitempty"`
+	ReplRole  string `json:"rr,omitempty"`
+	ReplState string `json:"rs,omitempty"` // the guide's text, for people
+	// ReplKind is ReplState typed (unspecified: unreachable): the
+	// monitor decides on it.
+	ReplKind  replicatorpb.ReplicatorState `json:"rk,omitempty"`
+	Applied   int64                        `json:"ap"`
+	MaxStored int64                        `json:"ms"`
+	Latency   float64                      `json:"lat,omitempty"`
+	MasterURI string                       `json:"mu,omitempty"`
+	Fenced    bool                         `json:"f,omitempty"`
+	Created   int64                        `json:"cc,omitempty"` // connector counters
+	Active    int64                        `json:"ca,omitempty"`
+	ConnPID   int64                        `json:"cp,omitempty"`
+	ConnState string                       `json:"cs,omitempty"`
 	// ConnPerHost are this host's connector's connections per datasource
 	// (created, active).
 	ConnPerHost map[string][2]int64 `json:"ph,omitempty"`

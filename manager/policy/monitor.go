@@ -5,6 +5,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // Decision kinds.
@@ -158,9 +161,9 @@ func (m *Monitor) Step(in Input) []Decision {
 	var out []Decision
 	for _, h := range st.Hosts() {
 		ds := st.Datasources[h]
-		if f := in.Facts[h]; f.Alive && ds.State == Online && strings.HasPrefix(f.ReplState, "OFFLINE:ERROR") {
+		if f := in.Facts[h]; f.Alive && ds.State == Online && f.ReplKind == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
 			out = append(out, m.alert(in.Now, "replicator-error/"+h, h, fmt.Sprintf("the replicator of %s is %s; see trepctl status on %s (an apply error needs an operator)", h, f.ReplState, h))...)
-		} else if f.Alive && h == st.Primary && ds.State == Online && f.ReplState != "" && f.ReplState != ReplOnline && !strings.HasPrefix(f.ReplState, "GOING-ONLINE") {
+		} else if f.Alive && h == st.Primary && ds.State == Online && f.ReplKind != replicatorpb.ReplicatorState_REPLICATOR_STATE_UNSPECIFIED && !replstate.Healthy(f.ReplKind) {
 			out = append(out, m.alert(in.Now, "primary-replicator/"+h, h, fmt.Sprintf("the primary %s takes writes but its replicator is %s: no replica gets them; replicator %s online", h, f.ReplState, h))...)
 		}
 		if f := in.Facts[h]; f.Alive {
@@ -170,7 +173,7 @@ func (m *Monitor) Step(in Input) []Decision {
 				}
 			}
 			for _, svc := range sortedKeys(f.Cross) {
-				if state := f.Cross[svc]; strings.HasPrefix(state, "OFFLINE:ERROR") {
+				if state := f.Cross[svc]; replstate.Of(state) == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
 					out = append(out, m.alert(in.Now, "cross/"+h+"/"+svc, h, fmt.Sprintf("the cross-site service %s on %s is %s; see mm_trepctl -service %s status on %s", svc, h, state, svc, h))...)
 				}
 			}
@@ -226,7 +229,7 @@ func (m *Monitor) Step(in Input) []Decision {
 			// that went down meanwhile is not recovered on the strength of
 			// an observation from before.
 			f := in.Facts[h]
-			if !f.Alive || f.DB != DBUp || f.ReplState == "" {
+			if !f.Alive || f.DB != DBUp || f.ReplKind == replicatorpb.ReplicatorState_REPLICATOR_STATE_UNSPECIFIED {
 				delete(m.healthy, h)
 				continue
 			}
@@ -295,7 +298,7 @@ func Candidate(st State, facts map[string]Facts, prefer string) (string, error) 
 			reason = "has no live manager"
 		case f.DB != DBUp:
 			reason = "has its dataserver " + f.DB
-		case f.ReplState != ReplOnline:
+		case f.ReplKind != replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE:
 			reason = "has its replicator " + orUnknown(f.ReplState)
 		}
 		if reason != "" {

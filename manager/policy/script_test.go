@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // TestScripts runs every testdata/*.txt script. A script is a list of
@@ -184,7 +187,7 @@ func (e *env) run(text string) error {
 			if h == m["primary"] {
 				role = "master"
 			}
-			e.facts[h] = Facts{Host: h, Alive: true, DB: DBUp, ReplRole: role, ReplState: ReplOnline}
+			e.facts[h] = Facts{Host: h, Alive: true, DB: DBUp, ReplRole: role, ReplState: ReplOnline, ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE}
 		}
 	case "facts":
 		if len(args) == 0 {
@@ -203,6 +206,7 @@ func (e *env) run(text string) error {
 				f.DBRefused, err = strconv.ParseBool(v)
 			case "repl":
 				f.ReplRole, f.ReplState, _ = strings.Cut(v, "/")
+				f.ReplKind = replstate.Of(f.ReplState)
 			case "applied":
 				f.Applied, err = strconv.ParseInt(v, 10, 64)
 			case "stored":

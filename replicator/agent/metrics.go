@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/carbidedb/carbide/internal/exporter"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // The replicator's metrics, read from its services at each scrape
@@ -53,7 +54,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descState, 1, st.GetState())
 		gauge(descRole, 1, st.GetRole())
 		failed := 0.0
-		if st.GetState() == "OFFLINE:ERROR" {
+		if st.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
 			failed = 1
 		}
 		gauge(descError, failed)

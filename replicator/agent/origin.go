@@ -12,6 +12,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // lagLimit is how many transactions an origin replica may trail the
@@ -109,7 +110,7 @@ func rankSources(r *managerpb.StatusReply, sources []string) []string {
 		}
 	}
 	good := func(d *managerpb.Datasource) bool {
-		return d.GetState() == "ONLINE" && d.GetManagerAlive() && d.GetReplicatorState() == "ONLINE"
+		return d.GetState() == "ONLINE" && d.GetManagerAlive() && d.GetReplicatorStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE
 	}
 	var replicas, primary, rest []string
 	for _, src := range sources {

@@ -12,11 +12,12 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 func TestRankSources(t *testing.T) {
 	ds := func(host, state, repl string, stored int64) *managerpb.Datasource {
-		return &managerpb.Datasource{Host: host, State: state, ManagerAlive: true, ReplicatorState: repl, MaxStoredSeqno: stored}
+		return &managerpb.Datasource{Host: host, State: state, ManagerAlive: true, ReplicatorState: repl, ReplicatorStateKind: replstate.Of(repl), MaxStoredSeqno: stored}
 	}
 	sources := []string{"east2:2112", "east3:2112", "east1:2112"}
 	for _, c := range []struct {

@@ -1,12 +1,15 @@
 package service
 
-// States as trepctl shows them.
+import "github.com/carbidedb/carbide/rpc/replstate"
+
+// States as trepctl shows them (their typed form in the status is
+// replstate's).
 const (
-	StateOnline       = "ONLINE"
-	StateOffline      = "OFFLINE:NORMAL"
-	StateError        = "OFFLINE:ERROR"
-	StateGoingOnline  = "GOING-ONLINE:SYNCHRONIZING"
-	StateGoingOffline = "GOING-OFFLINE"
+	StateOnline       = replstate.Online
+	StateOffline      = replstate.Offline
+	StateError        = replstate.Error
+	StateGoingOnline  = replstate.GoingOnline
+	StateGoingOffline = replstate.GoingOffline
 	RoleMaster        = "master"
 	RoleSlave         = "slave"
 )

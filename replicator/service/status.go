@@ -10,6 +10,7 @@ import (
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // Version is reported by status.
@@ -41,7 +42,7 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 
 	store := s.Store()
 	now := time.Now()
-	st := &replicatorpb.ServiceStatus{Service: s.cfg.Name, Role: role, State: state, AppliedLastSeqno: -1, MinStoredSeqno: -1, MaxStoredSeqno: -1, PendingErrorSeqno: -1,
+	st := &replicatorpb.ServiceStatus{Service: s.cfg.Name, Role: role, State: state, StateKind: replstate.Of(state), AppliedLastSeqno: -1, MinStoredSeqno: -1, MaxStoredSeqno: -1, PendingErrorSeqno: -1,
 		Conflicts: conflicts}
 	var last *thlpb.Event
 	var hasLast bool

@@ -143,7 +143,7 @@ func (c *Checker) findMasters(ctx context.Context, service string) (Replicator, 
 				c.masters[r.Host] = map[string]string{}
 			}
 			c.masters[r.Host][s.Service] = r.Addr
-			if s.Service == service && st.GetStatus().GetState() == "ONLINE" {
+			if s.Service == service && st.GetStatus().GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE {
 				master, found = r, true
 			}
 		}

@@ -27,7 +27,7 @@ type fakeRep struct {
 }
 
 func (f *fakeRep) Status(_ context.Context, in *replicatorpb.StatusRequest, _ ...grpc.CallOption) (*replicatorpb.StatusReply, error) {
-	return &replicatorpb.StatusReply{Status: &replicatorpb.ServiceStatus{Service: in.GetService(), Role: f.role, State: "ONLINE"}}, nil
+	return &replicatorpb.StatusReply{Status: &replicatorpb.ServiceStatus{Service: in.GetService(), Role: f.role, State: "ONLINE", StateKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE}}, nil
 }
 
 func (f *fakeRep) Check(_ context.Context, in *replicatorpb.CheckRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[replicatorpb.CheckProgress], error) {

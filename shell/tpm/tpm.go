@@ -535,15 +535,15 @@ func (r *runner) waitServices(cfg *config.Config, in *config.Install) string {
 		going, failed := 0, ""
 		var unreachable []string
 		for _, s := range rep.GetServices() {
-			switch st := s.GetState(); {
-			case strings.HasPrefix(st, "GOING-ONLINE"):
+			switch s.GetStateKind() {
+			case replicatorpb.ReplicatorState_REPLICATOR_STATE_GOING_ONLINE:
 				going++
 				for _, f := range s.GetFields() {
 					if f.GetName() == "masterConnectError" {
 						unreachable = append(unreachable, fmt.Sprintf("%s cannot reach its sources yet (%s)", s.GetService(), f.GetValue()))
 					}
 				}
-			case st == "OFFLINE:ERROR":
+			case replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR:
 				failed = s.GetService()
 			}
 		}

@@ -441,7 +441,7 @@ func (r *run) states(ctx context.Context) (map[string][]string, error) {
 			return nil, fmt.Errorf("the replicators of %s do not answer: %s", r.self.Name, describe(err))
 		}
 		for _, s := range sv.GetServices() {
-			if s.GetState() == "ONLINE" {
+			if s.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE {
 				out[c.key] = append(out[c.key], s.GetService())
 			}
 		}

@@ -48,7 +48,7 @@ func last[T any](f *fakeReplicator) (T, bool) {
 }
 
 func (f *fakeReplicator) status(name string) *replicatorpb.ServiceStatus {
-	return &replicatorpb.ServiceStatus{Service: name, State: "ONLINE", Role: "master", AppliedLastSeqno: 7,
+	return &replicatorpb.ServiceStatus{Service: name, State: "ONLINE", StateKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE, Role: "master", AppliedLastSeqno: 7,
 		Fields: []*replicatorpb.Field{{Name: "serviceName", Value: name}, {Name: "state", Value: "ONLINE"}}}
 }
 

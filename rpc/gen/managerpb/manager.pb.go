@@ -7,6 +7,7 @@
 package managerpb
 
 import (
+	replicatorpb "github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -467,9 +468,12 @@ type Datasource struct {
 	// recorded in tungsten_<service>.conflicts (the conflicts of its
 	// trepctl or mm_trepctl status), the services with none left out: the
 	// cluster service first, then the cross-site services by name.
-	Conflicts     []*ServiceConflicts `protobuf:"bytes,23,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Conflicts []*ServiceConflicts `protobuf:"bytes,23,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// replicator_state_kind is replicator_state, typed (unspecified: the
+	// replicator does not answer).
+	ReplicatorStateKind replicatorpb.ReplicatorState `protobuf:"varint,24,opt,name=replicator_state_kind,json=replicatorStateKind,proto3,enum=carbide.replicator.v1.ReplicatorState" json:"replicator_state_kind,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Datasource) Reset() {
@@ -663,10 +667,18 @@ func (x *Datasource) GetConflicts() []*ServiceConflicts {
 	return nil
 }
 
+func (x *Datasource) GetReplicatorStateKind() replicatorpb.ReplicatorState {
+	if x != nil {
+		return x.ReplicatorStateKind
+	}
+	return replicatorpb.ReplicatorState(0)
+}
+
 type CrossService struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Service       string                       `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	State         string                       `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`                                           // the guide's text, with the pending error after ": "
+	Kind          replicatorpb.ReplicatorState `protobuf:"varint,3,opt,name=kind,proto3,enum=carbide.replicator.v1.ReplicatorState" json:"kind,omitempty"` // state, typed
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -713,6 +725,13 @@ func (x *CrossService) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *CrossService) GetKind() replicatorpb.ReplicatorState {
+	if x != nil {
+		return x.Kind
+	}
+	return replicatorpb.ReplicatorState(0)
 }
 
 type ServiceConflicts struct {
@@ -1456,7 +1475,7 @@ var File_manager_proto protoreflect.FileDescriptor
 
 const file_manager_proto_rawDesc = "" +
 	"\n" +
-	"\rmanager.proto\x12\x12carbide.manager.v1\"\x0f\n" +
+	"\rmanager.proto\x12\x12carbide.manager.v1\x1a\x10replicator.proto\"\x0f\n" +
 	"\rStatusRequest\"\xb2\x06\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
@@ -1487,7 +1506,7 @@ const file_manager_proto_rawDesc = "" +
 	"\x05Alert\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
-	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\xdb\x06\n" +
+	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\xb7\a\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
@@ -1518,10 +1537,12 @@ const file_manager_proto_rawDesc = "" +
 	"\x10dataserver_error\x18\x14 \x01(\tR\x0fdataserverError\x12#\n" +
 	"\rmanager_state\x18\x15 \x01(\tR\fmanagerState\x126\n" +
 	"\x05cross\x18\x16 \x03(\v2 .carbide.manager.v1.CrossServiceR\x05cross\x12B\n" +
-	"\tconflicts\x18\x17 \x03(\v2$.carbide.manager.v1.ServiceConflictsR\tconflicts\">\n" +
+	"\tconflicts\x18\x17 \x03(\v2$.carbide.manager.v1.ServiceConflictsR\tconflicts\x12Z\n" +
+	"\x15replicator_state_kind\x18\x18 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\x13replicatorStateKind\"z\n" +
 	"\fCrossService\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"g\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12:\n" +
+	"\x04kind\x18\x03 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\x04kind\"g\n" +
 	"\x10ServiceConflicts\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1a\n" +
 	"\brecorded\x18\x02 \x01(\x04R\brecorded\x12\x1d\n" +
@@ -1608,25 +1629,26 @@ func file_manager_proto_rawDescGZIP() []byte {
 var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_manager_proto_goTypes = []any{
-	(TransitionKind)(0),      // 0: carbide.manager.v1.TransitionKind
-	(Reason)(0),              // 1: carbide.manager.v1.Reason
-	(*StatusRequest)(nil),    // 2: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),      // 3: carbide.manager.v1.StatusReply
-	(*Alert)(nil),            // 4: carbide.manager.v1.Alert
-	(*Datasource)(nil),       // 5: carbide.manager.v1.Datasource
-	(*CrossService)(nil),     // 6: carbide.manager.v1.CrossService
-	(*ServiceConflicts)(nil), // 7: carbide.manager.v1.ServiceConflicts
-	(*Router)(nil),           // 8: carbide.manager.v1.Router
-	(*Member)(nil),           // 9: carbide.manager.v1.Member
-	(*CommandRequest)(nil),   // 10: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),     // 11: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),     // 12: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),     // 13: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),       // 14: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil),  // 15: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),      // 16: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),     // 17: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),       // 18: carbide.manager.v1.LeaseReply
+	(TransitionKind)(0),               // 0: carbide.manager.v1.TransitionKind
+	(Reason)(0),                       // 1: carbide.manager.v1.Reason
+	(*StatusRequest)(nil),             // 2: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),               // 3: carbide.manager.v1.StatusReply
+	(*Alert)(nil),                     // 4: carbide.manager.v1.Alert
+	(*Datasource)(nil),                // 5: carbide.manager.v1.Datasource
+	(*CrossService)(nil),              // 6: carbide.manager.v1.CrossService
+	(*ServiceConflicts)(nil),          // 7: carbide.manager.v1.ServiceConflicts
+	(*Router)(nil),                    // 8: carbide.manager.v1.Router
+	(*Member)(nil),                    // 9: carbide.manager.v1.Member
+	(*CommandRequest)(nil),            // 10: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),              // 11: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),              // 12: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),              // 13: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),                // 14: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil),           // 15: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),               // 16: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),              // 17: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),                // 18: carbide.manager.v1.LeaseReply
+	(replicatorpb.ReplicatorState)(0), // 19: carbide.replicator.v1.ReplicatorState
 }
 var file_manager_proto_depIdxs = []int32{
 	5,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
@@ -1636,23 +1658,25 @@ var file_manager_proto_depIdxs = []int32{
 	0,  // 4: carbide.manager.v1.StatusReply.transition_kind:type_name -> carbide.manager.v1.TransitionKind
 	6,  // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
 	7,  // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
-	2,  // 7: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	10, // 8: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	12, // 9: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	13, // 10: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	15, // 11: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	17, // 12: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	3,  // 13: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	11, // 14: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	3,  // 15: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	14, // 16: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	16, // 17: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	18, // 18: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	19, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	19, // 8: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
+	2,  // 9: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	10, // 10: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	12, // 11: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	13, // 12: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	15, // 13: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	17, // 14: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	3,  // 15: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	11, // 16: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	3,  // 17: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	14, // 18: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	16, // 19: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	18, // 20: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }

@@ -24,6 +24,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ReplicatorState is a replicator service's state; state carries the
+// guide's text of it (rpc/replstate maps one to the other).
+type ReplicatorState int32
+
+const (
+	ReplicatorState_REPLICATOR_STATE_UNSPECIFIED    ReplicatorState = 0 // unknown: the replicator does not answer
+	ReplicatorState_REPLICATOR_STATE_ONLINE         ReplicatorState = 1
+	ReplicatorState_REPLICATOR_STATE_OFFLINE_NORMAL ReplicatorState = 2
+	ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR  ReplicatorState = 3 // stopped on an error an operator must see to
+	ReplicatorState_REPLICATOR_STATE_GOING_ONLINE   ReplicatorState = 4 // GOING-ONLINE:SYNCHRONIZING
+	ReplicatorState_REPLICATOR_STATE_GOING_OFFLINE  ReplicatorState = 5
+)
+
+// Enum value maps for ReplicatorState.
+var (
+	ReplicatorState_name = map[int32]string{
+		0: "REPLICATOR_STATE_UNSPECIFIED",
+		1: "REPLICATOR_STATE_ONLINE",
+		2: "REPLICATOR_STATE_OFFLINE_NORMAL",
+		3: "REPLICATOR_STATE_OFFLINE_ERROR",
+		4: "REPLICATOR_STATE_GOING_ONLINE",
+		5: "REPLICATOR_STATE_GOING_OFFLINE",
+	}
+	ReplicatorState_value = map[string]int32{
+		"REPLICATOR_STATE_UNSPECIFIED":    0,
+		"REPLICATOR_STATE_ONLINE":         1,
+		"REPLICATOR_STATE_OFFLINE_NORMAL": 2,
+		"REPLICATOR_STATE_OFFLINE_ERROR":  3,
+		"REPLICATOR_STATE_GOING_ONLINE":   4,
+		"REPLICATOR_STATE_GOING_OFFLINE":  5,
+	}
+)
+
+func (x ReplicatorState) Enum() *ReplicatorState {
+	p := new(ReplicatorState)
+	*p = x
+	return p
+}
+
+func (x ReplicatorState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReplicatorState) Descriptor() protoreflect.EnumDescriptor {
+	return file_replicator_proto_enumTypes[0].Descriptor()
+}
+
+func (ReplicatorState) Type() protoreflect.EnumType {
+	return &file_replicator_proto_enumTypes[0]
+}
+
+func (x ReplicatorState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReplicatorState.Descriptor instead.
+func (ReplicatorState) EnumDescriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{0}
+}
+
 // Field is one "name : value" line of trepctl status.
 type Field struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -105,7 +165,9 @@ type ServiceStatus struct {
 	WaitingFor     string  `protobuf:"bytes,20,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
 	WaitingSeconds float64 `protobuf:"fixed64,21,opt,name=waiting_seconds,json=waitingSeconds,proto3" json:"waiting_seconds,omitempty"`
 	// conflicts: the conflicts recorded in the service's tracking schema.
-	Conflicts     uint64 `protobuf:"varint,22,opt,name=conflicts,proto3" json:"conflicts,omitempty"`
+	Conflicts uint64 `protobuf:"varint,22,opt,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// state_kind is state, typed: programs decide on it, never on the text.
+	StateKind     ReplicatorState `protobuf:"varint,23,opt,name=state_kind,json=stateKind,proto3,enum=carbide.replicator.v1.ReplicatorState" json:"state_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +326,13 @@ func (x *ServiceStatus) GetConflicts() uint64 {
 		return x.Conflicts
 	}
 	return 0
+}
+
+func (x *ServiceStatus) GetStateKind() ReplicatorState {
+	if x != nil {
+		return x.StateKind
+	}
+	return ReplicatorState_REPLICATOR_STATE_UNSPECIFIED
 }
 
 // DroppedTail is a range of seqnos a master dropped from its THL.
@@ -2567,7 +2636,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x10replicator.proto\x12\x15carbide.replicator.v1\"1\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe2\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xa9\x06\n" +
 	"\rServiceStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
@@ -2588,7 +2657,9 @@ const file_replicator_proto_rawDesc = "" +
 	"\vwaiting_for\x18\x14 \x01(\tR\n" +
 	"waitingFor\x12'\n" +
 	"\x0fwaiting_seconds\x18\x15 \x01(\x01R\x0ewaitingSeconds\x12\x1c\n" +
-	"\tconflicts\x18\x16 \x01(\x04R\tconflicts\"\x89\x01\n" +
+	"\tconflicts\x18\x16 \x01(\x04R\tconflicts\x12E\n" +
+	"\n" +
+	"state_kind\x18\x17 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\tstateKind\"\x89\x01\n" +
 	"\vDroppedTail\x12\x1d\n" +
 	"\n" +
 	"from_seqno\x18\x01 \x01(\x04R\tfromSeqno\x12\x19\n" +
@@ -2763,7 +2834,14 @@ const file_replicator_proto_rawDesc = "" +
 	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\"(\n" +
 	"\fDeletedReply\x12\x18\n" +
-	"\adeleted\x18\x01 \x03(\bR\adeleted2\xb3\f\n" +
+	"\adeleted\x18\x01 \x03(\bR\adeleted*\xe0\x01\n" +
+	"\x0fReplicatorState\x12 \n" +
+	"\x1cREPLICATOR_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17REPLICATOR_STATE_ONLINE\x10\x01\x12#\n" +
+	"\x1fREPLICATOR_STATE_OFFLINE_NORMAL\x10\x02\x12\"\n" +
+	"\x1eREPLICATOR_STATE_OFFLINE_ERROR\x10\x03\x12!\n" +
+	"\x1dREPLICATOR_STATE_GOING_ONLINE\x10\x04\x12\"\n" +
+	"\x1eREPLICATOR_STATE_GOING_OFFLINE\x10\x052\xb3\f\n" +
 	"\n" +
 	"Replicator\x12X\n" +
 	"\bServices\x12&.carbide.replicator.v1.ServicesRequest\x1a$.carbide.replicator.v1.ServicesReply\x12R\n" +
@@ -2797,106 +2875,109 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
+var file_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_replicator_proto_goTypes = []any{
-	(*Field)(nil),               // 0: carbide.replicator.v1.Field
-	(*ServiceStatus)(nil),       // 1: carbide.replicator.v1.ServiceStatus
-	(*DroppedTail)(nil),         // 2: carbide.replicator.v1.DroppedTail
-	(*ServicesRequest)(nil),     // 3: carbide.replicator.v1.ServicesRequest
-	(*ServicesReply)(nil),       // 4: carbide.replicator.v1.ServicesReply
-	(*StatusRequest)(nil),       // 5: carbide.replicator.v1.StatusRequest
-	(*StatusReply)(nil),         // 6: carbide.replicator.v1.StatusReply
-	(*Row)(nil),                 // 7: carbide.replicator.v1.Row
-	(*OnlineRequest)(nil),       // 8: carbide.replicator.v1.OnlineRequest
-	(*OfflineRequest)(nil),      // 9: carbide.replicator.v1.OfflineRequest
-	(*ResetRequest)(nil),        // 10: carbide.replicator.v1.ResetRequest
-	(*SetRoleRequest)(nil),      // 11: carbide.replicator.v1.SetRoleRequest
-	(*HeartbeatRequest)(nil),    // 12: carbide.replicator.v1.HeartbeatRequest
-	(*HeartbeatReply)(nil),      // 13: carbide.replicator.v1.HeartbeatReply
-	(*FlushRequest)(nil),        // 14: carbide.replicator.v1.FlushRequest
-	(*FlushReply)(nil),          // 15: carbide.replicator.v1.FlushReply
-	(*WaitRequest)(nil),         // 16: carbide.replicator.v1.WaitRequest
-	(*ShutdownRequest)(nil),     // 17: carbide.replicator.v1.ShutdownRequest
-	(*ShutdownReply)(nil),       // 18: carbide.replicator.v1.ShutdownReply
-	(*BackupRequest)(nil),       // 19: carbide.replicator.v1.BackupRequest
-	(*BackupChunk)(nil),         // 20: carbide.replicator.v1.BackupChunk
-	(*LocateRequest)(nil),       // 21: carbide.replicator.v1.LocateRequest
-	(*LocateReply)(nil),         // 22: carbide.replicator.v1.LocateReply
-	(*SetPositionRequest)(nil),  // 23: carbide.replicator.v1.SetPositionRequest
-	(*ConflictsRequest)(nil),    // 24: carbide.replicator.v1.ConflictsRequest
-	(*ConflictsReply)(nil),      // 25: carbide.replicator.v1.ConflictsReply
-	(*Conflict)(nil),            // 26: carbide.replicator.v1.Conflict
-	(*CheckRequest)(nil),        // 27: carbide.replicator.v1.CheckRequest
-	(*CheckChunk)(nil),          // 28: carbide.replicator.v1.CheckChunk
-	(*CheckProgress)(nil),       // 29: carbide.replicator.v1.CheckProgress
-	(*CheckResultsRequest)(nil), // 30: carbide.replicator.v1.CheckResultsRequest
-	(*CheckResultsReply)(nil),   // 31: carbide.replicator.v1.CheckResultsReply
-	(*CheckResult)(nil),         // 32: carbide.replicator.v1.CheckResult
-	(*TouchedRequest)(nil),      // 33: carbide.replicator.v1.TouchedRequest
-	(*TouchedReply)(nil),        // 34: carbide.replicator.v1.TouchedReply
-	(*DeletedRequest)(nil),      // 35: carbide.replicator.v1.DeletedRequest
-	(*DeletedQuery)(nil),        // 36: carbide.replicator.v1.DeletedQuery
-	(*DeletedReply)(nil),        // 37: carbide.replicator.v1.DeletedReply
-	nil,                         // 38: carbide.replicator.v1.CheckResult.VectorEntry
-	nil,                         // 39: carbide.replicator.v1.CheckResult.RowsEntry
+	(ReplicatorState)(0),        // 0: carbide.replicator.v1.ReplicatorState
+	(*Field)(nil),               // 1: carbide.replicator.v1.Field
+	(*ServiceStatus)(nil),       // 2: carbide.replicator.v1.ServiceStatus
+	(*DroppedTail)(nil),         // 3: carbide.replicator.v1.DroppedTail
+	(*ServicesRequest)(nil),     // 4: carbide.replicator.v1.ServicesRequest
+	(*ServicesReply)(nil),       // 5: carbide.replicator.v1.ServicesReply
+	(*StatusRequest)(nil),       // 6: carbide.replicator.v1.StatusRequest
+	(*StatusReply)(nil),         // 7: carbide.replicator.v1.StatusReply
+	(*Row)(nil),                 // 8: carbide.replicator.v1.Row
+	(*OnlineRequest)(nil),       // 9: carbide.replicator.v1.OnlineRequest
+	(*OfflineRequest)(nil),      // 10: carbide.replicator.v1.OfflineRequest
+	(*ResetRequest)(nil),        // 11: carbide.replicator.v1.ResetRequest
+	(*SetRoleRequest)(nil),      // 12: carbide.replicator.v1.SetRoleRequest
+	(*HeartbeatRequest)(nil),    // 13: carbide.replicator.v1.HeartbeatRequest
+	(*HeartbeatReply)(nil),      // 14: carbide.replicator.v1.HeartbeatReply
+	(*FlushRequest)(nil),        // 15: carbide.replicator.v1.FlushRequest
+	(*FlushReply)(nil),          // 16: carbide.replicator.v1.FlushReply
+	(*WaitRequest)(nil),         // 17: carbide.replicator.v1.WaitRequest
+	(*ShutdownRequest)(nil),     // 18: carbide.replicator.v1.ShutdownRequest
+	(*ShutdownReply)(nil),       // 19: carbide.replicator.v1.ShutdownReply
+	(*BackupRequest)(nil),       // 20: carbide.replicator.v1.BackupRequest
+	(*BackupChunk)(nil),         // 21: carbide.replicator.v1.BackupChunk
+	(*LocateRequest)(nil),       // 22: carbide.replicator.v1.LocateRequest
+	(*LocateReply)(nil),         // 23: carbide.replicator.v1.LocateReply
+	(*SetPositionRequest)(nil),  // 24: carbide.replicator.v1.SetPositionRequest
+	(*ConflictsRequest)(nil),    // 25: carbide.replicator.v1.ConflictsRequest
+	(*ConflictsReply)(nil),      // 26: carbide.replicator.v1.ConflictsReply
+	(*Conflict)(nil),            // 27: carbide.replicator.v1.Conflict
+	(*CheckRequest)(nil),        // 28: carbide.replicator.v1.CheckRequest
+	(*CheckChunk)(nil),          // 29: carbide.replicator.v1.CheckChunk
+	(*CheckProgress)(nil),       // 30: carbide.replicator.v1.CheckProgress
+	(*CheckResultsRequest)(nil), // 31: carbide.replicator.v1.CheckResultsRequest
+	(*CheckResultsReply)(nil),   // 32: carbide.replicator.v1.CheckResultsReply
+	(*CheckResult)(nil),         // 33: carbide.replicator.v1.CheckResult
+	(*TouchedRequest)(nil),      // 34: carbide.replicator.v1.TouchedRequest
+	(*TouchedReply)(nil),        // 35: carbide.replicator.v1.TouchedReply
+	(*DeletedRequest)(nil),      // 36: carbide.replicator.v1.DeletedRequest
+	(*DeletedQuery)(nil),        // 37: carbide.replicator.v1.DeletedQuery
+	(*DeletedReply)(nil),        // 38: carbide.replicator.v1.DeletedReply
+	nil,                         // 39: carbide.replicator.v1.CheckResult.VectorEntry
+	nil,                         // 40: carbide.replicator.v1.CheckResult.RowsEntry
 }
 var file_replicator_proto_depIdxs = []int32{
-	0,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
-	2,  // 1: carbide.replicator.v1.ServiceStatus.dropped:type_name -> carbide.replicator.v1.DroppedTail
-	1,  // 2: carbide.replicator.v1.ServicesReply.services:type_name -> carbide.replicator.v1.ServiceStatus
-	1,  // 3: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
-	7,  // 4: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
-	0,  // 5: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
-	26, // 6: carbide.replicator.v1.ConflictsReply.conflicts:type_name -> carbide.replicator.v1.Conflict
-	28, // 7: carbide.replicator.v1.CheckRequest.chunks:type_name -> carbide.replicator.v1.CheckChunk
-	28, // 8: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
-	32, // 9: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
-	32, // 10: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
-	38, // 11: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
-	39, // 12: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
-	28, // 13: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
-	36, // 14: carbide.replicator.v1.DeletedRequest.queries:type_name -> carbide.replicator.v1.DeletedQuery
-	3,  // 15: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
-	5,  // 16: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
-	8,  // 17: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
-	9,  // 18: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
-	10, // 19: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
-	11, // 20: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
-	12, // 21: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
-	14, // 22: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
-	16, // 23: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
-	17, // 24: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	19, // 25: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
-	21, // 26: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
-	23, // 27: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
-	24, // 28: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
-	27, // 29: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
-	30, // 30: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
-	33, // 31: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
-	35, // 32: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
-	4,  // 33: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	6,  // 34: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 35: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 36: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 37: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	6,  // 38: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	13, // 39: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	15, // 40: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	6,  // 41: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	18, // 42: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	20, // 43: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	22, // 44: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	6,  // 45: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	25, // 46: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
-	29, // 47: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
-	31, // 48: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
-	34, // 49: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
-	37, // 50: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
-	33, // [33:51] is the sub-list for method output_type
-	15, // [15:33] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	1,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
+	3,  // 1: carbide.replicator.v1.ServiceStatus.dropped:type_name -> carbide.replicator.v1.DroppedTail
+	0,  // 2: carbide.replicator.v1.ServiceStatus.state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	2,  // 3: carbide.replicator.v1.ServicesReply.services:type_name -> carbide.replicator.v1.ServiceStatus
+	2,  // 4: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
+	8,  // 5: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
+	1,  // 6: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
+	27, // 7: carbide.replicator.v1.ConflictsReply.conflicts:type_name -> carbide.replicator.v1.Conflict
+	29, // 8: carbide.replicator.v1.CheckRequest.chunks:type_name -> carbide.replicator.v1.CheckChunk
+	29, // 9: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
+	33, // 10: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
+	33, // 11: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
+	39, // 12: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
+	40, // 13: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
+	29, // 14: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
+	37, // 15: carbide.replicator.v1.DeletedRequest.queries:type_name -> carbide.replicator.v1.DeletedQuery
+	4,  // 16: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
+	6,  // 17: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
+	9,  // 18: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
+	10, // 19: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
+	11, // 20: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
+	12, // 21: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
+	13, // 22: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
+	15, // 23: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
+	17, // 24: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
+	18, // 25: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
+	20, // 26: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	22, // 27: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	24, // 28: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	25, // 29: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
+	28, // 30: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
+	31, // 31: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
+	34, // 32: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
+	36, // 33: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
+	5,  // 34: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	7,  // 35: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	7,  // 36: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	7,  // 37: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	7,  // 38: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	7,  // 39: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	14, // 40: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	16, // 41: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	7,  // 42: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	19, // 43: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	21, // 44: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	23, // 45: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	7,  // 46: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	26, // 47: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
+	30, // 48: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
+	32, // 49: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
+	35, // 50: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
+	38, // 51: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
+	34, // [34:52] is the sub-list for method output_type
+	16, // [16:34] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_replicator_proto_init() }
@@ -2909,13 +2990,14 @@ func file_replicator_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_replicator_proto_goTypes,
 		DependencyIndexes: file_replicator_proto_depIdxs,
+		EnumInfos:         file_replicator_proto_enumTypes,
 		MessageInfos:      file_replicator_proto_msgTypes,
 	}.Build()
 	File_replicator_proto = out.File
