@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 // gossipConfig configures a site's membership pool.
@@ -189,6 +190,11 @@ func (p *pool) record(n *memberlist.Node, state memberlist.NodeStateType) {
 	if state == memberlist.StateAlive {
 		var f policy.Facts
 		if err := json.Unmarshal(n.Meta, &f); err == nil {
+			if f.ReplKind == 0 && f.ReplState != "" {
+				// A manager of a release before the typed state (during a
+				// rolling tpm update) sends the text alone.
+				f.ReplKind = replstate.Of(f.ReplState)
+			}
 			m.facts = f
 			m.seen = time.Now()
 		}
