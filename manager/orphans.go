@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/position"
 )
 
 // orphans lists the transactions host's binlog holds after the event id
@@ -15,16 +17,11 @@ import (
 // recover would silently keep on that host alone. Each is described by
 // its GTID and the tables it touched.
 func (a *Agent) orphans(ctx context.Context, host, eventID string) ([]string, error) {
-	pos, _, _ := strings.Cut(eventID, ";")
-	i := strings.LastIndexByte(pos, ':')
-	if i <= 0 {
-		return nil, fmt.Errorf("event id %q has no binlog position", eventID)
-	}
-	file := pos[:i]
-	off, err := strconv.ParseUint(pos[i+1:], 10, 64)
+	p, err := position.Parse(eventID)
 	if err != nil {
-		return nil, fmt.Errorf("event id %q: %w", eventID, err)
+		return nil, err
 	}
+	file, off := p.File, p.Offset
 	db, err := a.remote.db(host)
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/extract"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/thl"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )

@@ -20,7 +20,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 )
 
 // enableEnv must be "1" for the benchmarks of this package to run.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/textutil"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )

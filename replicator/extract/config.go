@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 )
 
 // Defaults applied by New to zero Config fields.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 )
 
 // TestTriggersAndCascadesApplied: rows of tables with triggers, with the

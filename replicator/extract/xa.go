@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/replication"
 
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 )
 
 // XA transactions reach the binlog in two groups: the PREPARE group (GTID

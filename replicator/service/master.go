@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/replicator/extract"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/consistency"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
 )

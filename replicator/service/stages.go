@@ -6,7 +6,7 @@ import (
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/extract"
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

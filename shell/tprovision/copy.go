@@ -21,6 +21,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -81,7 +82,7 @@ func parseChangeMaster(line []byte) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return fmt.Sprintf("%s:%016d", m[1], off), true
+	return position.Position{File: string(m[1]), Offset: off}.String(), true
 }
 
 // parseBinlogInfo reads mariabackup's xtrabackup_binlog_info ("file
@@ -95,7 +96,7 @@ func parseBinlogInfo(info []byte) (string, error) {
 	if err != nil || strings.ContainsAny(f[0], ":;") {
 		return "", fmt.Errorf("the backup's xtrabackup_binlog_info is malformed: %q", info)
 	}
-	return fmt.Sprintf("%s:%016d", f[0], off), nil
+	return position.Position{File: f[0], Offset: off}.String(), nil
 }
 
 // dump copies the source's schemas with mysqldump (one consistent

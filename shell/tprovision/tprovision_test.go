@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/position"
+	"github.com/carbidedb/carbide/internal/position"
 )
 
 func TestOptions(t *testing.T) {
