@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/extract"
-	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/thl"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/mysqld"
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // enableEnv must be "1" for the benchmarks of this package to run.

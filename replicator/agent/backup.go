@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/carbidedb/carbide/internal/mysqld"
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

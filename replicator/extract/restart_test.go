@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

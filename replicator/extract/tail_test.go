@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/carbidedb/carbide/internal/mysqld"
-	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // TestTriggersAndCascadesApplied: rows of tables with triggers, with the

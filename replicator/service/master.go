@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/internal/position"
+	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

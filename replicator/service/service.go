@@ -16,9 +16,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/consistency"
-	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
 )
