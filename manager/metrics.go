@@ -22,7 +22,7 @@ var (
 	descHasCoord    = prometheus.NewDesc("carbide_manager_coordinator_known", "1 while this manager knows a coordinator (0: no quorum, or an election).", []string{"site"}, nil)
 	descQuorum      = prometheus.NewDesc("carbide_manager_quorum", "1 while this manager is in touch with the coordinator through raft; on the primary's manager, while it holds the primary's lease.", []string{"site"}, nil)
 	descMembers     = prometheus.NewDesc("carbide_manager_members", "The site's managers (witnesses included) by state as this manager sees them.", []string{"site", "state"}, nil)
-	descEpoch       = prometheus.NewDesc("carbide_manager_epoch", "The site's epoch: 1 at the start, one more at every promotion (switch or failover); replicated.", []string{"site"}, nil)
+	descTerm        = prometheus.NewDesc("carbide_manager_term", "The site's term: 1 at the start, one more at every promotion (switch or failover); replicated.", []string{"site"}, nil)
 	descInTransit   = prometheus.NewDesc("carbide_manager_transition", "1 while a switch or failover is under way.", []string{"site", "kind"}, nil)
 	descTransitions = prometheus.NewDesc("carbide_manager_transitions_total", "Switches and failovers this manager ran as coordinator, by result (completed, failed, refused).", []string{"site", "kind", "result"}, nil)
 	descDSState     = prometheus.NewDesc("carbide_manager_datasource_state", "1 for the datasource's state (ONLINE, OFFLINE, SHUNNED, FAILED), 0 for the others.", []string{"site", "datasource", "state"}, nil)
@@ -84,7 +84,7 @@ type collector struct {
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPolicy, descCoordinator, descHasCoord, descQuorum, descMembers, descEpoch, descInTransit,
+	for _, d := range []*prometheus.Desc{descPolicy, descCoordinator, descHasCoord, descQuorum, descMembers, descTerm, descInTransit,
 		descTransitions, descDSState, descDSPrimary, descDSApplied, descDSLatency, descDSAlive, descRouter, descCross, descReaders, descAlert} {
 		ch <- d
 	}
@@ -108,7 +108,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range memberStates {
 		gauge(descMembers, float64(byState[s]), s)
 	}
-	gauge(descEpoch, float64(r.GetEpoch()))
+	gauge(descTerm, float64(r.GetTerm()))
 	for _, k := range transitionKinds {
 		gauge(descInTransit, exporter.Bool(r.GetTransitionKind() == transitionKind(k)), k)
 	}

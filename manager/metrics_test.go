@@ -24,7 +24,7 @@ func gather(t *testing.T, c prometheus.Collector) map[string]float64 {
 }
 
 func TestManagerCollector(t *testing.T) {
-	status := &managerpb.StatusReply{Site: "east", Host: "east2", Coordinator: "east2", Policy: "MAINTENANCE", Primary: "east1", Epoch: 3,
+	status := &managerpb.StatusReply{Site: "east", Host: "east2", Coordinator: "east2", Policy: "MAINTENANCE", Primary: "east1", Term: 3,
 		Initialized: true, Transition: "switch east1 -> east3", TransitionKind: managerpb.TransitionKind_TRANSITION_KIND_SWITCH,
 		Datasources: []*managerpb.Datasource{
 			{Host: "east1", State: "ONLINE", AppliedSeqno: 42, ManagerAlive: true},
@@ -51,7 +51,7 @@ func TestManagerCollector(t *testing.T) {
 		"carbide_manager_members{site=east,state=alive}":                                 2,
 		"carbide_manager_members{site=east,state=dead}":                                  1,
 		"carbide_manager_members{site=east,state=suspect}":                               0,
-		"carbide_manager_epoch{site=east}":                                               3,
+		"carbide_manager_term{site=east}":                                                3,
 		"carbide_manager_transition{kind=switch,site=east}":                              1,
 		"carbide_manager_transition{kind=failover,site=east}":                            0,
 		"carbide_manager_transitions_total{kind=switch,result=completed,site=east}":      2,

@@ -25,7 +25,7 @@ type ManagerStatus struct {
 	CoordinatorProblem string             `json:"coordinatorProblem"`
 	PolicyMode         string             `json:"policyMode"`
 	Primary            string             `json:"primary"`
-	Epoch              uint64             `json:"epoch"`
+	Term               uint64             `json:"term"`
 	Transition         string             `json:"transition"`
 	TransitionDrain    bool               `json:"transitionDrain"`
 	Initialized        bool               `json:"initialized"`
@@ -97,7 +97,7 @@ type CommandResult struct {
 
 func restStatus(r *managerpb.StatusReply) ManagerStatus {
 	s := ManagerStatus{DataService: r.GetSite(), Host: r.GetHost(), Coordinator: r.GetCoordinator(), CoordinatorProblem: r.GetCoordinatorProblem(),
-		PolicyMode: r.GetPolicy(), Primary: r.GetPrimary(), Epoch: r.GetEpoch(), Transition: r.GetTransition(), TransitionDrain: r.GetTransitionDrain(),
+		PolicyMode: r.GetPolicy(), Primary: r.GetPrimary(), Term: r.GetTerm(), Transition: r.GetTransition(), TransitionDrain: r.GetTransitionDrain(),
 		Initialized: r.GetInitialized(), TimeUnixMs: r.GetTimeUnixMs(), Alerts: append([]string{}, r.GetAlerts()...), ActiveAlerts: []ActiveAlert{}, Warnings: append([]string{}, r.GetWarnings()...),
 		Datasources: []DatasourceStatus{}, Connectors: []ConnectorState{}, Managers: []ManagerMember{}}
 	for _, al := range r.GetActiveAlerts() {

@@ -138,7 +138,7 @@ func (a *Agent) status() *managerpb.StatusReply {
 	facts[a.self] = a.localFacts()
 	coord := a.coordinator()
 	r := &managerpb.StatusReply{Site: a.site.Name, Host: a.self, Coordinator: coord, Policy: st.Policy,
-		Primary: st.Primary, Epoch: st.Epoch, Transition: st.Transition.String(), TimeUnixMs: now.UnixMilli(),
+		Primary: st.Primary, Term: st.Term, Transition: st.Transition.String(), TimeUnixMs: now.UnixMilli(),
 		TransitionDrain: st.Transition != nil && st.Transition.Drain,
 		Initialized:     st.Initialized, Index: index}
 	if t := st.Transition; t != nil {

@@ -52,9 +52,9 @@ func (p *Proxy) Bytes() Bytes {
 func (p *Proxy) RoutingChanges() uint64 { return p.routeChanges.Load() }
 
 // sameRoute tells whether two tables route alike: same state, targets,
-// epoch, drain and failed datasources.
+// term, drain and failed datasources.
 func sameRoute(a, b Table) bool {
-	if a.State != b.State || a.Primary != b.Primary || a.ReadOnly != b.ReadOnly || a.Epoch != b.Epoch || a.Drain != b.Drain || len(a.Failed) != len(b.Failed) {
+	if a.State != b.State || a.Primary != b.Primary || a.ReadOnly != b.ReadOnly || a.Term != b.Term || a.Drain != b.Drain || len(a.Failed) != len(b.Failed) {
 		return false
 	}
 	for h := range a.Failed {

@@ -7,7 +7,7 @@ import (
 
 func TestExpired(t *testing.T) {
 	online := Table{State: StateOnline, Primary: Target{Host: "east1", Addr: "a:1"}, ReadOnly: Target{Host: "east2", Addr: "b:1"},
-		Failed: map[string]bool{"east3": true}, Epoch: 4}
+		Failed: map[string]bool{"east3": true}, Term: 4}
 	got := Expired(online, 3*time.Second)
 	if got.State != StateOnHold || got.Primary.Addr != "" || got.Why == "" {
 		t.Fatalf("expired table %+v: want ONHOLD with no primary and a reason", got)

@@ -13,16 +13,16 @@ func TestOperatorHold(t *testing.T) {
 	t.Cleanup(a.proxy.Close)
 	e1 := Target{Host: "east1", Addr: "127.0.1.1:13306"}
 	e3 := Target{Host: "east3", Addr: "127.0.1.3:13306"}
-	online := Table{State: StateOnline, Primary: e1, ReadOnly: e3, Epoch: 4}
+	online := Table{State: StateOnline, Primary: e1, ReadOnly: e3, Term: 4}
 
 	a.setHold(true) // before any table: the first one is held
 	a.setTable(online)
 	got := a.proxy.Table()
-	if got.State != StateOnHold || got.Primary != e1 || got.ReadOnly != (Target{}) || got.Epoch != 4 || got.Why == "" {
+	if got.State != StateOnHold || got.Primary != e1 || got.ReadOnly != (Target{}) || got.Term != 4 || got.Why == "" {
 		t.Fatalf("held table %+v: want ONHOLD, the primary kept, no read-only target", got)
 	}
-	a.setTable(Table{State: StateOnline, Primary: e3, Epoch: 5}) // a new table stays held
-	if got := a.proxy.Table(); got.State != StateOnHold || got.Primary != e3 || got.Epoch != 5 {
+	a.setTable(Table{State: StateOnline, Primary: e3, Term: 5}) // a new table stays held
+	if got := a.proxy.Table(); got.State != StateOnHold || got.Primary != e3 || got.Term != 5 {
 		t.Fatalf("new table under the hold: %+v", got)
 	}
 	a.setTable(Table{State: StateOffline, Why: "offline"}) // the managers' OFFLINE wins

@@ -13,15 +13,15 @@ import (
 // The connector's metrics, read from its proxy at each scrape
 // (docs/observability.md lists them).
 var (
-	descState      = prometheus.NewDesc("carbide_connector_state", "1 for the connector's state (ONLINE, OFFLINE, ONHOLD), 0 for the others.", []string{"site", "state"}, nil)
-	descCreated    = prometheus.NewDesc("carbide_connector_connections_created_total", "Application connections the connector made to a datasource.", []string{"site"}, nil)
-	descActive     = prometheus.NewDesc("carbide_connector_connections_active", "Application connections open through the connector.", []string{"site"}, nil)
-	descDSCreated  = prometheus.NewDesc("carbide_connector_datasource_connections_created_total", "Application connections the connector made to the datasource.", []string{"site", "datasource"}, nil)
-	descDSActive   = prometheus.NewDesc("carbide_connector_datasource_connections_active", "Application connections open to the datasource.", []string{"site", "datasource"}, nil)
-	descBytes      = prometheus.NewDesc("carbide_connector_bytes_total", "Bytes the connector moved: direction to_server (from applications) or to_client (from databases).", []string{"site", "direction"}, nil)
-	descRouting    = prometheus.NewDesc("carbide_connector_routing_changes_total", "Routing tables that changed where connections go (state, targets, epoch, drain, failed datasources).", []string{"site"}, nil)
-	descRouteEpoch = prometheus.NewDesc("carbide_connector_epoch", "The site's epoch in the connector's routing table.", []string{"site"}, nil)
-	descStalls     = prometheus.NewDesc("carbide_connector_kernel_stalls_total", "Connections moved from the kernel path to the event loops because their bytes stopped moving in the kernel.", []string{"site"}, nil)
+	descState     = prometheus.NewDesc("carbide_connector_state", "1 for the connector's state (ONLINE, OFFLINE, ONHOLD), 0 for the others.", []string{"site", "state"}, nil)
+	descCreated   = prometheus.NewDesc("carbide_connector_connections_created_total", "Application connections the connector made to a datasource.", []string{"site"}, nil)
+	descActive    = prometheus.NewDesc("carbide_connector_connections_active", "Application connections open through the connector.", []string{"site"}, nil)
+	descDSCreated = prometheus.NewDesc("carbide_connector_datasource_connections_created_total", "Application connections the connector made to the datasource.", []string{"site", "datasource"}, nil)
+	descDSActive  = prometheus.NewDesc("carbide_connector_datasource_connections_active", "Application connections open to the datasource.", []string{"site", "datasource"}, nil)
+	descBytes     = prometheus.NewDesc("carbide_connector_bytes_total", "Bytes the connector moved: direction to_server (from applications) or to_client (from databases).", []string{"site", "direction"}, nil)
+	descRouting   = prometheus.NewDesc("carbide_connector_routing_changes_total", "Routing tables that changed where connections go (state, targets, term, drain, failed datasources).", []string{"site"}, nil)
+	descRouteTerm = prometheus.NewDesc("carbide_connector_term", "The site's term (promotions) in the connector's routing table.", []string{"site"}, nil)
+	descStalls    = prometheus.NewDesc("carbide_connector_kernel_stalls_total", "Connections moved from the kernel path to the event loops because their bytes stopped moving in the kernel.", []string{"site"}, nil)
 )
 
 var connectorStates = []string{StateOnline, StateOffline, StateOnHold}
@@ -45,7 +45,7 @@ type collector struct {
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descCreated, descActive, descDSCreated, descDSActive, descBytes, descRouting, descRouteEpoch, descStalls} {
+	for _, d := range []*prometheus.Desc{descState, descCreated, descActive, descDSCreated, descDSActive, descBytes, descRouting, descRouteTerm, descStalls} {
 		ch <- d
 	}
 }
@@ -72,7 +72,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	metric(descBytes, prometheus.CounterValue, float64(b.FromClients), "to_server")
 	metric(descBytes, prometheus.CounterValue, float64(b.FromServers), "to_client")
 	metric(descRouting, prometheus.CounterValue, float64(c.p.RoutingChanges()))
-	metric(descRouteEpoch, prometheus.GaugeValue, float64(t.Epoch))
+	metric(descRouteTerm, prometheus.GaugeValue, float64(t.Term))
 	metric(descStalls, prometheus.CounterValue, float64(c.p.Stalls()))
 }
 

@@ -32,7 +32,7 @@ func TestConnectorMetrics(t *testing.T) {
 		t.Fatalf("before a table: %v", m)
 	}
 	online := onlineTo(echoServer(t, []byte("greet")))
-	online.Epoch = 1
+	online.Term = 1
 	p.SetTable(online)
 	p.SetTable(online) // the same table again (a manager's periodic update)
 	conn, err := net.Dial("tcp", addr)
@@ -62,7 +62,7 @@ func TestConnectorMetrics(t *testing.T) {
 		"carbide_connector_bytes_total{direction=to_server,site=east}":                    float64(len(msg)),
 		"carbide_connector_bytes_total{direction=to_client,site=east}":                    float64(5 + len(msg)),
 		"carbide_connector_routing_changes_total{site=east}":                              1,
-		"carbide_connector_epoch{site=east}":                                              1,
+		"carbide_connector_term{site=east}":                                               1,
 		"carbide_connector_kernel_stalls_total{site=east}":                                0,
 	} {
 		if v, ok := m[k]; !ok || v != want {
@@ -72,7 +72,7 @@ func TestConnectorMetrics(t *testing.T) {
 	conn.Close()
 	waitActive(t, p, 0)
 	moved := online
-	moved.Epoch = 2
+	moved.Term = 2
 	p.SetTable(moved)
 	p.SetTable(Table{State: StateOffline, Why: "router offline"})
 	deadline := time.Now().Add(5 * time.Second)

@@ -32,7 +32,7 @@ type ConnectorStatus struct {
 	Coordinator  string                 `json:"coordinator"`
 	Primary      RouteTarget            `json:"primary"`  // read-write connections go here
 	ReadOnly     RouteTarget            `json:"readOnly"` // read-only connections go here
-	Epoch        uint64                 `json:"epoch"`
+	Term         uint64                 `json:"term"`
 	Transition   string                 `json:"transition"`
 	Drain        string                 `json:"drain"`
 	Created      int64                  `json:"created"`
@@ -70,7 +70,7 @@ func (a *Agent) restStatus() ConnectorStatus {
 	rw, ro := a.Addrs()
 	s := ConnectorStatus{Host: a.bound.Host.Name, DataService: a.site.Name, PID: os.Getpid(), State: t.State, Why: t.Why, OperatorHold: a.onHold(),
 		Coordinator: coord, Primary: RouteTarget{t.Primary.Host, t.Primary.Addr}, ReadOnly: RouteTarget{t.ReadOnly.Host, t.ReadOnly.Addr},
-		Epoch: t.Epoch, Transition: t.Transition, Drain: t.Drain, Created: c.Created, Active: c.Active,
+		Term: t.Term, Transition: t.Transition, Drain: t.Drain, Created: c.Created, Active: c.Active,
 		Datasources: map[string]Connections{}, Listen: map[string]string{"readWrite": rw, "readOnly": ro}}
 	for h, v := range c.PerHost {
 		s.Datasources[h] = Connections{Created: v[0], Active: v[1]}

@@ -34,8 +34,8 @@ type Table struct {
 	// Primary takes read-write connections; ReadOnly read-only ones (the
 	// least-lagged ONLINE replica, else the primary). Zero when none.
 	Primary, ReadOnly Target
-	// Epoch changes with every promotion.
-	Epoch uint64
+	// Term changes with every promotion.
+	Term uint64
 	// Failed are datasources whose connections must close at once.
 	Failed map[string]bool
 	// Drain is the primary a switch is taking out of service: its
@@ -51,7 +51,7 @@ type Table struct {
 // Route builds the table for connector self from r. addr maps a host to
 // the address its database listens on, dbPort its port.
 func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) string) Table {
-	t := Table{State: StateOnline, Epoch: r.GetEpoch(), Index: r.GetIndex(), Failed: map[string]bool{}}
+	t := Table{State: StateOnline, Term: r.GetTerm(), Index: r.GetIndex(), Failed: map[string]bool{}}
 	target := func(h string) Target {
 		return Target{Host: h, Addr: net.JoinHostPort(addr(h), strconv.Itoa(dbPort))}
 	}

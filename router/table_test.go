@@ -11,7 +11,7 @@ func site(mut func(r *managerpb.StatusReply)) *managerpb.StatusReply {
 	ds := func(h, state string, lat float64) *managerpb.Datasource {
 		return &managerpb.Datasource{Host: h, State: state, Dataserver: "ONLINE", ReplicatorState: "ONLINE", ReplicatorStateKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE, AppliedLatency: lat}
 	}
-	r := &managerpb.StatusReply{Initialized: true, Primary: "east1", Epoch: 3,
+	r := &managerpb.StatusReply{Initialized: true, Primary: "east1", Term: 3,
 		Datasources: []*managerpb.Datasource{ds("east1", "ONLINE", 0), ds("east2", "ONLINE", 0.9), ds("east3", "ONLINE", 0.2)},
 		Routers:     []*managerpb.Router{{Host: "east1", State: "ONLINE"}, {Host: "east2", State: "ONLINE"}}}
 	if mut != nil {

@@ -166,8 +166,8 @@ set policy automatic
 		// Lines 1 and 2 ran; nothing after line 3 did. (Asked of east2's
 		// manager, which answered the commands once its view had them.)
 		after := s.status("east2")
-		if after.GetPolicy() != "MAINTENANCE" || after.GetPrimary() != before.GetPrimary() || after.GetEpoch() != before.GetEpoch() {
-			t.Errorf("after the script: policy %s primary %s epoch %d (before: %s %s %d)", after.GetPolicy(), after.GetPrimary(), after.GetEpoch(), before.GetPolicy(), before.GetPrimary(), before.GetEpoch())
+		if after.GetPolicy() != "MAINTENANCE" || after.GetPrimary() != before.GetPrimary() || after.GetTerm() != before.GetTerm() {
+			t.Errorf("after the script: policy %s primary %s epoch %d (before: %s %s %d)", after.GetPolicy(), after.GetPrimary(), after.GetTerm(), before.GetPolicy(), before.GetPrimary(), before.GetTerm())
 		}
 		for _, rt := range after.GetRouters() {
 			if rt.GetState() != "OFFLINE" {

@@ -125,7 +125,7 @@ func TestMetricsEndpoints(t *testing.T) {
 				{managerMetricsPort, func(m map[string]float64) error {
 					want := map[string]float64{"carbide_manager_policy{policy=AUTOMATIC,site=" + site + "}": 1,
 						"carbide_manager_quorum{site=" + site + "}": 1, "carbide_manager_coordinator_known{site=" + site + "}": 1,
-						"carbide_manager_members{site=" + site + ",state=alive}": 3, "carbide_manager_epoch{site=" + site + "}": 1,
+						"carbide_manager_members{site=" + site + ",state=alive}": 3, "carbide_manager_term{site=" + site + "}": 1,
 						"carbide_manager_datasource_primary{datasource=" + site + "1,site=" + site + "}": 1}
 					for i := 1; i <= 3; i++ {
 						want[fmt.Sprintf("carbide_manager_datasource_state{datasource=%s%d,site=%s,state=ONLINE}", site, i, site)] = 1
@@ -183,7 +183,7 @@ func TestMetricsEndpoints(t *testing.T) {
 	}
 
 	// A switch: the coordinator counts it, every manager of the site sees
-	// the new epoch, the connectors a new routing table.
+	// the new term, the connectors a new routing table.
 	before, _, err := scrape(fmt.Sprintf("http://%s:%d/metrics", s.addr("east1"), connectorMetricsPort))
 	if err != nil {
 		t.Fatal(err)
@@ -199,8 +199,8 @@ func TestMetricsEndpoints(t *testing.T) {
 				t.Fatal(err)
 			}
 			switches += m["carbide_manager_transitions_total{kind=switch,result=completed,site=east}"]
-			if v := m["carbide_manager_epoch{site=east}"]; v != 2 && last == nil {
-				last = fmt.Errorf("%s: carbide_manager_epoch = %v after a switch, want 2", h, v)
+			if v := m["carbide_manager_term{site=east}"]; v != 2 && last == nil {
+				last = fmt.Errorf("%s: carbide_manager_term = %v after a switch, want 2", h, v)
 			}
 			if v := m["carbide_manager_datasource_primary{datasource=east1,site=east}"]; v != 0 && last == nil {
 				last = fmt.Errorf("%s: east1 is still the primary", h)
@@ -214,9 +214,9 @@ func TestMetricsEndpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 		key := "carbide_connector_routing_changes_total{site=east}"
-		if m[key] <= before[key] || m["carbide_connector_epoch{site=east}"] != 2 {
+		if m[key] <= before[key] || m["carbide_connector_term{site=east}"] != 2 {
 			if last == nil {
-				last = fmt.Errorf("east1's connector: routing changes %v (before the switch %v), epoch %v", m[key], before[key], m["carbide_connector_epoch{site=east}"])
+				last = fmt.Errorf("east1's connector: routing changes %v (before the switch %v), term %v", m[key], before[key], m["carbide_connector_term{site=east}"])
 			}
 		}
 		if last == nil || time.Now().After(deadline) {

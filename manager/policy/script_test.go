@@ -29,7 +29,7 @@ import (
 //	end                         the transition ends without a promotion (aborted)
 //	tick DURATION               advance the clock, step, apply the decisions
 //	expect TEXT                 the decisions of the last tick, joined by "; ", or "none"
-//	state TEXT                  the state: "policy=P primary=H epoch=N H=STATE ... [transition=KIND:FROM->TO]"
+//	state TEXT                  the state: "policy=P primary=H term=N H=STATE ... [transition=KIND:FROM->TO]"
 //	candidate [PREFER] => TEXT  Candidate's answer (host or "error: " and the message)
 //	selffence QUORUM_AGO AFTER => true|false
 //	repeat N                    run the lines up to the matching "done" N times
@@ -376,7 +376,7 @@ func (e *env) apply(c Change) error {
 }
 
 func (e *env) describe() string {
-	parts := []string{"policy=" + e.state.Policy, "primary=" + e.state.Primary, "epoch=" + strconv.FormatUint(e.state.Epoch, 10)}
+	parts := []string{"policy=" + e.state.Policy, "primary=" + e.state.Primary, "term=" + strconv.FormatUint(e.state.Term, 10)}
 	for _, h := range e.state.Hosts() {
 		parts = append(parts, h+"="+e.state.Datasources[h].String())
 	}

@@ -64,10 +64,13 @@ func (t *Transition) String() string {
 
 // State is what the site's managers agree on through raft.
 type State struct {
-	Initialized bool              `json:"initialized"`
-	Policy      string            `json:"policy"`
-	Primary     string            `json:"primary"`
-	Epoch       uint64            `json:"epoch"`
+	Initialized bool   `json:"initialized"`
+	Policy      string `json:"policy"`
+	Primary     string `json:"primary"`
+	// Term counts promotions: 1 at the start, one more at every switch or
+	// failover. (Its JSON name stays what the raft logs of earlier
+	// releases hold.)
+	Term        uint64            `json:"epoch"`
 	Datasources map[string]DS     `json:"datasources"`
 	Routers     map[string]string `json:"routers"`
 	Transition  *Transition       `json:"transition,omitempty"`
@@ -189,7 +192,7 @@ func (s State) Apply(c Change) (State, error) {
 		if c.Value != "" && c.Value != Automatic && c.Value != Maintenance {
 			return s, fmt.Errorf("policy: init: unknown policy %q", c.Value)
 		}
-		n = State{Initialized: true, Policy: Automatic, Primary: c.Host, Epoch: 1,
+		n = State{Initialized: true, Policy: Automatic, Primary: c.Host, Term: 1,
 			Datasources: map[string]DS{}, Routers: map[string]string{}}
 		if c.Value != "" {
 			n.Policy = c.Value
@@ -265,7 +268,7 @@ func (s State) Apply(c Change) (State, error) {
 			return s, fmt.Errorf("policy: promote %s during %s", c.Host, s.Transition)
 		}
 		n.Primary = c.Host
-		n.Epoch++
+		n.Term++
 		n.Datasources[c.Host] = DS{State: Online}
 		n.Transition = nil
 	case OpAlert:

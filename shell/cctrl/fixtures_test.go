@@ -23,7 +23,7 @@ func healthy() *managerpb.StatusReply {
 		return d
 	}
 	return &managerpb.StatusReply{
-		Site: "east", Host: "east1", Coordinator: "east3", Policy: "AUTOMATIC", Primary: "east1", Epoch: 1,
+		Site: "east", Host: "east1", Coordinator: "east3", Policy: "AUTOMATIC", Primary: "east1", Term: 1,
 		TimeUnixMs: guideTime.UnixMilli(), Initialized: true,
 		Datasources: []*managerpb.Datasource{
 			ds("east1", "master", 0.921, 1, 0),
@@ -77,7 +77,7 @@ func scenarios() []scenario {
 		d.State, d.Reason, d.ReplicatorState = "SHUNNED", "MANUALLY-SHUNNED", "OFFLINE:NORMAL"
 	})
 	add("failover", LsOptions{}, func(r *managerpb.StatusReply) {
-		r.Primary, r.Epoch = "east2", 2
+		r.Primary, r.Term = "east2", 2
 		old := dsOf(r, "east1")
 		old.Role, old.State, old.Reason = "slave", "FAILED", "dataserver down"
 		old.Dataserver, old.DataserverError, old.ReplicatorState = "STOPPED", "dial tcp 10.9.1.1:13306: connect: connection refused", "OFFLINE:ERROR"

@@ -176,17 +176,20 @@ type StatusReply struct {
 	CoordinatorProblem string                 `protobuf:"bytes,4,opt,name=coordinator_problem,json=coordinatorProblem,proto3" json:"coordinator_problem,omitempty"` // why there is none
 	Policy             string                 `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`                                                   // AUTOMATIC | MAINTENANCE
 	Primary            string                 `protobuf:"bytes,6,opt,name=primary,proto3" json:"primary,omitempty"`
-	Epoch              uint64                 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`          // bumped by every promotion
-	Transition         string                 `protobuf:"bytes,8,opt,name=transition,proto3" json:"transition,omitempty"` // "" or e.g. "switch east1 -> east2"
-	Datasources        []*Datasource          `protobuf:"bytes,9,rep,name=datasources,proto3" json:"datasources,omitempty"`
-	Routers            []*Router              `protobuf:"bytes,10,rep,name=routers,proto3" json:"routers,omitempty"`
-	Members            []*Member              `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`
-	TimeUnixMs         int64                  `protobuf:"varint,12,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
-	Initialized        bool                   `protobuf:"varint,13,opt,name=initialized,proto3" json:"initialized,omitempty"`
-	Alerts             []string               `protobuf:"bytes,14,rep,name=alerts,proto3" json:"alerts,omitempty"`                                           // the history: raised, cleared and events, oldest first
-	TransitionDrain    bool                   `protobuf:"varint,15,opt,name=transition_drain,json=transitionDrain,proto3" json:"transition_drain,omitempty"` // a switch's first phase: the old primary still takes writes
-	Warnings           []string               `protobuf:"bytes,16,rep,name=warnings,proto3" json:"warnings,omitempty"`                                       // configuration problems seen now (shared auto-increment offsets)
-	ActiveAlerts       []*Alert               `protobuf:"bytes,17,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`           // alerts whose condition holds now, oldest first
+	// term is the site's promotion counter: 1 at the start, one more at
+	// every switch or failover (the managers' term; a THL's epoch is a
+	// seqno, another thing).
+	Term            uint64        `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	Transition      string        `protobuf:"bytes,8,opt,name=transition,proto3" json:"transition,omitempty"` // "" or e.g. "switch east1 -> east2"
+	Datasources     []*Datasource `protobuf:"bytes,9,rep,name=datasources,proto3" json:"datasources,omitempty"`
+	Routers         []*Router     `protobuf:"bytes,10,rep,name=routers,proto3" json:"routers,omitempty"`
+	Members         []*Member     `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`
+	TimeUnixMs      int64         `protobuf:"varint,12,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	Initialized     bool          `protobuf:"varint,13,opt,name=initialized,proto3" json:"initialized,omitempty"`
+	Alerts          []string      `protobuf:"bytes,14,rep,name=alerts,proto3" json:"alerts,omitempty"`                                           // the history: raised, cleared and events, oldest first
+	TransitionDrain bool          `protobuf:"varint,15,opt,name=transition_drain,json=transitionDrain,proto3" json:"transition_drain,omitempty"` // a switch's first phase: the old primary still takes writes
+	Warnings        []string      `protobuf:"bytes,16,rep,name=warnings,proto3" json:"warnings,omitempty"`                                       // configuration problems seen now (shared auto-increment offsets)
+	ActiveAlerts    []*Alert      `protobuf:"bytes,17,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`           // alerts whose condition holds now, oldest first
 	// index is the raft index of the last change this view holds: a
 	// connector reports the index of the status its routing follows, and a
 	// command waits until each connector and manager concerned holds its own.
@@ -272,9 +275,9 @@ func (x *StatusReply) GetPrimary() string {
 	return ""
 }
 
-func (x *StatusReply) GetEpoch() uint64 {
+func (x *StatusReply) GetTerm() uint64 {
 	if x != nil {
-		return x.Epoch
+		return x.Term
 	}
 	return 0
 }
@@ -1476,15 +1479,15 @@ var File_manager_proto protoreflect.FileDescriptor
 const file_manager_proto_rawDesc = "" +
 	"\n" +
 	"\rmanager.proto\x12\x12carbide.manager.v1\x1a\x10replicator.proto\"\x0f\n" +
-	"\rStatusRequest\"\xb2\x06\n" +
+	"\rStatusRequest\"\xb0\x06\n" +
 	"\vStatusReply\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12 \n" +
 	"\vcoordinator\x18\x03 \x01(\tR\vcoordinator\x12/\n" +
 	"\x13coordinator_problem\x18\x04 \x01(\tR\x12coordinatorProblem\x12\x16\n" +
 	"\x06policy\x18\x05 \x01(\tR\x06policy\x12\x18\n" +
-	"\aprimary\x18\x06 \x01(\tR\aprimary\x12\x14\n" +
-	"\x05epoch\x18\a \x01(\x04R\x05epoch\x12\x1e\n" +
+	"\aprimary\x18\x06 \x01(\tR\aprimary\x12\x12\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\x12\x1e\n" +
 	"\n" +
 	"transition\x18\b \x01(\tR\n" +
 	"transition\x12@\n" +
