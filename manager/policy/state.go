@@ -70,10 +70,14 @@ type State struct {
 	// Term counts promotions: 1 at the start, one more at every switch or
 	// failover. (Its JSON name stays what the raft logs of earlier
 	// releases hold.)
-	Term        uint64            `json:"epoch"`
-	Datasources map[string]DS     `json:"datasources"`
-	Routers     map[string]string `json:"routers"`
-	Transition  *Transition       `json:"transition,omitempty"`
+	Term        uint64        `json:"epoch"`
+	Datasources map[string]DS `json:"datasources"`
+	// Precedence is the datasources in the ini's order (members=):
+	// candidates that tie are promoted in this order, the order the
+	// status shows as precedence.
+	Precedence []string          `json:"precedence,omitempty"`
+	Routers    map[string]string `json:"routers"`
+	Transition *Transition       `json:"transition,omitempty"`
 	// Alerts are the last MaxAlerts things the coordinator reported
 	// (failovers, refusals under MAINTENANCE, alerts raised and cleared),
 	// oldest first: the history.
@@ -111,6 +115,7 @@ func (s State) Clone() State {
 	for k, v := range s.Datasources {
 		c.Datasources[k] = v
 	}
+	c.Precedence = slices.Clone(s.Precedence)
 	c.Routers = make(map[string]string, len(s.Routers))
 	for k, v := range s.Routers {
 		c.Routers[k] = v
@@ -124,8 +129,12 @@ func (s State) Clone() State {
 	return c
 }
 
-// Hosts returns the datasources' host names, sorted.
+// Hosts returns the datasources' host names in precedence order (by
+// name for a state written before precedence was kept).
 func (s State) Hosts() []string {
+	if len(s.Precedence) == len(s.Datasources) {
+		return slices.Clone(s.Precedence)
+	}
 	out := make([]string, 0, len(s.Datasources))
 	for h := range s.Datasources {
 		out = append(out, h)
@@ -200,6 +209,7 @@ func (s State) Apply(c Change) (State, error) {
 		for _, h := range c.Hosts {
 			n.Datasources[h] = DS{State: Online}
 		}
+		n.Precedence = slices.Clone(c.Hosts)
 		for _, r := range c.Routers {
 			n.Routers[r] = Online
 		}

@@ -2,8 +2,11 @@ package policy
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // site is an initialized state: primary east1, replicas east2 and east3,
@@ -124,5 +127,29 @@ func TestApplyCopies(t *testing.T) {
 		if !reflect.DeepEqual(st, before) {
 			t.Errorf("Apply(%+v) changed its receiver to %+v", c, st)
 		}
+	}
+}
+
+// Candidates that stored and applied as much are promoted in the ini's
+// order (the precedence the status shows), not by name.
+func TestCandidateTiesByPrecedence(t *testing.T) {
+	st, err := State{}.Apply(Change{Op: OpInit, Host: "east1", Hosts: []string{"east1", "east3", "east2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := map[string]Facts{}
+	for _, h := range []string{"east2", "east3"} {
+		facts[h] = Facts{Host: h, Alive: true, DB: DBUp, ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE, Applied: 7, MaxStored: 7}
+	}
+	if got, err := Candidate(st, facts, ""); err != nil || got != "east3" {
+		t.Fatalf("Candidate = %q, %v; want east3 (before east2 in the ini)", got, err)
+	}
+	if got := st.Clone().Hosts(); !slices.Equal(got, []string{"east1", "east3", "east2"}) {
+		t.Errorf("Hosts() = %v, want the ini's order", got)
+	}
+	old := st.Clone()
+	old.Precedence = nil // a state of an earlier release
+	if got := old.Hosts(); !slices.Equal(got, []string{"east1", "east2", "east3"}) {
+		t.Errorf("Hosts() without precedence = %v, want by name", got)
 	}
 }
