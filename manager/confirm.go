@@ -142,7 +142,7 @@ func (a *Agent) awaitConnectors(ctx context.Context, who audience, target uint64
 // connectorShows is what a connector's report says it does, for a
 // WARNING line: its state, and where it routes when routes is set.
 func connectorShows(r connectorReport, routes bool) string {
-	if !routes || r.GetState() != "ONLINE" {
+	if !routes || r.GetStateKind() != managerpb.ConnectorState_CONNECTOR_STATE_ONLINE {
 		return r.GetState()
 	}
 	s := r.GetState() + " (writes to " + orDefault(r.GetPrimary(), "none")

@@ -57,7 +57,7 @@ func confirmSite(t *testing.T, wait time.Duration) (*fakeSite, *Agent) {
 // router's state), or, when !applies, the state it had at the start.
 func (f *fakeSite) connector(ctx context.Context, a *Agent, host string, applies bool, delay time.Duration) {
 	f.mu.Lock()
-	stale := &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], Index: f.index, Primary: f.st.Primary}
+	stale := &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKind(f.st.Routers[host]), Index: f.index, Primary: f.st.Primary}
 	f.mu.Unlock()
 	start := time.Now()
 	keepReporting(ctx, a, func() *managerpb.ConnectorReport {
@@ -66,7 +66,7 @@ func (f *fakeSite) connector(ctx context.Context, a *Agent, host string, applies
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], Index: f.index, Primary: f.st.Primary}
+		return &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKind(f.st.Routers[host]), Index: f.index, Primary: f.st.Primary}
 	})
 }
 
@@ -153,7 +153,7 @@ func TestCommandSkipsStoppedConnector(t *testing.T) {
 	f.connector(ctx, a, "east1", true, 0)
 	f.connector(ctx, a, "east2", true, 0)
 	a.mu.Lock()
-	a.reports["east3"] = connectorReport{&managerpb.ConnectorReport{Host: "east3", State: "ONLINE"}, time.Now().Add(-10 * time.Second)}
+	a.reports["east3"] = connectorReport{&managerpb.ConnectorReport{Host: "east3", State: "ONLINE", StateKind: managerpb.ConnectorState_CONNECTOR_STATE_ONLINE}, time.Now().Add(-10 * time.Second)}
 	a.mu.Unlock()
 	begin := time.Now()
 	lines, unconfirmed, err := a.coordinate(ctx, []string{"router", "*", "offline"}, false)
@@ -178,7 +178,7 @@ func TestDatasourceCommandShowsRoutes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.mu.Lock()
-	stale := &managerpb.ConnectorReport{Host: "east1", State: "ONLINE", Index: f.index, Primary: "east1", ReadOnly: "east3"}
+	stale := &managerpb.ConnectorReport{Host: "east1", State: "ONLINE", StateKind: managerpb.ConnectorState_CONNECTOR_STATE_ONLINE, Index: f.index, Primary: "east1", ReadOnly: "east3"}
 	f.mu.Unlock()
 	keepReporting(ctx, a, func() *managerpb.ConnectorReport { return stale })
 	lines, unconfirmed, err := a.coordinate(ctx, []string{"datasource", "east3", "shun"}, false)

@@ -222,7 +222,7 @@ func (a *Agent) waitConnectorsDrained(ctx context.Context, from, transition stri
 			if !running {
 				continue
 			}
-			if !fresh || r.GetTransition() != transition || r.GetState() == "ONLINE" ||
+			if !fresh || r.GetTransition() != transition || r.GetStateKind() == managerpb.ConnectorState_CONNECTOR_STATE_ONLINE ||
 				r.GetDraining() != from || r.GetDrainingActive() > 0 {
 				waiting = append(waiting, h)
 			}

@@ -171,11 +171,13 @@ func (a *Agent) status() *managerpb.StatusReply {
 			d.ManagerState = "STOPPED"
 			d.Dataserver = policy.DBUnknown
 		}
+		d.StateKind, d.DataserverKind = datasourceKind(d.State), dataserverKind(d.Dataserver)
 		r.Datasources = append(r.Datasources, d)
 	}
 	for _, h := range a.site.Connectors {
 		f := facts[h]
-		r.Routers = append(r.Routers, &managerpb.Router{Host: h, State: orDefault(st.Routers[h], policy.Online),
+		state := orDefault(st.Routers[h], policy.Online)
+		r.Routers = append(r.Routers, &managerpb.Router{Host: h, State: state, StateKind: routerKind(state),
 			Pid: f.ConnPID, Created: f.Created, Active: f.Active, Alive: f.Alive && f.ConnPID != 0})
 	}
 	states := map[string]string{a.self: "alive"}

@@ -250,7 +250,7 @@ func (a *Agent) tell(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	_, err = managerpb.NewManagerClient(c).Report(ctx, &managerpb.ConnectorReport{Host: a.bound.Host.Name, Pid: int64(os.Getpid()),
-		State: t.State, Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
+		State: t.State, StateKind: stateKind(t.State), Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
 		Index: t.Index, Primary: t.Primary.Host, ReadOnly: t.ReadOnly.Host})
 	if err != nil && ctx.Err() == nil {
 		a.log.Debug("report to the coordinator", "coordinator", coord, "error", err)

@@ -16,6 +16,19 @@ const (
 	StateOnHold  = "ONHOLD"
 )
 
+// stateKind is the typed form of a connector state, as reports carry it.
+func stateKind(state string) managerpb.ConnectorState {
+	switch state {
+	case StateOnline:
+		return managerpb.ConnectorState_CONNECTOR_STATE_ONLINE
+	case StateOffline:
+		return managerpb.ConnectorState_CONNECTOR_STATE_OFFLINE
+	case StateOnHold:
+		return managerpb.ConnectorState_CONNECTOR_STATE_ONHOLD
+	}
+	return managerpb.ConnectorState_CONNECTOR_STATE_UNSPECIFIED
+}
+
 // Target is a datasource connections go to.
 type Target struct {
 	Host string
@@ -57,10 +70,11 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 	}
 	var best *managerpb.Datasource
 	for _, d := range r.GetDatasources() {
-		if d.GetState() == "FAILED" {
+		if d.GetStateKind() == managerpb.DatasourceState_DATASOURCE_STATE_FAILED {
 			t.Failed[d.GetHost()] = true
 		}
-		if d.GetHost() == r.GetPrimary() || d.GetState() != "ONLINE" || d.GetReplicatorStateKind() != replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE || d.GetDataserver() != "ONLINE" {
+		if d.GetHost() == r.GetPrimary() || d.GetStateKind() != managerpb.DatasourceState_DATASOURCE_STATE_ONLINE ||
+			d.GetReplicatorStateKind() != replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE || d.GetDataserverKind() != managerpb.DataserverState_DATASERVER_STATE_ONLINE {
 			continue
 		}
 		if best == nil || d.GetAppliedLatency() < best.GetAppliedLatency() {
@@ -72,7 +86,7 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 		t.Drain = r.GetPrimary()
 	}
 	for _, rt := range r.GetRouters() {
-		if rt.GetHost() == self && rt.GetState() == StateOffline {
+		if rt.GetHost() == self && rt.GetStateKind() == managerpb.ConnectorState_CONNECTOR_STATE_OFFLINE {
 			t.State, t.Why = StateOffline, fmt.Sprintf("connector %s is OFFLINE (router %s online brings it back)", self, self)
 			return t
 		}
@@ -88,7 +102,7 @@ func Route(r *managerpb.StatusReply, self string, dbPort int, addr func(string) 
 		t.State, t.Why = StateOnHold, "the site has no primary yet"
 	case r.GetTransitionKind() != managerpb.TransitionKind_TRANSITION_KIND_NONE:
 		t.State, t.Why = StateOnHold, "a "+r.GetTransition()+" is under way"
-	case primary == nil || primary.GetState() != "ONLINE":
+	case primary == nil || primary.GetStateKind() != managerpb.DatasourceState_DATASOURCE_STATE_ONLINE:
 		t.State, t.Why = StateOnHold, "the primary "+r.GetPrimary()+" is not ONLINE"
 	default:
 		t.Primary = target(r.GetPrimary())

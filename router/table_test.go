@@ -4,12 +4,12 @@ import (
 	"testing"
 
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
-	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
 func site(mut func(r *managerpb.StatusReply)) *managerpb.StatusReply {
 	ds := func(h, state string, lat float64) *managerpb.Datasource {
-		return &managerpb.Datasource{Host: h, State: state, Dataserver: "ONLINE", ReplicatorState: "ONLINE", ReplicatorStateKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE, AppliedLatency: lat}
+		return &managerpb.Datasource{Host: h, State: state, Dataserver: "ONLINE", ReplicatorState: "ONLINE", AppliedLatency: lat}
 	}
 	r := &managerpb.StatusReply{Initialized: true, Primary: "east1", Term: 3,
 		Datasources: []*managerpb.Datasource{ds("east1", "ONLINE", 0), ds("east2", "ONLINE", 0.9), ds("east3", "ONLINE", 0.2)},
@@ -17,7 +17,20 @@ func site(mut func(r *managerpb.StatusReply)) *managerpb.StatusReply {
 	if mut != nil {
 		mut(r)
 	}
+	typed(r)
 	return r
+}
+
+// typed sets r's typed states from the texts the cases write.
+func typed(r *managerpb.StatusReply) {
+	for _, d := range r.Datasources {
+		d.StateKind = managerpb.DatasourceState(managerpb.DatasourceState_value["DATASOURCE_STATE_"+d.State])
+		d.DataserverKind = managerpb.DataserverState(managerpb.DataserverState_value["DATASERVER_STATE_"+d.Dataserver])
+		d.ReplicatorStateKind = replstate.Of(d.ReplicatorState)
+	}
+	for _, rt := range r.Routers {
+		rt.StateKind = managerpb.ConnectorState(managerpb.ConnectorState_value["CONNECTOR_STATE_"+rt.State])
+	}
 }
 
 func TestRoute(t *testing.T) {
@@ -37,7 +50,6 @@ func TestRoute(t *testing.T) {
 		{"shunned and lagging replicas: the other one", site(func(r *managerpb.StatusReply) { r.Datasources[2].State = "SHUNNED" }), StateOnline, "east1", "east2", ""},
 		{"no replica: reads go to the primary", site(func(r *managerpb.StatusReply) {
 			r.Datasources[1].ReplicatorState = "OFFLINE:ERROR"
-			r.Datasources[1].ReplicatorStateKind = replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR
 			r.Datasources[2].Dataserver = "STOPPED"
 		}), StateOnline, "east1", "east1", ""},
 		{"not initialized", site(func(r *managerpb.StatusReply) { r.Initialized = false }), StateOnHold, "", "east3", "the site has no primary yet"},

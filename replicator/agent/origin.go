@@ -110,7 +110,7 @@ func rankSources(r *managerpb.StatusReply, sources []string) []string {
 		}
 	}
 	good := func(d *managerpb.Datasource) bool {
-		return d.GetState() == "ONLINE" && d.GetManagerAlive() && d.GetReplicatorStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE
+		return d.GetStateKind() == managerpb.DatasourceState_DATASOURCE_STATE_ONLINE && d.GetManagerAlive() && d.GetReplicatorStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE
 	}
 	var replicas, primary, rest []string
 	for _, src := range sources {

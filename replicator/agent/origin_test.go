@@ -17,7 +17,7 @@ import (
 
 func TestRankSources(t *testing.T) {
 	ds := func(host, state, repl string, stored int64) *managerpb.Datasource {
-		return &managerpb.Datasource{Host: host, State: state, ManagerAlive: true, ReplicatorState: repl, ReplicatorStateKind: replstate.Of(repl), MaxStoredSeqno: stored}
+		return &managerpb.Datasource{Host: host, State: state, StateKind: managerpb.DatasourceState(managerpb.DatasourceState_value["DATASOURCE_STATE_"+state]), ManagerAlive: true, ReplicatorState: repl, ReplicatorStateKind: replstate.Of(repl), MaxStoredSeqno: stored}
 	}
 	sources := []string{"east2:2112", "east3:2112", "east1:2112"}
 	for _, c := range []struct {

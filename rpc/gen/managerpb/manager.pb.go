@@ -132,6 +132,166 @@ func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_manager_proto_rawDescGZIP(), []int{1}
 }
 
+// DatasourceState is a datasource's administrative state in the site.
+type DatasourceState int32
+
+const (
+	DatasourceState_DATASOURCE_STATE_UNSPECIFIED DatasourceState = 0
+	DatasourceState_DATASOURCE_STATE_ONLINE      DatasourceState = 1
+	DatasourceState_DATASOURCE_STATE_OFFLINE     DatasourceState = 2
+	DatasourceState_DATASOURCE_STATE_SHUNNED     DatasourceState = 3
+	DatasourceState_DATASOURCE_STATE_FAILED      DatasourceState = 4
+)
+
+// Enum value maps for DatasourceState.
+var (
+	DatasourceState_name = map[int32]string{
+		0: "DATASOURCE_STATE_UNSPECIFIED",
+		1: "DATASOURCE_STATE_ONLINE",
+		2: "DATASOURCE_STATE_OFFLINE",
+		3: "DATASOURCE_STATE_SHUNNED",
+		4: "DATASOURCE_STATE_FAILED",
+	}
+	DatasourceState_value = map[string]int32{
+		"DATASOURCE_STATE_UNSPECIFIED": 0,
+		"DATASOURCE_STATE_ONLINE":      1,
+		"DATASOURCE_STATE_OFFLINE":     2,
+		"DATASOURCE_STATE_SHUNNED":     3,
+		"DATASOURCE_STATE_FAILED":      4,
+	}
+)
+
+func (x DatasourceState) Enum() *DatasourceState {
+	p := new(DatasourceState)
+	*p = x
+	return p
+}
+
+func (x DatasourceState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DatasourceState) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[2].Descriptor()
+}
+
+func (DatasourceState) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[2]
+}
+
+func (x DatasourceState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DatasourceState.Descriptor instead.
+func (DatasourceState) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{2}
+}
+
+// DataserverState is whether a host's database answers its manager.
+type DataserverState int32
+
+const (
+	DataserverState_DATASERVER_STATE_UNKNOWN DataserverState = 0
+	DataserverState_DATASERVER_STATE_ONLINE  DataserverState = 1
+	DataserverState_DATASERVER_STATE_STOPPED DataserverState = 2
+)
+
+// Enum value maps for DataserverState.
+var (
+	DataserverState_name = map[int32]string{
+		0: "DATASERVER_STATE_UNKNOWN",
+		1: "DATASERVER_STATE_ONLINE",
+		2: "DATASERVER_STATE_STOPPED",
+	}
+	DataserverState_value = map[string]int32{
+		"DATASERVER_STATE_UNKNOWN": 0,
+		"DATASERVER_STATE_ONLINE":  1,
+		"DATASERVER_STATE_STOPPED": 2,
+	}
+)
+
+func (x DataserverState) Enum() *DataserverState {
+	p := new(DataserverState)
+	*p = x
+	return p
+}
+
+func (x DataserverState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DataserverState) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[3].Descriptor()
+}
+
+func (DataserverState) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[3]
+}
+
+func (x DataserverState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DataserverState.Descriptor instead.
+func (DataserverState) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{3}
+}
+
+// ConnectorState is a connector's state: routing (ONLINE), holding new
+// connections (ONHOLD), or taken out by an operator (OFFLINE).
+type ConnectorState int32
+
+const (
+	ConnectorState_CONNECTOR_STATE_UNSPECIFIED ConnectorState = 0
+	ConnectorState_CONNECTOR_STATE_ONLINE      ConnectorState = 1
+	ConnectorState_CONNECTOR_STATE_OFFLINE     ConnectorState = 2
+	ConnectorState_CONNECTOR_STATE_ONHOLD      ConnectorState = 3
+)
+
+// Enum value maps for ConnectorState.
+var (
+	ConnectorState_name = map[int32]string{
+		0: "CONNECTOR_STATE_UNSPECIFIED",
+		1: "CONNECTOR_STATE_ONLINE",
+		2: "CONNECTOR_STATE_OFFLINE",
+		3: "CONNECTOR_STATE_ONHOLD",
+	}
+	ConnectorState_value = map[string]int32{
+		"CONNECTOR_STATE_UNSPECIFIED": 0,
+		"CONNECTOR_STATE_ONLINE":      1,
+		"CONNECTOR_STATE_OFFLINE":     2,
+		"CONNECTOR_STATE_ONHOLD":      3,
+	}
+)
+
+func (x ConnectorState) Enum() *ConnectorState {
+	p := new(ConnectorState)
+	*p = x
+	return p
+}
+
+func (x ConnectorState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConnectorState) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[4].Descriptor()
+}
+
+func (ConnectorState) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[4]
+}
+
+func (x ConnectorState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConnectorState.Descriptor instead.
+func (ConnectorState) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{4}
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -475,8 +635,11 @@ type Datasource struct {
 	// replicator_state_kind is replicator_state, typed (unspecified: the
 	// replicator does not answer).
 	ReplicatorStateKind replicatorpb.ReplicatorState `protobuf:"varint,24,opt,name=replicator_state_kind,json=replicatorStateKind,proto3,enum=carbide.replicator.v1.ReplicatorState" json:"replicator_state_kind,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// state and dataserver, typed: programs decide on these.
+	StateKind      DatasourceState `protobuf:"varint,25,opt,name=state_kind,json=stateKind,proto3,enum=carbide.manager.v1.DatasourceState" json:"state_kind,omitempty"`
+	DataserverKind DataserverState `protobuf:"varint,26,opt,name=dataserver_kind,json=dataserverKind,proto3,enum=carbide.manager.v1.DataserverState" json:"dataserver_kind,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Datasource) Reset() {
@@ -677,6 +840,20 @@ func (x *Datasource) GetReplicatorStateKind() replicatorpb.ReplicatorState {
 	return replicatorpb.ReplicatorState(0)
 }
 
+func (x *Datasource) GetStateKind() DatasourceState {
+	if x != nil {
+		return x.StateKind
+	}
+	return DatasourceState_DATASOURCE_STATE_UNSPECIFIED
+}
+
+func (x *Datasource) GetDataserverKind() DataserverState {
+	if x != nil {
+		return x.DataserverKind
+	}
+	return DataserverState_DATASERVER_STATE_UNKNOWN
+}
+
 type CrossService struct {
 	state         protoimpl.MessageState       `protogen:"open.v1"`
 	Service       string                       `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
@@ -807,6 +984,7 @@ type Router struct {
 	Created       int64                  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
 	Active        int64                  `protobuf:"varint,5,opt,name=active,proto3" json:"active,omitempty"`
 	Alive         bool                   `protobuf:"varint,6,opt,name=alive,proto3" json:"alive,omitempty"`
+	StateKind     ConnectorState         `protobuf:"varint,7,opt,name=state_kind,json=stateKind,proto3,enum=carbide.manager.v1.ConnectorState" json:"state_kind,omitempty"` // state, typed
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,6 +1059,13 @@ func (x *Router) GetAlive() bool {
 		return x.Alive
 	}
 	return false
+}
+
+func (x *Router) GetStateKind() ConnectorState {
+	if x != nil {
+		return x.StateKind
+	}
+	return ConnectorState_CONNECTOR_STATE_UNSPECIFIED
 }
 
 type Member struct {
@@ -1228,13 +1413,14 @@ type ConnectorReport struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Host           string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"` // the connector's host
 	Pid            int64                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
-	State          string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`                                          // ONLINE | OFFLINE | ONHOLD
-	Transition     string                 `protobuf:"bytes,4,opt,name=transition,proto3" json:"transition,omitempty"`                                // the transition its table was built from
-	Draining       string                 `protobuf:"bytes,5,opt,name=draining,proto3" json:"draining,omitempty"`                                    // the old primary whose read-write connections it closes
-	DrainingActive int64                  `protobuf:"varint,6,opt,name=draining_active,json=drainingActive,proto3" json:"draining_active,omitempty"` // how many of those are still open
-	Index          uint64                 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`                                         // the index of the managers' status its routing follows
-	Primary        string                 `protobuf:"bytes,8,opt,name=primary,proto3" json:"primary,omitempty"`                                      // where it sends new read-write connections ("" none)
-	ReadOnly       string                 `protobuf:"bytes,9,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`                    // where it sends new read-only connections ("" none)
+	State          string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`                                                                   // ONLINE | OFFLINE | ONHOLD
+	Transition     string                 `protobuf:"bytes,4,opt,name=transition,proto3" json:"transition,omitempty"`                                                         // the transition its table was built from
+	Draining       string                 `protobuf:"bytes,5,opt,name=draining,proto3" json:"draining,omitempty"`                                                             // the old primary whose read-write connections it closes
+	DrainingActive int64                  `protobuf:"varint,6,opt,name=draining_active,json=drainingActive,proto3" json:"draining_active,omitempty"`                          // how many of those are still open
+	Index          uint64                 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`                                                                  // the index of the managers' status its routing follows
+	Primary        string                 `protobuf:"bytes,8,opt,name=primary,proto3" json:"primary,omitempty"`                                                               // where it sends new read-write connections ("" none)
+	ReadOnly       string                 `protobuf:"bytes,9,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`                                             // where it sends new read-only connections ("" none)
+	StateKind      ConnectorState         `protobuf:"varint,10,opt,name=state_kind,json=stateKind,proto3,enum=carbide.manager.v1.ConnectorState" json:"state_kind,omitempty"` // state, typed: the managers decide on it
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1330,6 +1516,13 @@ func (x *ConnectorReport) GetReadOnly() string {
 		return x.ReadOnly
 	}
 	return ""
+}
+
+func (x *ConnectorReport) GetStateKind() ConnectorState {
+	if x != nil {
+		return x.StateKind
+	}
+	return ConnectorState_CONNECTOR_STATE_UNSPECIFIED
 }
 
 type ReportReply struct {
@@ -1509,7 +1702,7 @@ const file_manager_proto_rawDesc = "" +
 	"\x05Alert\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\"\n" +
-	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\xb7\a\n" +
+	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\xc9\b\n" +
 	"\n" +
 	"Datasource\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
@@ -1541,7 +1734,10 @@ const file_manager_proto_rawDesc = "" +
 	"\rmanager_state\x18\x15 \x01(\tR\fmanagerState\x126\n" +
 	"\x05cross\x18\x16 \x03(\v2 .carbide.manager.v1.CrossServiceR\x05cross\x12B\n" +
 	"\tconflicts\x18\x17 \x03(\v2$.carbide.manager.v1.ServiceConflictsR\tconflicts\x12Z\n" +
-	"\x15replicator_state_kind\x18\x18 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\x13replicatorStateKind\"z\n" +
+	"\x15replicator_state_kind\x18\x18 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\x13replicatorStateKind\x12B\n" +
+	"\n" +
+	"state_kind\x18\x19 \x01(\x0e2#.carbide.manager.v1.DatasourceStateR\tstateKind\x12L\n" +
+	"\x0fdataserver_kind\x18\x1a \x01(\x0e2#.carbide.manager.v1.DataserverStateR\x0edataserverKind\"z\n" +
 	"\fCrossService\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12:\n" +
@@ -1550,14 +1746,16 @@ const file_manager_proto_rawDesc = "" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1a\n" +
 	"\brecorded\x18\x02 \x01(\x04R\brecorded\x12\x1d\n" +
 	"\n" +
-	"cross_site\x18\x03 \x01(\bR\tcrossSite\"\x8c\x01\n" +
+	"cross_site\x18\x03 \x01(\bR\tcrossSite\"\xcf\x01\n" +
 	"\x06Router\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x10\n" +
 	"\x03pid\x18\x03 \x01(\x03R\x03pid\x12\x18\n" +
 	"\acreated\x18\x04 \x01(\x03R\acreated\x12\x16\n" +
 	"\x06active\x18\x05 \x01(\x03R\x06active\x12\x14\n" +
-	"\x05alive\x18\x06 \x01(\bR\x05alive\"\x9e\x01\n" +
+	"\x05alive\x18\x06 \x01(\bR\x05alive\x12A\n" +
+	"\n" +
+	"state_kind\x18\a \x01(\x0e2\".carbide.manager.v1.ConnectorStateR\tstateKind\"\x9e\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -1579,7 +1777,7 @@ const file_manager_proto_rawDesc = "" +
 	"\x02op\x18\x01 \x01(\tR\x02op\"\"\n" +
 	"\n" +
 	"LocalReply\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xff\x01\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xc2\x02\n" +
 	"\x0fConnectorReport\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x14\n" +
@@ -1591,7 +1789,10 @@ const file_manager_proto_rawDesc = "" +
 	"\x0fdraining_active\x18\x06 \x01(\x03R\x0edrainingActive\x12\x14\n" +
 	"\x05index\x18\a \x01(\x04R\x05index\x12\x18\n" +
 	"\aprimary\x18\b \x01(\tR\aprimary\x12\x1b\n" +
-	"\tread_only\x18\t \x01(\tR\breadOnly\"\r\n" +
+	"\tread_only\x18\t \x01(\tR\breadOnly\x12A\n" +
+	"\n" +
+	"state_kind\x18\n" +
+	" \x01(\x0e2\".carbide.manager.v1.ConnectorStateR\tstateKind\"\r\n" +
 	"\vReportReply\"\"\n" +
 	"\fLeaseRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"Z\n" +
@@ -1608,7 +1809,22 @@ const file_manager_proto_rawDesc = "" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16REASON_INCOMPLETE_COPY\x10\x01\x12\x10\n" +
 	"\fREASON_USAGE\x10\x02\x12\x19\n" +
-	"\x15REASON_NO_COORDINATOR\x10\x032\xdc\x03\n" +
+	"\x15REASON_NO_COORDINATOR\x10\x03*\xa9\x01\n" +
+	"\x0fDatasourceState\x12 \n" +
+	"\x1cDATASOURCE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DATASOURCE_STATE_ONLINE\x10\x01\x12\x1c\n" +
+	"\x18DATASOURCE_STATE_OFFLINE\x10\x02\x12\x1c\n" +
+	"\x18DATASOURCE_STATE_SHUNNED\x10\x03\x12\x1b\n" +
+	"\x17DATASOURCE_STATE_FAILED\x10\x04*j\n" +
+	"\x0fDataserverState\x12\x1c\n" +
+	"\x18DATASERVER_STATE_UNKNOWN\x10\x00\x12\x1b\n" +
+	"\x17DATASERVER_STATE_ONLINE\x10\x01\x12\x1c\n" +
+	"\x18DATASERVER_STATE_STOPPED\x10\x02*\x86\x01\n" +
+	"\x0eConnectorState\x12\x1f\n" +
+	"\x1bCONNECTOR_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16CONNECTOR_STATE_ONLINE\x10\x01\x12\x1b\n" +
+	"\x17CONNECTOR_STATE_OFFLINE\x10\x02\x12\x1a\n" +
+	"\x16CONNECTOR_STATE_ONHOLD\x10\x032\xdc\x03\n" +
 	"\aManager\x12L\n" +
 	"\x06Status\x12!.carbide.manager.v1.StatusRequest\x1a\x1f.carbide.manager.v1.StatusReply\x12O\n" +
 	"\aCommand\x12\".carbide.manager.v1.CommandRequest\x1a .carbide.manager.v1.CommandReply\x12L\n" +
@@ -1629,57 +1845,64 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_manager_proto_goTypes = []any{
 	(TransitionKind)(0),               // 0: carbide.manager.v1.TransitionKind
 	(Reason)(0),                       // 1: carbide.manager.v1.Reason
-	(*StatusRequest)(nil),             // 2: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),               // 3: carbide.manager.v1.StatusReply
-	(*Alert)(nil),                     // 4: carbide.manager.v1.Alert
-	(*Datasource)(nil),                // 5: carbide.manager.v1.Datasource
-	(*CrossService)(nil),              // 6: carbide.manager.v1.CrossService
-	(*ServiceConflicts)(nil),          // 7: carbide.manager.v1.ServiceConflicts
-	(*Router)(nil),                    // 8: carbide.manager.v1.Router
-	(*Member)(nil),                    // 9: carbide.manager.v1.Member
-	(*CommandRequest)(nil),            // 10: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),              // 11: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),              // 12: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),              // 13: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),                // 14: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil),           // 15: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),               // 16: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),              // 17: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),                // 18: carbide.manager.v1.LeaseReply
-	(replicatorpb.ReplicatorState)(0), // 19: carbide.replicator.v1.ReplicatorState
+	(DatasourceState)(0),              // 2: carbide.manager.v1.DatasourceState
+	(DataserverState)(0),              // 3: carbide.manager.v1.DataserverState
+	(ConnectorState)(0),               // 4: carbide.manager.v1.ConnectorState
+	(*StatusRequest)(nil),             // 5: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),               // 6: carbide.manager.v1.StatusReply
+	(*Alert)(nil),                     // 7: carbide.manager.v1.Alert
+	(*Datasource)(nil),                // 8: carbide.manager.v1.Datasource
+	(*CrossService)(nil),              // 9: carbide.manager.v1.CrossService
+	(*ServiceConflicts)(nil),          // 10: carbide.manager.v1.ServiceConflicts
+	(*Router)(nil),                    // 11: carbide.manager.v1.Router
+	(*Member)(nil),                    // 12: carbide.manager.v1.Member
+	(*CommandRequest)(nil),            // 13: carbide.manager.v1.CommandRequest
+	(*CommandReply)(nil),              // 14: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),              // 15: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),              // 16: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),                // 17: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil),           // 18: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),               // 19: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),              // 20: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),                // 21: carbide.manager.v1.LeaseReply
+	(replicatorpb.ReplicatorState)(0), // 22: carbide.replicator.v1.ReplicatorState
 }
 var file_manager_proto_depIdxs = []int32{
-	5,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	8,  // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	9,  // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	4,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
+	8,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
+	11, // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	12, // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	7,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
 	0,  // 4: carbide.manager.v1.StatusReply.transition_kind:type_name -> carbide.manager.v1.TransitionKind
-	6,  // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
-	7,  // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
-	19, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
-	19, // 8: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
-	2,  // 9: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	10, // 10: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	12, // 11: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	13, // 12: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	15, // 13: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	17, // 14: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	3,  // 15: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	11, // 16: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	3,  // 17: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	14, // 18: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	16, // 19: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	18, // 20: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	9,  // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
+	10, // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
+	22, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	2,  // 8: carbide.manager.v1.Datasource.state_kind:type_name -> carbide.manager.v1.DatasourceState
+	3,  // 9: carbide.manager.v1.Datasource.dataserver_kind:type_name -> carbide.manager.v1.DataserverState
+	22, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
+	4,  // 11: carbide.manager.v1.Router.state_kind:type_name -> carbide.manager.v1.ConnectorState
+	4,  // 12: carbide.manager.v1.ConnectorReport.state_kind:type_name -> carbide.manager.v1.ConnectorState
+	5,  // 13: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	13, // 14: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	15, // 15: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	16, // 16: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	18, // 17: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	20, // 18: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	6,  // 19: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	14, // 20: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	6,  // 21: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	17, // 22: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	19, // 23: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	21, // 24: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -1692,7 +1915,7 @@ func file_manager_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      5,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
