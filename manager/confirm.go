@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -41,30 +42,34 @@ type audience struct {
 
 // audienceOf says whom the command args must reach; ok is false for a
 // command that is not confirmed (its effect holds once it returns).
-func (a *Agent) audienceOf(args []string) (audience, bool) {
-	switch {
-	case args[0] == "router" && len(args) == 3:
-		if args[1] == "*" {
+func (a *Agent) audienceOf(req *managerpb.CommandRequest) (audience, bool) {
+	switch c := req.GetCommand().(type) {
+	case *managerpb.CommandRequest_Router:
+		if c.Router.GetHost() == "*" {
 			return audience{connectors: a.site.Connectors}, true
 		}
-		return audience{connectors: []string{args[1]}}, true
-	case args[0] == "set":
+		return audience{connectors: []string{c.Router.GetHost()}}, true
+	case *managerpb.CommandRequest_Policy:
 		return audience{managers: true}, true
-	case args[0] == "datasource" && len(args) == 3 && slices.Contains([]string{"shun", "welcome", "online", "offline"}, args[2]):
-		return audience{connectors: a.site.Connectors, routes: true}, true
-	case args[0] == "switch":
+	case *managerpb.CommandRequest_Datasource:
+		switch c.Datasource.GetAction() {
+		case managerpb.DatasourceAction_DATASOURCE_ACTION_SHUN, managerpb.DatasourceAction_DATASOURCE_ACTION_WELCOME,
+			managerpb.DatasourceAction_DATASOURCE_ACTION_ONLINE, managerpb.DatasourceAction_DATASOURCE_ACTION_OFFLINE:
+			return audience{connectors: a.site.Connectors, routes: true}, true
+		}
+	case *managerpb.CommandRequest_Switch:
 		return audience{connectors: a.site.Connectors, routes: true}, true
 	}
 	return audience{}, false
 }
 
-// confirmCommand waits until the change of args, which left the site's
+// confirmCommand waits until the change of req, which left the site's
 // state at index target, holds in every running connector and live
 // manager it concerns, or manager-command-wait passes. It returns a
 // WARNING line for each that did not confirm, and one sentence naming
 // them ("" when all did).
-func (a *Agent) confirmCommand(ctx context.Context, args []string, target uint64) ([]string, string) {
-	who, ok := a.audienceOf(args)
+func (a *Agent) confirmCommand(ctx context.Context, req *managerpb.CommandRequest, target uint64) ([]string, string) {
+	who, ok := a.audienceOf(req)
 	limit := a.st.CommandWait
 	if !ok || limit <= 0 {
 		return nil, ""
@@ -88,7 +93,7 @@ func (a *Agent) confirmCommand(ctx context.Context, args []string, target uint64
 		lines, names = append(lines, p.line), append(names, p.who)
 	}
 	return lines, fmt.Sprintf("%s holds in the site's state, but %s did not confirm applying it within %s (manager-command-wait)",
-		strings.Join(args, " "), strings.Join(names, ", "), limit)
+		command.Text(req), strings.Join(names, ", "), limit)
 }
 
 // pending is a connector or manager that did not confirm a change: who

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -92,7 +93,7 @@ func TestCommandWaitsForConnectors(t *testing.T) {
 		f.connector(ctx, a, h, true, 300*time.Millisecond)
 	}
 	begin := time.Now()
-	lines, unconfirmed, err := a.coordinate(ctx, []string{"router", "*", "offline"}, false)
+	lines, unconfirmed, err := a.coordinate(ctx, cmd("router", "*", "offline"))
 	took := time.Since(begin)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestCommandNamesConnectorThatDoesNotConfirm(t *testing.T) {
 	f.connector(ctx, a, "east2", false, 0)
 	f.connector(ctx, a, "east3", true, 0)
 	begin := time.Now()
-	lines, unconfirmed, err := a.coordinate(ctx, []string{"router", "*", "offline"}, false)
+	lines, unconfirmed, err := a.coordinate(ctx, cmd("router", "*", "offline"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestCommandNamesConnectorThatDoesNotConfirm(t *testing.T) {
 		t.Fatalf("unconfirmed %q", unconfirmed)
 	}
 	// Its reports still follow the index before the first change.
-	lines, _, err = a.coordinate(ctx, []string{"router", "*", "online"}, false)
+	lines, _, err = a.coordinate(ctx, cmd("router", "*", "online"))
 	if err != nil || !strings.Contains(joined(lines), "WARNING: connector east2 still shows ONLINE after") {
 		t.Fatalf("router * online: %q, %v", lines, err)
 	}
@@ -156,7 +157,7 @@ func TestCommandSkipsStoppedConnector(t *testing.T) {
 	a.reports["east3"] = connectorReport{&managerpb.ConnectorReport{Host: "east3", State: "ONLINE", StateKind: managerpb.ConnectorState_CONNECTOR_STATE_ONLINE}, time.Now().Add(-10 * time.Second)}
 	a.mu.Unlock()
 	begin := time.Now()
-	lines, unconfirmed, err := a.coordinate(ctx, []string{"router", "*", "offline"}, false)
+	lines, unconfirmed, err := a.coordinate(ctx, cmd("router", "*", "offline"))
 	if err != nil || unconfirmed != "" || joined(lines) != "router * is now OFFLINE" {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
@@ -165,7 +166,7 @@ func TestCommandSkipsStoppedConnector(t *testing.T) {
 	}
 
 	f.connector(ctx, a, "east3", false, 0) // runs, never confirms
-	lines, unconfirmed, err = a.coordinate(ctx, []string{"router", "east1", "online"}, false)
+	lines, unconfirmed, err = a.coordinate(ctx, cmd("router", "east1", "online"))
 	if err != nil || unconfirmed != "" || joined(lines) != "router east1 is now ONLINE" {
 		t.Fatalf("router east1 online: reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
@@ -181,7 +182,7 @@ func TestDatasourceCommandShowsRoutes(t *testing.T) {
 	stale := &managerpb.ConnectorReport{Host: "east1", State: "ONLINE", StateKind: managerpb.ConnectorState_CONNECTOR_STATE_ONLINE, Index: f.index, Primary: "east1", ReadOnly: "east3"}
 	f.mu.Unlock()
 	keepReporting(ctx, a, func() *managerpb.ConnectorReport { return stale })
-	lines, unconfirmed, err := a.coordinate(ctx, []string{"datasource", "east3", "shun"}, false)
+	lines, unconfirmed, err := a.coordinate(ctx, cmd("datasource", "east3", "shun"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestDatasourceCommandShowsRoutes(t *testing.T) {
 		t.Fatalf("reply %q, unconfirmed %q", lines, unconfirmed)
 	}
 	// Nothing changed: nothing to wait for (east1 would not confirm).
-	lines, unconfirmed, err = a.coordinate(ctx, []string{"datasource", "east3", "shun"}, false)
+	lines, unconfirmed, err = a.coordinate(ctx, cmd("datasource", "east3", "shun"))
 	if err != nil || unconfirmed != "" || joined(lines) != "east3 is already SHUNNED" {
 		t.Fatalf("shun again: reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
@@ -201,7 +202,7 @@ func TestDatasourceCommandShowsRoutes(t *testing.T) {
 func TestSetPolicyWaitsForManagers(t *testing.T) {
 	f, a := confirmSite(t, 300*time.Millisecond)
 	ctx := context.Background()
-	lines, unconfirmed, err := a.coordinate(ctx, []string{"set", "policy", "maintenance"}, false)
+	lines, unconfirmed, err := a.coordinate(ctx, cmd("set", "policy", "maintenance"))
 	if err != nil || unconfirmed != "" || joined(lines) != "policy mode is now MAINTENANCE" {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
@@ -209,7 +210,7 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 	f.mu.Lock()
 	f.mgrs = map[string]*fakeView{"east1": {frozen: &managerpb.StatusReply{Host: "east1", Policy: policy.Maintenance, Index: f.index}}}
 	f.mu.Unlock()
-	lines, unconfirmed, err = a.coordinate(ctx, []string{"set", "policy", "automatic"}, false)
+	lines, unconfirmed, err = a.coordinate(ctx, cmd("set", "policy", "automatic"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 	f.mu.Lock()
 	f.mgrs = map[string]*fakeView{"east3": {cut: true}}
 	f.mu.Unlock()
-	lines, unconfirmed, err = a.coordinate(ctx, []string{"set", "policy", "automatic"}, false)
+	lines, unconfirmed, err = a.coordinate(ctx, cmd("set", "policy", "automatic"))
 	if err != nil || !strings.Contains(joined(lines), "WARNING: manager east3 did not answer within 300ms: connection error: i/o timeout") ||
 		!strings.Contains(unconfirmed, "manager east3 did not confirm") {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
@@ -236,7 +237,7 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 	a.pool.mu.Lock()
 	a.pool.peers["east1"].seen = time.Now().Add(-time.Minute)
 	a.pool.mu.Unlock()
-	lines, unconfirmed, err = a.coordinate(ctx, []string{"set", "policy", "maintenance"}, false)
+	lines, unconfirmed, err = a.coordinate(ctx, cmd("set", "policy", "maintenance"))
 	if err != nil || unconfirmed != "" || joined(lines) != "policy mode is now MAINTENANCE" {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
@@ -248,8 +249,17 @@ func TestCommandWaitZero(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.connector(ctx, a, "east2", false, 0)
-	lines, unconfirmed, err := a.coordinate(ctx, []string{"router", "*", "offline"}, false)
+	lines, unconfirmed, err := a.coordinate(ctx, cmd("router", "*", "offline"))
 	if err != nil || unconfirmed != "" || joined(lines) != "router * is now OFFLINE" {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
+}
+
+// cmd is the typed request of a command's words.
+func cmd(words ...string) *managerpb.CommandRequest {
+	r, err := command.Parse(words)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }

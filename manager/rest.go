@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/carbidedb/carbide/internal/restapi"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -153,7 +153,7 @@ func (a *Agent) restRoutes(srv *restapi.Server) {
 		}
 		return restStatus(rep), nil
 	})
-	control := func(verb string, args func(to string) []string) {
+	control := func(verb string, build func(to string) *managerpb.CommandRequest) {
 		srv.Handle(http.MethodPost, "control/service/{svc}/"+verb, "CommandResult", func(r *http.Request) (any, error) {
 			var body struct {
 				To    string `json:"to"`
@@ -167,26 +167,19 @@ func (a *Agent) restRoutes(srv *restapi.Server) {
 			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), commandTimeout)
 			defer cancel()
-			words := args(body.To)
-			rep, err := rpc.Command(ctx, &managerpb.CommandRequest{Args: words, Force: body.Force})
+			req := build(body.To)
+			req.Force = body.Force
+			rep, err := rpc.Command(ctx, req)
 			if err != nil {
 				return nil, err
 			}
-			return CommandResult{DataService: a.site.Name, Command: strings.Join(words, " "), Coordinator: rep.GetCoordinator(),
+			return CommandResult{DataService: a.site.Name, Command: command.Text(req), Coordinator: rep.GetCoordinator(),
 				Lines: append([]string{}, rep.GetLines()...)}, nil
 		})
 	}
-	target := func(verb string) func(string) []string {
-		return func(to string) []string {
-			if to == "" {
-				return []string{verb}
-			}
-			return []string{verb, "to", to}
-		}
-	}
-	control("switch", target("switch"))
-	control("failover", target("failover"))
-	control("heartbeat", func(string) []string { return []string{"cluster", "heartbeat"} })
+	control("switch", command.Switch)
+	control("failover", command.Failover)
+	control("heartbeat", func(string) *managerpb.CommandRequest { return command.Heartbeat() })
 }
 
 // knownService answers 404 for a data service this manager does not manage.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/carbidedb/carbide/internal/restapi"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -107,7 +108,7 @@ func (a *Agent) restRoutes(srv *restapi.Server) {
 func (a *Agent) routerCommand(ctx context.Context, verb string, done func(Table) bool) (any, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	args := []string{"router", a.bound.Host.Name, verb}
+	req := command.Router(a.bound.Host.Name, verb == "online")
 	var last error
 	for _, h := range a.managers() {
 		conn, err := a.client(a.managerAddr(h))
@@ -116,7 +117,7 @@ func (a *Agent) routerCommand(ctx context.Context, verb string, done func(Table)
 			continue
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		rep, err := managerpb.NewManagerClient(conn).Command(cctx, &managerpb.CommandRequest{Args: args})
+		rep, err := managerpb.NewManagerClient(conn).Command(cctx, req)
 		ccancel()
 		if err != nil {
 			last = err

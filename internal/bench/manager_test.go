@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -197,7 +198,11 @@ func (m *managerSite) replicaOf(primary string) string {
 func (m *managerSite) command(host string, timeout time.Duration, args ...string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	r, err := m.managers[host].Command(ctx, &managerpb.CommandRequest{Args: args})
+	req, err := command.Parse(args)
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.managers[host].Command(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +213,12 @@ func (m *managerSite) command(host string, timeout time.Duration, args ...string
 func (m *managerSite) commandForce(host string, timeout time.Duration, args ...string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	r, err := m.managers[host].Command(ctx, &managerpb.CommandRequest{Args: args, Force: true})
+	req, err := command.Parse(args)
+	if err != nil {
+		return nil, err
+	}
+	req.Force = true
+	r, err := m.managers[host].Command(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/internal/testutil"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -48,7 +49,12 @@ func (s *site) status(host string) *managerpb.StatusReply {
 func (s *site) cctrl(host string, force bool, args ...string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	r, err := s.manager(host).Command(ctx, &managerpb.CommandRequest{Args: args, Force: force})
+	req, err := command.Parse(args)
+	if err != nil {
+		return nil, err
+	}
+	req.Force = force
+	r, err := s.manager(host).Command(ctx, req)
 	if err != nil {
 		return nil, err
 	}

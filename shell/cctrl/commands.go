@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
@@ -48,15 +49,25 @@ func (s *Session) run(ctx context.Context, c Command) error {
 	switch c.Name {
 	case "ls":
 		return s.ls(ctx, c)
-	case "members", "ping":
-		return s.command(ctx, c.Name)
+	case "members":
+		return s.command(ctx, command.Members())
+	case "ping":
+		return s.command(ctx, command.Ping())
 	case "set":
-		return s.command(ctx, "set", "policy", c.Value)
+		mode, err := command.PolicyMode(c.Value)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		return s.command(ctx, command.Policy(mode))
 	case "datasource":
 		if err := s.checkMember("datasource "+c.Host, c.Host); err != nil {
 			return err
 		}
-		return s.command(ctx, "datasource", c.Host, c.Action)
+		action, err := command.DatasourceAction(c.Action)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		return s.command(ctx, command.Datasource(c.Host, action))
 	case "replicator":
 		if err := s.checkMember("replicator "+c.Host, c.Host); err != nil {
 			return err
@@ -64,30 +75,47 @@ func (s *Session) run(ctx context.Context, c Command) error {
 		if c.Action == "status" {
 			return s.replicatorStatus(ctx, c.Host)
 		}
-		return s.command(ctx, "replicator", c.Host, c.Action)
+		online, err := command.OnOff(c.Action)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		return s.command(ctx, command.Replicator(c.Host, online))
 	case "router":
 		if err := s.checkConnector(c.Host); err != nil {
 			return err
 		}
-		return s.command(ctx, "router", c.Host, c.Action)
+		online, err := command.OnOff(c.Action)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		return s.command(ctx, command.Router(c.Host, online))
 	case "switch", "failover":
-		if c.Host == "" {
-			return s.command(ctx, c.Name)
+		if c.Host != "" {
+			if err := s.checkMember(c.Name+" to "+c.Host+": "+c.Host, c.Host); err != nil {
+				return err
+			}
 		}
-		if err := s.checkMember(c.Name+" to "+c.Host+": "+c.Host, c.Host); err != nil {
-			return err
+		if c.Name == "switch" {
+			return s.command(ctx, command.Switch(c.Host))
 		}
-		return s.command(ctx, c.Name, "to", c.Host)
+		return s.command(ctx, command.Failover(c.Host))
 	case "service":
 		if err := s.checkMember("service "+c.Host+"/mysql: "+c.Host, c.Host); err != nil {
 			return err
 		}
-		return s.command(ctx, "service", c.Host+"/mysql", c.Action)
+		action, err := command.ServiceAction(c.Action)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		return s.command(ctx, command.Service(c.Host, action))
 	case "cluster":
 		if c.Action == "check" {
 			return s.clusterCheck(ctx, c)
 		}
-		return s.command(ctx, "cluster", c.Action)
+		if c.Action != "heartbeat" {
+			return usagef("unknown cluster action %q; use heartbeat or check", c.Action)
+		}
+		return s.command(ctx, command.Heartbeat())
 	}
 	return usagef("%s is not a command of %s mode", c.Name, strings.ToLower(s.mode.String()))
 }

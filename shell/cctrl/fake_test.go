@@ -19,6 +19,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -75,23 +76,24 @@ func (f *fakeManager) Command(ctx context.Context, req *managerpb.CommandRequest
 	if f.down {
 		return nil, refused()
 	}
-	line := strings.Join(req.GetArgs(), " ")
+	text := command.Text(req)
+	line := text
 	if req.GetForce() {
 		line += " [force]"
 	}
 	f.commands = append(f.commands, line)
 	for prefix, err := range f.fail {
-		if strings.HasPrefix(strings.Join(req.GetArgs(), " "), prefix) {
+		if strings.HasPrefix(text, prefix) {
 			return nil, err
 		}
 	}
 	for prefix, who := range f.unconfirmed {
-		if strings.HasPrefix(strings.Join(req.GetArgs(), " "), prefix) {
-			return &managerpb.CommandReply{Lines: []string{"done: " + strings.Join(req.GetArgs(), " "), "WARNING: connector " + who + " still shows ONLINE after 2s"},
-				Coordinator: f.reply.GetCoordinator(), Unconfirmed: strings.Join(req.GetArgs(), " ") + " holds in the site's state, but connector " + who + " did not confirm applying it within 2s (manager-command-wait)"}, nil
+		if strings.HasPrefix(text, prefix) {
+			return &managerpb.CommandReply{Lines: []string{"done: " + text, "WARNING: connector " + who + " still shows ONLINE after 2s"},
+				Coordinator: f.reply.GetCoordinator(), Unconfirmed: text + " holds in the site's state, but connector " + who + " did not confirm applying it within 2s (manager-command-wait)"}, nil
 		}
 	}
-	return &managerpb.CommandReply{Lines: []string{"done: " + strings.Join(req.GetArgs(), " ")}, Coordinator: f.reply.GetCoordinator()}, nil
+	return &managerpb.CommandReply{Lines: []string{"done: " + text}, Coordinator: f.reply.GetCoordinator()}, nil
 }
 
 func (f *fakeManager) sent() []string {

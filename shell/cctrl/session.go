@@ -172,9 +172,9 @@ func (s *Session) status(ctx context.Context, site string) (*managerpb.StatusRep
 	return r, nil
 }
 
-// command has the coordinator of the session's service carry out args,
+// command has the coordinator of the session's service carry out req,
 // with the session's force flag, and prints what it answers.
-func (s *Session) command(ctx context.Context, args ...string) error {
+func (s *Session) command(ctx context.Context, req *managerpb.CommandRequest) error {
 	p := s.pool(s.service)
 	// A status first finds a manager that answers; the command goes to it.
 	if _, _, err := p.status(ctx, s.timeout(ctx)); err != nil {
@@ -183,7 +183,8 @@ func (s *Session) command(ctx context.Context, args ...string) error {
 	c := p.conns[p.eps[p.cur].addr]
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer cancel()
-	r, err := c.api.Command(cctx, &managerpb.CommandRequest{Args: args, Force: s.force})
+	req.Force = s.force
+	r, err := c.api.Command(cctx, req)
 	if err != nil {
 		return errors.New(rpcMessage(err, "the manager of "+c.host, c.addr, "manager start"))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/reason"
@@ -255,12 +256,13 @@ func (r *run) say(format string, args ...any) {
 }
 
 // command runs a cctrl command through this host's manager.
-func (r *run) command(ctx context.Context, force bool, args ...string) error {
+func (r *run) command(ctx context.Context, force bool, req *managerpb.CommandRequest) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	_, err := r.mgr.Command(ctx, &managerpb.CommandRequest{Args: args, Force: force})
+	req.Force = force
+	_, err := r.mgr.Command(ctx, req)
 	if err != nil {
-		return &reason.Error{Msg: fmt.Sprintf("%s: %s", strings.Join(args, " "), describe(err)), Reason: reason.Of(err)}
+		return &reason.Error{Msg: fmt.Sprintf("%s: %s", command.Text(req), describe(err)), Reason: reason.Of(err)}
 	}
 	return nil
 }
@@ -309,7 +311,7 @@ func (r *run) run(ctx context.Context) error {
 		return fmt.Errorf("%w; nothing was changed", err)
 	}
 	if state != "SHUNNED" {
-		if err := r.command(ctx, r.o.force, "datasource", r.self.Name, "shun"); err != nil {
+		if err := r.command(ctx, r.o.force, command.Datasource(r.self.Name, managerpb.DatasourceAction_DATASOURCE_ACTION_SHUN)); err != nil {
 			return fmt.Errorf("%w; nothing was changed", err)
 		}
 		r.say("  %s shunned", r.self.Name)
@@ -408,7 +410,7 @@ func (r *run) run(ctx context.Context) error {
 	// The managers learn that the copy's marker is gone within a probe or
 	// two; until then they refuse the recover for it.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		err := r.command(ctx, false, "datasource", r.self.Name, "recover")
+		err := r.command(ctx, false, command.Datasource(r.self.Name, managerpb.DatasourceAction_DATASOURCE_ACTION_RECOVER))
 		if err == nil {
 			break
 		}
@@ -461,7 +463,7 @@ func (r *run) undo(ctx context.Context, cause error, state string, online map[st
 		}
 	}
 	if state != "SHUNNED" && len(problems) == 0 {
-		if err := r.command(ctx, false, "datasource", r.self.Name, "recover"); err != nil {
+		if err := r.command(ctx, false, command.Datasource(r.self.Name, managerpb.DatasourceAction_DATASOURCE_ACTION_RECOVER)); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}

@@ -7,12 +7,14 @@
 package managerpb
 
 import (
-	replicatorpb "github.com/carbidedb/carbide/rpc/gen/replicatorpb"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+
+	replicatorpb "github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 const (
@@ -290,6 +292,168 @@ func (x ConnectorState) Number() protoreflect.EnumNumber {
 // Deprecated: Use ConnectorState.Descriptor instead.
 func (ConnectorState) EnumDescriptor() ([]byte, []int) {
 	return file_manager_proto_rawDescGZIP(), []int{4}
+}
+
+type PolicyMode int32
+
+const (
+	PolicyMode_POLICY_MODE_UNSPECIFIED PolicyMode = 0
+	PolicyMode_POLICY_MODE_AUTOMATIC   PolicyMode = 1
+	PolicyMode_POLICY_MODE_MAINTENANCE PolicyMode = 2
+)
+
+// Enum value maps for PolicyMode.
+var (
+	PolicyMode_name = map[int32]string{
+		0: "POLICY_MODE_UNSPECIFIED",
+		1: "POLICY_MODE_AUTOMATIC",
+		2: "POLICY_MODE_MAINTENANCE",
+	}
+	PolicyMode_value = map[string]int32{
+		"POLICY_MODE_UNSPECIFIED": 0,
+		"POLICY_MODE_AUTOMATIC":   1,
+		"POLICY_MODE_MAINTENANCE": 2,
+	}
+)
+
+func (x PolicyMode) Enum() *PolicyMode {
+	p := new(PolicyMode)
+	*p = x
+	return p
+}
+
+func (x PolicyMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PolicyMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[5].Descriptor()
+}
+
+func (PolicyMode) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[5]
+}
+
+func (x PolicyMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PolicyMode.Descriptor instead.
+func (PolicyMode) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{5}
+}
+
+type DatasourceAction int32
+
+const (
+	DatasourceAction_DATASOURCE_ACTION_UNSPECIFIED DatasourceAction = 0
+	DatasourceAction_DATASOURCE_ACTION_SHUN        DatasourceAction = 1
+	DatasourceAction_DATASOURCE_ACTION_WELCOME     DatasourceAction = 2
+	DatasourceAction_DATASOURCE_ACTION_RECOVER     DatasourceAction = 3
+	DatasourceAction_DATASOURCE_ACTION_ONLINE      DatasourceAction = 4
+	DatasourceAction_DATASOURCE_ACTION_OFFLINE     DatasourceAction = 5
+	DatasourceAction_DATASOURCE_ACTION_FAIL        DatasourceAction = 6
+)
+
+// Enum value maps for DatasourceAction.
+var (
+	DatasourceAction_name = map[int32]string{
+		0: "DATASOURCE_ACTION_UNSPECIFIED",
+		1: "DATASOURCE_ACTION_SHUN",
+		2: "DATASOURCE_ACTION_WELCOME",
+		3: "DATASOURCE_ACTION_RECOVER",
+		4: "DATASOURCE_ACTION_ONLINE",
+		5: "DATASOURCE_ACTION_OFFLINE",
+		6: "DATASOURCE_ACTION_FAIL",
+	}
+	DatasourceAction_value = map[string]int32{
+		"DATASOURCE_ACTION_UNSPECIFIED": 0,
+		"DATASOURCE_ACTION_SHUN":        1,
+		"DATASOURCE_ACTION_WELCOME":     2,
+		"DATASOURCE_ACTION_RECOVER":     3,
+		"DATASOURCE_ACTION_ONLINE":      4,
+		"DATASOURCE_ACTION_OFFLINE":     5,
+		"DATASOURCE_ACTION_FAIL":        6,
+	}
+)
+
+func (x DatasourceAction) Enum() *DatasourceAction {
+	p := new(DatasourceAction)
+	*p = x
+	return p
+}
+
+func (x DatasourceAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DatasourceAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[6].Descriptor()
+}
+
+func (DatasourceAction) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[6]
+}
+
+func (x DatasourceAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DatasourceAction.Descriptor instead.
+func (DatasourceAction) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{6}
+}
+
+type ServiceAction int32
+
+const (
+	ServiceAction_SERVICE_ACTION_UNSPECIFIED ServiceAction = 0
+	ServiceAction_SERVICE_ACTION_START       ServiceAction = 1
+	ServiceAction_SERVICE_ACTION_STOP        ServiceAction = 2
+	ServiceAction_SERVICE_ACTION_RESTART     ServiceAction = 3
+)
+
+// Enum value maps for ServiceAction.
+var (
+	ServiceAction_name = map[int32]string{
+		0: "SERVICE_ACTION_UNSPECIFIED",
+		1: "SERVICE_ACTION_START",
+		2: "SERVICE_ACTION_STOP",
+		3: "SERVICE_ACTION_RESTART",
+	}
+	ServiceAction_value = map[string]int32{
+		"SERVICE_ACTION_UNSPECIFIED": 0,
+		"SERVICE_ACTION_START":       1,
+		"SERVICE_ACTION_STOP":        2,
+		"SERVICE_ACTION_RESTART":     3,
+	}
+)
+
+func (x ServiceAction) Enum() *ServiceAction {
+	p := new(ServiceAction)
+	*p = x
+	return p
+}
+
+func (x ServiceAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[7].Descriptor()
+}
+
+func (ServiceAction) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[7]
+}
+
+func (x ServiceAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceAction.Descriptor instead.
+func (ServiceAction) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{7}
 }
 
 type StatusRequest struct {
@@ -1152,13 +1316,27 @@ func (x *Member) GetWitness() bool {
 	return false
 }
 
+// CommandRequest is one operator command, typed: the client (cctrl, a
+// REST call, tprovision, a connector) parsed the operator's words; the
+// manager never reads words (rpc/command renders a request as them for
+// logs and messages).
 type CommandRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The command's words as cctrl took them, e.g. ["switch","to","east2"],
-	// ["datasource","east2","shun"], ["set","policy","maintenance"].
-	Args          []string `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
-	Force         bool     `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`         // cctrl's `set force true`
-	Forwarded     bool     `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"` // set by a manager forwarding to the coordinator
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Force     bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`         // cctrl's `set force true`
+	Forwarded bool                   `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"` // set by a manager forwarding to the coordinator
+	// Types that are valid to be assigned to Command:
+	//
+	//	*CommandRequest_Ping
+	//	*CommandRequest_Members
+	//	*CommandRequest_Policy
+	//	*CommandRequest_Datasource
+	//	*CommandRequest_Replicator
+	//	*CommandRequest_Router
+	//	*CommandRequest_Switch
+	//	*CommandRequest_Failover
+	//	*CommandRequest_Heartbeat
+	//	*CommandRequest_Service
+	Command       isCommandRequest_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,13 +1371,6 @@ func (*CommandRequest) Descriptor() ([]byte, []int) {
 	return file_manager_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *CommandRequest) GetArgs() []string {
-	if x != nil {
-		return x.Args
-	}
-	return nil
-}
-
 func (x *CommandRequest) GetForce() bool {
 	if x != nil {
 		return x.Force
@@ -1212,6 +1383,615 @@ func (x *CommandRequest) GetForwarded() bool {
 		return x.Forwarded
 	}
 	return false
+}
+
+func (x *CommandRequest) GetCommand() isCommandRequest_Command {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetPing() *PingCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Ping); ok {
+			return x.Ping
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetMembers() *MembersCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Members); ok {
+			return x.Members
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetPolicy() *PolicyCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Policy); ok {
+			return x.Policy
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetDatasource() *DatasourceCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Datasource); ok {
+			return x.Datasource
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetReplicator() *ReplicatorCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Replicator); ok {
+			return x.Replicator
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetRouter() *RouterCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Router); ok {
+			return x.Router
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetSwitch() *SwitchCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Switch); ok {
+			return x.Switch
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetFailover() *FailoverCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Failover); ok {
+			return x.Failover
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetHeartbeat() *HeartbeatCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetService() *ServiceCommand {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRequest_Service); ok {
+			return x.Service
+		}
+	}
+	return nil
+}
+
+type isCommandRequest_Command interface {
+	isCommandRequest_Command()
+}
+
+type CommandRequest_Ping struct {
+	Ping *PingCommand `protobuf:"bytes,10,opt,name=ping,proto3,oneof"`
+}
+
+type CommandRequest_Members struct {
+	Members *MembersCommand `protobuf:"bytes,11,opt,name=members,proto3,oneof"`
+}
+
+type CommandRequest_Policy struct {
+	Policy *PolicyCommand `protobuf:"bytes,12,opt,name=policy,proto3,oneof"`
+}
+
+type CommandRequest_Datasource struct {
+	Datasource *DatasourceCommand `protobuf:"bytes,13,opt,name=datasource,proto3,oneof"`
+}
+
+type CommandRequest_Replicator struct {
+	Replicator *ReplicatorCommand `protobuf:"bytes,14,opt,name=replicator,proto3,oneof"`
+}
+
+type CommandRequest_Router struct {
+	Router *RouterCommand `protobuf:"bytes,15,opt,name=router,proto3,oneof"`
+}
+
+type CommandRequest_Switch struct {
+	Switch *SwitchCommand `protobuf:"bytes,16,opt,name=switch,proto3,oneof"`
+}
+
+type CommandRequest_Failover struct {
+	Failover *FailoverCommand `protobuf:"bytes,17,opt,name=failover,proto3,oneof"`
+}
+
+type CommandRequest_Heartbeat struct {
+	Heartbeat *HeartbeatCommand `protobuf:"bytes,18,opt,name=heartbeat,proto3,oneof"`
+}
+
+type CommandRequest_Service struct {
+	Service *ServiceCommand `protobuf:"bytes,19,opt,name=service,proto3,oneof"`
+}
+
+func (*CommandRequest_Ping) isCommandRequest_Command() {}
+
+func (*CommandRequest_Members) isCommandRequest_Command() {}
+
+func (*CommandRequest_Policy) isCommandRequest_Command() {}
+
+func (*CommandRequest_Datasource) isCommandRequest_Command() {}
+
+func (*CommandRequest_Replicator) isCommandRequest_Command() {}
+
+func (*CommandRequest_Router) isCommandRequest_Command() {}
+
+func (*CommandRequest_Switch) isCommandRequest_Command() {}
+
+func (*CommandRequest_Failover) isCommandRequest_Command() {}
+
+func (*CommandRequest_Heartbeat) isCommandRequest_Command() {}
+
+func (*CommandRequest_Service) isCommandRequest_Command() {}
+
+type PingCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingCommand) Reset() {
+	*x = PingCommand{}
+	mi := &file_manager_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingCommand) ProtoMessage() {}
+
+func (x *PingCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingCommand.ProtoReflect.Descriptor instead.
+func (*PingCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{9}
+}
+
+type MembersCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersCommand) Reset() {
+	*x = MembersCommand{}
+	mi := &file_manager_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersCommand) ProtoMessage() {}
+
+func (x *MembersCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersCommand.ProtoReflect.Descriptor instead.
+func (*MembersCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{10}
+}
+
+type PolicyCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mode          PolicyMode             `protobuf:"varint,1,opt,name=mode,proto3,enum=carbide.manager.v1.PolicyMode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyCommand) Reset() {
+	*x = PolicyCommand{}
+	mi := &file_manager_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyCommand) ProtoMessage() {}
+
+func (x *PolicyCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyCommand.ProtoReflect.Descriptor instead.
+func (*PolicyCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PolicyCommand) GetMode() PolicyMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PolicyMode_POLICY_MODE_UNSPECIFIED
+}
+
+type DatasourceCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Action        DatasourceAction       `protobuf:"varint,2,opt,name=action,proto3,enum=carbide.manager.v1.DatasourceAction" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DatasourceCommand) Reset() {
+	*x = DatasourceCommand{}
+	mi := &file_manager_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatasourceCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatasourceCommand) ProtoMessage() {}
+
+func (x *DatasourceCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatasourceCommand.ProtoReflect.Descriptor instead.
+func (*DatasourceCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DatasourceCommand) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *DatasourceCommand) GetAction() DatasourceAction {
+	if x != nil {
+		return x.Action
+	}
+	return DatasourceAction_DATASOURCE_ACTION_UNSPECIFIED
+}
+
+type ReplicatorCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Online        bool                   `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicatorCommand) Reset() {
+	*x = ReplicatorCommand{}
+	mi := &file_manager_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicatorCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicatorCommand) ProtoMessage() {}
+
+func (x *ReplicatorCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicatorCommand.ProtoReflect.Descriptor instead.
+func (*ReplicatorCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReplicatorCommand) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ReplicatorCommand) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+type RouterCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"` // "*": every connector of the site
+	Online        bool                   `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouterCommand) Reset() {
+	*x = RouterCommand{}
+	mi := &file_manager_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouterCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouterCommand) ProtoMessage() {}
+
+func (x *RouterCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouterCommand.ProtoReflect.Descriptor instead.
+func (*RouterCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RouterCommand) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *RouterCommand) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+type SwitchCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"` // "": the managers choose
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SwitchCommand) Reset() {
+	*x = SwitchCommand{}
+	mi := &file_manager_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SwitchCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SwitchCommand) ProtoMessage() {}
+
+func (x *SwitchCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SwitchCommand.ProtoReflect.Descriptor instead.
+func (*SwitchCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SwitchCommand) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type FailoverCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailoverCommand) Reset() {
+	*x = FailoverCommand{}
+	mi := &file_manager_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailoverCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailoverCommand) ProtoMessage() {}
+
+func (x *FailoverCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailoverCommand.ProtoReflect.Descriptor instead.
+func (*FailoverCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FailoverCommand) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type HeartbeatCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatCommand) Reset() {
+	*x = HeartbeatCommand{}
+	mi := &file_manager_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatCommand) ProtoMessage() {}
+
+func (x *HeartbeatCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatCommand.ProtoReflect.Descriptor instead.
+func (*HeartbeatCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{17}
+}
+
+type ServiceCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Action        ServiceAction          `protobuf:"varint,2,opt,name=action,proto3,enum=carbide.manager.v1.ServiceAction" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceCommand) Reset() {
+	*x = ServiceCommand{}
+	mi := &file_manager_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceCommand) ProtoMessage() {}
+
+func (x *ServiceCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceCommand.ProtoReflect.Descriptor instead.
+func (*ServiceCommand) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ServiceCommand) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ServiceCommand) GetAction() ServiceAction {
+	if x != nil {
+		return x.Action
+	}
+	return ServiceAction_SERVICE_ACTION_UNSPECIFIED
 }
 
 type CommandReply struct {
@@ -1229,7 +2009,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +2021,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[9]
+	mi := &file_manager_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +2034,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{9}
+	return file_manager_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CommandReply) GetLines() []string {
@@ -1293,7 +2073,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +2085,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[10]
+	mi := &file_manager_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +2098,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{10}
+	return file_manager_proto_rawDescGZIP(), []int{20}
 }
 
 type LocalRequest struct {
@@ -1330,7 +2110,7 @@ type LocalRequest struct {
 
 func (x *LocalRequest) Reset() {
 	*x = LocalRequest{}
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +2122,7 @@ func (x *LocalRequest) String() string {
 func (*LocalRequest) ProtoMessage() {}
 
 func (x *LocalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[11]
+	mi := &file_manager_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +2135,7 @@ func (x *LocalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRequest.ProtoReflect.Descriptor instead.
 func (*LocalRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{11}
+	return file_manager_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LocalRequest) GetOp() string {
@@ -1374,7 +2154,7 @@ type LocalReply struct {
 
 func (x *LocalReply) Reset() {
 	*x = LocalReply{}
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +2166,7 @@ func (x *LocalReply) String() string {
 func (*LocalReply) ProtoMessage() {}
 
 func (x *LocalReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[12]
+	mi := &file_manager_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +2179,7 @@ func (x *LocalReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalReply.ProtoReflect.Descriptor instead.
 func (*LocalReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{12}
+	return file_manager_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LocalReply) GetLines() []string {
@@ -1427,7 +2207,7 @@ type ConnectorReport struct {
 
 func (x *ConnectorReport) Reset() {
 	*x = ConnectorReport{}
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +2219,7 @@ func (x *ConnectorReport) String() string {
 func (*ConnectorReport) ProtoMessage() {}
 
 func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[13]
+	mi := &file_manager_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +2232,7 @@ func (x *ConnectorReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorReport.ProtoReflect.Descriptor instead.
 func (*ConnectorReport) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{13}
+	return file_manager_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ConnectorReport) GetHost() string {
@@ -1533,7 +2313,7 @@ type ReportReply struct {
 
 func (x *ReportReply) Reset() {
 	*x = ReportReply{}
-	mi := &file_manager_proto_msgTypes[14]
+	mi := &file_manager_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +2325,7 @@ func (x *ReportReply) String() string {
 func (*ReportReply) ProtoMessage() {}
 
 func (x *ReportReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[14]
+	mi := &file_manager_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +2338,7 @@ func (x *ReportReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReply.ProtoReflect.Descriptor instead.
 func (*ReportReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{14}
+	return file_manager_proto_rawDescGZIP(), []int{24}
 }
 
 type LeaseRequest struct {
@@ -1570,7 +2350,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_manager_proto_msgTypes[15]
+	mi := &file_manager_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +2362,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[15]
+	mi := &file_manager_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +2375,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{15}
+	return file_manager_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LeaseRequest) GetHost() string {
@@ -1618,7 +2398,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_manager_proto_msgTypes[16]
+	mi := &file_manager_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +2410,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[16]
+	mi := &file_manager_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +2423,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{16}
+	return file_manager_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LeaseReply) GetGranted() bool {
@@ -1762,11 +2542,47 @@ const file_manager_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
 	"\x05voter\x18\x04 \x01(\bR\x05voter\x12 \n" +
 	"\vcoordinator\x18\x05 \x01(\bR\vcoordinator\x12\x18\n" +
-	"\awitness\x18\x06 \x01(\bR\awitness\"X\n" +
-	"\x0eCommandRequest\x12\x12\n" +
-	"\x04args\x18\x01 \x03(\tR\x04args\x12\x14\n" +
+	"\awitness\x18\x06 \x01(\bR\awitness\"\xde\x05\n" +
+	"\x0eCommandRequest\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\x12\x1c\n" +
-	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"~\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\x125\n" +
+	"\x04ping\x18\n" +
+	" \x01(\v2\x1f.carbide.manager.v1.PingCommandH\x00R\x04ping\x12>\n" +
+	"\amembers\x18\v \x01(\v2\".carbide.manager.v1.MembersCommandH\x00R\amembers\x12;\n" +
+	"\x06policy\x18\f \x01(\v2!.carbide.manager.v1.PolicyCommandH\x00R\x06policy\x12G\n" +
+	"\n" +
+	"datasource\x18\r \x01(\v2%.carbide.manager.v1.DatasourceCommandH\x00R\n" +
+	"datasource\x12G\n" +
+	"\n" +
+	"replicator\x18\x0e \x01(\v2%.carbide.manager.v1.ReplicatorCommandH\x00R\n" +
+	"replicator\x12;\n" +
+	"\x06router\x18\x0f \x01(\v2!.carbide.manager.v1.RouterCommandH\x00R\x06router\x12;\n" +
+	"\x06switch\x18\x10 \x01(\v2!.carbide.manager.v1.SwitchCommandH\x00R\x06switch\x12A\n" +
+	"\bfailover\x18\x11 \x01(\v2#.carbide.manager.v1.FailoverCommandH\x00R\bfailover\x12D\n" +
+	"\theartbeat\x18\x12 \x01(\v2$.carbide.manager.v1.HeartbeatCommandH\x00R\theartbeat\x12>\n" +
+	"\aservice\x18\x13 \x01(\v2\".carbide.manager.v1.ServiceCommandH\x00R\aserviceB\t\n" +
+	"\acommandJ\x04\b\x01\x10\x02\"\r\n" +
+	"\vPingCommand\"\x10\n" +
+	"\x0eMembersCommand\"C\n" +
+	"\rPolicyCommand\x122\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1e.carbide.manager.v1.PolicyModeR\x04mode\"e\n" +
+	"\x11DatasourceCommand\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12<\n" +
+	"\x06action\x18\x02 \x01(\x0e2$.carbide.manager.v1.DatasourceActionR\x06action\"?\n" +
+	"\x11ReplicatorCommand\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\";\n" +
+	"\rRouterCommand\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\"\x1f\n" +
+	"\rSwitchCommand\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\"!\n" +
+	"\x0fFailoverCommand\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\"\x12\n" +
+	"\x10HeartbeatCommand\"_\n" +
+	"\x0eServiceCommand\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x129\n" +
+	"\x06action\x18\x02 \x01(\x0e2!.carbide.manager.v1.ServiceActionR\x06action\"~\n" +
 	"\fCommandReply\x12\x14\n" +
 	"\x05lines\x18\x01 \x03(\tR\x05lines\x12 \n" +
 	"\vcoordinator\x18\x02 \x01(\tR\vcoordinator\x12\x14\n" +
@@ -1824,7 +2640,25 @@ const file_manager_proto_rawDesc = "" +
 	"\x1bCONNECTOR_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CONNECTOR_STATE_ONLINE\x10\x01\x12\x1b\n" +
 	"\x17CONNECTOR_STATE_OFFLINE\x10\x02\x12\x1a\n" +
-	"\x16CONNECTOR_STATE_ONHOLD\x10\x032\xdc\x03\n" +
+	"\x16CONNECTOR_STATE_ONHOLD\x10\x03*a\n" +
+	"\n" +
+	"PolicyMode\x12\x1b\n" +
+	"\x17POLICY_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15POLICY_MODE_AUTOMATIC\x10\x01\x12\x1b\n" +
+	"\x17POLICY_MODE_MAINTENANCE\x10\x02*\xe8\x01\n" +
+	"\x10DatasourceAction\x12!\n" +
+	"\x1dDATASOURCE_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DATASOURCE_ACTION_SHUN\x10\x01\x12\x1d\n" +
+	"\x19DATASOURCE_ACTION_WELCOME\x10\x02\x12\x1d\n" +
+	"\x19DATASOURCE_ACTION_RECOVER\x10\x03\x12\x1c\n" +
+	"\x18DATASOURCE_ACTION_ONLINE\x10\x04\x12\x1d\n" +
+	"\x19DATASOURCE_ACTION_OFFLINE\x10\x05\x12\x1a\n" +
+	"\x16DATASOURCE_ACTION_FAIL\x10\x06*~\n" +
+	"\rServiceAction\x12\x1e\n" +
+	"\x1aSERVICE_ACTION_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14SERVICE_ACTION_START\x10\x01\x12\x17\n" +
+	"\x13SERVICE_ACTION_STOP\x10\x02\x12\x1a\n" +
+	"\x16SERVICE_ACTION_RESTART\x10\x032\xdc\x03\n" +
 	"\aManager\x12L\n" +
 	"\x06Status\x12!.carbide.manager.v1.StatusRequest\x1a\x1f.carbide.manager.v1.StatusReply\x12O\n" +
 	"\aCommand\x12\".carbide.manager.v1.CommandRequest\x1a .carbide.manager.v1.CommandReply\x12L\n" +
@@ -1845,64 +2679,90 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_manager_proto_goTypes = []any{
 	(TransitionKind)(0),               // 0: carbide.manager.v1.TransitionKind
 	(Reason)(0),                       // 1: carbide.manager.v1.Reason
 	(DatasourceState)(0),              // 2: carbide.manager.v1.DatasourceState
 	(DataserverState)(0),              // 3: carbide.manager.v1.DataserverState
 	(ConnectorState)(0),               // 4: carbide.manager.v1.ConnectorState
-	(*StatusRequest)(nil),             // 5: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),               // 6: carbide.manager.v1.StatusReply
-	(*Alert)(nil),                     // 7: carbide.manager.v1.Alert
-	(*Datasource)(nil),                // 8: carbide.manager.v1.Datasource
-	(*CrossService)(nil),              // 9: carbide.manager.v1.CrossService
-	(*ServiceConflicts)(nil),          // 10: carbide.manager.v1.ServiceConflicts
-	(*Router)(nil),                    // 11: carbide.manager.v1.Router
-	(*Member)(nil),                    // 12: carbide.manager.v1.Member
-	(*CommandRequest)(nil),            // 13: carbide.manager.v1.CommandRequest
-	(*CommandReply)(nil),              // 14: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),              // 15: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),              // 16: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),                // 17: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil),           // 18: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),               // 19: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),              // 20: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),                // 21: carbide.manager.v1.LeaseReply
-	(replicatorpb.ReplicatorState)(0), // 22: carbide.replicator.v1.ReplicatorState
+	(PolicyMode)(0),                   // 5: carbide.manager.v1.PolicyMode
+	(DatasourceAction)(0),             // 6: carbide.manager.v1.DatasourceAction
+	(ServiceAction)(0),                // 7: carbide.manager.v1.ServiceAction
+	(*StatusRequest)(nil),             // 8: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),               // 9: carbide.manager.v1.StatusReply
+	(*Alert)(nil),                     // 10: carbide.manager.v1.Alert
+	(*Datasource)(nil),                // 11: carbide.manager.v1.Datasource
+	(*CrossService)(nil),              // 12: carbide.manager.v1.CrossService
+	(*ServiceConflicts)(nil),          // 13: carbide.manager.v1.ServiceConflicts
+	(*Router)(nil),                    // 14: carbide.manager.v1.Router
+	(*Member)(nil),                    // 15: carbide.manager.v1.Member
+	(*CommandRequest)(nil),            // 16: carbide.manager.v1.CommandRequest
+	(*PingCommand)(nil),               // 17: carbide.manager.v1.PingCommand
+	(*MembersCommand)(nil),            // 18: carbide.manager.v1.MembersCommand
+	(*PolicyCommand)(nil),             // 19: carbide.manager.v1.PolicyCommand
+	(*DatasourceCommand)(nil),         // 20: carbide.manager.v1.DatasourceCommand
+	(*ReplicatorCommand)(nil),         // 21: carbide.manager.v1.ReplicatorCommand
+	(*RouterCommand)(nil),             // 22: carbide.manager.v1.RouterCommand
+	(*SwitchCommand)(nil),             // 23: carbide.manager.v1.SwitchCommand
+	(*FailoverCommand)(nil),           // 24: carbide.manager.v1.FailoverCommand
+	(*HeartbeatCommand)(nil),          // 25: carbide.manager.v1.HeartbeatCommand
+	(*ServiceCommand)(nil),            // 26: carbide.manager.v1.ServiceCommand
+	(*CommandReply)(nil),              // 27: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),              // 28: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),              // 29: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),                // 30: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil),           // 31: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),               // 32: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),              // 33: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),                // 34: carbide.manager.v1.LeaseReply
+	(replicatorpb.ReplicatorState)(0), // 35: carbide.replicator.v1.ReplicatorState
 }
 var file_manager_proto_depIdxs = []int32{
-	8,  // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	11, // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	12, // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	7,  // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
+	11, // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
+	14, // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	15, // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	10, // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
 	0,  // 4: carbide.manager.v1.StatusReply.transition_kind:type_name -> carbide.manager.v1.TransitionKind
-	9,  // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
-	10, // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
-	22, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	12, // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
+	13, // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
+	35, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
 	2,  // 8: carbide.manager.v1.Datasource.state_kind:type_name -> carbide.manager.v1.DatasourceState
 	3,  // 9: carbide.manager.v1.Datasource.dataserver_kind:type_name -> carbide.manager.v1.DataserverState
-	22, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
+	35, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
 	4,  // 11: carbide.manager.v1.Router.state_kind:type_name -> carbide.manager.v1.ConnectorState
-	4,  // 12: carbide.manager.v1.ConnectorReport.state_kind:type_name -> carbide.manager.v1.ConnectorState
-	5,  // 13: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	13, // 14: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	15, // 15: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	16, // 16: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	18, // 17: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	20, // 18: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	6,  // 19: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	14, // 20: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	6,  // 21: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	17, // 22: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	19, // 23: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	21, // 24: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 12: carbide.manager.v1.CommandRequest.ping:type_name -> carbide.manager.v1.PingCommand
+	18, // 13: carbide.manager.v1.CommandRequest.members:type_name -> carbide.manager.v1.MembersCommand
+	19, // 14: carbide.manager.v1.CommandRequest.policy:type_name -> carbide.manager.v1.PolicyCommand
+	20, // 15: carbide.manager.v1.CommandRequest.datasource:type_name -> carbide.manager.v1.DatasourceCommand
+	21, // 16: carbide.manager.v1.CommandRequest.replicator:type_name -> carbide.manager.v1.ReplicatorCommand
+	22, // 17: carbide.manager.v1.CommandRequest.router:type_name -> carbide.manager.v1.RouterCommand
+	23, // 18: carbide.manager.v1.CommandRequest.switch:type_name -> carbide.manager.v1.SwitchCommand
+	24, // 19: carbide.manager.v1.CommandRequest.failover:type_name -> carbide.manager.v1.FailoverCommand
+	25, // 20: carbide.manager.v1.CommandRequest.heartbeat:type_name -> carbide.manager.v1.HeartbeatCommand
+	26, // 21: carbide.manager.v1.CommandRequest.service:type_name -> carbide.manager.v1.ServiceCommand
+	5,  // 22: carbide.manager.v1.PolicyCommand.mode:type_name -> carbide.manager.v1.PolicyMode
+	6,  // 23: carbide.manager.v1.DatasourceCommand.action:type_name -> carbide.manager.v1.DatasourceAction
+	7,  // 24: carbide.manager.v1.ServiceCommand.action:type_name -> carbide.manager.v1.ServiceAction
+	4,  // 25: carbide.manager.v1.ConnectorReport.state_kind:type_name -> carbide.manager.v1.ConnectorState
+	8,  // 26: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	16, // 27: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	28, // 28: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	29, // 29: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	31, // 30: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	33, // 31: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	9,  // 32: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	27, // 33: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	9,  // 34: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	30, // 35: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	32, // 36: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	34, // 37: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	32, // [32:38] is the sub-list for method output_type
+	26, // [26:32] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -1910,13 +2770,25 @@ func file_manager_proto_init() {
 	if File_manager_proto != nil {
 		return
 	}
+	file_manager_proto_msgTypes[8].OneofWrappers = []any{
+		(*CommandRequest_Ping)(nil),
+		(*CommandRequest_Members)(nil),
+		(*CommandRequest_Policy)(nil),
+		(*CommandRequest_Datasource)(nil),
+		(*CommandRequest_Replicator)(nil),
+		(*CommandRequest_Router)(nil),
+		(*CommandRequest_Switch)(nil),
+		(*CommandRequest_Failover)(nil),
+		(*CommandRequest_Heartbeat)(nil),
+		(*CommandRequest_Service)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   17,
+			NumEnums:      8,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
