@@ -283,14 +283,14 @@ func (a *Agent) serviceCommand(ctx context.Context, c *managerpb.ServiceCommand)
 	if err := a.checkHost(host); err != nil {
 		return nil, err
 	}
-	var op string
+	var op managerpb.LocalOp
 	switch c.GetAction() {
 	case managerpb.ServiceAction_SERVICE_ACTION_START:
-		op = "dataserver-start"
+		op = managerpb.LocalOp_LOCAL_OP_DATASERVER_START
 	case managerpb.ServiceAction_SERVICE_ACTION_STOP:
-		op = "dataserver-stop"
+		op = managerpb.LocalOp_LOCAL_OP_DATASERVER_STOP
 	case managerpb.ServiceAction_SERVICE_ACTION_RESTART:
-		op = "dataserver-restart"
+		op = managerpb.LocalOp_LOCAL_OP_DATASERVER_RESTART
 	default:
 		return nil, usageErr("service %s/mysql: no action; use start, stop or restart", host)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
 // bootScript is the command that starts, stops and restarts this host's
@@ -36,13 +37,14 @@ func (a *Agent) bootScript(verb string) []string {
 }
 
 // local runs an operation on this manager's own host.
-func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
+func (a *Agent) local(ctx context.Context, op managerpb.LocalOp) ([]string, error) {
 	if a.witness {
 		return nil, userErr("%s is a witness; it has no database", a.self)
 	}
+	verb := map[managerpb.LocalOp]string{managerpb.LocalOp_LOCAL_OP_DATASERVER_START: "start",
+		managerpb.LocalOp_LOCAL_OP_DATASERVER_STOP: "stop", managerpb.LocalOp_LOCAL_OP_DATASERVER_RESTART: "restart"}[op]
 	switch op {
-	case "dataserver-start", "dataserver-stop", "dataserver-restart":
-		verb := strings.TrimPrefix(op, "dataserver-")
+	case managerpb.LocalOp_LOCAL_OP_DATASERVER_START, managerpb.LocalOp_LOCAL_OP_DATASERVER_STOP, managerpb.LocalOp_LOCAL_OP_DATASERVER_RESTART:
 		argv := a.bootScript(verb)
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
@@ -57,13 +59,17 @@ func (a *Agent) local(ctx context.Context, op string) ([]string, error) {
 			return nil, fmt.Errorf("%s on %s failed (%v): %s", strings.Join(argv, " "), a.self, err, strings.Join(lines, "; "))
 		}
 		return append(lines, fmt.Sprintf("service %s/mysql %s: done", a.self, verb)), nil
-	case "read-only", "writable":
-		if err := a.dbs.setReadOnly(ctx, a.self, op == "read-only", 5*time.Second); err != nil {
+	case managerpb.LocalOp_LOCAL_OP_READ_ONLY, managerpb.LocalOp_LOCAL_OP_WRITABLE:
+		ro := op == managerpb.LocalOp_LOCAL_OP_READ_ONLY
+		if err := a.dbs.setReadOnly(ctx, a.self, ro, 5*time.Second); err != nil {
 			return nil, err
 		}
-		return []string{fmt.Sprintf("%s is %s", a.self, op)}, nil
+		if ro {
+			return []string{a.self + " is read-only"}, nil
+		}
+		return []string{a.self + " is writable"}, nil
 	}
-	return nil, usageErr("unknown local operation %q", op)
+	return nil, usageErr("unknown local operation %v", op)
 }
 
 // connectorFacts adds this host's connector's counters to f (nothing when

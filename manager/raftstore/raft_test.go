@@ -202,6 +202,11 @@ func TestRaft(t *testing.T) {
 		t.Fatalf("FSM after restart: %+v after %d restores, want 100 commands ending with entry-99 after 1 restore",
 			st, restores)
 	}
+	// The barrier answers from the FSM; raft records the applied index
+	// after, in its own goroutine.
+	for deadline := time.Now().Add(5 * time.Second); n.r.AppliedIndex() <= last && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if applied := n.r.AppliedIndex(); applied <= last {
 		t.Errorf("AppliedIndex after restart = %d, want past %d", applied, last)
 	}

@@ -294,7 +294,7 @@ func (r *run) physical(ctx context.Context) (string, error) {
 	if _, err := os.Stat(old); err == nil {
 		return "", keep(fmt.Errorf("%s exists: a previous tprovision did not finish; move it away (it is the data %s had) and run again", old, r.self.Name))
 	}
-	if err := r.local(ctx, "dataserver-stop"); err != nil {
+	if err := r.local(ctx, managerpb.LocalOp_LOCAL_OP_DATASERVER_STOP); err != nil {
 		return "", keep(fmt.Errorf("stop the database of %s: %w", r.self.Name, err))
 	}
 	r.say("  database of %s stopped", r.self.Name)
@@ -306,13 +306,13 @@ func (r *run) physical(ctx context.Context) (string, error) {
 		if err := os.Rename(old, datadir); err != nil {
 			return fmt.Errorf("%w; putting the old datadir back failed too (%v): it is %s", cause, err, old)
 		}
-		if err := r.local(ctx, "dataserver-start"); err != nil {
+		if err := r.local(ctx, managerpb.LocalOp_LOCAL_OP_DATASERVER_START); err != nil {
 			return fmt.Errorf("%w; the old datadir is back but the database did not start: %v", cause, err)
 		}
 		return keep(cause)
 	}
 	if err := os.Rename(datadir, old); err != nil {
-		if serr := r.local(ctx, "dataserver-start"); serr != nil {
+		if serr := r.local(ctx, managerpb.LocalOp_LOCAL_OP_DATASERVER_START); serr != nil {
 			return "", fmt.Errorf("move the datadir aside: %w; and the database did not start again: %v", err, serr)
 		}
 		return "", keep(fmt.Errorf("move the datadir aside: %w", err))
@@ -343,7 +343,7 @@ func (r *run) physical(ctx context.Context) (string, error) {
 			return nil
 		})
 	}
-	if err := r.local(ctx, "dataserver-start"); err != nil {
+	if err := r.local(ctx, managerpb.LocalOp_LOCAL_OP_DATASERVER_START); err != nil {
 		return "", restore(fmt.Errorf("start the database on the copy: %w", err))
 	}
 	r.say("  database of %s started on the copy", r.self.Name)
@@ -407,7 +407,7 @@ func (r *run) receive(ctx context.Context, datadir string) error {
 }
 
 // local runs an operation of this host's manager on its database.
-func (r *run) local(ctx context.Context, op string) error {
+func (r *run) local(ctx context.Context, op managerpb.LocalOp) error {
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
 	_, err := r.mgr.Local(ctx, &managerpb.LocalRequest{Op: op})

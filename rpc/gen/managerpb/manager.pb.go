@@ -7,14 +7,12 @@
 package managerpb
 
 import (
+	replicatorpb "github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-
-	replicatorpb "github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 const (
@@ -454,6 +452,65 @@ func (x ServiceAction) Number() protoreflect.EnumNumber {
 // Deprecated: Use ServiceAction.Descriptor instead.
 func (ServiceAction) EnumDescriptor() ([]byte, []int) {
 	return file_manager_proto_rawDescGZIP(), []int{7}
+}
+
+// LocalOp is an operation a manager carries out on its own host.
+type LocalOp int32
+
+const (
+	LocalOp_LOCAL_OP_UNSPECIFIED        LocalOp = 0
+	LocalOp_LOCAL_OP_DATASERVER_START   LocalOp = 1
+	LocalOp_LOCAL_OP_DATASERVER_STOP    LocalOp = 2
+	LocalOp_LOCAL_OP_DATASERVER_RESTART LocalOp = 3
+	LocalOp_LOCAL_OP_READ_ONLY          LocalOp = 4
+	LocalOp_LOCAL_OP_WRITABLE           LocalOp = 5
+)
+
+// Enum value maps for LocalOp.
+var (
+	LocalOp_name = map[int32]string{
+		0: "LOCAL_OP_UNSPECIFIED",
+		1: "LOCAL_OP_DATASERVER_START",
+		2: "LOCAL_OP_DATASERVER_STOP",
+		3: "LOCAL_OP_DATASERVER_RESTART",
+		4: "LOCAL_OP_READ_ONLY",
+		5: "LOCAL_OP_WRITABLE",
+	}
+	LocalOp_value = map[string]int32{
+		"LOCAL_OP_UNSPECIFIED":        0,
+		"LOCAL_OP_DATASERVER_START":   1,
+		"LOCAL_OP_DATASERVER_STOP":    2,
+		"LOCAL_OP_DATASERVER_RESTART": 3,
+		"LOCAL_OP_READ_ONLY":          4,
+		"LOCAL_OP_WRITABLE":           5,
+	}
+)
+
+func (x LocalOp) Enum() *LocalOp {
+	p := new(LocalOp)
+	*p = x
+	return p
+}
+
+func (x LocalOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LocalOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_manager_proto_enumTypes[8].Descriptor()
+}
+
+func (LocalOp) Type() protoreflect.EnumType {
+	return &file_manager_proto_enumTypes[8]
+}
+
+func (x LocalOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LocalOp.Descriptor instead.
+func (LocalOp) EnumDescriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{8}
 }
 
 type StatusRequest struct {
@@ -2103,7 +2160,7 @@ func (*WatchRequest) Descriptor() ([]byte, []int) {
 
 type LocalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"` // dataserver-start | dataserver-stop | dataserver-restart | read-only | writable
+	Op            LocalOp                `protobuf:"varint,1,opt,name=op,proto3,enum=carbide.manager.v1.LocalOp" json:"op,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2138,11 +2195,11 @@ func (*LocalRequest) Descriptor() ([]byte, []int) {
 	return file_manager_proto_rawDescGZIP(), []int{21}
 }
 
-func (x *LocalRequest) GetOp() string {
+func (x *LocalRequest) GetOp() LocalOp {
 	if x != nil {
 		return x.Op
 	}
-	return ""
+	return LocalOp_LOCAL_OP_UNSPECIFIED
 }
 
 type LocalReply struct {
@@ -2588,9 +2645,9 @@ const file_manager_proto_rawDesc = "" +
 	"\vcoordinator\x18\x02 \x01(\tR\vcoordinator\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x04R\x05index\x12 \n" +
 	"\vunconfirmed\x18\x04 \x01(\tR\vunconfirmed\"\x0e\n" +
-	"\fWatchRequest\"\x1e\n" +
-	"\fLocalRequest\x12\x0e\n" +
-	"\x02op\x18\x01 \x01(\tR\x02op\"\"\n" +
+	"\fWatchRequest\";\n" +
+	"\fLocalRequest\x12+\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x1b.carbide.manager.v1.LocalOpR\x02op\"\"\n" +
 	"\n" +
 	"LocalReply\x12\x14\n" +
 	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xc2\x02\n" +
@@ -2658,7 +2715,14 @@ const file_manager_proto_rawDesc = "" +
 	"\x1aSERVICE_ACTION_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SERVICE_ACTION_START\x10\x01\x12\x17\n" +
 	"\x13SERVICE_ACTION_STOP\x10\x02\x12\x1a\n" +
-	"\x16SERVICE_ACTION_RESTART\x10\x032\xdc\x03\n" +
+	"\x16SERVICE_ACTION_RESTART\x10\x03*\xb0\x01\n" +
+	"\aLocalOp\x12\x18\n" +
+	"\x14LOCAL_OP_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19LOCAL_OP_DATASERVER_START\x10\x01\x12\x1c\n" +
+	"\x18LOCAL_OP_DATASERVER_STOP\x10\x02\x12\x1f\n" +
+	"\x1bLOCAL_OP_DATASERVER_RESTART\x10\x03\x12\x16\n" +
+	"\x12LOCAL_OP_READ_ONLY\x10\x04\x12\x15\n" +
+	"\x11LOCAL_OP_WRITABLE\x10\x052\xdc\x03\n" +
 	"\aManager\x12L\n" +
 	"\x06Status\x12!.carbide.manager.v1.StatusRequest\x1a\x1f.carbide.manager.v1.StatusReply\x12O\n" +
 	"\aCommand\x12\".carbide.manager.v1.CommandRequest\x1a .carbide.manager.v1.CommandReply\x12L\n" +
@@ -2679,7 +2743,7 @@ func file_manager_proto_rawDescGZIP() []byte {
 	return file_manager_proto_rawDescData
 }
 
-var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
 var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_manager_proto_goTypes = []any{
 	(TransitionKind)(0),               // 0: carbide.manager.v1.TransitionKind
@@ -2690,79 +2754,81 @@ var file_manager_proto_goTypes = []any{
 	(PolicyMode)(0),                   // 5: carbide.manager.v1.PolicyMode
 	(DatasourceAction)(0),             // 6: carbide.manager.v1.DatasourceAction
 	(ServiceAction)(0),                // 7: carbide.manager.v1.ServiceAction
-	(*StatusRequest)(nil),             // 8: carbide.manager.v1.StatusRequest
-	(*StatusReply)(nil),               // 9: carbide.manager.v1.StatusReply
-	(*Alert)(nil),                     // 10: carbide.manager.v1.Alert
-	(*Datasource)(nil),                // 11: carbide.manager.v1.Datasource
-	(*CrossService)(nil),              // 12: carbide.manager.v1.CrossService
-	(*ServiceConflicts)(nil),          // 13: carbide.manager.v1.ServiceConflicts
-	(*Router)(nil),                    // 14: carbide.manager.v1.Router
-	(*Member)(nil),                    // 15: carbide.manager.v1.Member
-	(*CommandRequest)(nil),            // 16: carbide.manager.v1.CommandRequest
-	(*PingCommand)(nil),               // 17: carbide.manager.v1.PingCommand
-	(*MembersCommand)(nil),            // 18: carbide.manager.v1.MembersCommand
-	(*PolicyCommand)(nil),             // 19: carbide.manager.v1.PolicyCommand
-	(*DatasourceCommand)(nil),         // 20: carbide.manager.v1.DatasourceCommand
-	(*ReplicatorCommand)(nil),         // 21: carbide.manager.v1.ReplicatorCommand
-	(*RouterCommand)(nil),             // 22: carbide.manager.v1.RouterCommand
-	(*SwitchCommand)(nil),             // 23: carbide.manager.v1.SwitchCommand
-	(*FailoverCommand)(nil),           // 24: carbide.manager.v1.FailoverCommand
-	(*HeartbeatCommand)(nil),          // 25: carbide.manager.v1.HeartbeatCommand
-	(*ServiceCommand)(nil),            // 26: carbide.manager.v1.ServiceCommand
-	(*CommandReply)(nil),              // 27: carbide.manager.v1.CommandReply
-	(*WatchRequest)(nil),              // 28: carbide.manager.v1.WatchRequest
-	(*LocalRequest)(nil),              // 29: carbide.manager.v1.LocalRequest
-	(*LocalReply)(nil),                // 30: carbide.manager.v1.LocalReply
-	(*ConnectorReport)(nil),           // 31: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),               // 32: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),              // 33: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),                // 34: carbide.manager.v1.LeaseReply
-	(replicatorpb.ReplicatorState)(0), // 35: carbide.replicator.v1.ReplicatorState
+	(LocalOp)(0),                      // 8: carbide.manager.v1.LocalOp
+	(*StatusRequest)(nil),             // 9: carbide.manager.v1.StatusRequest
+	(*StatusReply)(nil),               // 10: carbide.manager.v1.StatusReply
+	(*Alert)(nil),                     // 11: carbide.manager.v1.Alert
+	(*Datasource)(nil),                // 12: carbide.manager.v1.Datasource
+	(*CrossService)(nil),              // 13: carbide.manager.v1.CrossService
+	(*ServiceConflicts)(nil),          // 14: carbide.manager.v1.ServiceConflicts
+	(*Router)(nil),                    // 15: carbide.manager.v1.Router
+	(*Member)(nil),                    // 16: carbide.manager.v1.Member
+	(*CommandRequest)(nil),            // 17: carbide.manager.v1.CommandRequest
+	(*PingCommand)(nil),               // 18: carbide.manager.v1.PingCommand
+	(*MembersCommand)(nil),            // 19: carbide.manager.v1.MembersCommand
+	(*PolicyCommand)(nil),             // 20: carbide.manager.v1.PolicyCommand
+	(*DatasourceCommand)(nil),         // 21: carbide.manager.v1.DatasourceCommand
+	(*ReplicatorCommand)(nil),         // 22: carbide.manager.v1.ReplicatorCommand
+	(*RouterCommand)(nil),             // 23: carbide.manager.v1.RouterCommand
+	(*SwitchCommand)(nil),             // 24: carbide.manager.v1.SwitchCommand
+	(*FailoverCommand)(nil),           // 25: carbide.manager.v1.FailoverCommand
+	(*HeartbeatCommand)(nil),          // 26: carbide.manager.v1.HeartbeatCommand
+	(*ServiceCommand)(nil),            // 27: carbide.manager.v1.ServiceCommand
+	(*CommandReply)(nil),              // 28: carbide.manager.v1.CommandReply
+	(*WatchRequest)(nil),              // 29: carbide.manager.v1.WatchRequest
+	(*LocalRequest)(nil),              // 30: carbide.manager.v1.LocalRequest
+	(*LocalReply)(nil),                // 31: carbide.manager.v1.LocalReply
+	(*ConnectorReport)(nil),           // 32: carbide.manager.v1.ConnectorReport
+	(*ReportReply)(nil),               // 33: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),              // 34: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),                // 35: carbide.manager.v1.LeaseReply
+	(replicatorpb.ReplicatorState)(0), // 36: carbide.replicator.v1.ReplicatorState
 }
 var file_manager_proto_depIdxs = []int32{
-	11, // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
-	14, // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
-	15, // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
-	10, // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
+	12, // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
+	15, // 1: carbide.manager.v1.StatusReply.routers:type_name -> carbide.manager.v1.Router
+	16, // 2: carbide.manager.v1.StatusReply.members:type_name -> carbide.manager.v1.Member
+	11, // 3: carbide.manager.v1.StatusReply.active_alerts:type_name -> carbide.manager.v1.Alert
 	0,  // 4: carbide.manager.v1.StatusReply.transition_kind:type_name -> carbide.manager.v1.TransitionKind
-	12, // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
-	13, // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
-	35, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	13, // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
+	14, // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
+	36, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
 	2,  // 8: carbide.manager.v1.Datasource.state_kind:type_name -> carbide.manager.v1.DatasourceState
 	3,  // 9: carbide.manager.v1.Datasource.dataserver_kind:type_name -> carbide.manager.v1.DataserverState
-	35, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
+	36, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
 	4,  // 11: carbide.manager.v1.Router.state_kind:type_name -> carbide.manager.v1.ConnectorState
-	17, // 12: carbide.manager.v1.CommandRequest.ping:type_name -> carbide.manager.v1.PingCommand
-	18, // 13: carbide.manager.v1.CommandRequest.members:type_name -> carbide.manager.v1.MembersCommand
-	19, // 14: carbide.manager.v1.CommandRequest.policy:type_name -> carbide.manager.v1.PolicyCommand
-	20, // 15: carbide.manager.v1.CommandRequest.datasource:type_name -> carbide.manager.v1.DatasourceCommand
-	21, // 16: carbide.manager.v1.CommandRequest.replicator:type_name -> carbide.manager.v1.ReplicatorCommand
-	22, // 17: carbide.manager.v1.CommandRequest.router:type_name -> carbide.manager.v1.RouterCommand
-	23, // 18: carbide.manager.v1.CommandRequest.switch:type_name -> carbide.manager.v1.SwitchCommand
-	24, // 19: carbide.manager.v1.CommandRequest.failover:type_name -> carbide.manager.v1.FailoverCommand
-	25, // 20: carbide.manager.v1.CommandRequest.heartbeat:type_name -> carbide.manager.v1.HeartbeatCommand
-	26, // 21: carbide.manager.v1.CommandRequest.service:type_name -> carbide.manager.v1.ServiceCommand
+	18, // 12: carbide.manager.v1.CommandRequest.ping:type_name -> carbide.manager.v1.PingCommand
+	19, // 13: carbide.manager.v1.CommandRequest.members:type_name -> carbide.manager.v1.MembersCommand
+	20, // 14: carbide.manager.v1.CommandRequest.policy:type_name -> carbide.manager.v1.PolicyCommand
+	21, // 15: carbide.manager.v1.CommandRequest.datasource:type_name -> carbide.manager.v1.DatasourceCommand
+	22, // 16: carbide.manager.v1.CommandRequest.replicator:type_name -> carbide.manager.v1.ReplicatorCommand
+	23, // 17: carbide.manager.v1.CommandRequest.router:type_name -> carbide.manager.v1.RouterCommand
+	24, // 18: carbide.manager.v1.CommandRequest.switch:type_name -> carbide.manager.v1.SwitchCommand
+	25, // 19: carbide.manager.v1.CommandRequest.failover:type_name -> carbide.manager.v1.FailoverCommand
+	26, // 20: carbide.manager.v1.CommandRequest.heartbeat:type_name -> carbide.manager.v1.HeartbeatCommand
+	27, // 21: carbide.manager.v1.CommandRequest.service:type_name -> carbide.manager.v1.ServiceCommand
 	5,  // 22: carbide.manager.v1.PolicyCommand.mode:type_name -> carbide.manager.v1.PolicyMode
 	6,  // 23: carbide.manager.v1.DatasourceCommand.action:type_name -> carbide.manager.v1.DatasourceAction
 	7,  // 24: carbide.manager.v1.ServiceCommand.action:type_name -> carbide.manager.v1.ServiceAction
-	4,  // 25: carbide.manager.v1.ConnectorReport.state_kind:type_name -> carbide.manager.v1.ConnectorState
-	8,  // 26: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	16, // 27: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	28, // 28: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	29, // 29: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	31, // 30: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	33, // 31: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	9,  // 32: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	27, // 33: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	9,  // 34: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	30, // 35: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	32, // 36: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	34, // 37: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	32, // [32:38] is the sub-list for method output_type
-	26, // [26:32] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	8,  // 25: carbide.manager.v1.LocalRequest.op:type_name -> carbide.manager.v1.LocalOp
+	4,  // 26: carbide.manager.v1.ConnectorReport.state_kind:type_name -> carbide.manager.v1.ConnectorState
+	9,  // 27: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	17, // 28: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	29, // 29: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	30, // 30: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	32, // 31: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	34, // 32: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	10, // 33: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	28, // 34: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	10, // 35: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	31, // 36: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	33, // 37: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	35, // 38: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -2787,7 +2853,7 @@ func file_manager_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
-			NumEnums:      8,
+			NumEnums:      9,
 			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
