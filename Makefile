@@ -27,7 +27,7 @@ vet:
 
 ## test: install dependencies, vet, and run every test with the race detector against real MariaDB
 test: deps vet
-	CARBIDE_REQUIRE_DB=1 $(GO) test -race -timeout 20m ./...
+	CARBIDE_REQUIRE_DB=1 $(GO) test -race -timeout 24m ./...
 
 ## demo: bring up the guide's sample topology (east and west, three hosts each) and open cctrl on east1
 demo: deps build
