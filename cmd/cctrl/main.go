@@ -1,7 +1,3 @@
-// Command cctrl is the operator shell of a Carbide cluster: an interactive
-// shell on a terminal, a script runner on a pipe (cctrl < steps.txt), a
-// one-liner with -e. Run as mm_cctrl from the cross-site install, or with
-// -mm, it acts on the site's cross-site replicators.
 package main
 
 import (

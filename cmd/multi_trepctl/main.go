@@ -1,7 +1,3 @@
-// Command multi_trepctl shows every replicator of the installed
-// configuration in one table (multi_trepctl --by-service) and runs trepctl
-// on all of them (multi_trepctl run status). Run as mm_multi_trepctl from
-// the cross-site install it shows the same.
 package main
 
 import (

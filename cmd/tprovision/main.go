@@ -1,5 +1,3 @@
-// Command tprovision rebuilds this host's database from another host's
-// (see shell/tprovision and docs/operations.md).
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Package fence stops a MariaDB server from taking writes: the one way
-// Carbide's processes turn a database read-only in a hurry (a failover's
-// fence, a primary whose lease ran out).
 package fence
 
 import (

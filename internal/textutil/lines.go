@@ -1,5 +1,3 @@
-// Package textutil holds small helpers for the text programs print: the
-// lines of a tool's output, for an error message of one sentence.
 package textutil
 
 import "strings"

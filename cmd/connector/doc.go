@@ -1,0 +1,4 @@
+// Command connector runs a host's connector: the proxy between applications
+// and the site's primary and replicas (router). Mains are thin: the
+// connector is package router.
+package main

@@ -1,0 +1,3 @@
+// Command manager runs a host's manager: membership, consensus, health
+// and the site's actions (package manager). Mains are thin.
+package main

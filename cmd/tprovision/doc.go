@@ -1,0 +1,5 @@
+// Command tprovision rebuilds this host's database from another host's
+// (see shell/tprovision and docs/operations.md).
+//
+// Mains are thin: the tool is shell/tprovision.
+package main
