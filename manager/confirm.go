@@ -102,7 +102,7 @@ type pending struct{ who, line string }
 
 // runningConnector tells whether the connector on h runs: it reported
 // within reportFresh, or its host's manager is alive and says its
-// connector's status file is that recent (a connector cut off from the
+// connector reported to it that recently (a connector cut off from the
 // coordinator). It returns its last report, and whether that is fresh
 // (a.mu held).
 func (a *Agent) runningConnector(h string, facts map[string]policy.Facts, now time.Time) (r connectorReport, fresh, running bool) {

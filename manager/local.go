@@ -78,12 +78,20 @@ func (a *Agent) connectorFacts(f *policy.Facts) {
 	if !a.bound.Install.Connector {
 		return
 	}
-	r, ok := install.ReadConnectorStatus(a.cfg.Home, 3*time.Second)
-	if !ok {
+	a.mu.Lock()
+	r, ok := a.reports[a.self]
+	a.mu.Unlock()
+	if !ok || time.Since(r.at) > 3*time.Second {
 		return
 	}
-	f.ConnPID, f.ConnState, f.Created, f.Active = r.PID, r.State, r.Created, r.Active
-	f.ConnPerHost = r.PerHost
+	f.ConnPID, f.ConnState, f.Created, f.Active = r.GetPid(), r.GetState(), r.GetCreated(), r.GetActive()
+	f.ConnPerHost = nil
+	for h, c := range r.GetPerHost() {
+		if f.ConnPerHost == nil {
+			f.ConnPerHost = map[string][2]int64{}
+		}
+		f.ConnPerHost[h] = [2]int64{c.GetCreated(), c.GetActive()}
+	}
 }
 
 // connectionsTo sums every connector's connections to host.

@@ -88,7 +88,7 @@ func (a *Agent) Addrs() (rw, ro string) {
 }
 
 // Run serves until ctx ends: the listeners, the manager watch, the
-// status file the local manager reads.
+// reports to the managers.
 func (a *Agent) Run(ctx context.Context) error {
 	rwAddr, roAddr := a.Addrs()
 	rw, err := daemon.Listen(ctx, rwAddr)
@@ -126,6 +126,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.expireLoop(ctx) }()
 	go func() { defer wg.Done(); a.report(ctx) }()
 	a.startREST(ctx, &wg)
+	if err := install.WriteConnectorReady(a.cfg.Home, os.Getpid()); err != nil {
+		a.log.Warn("connector ready file", "error", err)
+	}
 	a.log.Info("connector running", "host", a.bound.Host.Name, "read_write", rwAddr, "read_only", roAddr)
 	var runErr error
 	select {
@@ -134,7 +137,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	os.Remove(install.ConnectorStatusFile(a.cfg.Home))
+	os.Remove(install.ConnectorReadyFile(a.cfg.Home))
 	return runErr
 }
 
@@ -230,30 +233,40 @@ func (a *Agent) follow(ctx context.Context, addr string) error {
 	}
 }
 
-// tell sends the coordinator this connector's state (a switch waits for
-// it, and so does every command that changes the routing: the index says
-// which of the managers' decisions the routing in use follows); the status
-// file carries the counters to the local manager.
+// tell sends this connector's state and counters to the coordinator (a
+// switch waits for it, and so does every command that changes the
+// routing: the index says which of the managers' decisions the routing in
+// use follows) and to this host's manager (which gossips the counters).
 func (a *Agent) tell(ctx context.Context) {
 	a.mu.Lock()
 	coord := a.coord
 	a.mu.Unlock()
-	if coord == "" {
-		return
-	}
-	c, err := a.client(a.managerAddr(coord))
-	if err != nil {
-		return
-	}
 	t := a.proxy.Table()
 	drain, n := a.proxy.Draining()
+	c := a.proxy.Counters()
+	r := &managerpb.ConnectorReport{Host: a.bound.Host.Name, Pid: int64(os.Getpid()),
+		State: t.State, StateKind: stateKind(t.State), Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
+		Index: t.Index, Primary: t.Primary.Host, ReadOnly: t.ReadOnly.Host, Created: c.Created, Active: c.Active}
+	if len(c.PerHost) > 0 {
+		r.PerHost = make(map[string]*managerpb.Connections, len(c.PerHost))
+		for h, v := range c.PerHost {
+			r.PerHost[h] = &managerpb.Connections{Created: v[0], Active: v[1]}
+		}
+	}
+	to := []string{a.bound.Host.Name}
+	if coord != "" && coord != a.bound.Host.Name {
+		to = append(to, coord)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	_, err = managerpb.NewManagerClient(c).Report(ctx, &managerpb.ConnectorReport{Host: a.bound.Host.Name, Pid: int64(os.Getpid()),
-		State: t.State, StateKind: stateKind(t.State), Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
-		Index: t.Index, Primary: t.Primary.Host, ReadOnly: t.ReadOnly.Host})
-	if err != nil && ctx.Err() == nil {
-		a.log.Debug("report to the coordinator", "coordinator", coord, "error", err)
+	for _, h := range to {
+		conn, err := a.client(a.managerAddr(h))
+		if err != nil {
+			continue
+		}
+		if _, err := managerpb.NewManagerClient(conn).Report(ctx, r); err != nil && ctx.Err() == nil {
+			a.log.Debug("report to a manager", "manager", h, "error", err)
+		}
 	}
 }
 
@@ -262,11 +275,6 @@ func (a *Agent) report(ctx context.Context) {
 	defer t.Stop()
 	for {
 		changed := a.proxy.Changed()
-		c := a.proxy.Counters()
-		st := install.ConnectorStatus{PID: int64(os.Getpid()), State: a.proxy.Table().State, Created: c.Created, Active: c.Active, PerHost: c.PerHost, At: time.Now()}
-		if err := install.WriteConnectorStatus(a.cfg.Home, st); err != nil {
-			a.log.Warn("connector status file", "error", err)
-		}
 		a.tell(ctx)
 		select {
 		case <-ctx.Done():

@@ -49,13 +49,13 @@ func Spec(home string, out io.Writer) daemon.Spec {
 		Name: "Tungsten Connector Service", PIDFile: PIDFile(home), LogFile: LogFile(home),
 		Args: []string{exe, "run", "--home=" + home}, Mark: "--home=" + home,
 		Out: out,
-		// Ready when the process reports from its listeners (a test
+		// Ready when the process says its listeners are up (a test
 		// connection would count as an application's).
 		Ready: func(ctx context.Context) error {
-			st, ok := install.ReadConnectorStatus(home, 2*time.Second)
+			pid, ok := install.ReadConnectorReady(home)
 			b, err := os.ReadFile(PIDFile(home))
-			if !ok || err != nil || strconv.FormatInt(st.PID, 10) != strings.TrimSpace(string(b)) {
-				return errors.New("the connector has not reported yet")
+			if !ok || err != nil || strconv.Itoa(pid) != strings.TrimSpace(string(b)) {
+				return errors.New("the connector is not listening yet")
 			}
 			return nil
 		},

@@ -1,45 +1,34 @@
 package install
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"time"
+	"strconv"
+	"strings"
 
 	"github.com/carbidedb/carbide/internal/fileutil"
 )
 
-// ConnectorStatus is what a connector reports to its host's manager, in
-// ConnectorStatusFile, every 500 ms and on every state change.
-type ConnectorStatus struct {
-	PID     int64  `json:"pid"`
-	State   string `json:"state"` // ONLINE, OFFLINE, ONHOLD
-	Created int64  `json:"created"`
-	Active  int64  `json:"active"`
-	// PerHost are the connections per datasource: created, active.
-	PerHost map[string][2]int64 `json:"per_host,omitempty"`
-	At      time.Time           `json:"at"`
+// A connector reports its state and counters to the managers over RPC
+// (managerpb.ConnectorReport); the one file it writes says it listens:
+// its pid, once its listeners are up (what `connector start` waits for).
+
+// ConnectorReadyFile is where the connector of the install at home says
+// it listens.
+func ConnectorReadyFile(home string) string { return filepath.Join(RunDir(home), "connector.ready") }
+
+// WriteConnectorReady records that the connector of process pid listens.
+func WriteConnectorReady(home string, pid int) error {
+	return fileutil.WriteAtomic(ConnectorReadyFile(home), []byte(strconv.Itoa(pid)+"\n"), 0o644)
 }
 
-// ConnectorStatusFile is where the connector of the install at home reports.
-func ConnectorStatusFile(home string) string { return filepath.Join(RunDir(home), "connector.json") }
-
-// WriteConnectorStatus replaces the report of the install at home.
-func WriteConnectorStatus(home string, s ConnectorStatus) error {
-	b, err := json.Marshal(s)
+// ReadConnectorReady returns the pid of the connector that said it
+// listens, if any.
+func ReadConnectorReady(home string) (int, bool) {
+	b, err := os.ReadFile(ConnectorReadyFile(home))
 	if err != nil {
-		return err
+		return 0, false
 	}
-	return fileutil.WriteAtomic(ConnectorStatusFile(home), b, 0o644)
-}
-
-// ReadConnectorStatus returns the connector's last report if it is more
-// recent than maxAge (a stopped connector's report is stale).
-func ReadConnectorStatus(home string, maxAge time.Duration) (ConnectorStatus, bool) {
-	var s ConnectorStatus
-	b, err := os.ReadFile(ConnectorStatusFile(home))
-	if err != nil || json.Unmarshal(b, &s) != nil || time.Since(s.At) > maxAge {
-		return ConnectorStatus{}, false
-	}
-	return s, true
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid, err == nil
 }

@@ -66,7 +66,7 @@ func word(name, prefix string) string { return strings.ToLower(strings.TrimPrefi
 func DatasourceAction(w string) (managerpb.DatasourceAction, error) {
 	v, ok := managerpb.DatasourceAction_value["DATASOURCE_ACTION_"+strings.ToUpper(w)]
 	if !ok || v == 0 {
-		return 0, fmt.Errorf("unknown datasource action %q; use shun, welcome, recover, online, offline or fail", w)
+		return 0, fmt.Errorf("unknown action %q; use shun, welcome, recover, online, offline or fail", w)
 	}
 	return managerpb.DatasourceAction(v), nil
 }
@@ -178,7 +178,7 @@ func Parse(words []string) (*managerpb.CommandRequest, error) {
 		}
 		action, err := DatasourceAction(words[2])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("datasource %s: %w", words[1], err)
 		}
 		return Datasource(words[1], action), nil
 	case "replicator", "router":
@@ -206,13 +206,16 @@ func Parse(words []string) (*managerpb.CommandRequest, error) {
 		}
 		return Failover(to), nil
 	case "service":
-		host, comp, ok := strings.Cut(words[min(1, n-1)], "/")
-		if n != 3 || !ok || comp != "mysql" {
+		if n != 3 {
 			return nil, usage("service HOST/mysql start|stop|restart")
+		}
+		host, comp, ok := strings.Cut(words[1], "/")
+		if !ok || comp != "mysql" || host == "" {
+			return nil, fmt.Errorf("service %s: name the database as HOST/mysql", words[1])
 		}
 		action, err := ServiceAction(words[2])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("service %s: %w", words[1], err)
 		}
 		return Service(host, action), nil
 	case "cluster":

@@ -2258,8 +2258,13 @@ type ConnectorReport struct {
 	Primary        string                 `protobuf:"bytes,8,opt,name=primary,proto3" json:"primary,omitempty"`                                                               // where it sends new read-write connections ("" none)
 	ReadOnly       string                 `protobuf:"bytes,9,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`                                             // where it sends new read-only connections ("" none)
 	StateKind      ConnectorState         `protobuf:"varint,10,opt,name=state_kind,json=stateKind,proto3,enum=carbide.manager.v1.ConnectorState" json:"state_kind,omitempty"` // state, typed: the managers decide on it
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The connector's connections: since it started, open now, and per
+	// datasource. Its host's manager gossips them (cctrl ls shows them).
+	Created       int64                   `protobuf:"varint,11,opt,name=created,proto3" json:"created,omitempty"`
+	Active        int64                   `protobuf:"varint,12,opt,name=active,proto3" json:"active,omitempty"`
+	PerHost       map[string]*Connections `protobuf:"bytes,13,rep,name=per_host,json=perHost,proto3" json:"per_host,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConnectorReport) Reset() {
@@ -2362,6 +2367,79 @@ func (x *ConnectorReport) GetStateKind() ConnectorState {
 	return ConnectorState_CONNECTOR_STATE_UNSPECIFIED
 }
 
+func (x *ConnectorReport) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *ConnectorReport) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *ConnectorReport) GetPerHost() map[string]*Connections {
+	if x != nil {
+		return x.PerHost
+	}
+	return nil
+}
+
+type Connections struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Created       int64                  `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
+	Active        int64                  `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Connections) Reset() {
+	*x = Connections{}
+	mi := &file_manager_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connections) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connections) ProtoMessage() {}
+
+func (x *Connections) ProtoReflect() protoreflect.Message {
+	mi := &file_manager_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connections.ProtoReflect.Descriptor instead.
+func (*Connections) Descriptor() ([]byte, []int) {
+	return file_manager_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Connections) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *Connections) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
 type ReportReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2370,7 +2448,7 @@ type ReportReply struct {
 
 func (x *ReportReply) Reset() {
 	*x = ReportReply{}
-	mi := &file_manager_proto_msgTypes[24]
+	mi := &file_manager_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2460,7 @@ func (x *ReportReply) String() string {
 func (*ReportReply) ProtoMessage() {}
 
 func (x *ReportReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[24]
+	mi := &file_manager_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2473,7 @@ func (x *ReportReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReply.ProtoReflect.Descriptor instead.
 func (*ReportReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{24}
+	return file_manager_proto_rawDescGZIP(), []int{25}
 }
 
 type LeaseRequest struct {
@@ -2407,7 +2485,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_manager_proto_msgTypes[25]
+	mi := &file_manager_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2497,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[25]
+	mi := &file_manager_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2510,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{25}
+	return file_manager_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LeaseRequest) GetHost() string {
@@ -2455,7 +2533,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_manager_proto_msgTypes[26]
+	mi := &file_manager_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2545,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_manager_proto_msgTypes[26]
+	mi := &file_manager_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2558,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_manager_proto_rawDescGZIP(), []int{26}
+	return file_manager_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LeaseReply) GetGranted() bool {
@@ -2650,7 +2728,7 @@ const file_manager_proto_rawDesc = "" +
 	"\x02op\x18\x01 \x01(\x0e2\x1b.carbide.manager.v1.LocalOpR\x02op\"\"\n" +
 	"\n" +
 	"LocalReply\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xc2\x02\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x9e\x04\n" +
 	"\x0fConnectorReport\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x14\n" +
@@ -2665,7 +2743,16 @@ const file_manager_proto_rawDesc = "" +
 	"\tread_only\x18\t \x01(\tR\breadOnly\x12A\n" +
 	"\n" +
 	"state_kind\x18\n" +
-	" \x01(\x0e2\".carbide.manager.v1.ConnectorStateR\tstateKind\"\r\n" +
+	" \x01(\x0e2\".carbide.manager.v1.ConnectorStateR\tstateKind\x12\x18\n" +
+	"\acreated\x18\v \x01(\x03R\acreated\x12\x16\n" +
+	"\x06active\x18\f \x01(\x03R\x06active\x12K\n" +
+	"\bper_host\x18\r \x03(\v20.carbide.manager.v1.ConnectorReport.PerHostEntryR\aperHost\x1a[\n" +
+	"\fPerHostEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
+	"\x05value\x18\x02 \x01(\v2\x1f.carbide.manager.v1.ConnectionsR\x05value:\x028\x01\"?\n" +
+	"\vConnections\x12\x18\n" +
+	"\acreated\x18\x01 \x01(\x03R\acreated\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\x03R\x06active\"\r\n" +
 	"\vReportReply\"\"\n" +
 	"\fLeaseRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"Z\n" +
@@ -2744,7 +2831,7 @@ func file_manager_proto_rawDescGZIP() []byte {
 }
 
 var file_manager_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_manager_proto_goTypes = []any{
 	(TransitionKind)(0),               // 0: carbide.manager.v1.TransitionKind
 	(Reason)(0),                       // 1: carbide.manager.v1.Reason
@@ -2779,10 +2866,12 @@ var file_manager_proto_goTypes = []any{
 	(*LocalRequest)(nil),              // 30: carbide.manager.v1.LocalRequest
 	(*LocalReply)(nil),                // 31: carbide.manager.v1.LocalReply
 	(*ConnectorReport)(nil),           // 32: carbide.manager.v1.ConnectorReport
-	(*ReportReply)(nil),               // 33: carbide.manager.v1.ReportReply
-	(*LeaseRequest)(nil),              // 34: carbide.manager.v1.LeaseRequest
-	(*LeaseReply)(nil),                // 35: carbide.manager.v1.LeaseReply
-	(replicatorpb.ReplicatorState)(0), // 36: carbide.replicator.v1.ReplicatorState
+	(*Connections)(nil),               // 33: carbide.manager.v1.Connections
+	(*ReportReply)(nil),               // 34: carbide.manager.v1.ReportReply
+	(*LeaseRequest)(nil),              // 35: carbide.manager.v1.LeaseRequest
+	(*LeaseReply)(nil),                // 36: carbide.manager.v1.LeaseReply
+	nil,                               // 37: carbide.manager.v1.ConnectorReport.PerHostEntry
+	(replicatorpb.ReplicatorState)(0), // 38: carbide.replicator.v1.ReplicatorState
 }
 var file_manager_proto_depIdxs = []int32{
 	12, // 0: carbide.manager.v1.StatusReply.datasources:type_name -> carbide.manager.v1.Datasource
@@ -2792,10 +2881,10 @@ var file_manager_proto_depIdxs = []int32{
 	0,  // 4: carbide.manager.v1.StatusReply.transition_kind:type_name -> carbide.manager.v1.TransitionKind
 	13, // 5: carbide.manager.v1.Datasource.cross:type_name -> carbide.manager.v1.CrossService
 	14, // 6: carbide.manager.v1.Datasource.conflicts:type_name -> carbide.manager.v1.ServiceConflicts
-	36, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	38, // 7: carbide.manager.v1.Datasource.replicator_state_kind:type_name -> carbide.replicator.v1.ReplicatorState
 	2,  // 8: carbide.manager.v1.Datasource.state_kind:type_name -> carbide.manager.v1.DatasourceState
 	3,  // 9: carbide.manager.v1.Datasource.dataserver_kind:type_name -> carbide.manager.v1.DataserverState
-	36, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
+	38, // 10: carbide.manager.v1.CrossService.kind:type_name -> carbide.replicator.v1.ReplicatorState
 	4,  // 11: carbide.manager.v1.Router.state_kind:type_name -> carbide.manager.v1.ConnectorState
 	18, // 12: carbide.manager.v1.CommandRequest.ping:type_name -> carbide.manager.v1.PingCommand
 	19, // 13: carbide.manager.v1.CommandRequest.members:type_name -> carbide.manager.v1.MembersCommand
@@ -2812,23 +2901,25 @@ var file_manager_proto_depIdxs = []int32{
 	7,  // 24: carbide.manager.v1.ServiceCommand.action:type_name -> carbide.manager.v1.ServiceAction
 	8,  // 25: carbide.manager.v1.LocalRequest.op:type_name -> carbide.manager.v1.LocalOp
 	4,  // 26: carbide.manager.v1.ConnectorReport.state_kind:type_name -> carbide.manager.v1.ConnectorState
-	9,  // 27: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
-	17, // 28: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
-	29, // 29: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
-	30, // 30: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
-	32, // 31: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
-	34, // 32: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
-	10, // 33: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
-	28, // 34: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
-	10, // 35: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
-	31, // 36: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
-	33, // 37: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
-	35, // 38: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	37, // 27: carbide.manager.v1.ConnectorReport.per_host:type_name -> carbide.manager.v1.ConnectorReport.PerHostEntry
+	33, // 28: carbide.manager.v1.ConnectorReport.PerHostEntry.value:type_name -> carbide.manager.v1.Connections
+	9,  // 29: carbide.manager.v1.Manager.Status:input_type -> carbide.manager.v1.StatusRequest
+	17, // 30: carbide.manager.v1.Manager.Command:input_type -> carbide.manager.v1.CommandRequest
+	29, // 31: carbide.manager.v1.Manager.Watch:input_type -> carbide.manager.v1.WatchRequest
+	30, // 32: carbide.manager.v1.Manager.Local:input_type -> carbide.manager.v1.LocalRequest
+	32, // 33: carbide.manager.v1.Manager.Report:input_type -> carbide.manager.v1.ConnectorReport
+	35, // 34: carbide.manager.v1.Manager.Lease:input_type -> carbide.manager.v1.LeaseRequest
+	10, // 35: carbide.manager.v1.Manager.Status:output_type -> carbide.manager.v1.StatusReply
+	28, // 36: carbide.manager.v1.Manager.Command:output_type -> carbide.manager.v1.CommandReply
+	10, // 37: carbide.manager.v1.Manager.Watch:output_type -> carbide.manager.v1.StatusReply
+	31, // 38: carbide.manager.v1.Manager.Local:output_type -> carbide.manager.v1.LocalReply
+	34, // 39: carbide.manager.v1.Manager.Report:output_type -> carbide.manager.v1.ReportReply
+	36, // 40: carbide.manager.v1.Manager.Lease:output_type -> carbide.manager.v1.LeaseReply
+	35, // [35:41] is the sub-list for method output_type
+	29, // [29:35] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_manager_proto_init() }
@@ -2854,7 +2945,7 @@ func file_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manager_proto_rawDesc), len(file_manager_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
