@@ -16,6 +16,12 @@
 // (stages.go: Extractor, THLClient, Applier), made by Config.Stages: the
 // real extract, stream and apply types by default, fakes in unit tests.
 //
+// Files by concern: config.go (the configuration), lifecycle.go (the
+// state machine: online, offline, the end of a run), master.go and
+// slave.go (the two pipelines), rolefile.go (the role kept across
+// restarts), reset.go, status.go, and service.go (opening the THL store,
+// the applier and the database).
+//
 // It imports the replicator's own packages (thl, extract, apply, stream)
 // and rpc.
 package service

@@ -7,19 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"google.golang.org/grpc"
 
-	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/consistency"
-	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/replicator/thl"
 )
 
@@ -29,76 +24,6 @@ var (
 	ErrRole  = errors.New("service: not allowed in this role")
 	ErrInput = errors.New("service: bad request")
 )
-
-// Config configures one service.
-type Config struct {
-	Name     string // the service (the origin site's name)
-	Host     string // this host: source_id of extracted events
-	Site     string // this host's site (the applier's causal waits)
-	Role     string // initial role
-	Topology string // clustered or cluster-slave, for status
-	// Sources are the THL servers ("host:port") a slave reads, in order.
-	Sources []string
-	// Resolve turns "host:port" into the address to dial; nil: as is.
-	Resolve func(string) string
-	// ListenAddr is where this replicator's THL server listens, as shown
-	// in masterListenUri ("east1:2112").
-	ListenAddr string
-	// SSL makes URIs thls:// (TLS itself is the transport's business).
-	SSL bool
-	// DialOptions secure the THL client's connections (TLS, token).
-	DialOptions []grpc.DialOption
-	// DBAddr, DBUser and DBPassword reach the local database.
-	DBAddr, DBUser, DBPassword string
-	THLDir                     string
-	BlockSize                  int
-	BlockTime                  time.Duration
-	Channels                   int
-	// ConflictPolicy and ConflictSiteOrder resolve the conflicts the
-	// applier meets (apply.Conflicts); the policy is stop when empty.
-	ConflictPolicy    apply.Policy
-	ConflictSiteOrder []string
-	// Deleted reads another site's deletes on this host, for the
-	// applier's concurrent-delete check (apply.Config.Deleted).
-	Deleted   apply.DeletedFunc
-	Retention time.Duration
-	RMIPort   int
-	// SourceOrder, when set, ranks a slave's sources now (see
-	// stream.ClientConfig.Order).
-	SourceOrder func(ctx context.Context, sources []string) []string
-	// SpillDir, when set, is where the extractor spills large
-	// transactions: a directory of this service alone, emptied of the
-	// files a killed run left whenever extraction starts (the extractor's
-	// default is the system's temporary directory, shared).
-	SpillDir string
-	// RoleFile, when set, keeps the role and sources setrole gave: they
-	// survive a restart and override Role and Sources.
-	RoleFile string
-	// Stages makes the pipeline's stages; the zero value makes the real
-	// ones.
-	Stages Stages
-	Logger *slog.Logger
-}
-
-// Validate fills defaults and checks c.
-func (c *Config) Validate() error {
-	switch {
-	case c.Name == "":
-		return fmt.Errorf("%w: a service needs a name", ErrInput)
-	case c.Role != RoleMaster && c.Role != RoleSlave:
-		return fmt.Errorf("%w: role must be master or slave, not %q", ErrInput, c.Role)
-	case c.THLDir == "" || c.DBAddr == "":
-		return fmt.Errorf("%w: service %s needs a THL directory and a database address", ErrInput, c.Name)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Retention <= 0 {
-		c.Retention = 7 * 24 * time.Hour
-	}
-	c.Stages = c.Stages.withDefaults()
-	return nil
-}
 
 // Service is one replication service.
 type Service struct {
@@ -252,148 +177,10 @@ func (s *Service) Role() string {
 	return s.role
 }
 
-func (s *Service) setState(state string) {
-	if s.state != state {
-		s.state, s.stateSince = state, time.Now()
-		s.log.Info("state", "state", state)
-	}
-}
-
-// State returns the current state.
-func (s *Service) State() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state
-}
-
 // OnlineOptions are trepctl online's options.
 type OnlineOptions struct {
 	SkipSeqnos []uint64
 	FromEvent  string
-}
-
-// Online starts the pipeline. It returns once it is started; the state
-// is GOING-ONLINE:SYNCHRONIZING until it runs.
-func (s *Service) Online(opts OnlineOptions) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch s.state {
-	case StateOnline, StateGoingOnline:
-		if len(opts.SkipSeqnos) > 0 || opts.FromEvent != "" {
-			return fmt.Errorf("%w: service %s is %s; put it offline before online -skip-seqno or -from-event", ErrState, s.cfg.Name, s.state)
-		}
-		return nil
-	case StateGoingOffline:
-		return fmt.Errorf("%w: service %s is going offline; wait for OFFLINE:NORMAL", ErrState, s.cfg.Name)
-	}
-	if opts.FromEvent != "" {
-		if s.role != RoleMaster {
-			return fmt.Errorf("%w: -from-event is for a master; %s is a slave", ErrRole, s.cfg.Name)
-		}
-		if _, err := position.Parse(opts.FromEvent); err != nil {
-			return fmt.Errorf("%w: %v", ErrInput, err)
-		}
-	}
-	if s.store == nil {
-		return fmt.Errorf("%w: the THL of %s is damaged: %s", ErrState, s.cfg.Name, s.pending.message)
-	}
-	s.pending = nil
-	s.skip, s.fromEvent = opts.SkipSeqnos, opts.FromEvent
-	s.setState(StateGoingOnline)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.cancel, s.done = cancel, done
-	role := s.role
-	go func() {
-		defer close(done)
-		var err error
-		if role == RoleMaster {
-			err = s.retryUnreachable(ctx, s.runMaster)
-		} else {
-			for {
-				if err = s.retryUnreachable(ctx, s.runSlave); !errors.Is(err, errNewHistory) && !errors.Is(err, errReapply) {
-					break
-				}
-			}
-		}
-		s.finish(ctx, err)
-	}()
-	return nil
-}
-
-// finish records how the pipeline ended.
-func (s *Service) finish(ctx context.Context, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.applier != nil {
-		s.lastApply, s.hasApply = s.applier.Position()
-	}
-	// What the run committed is what the database holds, unless its last
-	// commit failed after the database had it: read it when next asked.
-	s.applyStale = true
-	if s.applier != nil {
-		s.conflicts = s.applier.Conflicts()
-	}
-	s.extractor, s.applier, s.client = nil, nil, nil
-	if ctx.Err() != nil || err == nil {
-		s.setState(StateOffline)
-		return
-	}
-	p := &pendingError{message: err.Error(), seqno: -1}
-	var ae *apply.Error
-	var le *stream.LimitError
-	if errors.As(err, &le) {
-		p.seqno = int64(le.Seqno)
-	}
-	if errors.As(err, &ae) {
-		p.seqno, p.eventID, p.sql = int64(ae.Seqno), ae.EventID, ae.SQL
-		p.message = fmt.Sprintf("Event application failed: seqno=%d fragno=%d message=%v", ae.Seqno, ae.Fragno, ae.Err)
-	}
-	s.pending = p
-	s.counts.errors.Add(1)
-	s.log.Error("pipeline failed", "error", err)
-	s.setState(StateError)
-}
-
-// fail ends the pipeline with err from inside it.
-func (s *Service) goOnline() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tailRead = false
-	if s.state == StateGoingOnline {
-		s.setState(StateOnline)
-	}
-}
-
-// Offline stops the pipeline and waits for it.
-func (s *Service) Offline(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	switch s.state {
-	case StateOffline:
-		s.mu.Unlock()
-		return nil
-	case StateError:
-		if s.store != nil {
-			s.setState(StateOffline)
-		}
-		s.mu.Unlock()
-		return nil
-	}
-	s.setState(StateGoingOffline)
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	s.mu.Lock()
-	s.setState(StateOffline)
-	s.mu.Unlock()
-	return nil
 }
 
 // Close takes the service offline and closes its store.
@@ -447,86 +234,6 @@ func ParseURI(uri string) (string, error) {
 		return "", fmt.Errorf("%w: %q is not a THL URI like thl://east1:2112/", ErrInput, uri)
 	}
 	return rest, nil
-}
-
-// Reset deletes the THL and/or the tracking schema; the service must be
-// offline.
-func (s *Service) Reset(ctx context.Context, thlToo, db, forget bool) error {
-	s.mu.Lock()
-	state := s.state
-	s.mu.Unlock()
-	if state != StateOffline && state != StateError {
-		return fmt.Errorf("%w: service %s is %s; reset needs it offline (trepctl offline)", ErrState, s.cfg.Name, state)
-	}
-	if db {
-		a, err := s.newApplier()
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		s.mu.Lock()
-		role := s.role
-		s.mu.Unlock()
-		if role == RoleSlave && !forget {
-			// Remember where this slave was (see resetMark).
-			if err := a.Open(ctx); err != nil {
-				return err
-			}
-			if p, ok := a.Position(); ok {
-				if err := s.saveResetMark(p); err != nil {
-					return err
-				}
-			}
-		} else {
-			s.dropResetMark()
-		}
-		if err := a.Reset(ctx); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.lastApply, s.hasApply, s.applyStale = apply.Position{}, false, false
-		s.mu.Unlock()
-	}
-	if forget {
-		s.dropResetMark()
-	}
-	if thlToo {
-		if err := s.resetStore(); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	s.pending = nil
-	if s.state == StateError {
-		s.setState(StateOffline)
-	}
-	s.mu.Unlock()
-	return nil
-}
-
-// resetStore empties the THL; a damaged one is removed and made again.
-func (s *Service) resetStore() error {
-	if st := s.Store(); st != nil {
-		return st.Reset()
-	}
-	entries, err := os.ReadDir(s.cfg.THLDir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(s.cfg.THLDir, e.Name())); err != nil {
-			return err
-		}
-	}
-	store, err := s.openStore()
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.store = store
-	s.mu.Unlock()
-	s.log.Info("damaged THL removed; the log starts empty")
-	return nil
 }
 
 func (s *Service) newApplier() (Applier, error) {
