@@ -157,7 +157,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, req *managerpb.CommandRe
 		}
 		return a.doFailover(ctx, to, reason, force)
 	case *managerpb.CommandRequest_Heartbeat:
-		rc, err := a.remote.replicator(st.Primary)
+		rc, err := a.repls.replicator(st.Primary)
 		if err != nil {
 			return nil, err
 		}
@@ -254,7 +254,7 @@ func (a *Agent) replicatorCommand(ctx context.Context, h string, online bool) ([
 	if err := a.checkHost(h); err != nil {
 		return nil, err
 	}
-	rc, err := a.remote.replicator(h)
+	rc, err := a.repls.replicator(h)
 	if err != nil {
 		return nil, err
 	}

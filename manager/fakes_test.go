@@ -330,3 +330,15 @@ func (c *fakeReplClient) Flush(context.Context, *replicatorpb.FlushRequest, ...g
 	c.f.record("flush %s", c.host)
 	return &replicatorpb.FlushReply{Seqno: r.stored}, nil
 }
+
+func (c *fakeReplClient) Heartbeat(_ context.Context, in *replicatorpb.HeartbeatRequest, _ ...grpc.CallOption) (*replicatorpb.HeartbeatReply, error) {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	r, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	r.stored++
+	c.f.record("heartbeat %s %s", c.host, in.GetName())
+	return &replicatorpb.HeartbeatReply{Seqno: uint64(r.stored)}, nil
+}

@@ -280,7 +280,14 @@ func TestPartitionFencesPrimary(t *testing.T) {
 	t.Logf("cut at %s", cut.Format("15:04:05.000"))
 	t.Logf("east1 fenced itself %v after the cut; %s primary and writable after %v", fenced.Round(time.Millisecond), primary, time.Since(cut).Round(time.Millisecond))
 	heal()
-	time.Sleep(3 * time.Second) // east1's manager rejoins and learns the new state
+	// east1's manager rejoins and learns the new state (its database is
+	// watched all along: it must not turn writable meanwhile).
+	s.waitStatus("east1", 30*time.Second, "east1's manager knows the new primary", func(r *managerpb.StatusReply) error {
+		if r.GetPrimary() != primary || r.GetTerm() < 2 {
+			return fmt.Errorf("primary %s, term %d", r.GetPrimary(), r.GetTerm())
+		}
+		return nil
+	})
 	if v := stopWatch(); len(v) > 0 {
 		t.Errorf("two writable primaries: %v", v)
 	}
