@@ -62,7 +62,7 @@ func TestClusterCheck(t *testing.T) {
 	}
 
 	hotK.Store(false)
-	time.Sleep(time.Second) // the last writes to app.k reach every host
+	s.appliedPastNow(60 * time.Second) // the last writes to app.k reach every host
 	s.exec("west2", "SET SESSION sql_log_bin = 0", "UPDATE app.k SET v = 'changed by hand' WHERE id = 2345")
 	begin = time.Now()
 	r = s.runCctrl("west3", "continuent", "cctrl", "cluster check app\n")

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // The checks of the conformance suite: every service ONLINE and caught
@@ -294,4 +296,46 @@ func currentRowsHash(ctx context.Context, db *sql.DB, schema, table, q string) (
 	sort.Strings(lines)
 	h := sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	return fmt.Sprintf("%d rows %x", len(lines), h[:8]), rows.Err()
+}
+
+// appliedPastNow waits until every replica (cluster and cross-site) has
+// applied what its site's master held when it was called, while writes
+// may go on: the masters are flushed, their applied seqnos taken as the
+// marks, then each replica must reach its mark.
+func (s *site) appliedPastNow(timeout time.Duration) {
+	s.t.Helper()
+	marks := map[string]int64{}
+	testutil.Eventually(s.t, timeout, func() error {
+		for _, m := range []string{"east1", "west1"} {
+			if out, err := s.tool(m, "continuent", "trepctl", "flush", "-limit", "10"); err != nil {
+				return fmt.Errorf("%s: trepctl flush: %v: %s", m, err, strings.TrimSpace(out))
+			}
+		}
+		svcs, err := s.replServices()
+		if err != nil {
+			return err
+		}
+		for _, v := range svcs {
+			if v.install == "continuent" && v.role == "master" {
+				marks[v.service] = v.applied
+			}
+		}
+		return nil
+	})
+	testutil.Eventually(s.t, timeout, func() error {
+		svcs, err := s.replServices()
+		if err != nil {
+			return err
+		}
+		var behind []string
+		for _, v := range svcs {
+			if m, ok := marks[v.service]; ok && v.applied < m {
+				behind = append(behind, fmt.Sprintf("%s %s service %s applied %d of %d", v.host, v.install, v.service, v.applied, m))
+			}
+		}
+		if len(behind) > 0 {
+			return errors.New(strings.Join(behind, "; "))
+		}
+		return nil
+	})
 }
