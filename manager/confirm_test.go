@@ -58,7 +58,7 @@ func confirmSite(t *testing.T, wait time.Duration) (*fakeSite, *Agent) {
 // router's state), or, when !applies, the state it had at the start.
 func (f *fakeSite) connector(ctx context.Context, a *Agent, host string, applies bool, delay time.Duration) {
 	f.mu.Lock()
-	stale := &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKind(f.st.Routers[host]), Index: f.index, Primary: f.st.Primary}
+	stale := &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKinds[f.st.Routers[host]], Index: f.index, Primary: f.st.Primary}
 	f.mu.Unlock()
 	start := time.Now()
 	keepReporting(ctx, a, func() *managerpb.ConnectorReport {
@@ -67,7 +67,7 @@ func (f *fakeSite) connector(ctx context.Context, a *Agent, host string, applies
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKind(f.st.Routers[host]), Index: f.index, Primary: f.st.Primary}
+		return &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKinds[f.st.Routers[host]], Index: f.index, Primary: f.st.Primary}
 	})
 }
 

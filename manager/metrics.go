@@ -41,13 +41,13 @@ var (
 	datasourceState = []string{policy.Online, policy.Offline, policy.Shunned, policy.Failed}
 	routerStates    = []string{policy.Online, policy.Offline}
 	memberStates    = []string{"alive", "suspect", "dead", "left", "unknown"}
-	transitionKinds = []string{policy.Switch, policy.Failover}
+	metricKinds     = []string{policy.Switch, policy.Failover}
 	results         = []string{"completed", "failed", "refused"}
 )
 
 // transitionCounts counts the switches and failovers this manager ran.
 type transitionCounts struct {
-	n [2][3]atomic.Uint64 // by kind, result (transitionKinds, results)
+	n [2][3]atomic.Uint64 // by kind, result (metricKinds, results)
 }
 
 // count records the outcome of a switch or failover: deferred with the
@@ -109,10 +109,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descMembers, float64(byState[s]), s)
 	}
 	gauge(descTerm, float64(r.GetTerm()))
-	for _, k := range transitionKinds {
-		gauge(descInTransit, exporter.Bool(r.GetTransitionKind() == transitionKind(k)), k)
+	for _, k := range metricKinds {
+		gauge(descInTransit, exporter.Bool(r.GetTransitionKind() == transitionKinds[k]), k)
 	}
-	for i, k := range transitionKinds {
+	for i, k := range metricKinds {
 		for j, res := range results {
 			ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(c.transitions.n[i][j].Load()), c.site, k, res)
 		}

@@ -118,17 +118,6 @@ func (a *Agent) watch(ctx context.Context, send func(*managerpb.StatusReply) err
 	}
 }
 
-// transitionKind is the wire kind of a policy transition kind.
-func transitionKind(k string) managerpb.TransitionKind {
-	switch k {
-	case policy.Switch:
-		return managerpb.TransitionKind_TRANSITION_KIND_SWITCH
-	case policy.Failover:
-		return managerpb.TransitionKind_TRANSITION_KIND_FAILOVER
-	}
-	return managerpb.TransitionKind_TRANSITION_KIND_NONE
-}
-
 // status is this manager's view of the site.
 func (a *Agent) status() *managerpb.StatusReply {
 	st, index := a.fsm.view()
@@ -141,7 +130,7 @@ func (a *Agent) status() *managerpb.StatusReply {
 		TransitionDrain: st.Transition != nil && st.Transition.Drain,
 		Initialized:     st.Initialized, Index: index}
 	if t := st.Transition; t != nil {
-		r.TransitionKind, r.TransitionFrom, r.TransitionTo = transitionKind(t.Kind), t.From, t.To
+		r.TransitionKind, r.TransitionFrom, r.TransitionTo = transitionKinds[t.Kind], t.From, t.To
 	}
 	if coord == "" {
 		r.CoordinatorProblem = a.noCoordinatorReason()
@@ -170,13 +159,13 @@ func (a *Agent) status() *managerpb.StatusReply {
 			d.ManagerState = "STOPPED"
 			d.Dataserver = policy.DBUnknown
 		}
-		d.StateKind, d.DataserverKind = datasourceKind(d.State), dataserverKind(d.Dataserver)
+		d.StateKind, d.DataserverKind = datasourceKinds[d.State], dataserverKinds[d.Dataserver]
 		r.Datasources = append(r.Datasources, d)
 	}
 	for _, h := range a.site.Connectors {
 		f := facts[h]
 		state := orDefault(st.Routers[h], policy.Online)
-		r.Routers = append(r.Routers, &managerpb.Router{Host: h, State: state, StateKind: routerKind(state),
+		r.Routers = append(r.Routers, &managerpb.Router{Host: h, State: state, StateKind: routerKinds[state],
 			Pid: f.ConnPID, Created: f.Created, Active: f.Active, Alive: f.Alive && f.ConnPID != 0})
 	}
 	states := map[string]string{a.self: "alive"}

@@ -245,7 +245,7 @@ func (a *Agent) tell(ctx context.Context) {
 	drain, n := a.proxy.Draining()
 	c := a.proxy.Counters()
 	r := &managerpb.ConnectorReport{Host: a.bound.Host.Name, Pid: int64(os.Getpid()),
-		State: t.State, StateKind: stateKind(t.State), Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
+		State: t.State, StateKind: stateKinds[t.State], Transition: t.Transition, Draining: drain, DrainingActive: int64(n),
 		Index: t.Index, Primary: t.Primary.Host, ReadOnly: t.ReadOnly.Host, Created: c.Created, Active: c.Active}
 	if len(c.PerHost) > 0 {
 		r.PerHost = make(map[string]*managerpb.Connections, len(c.PerHost))

@@ -16,17 +16,12 @@ const (
 	StateOnHold  = "ONHOLD"
 )
 
-// stateKind is the typed form of a connector state, as reports carry it.
-func stateKind(state string) managerpb.ConnectorState {
-	switch state {
-	case StateOnline:
-		return managerpb.ConnectorState_CONNECTOR_STATE_ONLINE
-	case StateOffline:
-		return managerpb.ConnectorState_CONNECTOR_STATE_OFFLINE
-	case StateOnHold:
-		return managerpb.ConnectorState_CONNECTOR_STATE_ONHOLD
-	}
-	return managerpb.ConnectorState_CONNECTOR_STATE_UNSPECIFIED
+// stateKinds are the typed forms of a connector's states, as its reports
+// carry them.
+var stateKinds = map[string]managerpb.ConnectorState{
+	StateOnline:  managerpb.ConnectorState_CONNECTOR_STATE_ONLINE,
+	StateOffline: managerpb.ConnectorState_CONNECTOR_STATE_OFFLINE,
+	StateOnHold:  managerpb.ConnectorState_CONNECTOR_STATE_ONHOLD,
 }
 
 // Target is a datasource connections go to.
