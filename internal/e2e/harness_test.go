@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -222,6 +223,11 @@ func (s *site) checksums(host string, schemas ...string) map[string]string {
 	out := map[string]string{}
 	for _, schema := range schemas {
 		rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", schema)
+		if errors.Is(err, mysql.ErrInvalidConn) {
+			// A pooled connection the host's restart closed: the pool
+			// drops it, the next query opens another.
+			rows, err = db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", schema)
+		}
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -235,7 +241,12 @@ func (s *site) checksums(host string, schemas ...string) map[string]string {
 		for _, tb := range tables {
 			var name string
 			var sum sql.NullString
-			if err := db.QueryRow("CHECKSUM TABLE `"+schema+"`.`"+tb+"`").Scan(&name, &sum); err != nil {
+			q := "CHECKSUM TABLE `" + schema + "`.`" + tb + "`"
+			err := db.QueryRow(q).Scan(&name, &sum)
+			if errors.Is(err, mysql.ErrInvalidConn) { // as above
+				err = db.QueryRow(q).Scan(&name, &sum)
+			}
+			if err != nil {
 				s.t.Fatal(err)
 			}
 			out[schema+"."+tb] = sum.String
