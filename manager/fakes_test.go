@@ -55,6 +55,7 @@ type fakeRepl struct {
 	onlineErr        error // Online fails
 	diverges         bool  // Online as a slave ends OFFLINE:ERROR (history diverged)
 	pendingError     string
+	pendingKind      replicatorpb.PendingErrorKind
 }
 
 func newFakeSite(t *testing.T, primary string, hosts ...string) *fakeSite {
@@ -233,7 +234,7 @@ func (c *fakeReplClient) get() (*fakeRepl, error) {
 
 func (c *fakeReplClient) reply(r *fakeRepl) *replicatorpb.StatusReply {
 	return &replicatorpb.StatusReply{Status: &replicatorpb.ServiceStatus{Service: "east", Role: r.role, State: r.state, StateKind: replstate.Of(r.state), MasterConnectUri: r.uri,
-		AppliedLastSeqno: r.applied, MaxStoredSeqno: r.stored, Epoch: r.epoch, PendingError: r.pendingError}}
+		AppliedLastSeqno: r.applied, MaxStoredSeqno: r.stored, Epoch: r.epoch, PendingError: r.pendingError, PendingErrorKind: r.pendingKind}}
 }
 
 func (c *fakeReplClient) Status(context.Context, *replicatorpb.StatusRequest, ...grpc.CallOption) (*replicatorpb.StatusReply, error) {
@@ -284,7 +285,7 @@ func (c *fakeReplClient) Online(context.Context, *replicatorpb.OnlineRequest, ..
 	}
 	r.state = "ONLINE"
 	if r.diverges && r.role == policy.RoleSlave {
-		r.state, r.pendingError = "OFFLINE:ERROR", "the source's history diverged from this replica's at seqno 101"
+		r.state, r.pendingError, r.pendingKind = "OFFLINE:ERROR", "the source's history was not this replica's at seqno 101", replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_DIVERGED
 		return c.reply(r), nil
 	}
 	if r.role == policy.RoleMaster {

@@ -567,7 +567,7 @@ func (a *Agent) doRecover(ctx context.Context, host string, force bool) ([]strin
 		if msg == "" {
 			msg = status.GetPendingExceptionMessage()
 		}
-		if strings.Contains(msg, "diverge") && !force {
+		if status.GetPendingErrorKind() == replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_DIVERGED && !force {
 			return nil, userErr("cannot recover %s: its history diverged from the primary %s: %s; reprovision it (tprovision) or use set force true to bring it ONLINE anyway", host, st.Primary, msg)
 		}
 		if !force {

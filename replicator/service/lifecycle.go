@@ -9,6 +9,8 @@ import (
 	"github.com/carbidedb/carbide/internal/position"
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/stream"
+	"github.com/carbidedb/carbide/replicator/thl"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // setState moves the service to state (s.mu held).
@@ -93,7 +95,7 @@ func (s *Service) finish(ctx context.Context, err error) {
 		s.setState(StateOffline)
 		return
 	}
-	p := &pendingError{message: err.Error(), seqno: -1}
+	p := &pendingError{message: err.Error(), seqno: -1, kind: pendingKind(err)}
 	var ae *apply.Error
 	var le *stream.LimitError
 	if errors.As(err, &le) {
@@ -148,4 +150,21 @@ func (s *Service) Offline(ctx context.Context) error {
 	s.setState(StateOffline)
 	s.mu.Unlock()
 	return nil
+}
+
+// pendingKind is the kind of error that stopped a run, for programs
+// (the manager's recover decides on it).
+func pendingKind(err error) replicatorpb.PendingErrorKind {
+	var ae *apply.Error
+	switch {
+	case errors.Is(err, stream.ErrDiverged):
+		return replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_DIVERGED
+	case errors.Is(err, stream.ErrTooLarge):
+		return replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_TOO_LARGE
+	case errors.Is(err, thl.ErrCorrupt):
+		return replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_THL
+	case errors.As(err, &ae):
+		return replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_APPLY
+	}
+	return replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_UNSPECIFIED
 }

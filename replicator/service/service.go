@@ -16,6 +16,7 @@ import (
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/replicator/thl"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // Sentinel errors, mapped to gRPC codes by the control server.
@@ -68,6 +69,7 @@ type Service struct {
 }
 
 type pendingError struct {
+	kind    replicatorpb.PendingErrorKind
 	message string
 	seqno   int64
 	eventID string
@@ -91,7 +93,7 @@ func New(cfg Config) (*Service, error) {
 		// The service exists, OFFLINE:ERROR, so the operator can see why
 		// and reset its THL (trepctl reset -thl) with the replicator up.
 		s.state = StateError
-		s.pending = &pendingError{seqno: -1, message: err.Error()}
+		s.pending = &pendingError{kind: replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_THL, seqno: -1, message: err.Error()}
 		s.log.Error("THL damaged", "error", err)
 	case err != nil:
 		return nil, err

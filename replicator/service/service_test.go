@@ -17,6 +17,8 @@ import (
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/replicator/stream"
+	"github.com/carbidedb/carbide/replicator/thl"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 func TestSlaveOnlineOffline(t *testing.T) {
@@ -79,6 +81,9 @@ func TestApplyErrorThenSkip(t *testing.T) {
 	if st.GetPendingErrorSeqno() != 3 || !strings.Contains(st.GetPendingError(), "Event application failed: seqno=3") ||
 		!strings.Contains(st.GetPendingError(), "Duplicate entry") {
 		t.Fatalf("pending error seqno %d: %q", st.GetPendingErrorSeqno(), st.GetPendingError())
+	}
+	if k := st.GetPendingErrorKind(); k != replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_APPLY {
+		t.Fatalf("pending error kind %v, want APPLY", k)
 	}
 	if got := st.GetPendingExceptionMessage(); !strings.Contains(got, "statement: INSERT INTO t VALUES (1)") {
 		t.Fatalf("pendingExceptionMessage = %q, want the statement", got)
@@ -303,5 +308,24 @@ func TestMasterExtracts(t *testing.T) {
 	}
 	if _, err := s.Flush(ctx); !errors.Is(err, ErrState) {
 		t.Fatalf("flush while offline: %v, want ErrState", err)
+	}
+}
+
+// TestPendingKind: the kind of what stopped a run reaches the status
+// whatever the words around it, so that callers never read the words.
+func TestPendingKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want replicatorpb.PendingErrorKind
+	}{
+		{fmt.Errorf("connect east1: %w", fmt.Errorf("%w at seqno 4: the client has epoch 1", stream.ErrDiverged)), replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_DIVERGED},
+		{&stream.LimitError{Seqno: 3}, replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_TOO_LARGE},
+		{fmt.Errorf("open: %w", thl.ErrCorrupt), replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_THL},
+		{fmt.Errorf("run: %w", &apply.Error{Seqno: 2, Err: errors.New("Duplicate entry")}), replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_APPLY},
+		{errors.New("the history diverged (words only)"), replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_UNSPECIFIED},
+	} {
+		if got := pendingKind(c.err); got != c.want {
+			t.Errorf("pendingKind(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -94,6 +94,7 @@ func (s *Service) Status() *replicatorpb.ServiceStatus {
 	if pending != nil {
 		st.PendingError = pending.message
 		st.PendingErrorSeqno = pending.seqno
+		st.PendingErrorKind = pending.kind
 		st.PendingExceptionMessage = pending.message
 		if pending.sql != "" {
 			st.PendingExceptionMessage = pending.message + "; statement: " + pending.sql

@@ -24,6 +24,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PendingErrorKind is what put a service OFFLINE:ERROR.
+type PendingErrorKind int32
+
+const (
+	PendingErrorKind_PENDING_ERROR_KIND_UNSPECIFIED PendingErrorKind = 0 // none, or an error of no kind below
+	PendingErrorKind_PENDING_ERROR_KIND_DIVERGED    PendingErrorKind = 1 // its history differs from its source's
+	PendingErrorKind_PENDING_ERROR_KIND_APPLY       PendingErrorKind = 2 // a transaction failed to apply
+	PendingErrorKind_PENDING_ERROR_KIND_THL         PendingErrorKind = 3 // its THL is damaged
+	PendingErrorKind_PENDING_ERROR_KIND_TOO_LARGE   PendingErrorKind = 4 // an event is over a limit
+)
+
+// Enum value maps for PendingErrorKind.
+var (
+	PendingErrorKind_name = map[int32]string{
+		0: "PENDING_ERROR_KIND_UNSPECIFIED",
+		1: "PENDING_ERROR_KIND_DIVERGED",
+		2: "PENDING_ERROR_KIND_APPLY",
+		3: "PENDING_ERROR_KIND_THL",
+		4: "PENDING_ERROR_KIND_TOO_LARGE",
+	}
+	PendingErrorKind_value = map[string]int32{
+		"PENDING_ERROR_KIND_UNSPECIFIED": 0,
+		"PENDING_ERROR_KIND_DIVERGED":    1,
+		"PENDING_ERROR_KIND_APPLY":       2,
+		"PENDING_ERROR_KIND_THL":         3,
+		"PENDING_ERROR_KIND_TOO_LARGE":   4,
+	}
+)
+
+func (x PendingErrorKind) Enum() *PendingErrorKind {
+	p := new(PendingErrorKind)
+	*p = x
+	return p
+}
+
+func (x PendingErrorKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PendingErrorKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_replicator_proto_enumTypes[0].Descriptor()
+}
+
+func (PendingErrorKind) Type() protoreflect.EnumType {
+	return &file_replicator_proto_enumTypes[0]
+}
+
+func (x PendingErrorKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PendingErrorKind.Descriptor instead.
+func (PendingErrorKind) EnumDescriptor() ([]byte, []int) {
+	return file_replicator_proto_rawDescGZIP(), []int{0}
+}
+
 // ReplicatorState is a replicator service's state; state carries the
 // guide's text of it (rpc/replstate maps one to the other).
 type ReplicatorState int32
@@ -68,11 +124,11 @@ func (x ReplicatorState) String() string {
 }
 
 func (ReplicatorState) Descriptor() protoreflect.EnumDescriptor {
-	return file_replicator_proto_enumTypes[0].Descriptor()
+	return file_replicator_proto_enumTypes[1].Descriptor()
 }
 
 func (ReplicatorState) Type() protoreflect.EnumType {
-	return &file_replicator_proto_enumTypes[0]
+	return &file_replicator_proto_enumTypes[1]
 }
 
 func (x ReplicatorState) Number() protoreflect.EnumNumber {
@@ -81,7 +137,7 @@ func (x ReplicatorState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReplicatorState.Descriptor instead.
 func (ReplicatorState) EnumDescriptor() ([]byte, []int) {
-	return file_replicator_proto_rawDescGZIP(), []int{0}
+	return file_replicator_proto_rawDescGZIP(), []int{1}
 }
 
 // Field is one "name : value" line of trepctl status.
@@ -167,9 +223,12 @@ type ServiceStatus struct {
 	// conflicts: the conflicts recorded in the service's tracking schema.
 	Conflicts uint64 `protobuf:"varint,22,opt,name=conflicts,proto3" json:"conflicts,omitempty"`
 	// state_kind is state, typed: programs decide on it, never on the text.
-	StateKind     ReplicatorState `protobuf:"varint,23,opt,name=state_kind,json=stateKind,proto3,enum=carbide.replicator.v1.ReplicatorState" json:"state_kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StateKind ReplicatorState `protobuf:"varint,23,opt,name=state_kind,json=stateKind,proto3,enum=carbide.replicator.v1.ReplicatorState" json:"state_kind,omitempty"`
+	// pending_error_kind says what stopped the service (with pending_error):
+	// programs decide on it, never on the words.
+	PendingErrorKind PendingErrorKind `protobuf:"varint,24,opt,name=pending_error_kind,json=pendingErrorKind,proto3,enum=carbide.replicator.v1.PendingErrorKind" json:"pending_error_kind,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ServiceStatus) Reset() {
@@ -333,6 +392,13 @@ func (x *ServiceStatus) GetStateKind() ReplicatorState {
 		return x.StateKind
 	}
 	return ReplicatorState_REPLICATOR_STATE_UNSPECIFIED
+}
+
+func (x *ServiceStatus) GetPendingErrorKind() PendingErrorKind {
+	if x != nil {
+		return x.PendingErrorKind
+	}
+	return PendingErrorKind_PENDING_ERROR_KIND_UNSPECIFIED
 }
 
 // DroppedTail is a range of seqnos a master dropped from its THL.
@@ -2636,7 +2702,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x10replicator.proto\x12\x15carbide.replicator.v1\"1\n" +
 	"\x05Field\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xa9\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x80\a\n" +
 	"\rServiceStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
@@ -2659,7 +2725,8 @@ const file_replicator_proto_rawDesc = "" +
 	"\x0fwaiting_seconds\x18\x15 \x01(\x01R\x0ewaitingSeconds\x12\x1c\n" +
 	"\tconflicts\x18\x16 \x01(\x04R\tconflicts\x12E\n" +
 	"\n" +
-	"state_kind\x18\x17 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\tstateKind\"\x89\x01\n" +
+	"state_kind\x18\x17 \x01(\x0e2&.carbide.replicator.v1.ReplicatorStateR\tstateKind\x12U\n" +
+	"\x12pending_error_kind\x18\x18 \x01(\x0e2'.carbide.replicator.v1.PendingErrorKindR\x10pendingErrorKind\"\x89\x01\n" +
 	"\vDroppedTail\x12\x1d\n" +
 	"\n" +
 	"from_seqno\x18\x01 \x01(\x04R\tfromSeqno\x12\x19\n" +
@@ -2834,7 +2901,13 @@ const file_replicator_proto_rawDesc = "" +
 	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\"(\n" +
 	"\fDeletedReply\x12\x18\n" +
-	"\adeleted\x18\x01 \x03(\bR\adeleted*\xe0\x01\n" +
+	"\adeleted\x18\x01 \x03(\bR\adeleted*\xb3\x01\n" +
+	"\x10PendingErrorKind\x12\"\n" +
+	"\x1ePENDING_ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bPENDING_ERROR_KIND_DIVERGED\x10\x01\x12\x1c\n" +
+	"\x18PENDING_ERROR_KIND_APPLY\x10\x02\x12\x1a\n" +
+	"\x16PENDING_ERROR_KIND_THL\x10\x03\x12 \n" +
+	"\x1cPENDING_ERROR_KIND_TOO_LARGE\x10\x04*\xe0\x01\n" +
 	"\x0fReplicatorState\x12 \n" +
 	"\x1cREPLICATOR_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17REPLICATOR_STATE_ONLINE\x10\x01\x12#\n" +
@@ -2875,109 +2948,111 @@ func file_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_proto_rawDescData
 }
 
-var file_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_replicator_proto_goTypes = []any{
-	(ReplicatorState)(0),        // 0: carbide.replicator.v1.ReplicatorState
-	(*Field)(nil),               // 1: carbide.replicator.v1.Field
-	(*ServiceStatus)(nil),       // 2: carbide.replicator.v1.ServiceStatus
-	(*DroppedTail)(nil),         // 3: carbide.replicator.v1.DroppedTail
-	(*ServicesRequest)(nil),     // 4: carbide.replicator.v1.ServicesRequest
-	(*ServicesReply)(nil),       // 5: carbide.replicator.v1.ServicesReply
-	(*StatusRequest)(nil),       // 6: carbide.replicator.v1.StatusRequest
-	(*StatusReply)(nil),         // 7: carbide.replicator.v1.StatusReply
-	(*Row)(nil),                 // 8: carbide.replicator.v1.Row
-	(*OnlineRequest)(nil),       // 9: carbide.replicator.v1.OnlineRequest
-	(*OfflineRequest)(nil),      // 10: carbide.replicator.v1.OfflineRequest
-	(*ResetRequest)(nil),        // 11: carbide.replicator.v1.ResetRequest
-	(*SetRoleRequest)(nil),      // 12: carbide.replicator.v1.SetRoleRequest
-	(*HeartbeatRequest)(nil),    // 13: carbide.replicator.v1.HeartbeatRequest
-	(*HeartbeatReply)(nil),      // 14: carbide.replicator.v1.HeartbeatReply
-	(*FlushRequest)(nil),        // 15: carbide.replicator.v1.FlushRequest
-	(*FlushReply)(nil),          // 16: carbide.replicator.v1.FlushReply
-	(*WaitRequest)(nil),         // 17: carbide.replicator.v1.WaitRequest
-	(*ShutdownRequest)(nil),     // 18: carbide.replicator.v1.ShutdownRequest
-	(*ShutdownReply)(nil),       // 19: carbide.replicator.v1.ShutdownReply
-	(*BackupRequest)(nil),       // 20: carbide.replicator.v1.BackupRequest
-	(*BackupChunk)(nil),         // 21: carbide.replicator.v1.BackupChunk
-	(*LocateRequest)(nil),       // 22: carbide.replicator.v1.LocateRequest
-	(*LocateReply)(nil),         // 23: carbide.replicator.v1.LocateReply
-	(*SetPositionRequest)(nil),  // 24: carbide.replicator.v1.SetPositionRequest
-	(*ConflictsRequest)(nil),    // 25: carbide.replicator.v1.ConflictsRequest
-	(*ConflictsReply)(nil),      // 26: carbide.replicator.v1.ConflictsReply
-	(*Conflict)(nil),            // 27: carbide.replicator.v1.Conflict
-	(*CheckRequest)(nil),        // 28: carbide.replicator.v1.CheckRequest
-	(*CheckChunk)(nil),          // 29: carbide.replicator.v1.CheckChunk
-	(*CheckProgress)(nil),       // 30: carbide.replicator.v1.CheckProgress
-	(*CheckResultsRequest)(nil), // 31: carbide.replicator.v1.CheckResultsRequest
-	(*CheckResultsReply)(nil),   // 32: carbide.replicator.v1.CheckResultsReply
-	(*CheckResult)(nil),         // 33: carbide.replicator.v1.CheckResult
-	(*TouchedRequest)(nil),      // 34: carbide.replicator.v1.TouchedRequest
-	(*TouchedReply)(nil),        // 35: carbide.replicator.v1.TouchedReply
-	(*DeletedRequest)(nil),      // 36: carbide.replicator.v1.DeletedRequest
-	(*DeletedQuery)(nil),        // 37: carbide.replicator.v1.DeletedQuery
-	(*DeletedReply)(nil),        // 38: carbide.replicator.v1.DeletedReply
-	nil,                         // 39: carbide.replicator.v1.CheckResult.VectorEntry
-	nil,                         // 40: carbide.replicator.v1.CheckResult.RowsEntry
+	(PendingErrorKind)(0),       // 0: carbide.replicator.v1.PendingErrorKind
+	(ReplicatorState)(0),        // 1: carbide.replicator.v1.ReplicatorState
+	(*Field)(nil),               // 2: carbide.replicator.v1.Field
+	(*ServiceStatus)(nil),       // 3: carbide.replicator.v1.ServiceStatus
+	(*DroppedTail)(nil),         // 4: carbide.replicator.v1.DroppedTail
+	(*ServicesRequest)(nil),     // 5: carbide.replicator.v1.ServicesRequest
+	(*ServicesReply)(nil),       // 6: carbide.replicator.v1.ServicesReply
+	(*StatusRequest)(nil),       // 7: carbide.replicator.v1.StatusRequest
+	(*StatusReply)(nil),         // 8: carbide.replicator.v1.StatusReply
+	(*Row)(nil),                 // 9: carbide.replicator.v1.Row
+	(*OnlineRequest)(nil),       // 10: carbide.replicator.v1.OnlineRequest
+	(*OfflineRequest)(nil),      // 11: carbide.replicator.v1.OfflineRequest
+	(*ResetRequest)(nil),        // 12: carbide.replicator.v1.ResetRequest
+	(*SetRoleRequest)(nil),      // 13: carbide.replicator.v1.SetRoleRequest
+	(*HeartbeatRequest)(nil),    // 14: carbide.replicator.v1.HeartbeatRequest
+	(*HeartbeatReply)(nil),      // 15: carbide.replicator.v1.HeartbeatReply
+	(*FlushRequest)(nil),        // 16: carbide.replicator.v1.FlushRequest
+	(*FlushReply)(nil),          // 17: carbide.replicator.v1.FlushReply
+	(*WaitRequest)(nil),         // 18: carbide.replicator.v1.WaitRequest
+	(*ShutdownRequest)(nil),     // 19: carbide.replicator.v1.ShutdownRequest
+	(*ShutdownReply)(nil),       // 20: carbide.replicator.v1.ShutdownReply
+	(*BackupRequest)(nil),       // 21: carbide.replicator.v1.BackupRequest
+	(*BackupChunk)(nil),         // 22: carbide.replicator.v1.BackupChunk
+	(*LocateRequest)(nil),       // 23: carbide.replicator.v1.LocateRequest
+	(*LocateReply)(nil),         // 24: carbide.replicator.v1.LocateReply
+	(*SetPositionRequest)(nil),  // 25: carbide.replicator.v1.SetPositionRequest
+	(*ConflictsRequest)(nil),    // 26: carbide.replicator.v1.ConflictsRequest
+	(*ConflictsReply)(nil),      // 27: carbide.replicator.v1.ConflictsReply
+	(*Conflict)(nil),            // 28: carbide.replicator.v1.Conflict
+	(*CheckRequest)(nil),        // 29: carbide.replicator.v1.CheckRequest
+	(*CheckChunk)(nil),          // 30: carbide.replicator.v1.CheckChunk
+	(*CheckProgress)(nil),       // 31: carbide.replicator.v1.CheckProgress
+	(*CheckResultsRequest)(nil), // 32: carbide.replicator.v1.CheckResultsRequest
+	(*CheckResultsReply)(nil),   // 33: carbide.replicator.v1.CheckResultsReply
+	(*CheckResult)(nil),         // 34: carbide.replicator.v1.CheckResult
+	(*TouchedRequest)(nil),      // 35: carbide.replicator.v1.TouchedRequest
+	(*TouchedReply)(nil),        // 36: carbide.replicator.v1.TouchedReply
+	(*DeletedRequest)(nil),      // 37: carbide.replicator.v1.DeletedRequest
+	(*DeletedQuery)(nil),        // 38: carbide.replicator.v1.DeletedQuery
+	(*DeletedReply)(nil),        // 39: carbide.replicator.v1.DeletedReply
+	nil,                         // 40: carbide.replicator.v1.CheckResult.VectorEntry
+	nil,                         // 41: carbide.replicator.v1.CheckResult.RowsEntry
 }
 var file_replicator_proto_depIdxs = []int32{
-	1,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
-	3,  // 1: carbide.replicator.v1.ServiceStatus.dropped:type_name -> carbide.replicator.v1.DroppedTail
-	0,  // 2: carbide.replicator.v1.ServiceStatus.state_kind:type_name -> carbide.replicator.v1.ReplicatorState
-	2,  // 3: carbide.replicator.v1.ServicesReply.services:type_name -> carbide.replicator.v1.ServiceStatus
-	2,  // 4: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
-	8,  // 5: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
-	1,  // 6: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
-	27, // 7: carbide.replicator.v1.ConflictsReply.conflicts:type_name -> carbide.replicator.v1.Conflict
-	29, // 8: carbide.replicator.v1.CheckRequest.chunks:type_name -> carbide.replicator.v1.CheckChunk
-	29, // 9: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
-	33, // 10: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
-	33, // 11: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
-	39, // 12: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
-	40, // 13: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
-	29, // 14: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
-	37, // 15: carbide.replicator.v1.DeletedRequest.queries:type_name -> carbide.replicator.v1.DeletedQuery
-	4,  // 16: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
-	6,  // 17: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
-	9,  // 18: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
-	10, // 19: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
-	11, // 20: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
-	12, // 21: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
-	13, // 22: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
-	15, // 23: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
-	17, // 24: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
-	18, // 25: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
-	20, // 26: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
-	22, // 27: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
-	24, // 28: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
-	25, // 29: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
-	28, // 30: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
-	31, // 31: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
-	34, // 32: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
-	36, // 33: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
-	5,  // 34: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
-	7,  // 35: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
-	7,  // 36: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
-	7,  // 37: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
-	7,  // 38: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
-	7,  // 39: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
-	14, // 40: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
-	16, // 41: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
-	7,  // 42: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
-	19, // 43: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
-	21, // 44: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
-	23, // 45: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
-	7,  // 46: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
-	26, // 47: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
-	30, // 48: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
-	32, // 49: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
-	35, // 50: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
-	38, // 51: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
-	34, // [34:52] is the sub-list for method output_type
-	16, // [16:34] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	2,  // 0: carbide.replicator.v1.ServiceStatus.fields:type_name -> carbide.replicator.v1.Field
+	4,  // 1: carbide.replicator.v1.ServiceStatus.dropped:type_name -> carbide.replicator.v1.DroppedTail
+	1,  // 2: carbide.replicator.v1.ServiceStatus.state_kind:type_name -> carbide.replicator.v1.ReplicatorState
+	0,  // 3: carbide.replicator.v1.ServiceStatus.pending_error_kind:type_name -> carbide.replicator.v1.PendingErrorKind
+	3,  // 4: carbide.replicator.v1.ServicesReply.services:type_name -> carbide.replicator.v1.ServiceStatus
+	3,  // 5: carbide.replicator.v1.StatusReply.status:type_name -> carbide.replicator.v1.ServiceStatus
+	9,  // 6: carbide.replicator.v1.StatusReply.rows:type_name -> carbide.replicator.v1.Row
+	2,  // 7: carbide.replicator.v1.Row.fields:type_name -> carbide.replicator.v1.Field
+	28, // 8: carbide.replicator.v1.ConflictsReply.conflicts:type_name -> carbide.replicator.v1.Conflict
+	30, // 9: carbide.replicator.v1.CheckRequest.chunks:type_name -> carbide.replicator.v1.CheckChunk
+	30, // 10: carbide.replicator.v1.CheckProgress.chunk:type_name -> carbide.replicator.v1.CheckChunk
+	34, // 11: carbide.replicator.v1.CheckProgress.result:type_name -> carbide.replicator.v1.CheckResult
+	34, // 12: carbide.replicator.v1.CheckResultsReply.results:type_name -> carbide.replicator.v1.CheckResult
+	40, // 13: carbide.replicator.v1.CheckResult.vector:type_name -> carbide.replicator.v1.CheckResult.VectorEntry
+	41, // 14: carbide.replicator.v1.CheckResult.rows:type_name -> carbide.replicator.v1.CheckResult.RowsEntry
+	30, // 15: carbide.replicator.v1.TouchedRequest.chunk:type_name -> carbide.replicator.v1.CheckChunk
+	38, // 16: carbide.replicator.v1.DeletedRequest.queries:type_name -> carbide.replicator.v1.DeletedQuery
+	5,  // 17: carbide.replicator.v1.Replicator.Services:input_type -> carbide.replicator.v1.ServicesRequest
+	7,  // 18: carbide.replicator.v1.Replicator.Status:input_type -> carbide.replicator.v1.StatusRequest
+	10, // 19: carbide.replicator.v1.Replicator.Online:input_type -> carbide.replicator.v1.OnlineRequest
+	11, // 20: carbide.replicator.v1.Replicator.Offline:input_type -> carbide.replicator.v1.OfflineRequest
+	12, // 21: carbide.replicator.v1.Replicator.Reset:input_type -> carbide.replicator.v1.ResetRequest
+	13, // 22: carbide.replicator.v1.Replicator.SetRole:input_type -> carbide.replicator.v1.SetRoleRequest
+	14, // 23: carbide.replicator.v1.Replicator.Heartbeat:input_type -> carbide.replicator.v1.HeartbeatRequest
+	16, // 24: carbide.replicator.v1.Replicator.Flush:input_type -> carbide.replicator.v1.FlushRequest
+	18, // 25: carbide.replicator.v1.Replicator.Wait:input_type -> carbide.replicator.v1.WaitRequest
+	19, // 26: carbide.replicator.v1.Replicator.Shutdown:input_type -> carbide.replicator.v1.ShutdownRequest
+	21, // 27: carbide.replicator.v1.Replicator.Backup:input_type -> carbide.replicator.v1.BackupRequest
+	23, // 28: carbide.replicator.v1.Replicator.Locate:input_type -> carbide.replicator.v1.LocateRequest
+	25, // 29: carbide.replicator.v1.Replicator.SetPosition:input_type -> carbide.replicator.v1.SetPositionRequest
+	26, // 30: carbide.replicator.v1.Replicator.Conflicts:input_type -> carbide.replicator.v1.ConflictsRequest
+	29, // 31: carbide.replicator.v1.Replicator.Check:input_type -> carbide.replicator.v1.CheckRequest
+	32, // 32: carbide.replicator.v1.Replicator.CheckResults:input_type -> carbide.replicator.v1.CheckResultsRequest
+	35, // 33: carbide.replicator.v1.Replicator.Touched:input_type -> carbide.replicator.v1.TouchedRequest
+	37, // 34: carbide.replicator.v1.Replicator.Deleted:input_type -> carbide.replicator.v1.DeletedRequest
+	6,  // 35: carbide.replicator.v1.Replicator.Services:output_type -> carbide.replicator.v1.ServicesReply
+	8,  // 36: carbide.replicator.v1.Replicator.Status:output_type -> carbide.replicator.v1.StatusReply
+	8,  // 37: carbide.replicator.v1.Replicator.Online:output_type -> carbide.replicator.v1.StatusReply
+	8,  // 38: carbide.replicator.v1.Replicator.Offline:output_type -> carbide.replicator.v1.StatusReply
+	8,  // 39: carbide.replicator.v1.Replicator.Reset:output_type -> carbide.replicator.v1.StatusReply
+	8,  // 40: carbide.replicator.v1.Replicator.SetRole:output_type -> carbide.replicator.v1.StatusReply
+	15, // 41: carbide.replicator.v1.Replicator.Heartbeat:output_type -> carbide.replicator.v1.HeartbeatReply
+	17, // 42: carbide.replicator.v1.Replicator.Flush:output_type -> carbide.replicator.v1.FlushReply
+	8,  // 43: carbide.replicator.v1.Replicator.Wait:output_type -> carbide.replicator.v1.StatusReply
+	20, // 44: carbide.replicator.v1.Replicator.Shutdown:output_type -> carbide.replicator.v1.ShutdownReply
+	22, // 45: carbide.replicator.v1.Replicator.Backup:output_type -> carbide.replicator.v1.BackupChunk
+	24, // 46: carbide.replicator.v1.Replicator.Locate:output_type -> carbide.replicator.v1.LocateReply
+	8,  // 47: carbide.replicator.v1.Replicator.SetPosition:output_type -> carbide.replicator.v1.StatusReply
+	27, // 48: carbide.replicator.v1.Replicator.Conflicts:output_type -> carbide.replicator.v1.ConflictsReply
+	31, // 49: carbide.replicator.v1.Replicator.Check:output_type -> carbide.replicator.v1.CheckProgress
+	33, // 50: carbide.replicator.v1.Replicator.CheckResults:output_type -> carbide.replicator.v1.CheckResultsReply
+	36, // 51: carbide.replicator.v1.Replicator.Touched:output_type -> carbide.replicator.v1.TouchedReply
+	39, // 52: carbide.replicator.v1.Replicator.Deleted:output_type -> carbide.replicator.v1.DeletedReply
+	35, // [35:53] is the sub-list for method output_type
+	17, // [17:35] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_replicator_proto_init() }
@@ -2990,7 +3065,7 @@ func file_replicator_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_proto_rawDesc), len(file_replicator_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
