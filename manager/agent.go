@@ -18,6 +18,8 @@ import (
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/lease"
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/manager/actions"
+	"github.com/carbidedb/carbide/manager/fencing"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/manager/raftstore"
 )
@@ -78,12 +80,14 @@ type Agent struct {
 	pool   *pool
 	mon    *policy.Monitor
 	remote *remotes
-	// The seams (seams.go): remote and raft behind the interfaces the
-	// operations use.
-	dbs    databases
-	repls  replicators
+	fences *fencing.Databases
+	// The seams (seams.go): fencing, remote and raft behind the
+	// interfaces the actions and loops use.
+	dbs    actions.Databases
+	repls  actions.Replicators
 	views  managerViews
 	ledger ledger
+	act    *actions.Actions
 
 	// ops serialises operations on the coordinator.
 	ops sync.Mutex
@@ -145,7 +149,11 @@ func New(cfg Config) (*Agent, error) {
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
 	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address), sec)
-	a.dbs, a.repls, a.views, a.ledger = a.remote, a.remote, a.remote, raftLedger{a}
+	dial := dialContext(localIP(b.Host.Address))
+	a.fences = fencing.New(fencing.Config{User: a.st.ReplicationUser, Password: a.st.ReplicationPassword, Port: a.st.ReplicationPort,
+		Address: b.Config.Address, Dial: dial})
+	a.dbs, a.repls, a.views, a.ledger = a.fences, a.remote, a.remote, raftLedger{a}
+	a.wireActions()
 	a.facts = policy.Facts{Host: a.self, DB: policy.DBUnknown, Witness: a.witness, Applied: -1, MaxStored: -1}
 	return a, nil
 }
@@ -240,19 +248,26 @@ func (a *Agent) startRaft() error {
 	return nil
 }
 
+// wireActions makes the agent's actions over its seams.
+func (a *Agent) wireActions() {
+	a.act = actions.New(actions.Config{Site: a.site.Name, Hosts: a.hosts, THLPort: a.st.THLPort, CatchUp: a.st.FailoverCatchUp,
+		DisconnectTimeout: a.st.DisconnectTimeout}, actions.Seams{Ledger: a.ledger, Databases: a.dbs, Replicators: a.repls,
+		Connectors: agentSeams{a}, Leases: agentSeams{a}, Alerts: agentSeams{a}, Facts: a.allFacts, Log: a.log})
+}
+
 // apply commits changes through raft, in order; only the coordinator can.
-func (a *Agent) apply(changes ...policy.Change) error { return a.ledger.apply(changes...) }
+func (a *Agent) apply(changes ...policy.Change) error { return a.ledger.Apply(changes...) }
 
 // raftLedger is the ledger of a running manager: its raft log.
 type raftLedger struct{ a *Agent }
 
-func (l raftLedger) state() policy.State { return l.a.fsm.state() }
+func (l raftLedger) State() policy.State { return l.a.fsm.state() }
 
-func (l raftLedger) leading() bool { return l.a.raft.State() == raft.Leader }
+func (l raftLedger) Leading() bool { return l.a.raft.State() == raft.Leader }
 
-func (l raftLedger) index() uint64 { return l.a.fsm.applied() }
+func (l raftLedger) Index() uint64 { return l.a.fsm.applied() }
 
-func (l raftLedger) apply(changes ...policy.Change) error {
+func (l raftLedger) Apply(changes ...policy.Change) error {
 	for _, c := range changes {
 		c.At = time.Now().UTC()
 		b, err := json.Marshal(c)

@@ -25,7 +25,7 @@ func (a *Agent) addAlert(text string) {
 	}
 	a.alerted[text] = time.Now()
 	a.mu.Unlock()
-	if !a.ledger.leading() {
+	if !a.ledger.Leading() {
 		a.log.Warn("alert", "text", text)
 		return
 	}
@@ -42,11 +42,11 @@ func alertLine(at time.Time, text string) string {
 // history, unless it is active with that text already; only the
 // coordinator raises.
 func (a *Agent) raise(key, text string) {
-	if !a.ledger.leading() {
+	if !a.ledger.Leading() {
 		a.log.Warn("alert", "key", key, "text", text)
 		return
 	}
-	if cur, ok := a.ledger.state().ActiveAlert(key); ok && cur.Text == text {
+	if cur, ok := a.ledger.State().ActiveAlert(key); ok && cur.Text == text {
 		return
 	}
 	now := time.Now()
@@ -58,8 +58,8 @@ func (a *Agent) raise(key, text string) {
 
 // clearAlert ends key's alert, if active, and records that in the history.
 func (a *Agent) clearAlert(key string) {
-	cur, ok := a.ledger.state().ActiveAlert(key)
-	if !ok || !a.ledger.leading() {
+	cur, ok := a.ledger.State().ActiveAlert(key)
+	if !ok || !a.ledger.Leading() {
 		return
 	}
 	if err := a.apply(policy.Change{Op: policy.OpClear, Key: key},
@@ -71,7 +71,7 @@ func (a *Agent) clearAlert(key string) {
 // clearAlertsNotIn clears the active alerts under prefix whose key is not
 // in current.
 func (a *Agent) clearAlertsNotIn(prefix string, current map[string]string) {
-	for _, al := range a.ledger.state().Active {
+	for _, al := range a.ledger.State().Active {
 		if _, ok := current[al.Key]; !ok && strings.HasPrefix(al.Key, prefix) {
 			a.clearAlert(al.Key)
 		}

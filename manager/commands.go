@@ -13,6 +13,7 @@ import (
 	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 // Operator commands. A request arrives typed (rpc/command builds it from
@@ -75,10 +76,10 @@ func (a *Agent) command(ctx context.Context, req *managerpb.CommandRequest) (*ma
 func (a *Agent) coordinate(ctx context.Context, req *managerpb.CommandRequest) ([]string, string, error) {
 	text, force := command.Text(req), req.GetForce()
 	a.ops.Lock()
-	before := a.ledger.index()
+	before := a.ledger.Index()
 	begin := time.Now()
 	lines, err := a.coordinatorCommand(ctx, req)
-	after := a.ledger.index()
+	after := a.ledger.Index()
 	a.ops.Unlock()
 	if err != nil {
 		a.log.Info("operator command refused", "command", text, "force", force, "error", err)
@@ -99,9 +100,9 @@ func (a *Agent) coordinate(ctx context.Context, req *managerpb.CommandRequest) (
 
 // coordinatorCommand runs a command that changes the site.
 func (a *Agent) coordinatorCommand(ctx context.Context, req *managerpb.CommandRequest) ([]string, error) {
-	st := a.ledger.state()
+	st := a.ledger.State()
 	if !st.Initialized {
-		return nil, userErr("the site state is not initialized yet; try again in a moment")
+		return nil, reason.Refuse("the site state is not initialized yet; try again in a moment")
 	}
 	force := req.GetForce()
 	switch c := req.GetCommand().(type) {
@@ -142,22 +143,22 @@ func (a *Agent) coordinatorCommand(ctx context.Context, req *managerpb.CommandRe
 		if err := a.checkHost(to); err != nil {
 			return nil, err
 		}
-		return a.doSwitch(ctx, to)
+		return a.act.Switch(ctx, to)
 	case *managerpb.CommandRequest_Failover:
 		to := c.Failover.GetTo()
 		if err := a.checkHost(to); err != nil {
 			return nil, err
 		}
 		if st.Datasources[st.Primary].State != policy.Failed && !force {
-			return nil, userErr("the primary %s is %s, not FAILED; use switch for a planned change, or set force true to fail over anyway", st.Primary, st.Datasources[st.Primary])
+			return nil, reason.Refuse("the primary %s is %s, not FAILED; use switch for a planned change, or set force true to fail over anyway", st.Primary, st.Datasources[st.Primary])
 		}
 		reason := st.Datasources[st.Primary].Reason
 		if reason == "" || st.Datasources[st.Primary].State != policy.Failed {
 			reason = "MANUAL-FAILOVER"
 		}
-		return a.doFailover(ctx, to, reason, force)
+		return a.act.Failover(ctx, to, reason, force)
 	case *managerpb.CommandRequest_Heartbeat:
-		rc, err := a.repls.replicator(st.Primary)
+		rc, err := a.repls.Replicator(st.Primary)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +198,7 @@ func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h string
 	switch action {
 	case managerpb.DatasourceAction_DATASOURCE_ACTION_SHUN:
 		if primary && !force {
-			return nil, userErr("%s is the primary; shunning it stops all writes to %s. Switch first, or set force true", h, a.site.Name)
+			return nil, reason.Refuse("%s is the primary; shunning it stops all writes to %s. Switch first, or set force true", h, a.site.Name)
 		}
 		if ds.State == policy.Shunned {
 			return []string{fmt.Sprintf("%s is already SHUNNED", h)}, nil
@@ -205,14 +206,14 @@ func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h string
 		return set(policy.Shunned, "MANUALLY-SHUNNED")
 	case managerpb.DatasourceAction_DATASOURCE_ACTION_WELCOME:
 		if ds.State != policy.Shunned {
-			return nil, userErr("%s is %s, not SHUNNED; welcome re-admits a shunned datasource", h, ds)
+			return nil, reason.Refuse("%s is %s, not SHUNNED; welcome re-admits a shunned datasource", h, ds)
 		}
-		if err := a.provisioned(h, force); err != nil {
+		if err := a.act.Provisioned(h, force); err != nil {
 			return nil, err
 		}
 		return set(policy.Online, "")
 	case managerpb.DatasourceAction_DATASOURCE_ACTION_RECOVER:
-		return a.doRecover(ctx, h, force)
+		return a.act.Recover(ctx, h, force)
 	case managerpb.DatasourceAction_DATASOURCE_ACTION_ONLINE:
 		switch ds.State {
 		case policy.Online:
@@ -220,27 +221,27 @@ func (a *Agent) datasourceCommand(ctx context.Context, st policy.State, h string
 		case policy.Offline, policy.Shunned:
 			// The guide brings a shunned host back with online too.
 		default:
-			return nil, userErr("%s is %s; use datasource %s recover", h, ds, h)
+			return nil, reason.Refuse("%s is %s; use datasource %s recover", h, ds, h)
 		}
 		f := a.allFacts()[h]
 		if f.DB != policy.DBUp && !force {
-			return nil, userErr("%s's dataserver is %s; start it first (service %s/mysql start)", h, orDefault(f.DB, policy.DBUnknown), h)
+			return nil, reason.Refuse("%s's dataserver is %s; start it first (service %s/mysql start)", h, orDefault(f.DB, policy.DBUnknown), h)
 		}
-		if err := a.provisioned(h, force); err != nil {
+		if err := a.act.Provisioned(h, force); err != nil {
 			return nil, err
 		}
 		return set(policy.Online, "")
 	case managerpb.DatasourceAction_DATASOURCE_ACTION_OFFLINE:
 		if primary && !force {
-			return nil, userErr("%s is the primary; taking it offline stops all writes to %s. Switch first, or set force true", h, a.site.Name)
+			return nil, reason.Refuse("%s is the primary; taking it offline stops all writes to %s. Switch first, or set force true", h, a.site.Name)
 		}
 		if ds.State != policy.Online {
-			return nil, userErr("%s is %s, not ONLINE", h, ds)
+			return nil, reason.Refuse("%s is %s, not ONLINE", h, ds)
 		}
 		return set(policy.Offline, "")
 	case managerpb.DatasourceAction_DATASOURCE_ACTION_FAIL:
 		if primary && !force {
-			return nil, userErr("%s is the primary; failing it triggers a failover in AUTOMATIC policy. Set force true to do it", h)
+			return nil, reason.Refuse("%s is the primary; failing it triggers a failover in AUTOMATIC policy. Set force true to do it", h)
 		}
 		return set(policy.Failed, "MANUALLY-FAILED")
 	}
@@ -254,7 +255,7 @@ func (a *Agent) replicatorCommand(ctx context.Context, h string, online bool) ([
 	if err := a.checkHost(h); err != nil {
 		return nil, err
 	}
-	rc, err := a.repls.replicator(h)
+	rc, err := a.repls.Replicator(h)
 	if err != nil {
 		return nil, err
 	}

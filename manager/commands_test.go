@@ -39,15 +39,15 @@ func TestCoordinatorCommands(t *testing.T) {
 		{name: "shun a replica", req: ds(shun, "east3"), want: "DataSource 'east3@east' is now SHUNNED(MANUALLY-SHUNNED)", after: "east3=SHUNNED"},
 		{name: "shun the primary", req: ds(shun, "east1"), want: "east1 is the primary; shunning it stops all writes", refuse: true, after: "east1=ONLINE"},
 		{name: "shun the primary, forced", req: force(ds(shun, "east1")), want: "is now SHUNNED", after: "east1=SHUNNED"},
-		{name: "shun twice", before: func(f *fakeSite) { f.st.Datasources["east3"] = policy.DS{State: policy.Shunned} }, req: ds(shun, "east3"), want: "east3 is already SHUNNED"},
+		{name: "shun twice", before: func(f *fakeSite) { f.St.Datasources["east3"] = policy.DS{State: policy.Shunned} }, req: ds(shun, "east3"), want: "east3 is already SHUNNED"},
 		{name: "welcome an ONLINE host", req: ds(welcome, "east3"), want: "east3 is ONLINE, not SHUNNED", refuse: true},
-		{name: "welcome a shunned host", before: func(f *fakeSite) { f.st.Datasources["east3"] = policy.DS{State: policy.Shunned} }, req: ds(welcome, "east3"), want: "is now ONLINE", after: "east3=ONLINE"},
+		{name: "welcome a shunned host", before: func(f *fakeSite) { f.St.Datasources["east3"] = policy.DS{State: policy.Shunned} }, req: ds(welcome, "east3"), want: "is now ONLINE", after: "east3=ONLINE"},
 		{name: "online an ONLINE host", req: ds(online, "east3"), want: "east3 is already ONLINE"},
-		{name: "online an OFFLINE host", before: func(f *fakeSite) { f.st.Datasources["east3"] = policy.DS{State: policy.Offline} }, req: ds(online, "east3"), want: "is now ONLINE", after: "east3=ONLINE"},
-		{name: "online a FAILED host", before: func(f *fakeSite) { f.st.Datasources["east3"] = policy.DS{State: policy.Failed} }, req: ds(online, "east3"), want: "use datasource east3 recover", refuse: true, after: "east3=FAILED"},
+		{name: "online an OFFLINE host", before: func(f *fakeSite) { f.St.Datasources["east3"] = policy.DS{State: policy.Offline} }, req: ds(online, "east3"), want: "is now ONLINE", after: "east3=ONLINE"},
+		{name: "online a FAILED host", before: func(f *fakeSite) { f.St.Datasources["east3"] = policy.DS{State: policy.Failed} }, req: ds(online, "east3"), want: "use datasource east3 recover", refuse: true, after: "east3=FAILED"},
 		{name: "offline a replica", req: ds(offline, "east3"), want: "is now OFFLINE", after: "east3=OFFLINE"},
 		{name: "offline the primary", req: ds(offline, "east1"), want: "taking it offline stops all writes", refuse: true},
-		{name: "offline an OFFLINE host", before: func(f *fakeSite) { f.st.Datasources["east3"] = policy.DS{State: policy.Offline} }, req: ds(offline, "east3"), want: "east3 is OFFLINE, not ONLINE", refuse: true},
+		{name: "offline an OFFLINE host", before: func(f *fakeSite) { f.St.Datasources["east3"] = policy.DS{State: policy.Offline} }, req: ds(offline, "east3"), want: "east3 is OFFLINE, not ONLINE", refuse: true},
 		{name: "fail a replica", req: ds(fail, "east3"), want: "is now FAILED(MANUALLY-FAILED)", after: "east3=FAILED"},
 		{name: "fail the primary", req: ds(fail, "east1"), want: "failing it triggers a failover", refuse: true},
 		{name: "a datasource without action", req: ds(managerpb.DatasourceAction_DATASOURCE_ACTION_UNSPECIFIED, "east3"), want: "no action", refuse: true, reason: managerpb.Reason_REASON_USAGE},
@@ -84,7 +84,7 @@ func TestCoordinatorCommands(t *testing.T) {
 			}
 			if c.after != "" {
 				h, want, _ := strings.Cut(c.after, "=")
-				if got := a.ledger.state().Datasources[h].State; got != want {
+				if got := a.ledger.State().Datasources[h].State; got != want {
 					t.Errorf("%s is %s after, want %s", h, got, want)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
@@ -195,7 +196,7 @@ func (a *Agent) awaitManagers(ctx context.Context, target uint64, limit time.Dur
 			case last != nil:
 				l = fmt.Sprintf("WARNING: manager %s still shows policy %s after %s", h, last.GetPolicy(), limit)
 			case lastErr != nil:
-				l = fmt.Sprintf("WARNING: manager %s did not answer within %s: %s", h, limit, firstLine(status.Convert(lastErr).Message()))
+				l = fmt.Sprintf("WARNING: manager %s did not answer within %s: %s", h, limit, textutil.FirstLine(status.Convert(lastErr).Message()))
 			default:
 				l = fmt.Sprintf("WARNING: manager %s did not answer within %s", h, limit)
 			}

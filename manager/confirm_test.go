@@ -24,12 +24,12 @@ type fakeView struct {
 type fakeViews struct{ f *fakeSite }
 
 func (v fakeViews) view(ctx context.Context, host string) (*managerpb.StatusReply, error) {
-	v.f.mu.Lock()
-	defer v.f.mu.Unlock()
+	v.f.Mu.Lock()
+	defer v.f.Mu.Unlock()
 	m := v.f.mgrs[host]
 	switch {
 	case m == nil:
-		return &managerpb.StatusReply{Host: host, Policy: v.f.st.Policy, Index: v.f.index}, nil
+		return &managerpb.StatusReply{Host: host, Policy: v.f.St.Policy, Index: v.f.Changes}, nil
 	case m.cut:
 		return nil, status.Error(codes.Unavailable, "connection error: i/o timeout")
 	}
@@ -41,9 +41,9 @@ func (v fakeViews) view(ctx context.Context, host string) (*managerpb.StatusRepl
 func confirmSite(t *testing.T, wait time.Duration) (*fakeSite, *Agent) {
 	t.Helper()
 	f := newFakeSite(t, "east1", east...)
-	f.st.Routers = map[string]string{}
+	f.St.Routers = map[string]string{}
 	for _, h := range east {
-		f.st.Routers[h] = policy.Online
+		f.St.Routers[h] = policy.Online
 	}
 	a := f.agent(t, time.Second)
 	a.site.Connectors = east
@@ -57,17 +57,17 @@ func confirmSite(t *testing.T, wait time.Duration) (*fakeSite, *Agent) {
 // would build from the site's state (applied: the ledger's index and the
 // router's state), or, when !applies, the state it had at the start.
 func (f *fakeSite) connector(ctx context.Context, a *Agent, host string, applies bool, delay time.Duration) {
-	f.mu.Lock()
-	stale := &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKinds[f.st.Routers[host]], Index: f.index, Primary: f.st.Primary}
-	f.mu.Unlock()
+	f.Mu.Lock()
+	stale := &managerpb.ConnectorReport{Host: host, State: f.St.Routers[host], StateKind: routerKinds[f.St.Routers[host]], Index: f.Changes, Primary: f.St.Primary}
+	f.Mu.Unlock()
 	start := time.Now()
 	keepReporting(ctx, a, func() *managerpb.ConnectorReport {
 		if !applies || time.Since(start) < delay {
 			return stale
 		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return &managerpb.ConnectorReport{Host: host, State: f.st.Routers[host], StateKind: routerKinds[f.st.Routers[host]], Index: f.index, Primary: f.st.Primary}
+		f.Mu.Lock()
+		defer f.Mu.Unlock()
+		return &managerpb.ConnectorReport{Host: host, State: f.St.Routers[host], StateKind: routerKinds[f.St.Routers[host]], Index: f.Changes, Primary: f.St.Primary}
 	})
 }
 
@@ -178,9 +178,9 @@ func TestDatasourceCommandShowsRoutes(t *testing.T) {
 	f, a := confirmSite(t, 200*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f.mu.Lock()
-	stale := &managerpb.ConnectorReport{Host: "east1", State: "ONLINE", StateKind: managerpb.ConnectorState_CONNECTOR_STATE_ONLINE, Index: f.index, Primary: "east1", ReadOnly: "east3"}
-	f.mu.Unlock()
+	f.Mu.Lock()
+	stale := &managerpb.ConnectorReport{Host: "east1", State: "ONLINE", StateKind: managerpb.ConnectorState_CONNECTOR_STATE_ONLINE, Index: f.Changes, Primary: "east1", ReadOnly: "east3"}
+	f.Mu.Unlock()
 	keepReporting(ctx, a, func() *managerpb.ConnectorReport { return stale })
 	lines, unconfirmed, err := a.coordinate(ctx, cmd("datasource", "east3", "shun"))
 	if err != nil {
@@ -207,9 +207,9 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
 
-	f.mu.Lock()
-	f.mgrs = map[string]*fakeView{"east1": {frozen: &managerpb.StatusReply{Host: "east1", Policy: policy.Maintenance, Index: f.index}}}
-	f.mu.Unlock()
+	f.Mu.Lock()
+	f.mgrs = map[string]*fakeView{"east1": {frozen: &managerpb.StatusReply{Host: "east1", Policy: policy.Maintenance, Index: f.Changes}}}
+	f.Mu.Unlock()
 	lines, unconfirmed, err = a.coordinate(ctx, cmd("set", "policy", "automatic"))
 	if err != nil {
 		t.Fatal(err)
@@ -220,17 +220,17 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 	}
 
 	// east3's manager is in gossip but its API does not answer.
-	f.mu.Lock()
+	f.Mu.Lock()
 	f.mgrs = map[string]*fakeView{"east3": {cut: true}}
-	f.mu.Unlock()
+	f.Mu.Unlock()
 	lines, unconfirmed, err = a.coordinate(ctx, cmd("set", "policy", "automatic"))
 	if err != nil || !strings.Contains(joined(lines), "WARNING: manager east3 did not answer within 300ms: connection error: i/o timeout") ||
 		!strings.Contains(unconfirmed, "manager east3 did not confirm") {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)
 	}
-	f.mu.Lock()
+	f.Mu.Lock()
 	f.mgrs = map[string]*fakeView{"east1": {frozen: &managerpb.StatusReply{Host: "east1", Policy: policy.Maintenance}}}
-	f.mu.Unlock()
+	f.Mu.Unlock()
 
 	// east1's manager is gone from gossip: not waited for (it would not
 	// confirm).

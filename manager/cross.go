@@ -47,7 +47,7 @@ func (a *Agent) crossStates(ctx context.Context, x *config.Install) crossReport 
 		st := r.GetStatus()
 		out[svc.Name] = st.GetState()
 		if e := st.GetPendingError(); e != "" && st.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR {
-			out[svc.Name] += ": " + textutil.Clip(firstLine(e), crossErrorMax)
+			out[svc.Name] += ": " + textutil.Clip(textutil.FirstLine(e), crossErrorMax)
 		}
 		if st.GetWaitingFor() != "" {
 			if holds == nil {

@@ -229,11 +229,11 @@ func (a *Agent) strayLoop(ctx context.Context) {
 			if h == st.Primary || h == a.self || facts[h].Alive {
 				continue
 			}
-			ro, err := a.dbs.readOnly(ctx, h, 500*time.Millisecond)
+			ro, err := a.dbs.ReadOnly(ctx, h, 500*time.Millisecond)
 			if err != nil || ro {
 				continue
 			}
-			killed, err := a.dbs.fence(ctx, h, time.Second)
+			killed, err := a.dbs.Fence(ctx, h, time.Second)
 			if err != nil {
 				a.log.Warn("fencing a writable database whose manager is out of reach", "host", h, "error", err)
 				continue

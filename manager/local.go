@@ -14,6 +14,7 @@ import (
 	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 // bootScript is the command that starts, stops and restarts this host's
@@ -39,7 +40,7 @@ func (a *Agent) bootScript(verb string) []string {
 // local runs an operation on this manager's own host.
 func (a *Agent) local(ctx context.Context, op managerpb.LocalOp) ([]string, error) {
 	if a.witness {
-		return nil, userErr("%s is a witness; it has no database", a.self)
+		return nil, reason.Refuse("%s is a witness; it has no database", a.self)
 	}
 	verb := map[managerpb.LocalOp]string{managerpb.LocalOp_LOCAL_OP_DATASERVER_START: "start",
 		managerpb.LocalOp_LOCAL_OP_DATASERVER_STOP: "stop", managerpb.LocalOp_LOCAL_OP_DATASERVER_RESTART: "restart"}[op]
@@ -61,7 +62,7 @@ func (a *Agent) local(ctx context.Context, op managerpb.LocalOp) ([]string, erro
 		return append(lines, fmt.Sprintf("service %s/mysql %s: done", a.self, verb)), nil
 	case managerpb.LocalOp_LOCAL_OP_READ_ONLY, managerpb.LocalOp_LOCAL_OP_WRITABLE:
 		ro := op == managerpb.LocalOp_LOCAL_OP_READ_ONLY
-		if err := a.dbs.setReadOnly(ctx, a.self, ro, 5*time.Second); err != nil {
+		if err := a.dbs.SetReadOnly(ctx, a.self, ro, 5*time.Second); err != nil {
 			return nil, err
 		}
 		if ro {

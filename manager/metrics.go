@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/carbidedb/carbide/internal/exporter"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 // The manager's metrics, read from its view of the site at each scrape
@@ -57,11 +57,10 @@ func (t *transitionCounts) count(kind string, err *error) {
 	if kind == policy.Failover {
 		k = 1
 	}
-	var ue *UserError
 	switch {
 	case *err == nil:
 		t.n[k][0].Add(1)
-	case errors.As(*err, &ue):
+	case reason.Refused(*err):
 		t.n[k][2].Add(1)
 	default:
 		t.n[k][1].Add(1)

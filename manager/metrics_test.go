@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
+	"github.com/carbidedb/carbide/rpc/reason"
 )
 
 // gather collects c and flattens it: "name{label=value,…}" → value.
@@ -35,7 +36,7 @@ func TestManagerCollector(t *testing.T) {
 		Members: []*managerpb.Member{{Host: "east1", State: "alive"}, {Host: "east2", State: "alive"}, {Host: "east3", State: "dead"}},
 	}
 	var counts transitionCounts
-	for _, err := range []error{nil, nil, errors.New("flush on east1: timeout"), userErr("a switch is under way")} {
+	for _, err := range []error{nil, nil, errors.New("flush on east1: timeout"), reason.Refuse("a switch is under way")} {
 		counts.count("switch", &err)
 	}
 	var ok error

@@ -43,7 +43,7 @@ func (a *Agent) offsetWarnings(ctx context.Context) []string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				db, err := a.remote.db(h)
+				db, err := a.fences.DB(h)
 				if err != nil {
 					return
 				}

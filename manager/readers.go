@@ -18,7 +18,7 @@ import (
 // it shows here too — an alert, and carbide_manager_cross_site_readers_online.
 func (a *Agent) readersLoop(ctx context.Context) {
 	every(ctx, 2*time.Second, func() {
-		if !a.ledger.leading() {
+		if !a.ledger.Leading() {
 			return
 		}
 		readers := map[string]string{} // "site/host" -> state

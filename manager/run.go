@@ -17,6 +17,8 @@ import (
 
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/textutil"
+	"github.com/carbidedb/carbide/manager/fencing"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -100,6 +102,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 	a.closeStores()
 	a.remote.close()
+	a.fences.Close()
 	return runErr
 }
 
@@ -189,9 +192,9 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ro, err := a.dbs.readOnly(ctx, a.self, time.Second)
+		ro, err := a.dbs.ReadOnly(ctx, a.self, time.Second)
 		if err != nil {
-			f.DB, f.DBError, f.DBRefused = policy.DBDown, firstLine(err.Error()), isRefused(err)
+			f.DB, f.DBError, f.DBRefused = policy.DBDown, textutil.FirstLine(err.Error()), fencing.IsRefused(err)
 			return
 		}
 		f.DB, f.ReadOnly = policy.DBUp, ro
@@ -205,7 +208,7 @@ func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
 			f.Cross = cross.states
 		}()
 	}
-	s, err := a.repls.serviceStatus(ctx, a.self, a.site.Name, time.Second)
+	s, err := a.repls.ServiceStatus(ctx, a.self, a.site.Name, time.Second)
 	wg.Wait()
 	if err == nil {
 		f.ReplRole, f.ReplState, f.ReplKind = s.GetRole(), s.GetState(), s.GetStateKind()
@@ -283,7 +286,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			// touch with a quorum; cut off, never leave a writable database.
 			if policy.SelfFence(now, lastQuorum, a.cfg.FenceAfter) {
 				if f := a.localFacts(); f.DB == policy.DBUp && !f.ReadOnly {
-					if err := a.dbs.setReadOnly(ctx, a.self, true, 2*time.Second); err == nil {
+					if err := a.dbs.SetReadOnly(ctx, a.self, true, 2*time.Second); err == nil {
 						a.mu.Lock()
 						a.facts.ReadOnly, a.facts.Fenced = true, true
 						a.mu.Unlock()
@@ -330,7 +333,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			// Kill the application's sessions first: SET GLOBAL read_only
 			// waits for running writes, which would commit after the site
 			// promotes another primary.
-			killed, err := a.dbs.fence(ctx, a.self, 2*time.Second)
+			killed, err := a.dbs.Fence(ctx, a.self, 2*time.Second)
 			if err != nil {
 				a.log.Warn("fencing", "error", err)
 				return
@@ -341,7 +344,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			a.log.Warn("fencing: the primary's lease ran out; database made read-only", "sessions_killed", killed)
 			return
 		}
-		if err := a.dbs.setReadOnly(ctx, a.self, !want, 2*time.Second); err != nil {
+		if err := a.dbs.SetReadOnly(ctx, a.self, !want, 2*time.Second); err != nil {
 			a.log.Warn("enforce read_only", "read_only", !want, "error", err)
 			return
 		}
@@ -445,9 +448,9 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		}
 		in := policy.Input{Now: now, State: st, Facts: facts, Unreachable: unreach}
 		if st.Primary != "" {
-			_, err := a.dbs.readOnly(ctx, st.Primary, 700*time.Millisecond)
+			_, err := a.dbs.ReadOnly(ctx, st.Primary, 700*time.Millisecond)
 			ok := err == nil
-			in.PrimaryProbe, in.PrimaryRefused = &ok, isRefused(err)
+			in.PrimaryProbe, in.PrimaryRefused = &ok, fencing.IsRefused(err)
 		}
 		for _, d := range a.mon.Step(in) {
 			a.execute(ctx, d)
@@ -477,13 +480,13 @@ func (a *Agent) reconcile(ctx context.Context, st policy.State, facts map[string
 		}
 		if st.Datasources[h].State == policy.Online {
 			a.log.Warn("a replica's replicator runs as master; making it a slave of the primary", "host", h, "primary", st.Primary)
-			if err := a.replicatorTo(ctx, h, policy.RoleSlave, a.thlURI(st.Primary)); err != nil {
+			if err := a.act.ReplicatorTo(ctx, h, policy.RoleSlave, a.act.THLURI(st.Primary)); err != nil {
 				a.log.Error("re-point replica", "host", h, "error", err)
 			}
 			continue
 		}
 		a.log.Warn("taking offline a master replicator on a host that is not the primary", "host", h, "state", st.Datasources[h].String())
-		if rc, err := a.repls.replicator(h); err == nil {
+		if rc, err := a.repls.Replicator(h); err == nil {
 			octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err = rc.Offline(octx, &replicatorpb.OfflineRequest{Service: a.site.Name})
 			cancel()
@@ -509,12 +512,12 @@ func (a *Agent) initialize() {
 // else the transition is dropped and the old primary stays.
 func (a *Agent) finishTransition(ctx context.Context, st policy.State) {
 	t := st.Transition
-	s, err := a.repls.serviceStatus(ctx, t.To, a.site.Name, time.Second)
+	s, err := a.repls.ServiceStatus(ctx, t.To, a.site.Name, time.Second)
 	if err == nil && s.GetRole() == policy.RoleMaster && s.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE {
 		a.log.Warn("completing a transition left by the previous coordinator", "transition", t.String())
 		if err := a.apply(policy.Change{Op: policy.OpPromote, Host: t.To}); err == nil {
 			a.granted(t.To)
-			a.repoint(ctx, t.To, a.others(t.To, t.From))
+			a.act.Repoint(ctx, t.To, a.act.Others(t.To, t.From))
 		}
 		return
 	}
@@ -539,16 +542,16 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		st := a.fsm.state()
 		err = a.apply(policy.Change{Op: policy.OpDatasource, Host: d.Host, Value: policy.Failed, Reason: d.Reason, Auto: d.Host != st.Primary})
 		if err == nil && d.Host == st.Primary {
-			_, _ = a.dbs.fence(ctx, d.Host, time.Second)
+			_, _ = a.dbs.Fence(ctx, d.Host, time.Second)
 		}
 		lines = []string{fmt.Sprintf("datasource %s FAILED (%s)", d.Host, d.Reason)}
 	case policy.DecideFailover:
 		// d.To is the monitor's pick on reports up to 500 ms old (a
 		// replica that applied everything may not have said so yet):
 		// doFailover ranks the replicas again on what they say now.
-		lines, err = a.doFailover(ctx, "", d.Reason, false)
+		lines, err = a.act.Failover(ctx, "", d.Reason, false)
 	case policy.DecideRecover:
-		lines, err = a.doRecover(ctx, d.Host, false)
+		lines, err = a.act.Recover(ctx, d.Host, false)
 	}
 	if err != nil {
 		a.log.Error("decision failed", "decision", d.String(), "error", err)

@@ -59,35 +59,18 @@ func (s *server) Lease(_ context.Context, req *managerpb.LeaseRequest) (*manager
 	return s.a.grantLease(req.GetHost()), nil
 }
 
-// UserError is a refusal worded for the operator; reason, when set, says
-// why in terms a caller may decide on (rpc/reason).
-type UserError struct {
-	msg    string
-	reason managerpb.Reason
-}
-
-func (e *UserError) Error() string { return e.msg }
-
-func userErr(format string, args ...any) error { return &UserError{msg: fmt.Sprintf(format, args...)} }
-
-// refusal is userErr with a reason.
-func refusal(r managerpb.Reason, format string, args ...any) error {
-	return &UserError{msg: fmt.Sprintf(format, args...), reason: r}
-}
-
 // usageErr is the refusal of a command's wrong words.
 func usageErr(format string, args ...any) error {
-	return refusal(managerpb.Reason_REASON_USAGE, format, args...)
+	return reason.Refusef(managerpb.Reason_REASON_USAGE, format, args...)
 }
 
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	var ue *UserError
 	switch {
-	case errors.As(err, &ue):
-		return reason.Status(codes.FailedPrecondition, ue.reason, err.Error())
+	case reason.Refused(err):
+		return reason.Status(codes.FailedPrecondition, reason.Of(err), err.Error())
 	case errors.Is(err, errNoCoordinator):
 		return reason.Status(codes.Unavailable, managerpb.Reason_REASON_NO_COORDINATOR, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

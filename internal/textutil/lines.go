@@ -22,3 +22,11 @@ func LastLines(s string, n int) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// FirstLine is s up to its first newline.
+func FirstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -2,6 +2,7 @@ package reason
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -58,3 +59,21 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Refuse is the refusal of a request, worded for people, of no reason a
+// caller decides on.
+func Refuse(format string, args ...any) error {
+	return &Error{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Refusef is the refusal of a request for reason r.
+func Refusef(r managerpb.Reason, format string, args ...any) error {
+	return &Error{Msg: fmt.Sprintf(format, args...), Reason: r}
+}
+
+// Refused reports whether err is (or wraps) a refusal: the request was
+// wrong or came at the wrong time, not a failure of the one who refused.
+func Refused(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}

@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/carbidedb/carbide/internal/textutil"
 )
 
 // Sentinel errors. What an operator reads is the error's own sentence; the
@@ -59,7 +61,7 @@ func rpcMessage(err error, what, addr, start string) string {
 	if !ok {
 		return err.Error()
 	}
-	msg := firstLine(st.Message())
+	msg := textutil.FirstLine(st.Message())
 	switch st.Code() {
 	case codes.Unavailable:
 		if isTransport(msg) {
@@ -79,7 +81,7 @@ func rpcMessage(err error, what, addr, start string) string {
 // refused", "no answer in time".
 func transportProblem(err error) string {
 	st := status.Convert(err)
-	msg := strings.Trim(firstLine(st.Message()), `"`)
+	msg := strings.Trim(textutil.FirstLine(st.Message()), `"`)
 	if st.Code() == codes.DeadlineExceeded {
 		return "no answer in time"
 	}
@@ -102,11 +104,4 @@ func isTransport(msg string) bool {
 		}
 	}
 	return false
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

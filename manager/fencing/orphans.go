@@ -1,4 +1,4 @@
-package manager
+package fencing
 
 import (
 	"context"
@@ -11,18 +11,18 @@ import (
 	"github.com/carbidedb/carbide/internal/position"
 )
 
-// orphans lists the transactions host's binlog holds after the event id
+// Orphans lists the transactions host's binlog holds after the event id
 // its replicator last extracted as master ("mysql-bin.000002:0000…1234"):
 // writes the primary committed that never reached the site, which a
 // recover would silently keep on that host alone. Each is described by
 // its GTID and the tables it touched.
-func (a *Agent) orphans(ctx context.Context, host, eventID string) ([]string, error) {
+func (d *Databases) Orphans(ctx context.Context, host, eventID string) ([]string, error) {
 	p, err := position.Parse(eventID)
 	if err != nil {
 		return nil, err
 	}
 	file, off := p.File, p.Offset
-	db, err := a.remote.db(host)
+	db, err := d.DB(host)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,157 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/reason"
+)
+
+func TestSwitch(t *testing.T) {
+	h := newHarness(t, "east1", east...)
+	x := h.actions(time.Second)
+	lines, err := x.Switch(context.Background(), "east3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(joined(lines), "SWITCH TO east3 COMPLETE (east1 was primary; final seqno 100") {
+		t.Fatalf("reply %q", lines)
+	}
+	h.Order(t, "apply begin", "apply drained", "read_only east1 true", "flush east1", "setrole east3 master", "apply promote east3", "read_only east3 false")
+	if !h.Did("setrole east1 slave thl://east3:2112/") || !h.Did("setrole east2 slave thl://east3:2112/") {
+		t.Errorf("the others were not re-pointed:\n%s", strings.Join(h.Log, "\n"))
+	}
+	if len(h.drained) != 1 || h.drained[0] != "switch east1 -> east3" {
+		t.Errorf("connectors drained for %q", h.drained)
+	}
+	if _, ok := h.granted["east3"]; !ok {
+		t.Error("a promotion must count as a lease grant")
+	}
+}
+
+// A replica that cannot be re-pointed is named in the reply; the switch
+// is done.
+func TestSwitchReportsReplicasItCouldNotRepoint(t *testing.T) {
+	h := newHarness(t, "east1", east...)
+	x := h.actions(time.Second)
+	h.Repls["east2"].OnlineErr = errors.New("refused")
+	lines, err := x.Switch(context.Background(), "east3")
+	if err != nil || !strings.Contains(joined(lines), "WARNING: could not re-point east2") {
+		t.Fatalf("reply %q, %v", lines, err)
+	}
+}
+
+// The new primary's database does not take read_only=OFF at once: the
+// switch is done (the enforce loop makes it writable), and says so in
+// the log only.
+func TestSwitchNewPrimaryNotWritable(t *testing.T) {
+	h := newHarness(t, "east1", east...)
+	x := h.actions(time.Second)
+	h.DBs["east3"].Cut = true
+	if _, err := x.Switch(context.Background(), "east3"); err != nil {
+		t.Fatal(err)
+	}
+	if h.state().Primary != "east3" {
+		t.Fatal("not promoted")
+	}
+}
+
+// Any step failing before the promotion ends the switch: the old primary
+// stays primary and no other host is made writable.
+func TestSwitchAborts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*harness)
+		want  string
+	}{
+		{"old primary does not answer", func(h *harness) { h.DBs["east1"].Cut = true }, "i/o timeout"},
+		{"old primary's replicator does not answer", func(h *harness) { h.Repls["east1"].Cut = true }, "flush on east1"},
+		{"candidate cannot apply", func(h *harness) { h.Repls["east2"].Applied, h.Repls["east2"].Stuck = 90, true }, "east2 did not apply up to seqno 100"},
+		{"candidate refuses the master role", func(h *harness) { h.Repls["east2"].OnlineErr = context.Canceled }, "replicator of east2 online"},
+		{"coordinator lost office while draining", func(h *harness) { h.ApplyFails = policy.OpDrained }, "stopped being the coordinator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "east1", east...)
+			tc.setup(h)
+			x := h.actions(time.Second)
+			_, err := x.Switch(context.Background(), "east2")
+			if err == nil || !strings.Contains(err.Error(), "switch to east2 aborted, east1 stays primary") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one naming %q", err, tc.want)
+			}
+			if st := h.state(); st.Primary != "east1" || st.Transition != nil {
+				t.Fatalf("state %+v", st)
+			}
+			if h.Did("read_only east2 false") || h.Did("apply promote") {
+				t.Fatalf("promoted after an abort:\n%s", strings.Join(h.Log, "\n"))
+			}
+		})
+	}
+}
+
+// Refusals change nothing.
+func TestSwitchRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*harness)
+		to    string
+		want  string
+		user  bool
+	}{
+		{"transition under way", func(h *harness) {
+			_ = h.Ledger().Apply(policy.Change{Op: policy.OpBegin, Transition: &policy.Transition{Kind: policy.Switch, From: "east1", To: "east3"}})
+		}, "east2", "is under way", true},
+		{"primary failed", func(h *harness) {
+			_ = h.Ledger().Apply(policy.Change{Op: policy.OpDatasource, Host: "east1", Value: policy.Failed})
+		}, "east2", "use failover instead of switch", true},
+		{"no such candidate", func(*harness) {}, "west9", "west9", true},
+		{"not the coordinator", func(h *harness) { h.ApplyFails = policy.OpBegin }, "east2", "stopped being the coordinator", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "east1", east...)
+			tc.setup(h)
+			x := h.actions(time.Second)
+			_, err := x.Switch(context.Background(), tc.to)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || reason.Refused(err) != tc.user {
+				t.Fatalf("err %v (a refusal: %v), want %q", err, reason.Refused(err), tc.want)
+			}
+			if h.Did("read_only") || h.Did("setrole") || h.Did("apply promote") {
+				t.Fatalf("acted:\n%s", strings.Join(h.Log, "\n"))
+			}
+		})
+	}
+}
+
+// The promotion is refused after the candidate became master: the
+// switch fails and nothing is made writable.
+func TestSwitchPromotionRefused(t *testing.T) {
+	h := newHarness(t, "east1", east...)
+	h.ApplyFails = policy.OpPromote
+	x := h.actions(time.Second)
+	if _, err := x.Switch(context.Background(), "east2"); err == nil {
+		t.Fatal("no error")
+	}
+	if h.Did("read_only east2 false") {
+		t.Fatal("made writable without a promotion")
+	}
+}
+
+// ReplicatorTo leaves a replicator that is already what is asked alone,
+// and names the step that failed otherwise.
+func TestReplicatorTo(t *testing.T) {
+	h := newHarness(t, "east1", east...)
+	x := h.actions(time.Second)
+	if err := x.ReplicatorTo(context.Background(), "east2", policy.RoleSlave, x.THLURI("east1")); err != nil || h.Did("offline east2") {
+		t.Fatalf("err %v; log %q", err, h.Log)
+	}
+	h.Repls["east3"].Cut = true
+	if err := x.ReplicatorTo(context.Background(), "east3", policy.RoleMaster, ""); err == nil || !strings.Contains(err.Error(), "replicator of east3") {
+		t.Fatalf("err %v", err)
+	}
+	if got := x.Others("east1", "east3"); len(got) != 1 || got[0] != "east2" {
+		t.Fatalf("others %q", got)
+	}
+}
