@@ -1,7 +1,7 @@
 package manager
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,17 +11,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/raft"
-
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/lease"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/manager/actions"
+	"github.com/carbidedb/carbide/manager/consensus"
 	"github.com/carbidedb/carbide/manager/fencing"
+	"github.com/carbidedb/carbide/manager/health"
+	"github.com/carbidedb/carbide/manager/membership"
+	"github.com/carbidedb/carbide/manager/netbind"
 	"github.com/carbidedb/carbide/manager/policy"
-	"github.com/carbidedb/carbide/manager/raftstore"
 )
 
 // Config configures the manager process.
@@ -72,12 +72,9 @@ type Agent struct {
 	witness bool
 	st      config.Settings
 
-	fsm    *fsm
-	raft   *raft.Raft
-	store  *raftstore.Store
+	node   *consensus.Node
 	sec    *security.Cluster
-	trans  *raft.NetworkTransport
-	pool   *pool
+	pool   *membership.Pool
 	mon    *policy.Monitor
 	remote *remotes
 	fences *fencing.Databases
@@ -88,6 +85,7 @@ type Agent struct {
 	views  managerViews
 	ledger ledger
 	act    *actions.Actions
+	prober *health.Prober
 
 	// ops serialises operations on the coordinator.
 	ops sync.Mutex
@@ -148,12 +146,17 @@ func New(cfg Config) (*Agent, error) {
 		reports: map[string]connectorReport{}, grants: map[string]time.Time{}}
 	a.hosts = append(a.hosts, site.Members...)
 	a.voters = append(append([]string(nil), site.Members...), site.Witnesses...)
-	a.remote = newRemotes(a.st, b.Config.Address, localIP(b.Host.Address), sec)
-	dial := dialContext(localIP(b.Host.Address))
+	local := netbind.IP(b.Host.Address)
+	a.remote = newRemotes(a.st, b.Config.Address, local, sec)
+	dial := netbind.DialContext(local)
 	a.fences = fencing.New(fencing.Config{User: a.st.ReplicationUser, Password: a.st.ReplicationPassword, Port: a.st.ReplicationPort,
 		Address: b.Config.Address, Dial: dial})
-	a.dbs, a.repls, a.views, a.ledger = a.fences, a.remote, a.remote, raftLedger{a}
-	a.wireActions()
+	a.dbs, a.repls, a.views = a.fences, a.remote, a.remote
+	src := health.Sources{Database: a.dbs, Replicator: a.repls, Connector: a.connectorFacts}
+	if x := b.Host.CrossSite; x != nil {
+		src.Cross = func(ctx context.Context) health.Cross { return a.crossStates(ctx, x) }
+	}
+	a.prober = health.New(health.Config{Host: a.self, Site: site.Name, Witness: a.witness, Marker: install.ProvisionMarker(b.Home)}, src)
 	a.facts = policy.Facts{Host: a.self, DB: policy.DBUnknown, Witness: a.witness, Applied: -1, MaxStored: -1}
 	return a, nil
 }
@@ -185,66 +188,24 @@ func (a *Agent) changes() <-chan struct{} {
 	return a.changed
 }
 
-// startRaft opens the store and joins (or bootstraps) the site's raft.
-func (a *Agent) startRaft() error {
-	dir := Dir(a.cfg.Home)
-	store, err := raftstore.Open(filepath.Join(dir, "raft"))
+// openConsensus opens the raft stores and joins (or bootstraps) the
+// site's raft.
+func (a *Agent) openConsensus() error {
+	voters := map[string]string{}
+	for _, h := range a.voters {
+		voters[h] = net.JoinHostPort(a.bound.Config.Address(h), strconv.Itoa(a.st.RaftPort))
+	}
+	n, err := consensus.Open(consensus.Config{Dir: Dir(a.cfg.Home), ID: a.self,
+		Bind:      net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(a.st.RaftPort)),
+		Advertise: net.JoinHostPort(a.bound.Host.Address, strconv.Itoa(a.st.RaftPort)), Voters: voters,
+		Listen:    func(l net.Listener) net.Listener { return a.sec.Listener(l, a.refusedPeer) },
+		Handshake: a.sec.ClientHandshake, Local: netbind.IP(a.bound.Host.Address), Logger: a.log, Notify: a.notify})
 	if err != nil {
 		return err
 	}
-	a.store = store
-	logw := slogWriter{a.log.With("lib", "raft")}
-	snaps, err := raft.NewFileSnapshotStore(dir, 2, logw)
-	if err != nil {
-		return err
-	}
-	bind := net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(a.st.RaftPort))
-	adv, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(a.bound.Host.Address, strconv.Itoa(a.st.RaftPort)))
-	if err != nil {
-		return err
-	}
-	var l net.Listener
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		// A manager killed a moment ago may still hold the port.
-		l, err = net.Listen("tcp", bind)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("raft on %s (manager-raft-port): %w", bind, err)
-	}
-	trans := raft.NewNetworkTransport(&streamLayer{Listener: a.sec.Listener(l, a.refusedPeer), advertise: adv, local: localIP(a.bound.Host.Address), sec: a.sec}, 3, 2*time.Second, logw)
-	a.trans = trans
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(a.self)
-	rc.HeartbeatTimeout = time.Second
-	rc.ElectionTimeout = time.Second
-	rc.LeaderLeaseTimeout = 500 * time.Millisecond
-	rc.CommitTimeout = 20 * time.Millisecond
-	rc.SnapshotThreshold = 256
-	rc.TrailingLogs = 256
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
-	a.fsm = &fsm{notify: a.notify, log: a.log}
-	r, err := raft.NewRaft(rc, a.fsm, store, store, snaps, trans)
-	if err != nil {
-		return err
-	}
-	a.raft = r
-	has, err := raft.HasExistingState(store, store, snaps)
-	if err != nil {
-		return err
-	}
-	if !has {
-		var servers []raft.Server
-		for _, h := range a.voters {
-			addr := net.JoinHostPort(a.bound.Config.Address(h), strconv.Itoa(a.st.RaftPort))
-			servers = append(servers, raft.Server{ID: raft.ServerID(h), Address: raft.ServerAddress(addr)})
-		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			return err
-		}
-	}
+	a.node = n
+	a.ledger = n
+	a.wireActions()
 	return nil
 }
 
@@ -258,51 +219,11 @@ func (a *Agent) wireActions() {
 // apply commits changes through raft, in order; only the coordinator can.
 func (a *Agent) apply(changes ...policy.Change) error { return a.ledger.Apply(changes...) }
 
-// raftLedger is the ledger of a running manager: its raft log.
-type raftLedger struct{ a *Agent }
+// coordinator returns the coordinator's host name ("" none).
+func (a *Agent) coordinator() string { return a.node.Leader() }
 
-func (l raftLedger) State() policy.State { return l.a.fsm.state() }
-
-func (l raftLedger) Leading() bool { return l.a.raft.State() == raft.Leader }
-
-func (l raftLedger) Index() uint64 { return l.a.fsm.applied() }
-
-func (l raftLedger) Apply(changes ...policy.Change) error {
-	for _, c := range changes {
-		c.At = time.Now().UTC()
-		b, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		f := l.a.raft.Apply(b, 5*time.Second)
-		if err := f.Error(); err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-				return fmt.Errorf("this manager stopped being the coordinator: %w", err)
-			}
-			return err
-		}
-		if err, ok := f.Response().(error); ok && err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// coordinator returns the current raft leader's host name ("" none).
-func (a *Agent) coordinator() string {
-	_, id := a.raft.LeaderWithID()
-	return string(id)
-}
-
-// hasQuorum tells whether this manager is in touch with a coordinator
-// (or is one that still holds its lease).
-func (a *Agent) hasQuorum() bool {
-	switch a.raft.State() {
-	case raft.Leader:
-		return true
-	case raft.Follower:
-		_, id := a.raft.LeaderWithID()
-		return id != "" && time.Since(a.raft.LastContact()) < time.Second
-	}
-	return false
+// refusedPeer logs a connection to the raft port that failed the
+// membership handshake.
+func (a *Agent) refusedPeer(remote net.Addr, err error) {
+	a.log.Warn("raft: refused a connection", "remote", remote.String(), "error", err)
 }

@@ -58,7 +58,7 @@ func (a *Agent) command(ctx context.Context, req *managerpb.CommandRequest) (*ma
 		}
 		// Answer once this manager's view includes the change, so that
 		// a status right after shows it.
-		for deadline := time.Now().Add(2 * time.Second); a.raft.AppliedIndex() < rep.GetIndex() && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(2 * time.Second); a.node.AppliedIndex() < rep.GetIndex() && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 		return &managerpb.CommandReply{Lines: rep.GetLines(), Coordinator: rep.GetCoordinator(), Unconfirmed: rep.GetUnconfirmed()}, nil

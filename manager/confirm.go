@@ -168,7 +168,7 @@ func (a *Agent) awaitManagers(ctx context.Context, target uint64, limit time.Dur
 	var out []pending
 	var wg sync.WaitGroup
 	for _, h := range a.voters {
-		if h == a.self || !a.pool.seenWithin(h, now, reportFresh) {
+		if h == a.self || !a.pool.SeenWithin(h, now, reportFresh) {
 			continue
 		}
 		wg.Add(1)

@@ -234,9 +234,8 @@ func TestSetPolicyWaitsForManagers(t *testing.T) {
 
 	// east1's manager is gone from gossip: not waited for (it would not
 	// confirm).
-	a.pool.mu.Lock()
-	a.pool.peers["east1"].seen = time.Now().Add(-time.Minute)
-	a.pool.mu.Unlock()
+	east1, _ := a.pool.View(time.Now())
+	a.pool.Heard("east1", east1["east1"], time.Now().Add(-time.Minute))
 	lines, unconfirmed, err = a.coordinate(ctx, cmd("set", "policy", "maintenance"))
 	if err != nil || unconfirmed != "" || joined(lines) != "policy mode is now MAINTENANCE" {
 		t.Fatalf("reply %q, unconfirmed %q, err %v", lines, unconfirmed, err)

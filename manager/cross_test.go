@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/carbidedb/carbide/manager/health"
+	"github.com/carbidedb/carbide/manager/membership"
 	"github.com/carbidedb/carbide/manager/policy"
 )
 
@@ -17,7 +19,7 @@ import (
 func TestServiceConflicts(t *testing.T) {
 	var m map[string]uint64
 	for svc, n := range map[string]uint64{"west": 3, "east": 2, "north": 1, "south": 0} {
-		m = addConflicts(m, svc, n)
+		m = health.AddConflicts(m, svc, n)
 	}
 	if _, ok := m["south"]; ok || len(m) != 3 {
 		t.Fatalf("addConflicts kept %v, want the three services with conflicts", m)
@@ -32,7 +34,7 @@ func TestServiceConflicts(t *testing.T) {
 	if got := serviceConflicts(policy.Facts{}, "east"); got != nil {
 		t.Errorf("no conflicts drew %v", got)
 	}
-	if addConflicts(nil, "east", 0) != nil {
+	if health.AddConflicts(nil, "east", 0) != nil {
 		t.Errorf("no conflicts made a map")
 	}
 }
@@ -43,11 +45,11 @@ func TestConflictCountsDoNotHurry(t *testing.T) {
 	a := policy.Facts{Host: "east1", ReplState: "ONLINE", Conflicts: map[string]uint64{"west": 1}}
 	b := a
 	b.Conflicts = map[string]uint64{"west": 2, "east": 1}
-	if !sameFacts(a, b) {
+	if !health.Same(a, b) {
 		t.Errorf("facts that differ only in conflict counts are not the same")
 	}
 	b.ReplState = "OFFLINE:ERROR"
-	if sameFacts(a, b) {
+	if health.Same(a, b) {
 		t.Errorf("a state change is hidden")
 	}
 }
@@ -61,13 +63,13 @@ func TestFactsTooLargeDropConflicts(t *testing.T) {
 	for i := range 30 {
 		f.Conflicts[fmt.Sprintf("a-long-dataservice-name-%02d", i)] = 1 << 40
 	}
-	b, err := gossiped(f)
+	b, err := membership.Gossiped(f)
 	var back policy.Facts
 	if err != nil || len(b) > memberlist.MetaMaxSize || json.Unmarshal(b, &back) != nil || back.ReplState != "ONLINE" || back.Conflicts != nil {
 		t.Errorf("gossiped = %d bytes %s (%v), want the facts without their conflicts", len(b), b, err)
 	}
 	f.DBError = strings.Repeat("x", memberlist.MetaMaxSize)
-	if _, err := gossiped(f); err == nil {
+	if _, err := membership.Gossiped(f); err == nil {
 		t.Errorf("facts of more than %d bytes without their conflicts were taken", memberlist.MetaMaxSize)
 	}
 }

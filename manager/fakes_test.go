@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/manager/internal/fakesite"
+	"github.com/carbidedb/carbide/manager/membership"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/replstate"
 )
@@ -42,7 +41,7 @@ func (f *fakeSite) agent(t *testing.T, catchUp time.Duration) *Agent {
 		dbs: f.Databases(), repls: f.Replicators(), views: fakeViews{f}, ledger: f.Ledger(),
 		alerted: map[string]time.Time{}, grants: map[string]time.Time{}, reports: map[string]connectorReport{},
 		leaderSince: time.Now().Add(-time.Hour)}
-	a.pool = &pool{cfg: gossipConfig{Name: self, Stale: time.Hour}, peers: map[string]*member{}}
+	a.pool = membership.NewStatic(self, time.Hour)
 	f.Mu.Lock()
 	for _, h := range hosts {
 		r, db := f.Repls[h], f.DBs[h]
@@ -55,7 +54,7 @@ func (f *fakeSite) agent(t *testing.T, catchUp time.Duration) *Agent {
 			a.facts = facts
 			continue
 		}
-		a.pool.peers[h] = &member{node: h, state: memberlist.StateAlive, facts: facts, seen: time.Now()}
+		a.pool.Heard(h, facts, time.Now())
 	}
 	f.Mu.Unlock()
 	a.wireActions()

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/carbidedb/carbide/internal/lease"
+	"github.com/carbidedb/carbide/manager/consensus"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
@@ -28,9 +27,9 @@ const (
 	// leaseMargin is added to a lease on the coordinator's side: time for
 	// the cut-off primary to fence its database once its lease ends.
 	leaseMargin = time.Second
-	// leaderLease is raft's LeaderLeaseTimeout: how long a coordinator
-	// cut off from the others may still believe it leads (and grant).
-	leaderLease = 500 * time.Millisecond
+	// leaderLease is how long a coordinator cut off from the others may
+	// still believe it leads (and grant): raft's LeaderLeaseTimeout.
+	leaderLease = consensus.LeaderLease
 )
 
 // leaseLoop renews this host's lease while the agreed state makes it the
@@ -41,11 +40,11 @@ func (a *Agent) leaseLoop(ctx context.Context) {
 		if a.witness {
 			return
 		}
-		if a.raft.State() == raft.Leader {
+		if a.ledger.Leading() {
 			a.renewLease(time.Now())
 			return
 		}
-		st := a.fsm.state()
+		st := a.ledger.State()
 		coord := a.coordinator()
 		if !st.Initialized || st.Primary != a.self || coord == "" || coord == a.self {
 			return
@@ -155,11 +154,11 @@ func (a *Agent) grantLease(host string) *managerpb.LeaseReply {
 	a.mu.Lock()
 	ready := !a.leaderSince.IsZero()
 	a.mu.Unlock()
-	if a.raft.State() != raft.Leader || !ready {
+	if !a.ledger.Leading() || !ready {
 		r.Why = a.self + " is not the coordinator"
 		return r
 	}
-	st := a.fsm.state()
+	st := a.ledger.State()
 	switch {
 	case !st.Initialized || st.Primary != host:
 		r.Why = fmt.Sprintf("%s is not the primary of %s (the primary is %q)", host, a.site.Name, st.Primary)
@@ -188,7 +187,7 @@ func (a *Agent) granted(host string) {
 func (a *Agent) leaseEnd(host string) time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	last := a.leaderSince.Add(leaderLease)
+	last := a.leaderSince.Add(consensus.LeaderLease)
 	if g := a.grants[host]; g.After(last) {
 		last = g
 	}
@@ -220,11 +219,11 @@ func (a *Agent) strayLoop(ctx context.Context) {
 		a.mu.Lock()
 		leading := !a.leaderSince.IsZero()
 		a.mu.Unlock()
-		st := a.fsm.state()
+		st := a.ledger.State()
 		if !leading || !st.Initialized || st.Transition != nil {
 			return
 		}
-		facts, _ := a.pool.view(time.Now())
+		facts, _ := a.pool.View(time.Now())
 		for _, h := range a.hosts {
 			if h == st.Primary || h == a.self || facts[h].Alive {
 				continue

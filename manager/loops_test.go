@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/carbidedb/carbide/internal/textutil"
+	"github.com/carbidedb/carbide/manager/health"
+	"github.com/carbidedb/carbide/manager/membership"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -66,9 +68,9 @@ func TestCrossErrorFitsTheFacts(t *testing.T) {
 	e := "Event application failed: seqno=2 fragno=0 message=conflict on xs.t id=5: the INSERT from west of " +
 		`{"id":5,"v":"wést"} finds its key taken: this database holds {"id":5,"v":"east2"}; ` + strings.Repeat("the conflict policy is stop ", 20)
 	f := policy.Facts{Host: "east2", Alive: true, ReplRole: "slave", ReplState: "ONLINE", ReplKind: replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE, Applied: 123456, MaxStored: 123456, MasterURI: "thl://east1:2112/",
-		Cross:     map[string]string{"west": "OFFLINE:ERROR: " + textutil.Clip(textutil.FirstLine(e), crossErrorMax), "north": "OFFLINE:ERROR: " + textutil.Clip(textutil.FirstLine(e), crossErrorMax)},
+		Cross:     map[string]string{"west": "OFFLINE:ERROR: " + textutil.Clip(textutil.FirstLine(e), health.CrossErrorMax), "north": "OFFLINE:ERROR: " + textutil.Clip(textutil.FirstLine(e), health.CrossErrorMax)},
 		Conflicts: map[string]uint64{"east": 1 << 40, "west": 1 << 40, "north": 1 << 40}}
-	b, err := gossiped(f)
+	b, err := membership.Gossiped(f)
 	if err != nil || len(b) > memberlist.MetaMaxSize {
 		t.Fatalf("facts of %d bytes (%v), more than gossip takes (%d)", len(b), err, memberlist.MetaMaxSize)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/manager/netbind"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
@@ -32,7 +33,7 @@ type remotes struct {
 }
 
 func newRemotes(st config.Settings, address func(string) string, local net.IP, sec *security.Cluster) *remotes {
-	dial := dialContext(local)
+	dial := netbind.DialContext(local)
 	opts := sec.ControlDialOptions(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) })
 	return &remotes{user: st.ReplicationUser, password: st.ReplicationPassword, dbPort: st.ReplicationPort,
 		rmiPort: st.RMIPort, mgrPort: st.ManagerRPCPort, address: address, local: local, dialOpts: opts,

@@ -5,20 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/daemon"
-	"github.com/carbidedb/carbide/internal/install"
-	"github.com/carbidedb/carbide/internal/textutil"
 	"github.com/carbidedb/carbide/manager/fencing"
+	"github.com/carbidedb/carbide/manager/health"
+	"github.com/carbidedb/carbide/manager/membership"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
@@ -29,8 +25,7 @@ import (
 // gossip, stop raft, stop the API, close the store.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
-	if err := a.startRaft(); err != nil {
-		a.closeStores()
+	if err := a.openConsensus(); err != nil {
 		return err
 	}
 	var peers []string
@@ -39,20 +34,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			peers = append(peers, net.JoinHostPort(a.bound.Config.Address(h), strconv.Itoa(a.st.GossipPort)))
 		}
 	}
-	p, err := newPool(gossipConfig{Name: a.self, Addr: a.bound.Host.Address, Port: a.st.GossipPort,
+	p, err := membership.New(membership.Config{Name: a.self, Addr: a.bound.Host.Address, Port: a.st.GossipPort,
 		Key: a.sec.GossipKey(a.site.Name), Peers: peers, Stale: 2500 * time.Millisecond,
 		Logger: a.log.With("lib", "memberlist"), OnChange: a.notify})
 	if err != nil {
-		_ = a.raft.Shutdown().Error()
-		a.closeStores()
+		a.node.Close(a.log)
 		return err
 	}
 	a.pool = p
 	l, err := daemon.Listen(ctx, a.ControlAddr())
 	if err != nil {
-		a.pool.leave()
-		_ = a.raft.Shutdown().Error()
-		a.closeStores()
+		a.pool.Leave()
+		a.node.Close(a.log)
 		return fmt.Errorf("listen for control on %s (manager-rpc-port): %w", a.ControlAddr(), err)
 	}
 	srv := grpc.NewServer(a.sec.ControlServerOptions()...)
@@ -87,11 +80,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("manager stopping")
 	cancel()
-	a.pool.leave()
-	if a.raft.State() == raft.Leader {
-		_ = a.raft.LeadershipTransfer().Error()
-	}
-	_ = a.raft.Shutdown().Error()
+	a.pool.Leave()
+	a.node.Close(a.log)
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {
@@ -100,21 +90,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		srv.Stop()
 	}
 	wg.Wait()
-	a.closeStores()
 	a.remote.close()
 	a.fences.Close()
 	return runErr
-}
-
-func (a *Agent) closeStores() {
-	if a.trans != nil {
-		a.trans.Close()
-	}
-	if a.store != nil {
-		if err := a.store.Close(); err != nil {
-			a.log.Error("close raft store", "error", err)
-		}
-	}
 }
 
 // Shutdown asks Run to stop.
@@ -136,7 +114,7 @@ func every(ctx context.Context, d time.Duration, f func()) {
 // joinLoop keeps contacting the site's other managers that are not in
 // the pool.
 func (a *Agent) joinLoop(ctx context.Context) {
-	every(ctx, time.Second, func() { a.pool.join() })
+	every(ctx, time.Second, func() { a.pool.Join() })
 }
 
 // probeLoop probes this host's database and replicator and publishes the
@@ -144,17 +122,17 @@ func (a *Agent) joinLoop(ctx context.Context) {
 func (a *Agent) probeLoop(ctx context.Context) {
 	var last time.Time
 	every(ctx, a.cfg.ProbeEvery, func() {
-		f := a.probeLocal(ctx)
+		f := a.prober.Probe(ctx)
 		a.mu.Lock()
 		prev := a.facts
 		f.Fenced = prev.Fenced
-		same := sameFacts(prev, f)
+		same := health.Same(prev, f)
 		if !same || time.Since(last) >= 500*time.Millisecond {
 			a.seq++
 			f.Seq = a.seq
 			a.facts = f
 			a.mu.Unlock()
-			a.pool.publish(f)
+			a.pool.Publish(f)
 			last = time.Now()
 			if !same {
 				a.notify()
@@ -163,72 +141,6 @@ func (a *Agent) probeLoop(ctx context.Context) {
 		}
 		a.mu.Unlock()
 	})
-}
-
-// sameFacts compares what is worth gossiping at once: states, not the
-// seqnos, latency and conflict counts that move with every transaction
-// (those go out with the regular report every 500 ms).
-func sameFacts(a, b policy.Facts) bool {
-	a.Seq, b.Seq = 0, 0
-	a.Conflicts, b.Conflicts = nil, nil
-	a.Latency, b.Latency = 0, 0
-	a.Applied, b.Applied = 0, 0
-	a.MaxStored, b.MaxStored = 0, 0
-	return reflect.DeepEqual(a, b)
-}
-
-// probeLocal looks at this host's database and cluster replicator, each
-// within a bounded time.
-func (a *Agent) probeLocal(ctx context.Context) policy.Facts {
-	f := policy.Facts{Host: a.self, Alive: true, Witness: a.witness, Applied: -1, MaxStored: -1}
-	a.connectorFacts(&f)
-	if a.witness {
-		return f
-	}
-	if b, err := os.ReadFile(install.ProvisionMarker(a.bound.Home)); err == nil {
-		f.Incomplete = strings.TrimSpace(string(b))
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ro, err := a.dbs.ReadOnly(ctx, a.self, time.Second)
-		if err != nil {
-			f.DB, f.DBError, f.DBRefused = policy.DBDown, textutil.FirstLine(err.Error()), fencing.IsRefused(err)
-			return
-		}
-		f.DB, f.ReadOnly = policy.DBUp, ro
-	}()
-	var cross crossReport
-	if x := a.bound.Host.CrossSite; x != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cross = a.crossStates(ctx, x)
-			f.Cross = cross.states
-		}()
-	}
-	s, err := a.repls.ServiceStatus(ctx, a.self, a.site.Name, time.Second)
-	wg.Wait()
-	if err == nil {
-		f.ReplRole, f.ReplState, f.ReplKind = s.GetRole(), s.GetState(), s.GetStateKind()
-		f.Applied, f.MaxStored, f.Latency = s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno(), s.GetAppliedLatency()
-		f.MasterURI = s.GetMasterConnectUri()
-		if s.GetWaitingFor() != "" {
-			f.Holds = map[string]float64{s.GetService(): s.GetWaitingSeconds()}
-		}
-		f.Conflicts = addConflicts(f.Conflicts, a.site.Name, s.GetConflicts())
-	}
-	for svc, secs := range cross.holds {
-		if f.Holds == nil {
-			f.Holds = map[string]float64{}
-		}
-		f.Holds[svc] = secs
-	}
-	for svc, n := range cross.conflicts {
-		f.Conflicts = addConflicts(f.Conflicts, svc, n)
-	}
-	return f
 }
 
 // localFacts returns this host's last facts.
@@ -242,7 +154,7 @@ func (a *Agent) localFacts() policy.Facts {
 
 // allFacts returns every host's facts, this one's included.
 func (a *Agent) allFacts() map[string]policy.Facts {
-	facts, _ := a.pool.view(time.Now())
+	facts, _ := a.pool.View(time.Now())
 	facts[a.self] = a.localFacts()
 	return facts
 }
@@ -253,22 +165,20 @@ func (a *Agent) allFacts() map[string]policy.Facts {
 func (a *Agent) enforceLoop(ctx context.Context) {
 	every(ctx, 100*time.Millisecond, func() {
 		now := time.Now()
-		st := a.fsm.state()
+		st := a.ledger.State()
 		// In touch with the coordinator through raft; the primary needs
 		// more: a lease, which only a round trip to the coordinator renews
 		// (raft and gossip both still arrive at a host whose outbound
 		// traffic is cut).
 		a.sawPrimary(now, st)
-		raftOK := a.hasQuorum()
+		raftOK := a.node.InTouch()
 		quorum := raftOK
 		if st.Initialized && st.Primary == a.self {
 			quorum = a.leaseHeld(now)
 		}
 		a.mu.Lock()
 		if quorum != a.hadQuorum {
-			_, lid := a.raft.LeaderWithID()
-			a.log.Info("quorum view", "quorum", quorum, "raft", raftOK, "lease_at", a.leaseAt.Format(time.RFC3339Nano), "raft_state", a.raft.State().String(),
-				"leader", lid, "last_contact", a.raft.LastContact().Format(time.RFC3339Nano))
+			a.log.Info("quorum view", append([]any{"quorum", quorum, "raft", raftOK, "lease_at", a.leaseAt.Format(time.RFC3339Nano)}, a.node.Describe()...)...)
 			a.hadQuorum = quorum
 		}
 		if quorum {
@@ -300,7 +210,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 		if st.Primary == a.self {
 			cut = !quorum // the lease already counts FenceAfter
 		}
-		if fenced && !cut && !(raftOK && a.caughtUp()) {
+		if fenced && !cut && !(raftOK && a.node.CaughtUp()) {
 			// Once fenced, only the coordinator's current state may make
 			// this host writable again: gossip alone does not tell whether
 			// another primary was promoted meanwhile.
@@ -315,7 +225,7 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 			if cut {
 				a.log.Warn("fencing: no quorum; making the primary's database read-only", "last_quorum", lastQuorum.Format(time.RFC3339Nano))
 			} else {
-				a.log.Info("quorum regained", "primary", st.Primary, "applied_index", a.raft.AppliedIndex())
+				a.log.Info("quorum regained", "primary", st.Primary, "applied_index", a.node.AppliedIndex())
 			}
 		}
 		if st.Primary != a.self && f.Fenced {
@@ -360,8 +270,8 @@ func (a *Agent) enforceLoop(ctx context.Context) {
 // heals, raft heartbeats arrive before the entries it missed), so only the
 // coordinator's word makes a database writable.
 func (a *Agent) confirmWritable(ctx context.Context) bool {
-	if a.raft.State() == raft.Leader {
-		return a.fsm.state().Writable(a.self)
+	if a.ledger.Leading() {
+		return a.ledger.State().Writable(a.self)
 	}
 	coord := a.coordinator()
 	if coord == "" {
@@ -385,21 +295,11 @@ func (a *Agent) confirmWritable(ctx context.Context) bool {
 	return false
 }
 
-// caughtUp tells whether this manager has applied everything the
-// coordinator told it is committed (so its view of the state is current).
-func (a *Agent) caughtUp() bool {
-	if a.raft.State() == raft.Leader {
-		return true
-	}
-	ci, err := strconv.ParseUint(a.raft.Stats()["commit_index"], 10, 64)
-	return err == nil && a.raft.AppliedIndex() >= ci
-}
-
 // coordinateLoop runs the monitor while this manager is the coordinator.
 func (a *Agent) coordinateLoop(ctx context.Context) {
 	leading := false
 	every(ctx, a.cfg.ProbeEvery, func() {
-		if a.raft.State() != raft.Leader {
+		if !a.ledger.Leading() {
 			if leading {
 				a.log.Info("no longer the coordinator")
 				a.mu.Lock()
@@ -413,7 +313,7 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 			leading = true
 			a.log.Info("coordinator", "site", a.site.Name)
 			a.mon.Reset()
-			if err := a.raft.Barrier(5 * time.Second).Error(); err != nil {
+			if err := a.node.Barrier(5 * time.Second); err != nil {
 				leading = false
 				return
 			}
@@ -427,7 +327,7 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 			return // an operation is under way
 		}
 		defer a.ops.Unlock()
-		st := a.fsm.state()
+		st := a.ledger.State()
 		if !st.Initialized {
 			a.initialize()
 			return
@@ -437,7 +337,7 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 			return
 		}
 		now := time.Now()
-		facts, unreach := a.pool.view(now)
+		facts, unreach := a.pool.View(now)
 		facts[a.self] = a.localFacts()
 		for _, h := range a.hosts {
 			if _, ok := facts[h]; !ok {
@@ -458,7 +358,7 @@ func (a *Agent) coordinateLoop(ctx context.Context) {
 		if current, ok := a.mon.Conditions(); ok {
 			a.clearAlertsNotIn(policy.MonitorAlerts, current)
 		}
-		a.reconcile(ctx, a.fsm.state(), facts)
+		a.reconcile(ctx, a.ledger.State(), facts)
 	})
 }
 
@@ -539,7 +439,7 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		}
 		return
 	case policy.DecideFail:
-		st := a.fsm.state()
+		st := a.ledger.State()
 		err = a.apply(policy.Change{Op: policy.OpDatasource, Host: d.Host, Value: policy.Failed, Reason: d.Reason, Auto: d.Host != st.Primary})
 		if err == nil && d.Host == st.Primary {
 			_, _ = a.dbs.Fence(ctx, d.Host, time.Second)

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/manager/actions"
+	"github.com/carbidedb/carbide/manager/consensus"
 	"github.com/carbidedb/carbide/manager/fencing"
+	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -13,7 +15,7 @@ import (
 // recover) and its own loops (the enforcement of read_only, the lease,
 // the probes) act on the site through these interfaces: fencing's
 // Databases is the databases, remotes the replicators and the other
-// managers' views over the network, raftLedger the ledger. Unit tests
+// managers' views over the network, consensus's Node the ledger. Unit tests
 // give fakes (fakes_test.go).
 
 // managerViews are the other managers of the site, as each sees it.
@@ -27,6 +29,8 @@ type managerViews interface {
 // it.
 type ledger interface {
 	actions.Ledger
+	// View is State with Index, read together.
+	View() (policy.State, uint64)
 	// Leading tells whether this manager is the coordinator.
 	Leading() bool
 	// Index is the version of State(): the raft index of its last change,
@@ -38,7 +42,7 @@ var (
 	_ actions.Databases   = (*fencing.Databases)(nil)
 	_ actions.Replicators = (*remotes)(nil)
 	_ managerViews        = (*remotes)(nil)
-	_ ledger              = raftLedger{}
+	_ ledger              = (*consensus.Node)(nil)
 )
 
 // agentSeams are the parts of the agent its actions use: its connectors'

@@ -38,7 +38,7 @@ func (s *server) Command(ctx context.Context, req *managerpb.CommandRequest) (*m
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	rep.Index = s.a.raft.AppliedIndex()
+	rep.Index = s.a.node.AppliedIndex()
 	return rep, nil
 }
 
@@ -58,6 +58,9 @@ func (s *server) Report(_ context.Context, req *managerpb.ConnectorReport) (*man
 func (s *server) Lease(_ context.Context, req *managerpb.LeaseRequest) (*managerpb.LeaseReply, error) {
 	return s.a.grantLease(req.GetHost()), nil
 }
+
+// errNoCoordinator: this manager is not the coordinator and knows none.
+var errNoCoordinator = errors.New("manager: no coordinator")
 
 // usageErr is the refusal of a command's wrong words.
 func usageErr(format string, args ...any) error {
@@ -103,9 +106,9 @@ func (a *Agent) watch(ctx context.Context, send func(*managerpb.StatusReply) err
 
 // status is this manager's view of the site.
 func (a *Agent) status() *managerpb.StatusReply {
-	st, index := a.fsm.view()
+	st, index := a.ledger.View()
 	now := time.Now()
-	facts, _ := a.pool.view(now)
+	facts, _ := a.pool.View(now)
 	facts[a.self] = a.localFacts()
 	coord := a.coordinator()
 	r := &managerpb.StatusReply{Site: a.site.Name, Host: a.self, Coordinator: coord, Policy: st.Policy,
@@ -153,7 +156,7 @@ func (a *Agent) status() *managerpb.StatusReply {
 	}
 	states := map[string]string{a.self: "alive"}
 	addrs := map[string]string{}
-	for _, n := range a.pool.members() {
+	for _, n := range a.pool.Members() {
 		states[n.Name] = nodeState(n.State)
 		addrs[n.Name] = n.Address()
 	}
@@ -198,7 +201,7 @@ func (a *Agent) noCoordinatorReason() string {
 	now := time.Now()
 	alive := 1
 	for _, h := range a.voters {
-		if h != a.self && a.pool.seenWithin(h, now, time.Second) {
+		if h != a.self && a.pool.SeenWithin(h, now, time.Second) {
 			alive++
 		}
 	}

@@ -128,7 +128,13 @@ type Ledger struct{ f *Site }
 func (l Ledger) State() policy.State {
 	l.f.Mu.Lock()
 	defer l.f.Mu.Unlock()
-	return l.f.St
+	return l.f.St.Clone()
+}
+
+func (l Ledger) View() (policy.State, uint64) {
+	l.f.Mu.Lock()
+	defer l.f.Mu.Unlock()
+	return l.f.St.Clone(), l.f.Changes
 }
 
 func (l Ledger) Leading() bool { return true }

@@ -1,9 +1,8 @@
-package manager
+package membership
 
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -13,12 +12,14 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/carbidedb/carbide/internal/daemon"
+	"github.com/carbidedb/carbide/manager/netbind"
 	"github.com/carbidedb/carbide/manager/policy"
 	"github.com/carbidedb/carbide/rpc/replstate"
 )
 
-// gossipConfig configures a site's membership pool.
-type gossipConfig struct {
+// Config configures a site's membership pool.
+type Config struct {
 	Name     string // host name
 	Addr     string // bind and advertise address
 	Port     int
@@ -38,18 +39,18 @@ type member struct {
 	seen  time.Time // last report received
 }
 
-// pool is the site's memberlist pool: liveness of every manager and the
+// Pool is the site's memberlist pool: liveness of every manager and the
 // facts each publishes in its node metadata.
-type pool struct {
-	cfg   gossipConfig
+type Pool struct {
+	cfg   Config
 	ml    *memberlist.Memberlist
 	mu    sync.Mutex
 	local []byte
 	peers map[string]*member
 }
 
-func newPool(cfg gossipConfig) (*pool, error) {
-	p := &pool{cfg: cfg, peers: map[string]*member{}}
+func New(cfg Config) (*Pool, error) {
+	p := &Pool{cfg: cfg, peers: map[string]*member{}}
 	p.local, _ = json.Marshal(policy.Facts{Host: cfg.Name})
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
@@ -65,12 +66,12 @@ func newPool(cfg gossipConfig) (*pool, error) {
 	mc.DeadNodeReclaimTime = time.Second // a restarted manager rejoins at once
 	mc.Delegate = p
 	mc.Events = p
-	mc.Logger = log.New(slogWriter{cfg.Logger}, "", 0)
+	mc.Logger = log.New(daemon.LogWriter{Log: cfg.Logger}, "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{cfg.Addr}, BindPort: cfg.Port, Logger: mc.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s: %w", net.JoinHostPort(cfg.Addr, strconv.Itoa(cfg.Port)), err)
 	}
-	mc.Transport = &boundTransport{NetTransport: nt, local: localIP(cfg.Addr)}
+	mc.Transport = &boundTransport{NetTransport: nt, local: netbind.IP(cfg.Addr)}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s: %w", net.JoinHostPort(cfg.Addr, strconv.Itoa(cfg.Port)), err)
@@ -79,8 +80,8 @@ func newPool(cfg gossipConfig) (*pool, error) {
 	return p, nil
 }
 
-// join contacts the peers not yet known; it returns how many answered.
-func (p *pool) join() int {
+// Join contacts the peers not yet known; it returns how many answered.
+func (p *Pool) Join() int {
 	var missing []string
 	p.mu.Lock()
 	for _, addr := range p.cfg.Peers {
@@ -102,15 +103,9 @@ func (p *pool) join() int {
 	return n
 }
 
-// crossErrorMax bounds the error a cross-site service's state carries in
-// the facts: they are gossiped as memberlist metadata, at most
-// memberlist.MetaMaxSize (512) bytes in all, and a conflict's error names
-// both rows (the alert points to mm_trepctl status for the whole of it).
-const crossErrorMax = 120
-
-// publish makes f this manager's facts.
-func (p *pool) publish(f policy.Facts) {
-	b, err := gossiped(f)
+// Publish makes f this manager's facts.
+func (p *Pool) Publish(f policy.Facts) {
+	b, err := Gossiped(f)
 	if err != nil {
 		p.cfg.Logger.Error("facts too large to gossip", "bytes", len(b))
 		return
@@ -118,15 +113,18 @@ func (p *pool) publish(f policy.Facts) {
 	p.mu.Lock()
 	p.local = b
 	p.mu.Unlock()
+	if p.ml == nil {
+		return
+	}
 	if err := p.ml.UpdateNode(time.Second); err != nil {
 		p.cfg.Logger.Debug("gossip update", "error", err)
 	}
 }
 
-// gossiped is f as node metadata. Facts too large for it go without
+// Gossiped is f as node metadata. Facts too large for it go without
 // their conflict counts (ls shows none for the host then) rather than not
 // at all: the other managers act on the states.
-func gossiped(f policy.Facts) ([]byte, error) {
+func Gossiped(f policy.Facts) ([]byte, error) {
 	b, err := json.Marshal(f)
 	if err == nil && len(b) > memberlist.MetaMaxSize && f.Conflicts != nil {
 		f.Conflicts = nil
@@ -138,9 +136,9 @@ func gossiped(f policy.Facts) ([]byte, error) {
 	return b, err
 }
 
-// view returns every other member's last facts with Alive set, and how
+// View returns every other member's last facts with Alive set, and how
 // long each has been out of contact (0: in contact).
-func (p *pool) view(now time.Time) (map[string]policy.Facts, map[string]time.Duration) {
+func (p *Pool) View(now time.Time) (map[string]policy.Facts, map[string]time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	facts := map[string]policy.Facts{}
@@ -158,24 +156,33 @@ func (p *pool) view(now time.Time) (map[string]policy.Facts, map[string]time.Dur
 	return facts, out
 }
 
-// seenWithin reports whether name's last report arrived less than d
+// SeenWithin reports whether name's last report arrived less than d
 // before now, by the monotonic clock (a wall-clock step changes nothing).
-func (p *pool) seenWithin(name string, now time.Time, d time.Duration) bool {
+func (p *Pool) SeenWithin(name string, now time.Time, d time.Duration) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m, ok := p.peers[name]
 	return ok && m.state == memberlist.StateAlive && !m.seen.IsZero() && now.Sub(m.seen) < d
 }
 
-// members lists the pool's members with their gossip state.
-func (p *pool) members() []*memberlist.Node { return p.ml.Members() }
+// Members lists the pool's members with their gossip state.
+func (p *Pool) Members() []*memberlist.Node {
+	if p.ml == nil {
+		return nil
+	}
+	return p.ml.Members()
+}
 
-func (p *pool) leave() {
+// Leave leaves the pool and stops gossiping.
+func (p *Pool) Leave() {
+	if p.ml == nil {
+		return
+	}
 	_ = p.ml.Leave(time.Second)
 	_ = p.ml.Shutdown()
 }
 
-func (p *pool) record(n *memberlist.Node, state memberlist.NodeStateType) {
+func (p *Pool) record(n *memberlist.Node, state memberlist.NodeStateType) {
 	if n.Name == p.cfg.Name {
 		return
 	}
@@ -206,7 +213,7 @@ func (p *pool) record(n *memberlist.Node, state memberlist.NodeStateType) {
 }
 
 // NodeMeta is memberlist.Delegate's: this manager's facts.
-func (p *pool) NodeMeta(limit int) []byte {
+func (p *Pool) NodeMeta(limit int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.local) > limit {
@@ -215,33 +222,41 @@ func (p *pool) NodeMeta(limit int) []byte {
 	return append([]byte(nil), p.local...)
 }
 
-func (p *pool) NotifyMsg([]byte)                           {}
-func (p *pool) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (p *pool) LocalState(join bool) []byte                { return nil }
-func (p *pool) MergeRemoteState(buf []byte, join bool)     {}
+func (p *Pool) NotifyMsg([]byte)                           {}
+func (p *Pool) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (p *Pool) LocalState(join bool) []byte                { return nil }
+func (p *Pool) MergeRemoteState(buf []byte, join bool)     {}
 
-func (p *pool) NotifyJoin(n *memberlist.Node)   { p.record(n, memberlist.StateAlive) }
-func (p *pool) NotifyUpdate(n *memberlist.Node) { p.record(n, memberlist.StateAlive) }
+func (p *Pool) NotifyJoin(n *memberlist.Node)   { p.record(n, memberlist.StateAlive) }
+func (p *Pool) NotifyUpdate(n *memberlist.Node) { p.record(n, memberlist.StateAlive) }
 
 // NotifyLeave: n.State is not reliable here (memberlist passes the node
 // as it was); a leaving node is dead to us until it rejoins.
-func (p *pool) NotifyLeave(n *memberlist.Node) { p.record(n, memberlist.StateDead) }
+func (p *Pool) NotifyLeave(n *memberlist.Node) { p.record(n, memberlist.StateDead) }
 
-// slogWriter turns memberlist's and raft's log lines into debug records.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(b []byte) (int, error) {
-	if w.log != nil {
-		w.log.Debug("lib", "line", string(trimNL(b)))
-	}
-	return len(b), nil
+// boundTransport is memberlist's network transport dialing from local.
+type boundTransport struct {
+	*memberlist.NetTransport
+	local net.IP
 }
 
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+func (t *boundTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return netbind.Dialer(t.local, timeout).Dial("tcp", addr)
 }
 
-var _ io.Writer = slogWriter{}
+func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
+}
+
+// NewStatic is a pool without a network, for tests: it knows what Heard
+// tells it; Members lists nobody.
+func NewStatic(name string, stale time.Duration) *Pool {
+	return &Pool{cfg: Config{Name: name, Stale: stale}, peers: map[string]*member{}}
+}
+
+// Heard records name's facts as received at at (a static pool's way in).
+func (p *Pool) Heard(name string, f policy.Facts, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.peers[name] = &member{node: name, state: memberlist.StateAlive, facts: f, seen: at}
+}

@@ -1,8 +1,7 @@
-package manager
+package consensus
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,6 +110,3 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s snapshot) Release() {}
-
-// errNoCoordinator: this manager is not the coordinator and knows none.
-var errNoCoordinator = errors.New("manager: no coordinator")
