@@ -4,4 +4,6 @@
 // -mm, it acts on the site's cross-site replicators.
 //
 // Mains are thin: flags and exit codes here, the shell in shell/cctrl.
+//
+// It imports shell/cctrl alone of Carbide.
 package main

@@ -4,4 +4,6 @@
 // the cross-site install it shows the same.
 //
 // Mains are thin: the tool is shell/multitrepctl.
+//
+// It imports shell/multitrepctl alone of Carbide.
 package main

@@ -2,4 +2,6 @@
 // (see shell/tprovision and docs/operations.md).
 //
 // Mains are thin: the tool is shell/tprovision.
+//
+// It imports shell/tprovision alone of Carbide.
 package main

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/internal/mysqld"
-	"github.com/carbidedb/carbide/replicator/consistency"
 )
 
 // checkNet is BenchmarkClusterCheck's address block (127.244.S.H), away

@@ -13,4 +13,7 @@
 // They take minutes, so they skip unless CARBIDE_BENCH_REPLICATION=1
 // (scripts/bench.sh, run by make bench, sets it). The package has no
 // non-test code.
+//
+// Its tests import internal packages and the agents' packages; no program
+// imports it.
 package bench

@@ -3,7 +3,7 @@ package agent
 import (
 	"context"
 
-	"github.com/carbidedb/carbide/replicator/consistency"
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 

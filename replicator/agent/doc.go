@@ -6,4 +6,7 @@
 // Run owns every goroutine it starts; on shutdown it takes the services
 // offline (the pipelines stop at a transaction boundary), then stops the
 // servers.
+//
+// It imports the replicator's packages, rpc and internal; it must not
+// import the manager, the router or shell.
 package agent

@@ -5,7 +5,7 @@ import (
 	"database/sql/driver"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/consistency"
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/internal/testutil"
-	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/consistency"
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 

@@ -20,7 +20,7 @@ const (
 	loopNone         loopKind = iota
 	loopTracking              // a tracking schema's table: the transaction was applied by a replicator
 	loopOwnHeartbeat          // this service's heartbeat table: a local heartbeat
-	loopOwnMarker             // this service's consistency table: a check's marker (replicator/consistency)
+	loopOwnMarker             // this service's consistency table: a check's marker (internal/consistency)
 )
 
 // tableInfo is what the extractor derives once from a table map event:

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/carbidedb/carbide/replicator/consistency"
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
@@ -24,7 +24,7 @@ const (
 
 // Check is a consistency check's master side: it cuts the tables into
 // chunks, writes each chunk's marker (it travels through the THL, and
-// every host that applies it checksums the chunk: replicator/consistency)
+// every host that applies it checksums the chunk: internal/consistency)
 // and checksums the chunk here too, calling send for each.
 func (s *Service) Check(ctx context.Context, req *replicatorpb.CheckRequest, send func(*replicatorpb.CheckProgress) error) error {
 	s.mu.Lock()

@@ -13,8 +13,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/replicator/apply"
-	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/replicator/thl"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/carbidedb/carbide/replicator/consistency"
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 

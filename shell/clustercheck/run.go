@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/carbidedb/carbide/replicator/consistency"
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 

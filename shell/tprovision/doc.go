@@ -3,4 +3,7 @@
 // stop and start the database, recover) and the replicators (offline, the
 // source's Backup stream and Locate, SetPosition, online), with
 // mysqldump or mariabackup. docs/operations.md describes it.
+//
+// It reaches the agents through rpc only; it must not import manager,
+// replicator or router.
 package tprovision

@@ -15,6 +15,8 @@
 // (Touches): if none touched the chunk, a different checksum is a real
 // difference, else the chunk is checked again with a new marker.
 //
-// It imports rpc/gen/thlpb, rpc/gen/replicatorpb, database/sql and the
-// MySQL driver (for its error numbers): no replicator package.
+// The replicator computes checks with it and the shell's cluster check
+// compares them (shell/clustercheck), so it lives under internal. It
+// imports rpc/gen/thlpb, rpc/gen/replicatorpb, database/sql and the MySQL
+// driver (for its error numbers): no replicator, manager or shell package.
 package consistency
