@@ -87,6 +87,19 @@ type writer struct {
 	done  sync.WaitGroup
 }
 
+// awaitAcked waits until counter has grown by n from now: writes go on
+// (a wait on the workload, not a sleep).
+func awaitAcked(t *testing.T, counter *atomic.Int64, n int64, limit time.Duration) {
+	t.Helper()
+	from := counter.Load()
+	testutil.Eventually(t, limit, func() error {
+		if got := counter.Load() - from; got < n {
+			return fmt.Errorf("%d writes acknowledged, waiting for %d", got, n)
+		}
+		return nil
+	})
+}
+
 func startWriter(s *site, base int) *writer {
 	w := &writer{s: s, stop: make(chan struct{})}
 	w.done.Add(1)
@@ -178,7 +191,7 @@ func TestSwitchAndBack(t *testing.T) {
 	s.createApp()
 	stopWatch := watchWritable(s, eastHosts)
 	w := startWriter(s, 1_000_000)
-	time.Sleep(time.Second)
+	awaitAcked(t, &w.acked, 50, 10*time.Second)
 	lines := s.mustCctrl("east2", "switch")
 	t.Logf("switch: %v", lines)
 	r := s.status("east2")
@@ -186,7 +199,8 @@ func TestSwitchAndBack(t *testing.T) {
 		t.Fatalf("switch left east1 primary")
 	}
 	first := r.GetPrimary()
-	time.Sleep(time.Second)
+	// The writer reaches the new primary: writes go on after the switch.
+	awaitAcked(t, &w.acked, 50, 10*time.Second)
 	if got := s.writable(eastHosts); len(got) != 1 || got[0] != first {
 		t.Errorf("after switch writable: %v, want [%s]", got, first)
 	}
@@ -195,7 +209,7 @@ func TestSwitchAndBack(t *testing.T) {
 	if p := s.status("east3").GetPrimary(); p != "east1" {
 		t.Fatalf("primary %s after switch to east1", p)
 	}
-	time.Sleep(time.Second)
+	awaitAcked(t, &w.acked, 50, 10*time.Second)
 	close(w.stop)
 	w.done.Wait()
 	if got := s.writable(eastHosts); len(got) != 1 || got[0] != "east1" {

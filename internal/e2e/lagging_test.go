@@ -104,7 +104,17 @@ func TestFailoverKillsWritesOnOldPrimary(t *testing.T) {
 		_, err := app.Exec("INSERT INTO app.t (v) SELECT 777 FROM (SELECT SLEEP(8)) AS s")
 		long <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	running := func() (int, error) {
+		var n int
+		err := s.db("east1").QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO app.t (v) SELECT 777%'").Scan(&n)
+		return n, err
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n, err := running(); err != nil || n == 0 {
+			return fmt.Errorf("the long write has not begun on east1 (%d, %v)", n, err)
+		}
+		return nil
+	})
 	begin := time.Now()
 	lines, err := s.cctrl("east2", true, "failover")
 	if err != nil {
@@ -120,7 +130,13 @@ func TestFailoverKillsWritesOnOldPrimary(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the old primary's write still runs 10 s after the failover")
 	}
-	time.Sleep(time.Second)
+	// Its session is gone (killed, rolled back) before the rows are counted.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n, err := running(); err != nil || n != 0 {
+			return fmt.Errorf("the old primary's write still runs (%d, %v)", n, err)
+		}
+		return nil
+	})
 	var n int
 	if err := s.db("east1").QueryRow("SELECT COUNT(*) FROM app.t WHERE v = 777").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the old primary holds %d rows of the write begun before the failover (%v)", n, err)

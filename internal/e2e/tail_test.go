@@ -42,12 +42,13 @@ func TestFailoverKeepsBinlogTail(t *testing.T) {
 			acked.Add(1)
 		}
 	}()
-	time.Sleep(500 * time.Millisecond)
+	awaitAcked(t, &acked, 20, 10*time.Second)
 	repl := s.pidOf("east1", "replicator")
 	if err := syscall.Kill(repl, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// Writes the stopped replicator never extracts: only the binlog holds them.
+	awaitAcked(t, &acked, 50, 15*time.Second)
 	s.kill9("east1", "mariadbd")
 	<-done
 	close(stop)

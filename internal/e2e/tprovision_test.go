@@ -129,7 +129,7 @@ func TestTprovision(t *testing.T) {
 		t.Errorf("the old datadir was left behind")
 	}
 	s.waitStatus("east1", 30*time.Second, "every host ONLINE after the copies", allOnline)
-	time.Sleep(time.Second)
+	awaitAcked(t, &acked, 20, 10*time.Second) // writes go on after the copies
 	close(stop)
 	<-done
 
