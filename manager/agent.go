@@ -199,7 +199,7 @@ func (a *Agent) openConsensus() error {
 		Bind:      net.JoinHostPort(a.bound.Host.Bind(""), strconv.Itoa(a.st.RaftPort)),
 		Advertise: net.JoinHostPort(a.bound.Host.Address, strconv.Itoa(a.st.RaftPort)), Voters: voters,
 		Listen:    func(l net.Listener) net.Listener { return a.sec.Listener(l, a.refusedPeer) },
-		Handshake: a.sec.ClientHandshake, Local: netbind.IP(a.bound.Host.Address), Logger: a.log, Notify: a.notify})
+		Handshake: a.sec.ClientMember, Local: netbind.IP(a.bound.Host.Address), Logger: a.log, Notify: a.notify})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +71,42 @@ func TestScenarioEnableSSL(t *testing.T) {
 	}
 
 	s.strangersRefused("east2")
+
+	// The managers take SSL up on restart, one after another: their raft
+	// goes over mutual TLS only, so the first one restarted is cut off
+	// from the others' raft until a second one is on TLS; from then on
+	// those on TLS hold the quorum, and after the last one every manager
+	// sees the coordinator.
+	hasCoordinator := func(r *managerpb.StatusReply) error {
+		if r.GetCoordinator() == "" {
+			return fmt.Errorf("no coordinator: %s", r.GetCoordinatorProblem())
+		}
+		return nil
+	}
+	for i, h := range eastHosts {
+		if out, err := s.shellOn(h, "manager restart"); err != nil {
+			t.Fatalf("%s: manager restart: %v\n%s", h, err, out)
+		}
+		if i == 0 {
+			continue
+		}
+		for _, on := range eastHosts[:i+1] {
+			s.waitStatus(on, 30*time.Second, "a coordinator once "+h+"'s manager restarted", hasCoordinator)
+		}
+	}
+	b, err := install.Open(filepath.Join(s.cfg.Dir, "east1", "continuent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raft, err := net.DialTimeout("tcp", net.JoinHostPort(s.addr("east1"), strconv.Itoa(b.Install.Settings.RaftPort)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = raft.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := security.Insecure("secret").ClientMember(raft); err == nil {
+		t.Error("east1's raft port took a plaintext member with the secret after SSL: raft is not TLS-only")
+	}
+	raft.Close()
 
 	after := s.bothSitesWrite()
 	sums := s.sameEverywhere(60*time.Second, allHosts, "app")

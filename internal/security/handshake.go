@@ -1,9 +1,11 @@
 package security
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,14 @@ import (
 // nonce and a MAC of both under the cluster key, the client its MAC.
 // Neither side learns anything from a peer without the key, and nothing
 // else is read from such a peer.
+//
+// With SSL on the stream is mutual TLS with the cluster's certificates
+// first, and the challenge runs inside it: the challenge alone proves who
+// opened a connection but does not bind what follows to it (a relay of a
+// recorded handshake could go on to inject messages); TLS does. With SSL
+// on a member takes TLS only, so members of one site restart onto SSL one
+// at a time (the ones on the new settings form the quorum once they are
+// most).
 
 var magic = []byte("CRB1")
 
@@ -38,6 +48,49 @@ func (c *Cluster) GossipKey(site string) []byte {
 
 // errBadPeer is the handshake's refusal.
 var errBadPeer = errors.New("the peer does not hold this cluster's secret")
+
+// memberProto is the ALPN protocol of a member stream over TLS.
+const memberProto = "carbide-member"
+
+// ClientMember opens a member stream on conn: TLS (SSL on), then the
+// challenge; it returns the connection to use.
+func (c *Cluster) ClientMember(conn net.Conn) (net.Conn, error) {
+	if c.SSL() {
+		cfg := c.ClientTLS()
+		cfg.NextProtos = []string{memberProto}
+		tc := tls.Client(conn, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("TLS with the member: %w", err)
+		}
+		conn = tc
+	}
+	if err := c.ClientHandshake(conn); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// ServerMember accepts a member stream on conn: TLS (SSL on), then the
+// challenge; it returns the connection to use.
+func (c *Cluster) ServerMember(conn net.Conn) (net.Conn, error) {
+	if c.SSL() {
+		cfg := c.ServerTLS()
+		cfg.NextProtos = []string{memberProto}
+		tc := tls.Server(conn, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("TLS from the member (this cluster's members take TLS only): %w", err)
+		}
+		conn = tc
+	}
+	if err := c.ServerHandshake(conn); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
 
 // ClientHandshake runs the client's side of the challenge on conn.
 func (c *Cluster) ClientHandshake(conn net.Conn) error {
@@ -90,8 +143,8 @@ func (c *Cluster) ServerHandshake(conn net.Conn) error {
 	return nil
 }
 
-// Listener is l whose Accept returns only connections that passed the
-// server's handshake; handshakes run concurrently, so a slow or hostile
+// Listener is l whose Accept returns only member streams that passed
+// ServerMember (over TLS with SSL on); handshakes run concurrently, so a slow or hostile
 // peer holds up nobody. refused, if not nil, hears of each refusal.
 func (c *Cluster) Listener(l net.Listener, refused func(remote net.Addr, err error)) net.Listener {
 	al := &authListener{Listener: l, conns: make(chan net.Conn), done: make(chan struct{})}
@@ -119,7 +172,8 @@ func (al *authListener) run(c *Cluster, refused func(net.Addr, error)) {
 			return
 		}
 		go func() {
-			if err := c.ServerHandshake(conn); err != nil {
+			member, err := c.ServerMember(conn)
+			if err != nil {
 				if refused != nil {
 					refused(conn.RemoteAddr(), err)
 				}
@@ -127,9 +181,9 @@ func (al *authListener) run(c *Cluster, refused func(net.Addr, error)) {
 				return
 			}
 			select {
-			case al.conns <- conn:
+			case al.conns <- member:
 			case <-al.done:
-				conn.Close()
+				member.Close()
 			}
 		}()
 	}

@@ -33,9 +33,10 @@ type Config struct {
 	// bootstrap a group that has no state yet.
 	Voters map[string]string
 	// Listen wraps the raft listener (the membership handshake); Handshake
-	// proves membership on a connection this manager dials.
+	// proves membership on a connection this manager dials, and returns
+	// the connection to use (TLS over it, with SSL on).
 	Listen    func(net.Listener) net.Listener
-	Handshake func(net.Conn) error
+	Handshake func(net.Conn) (net.Conn, error)
 	// Local is the address this manager dials from (nil: any).
 	Local  net.IP
 	Logger *slog.Logger
@@ -222,7 +223,7 @@ type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	local     net.IP
-	handshake func(net.Conn) error
+	handshake func(net.Conn) (net.Conn, error)
 }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
@@ -231,10 +232,12 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, err
 	}
 	if s.handshake != nil {
-		if err := s.handshake(c); err != nil {
+		m, err := s.handshake(c)
+		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("raft peer %s: %w", address, err)
 		}
+		c = m
 	}
 	return c, nil
 }
