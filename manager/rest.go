@@ -126,7 +126,7 @@ func restStatus(r *managerpb.StatusReply) ManagerStatus {
 // no credentials configured it logs why and serves nothing.
 func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
 	restapi.Start(ctx, wg, restapi.Config{Component: "manager", Addr: restapi.ListenAddr(a.bound.Host, a.st.ManagerRESTAddress, a.st.ManagerRESTPort),
-		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.self, Logger: a.log}, a.restRoutes)
+		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.self, Logger: a.log, TLS: a.sec.RESTTLS()}, a.restRoutes)
 }
 
 // commandTimeout bounds a control command run for the REST API; the

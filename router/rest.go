@@ -83,7 +83,7 @@ func (a *Agent) restStatus() ConnectorStatus {
 // no credentials configured it logs why and serves nothing.
 func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
 	restapi.Start(ctx, wg, restapi.Config{Component: "connector", Addr: restapi.ListenAddr(a.bound.Host, a.st.ConnectorRESTAddress, a.st.ConnectorRESTPort),
-		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log}, a.restRoutes)
+		User: a.st.RESTAdminUser, Password: a.st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log, TLS: a.sec.RESTTLS()}, a.restRoutes)
 }
 
 func (a *Agent) restRoutes(srv *restapi.Server) {

@@ -3,9 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -107,6 +109,23 @@ func TestScenarioEnableSSL(t *testing.T) {
 		t.Error("east1's raft port took a plaintext member with the secret after SSL: raft is not TLS-only")
 	}
 	raft.Close()
+
+	// The REST APIs of the restarted agents answer over HTTPS only.
+	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for port, comp := range map[int]string{8090: "manager", 8097: "replicator"} {
+		base := fmt.Sprintf("%s/api/v2/%s/ping", net.JoinHostPort(s.addr("east1"), strconv.Itoa(port)), comp)
+		resp, err := https.Get("https://" + base)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("%s REST over https: %v %v", comp, err, resp)
+		} else {
+			resp.Body.Close()
+		}
+		if resp, err := https.Get("http://" + base); err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s REST over plain http after SSL: %v %v", comp, err, resp)
+		} else {
+			resp.Body.Close()
+		}
+	}
 
 	after := s.bothSitesWrite()
 	sums := s.sameEverywhere(60*time.Second, allHosts, "app")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,9 @@ type Config struct {
 	Logger *slog.Logger
 	// ReadHeaderTimeout bounds reading a request's headers (5 s when 0).
 	ReadHeaderTimeout time.Duration
+	// TLS, when set, serves HTTPS only (thl-ssl=true: the cluster's
+	// certificate); a plain HTTP request is answered 400.
+	TLS *tls.Config
 }
 
 // Validate checks the configuration; ErrNoCredentials when the user or
@@ -222,7 +226,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			srv.Close()
 		}
 	}()
-	s.log.Info("REST API listening", "component", s.cfg.Component, "address", l.Addr().String())
+	scheme := "http"
+	if s.cfg.TLS != nil {
+		scheme = "https"
+		srv.TLSConfig = s.cfg.TLS
+		l = tls.NewListener(l, s.cfg.TLS)
+	}
+	s.log.Info("REST API listening", "component", s.cfg.Component, "address", l.Addr().String(), "scheme", scheme)
 	err := srv.Serve(l)
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {

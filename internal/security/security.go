@@ -72,6 +72,16 @@ func (c *Cluster) ServerTLS() *tls.Config {
 	}
 }
 
+// RESTTLS is the TLS configuration of the agents' REST APIs: the
+// cluster's certificate, no client certificate asked (basic auth is the
+// API's), nil with SSL off.
+func (c *Cluster) RESTTLS() *tls.Config {
+	if !c.SSL() {
+		return nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{c.mat.Cert}, NextProtos: []string{"h2", "http/1.1"}}
+}
+
 // ClientTLS is the TLS configuration of a client. Members share one
 // certificate (as the guide's keystore procedure makes them), so the
 // server is checked against the cluster's CA, not its host name.

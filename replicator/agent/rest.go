@@ -73,7 +73,7 @@ func (a *Agent) startREST(ctx context.Context, wg *sync.WaitGroup) {
 		return
 	}
 	restapi.Start(ctx, wg, restapi.Config{Component: "replicator", Addr: restapi.ListenAddr(a.bound.Host, st.ReplicatorRESTAddress, st.ReplicatorRESTPort),
-		User: st.RESTAdminUser, Password: st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log}, a.restRoutes)
+		User: st.RESTAdminUser, Password: st.RESTAdminPassword, Host: a.bound.Host.Name, Logger: a.log, TLS: a.sec.RESTTLS()}, a.restRoutes)
 }
 
 func (a *Agent) restRoutes(srv *restapi.Server) {
