@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,7 +81,9 @@ type fakeDB struct {
 	conflicts uint64
 	// recordLinger is how long SetPosition takes (a slow database).
 	recordLinger time.Duration
-	w            *writers
+	// openErr, setErr and resetErr make Open, SetPosition and Reset fail.
+	openErr, setErr, resetErr error
+	w                         *writers
 }
 
 func (d *fakeDB) tracking() (uint64, bool) {
@@ -111,6 +115,9 @@ type fakeApplier struct {
 func (a *fakeApplier) Open(context.Context) error {
 	a.db.mu.Lock()
 	defer a.db.mu.Unlock()
+	if a.db.openErr != nil {
+		return a.db.openErr
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pos, a.has = a.db.pos, a.db.has
@@ -133,8 +140,11 @@ func (a *fakeApplier) Skip(seqnos ...uint64) {
 
 func (a *fakeApplier) SetPosition(_ context.Context, ev *thlpb.Event) error {
 	a.db.mu.Lock()
-	linger := a.db.recordLinger
+	linger, fail := a.db.recordLinger, a.db.setErr
 	a.db.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
 	time.Sleep(linger)
 	a.mu.Lock()
 	closed := a.closed
@@ -157,6 +167,9 @@ func (a *fakeApplier) Conflicts() uint64 {
 func (a *fakeApplier) Reset(context.Context) error {
 	a.db.mu.Lock()
 	defer a.db.mu.Unlock()
+	if a.db.resetErr != nil {
+		return a.db.resetErr
+	}
 	a.db.pos, a.db.has = apply.Position{}, false
 	return nil
 }
@@ -323,7 +336,37 @@ type fakeBinlog struct {
 	paused bool
 	// changes are the row changes of the transaction ending at an offset.
 	changes map[uint64][]*thlpb.Change
+	// down: the database stopped (die). Check fails and RunFrom returns
+	// errConnReset once it has sent what the stream passed on (up to
+	// streamed); RunTail reads the files to end, or fails with tailErr,
+	// and records where it was asked to start.
+	down                   bool
+	streamed               uint64
+	tailErr                error
+	tailFrom, tailPrepared position.Position
+	tailRead               bool
 }
+
+// errConnReset is what a stream reading a stopped database returns.
+var errConnReset = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+
+// change runs f on b (locked) and wakes the extractor.
+func (b *fakeBinlog) change(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f()
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// die stops the database: its clients committed unsent more transactions
+// that are in its binlog files but that the stream never passed on.
+func (b *fakeBinlog) die(unsent int) {
+	b.change(func() { b.down, b.streamed, b.end = true, b.end, b.end+uint64(100*unsent) })
+}
+
+// revive starts the database again.
+func (b *fakeBinlog) revive() { b.change(func() { b.down = false }) }
 
 // pause stops or resumes the extractor.
 func (b *fakeBinlog) pause(p bool) {
@@ -350,7 +393,14 @@ type fakeExtractor struct {
 	last position.Position
 }
 
-func (x *fakeExtractor) Check(context.Context) ([]string, error) { return nil, nil }
+func (x *fakeExtractor) Check(context.Context) ([]string, error) {
+	x.b.mu.Lock()
+	defer x.b.mu.Unlock()
+	if x.b.down {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	return nil, nil
+}
 
 func (x *fakeExtractor) CurrentPosition(context.Context) (position.Position, error) {
 	x.b.mu.Lock()
@@ -377,8 +427,22 @@ func (x *fakeExtractor) Stats() extract.Stats {
 
 func (x *fakeExtractor) Close() error { return nil }
 
-func (x *fakeExtractor) RunTail(context.Context, position.Position, position.Position, func([]*thlpb.Event) error) (position.Position, error) {
-	return position.Position{}, errors.New("fake extractor: no tail")
+func (x *fakeExtractor) RunTail(_ context.Context, from, prepared position.Position, send func([]*thlpb.Event) error) (position.Position, error) {
+	x.b.mu.Lock()
+	x.b.tailFrom, x.b.tailPrepared, x.b.tailRead = from, prepared, true
+	end, fail := x.b.end, x.b.tailErr
+	x.b.mu.Unlock()
+	if fail != nil {
+		return position.Position{}, fail
+	}
+	at := from.Offset
+	for ; at+100 <= end; at += 100 {
+		p := position.Position{File: "local-bin.000001", Offset: at + 100}
+		if err := send([]*thlpb.Event{{LastFrag: true, EventId: p.String(), SourceId: x.b.host}}); err != nil {
+			return position.Position{}, err
+		}
+	}
+	return position.Position{File: "local-bin.000001", Offset: at}, nil
 }
 
 func (x *fakeExtractor) RunFrom(ctx context.Context, from, _ position.Position, send func([]*thlpb.Event) error) error {
@@ -387,9 +451,12 @@ func (x *fakeExtractor) RunFrom(ctx context.Context, from, _ position.Position, 
 	at := from.Offset
 	for {
 		x.b.mu.Lock()
-		end, changed, fail, parts := x.b.end, x.b.changed, x.b.err, max(x.b.parts, 1)
+		end, changed, fail, parts, down := x.b.end, x.b.changed, x.b.err, max(x.b.parts, 1), x.b.down
 		if x.b.paused {
 			end = at
+		}
+		if down {
+			end = min(end, x.b.streamed)
 		}
 		x.b.mu.Unlock()
 		for ; at+100 <= end; at += 100 {
@@ -417,6 +484,9 @@ func (x *fakeExtractor) RunFrom(ctx context.Context, from, _ position.Position, 
 			x.mu.Lock()
 			x.last = p
 			x.mu.Unlock()
+		}
+		if down {
+			return errConnReset
 		}
 		if fail != nil {
 			return fail

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -107,5 +108,39 @@ func TestSpillDirCleanedAtStart(t *testing.T) {
 	}
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("another file was removed: %v", err)
+	}
+}
+
+// TestMasterRefusesUnreadableLastEvent: a master continuing after its
+// last stored transaction never guesses where that was: an event id or
+// prepared_from that is not a binlog position stops it OFFLINE:ERROR,
+// naming the transaction, with nothing extracted.
+func TestMasterRefusesUnreadableLastEvent(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		last    *thlpb.Event
+		message string
+	}{
+		{"event id", &thlpb.Event{Seqno: 1, LastFrag: true, EventId: "binlog?", SourceId: "east2"}, "last stored event 1"},
+		{"prepared_from", &thlpb.Event{Seqno: 1, LastFrag: true, EventId: localID(1), SourceId: "east2", PreparedFrom: "binlog?"},
+			"last stored event 1: prepared_from"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			s := h.start(RoleMaster)
+			storeEvents(t, s, 0, 0, "east2")
+			if err := s.Store().Append(c.last); err != nil {
+				t.Fatal(err)
+			}
+			h.db.setTracking(1)
+			h.binlog.commit(3)
+			if err := s.Online(OnlineOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, s, StateError)
+			if st := s.Status(); !strings.Contains(st.GetPendingError(), c.message) || st.GetMaxStoredSeqno() != 1 {
+				t.Fatalf("pending error %q, THL to %d; want %q and nothing extracted", st.GetPendingError(), st.GetMaxStoredSeqno(), c.message)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/carbidedb/carbide/replicator/apply"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -116,5 +117,30 @@ func TestStatusCountsConflicts(t *testing.T) {
 	s.counts.conflict(apply.Conflict{Decision: apply.DecisionStopped})
 	if n := s.Counters().Conflicts; n[apply.DecisionKept] != 1 || n[apply.DecisionStopped] != 1 || n[apply.DecisionApplied] != 0 {
 		t.Errorf("counters %v", n)
+	}
+}
+
+// TestStatusRetriesTrackingReadLater: a status that cannot read the
+// tracking row (the database down) shows what it knew, and does not try
+// again at every ask: not before readRetry has passed.
+func TestStatusRetriesTrackingReadLater(t *testing.T) {
+	h := newHarness(t)
+	h.db.setTracking(7)
+	h.db.openErr = errors.New("connection refused")
+	s := h.start(RoleSlave)
+	if got := s.Status().GetAppliedLastSeqno(); got != -1 {
+		t.Fatalf("appliedLastSeqno %d with the database down, want -1 (not known)", got)
+	}
+	h.db.mu.Lock()
+	h.db.openErr = nil
+	h.db.mu.Unlock()
+	if got := s.Status().GetAppliedLastSeqno(); got != -1 {
+		t.Fatalf("appliedLastSeqno %d right after a failed read, want -1 (read again after %s)", got, readRetry)
+	}
+	s.mu.Lock()
+	s.applyReadAt = time.Now().Add(-readRetry)
+	s.mu.Unlock()
+	if got := s.Status().GetAppliedLastSeqno(); got != 7 {
+		t.Fatalf("appliedLastSeqno %d once readRetry has passed, want 7", got)
 	}
 }
