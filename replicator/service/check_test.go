@@ -7,8 +7,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/replicator/apply"
-	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/replicator/extract"
 	"github.com/carbidedb/carbide/replicator/stream"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"

@@ -11,9 +11,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/carbidedb/carbide/internal/consistency"
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/replicator/apply"
-	"github.com/carbidedb/carbide/replicator/consistency"
 	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 

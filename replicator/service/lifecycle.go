@@ -51,7 +51,11 @@ func (s *Service) Online(opts OnlineOptions) error {
 		}
 	}
 	if s.store == nil {
-		return fmt.Errorf("%w: the THL of %s is damaged: %s", ErrState, s.cfg.Name, s.pending.message)
+		why := "it could not be opened"
+		if s.pending != nil {
+			why = s.pending.message
+		}
+		return fmt.Errorf("%w: the THL of %s is damaged: %s; reset it (trepctl reset -thl)", ErrState, s.cfg.Name, why)
 	}
 	s.pending = nil
 	s.skip, s.fromEvent = opts.SkipSeqnos, opts.FromEvent

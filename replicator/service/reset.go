@@ -56,11 +56,16 @@ func (s *Service) Reset(ctx context.Context, thlToo, db, forget bool) error {
 		}
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store == nil {
+		// The THL is still damaged (a reset without -thl): the service
+		// stays OFFLINE:ERROR saying so, and online stays refused.
+		return nil
+	}
 	s.pending = nil
 	if s.state == StateError {
 		s.setState(StateOffline)
 	}
-	s.mu.Unlock()
 	return nil
 }
 

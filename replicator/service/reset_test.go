@@ -330,13 +330,14 @@ func TestDamagedTHLResetWithoutItsDirectory(t *testing.T) {
 // THL is damaged leaves the THL damaged: online must still refuse it
 // (ErrState), not fail otherwise.
 func TestDamagedTHLResetDBKeepsRefusingOnline(t *testing.T) {
-	t.Skip("bug: Reset without -thl clears the pending THL error and sets OFFLINE:NORMAL while the store is still nil; " +
-		"Online then dereferences s.pending (nil) in lifecycle.go and panics")
 	_, s := damagedTHL(t)
 	if err := s.Reset(context.Background(), false, true, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Online(OnlineOptions{}); !errors.Is(err, ErrState) {
 		t.Fatalf("online with a damaged THL after reset -db: %v, want ErrState", err)
+	}
+	if st := s.Status(); st.GetState() != StateError || st.GetPendingErrorKind() != replicatorpb.PendingErrorKind_PENDING_ERROR_KIND_THL {
+		t.Fatalf("after reset -db the status says %s (%v): the THL is still damaged", st.GetState(), st.GetPendingErrorKind())
 	}
 }
