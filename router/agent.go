@@ -17,6 +17,7 @@ import (
 	"github.com/carbidedb/carbide/internal/daemon"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/security"
+	"github.com/carbidedb/carbide/router/datapath"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
 )
 
@@ -50,7 +51,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := kernelSetting(); err != nil {
+	if err := datapath.CheckEnv(); err != nil {
 		return nil, err
 	}
 	b, err := install.Open(cfg.Home)

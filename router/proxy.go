@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/carbidedb/carbide/router/datapath"
 )
 
 // ProxyConfig configures a Proxy.
@@ -28,7 +30,7 @@ type ProxyConfig struct {
 	// Dial connects to a database; nil uses a net.Dialer.
 	Dial   func(ctx context.Context, addr string) (net.Conn, error)
 	Logger *slog.Logger
-	// NoKernel keeps every bridge in the event loops (kaccel.go).
+	// NoKernel keeps every bridge in the event loops (router/datapath).
 	NoKernel bool
 }
 
@@ -44,9 +46,7 @@ type Counters struct {
 type Proxy struct {
 	cfg ProxyConfig
 
-	pump      *pump
-	kernel    *kernel // nil: the kernel path is not available, for kernelErr
-	kernelErr error
+	path *datapath.Path
 
 	mu      sync.Mutex
 	table   Table
@@ -55,7 +55,7 @@ type Proxy struct {
 	perHost map[string]*[2]int64
 
 	created, active atomic.Int64
-	copied          [2]atomic.Uint64 // bytes moved outside the pump, by side read (bytes.go)
+	copied          [2]atomic.Uint64 // bytes the io.Copy fallback moved, by side read (counters.go)
 	routeChanges    atomic.Uint64
 }
 
@@ -66,25 +66,25 @@ type bridge struct {
 	closing  bool // scheduled to close (guarded by Proxy.mu)
 
 	mu    sync.Mutex
-	shut  bool       // close asked for
-	pair  conduit    // in the kernel path or the pump
-	conns []net.Conn // or spliced by io.Copy when neither can take them
+	shut  bool             // close asked for
+	pair  datapath.Conduit // in the data path
+	conns []net.Conn       // or spliced by io.Copy when it cannot take them
 }
 
-// conduit is a bridge's data path once it is set up.
-type conduit interface {
-	shutdown()
-	finish()
-}
+// The sides of a bridge, as the io.Copy fallback counts its bytes.
+const (
+	clientSide = 0
+	serverSide = 1
+)
 
-// close ends the connection, now or as soon as it is in the pump.
+// close ends the connection, now or as soon as it is in the data path.
 func (b *bridge) close() {
 	b.mu.Lock()
 	b.shut = true
 	pr, conns := b.pair, b.conns
 	b.mu.Unlock()
 	if pr != nil {
-		pr.shutdown()
+		pr.Shutdown()
 	}
 	for _, c := range conns {
 		c.Close()
@@ -93,7 +93,8 @@ func (b *bridge) close() {
 
 // finish ends the connection the way a switch's drain needs: the
 // application's side now, the database's once the server closed the
-// session (pair.finish). Connections not in the pump close at once.
+// session (datapath.Conduit's Finish). Connections not in the data path
+// close at once.
 func (b *bridge) finish() {
 	b.mu.Lock()
 	pr := b.pair
@@ -102,7 +103,7 @@ func (b *bridge) finish() {
 		b.close()
 		return
 	}
-	pr.finish()
+	pr.Finish()
 }
 
 // finishLimit bounds how long a drained connection waits for its server
@@ -127,19 +128,9 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, pump: newPump(pumpLoops()), table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
+	path := datapath.New(datapath.Config{NoKernel: cfg.NoKernel, GreetingTimeout: cfg.DialTimeout, Logger: cfg.Logger})
+	return &Proxy{cfg: cfg, path: path, table: Table{State: StateOnHold, Why: "no routing table from a manager yet"},
 		changed: make(chan struct{}), conns: map[*bridge]struct{}{}, perHost: map[string]*[2]int64{}}
-	if !cfg.NoKernel {
-		k, err := newKernel(p.pump, cfg.Logger)
-		if err != nil {
-			p.kernelErr = err
-			cfg.Logger.Info("data path: event loops only; the kernel path is not available", "why", err)
-		} else {
-			p.kernel = k
-			cfg.Logger.Info("data path: kernel (BPF sockmap), event loops for bulk transfers")
-		}
-	}
-	return p
 }
 
 // SetTable installs a new routing table. Connections to a datasource now
@@ -210,13 +201,10 @@ func (p *Proxy) Draining() (string, int) {
 	return p.table.Drain, n
 }
 
-// Close ends every connection and releases the proxy's event loops.
+// Close ends every connection and releases the proxy's data path.
 func (p *Proxy) Close() {
 	p.closeAll()
-	if p.kernel != nil {
-		p.kernel.stop()
-	}
-	p.pump.stop()
+	p.path.Close()
 }
 
 func (p *Proxy) closeAll() {
@@ -415,27 +403,12 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 		}
 		p.mu.Unlock()
 	}
-	p.copied[serverSide].Add(uint64(len(greeting)))
-	if p.kernel != nil {
-		if c, err := p.kernel.add(client, server, greeting, release); err == nil {
-			p.hand(b, c)
-			return
-		}
-	}
-	// The client gets the greeting the server sent.
-	client.SetWriteDeadline(time.Now().Add(p.cfg.DialTimeout))
-	if _, err := client.Write(greeting); err != nil {
-		client.Close()
-		server.Close()
-		release()
+	if c, err := p.path.Add(client, server, greeting, release); err == nil {
+		p.hand(b, c)
 		return
 	}
-	client.SetWriteDeadline(time.Time{})
-	if pr, err := p.pump.add(client, server, release); err == nil {
-		p.hand(b, pr)
-		return
-	}
-	// Not sockets the pump can take (or no epoll): two copies.
+	// Not sockets the data path can take (or no epoll): the client has
+	// the greeting, two copies do the rest.
 	b.mu.Lock()
 	b.conns = []net.Conn{client, server}
 	shut := b.shut
@@ -459,12 +432,12 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, readOnly bool) {
 
 // hand records the bridge's conduit and closes it if that was asked for
 // meanwhile.
-func (p *Proxy) hand(b *bridge, c conduit) {
+func (p *Proxy) hand(b *bridge, c datapath.Conduit) {
 	b.mu.Lock()
 	b.pair = c
 	shut := b.shut
 	b.mu.Unlock()
 	if shut {
-		c.shutdown()
+		c.Shutdown()
 	}
 }

@@ -1,11 +1,13 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -30,6 +32,51 @@ func startProxy(t *testing.T, cfg ProxyConfig) (*Proxy, string) {
 	go func() { p.Serve(ctx, l, false); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; p.Close() })
 	return p, l.Addr().String()
+}
+
+// echoServer greets every connection (as a MySQL server does) with greet,
+// "hello" when empty, then answers with what it reads, closing its side
+// after the client's EOF.
+func echoServer(t *testing.T, greet []byte) string {
+	t.Helper()
+	if len(greet) == 0 {
+		greet = []byte("hello")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write(greet)
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func onlineTo(addr string) Table {
+	return Table{State: StateOnline, Primary: Target{Host: "db", Addr: addr}, ReadOnly: Target{Host: "db", Addr: addr}}
+}
+
+// waitActive waits until the proxy counts n active connections.
+func waitActive(t *testing.T, p *Proxy, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Counters().Active != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("active connections %d, want %d", p.Counters().Active, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func openVia(t *testing.T, addr string) *sql.DB {
@@ -225,5 +272,101 @@ func TestProxyDrainWaitsForServer(t *testing.T) {
 	})
 	if d := time.Since(at); d > time.Second {
 		t.Errorf("released %v after the server ended the session", d)
+	}
+}
+
+// TestPumpClose: a FAILED datasource's connections and every connection
+// of a closed proxy end at once, whether idle or in the middle of a
+// transfer the client stopped reading.
+func TestPumpClose(t *testing.T) {
+	p, addr := startProxy(t, ProxyConfig{})
+	p.SetTable(onlineTo(echoServer(t, nil)))
+	var cs []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cs = append(cs, c)
+	}
+	// One stalls with data pending in both directions.
+	go cs[0].Write(make([]byte, 8<<20))
+	waitActive(t, p, 4)
+	time.Sleep(100 * time.Millisecond)
+	p.SetTable(Table{State: StateOnHold, Failed: map[string]bool{"db": true}})
+	for i, c := range cs {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Errorf("connection %d: %v (want EOF or reset, not a timeout)", i, err)
+		}
+	}
+	waitActive(t, p, 0)
+}
+
+// TestHoldThroughDeadTarget: a primary that does not answer (died, not yet
+// failed over) holds the connection until a table names another; with no
+// new table the client gets the connector's error once the hold ends.
+func TestHoldThroughDeadTarget(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	p, addr := startProxy(t, ProxyConfig{HoldTimeout: 2 * time.Second})
+	p.SetTable(onlineTo(deadAddr))
+	live := echoServer(t, nil)
+	go func() { time.Sleep(300 * time.Millisecond); p.SetTable(onlineTo(live)) }()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("held connection after the new table: %q, %v", buf, err)
+	}
+
+	p2, addr2 := startProxy(t, ProxyConfig{HoldTimeout: 300 * time.Millisecond})
+	p2.SetTable(onlineTo(deadAddr))
+	c2, err := net.Dial("tcp", addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(c2)
+	if !bytes.Contains(got, []byte("cannot reach db")) {
+		t.Fatalf("after the hold: %q, want the connector's error", got)
+	}
+}
+
+// TestKernelOff: a CARBIDE_CONNECTOR_KERNEL that is neither on nor off
+// stops the connector before it opens its install, with one sentence;
+// with off, the proxy's connections go through the event loops
+// (router/datapath tests the setting itself).
+func TestKernelOff(t *testing.T) {
+	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "maybe")
+	home := t.TempDir()
+	_, err := New(Config{Home: home})
+	if err == nil || err.Error() != `CARBIDE_CONNECTOR_KERNEL is "maybe": use on or off` {
+		t.Errorf("New with CARBIDE_CONNECTOR_KERNEL=maybe: %v", err)
+	}
+	if ents, _ := os.ReadDir(home); len(ents) != 0 {
+		t.Errorf("the refused start wrote %d entries into the install", len(ents))
+	}
+	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "off")
+	p, addr := startProxy(t, ProxyConfig{})
+	p.SetTable(onlineTo(echoServer(t, nil)))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hello := make([]byte, 5)
+	if _, err := io.ReadFull(c, hello); err != nil || string(hello) != "hello" {
+		t.Fatalf("%q %v", hello, err)
 	}
 }

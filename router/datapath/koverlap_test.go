@@ -1,4 +1,4 @@
-package router
+package datapath
 
 import (
 	"bytes"
@@ -216,9 +216,9 @@ func overlapServer(t *testing.T, go1 <-chan struct{}, sent chan<- struct{}, go2 
 // addr; between the first bytes and the retransmission it runs between
 // (with the pair, nil without the kernel path). The client must get the
 // stream whole, every byte once.
-func overlapThrough(t *testing.T, p *Proxy, addr string, between func(kp *kpair)) {
+func overlapThrough(t *testing.T, p *testProxy, addr string, between func(kp *kpair)) {
 	go1, sent, go2 := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	p.SetTable(onlineTo(overlapServer(t, go1, sent, go2)))
+	p.route(overlapServer(t, go1, sent, go2))
 	c := greeted(t, addr)
 	if c == nil {
 		return
@@ -290,6 +290,6 @@ func TestKernelOverlapInLoops(t *testing.T) {
 // whole as well (tcp_recvmsg skips the old bytes by sequence number).
 func TestOverlapEventLoopsOnly(t *testing.T) {
 	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "off")
-	p, addr := startProxy(t, ProxyConfig{})
+	p, addr := startPath(t, Config{})
 	overlapThrough(t, p, addr, func(*kpair) {})
 }

@@ -1,4 +1,4 @@
-package router
+package datapath
 
 import (
 	"time"
@@ -92,13 +92,4 @@ func (k *kernel) stalled(kp *kpair, side int, held uint64) {
 	k.log.Warn("kernel path: a connection's bytes stopped moving; it moves to the event loops",
 		"direction", dir, "bytes", held, "for", kernelStallAfter)
 	kp.leave("stalled")
-}
-
-// Stalls counts the connections the kernel path's watcher moved to the
-// event loops because their bytes stopped moving in the kernel.
-func (p *Proxy) Stalls() uint64 {
-	if p.kernel == nil {
-		return 0
-	}
-	return p.kernel.stalls.Load()
 }

@@ -1,4 +1,4 @@
-package router
+package datapath
 
 import (
 	"encoding/binary"
@@ -83,6 +83,13 @@ func kernelSetting() (on bool, err error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%s is %q: use on or off", kernelEnv, v)
+}
+
+// CheckEnv reports a CARBIDE_CONNECTOR_KERNEL that is neither on nor off,
+// on which the connector must not start.
+func CheckEnv() error {
+	_, err := kernelSetting()
+	return err
 }
 
 type kernel struct {
@@ -189,7 +196,7 @@ func (k *kernel) stop() {
 	}
 	k.mu.Unlock()
 	for _, kp := range all {
-		kp.shutdown()
+		kp.Shutdown()
 	}
 	k.poke()
 }
@@ -236,7 +243,7 @@ func sockKey(fd int) ([16]byte, error) {
 // waiting must not be mapped: the program would be handed the whole of a
 // packet the proxy has read part of (the server's greeting) and pass that
 // part on again.
-func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (conduit, error) {
+func (k *kernel) add(client, server net.Conn, greeting []byte, done func()) (Conduit, error) {
 	if !isIPv4(client) || !isIPv4(server) {
 		return nil, errors.New("not an IPv4 connection")
 	}

@@ -1,4 +1,4 @@
-package router
+package datapath
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 
 // kernelProxy starts a proxy with the kernel path and fails the test when
 // it is not available (it is on this project's machines: root, kernel 6).
-func kernelProxy(t *testing.T) (*Proxy, string) {
+func kernelProxy(t *testing.T) (*testProxy, string) {
 	t.Helper()
 	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "")
-	p, addr := startProxy(t, ProxyConfig{})
+	p, addr := startPath(t, Config{})
 	if p.kernel == nil {
 		t.Fatalf("the kernel path is not available: %v", p.kernelErr)
 	}
@@ -48,7 +48,7 @@ func greeted(t *testing.T, addr string) net.Conn {
 // (no pair leaves it), every answer is exact, and the bytes are counted.
 func TestKernelQueries(t *testing.T) {
 	p, addr := kernelProxy(t)
-	p.SetTable(onlineTo(echoServer(t, nil)))
+	p.route(echoServer(t, nil))
 	const conns, rounds = 4, 500
 	var wg sync.WaitGroup
 	var sent uint64
@@ -119,7 +119,7 @@ func TestKernelQueries(t *testing.T) {
 // client does.
 func TestKernelBulk(t *testing.T) {
 	p, addr := kernelProxy(t)
-	p.SetTable(onlineTo(echoServer(t, nil)))
+	p.route(echoServer(t, nil))
 	const conns, size = 12, 8 << 20
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {
@@ -197,7 +197,7 @@ func TestKernelServerEndsAfterAnswer(t *testing.T) {
 			}
 		}()
 		p, addr := kernelProxy(t)
-		p.SetTable(onlineTo(l.Addr().String()))
+		p.route(l.Addr().String())
 		var wg sync.WaitGroup
 		for i := 0; i < 4; i++ {
 			wg.Add(1)
@@ -241,8 +241,9 @@ func TestKernelServerEndsAfterAnswer(t *testing.T) {
 }
 
 // TestKernelOff: CARBIDE_CONNECTOR_KERNEL=off keeps the event loops only,
-// and says so; a value that is neither on nor off stops the connector
-// before it opens its install, with one sentence.
+// and says so; a value that is neither on nor off is refused with one
+// sentence (package router's TestKernelOff: before the connector opens
+// its install).
 func TestKernelOff(t *testing.T) {
 	for _, v := range []string{"off", "False", "no", "0"} {
 		t.Setenv("CARBIDE_CONNECTOR_KERNEL", v)
@@ -257,20 +258,15 @@ func TestKernelOff(t *testing.T) {
 		}
 	}
 	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "maybe")
-	home := t.TempDir()
-	_, err := New(Config{Home: home})
-	if err == nil || err.Error() != `CARBIDE_CONNECTOR_KERNEL is "maybe": use on or off` {
-		t.Errorf("New with CARBIDE_CONNECTOR_KERNEL=maybe: %v", err)
-	}
-	if ents, _ := os.ReadDir(home); len(ents) != 0 {
-		t.Errorf("the refused start wrote %d entries into the install", len(ents))
+	if err := CheckEnv(); err == nil || err.Error() != `CARBIDE_CONNECTOR_KERNEL is "maybe": use on or off` {
+		t.Errorf("CheckEnv with CARBIDE_CONNECTOR_KERNEL=maybe: %v", err)
 	}
 	t.Setenv("CARBIDE_CONNECTOR_KERNEL", "off")
-	p, addr := startProxy(t, ProxyConfig{})
+	p, addr := startPath(t, Config{})
 	if p.kernel != nil || !strings.Contains(fmt.Sprint(p.kernelErr), "CARBIDE_CONNECTOR_KERNEL=off") {
 		t.Fatalf("kernel path %v with CARBIDE_CONNECTOR_KERNEL=off (why: %v)", p.kernel != nil, p.kernelErr)
 	}
-	p.SetTable(onlineTo(echoServer(t, nil)))
+	p.route(echoServer(t, nil))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +283,7 @@ func TestKernelOff(t *testing.T) {
 // stays in the kernel, and the process has as many open files as before.
 func TestKernelChurn(t *testing.T) {
 	p, addr := kernelProxy(t)
-	p.SetTable(onlineTo(echoServer(t, nil)))
+	p.route(echoServer(t, nil))
 	// Sockets and anonymous inodes (epoll, eventfd, BPF maps): the echo
 	// server's splice pipes are Go's to cache.
 	fds := func() int {
@@ -343,7 +339,7 @@ func TestKernelChurn(t *testing.T) {
 	if after := fds(); after > before+2*parallel {
 		t.Errorf("open files: %d before, %d after %d connections", before, after, conns)
 	}
-	if c := p.Counters(); c.Created != conns {
-		t.Errorf("created %d, want %d", c.Created, conns)
+	if c := p.created.Load(); c != conns {
+		t.Errorf("created %d, want %d", c, conns)
 	}
 }

@@ -1,4 +1,4 @@
-package router
+package datapath
 
 import (
 	"time"
@@ -120,9 +120,9 @@ func (kp *kpair) moveOut(why string) {
 	kp.mu.Unlock()
 	switch {
 	case shut:
-		pr.shutdown()
+		pr.Shutdown()
 	case finished:
-		pr.finish()
+		pr.Finish()
 	}
 }
 
@@ -137,7 +137,7 @@ func (k *kernel) broken(kp *kpair) {
 		return
 	}
 	k.log.Warn("kernel path: a connection received bytes again that could not be taken out of its stream; it is closed")
-	kp.shutdown()
+	kp.Shutdown()
 }
 
 // closeNow closes both sockets and releases the pair.
@@ -165,8 +165,8 @@ func (kp *kpair) closeNow() {
 	kp.done()
 }
 
-// shutdown closes the pair now.
-func (kp *kpair) shutdown() {
+// Shutdown closes the pair now.
+func (kp *kpair) Shutdown() {
 	kp.mu.Lock()
 	kp.shut = true
 	pr, leaving := kp.pr, kp.leaving
@@ -174,22 +174,22 @@ func (kp *kpair) shutdown() {
 	kp.mu.Unlock()
 	switch {
 	case pr != nil:
-		pr.shutdown()
+		pr.Shutdown()
 	case !leaving:
 		kp.closeNow()
 	}
 	// Leaving: moveOut sees shut.
 }
 
-// finish ends the pair the way a switch's drain needs (pair.finish), in
+// Finish ends the pair the way a switch's drain needs (pair.Finish), in
 // the event loops.
-func (kp *kpair) finish() {
+func (kp *kpair) Finish() {
 	kp.mu.Lock()
 	kp.finished = true
 	pr := kp.pr
 	kp.mu.Unlock()
 	if pr != nil {
-		pr.finish()
+		pr.Finish()
 		return
 	}
 	kp.leave("finish")

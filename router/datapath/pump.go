@@ -1,4 +1,4 @@
-package router
+package datapath
 
 import (
 	"errors"
@@ -181,7 +181,7 @@ type pair struct {
 	ends [2]end
 	done func()
 
-	mu     sync.Mutex // guards closed against close (loop) racing shutdown (others)
+	mu     sync.Mutex // guards closed against close (loop) racing Shutdown (others)
 	closed bool
 	// finishing: the pair waits for the server to end the session; what
 	// is read from either side is dropped.
@@ -220,8 +220,8 @@ func (e *end) want() uint32 {
 	return ev
 }
 
-// shutdown makes the loop close the pair soon (from any goroutine).
-func (pr *pair) shutdown() {
+// Shutdown makes the loop close the pair soon (from any goroutine).
+func (pr *pair) Shutdown() {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	if pr.closed {
@@ -231,12 +231,12 @@ func (pr *pair) shutdown() {
 	unix.Shutdown(pr.ends[1].fd, unix.SHUT_RDWR)
 }
 
-// finish ends the client's side at once and the server's side once the
+// Finish ends the client's side at once and the server's side once the
 // server has closed it (from any goroutine): the server sees the end of
 // the session only after every command already sent, so when the pair is
 // done the database runs nothing more of this session. A switch waits for
 // that before making the old primary read-only.
-func (pr *pair) finish() {
+func (pr *pair) Finish() {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	if pr.closed {
@@ -423,7 +423,7 @@ func (l *loop) handle(e *end, ev uint32) {
 }
 
 // finishing handles an event of a pair that waits for its server to end
-// the session (pair.finish): what the server still answers is dropped,
+// the session (pair.Finish): what the server still answers is dropped,
 // and its end (EOF or an error) closes the pair. The client's end is no
 // longer watched.
 func (l *loop) finishing(e *end) {
