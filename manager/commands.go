@@ -143,7 +143,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, req *managerpb.CommandRe
 		if err := a.checkHost(to); err != nil {
 			return nil, err
 		}
-		return a.act.Switch(ctx, to)
+		return a.doSwitch(ctx, to)
 	case *managerpb.CommandRequest_Failover:
 		to := c.Failover.GetTo()
 		if err := a.checkHost(to); err != nil {
@@ -156,7 +156,7 @@ func (a *Agent) coordinatorCommand(ctx context.Context, req *managerpb.CommandRe
 		if reason == "" || st.Datasources[st.Primary].State != policy.Failed {
 			reason = "MANUAL-FAILOVER"
 		}
-		return a.act.Failover(ctx, to, reason, force)
+		return a.doFailover(ctx, to, reason, force)
 	case *managerpb.CommandRequest_Heartbeat:
 		rc, err := a.repls.Replicator(st.Primary)
 		if err != nil {

@@ -107,3 +107,39 @@ func TestCommandsAnsweredHere(t *testing.T) {
 		t.Errorf("service without action: %v", err)
 	}
 }
+
+// TestTransitionsCounted: a switch and a failover the coordinator carries
+// out, refuses or fails are counted by kind and result (the
+// carbide_manager_transitions_total metric), whether an operator or the
+// monitor asked.
+func TestTransitionsCounted(t *testing.T) {
+	f := newFakeSite(t, "east1", east...)
+	a := f.agent(t, time.Second)
+	ctx := context.Background()
+	if _, err := a.coordinatorCommand(ctx, command.Switch("east3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.coordinatorCommand(ctx, command.Failover("")); err == nil {
+		t.Fatal("a failover from a healthy primary was not refused")
+	}
+	f.Repls["east2"].OnlineErr = context.Canceled
+	if _, err := a.coordinatorCommand(ctx, command.Switch("east2")); err == nil {
+		t.Fatal("a switch whose candidate refuses the master role did not fail")
+	}
+	f.Repls["east2"].OnlineErr = nil
+	f.DBs["east3"].Down = true
+	a.execute(ctx, policy.Decision{Kind: policy.DecideFailover, Host: "east3", Reason: "dataserver down"})
+	if p := a.ledger.State().Primary; p == "east3" {
+		t.Fatalf("the monitor's failover did not happen: primary %s", p)
+	}
+	// [kind][result]: kind 0 switch, 1 failover; result 0 completed, 1
+	// failed, 2 refused (a failover refused before it began is not one).
+	for _, c := range []struct {
+		kind, result int
+		want         uint64
+	}{{0, 0, 1}, {0, 1, 1}, {1, 0, 1}, {1, 2, 0}} {
+		if got := a.transitions.n[c.kind][c.result].Load(); got != c.want {
+			t.Errorf("transitions[%d][%d] = %d, want %d (all: %v)", c.kind, c.result, got, c.want, &a.transitions.n)
+		}
+	}
+}

@@ -50,6 +50,18 @@ type transitionCounts struct {
 	n [2][3]atomic.Uint64 // by kind, result (metricKinds, results)
 }
 
+// doSwitch is actions' Switch, counted.
+func (a *Agent) doSwitch(ctx context.Context, to string) (_ []string, err error) {
+	defer a.transitions.count(policy.Switch, &err)
+	return a.act.Switch(ctx, to)
+}
+
+// doFailover is actions' Failover, counted.
+func (a *Agent) doFailover(ctx context.Context, to, why string, force bool) (_ []string, err error) {
+	defer a.transitions.count(policy.Failover, &err)
+	return a.act.Failover(ctx, to, why, force)
+}
+
 // count records the outcome of a switch or failover: deferred with the
 // operation's error.
 func (t *transitionCounts) count(kind string, err *error) {

@@ -449,7 +449,7 @@ func (a *Agent) execute(ctx context.Context, d policy.Decision) {
 		// d.To is the monitor's pick on reports up to 500 ms old (a
 		// replica that applied everything may not have said so yet):
 		// doFailover ranks the replicas again on what they say now.
-		lines, err = a.act.Failover(ctx, "", d.Reason, false)
+		lines, err = a.doFailover(ctx, "", d.Reason, false)
 	case policy.DecideRecover:
 		lines, err = a.act.Recover(ctx, d.Host, false)
 	}
