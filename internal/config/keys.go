@@ -49,6 +49,10 @@ type keyDef struct {
 
 var keyTable = buildKeyTable()
 
+// maxLogMB bounds log-max-size (1 TB): beyond it a log is not rotated in
+// any useful sense.
+const maxLogMB = 1 << 20
+
 // aliases maps accepted spellings to the canonical key.
 var aliases = map[string]string{
 	"rest-api-admin-pass": "rest-api-admin-password",
@@ -83,6 +87,14 @@ func buildKeyTable() map[string]keyDef {
 		{name: "java-truststore-password", secret: true, set: setAny(func(s *Settings) *string { return &s.TruststorePassword })},
 		{name: "start", set: setBool(func(s *Settings) *bool { return &s.Start })},
 		{name: "start-and-report", set: setBool(func(s *Settings) *bool { return &s.StartAndReport })},
+		{name: "log-max-size", set: func(s *Settings, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxLogMB {
+				return fmt.Errorf("must be the size in MB at which an agent's log is rotated, a whole number from 1 to %d, not %q", maxLogMB, v)
+			}
+			s.LogMaxSizeMB = n
+			return nil
+		}},
 
 		{name: "thl-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.THLPort })},
 		{name: "rmi-port", comp: replicatorKey, set: setPort(func(s *Settings) *int { return &s.RMIPort })},

@@ -87,6 +87,9 @@ type Settings struct {
 	SkipValidationChecks []string
 	Start                bool
 	StartAndReport       bool
+	// LogMaxSizeMB is the size in MB past which an agent started without
+	// systemd rotates its log (log-max-size).
+	LogMaxSizeMB int
 
 	// Properties are the property=key=value lines, later ones overriding
 	// earlier ones with the same key.
@@ -122,6 +125,7 @@ func DefaultSettings() Settings {
 		PrometheusEnabled:     true,
 		PrometheusPort:        8091,
 		Start:                 true,
+		LogMaxSizeMB:          100,
 		Properties:            map[string]string{},
 
 		ManagerPrometheusEnabled:   true,

@@ -94,11 +94,14 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 }
 
 // runForeground runs the agent of the install at home until SIGTERM or
-// SIGINT, logging text to errOut, with its pid file written meanwhile.
+// SIGINT, logging text to errOut (or to its rotated log file: agentLog),
+// with its pid file written meanwhile.
 func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) int {
 	if a.Lean {
 		leanProcs()
 	}
+	errOut, closeLog := agentLog(home, a.Spec(home, io.Discard).LogFile, errOut)
+	defer closeLog()
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

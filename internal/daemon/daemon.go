@@ -78,12 +78,11 @@ func RemovePID(path string) {
 }
 
 // Start starts the process detached unless it runs, and waits until Ready
-// answers or the process dies (then the tail of its log says why).
+// answers or the process dies (then the tail of its log says why). The
+// process does not inherit INVOCATION_ID: it is not its systemd unit's
+// process, and logs to its file (agentLog).
 func Start(ctx context.Context, s Spec) error {
-	out := s.Out
-	if out == nil {
-		out = io.Discard
-	}
+	out := orDiscard(s.Out)
 	if pid, ok := Running(s); ok {
 		fmt.Fprintf(out, "%s is already running (PID:%d).\n", s.Name, pid)
 		return nil
@@ -100,7 +99,7 @@ func Start(ctx context.Context, s Spec) error {
 	offset, _ := logf.Seek(0, io.SeekEnd)
 	cmd := exec.Command(s.Args[0], s.Args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = s.Env
+	cmd.Env = withoutVar(s.Env, InvocationEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.Name, err)
@@ -135,6 +134,29 @@ func Start(ctx context.Context, s Spec) error {
 	}
 }
 
+// withoutVar returns env (this process's when nil) without the variable
+// name.
+func withoutVar(env []string, name string) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// orDiscard returns w, or io.Discard when w is nil.
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
 func logTail(path string, offset int64) string {
 	b, err := os.ReadFile(path)
 	if err != nil || int64(len(b)) < offset {
@@ -150,10 +172,7 @@ func logTail(path string, offset int64) string {
 // Stop sends SIGTERM and waits for the process to exit, then SIGKILL
 // after timeout. A process that is not running is no error.
 func Stop(ctx context.Context, s Spec, timeout time.Duration) error {
-	out := s.Out
-	if out == nil {
-		out = io.Discard
-	}
+	out := orDiscard(s.Out)
 	pid, ok := Running(s)
 	if !ok {
 		fmt.Fprintf(out, "%s was not running.\n", s.Name)

@@ -19,6 +19,7 @@ var rules = []struct {
 	forbid []string
 }{
 	{"internal/", []string{"manager/...", "replicator/...", "router/...", "shell/..."}},
+	{"internal/daemon", []string{"rpc/..."}},
 	{"rpc/", []string{"manager/...", "replicator/...", "router/...", "shell/...", "internal/..."}},
 	{"manager", []string{"replicator/...", "router/...", "shell/..."}},
 	{"manager/", []string{"manager", "replicator/...", "router/...", "shell/..."}},
