@@ -165,7 +165,7 @@ func New(cfg Config) (*Agent, error) {
 func Dir(home string) string { return filepath.Join(home, "var", "manager") }
 
 // PIDFile is where `manager start` records the process.
-func PIDFile(home string) string { return filepath.Join(install.RunDir(home), "manager.pid") }
+func PIDFile(home string) string { return install.PIDFile(home, "manager") }
 
 // LogFile is the process's log.
 func LogFile(home string) string { return filepath.Join(install.LogDir(home), "manager.log") }

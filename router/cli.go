@@ -34,7 +34,7 @@ func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
 }
 
 // PIDFile is where `connector start` records the process.
-func PIDFile(home string) string { return filepath.Join(install.RunDir(home), "connector.pid") }
+func PIDFile(home string) string { return install.PIDFile(home, "connector") }
 
 // LogFile is the process's log.
 func LogFile(home string) string { return filepath.Join(install.LogDir(home), "connector.log") }

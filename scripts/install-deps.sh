@@ -2,7 +2,8 @@
 # install-deps.sh: installs what Carbide's tests, sandbox and benchmarks need
 # (MariaDB server and client, sysbench, HAProxy for the connector baseline,
 # Java's keytool to check that Java reads the keystores tpm cert writes,
-# mariadb-test and MariaDB's regression tests for the conformance suite),
+# mariadb-test and MariaDB's regression tests for the conformance suite,
+# systemd-analyze to verify the systemd units tpm install writes),
 # from Debian's packages. Idempotent: does nothing when everything is there.
 # Prints one line per thing it does.
 set -euo pipefail
@@ -28,9 +29,11 @@ have keytool || missing+=(default-jre-headless)
 # The conformance suite runs MariaDB's regression tests with mariadb-test.
 have mariadb-test || missing+=(mariadb-test)
 [ -d /usr/share/mysql/mysql-test/suite ] || missing+=(mariadb-test-data)
+# The units test runs systemd-analyze verify on the units tpm install writes.
+have systemd-analyze || missing+=(systemd)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  say "mariadbd, mariadb, mariadb-backup, sysbench, haproxy, rsync, iptables, keytool, mariadb-test and its test data are present; nothing to do"
+  say "mariadbd, mariadb, mariadb-backup, sysbench, haproxy, rsync, iptables, keytool, systemd-analyze, mariadb-test and its test data are present; nothing to do"
   exit 0
 fi
 
@@ -76,7 +79,7 @@ if have systemctl && systemctl is-active --quiet haproxy 2>/dev/null; then
   $sudo systemctl disable haproxy >/dev/null 2>&1 || true
 fi
 
-for p in mariadbd mariadb mariadb-install-db sysbench keytool mariadb-test; do
+for p in mariadbd mariadb mariadb-install-db sysbench keytool mariadb-test systemd-analyze; do
   have "$p" || { say "installation finished but $p is still missing; check the apt output above" >&2; exit 1; }
 done
 say "done: $(mariadbd --version | head -1)"

@@ -61,7 +61,13 @@ var aliases = map[string]string{
 
 func buildKeyTable() map[string]keyDef {
 	defs := []keyDef{
-		{name: "user", set: setString(func(s *Settings) *string { return &s.User })},
+		{name: "user", set: func(s *Settings, v string) error {
+			if v == "" {
+				return fmt.Errorf("is empty")
+			}
+			s.User, s.UserNamed = v, true
+			return nil
+		}},
 		{name: "install-directory", set: setDir(func(s *Settings) *string { return &s.InstallDirectory })},
 		{name: "home-directory", set: setDir(func(s *Settings) *string { return &s.InstallDirectory })},
 		{name: "executable-prefix", set: setPrefix},

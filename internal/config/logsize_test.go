@@ -31,3 +31,22 @@ func TestLogMaxSize(t *testing.T) {
 		}
 	}
 }
+
+// TestUserNamed: the settings tell a user the ini names from the default.
+func TestUserNamed(t *testing.T) {
+	const site = "[east]\ntopology=clustered\nmembers=e1\nmaster=e1\n"
+	cfg, err := Parse(Source{"x", []byte(site)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.ClusterSettings("east"); s.UserNamed || s.User != "tungsten" {
+		t.Errorf("without user=: User %q, UserNamed %v; want the default tungsten, not named", s.User, s.UserNamed)
+	}
+	cfg, err = Parse(Source{"x", []byte("[defaults]\nuser=carbide\n" + site)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.ClusterSettings("east"); !s.UserNamed || s.User != "carbide" {
+		t.Errorf("with user=carbide: User %q, UserNamed %v", s.User, s.UserNamed)
+	}
+}

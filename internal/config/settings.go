@@ -6,7 +6,11 @@ import "time"
 // overlaid with the sections that apply to it. Every field has a default
 // (see DefaultSettings), so a Settings is always usable.
 type Settings struct {
-	User             string
+	User string
+	// UserNamed is set when the ini names the user (user=), rather than
+	// the default applying: only then do the systemd units run the
+	// agents as that user.
+	UserNamed        bool
 	InstallDirectory string // cluster install; for the cross-site install: its home directory
 	ExecutablePrefix string
 	ProfileScript    string
@@ -85,8 +89,10 @@ type Settings struct {
 	TruststorePassword     string
 
 	SkipValidationChecks []string
-	Start                bool
-	StartAndReport       bool
+	// Start has tpm install enable and start the agents' systemd units
+	// when it writes them into the system's unit directory.
+	Start          bool
+	StartAndReport bool
 	// LogMaxSizeMB is the size in MB past which an agent started without
 	// systemd rotates its log (log-max-size).
 	LogMaxSizeMB int

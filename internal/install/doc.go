@@ -9,8 +9,11 @@
 //	conf/tungsten.ini      the configuration it was installed from (mode 0600)
 //	conf/install.json      the Manifest: host, kind, staging, ini files
 //	share/env.sh           PATH, CARBIDE_HOST and CARBIDE_INI for a shell
+//	share/systemd          the agents' systemd units (internal/systemd), when
+//	                       tpm install does not put them in /etc/systemd/system
 //	var/log, var/run       agents' logs and pid files
 //
 // Every file is written to a temporary name and renamed, so a crash leaves
-// either the old file or the new one. It imports internal/config only.
+// either the old file or the new one. It imports internal/config and
+// internal/fileutil only.
 package install

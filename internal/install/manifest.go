@@ -45,6 +45,11 @@ func EnvPath(home string) string      { return filepath.Join(home, "share", "env
 func BinDir(home string) string       { return filepath.Join(home, "bin") }
 func LogDir(home string) string       { return filepath.Join(home, "var", "log") }
 func RunDir(home string) string       { return filepath.Join(home, "var", "run") }
+func UnitDir(home string) string      { return filepath.Join(home, "share", "systemd") }
+
+// PIDFile is where the agent program (replicator, manager, connector) of
+// the install at home records its process.
+func PIDFile(home, program string) string { return filepath.Join(RunDir(home), program+".pid") }
 
 // ProvisionMarker is the file tprovision leaves while a host's database
 // holds part of a copy; the host's manager refuses to bring it back.

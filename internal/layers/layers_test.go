@@ -20,6 +20,8 @@ var rules = []struct {
 }{
 	{"internal/", []string{"manager/...", "replicator/...", "router/...", "shell/..."}},
 	{"internal/daemon", []string{"rpc/..."}},
+	{"internal/systemd", []string{"internal/daemon", "rpc/..."}},
+	{"internal/sandbox", []string{"internal/systemd"}},
 	{"rpc/", []string{"manager/...", "replicator/...", "router/...", "shell/...", "internal/..."}},
 	{"manager", []string{"replicator/...", "router/...", "shell/..."}},
 	{"manager/", []string{"manager", "replicator/...", "router/...", "shell/..."}},

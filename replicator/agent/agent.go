@@ -247,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) Shutdown() { a.once.Do(func() { close(a.shutdown) }) }
 
 // PIDFile is where `replicator start` records the process.
-func PIDFile(home string) string { return filepath.Join(install.RunDir(home), "replicator.pid") }
+func PIDFile(home string) string { return install.PIDFile(home, "replicator") }
 
 // LogFile is the process's log.
 func LogFile(home string) string { return filepath.Join(install.LogDir(home), "replicator.log") }

@@ -16,8 +16,8 @@ import (
 func commands() map[string]func(r *runner, ctx context.Context, args []string) int {
 	return map[string]func(r *runner, ctx context.Context, args []string) int{
 		"validate": (*runner).validate,
-		"install":  func(r *runner, _ context.Context, args []string) int { return r.install(args, false) },
-		"update":   func(r *runner, _ context.Context, args []string) int { return r.install(args, true) },
+		"install":  func(r *runner, ctx context.Context, args []string) int { return r.install(ctx, args, false) },
+		"update":   func(r *runner, ctx context.Context, args []string) int { return r.install(ctx, args, true) },
 		"query":    func(r *runner, _ context.Context, args []string) int { return r.query(args) },
 		"reverse":  func(r *runner, _ context.Context, args []string) int { return r.reverse(args) },
 		"cert":     func(r *runner, _ context.Context, args []string) int { return r.cert(args) },

@@ -30,6 +30,7 @@ type installOptions struct {
 	noProfile          bool
 	replace, noRestart bool
 	update             bool
+	systemdDir         string
 }
 
 // installJob is one host's install (or update) of kinds from staging.
@@ -42,7 +43,7 @@ type installJob struct {
 // install is tpm install, and tpm update when update is set: flags, the
 // configuration, every host checked before anything is written, then each
 // host's installs written (and, for update, its replicators restarted).
-func (r *runner) install(args []string, update bool) int {
+func (r *runner) install(ctx context.Context, args []string, update bool) int {
 	o, code, ok := r.installFlags(args, update)
 	if !ok {
 		return code
@@ -64,11 +65,19 @@ func (r *runner) install(args []string, update bool) int {
 		r.errorf("%v", err)
 		return ExitProblems
 	}
+	target, err := r.unitTarget(cfg, o, jobs)
+	if err != nil {
+		r.errorf("%v", err)
+		return ExitUsage
+	}
 	for _, j := range jobs {
 		opts := install.Options{Staging: j.staging, INI: absAll(files), Kinds: j.kinds, Profile: !o.noProfile, Out: r.env.Out}
 		ins, err := install.Install(cfg, j.host, opts)
 		if err != nil {
 			r.errorf("%v", err)
+			return ExitProblems
+		}
+		if !r.writeUnits(ctx, target, ins, update) {
 			return ExitProblems
 		}
 		if update && !o.noRestart {
@@ -92,6 +101,7 @@ func (r *runner) installFlags(args []string, update bool) (installOptions, int, 
 	fs.BoolVar(&o.noProfile, "no-profile", false, "do not add env.sh to the profile-script")
 	fs.BoolVar(&o.replace, "replace-release", false, "point the install at this release (update only)")
 	fs.BoolVar(&o.noRestart, "no-restart", false, "leave running replicators alone (update only)")
+	fs.StringVar(&o.systemdDir, "systemd-dir", "", "write the agents' systemd units into this directory")
 	if !r.parse(fs, args) {
 		return o, r.parseExit, false
 	}
@@ -100,11 +110,19 @@ func (r *runner) installFlags(args []string, update bool) (installOptions, int, 
 		r.errorf("--replace-release belongs to tpm update; tpm install always uses this release")
 		return o, ExitUsage, false
 	case o.noRestart && !update:
-		r.errorf("--no-restart belongs to tpm update; tpm install starts nothing")
+		r.errorf("--no-restart belongs to tpm update; tpm install restarts nothing")
 		return o, ExitUsage, false
 	case o.all && isSet(fs, "host"):
 		r.errorf("--host is not used with --all: --all installs every host of the configuration, so give one of them")
 		return o, ExitUsage, false
+	}
+	if o.systemdDir != "" {
+		abs, err := filepath.Abs(o.systemdDir)
+		if err != nil {
+			r.errorf("--systemd-dir %s: %v", o.systemdDir, err)
+			return o, ExitUsage, false
+		}
+		o.systemdDir = abs
 	}
 	switch *only {
 	case "":

@@ -12,6 +12,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/systemd"
 )
 
 // Exit codes.
@@ -29,11 +30,14 @@ type Env struct {
 	Staging  func() (string, error)
 	// Name is how the program was called (tpm, mm_tpm) for messages.
 	Name string
+	// Systemd is the machine's systemd; the zero value is a machine
+	// without it, where tpm runs no systemctl.
+	Systemd systemd.Host
 }
 
 // OSEnv returns the Env of the running process.
 func OSEnv() Env {
-	return Env{Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, Hostname: os.Hostname, Staging: install.Staging, Name: "tpm"}
+	return Env{Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, Hostname: os.Hostname, Staging: install.Staging, Name: "tpm", Systemd: systemd.System()}
 }
 
 const usage = `usage: tpm COMMAND [options]
@@ -42,7 +46,8 @@ commands:
   validate [--ini FILES] [--check-db [--timeout 5s]]
                                          check the configuration (and every host's database)
   install  [--ini FILES] [--host H,...|--all] [--only cluster|replicator] [--no-profile]
-                                         write this host's install directories
+           [--systemd-dir DIR]           write this host's install directories and the
+                                         agents' systemd units (into DIR when given)
   update   [install's options] [--replace-release] [--no-restart]
                                          rewrite them from the (edited) configuration,
                                          and restart the running replicators with it

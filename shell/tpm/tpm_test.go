@@ -15,6 +15,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/systemd"
 )
 
 const sampleINI = "../../examples/msaa.ini"
@@ -54,6 +55,7 @@ type fixture struct {
 	staging  string // what Env.Staging returns
 	vars     map[string]string
 	hostname string
+	systemd  systemd.Host // the machine's systemd: none unless a test fakes one
 }
 
 // newFixture writes the sample ini plus [sandbox] root=<tempdir> and a fake
@@ -100,6 +102,7 @@ func (f *fixture) env(out, errOut *bytes.Buffer) Env {
 		},
 		Staging: func() (string, error) { return f.staging, nil },
 		Name:    "tpm",
+		Systemd: f.systemd,
 	}
 }
 
