@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/systemd"
 )
 
 // Agent is what an agent program's command line needs: its name as
@@ -32,6 +33,8 @@ type Agent struct {
 	// a started process gets the GODEBUG setting that keeps sysmon out of
 	// deep sleep.
 	Lean bool
+	// Systemd is the machine's systemd; nil means systemd.System().
+	Systemd *systemd.Host
 }
 
 // Runner is a foreground agent: Run serves until ctx ends.
@@ -40,7 +43,10 @@ type Runner interface {
 }
 
 // Main runs `PROGRAM start|stop|restart|status|run` for the install that
-// CARBIDE_HOME names and returns the exit code.
+// CARBIDE_HOME names and returns the exit code. start, stop, restart and
+// status go through systemctl when systemd runs the machine and tpm
+// installed this agent's unit in /etc/systemd/system (units.go); else
+// they manage a detached process and its pid file.
 func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprint(errOut, a.Usage)
@@ -58,6 +64,12 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 	fail := func(verb string, err error) int {
 		fmt.Fprintf(errOut, "%s %s: %v\n", a.Program, verb, err)
 		return 1
+	}
+	switch args[0] {
+	case "start", "stop", "restart", "status":
+		if u, ok := a.unit(home); ok {
+			return u.command(ctx, args[0], spec, a.StopTimeout, fail)
+		}
 	}
 	switch args[0] {
 	case "run":

@@ -107,6 +107,25 @@ func Start(ctx context.Context, s Spec) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	fmt.Fprintf(out, "Waiting for %s.", s.Name)
+	err = waitReady(ctx, s, out, func() error {
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("%s exited at start (%v): %s", s.Name, werr, logTail(s.LogFile, offset))
+		default:
+			return nil
+		}
+	}, s.LogFile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nrunning: PID:%d\n", cmd.Process.Pid)
+	return nil
+}
+
+// waitReady polls s.Ready for up to 60 s, printing a dot every half
+// second, until it answers, or died reports the process gone (its error is
+// returned). where says where to look when nothing answered.
+func waitReady(ctx context.Context, s Spec, out io.Writer, died func() error, where string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -116,16 +135,16 @@ func Start(ctx context.Context, s Spec) error {
 		err := s.Ready(rctx)
 		rcancel()
 		if err == nil {
-			fmt.Fprintf(out, "\nrunning: PID:%d\n", cmd.Process.Pid)
 			return nil
 		}
-		select {
-		case werr := <-exited:
+		if derr := died(); derr != nil {
 			fmt.Fprintln(out)
-			return fmt.Errorf("%s exited at start (%v): %s", s.Name, werr, logTail(s.LogFile, offset))
+			return derr
+		}
+		select {
 		case <-ctx.Done():
 			fmt.Fprintln(out)
-			return fmt.Errorf("%s did not answer within 60 s (%v); see %s", s.Name, err, s.LogFile)
+			return fmt.Errorf("%s did not answer within 60 s (%v); see %s", s.Name, err, where)
 		case <-tick.C:
 			if n%5 == 4 {
 				fmt.Fprint(out, ".")
