@@ -74,7 +74,7 @@ func runUntil(t *testing.T, a *Applier, until uint64, evs ...*thlpb.Event) error
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, feed(evs...)) }()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second) // a loaded CI machine takes seconds
 	for {
 		if p, ok := a.Position(); ok && p.Seqno >= until {
 			cancel()
@@ -87,7 +87,8 @@ func runUntil(t *testing.T, a *Applier, until uint64, evs ...*thlpb.Event) error
 			return err
 		case <-deadline:
 			cancel()
-			t.Fatalf("seqno %d not applied in time", until)
+			err := <-done // Run ends before the cleanup closes the applier
+			t.Fatalf("seqno %d not applied in time (the run ended with %v)", until, err)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
