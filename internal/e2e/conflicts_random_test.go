@@ -23,11 +23,11 @@ const hotRows = 20
 // moments, so each site's changes meet the other's late and in every
 // order. Afterwards every replicator is ONLINE and caught up and every
 // host of both sites holds the same rows (converge: one rule everywhere).
-// 20 s of writes; 4 minutes under CARBIDE_CHAOS. CONFLICTS_SEED replays
+// 12 s of writes; 4 minutes under CARBIDE_CHAOS. CONFLICTS_SEED replays
 // the same writes and the same offline/online schedule (the timing of
 // the two sites against each other differs from run to run).
 func TestConflictsRandom(t *testing.T) {
-	d := 20 * time.Second
+	d := 12 * time.Second
 	if os.Getenv("CARBIDE_CHAOS") != "" {
 		d = 4 * time.Minute
 	}
