@@ -16,7 +16,10 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-const waitFor = 15 * time.Second
+// waitFor bounds a wait for extracted transactions: generous, since make test runs
+// this package beside others that load both cores (TestSpillLargeTransaction
+// took just over 15 s there).
+const waitFor = 60 * time.Second
 
 var position0 = position.Position{File: "mysql-bin.000001", Offset: 4}
 
