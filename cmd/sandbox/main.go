@@ -28,6 +28,16 @@ const usage = `usage: sandbox COMMAND [--dir DIR] [--ini FILE]
 
 --dir defaults to ./sandbox. A new sandbox gives host H of site S the address
 127.0.S.H; --net N makes it 127.N.S.H, so two sandboxes can run side by side.
+
+up --netns (as root) puts each host of a new sandbox in a network namespace of
+its own, carbideN-HOST, at 198.18.16N+S.H (an address range never routed off
+this machine), with a bridge per site; this machine reaches every host at its
+address. With two sites or more the sites' bridges are joined by a WAN link
+that a process of the sandbox runs, shaped by
+  --wan-delay D    one-way delay between sites (e.g. 40ms; default none)
+  --wan-jitter J   up to ± J on each frame's delay, never reordering (e.g. 5ms)
+  --wan-loss P     share of frames lost on each crossing (e.g. 0.1%)
+sandbox down removes every namespace, bridge and link the sandbox made.
 `
 
 func main() {
@@ -50,6 +60,10 @@ func run(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.INI, "ini", cfg.INI, "topology ini for a new sandbox")
 	fs.IntVar(&cfg.Net, "net", 0, "second octet of a new sandbox's addresses (127.NET.S.H)")
 	fs.StringVar(&cfg.Restore, "restore", "", "with --ini on an existing sandbox: the datadir the added hosts start from")
+	fs.BoolVar(&cfg.NetNS, "netns", false, "a new sandbox's hosts in network namespaces of their own")
+	fs.StringVar(&cfg.WAN.Delay, "wan-delay", "", "one-way delay between sites (--netns)")
+	fs.StringVar(&cfg.WAN.Jitter, "wan-jitter", "", "jitter of the delay between sites (--netns)")
+	fs.StringVar(&cfg.WAN.Loss, "wan-loss", "", "frames lost between sites, e.g. 0.1% (--netns)")
 	// Flags may come before, between or after the arguments.
 	var rest []string
 	for left := args[1:]; ; {
@@ -74,7 +88,7 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		cfg.Staging = staging
 	}
-	want := map[string]int{"up": 0, "down": 0, "destroy": 0, "status": 0, "env": 1, "mysql": 2}
+	want := map[string]int{"up": 0, "down": 0, "destroy": 0, "status": 0, "env": 1, "mysql": 2, "wanlink": 0}
 	n, known := want[verb]
 	switch {
 	case verb == "help" || verb == "-h" || verb == "--help":
@@ -107,6 +121,8 @@ func run(ctx context.Context, args []string) int {
 		}
 	case "mysql":
 		err = sandbox.MySQL(ctx, cfg, rest[0], rest[1])
+	case "wanlink": // the WAN link process of a --netns sandbox; up starts it
+		err = sandbox.RunWANLink(ctx, cfg)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox %s: %v\n", verb, err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -39,6 +40,13 @@ type Config struct {
 	// directory of host H under DIR/H/ and makes listeners bind to the
 	// host's own address instead of 0.0.0.0.
 	SandboxRoot string
+	// SandboxNetNS, when set ([sandbox] netns=PREFIX), puts every host of
+	// the sandbox in a network namespace of its own, PREFIX-HOST, where its
+	// database and agents run (sandbox up --netns).
+	SandboxNetNS string
+	// SandboxWAN is how the link between a --netns sandbox's sites is
+	// shaped ([sandbox] wan-delay, wan-jitter, wan-loss, as written).
+	SandboxWAN WAN
 
 	sections map[string]*Section
 }
@@ -214,6 +222,18 @@ func (c *Config) parseHosts(probs *Problems, s *Section) {
 func (c *Config) parseSandbox(probs *Problems, s *Section) {
 	for _, e := range s.Entries {
 		switch e.Key {
+		case "netns":
+			if !netnsRE.MatchString(e.Value) {
+				probs.addf("%s: [sandbox] netns must be a short name of letters, digits and dashes, not %q", e.File, e.Value)
+				continue
+			}
+			c.SandboxNetNS = e.Value
+		case "wan-delay":
+			c.SandboxWAN.Delay = e.Value
+		case "wan-jitter":
+			c.SandboxWAN.Jitter = e.Value
+		case "wan-loss":
+			c.SandboxWAN.Loss = e.Value
 		case "root":
 			if !path.IsAbs(e.Value) {
 				probs.addf("%s: [sandbox] root must be an absolute path, not %q", e.File, e.Value)
@@ -221,9 +241,27 @@ func (c *Config) parseSandbox(probs *Problems, s *Section) {
 			}
 			c.SandboxRoot = path.Clean(e.Value)
 		default:
-			probs.addf("%s: [sandbox] has an unknown key %q; it takes only root", e.File, e.Key)
+			probs.addf("%s: [sandbox] has an unknown key %q; it takes root, netns, wan-delay, wan-jitter and wan-loss", e.File, e.Key)
 		}
 	}
+}
+
+// netnsRE is a namespace prefix: short, so that PREFIX-HOST stays readable.
+var netnsRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
+
+// WAN is the shape of a --netns sandbox's link between sites, as the
+// sandbox's flags wrote it (internal/wanlink parses it).
+type WAN struct {
+	Delay, Jitter, Loss string
+}
+
+// NetNS is the network namespace host runs in ("" outside a --netns
+// sandbox).
+func (c *Config) NetNS(host string) string {
+	if c.SandboxNetNS == "" {
+		return ""
+	}
+	return c.SandboxNetNS + "-" + host
 }
 
 func parseService(probs *Problems, s *Section) *Service {

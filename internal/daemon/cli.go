@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/internal/install"
+	"github.com/carbidedb/carbide/internal/netns"
 	"github.com/carbidedb/carbide/internal/systemd"
 )
 
@@ -109,6 +110,10 @@ func Main(ctx context.Context, a Agent, args []string, out, errOut io.Writer) in
 // SIGINT, logging text to errOut (or to its rotated log file: agentLog),
 // with its pid file written meanwhile.
 func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) int {
+	if err := enterNetNS(home); err != nil {
+		fmt.Fprintf(errOut, "%s: %v\n", a.Program, err)
+		return 1
+	}
 	if a.Lean {
 		leanProcs()
 	}
@@ -139,6 +144,19 @@ func runForeground(ctx context.Context, a Agent, home string, errOut io.Writer) 
 		return 1
 	}
 	return 0
+}
+
+// enterNetNS runs the agent inside its host's network namespace when the
+// install belongs to a --netns sandbox (its process runs again there).
+func enterNetNS(home string) error {
+	b, err := install.Open(home)
+	if err != nil {
+		return nil // a.New says what is wrong with the install
+	}
+	if ns := b.Config.NetNS(b.Host.Name); ns != "" {
+		return netns.Enter(ns)
+	}
+	return nil
 }
 
 // Listen listens on addr, waiting up to 10 s while the address is in use:

@@ -9,6 +9,6 @@
 // Liveness comes from /proc/PID/stat and /proc/PID/cmdline, never from
 // kill -0 (this machine's init reaps orphans late: a zombie looks alive).
 // It imports internal/config, internal/install, internal/systemd,
-// internal/fileutil and internal/proc of Carbide, and must not import any
+// internal/fileutil, internal/netns and internal/proc of Carbide, and must not import any
 // agent, shell or rpc package: the agents import it.
 package daemon

@@ -125,5 +125,5 @@ func (s *site) cutTHL(port int, hosts ...string) func() {
 	for _, h := range hosts {
 		rules = append(rules, []string{"-p", "tcp", "-d", s.addr(h), "--dport", strconv.Itoa(port), "-j", "DROP"})
 	}
-	return dropInput(t, rules)
+	return s.dropInput(rules)
 }

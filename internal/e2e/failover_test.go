@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,11 +231,16 @@ func TestSwitchAndBack(t *testing.T) {
 	}
 }
 
-// iptables runs iptables, failing the test on error.
-func iptables(t *testing.T, args ...string) {
+// iptables runs iptables, in network namespace ns unless it is "",
+// failing the test on error.
+func iptables(t *testing.T, ns string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
-		t.Fatalf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+	cmd := exec.Command("iptables", args...)
+	if ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, "iptables"}, args...)...)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(cmd.Args, " "), err, out)
 	}
 }
 
@@ -251,7 +257,7 @@ func (s *site) isolate(host string, others ...string) func() {
 		rules = append(rules, []string{"-s", s.addr(host), "-d", s.addr(o), "-j", "DROP"},
 			[]string{"-s", s.addr(o), "-d", s.addr(host), "-j", "DROP"})
 	}
-	return dropInput(t, rules)
+	return s.dropInput(rules)
 }
 
 // TestPartitionFencesPrimary: the primary's host is cut off from the
@@ -346,11 +352,25 @@ func TestWitnessVotes(t *testing.T) {
 }
 
 // dropInput inserts an INPUT rule dropping each of rules' matches; the
-// returned func (also run at the test's end) removes them, once.
-func dropInput(t *testing.T, rules [][]string) func() {
+// returned func (also run at the test's end) removes them, once. On the
+// WAN bed (CARBIDE_E2E_NETNS) a rule goes into the network namespace of
+// the host its -d names (every host's without -d): packets between hosts
+// never reach this machine's own firewall there.
+func (s *site) dropInput(rules [][]string) func() {
+	t := s.t
 	t.Helper()
+	type placed struct {
+		ns   string
+		rule []string
+	}
+	var in []placed
 	for _, r := range rules {
-		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
+		for _, ns := range s.rulePlaces(r) {
+			in = append(in, placed{ns, r})
+		}
+	}
+	for _, p := range in {
+		iptables(t, p.ns, append([]string{"-I", "INPUT"}, p.rule...)...)
 	}
 	healed := false
 	heal := func() {
@@ -358,10 +378,32 @@ func dropInput(t *testing.T, rules [][]string) func() {
 			return
 		}
 		healed = true
-		for _, r := range rules {
-			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
+		for _, p := range in {
+			iptables(t, p.ns, append([]string{"-D", "INPUT"}, p.rule...)...)
 		}
 	}
 	t.Cleanup(heal)
 	return heal
+}
+
+// rulePlaces are the namespaces an INPUT rule goes into: this machine's
+// (""), or on the WAN bed the one of the host its -d names, or every
+// host's.
+func (s *site) rulePlaces(rule []string) []string {
+	if !s.netns {
+		return []string{""}
+	}
+	for i, a := range rule[:len(rule)-1] {
+		if a == "-d" {
+			if h := s.hostOf(rule[i+1]); h != "" {
+				return []string{s.nsOf(h)}
+			}
+		}
+	}
+	var all []string
+	for h := range s.addrs() {
+		all = append(all, s.nsOf(h))
+	}
+	sort.Strings(all)
+	return all
 }

@@ -227,5 +227,5 @@ func (s *site) cutOutbound(host string, others ...string) func() {
 	for _, o := range others {
 		rules = append(rules, []string{"-s", s.addr(host), "-d", s.addr(o), "-j", "DROP"})
 	}
-	return dropInput(t, rules)
+	return s.dropInput(rules)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/sandbox"
 	"github.com/carbidedb/carbide/internal/testutil"
@@ -79,17 +80,52 @@ master=east1
 
 // site is a running sandbox.
 type site struct {
-	t   *testing.T
-	cfg sandbox.Config
-	net int
-	out *strings.Builder
-	dbs map[string]*sql.DB
+	t     *testing.T
+	cfg   sandbox.Config
+	net   int
+	netns bool // on the WAN bed: each host in a network namespace
+	out   *strings.Builder
+	dbs   map[string]*sql.DB
+	hosts map[string]string // host → address, from the sandbox's ini
 }
 
 var netCounter = 0
 
-// startSandbox brings up ini in a fresh sandbox on its own addresses.
+// WANEnv runs every e2e test on the WAN bed: each host of a sandbox in a
+// network namespace of its own (sandbox up --netns), the sites joined by a
+// link of DELAY[/JITTER[/LOSS]] (for example 40ms/5ms/0.1%). make chaos
+// runs the guide's scenarios, the cross-site and the partition tests so.
+const WANEnv = "CARBIDE_E2E_WAN"
+
+// wanOf reads a WANEnv value.
+func wanOf(v string) config.WAN {
+	parts := strings.SplitN(v, "/", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return config.WAN{Delay: parts[0], Jitter: parts[1], Loss: parts[2]}
+}
+
+// startSandbox brings up ini in a fresh sandbox on its own addresses: on
+// loopback, or on the WAN bed when WANEnv is set.
 func startSandbox(t *testing.T, ini string) *site {
+	t.Helper()
+	if v, ok := os.LookupEnv(WANEnv); ok {
+		return startSandboxWAN(t, ini, wanOf(v))
+	}
+	return startSandboxOn(t, ini, nil)
+}
+
+// startSandboxWAN brings up ini on the WAN bed with the link shaped so.
+func startSandboxWAN(t *testing.T, ini string, wan config.WAN) *site {
+	t.Helper()
+	testutil.Require(t, os.Geteuid() == 0, "the WAN bed needs root (network namespaces)")
+	return startSandboxOn(t, ini, &wan)
+}
+
+// startSandboxOn brings up ini in a fresh sandbox: on loopback, or with
+// wan on the WAN bed.
+func startSandboxOn(t *testing.T, ini string, wan *config.WAN) *site {
 	t.Helper()
 	testutil.RequireDB(t)
 	dir := t.TempDir()
@@ -102,6 +138,15 @@ func startSandbox(t *testing.T, ini string) *site {
 	var n int
 	for try := 0; try < 40; try++ {
 		netCounter++
+		if wan != nil {
+			// The bed's nets are 0 to 15; one whose first bridge or a
+			// namespace exists belongs to another sandbox.
+			n = (os.Getpid() + netCounter) % 16
+			if _, err := os.Stat(fmt.Sprintf("/sys/class/net/cb%ds1", n)); err != nil && !netnsExists(fmt.Sprintf("carbide%d-", n)) {
+				break
+			}
+			continue
+		}
 		n = 150 + (os.Getpid()+netCounter*7)%40
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.%d.1.1:13306", n)); err == nil {
 			l.Close()
@@ -110,7 +155,10 @@ func startSandbox(t *testing.T, ini string) *site {
 	}
 	out := &strings.Builder{}
 	cfg := sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: n, StopTimeout: 30 * time.Second}
-	s := &site{t: t, cfg: cfg, net: n, out: out}
+	if wan != nil {
+		cfg.NetNS, cfg.WAN = true, *wan
+	}
+	s := &site{t: t, cfg: cfg, net: n, netns: wan != nil, out: out}
 	t.Cleanup(func() {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, sandbox.ININame)); err == nil {
 			if err := sandbox.Down(context.Background(), cfg); err != nil {
@@ -136,8 +184,49 @@ func startSandbox(t *testing.T, ini string) *site {
 	return s
 }
 
-// addr is a host's sandbox address.
+// netnsExists reports whether a network namespace's name starts so.
+func netnsExists(prefix string) bool {
+	names, _ := filepath.Glob("/run/netns/" + prefix + "*")
+	return len(names) > 0
+}
+
+// addrs maps the sandbox's hosts to their addresses (its ini's [hosts]).
+func (s *site) addrs() map[string]string {
+	s.t.Helper()
+	if s.hosts == nil {
+		c, err := config.Load(filepath.Join(s.cfg.Dir, sandbox.ININame))
+		if err != nil {
+			return nil // not up yet: addr computes the address
+		}
+		s.hosts = c.Hosts
+	}
+	return s.hosts
+}
+
+// hostOf is the host at address a, or "".
+func (s *site) hostOf(a string) string {
+	for h, ha := range s.addrs() {
+		if ha == a {
+			return h
+		}
+	}
+	return ""
+}
+
+// nsOf is a host's network namespace on the WAN bed.
+func (s *site) nsOf(host string) string { return fmt.Sprintf("carbide%d-%s", s.net, host) }
+
+// addr is a host's sandbox address: its [hosts] entry, or for a host the
+// sandbox does not have yet (a site a test is about to add), the address
+// the sandbox will give it.
 func (s *site) addr(host string) string {
+	if a, ok := s.addrs()[host]; ok {
+		return a
+	}
+	s.hosts = nil // the ini may have grown since
+	if a, ok := s.addrs()[host]; ok {
+		return a
+	}
 	var si, hi int
 	fmt.Sscanf(strings.TrimLeft(host, "abcdefghijklmnopqrstuvwxyz"), "%d", &hi)
 	switch {
@@ -147,6 +236,9 @@ func (s *site) addr(host string) string {
 		si = 2
 	case strings.HasPrefix(host, "north"):
 		si = 3
+	}
+	if s.netns {
+		return fmt.Sprintf("198.18.%d.%d", 16*s.net+si, hi)
 	}
 	return fmt.Sprintf("127.%d.%d.%d", s.net, si, hi)
 }

@@ -22,6 +22,8 @@ var rules = []struct {
 	{"internal/daemon", []string{"rpc/..."}},
 	{"internal/systemd", []string{"internal/daemon", "rpc/..."}},
 	{"internal/sandbox", []string{"internal/systemd"}},
+	{"internal/netns", []string{"internal/...", "rpc/..."}},
+	{"internal/wanlink", []string{"internal/...", "rpc/..."}},
 	{"rpc/", []string{"manager/...", "replicator/...", "router/...", "shell/...", "internal/..."}},
 	{"manager", []string{"replicator/...", "router/...", "shell/..."}},
 	{"manager/", []string{"manager", "replicator/...", "router/...", "shell/..."}},

@@ -46,7 +46,8 @@ type User struct {
 type Config struct {
 	// Dir is the instance home (see the package doc for its layout).
 	Dir string
-	// Address is the 127.x.y.z address mariadbd binds.
+	// Address is the 127.x.y.z address mariadbd binds, or, with NetNS, an
+	// address of 198.18.0.0/15 inside that namespace.
 	Address string
 	// Port is the TCP port; 0 means DefaultPort.
 	Port int
@@ -68,6 +69,11 @@ type Config struct {
 	// Detached starts mariadbd in a session of its own so that it outlives
 	// this process. An attached instance is killed when this process dies.
 	Detached bool
+	// NetNS, when set, starts mariadbd inside that named network namespace
+	// (internal/netns), where Address must exist. It needs Detached: the
+	// thread that forks a server into a namespace ends at once, which
+	// would fire the parent-death signal.
+	NetNS string
 	// StartTimeout bounds the wait for the server to answer; 0 means
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
@@ -128,7 +134,11 @@ func (c *Config) Validate() error {
 	if c.Address == "" {
 		return errorf(ErrInvalidConfig, "mysqld: Address is empty; set it to a loopback address such as 127.0.1.1")
 	}
-	if !IsLoopback(c.Address) {
+	if c.NetNS != "" {
+		if ip := net.ParseIP(c.Address).To4(); ip == nil || ip[0] != 198 || ip[1]&^1 != 18 {
+			return errorf(ErrInvalidConfig, "mysqld: Address %q of a server in a network namespace is not in 198.18.0.0/15", c.Address)
+		}
+	} else if !IsLoopback(c.Address) {
 		return errorf(ErrInvalidConfig, "mysqld: Address %q is not a 127.x.y.z address; use a loopback address such as 127.0.1.1", c.Address)
 	}
 	if c.Port < 0 || c.Port > 65535 {

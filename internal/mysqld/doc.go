@@ -25,6 +25,7 @@
 //     from kill -0: the init process of our machines reaps orphans late.
 //
 // The package is Linux only (/proc, Setsid, Pdeathsig). It imports only
-// internal/proc and internal/fileutil of Carbide; its only dependency outside the standard library is the MySQL
+// internal/proc, internal/fileutil and internal/netns of Carbide; its only
+// dependency outside the standard library is the MySQL
 // driver (github.com/go-sql-driver/mysql).
 package mysqld

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carbidedb/carbide/internal/fileutil"
+	"github.com/carbidedb/carbide/internal/netns"
 )
 
 // Server is a mariadbd process started by Start. Its methods are safe for
@@ -144,7 +145,14 @@ func spawn(cfg Config, bins Binaries, log *slog.Logger) (*Server, int64, error) 
 		attr.Pdeathsig = syscall.SIGKILL
 	}
 	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if cfg.NetNS != "" {
+		if !cfg.Detached {
+			return nil, 0, fmt.Errorf("mysqld: a server in network namespace %s must be detached", cfg.NetNS)
+		}
+		start = func() error { return netns.Start(cfg.NetNS, cmd) }
+	}
+	if err := start(); err != nil {
 		return nil, 0, fmt.Errorf("mysqld: start %s: %w", bins.Mariadbd, err)
 	}
 	s := &Server{cfg: cfg, log: log, cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}

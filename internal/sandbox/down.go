@@ -62,6 +62,16 @@ func (s *Sandbox) down(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	// The network goes once nothing runs in it.
+	if s.config.SandboxNetNS != "" {
+		b, err := s.bed()
+		if err == nil {
+			err = s.bedDown(b)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	s.say("sandbox down: %d databases stopped; data kept in %s (sandbox up brings it back)", stopped, s.cfg.Dir)
 	return nil
 }

@@ -23,11 +23,18 @@ func (s *Sandbox) extend() error {
 			break
 		}
 	}
+	// A --netns sandbox stays one, on its net, with its WAN link's shape.
+	if cur.SandboxNetNS != "" {
+		if _, err := fmt.Sscanf(cur.SandboxNetNS, "carbide%d", &s.cfg.Net); err != nil {
+			return fmt.Errorf("%s: [sandbox] netns=%s is not one the sandbox writes (carbideN)", s.iniPath(), cur.SandboxNetNS)
+		}
+		s.cfg.NetNS, s.cfg.WAN = true, cur.SandboxWAN
+	}
 	src, err := s.sourceINI()
 	if err != nil {
 		return err
 	}
-	addrs, err := Addresses(src, s.cfg.Net)
+	addrs, err := Addresses(src, s.cfg.Net, s.cfg.NetNS)
 	if err != nil {
 		return err
 	}
@@ -61,8 +68,8 @@ func (s *Sandbox) extend() error {
 		return nil
 	}
 	for _, h := range newPlan.Hosts {
-		if !s.added[h.Name] || h.Cluster == nil || !h.Cluster.Replicator {
-			continue
+		if !s.added[h.Name] || h.Cluster == nil || !h.Cluster.Replicator || s.cfg.NetNS {
+			continue // an added host's namespace is new: nothing listens there
 		}
 		if err := portFree(mysqld.Config{Address: addrs[h.Name], Port: h.Cluster.Settings.ReplicationPort}); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/carbidedb/carbide/internal/fileutil"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/mysqld"
+	"github.com/carbidedb/carbide/internal/wanlink"
 )
 
 // ININame is the sandbox's own ini inside DIR.
@@ -50,6 +51,12 @@ type Config struct {
 	// instead of an empty database: the guide's "restore on all nodes in
 	// the new cluster".
 	Restore string
+	// NetNS makes a new sandbox put each host in a network namespace of
+	// its own, joined by a bridge per site and a WAN link between sites
+	// (netbed.go). It needs root.
+	NetNS bool
+	// WAN shapes the link between a --netns sandbox's sites.
+	WAN config.WAN
 }
 
 // DefaultConfig returns the defaults of the sandbox command.
@@ -88,6 +95,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Net < 0 || c.Net > 255 {
 		return fmt.Errorf("sandbox: --net must be from 0 to 255, not %d", c.Net)
+	}
+	if c.WAN != (config.WAN{}) && !c.NetNS {
+		return errors.New("sandbox: --wan-delay, --wan-jitter and --wan-loss shape the link between the sites of a --netns sandbox; add --netns")
+	}
+	if c.NetNS {
+		if c.Net > 15 {
+			return fmt.Errorf("sandbox: a --netns sandbox's --net is from 0 to 15 (its addresses are 198.18.16N+S.H), not %d", c.Net)
+		}
+		if _, err := wanlink.ParseShape(c.WAN.Delay, c.WAN.Jitter, c.WAN.Loss); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 60 * time.Second
@@ -134,7 +152,12 @@ func open(cfg Config, create bool) (*Sandbox, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := checkPorts(src, s.cfg.Net); err != nil {
+		if s.cfg.NetNS {
+			if err := checkNetNS(); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkPorts(src, s.cfg.Net, s.cfg.NetNS); err != nil {
 			return nil, err
 		}
 		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -157,17 +180,38 @@ func open(cfg Config, create bool) (*Sandbox, error) {
 	} else if create && cfg.INI != "" {
 		s.say("using %s of the existing sandbox (sandbox destroy --dir %s starts over)", s.iniPath(), cfg.Dir)
 	}
-	c, err := config.Load(s.iniPath())
-	if err != nil {
+	if err := s.load(); err != nil {
 		s.release()
 		return nil, err
 	}
-	if c.SandboxRoot != s.cfg.Dir {
+	if create && s.cfg.NetNS && s.config.SandboxNetNS == "" {
 		s.release()
-		return nil, fmt.Errorf("%s belongs to a sandbox rooted at %s, not %s; move it back or run sandbox destroy", s.iniPath(), c.SandboxRoot, s.cfg.Dir)
+		return nil, fmt.Errorf("the sandbox in %s runs on loopback addresses; --netns is for a new sandbox (sandbox destroy --dir %s starts over)", s.cfg.Dir, s.cfg.Dir)
+	}
+	return s, nil
+}
+
+// openUnlocked loads an existing sandbox without taking its lock (for a
+// process that a locked command starts).
+func openUnlocked(cfg Config) (*Sandbox, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{cfg: cfg}
+	return s, s.load()
+}
+
+// load reads DIR/tungsten.ini.
+func (s *Sandbox) load() error {
+	c, err := config.Load(s.iniPath())
+	if err != nil {
+		return err
+	}
+	if c.SandboxRoot != s.cfg.Dir {
+		return fmt.Errorf("%s belongs to a sandbox rooted at %s, not %s; move it back or run sandbox destroy", s.iniPath(), c.SandboxRoot, s.cfg.Dir)
 	}
 	s.config, s.plan = c, c.Plan()
-	return s, nil
+	return nil
 }
 
 func (s *Sandbox) acquire() error {
@@ -201,17 +245,29 @@ func (s *Sandbox) writeINI() error {
 	if err != nil {
 		return err
 	}
-	addrs, err := Addresses(src, s.cfg.Net)
+	addrs, err := Addresses(src, s.cfg.Net, s.cfg.NetNS)
 	if err != nil {
 		return err
 	}
 	var b bytes.Buffer
 	b.Write(bytes.TrimRight(data, "\n"))
-	fmt.Fprintf(&b, "\n\n# Written by sandbox up from %s: each host's loopback address.\n[hosts]\n", s.cfg.INI)
+	kind := "loopback address"
+	if s.cfg.NetNS {
+		kind = "address in its network namespace"
+	}
+	fmt.Fprintf(&b, "\n\n# Written by sandbox up from %s: each host's %s.\n[hosts]\n", s.cfg.INI, kind)
 	for _, h := range src.Plan().Hosts {
 		fmt.Fprintf(&b, "%s=%s\n", h.Name, addrs[h.Name])
 	}
 	fmt.Fprintf(&b, "\n[sandbox]\nroot=%s\n", s.cfg.Dir)
+	if s.cfg.NetNS {
+		fmt.Fprintf(&b, "netns=%s\n", netnsPrefix(s.cfg.Net))
+		for _, kv := range [][2]string{{"wan-delay", s.cfg.WAN.Delay}, {"wan-jitter", s.cfg.WAN.Jitter}, {"wan-loss", s.cfg.WAN.Loss}} {
+			if kv[1] != "" {
+				fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+			}
+		}
+	}
 	if err := fileutil.WriteAtomic(s.iniPath(), b.Bytes(), 0o600); err != nil {
 		return err
 	}
@@ -231,18 +287,26 @@ func (s *Sandbox) sourceINI() (*config.Config, error) {
 	if src.Section(config.SectionHosts) != nil || src.Section(config.SectionSandbox) != nil {
 		return nil, fmt.Errorf("%s already has a [hosts] or [sandbox] section; the sandbox writes its own, remove them", s.cfg.INI)
 	}
-	if _, err := Addresses(src, s.cfg.Net); err != nil {
+	if _, err := Addresses(src, s.cfg.Net, s.cfg.NetNS); err != nil {
 		return nil, err
 	}
 	return src, nil
 }
 
 // checkPorts fails when another process listens where a new sandbox's
-// databases would.
-func checkPorts(src *config.Config, net int) error {
-	addrs, err := Addresses(src, net)
+// databases would (for --netns: when its namespaces or bridges exist).
+func checkPorts(src *config.Config, net int, inNetNS bool) error {
+	addrs, err := Addresses(src, net, inNetNS)
 	if err != nil {
 		return err
+	}
+	if inNetNS {
+		src.SandboxNetNS, src.Hosts = netnsPrefix(net), addrs
+		b, err := (&Sandbox{config: src}).bed()
+		if err != nil {
+			return err
+		}
+		return b.inUse()
 	}
 	for _, h := range src.Plan().Hosts {
 		if h.Cluster == nil || !h.Cluster.Replicator {
@@ -257,25 +321,28 @@ func checkPorts(src *config.Config, net int) error {
 
 // Addresses gives every host of cfg its sandbox address: 127.net.S.H, S
 // the position of its site among the clustered services, H its position in
-// members= (witnesses and connector-only hosts follow the members).
-func Addresses(cfg *config.Config, net int) (map[string]string, error) {
+// members= (witnesses and connector-only hosts follow the members); in a
+// --netns sandbox 198.18.(16·net+S).H.
+func Addresses(cfg *config.Config, net int, inNetNS bool) (map[string]string, error) {
 	out := map[string]string{}
 	sites := cfg.Clustered()
-	if len(sites) > 254 {
-		return nil, fmt.Errorf("the sandbox gives each site an address block and has room for 254 sites, not %d", len(sites))
+	maxSites, maxHosts := 254, 254
+	if inNetNS {
+		maxSites, maxHosts = netnsSites, 253
+	}
+	if len(sites) > maxSites {
+		return nil, fmt.Errorf("the sandbox gives each site an address block and has room for %d sites, not %d", maxSites, len(sites))
 	}
 	for si, site := range sites {
-		hosts := append(append([]string{}, site.Members...), site.Witnesses...)
-		for _, c := range site.Connectors {
-			if !contains(hosts, c) {
-				hosts = append(hosts, c)
-			}
-		}
-		if len(hosts) > 254 {
-			return nil, fmt.Errorf("the sandbox has room for 254 hosts per site; [%s] has %d", site.Name, len(hosts))
+		hosts := siteHosts(site)
+		if len(hosts) > maxHosts {
+			return nil, fmt.Errorf("the sandbox has room for %d hosts per site; [%s] has %d", maxHosts, site.Name, len(hosts))
 		}
 		for hi, h := range hosts {
 			out[h] = fmt.Sprintf("127.%d.%d.%d", net, si+1, hi+1)
+			if inNetNS {
+				out[h] = netnsAddr(net, si+1, hi+1)
+			}
 		}
 	}
 	return out, nil
@@ -324,6 +391,13 @@ func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 		// and on a demoted primary.
 		users = append(users, mysqld.User{Name: st.ApplicationUser, Password: st.ApplicationPassword, Privileges: AppPrivileges})
 	}
+	if s.config.SandboxNetNS != "" {
+		// This machine reaches the host's database from its address on the
+		// site's bridge (198.18.x.254), as root over TCP does on loopback.
+		for _, net := range []string{"198.18.%", "198.19.%"} {
+			users = append(users, mysqld.User{Name: "root", Host: net, Privileges: "ALL PRIVILEGES ON *.* WITH GRANT OPTION"})
+		}
+	}
 	return mysqld.Config{
 		Dir:                    s.mysqlDir(h.Name),
 		Address:                h.Address,
@@ -337,6 +411,7 @@ func (s *Sandbox) dbConfig(h *config.HostPlan) (mysqld.Config, bool) {
 		// primary writable once it knows it is the primary.
 		Options:     []string{"read_only=ON"},
 		Detached:    true,
+		NetNS:       s.config.NetNS(h.Name),
 		StopTimeout: s.cfg.StopTimeout,
 		Logger:      s.cfg.Logger.With("host", h.Name),
 	}, true

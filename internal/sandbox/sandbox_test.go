@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,7 +241,7 @@ func TestAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Addresses(cfg, 0)
+	got, err := Addresses(cfg, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,5 +250,79 @@ func TestAddresses(t *testing.T) {
 		if got[h] != a {
 			t.Errorf("%s = %s, want %s", h, got[h], a)
 		}
+	}
+}
+
+// TestNetNSAddresses: a --netns sandbox's hosts are 198.18.16N+S.H.
+func TestNetNSAddresses(t *testing.T) {
+	data, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(config.Source{Name: "msaa.ini", Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Addresses(cfg, 2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["east1"] != "198.18.33.1" || got["west3"] != "198.18.34.3" {
+		t.Errorf("addresses %v, want east1 198.18.33.1 and west3 198.18.34.3", got)
+	}
+}
+
+// TestNetNSFlags: the WAN flags need --netns, --netns a net from 0 to
+// 15, and a shape that parses; each refusal is one sentence and nothing
+// is made.
+func TestNetNSFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{WAN: config.WAN{Delay: "40ms"}}, "add --netns"},
+		{Config{NetNS: true, Net: 16}, "from 0 to 15"},
+		{Config{NetNS: true, WAN: config.WAN{Delay: "forty"}}, "not a duration"},
+		{Config{NetNS: true, WAN: config.WAN{Delay: "10ms", Loss: "150%"}}, "not a percentage"},
+	} {
+		tc.cfg.Dir, tc.cfg.INI = filepath.Join(dir, "sb"), "../../examples/msaa.ini"
+		err := Up(context.Background(), tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%+v: %v, want one sentence saying %q", tc.cfg, err, tc.want)
+		}
+		if _, err := os.Stat(tc.cfg.Dir); err == nil {
+			t.Errorf("%+v made %s", tc.cfg, tc.cfg.Dir)
+		}
+	}
+}
+
+// TestNetNSINI: the ini a --netns sandbox writes names its namespaces and
+// the WAN link's shape, and the config reads them back.
+func TestNetNSINI(t *testing.T) {
+	dir := t.TempDir()
+	s := &Sandbox{cfg: Config{Dir: dir, INI: "../../examples/msaa.ini", Net: 3, NetNS: true, WAN: config.WAN{Delay: "40ms", Loss: "0.1%"}, Out: io.Discard}}
+	if err := s.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.writeINI(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.load(); err != nil {
+		t.Fatal(err)
+	}
+	c := s.config
+	if c.SandboxNetNS != "carbide3" || c.NetNS("east2") != "carbide3-east2" || c.SandboxWAN != (config.WAN{Delay: "40ms", Loss: "0.1%"}) || c.Address("west1") != "198.18.50.1" {
+		t.Errorf("netns %q, east2 in %q, WAN %+v, west1 at %s", c.SandboxNetNS, c.NetNS("east2"), c.SandboxWAN, c.Address("west1"))
+	}
+	b, err := s.bed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.sites) != 2 || b.sites[1].bridge != "cb3s2" || b.sites[1].root != "198.18.50.254/24" || b.sites[0].hosts[2].veth != "cb3s1h3" || b.shape.Delay != 40*time.Millisecond {
+		t.Errorf("bed %+v", b)
+	}
+	if _, err := config.Parse(config.Source{Name: "x.ini", Data: []byte("[sandbox]\nroot=/x\nnetns=Bad/Name\n")}); err == nil || !strings.Contains(err.Error(), "[sandbox] netns must be") {
+		t.Errorf("a bad netns name: %v", err)
 	}
 }

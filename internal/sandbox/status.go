@@ -28,7 +28,24 @@ func (s *Sandbox) printStatus(ctx context.Context) error {
 	for _, h := range s.plan.Hosts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.Site, s.dbState(ctx, h), describeInstall(h.Cluster), describeInstall(h.CrossSite))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if s.config.SandboxNetNS != "" {
+		b, err := s.bed()
+		if err != nil {
+			return err
+		}
+		link := "no WAN link (one site)"
+		if len(b.sites) > 1 {
+			link = "the WAN link is down (sandbox up starts it)"
+			if pid := s.wanPID(); pid != 0 {
+				link = fmt.Sprintf("sites joined by a WAN link (%s), pid %d", b.shape, pid)
+			}
+		}
+		s.say("network: host H of site S in namespace %s-HOST at 198.18.%d+S.H; this machine is .254 on each site's bridge; %s", s.config.SandboxNetNS, 16*b.net, link)
+	}
+	return nil
 }
 
 func (s *Sandbox) dbState(ctx context.Context, h *config.HostPlan) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/mysqld"
+	"github.com/carbidedb/carbide/internal/netns"
 )
 
 // Up brings the sandbox up: databases, installs, agents; then prints a
@@ -33,6 +34,18 @@ func Up(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer s.release()
+	if s.config.SandboxNetNS != "" {
+		if err := checkNetNS(); err != nil {
+			return err
+		}
+		b, err := s.bed()
+		if err != nil {
+			return err
+		}
+		if err := s.bedUp(ctx, b); err != nil {
+			return err
+		}
+	}
 	if err := s.startDatabases(ctx); err != nil {
 		return err
 	}
@@ -118,7 +131,7 @@ func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string
 	// A server that just crashed may hold its port for a moment while its
 	// threads exit (its pid is a zombie before its sockets close).
 	for wait := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := portFree(dc)
+		err := s.portFree(dc)
 		if err == nil {
 			break
 		}
@@ -144,6 +157,14 @@ func (s *Sandbox) startDatabase(ctx context.Context, h *config.HostPlan) (string
 		return "", err
 	}
 	return fmt.Sprintf("mariadbd started%s (pid %d) on %s in %.1fs", fresh, srv.PID(), desc, time.Since(begin).Seconds()), nil
+}
+
+// portFree is portFree inside the database's namespace, if it has one.
+func (s *Sandbox) portFree(dc mysqld.Config) error {
+	if dc.NetNS == "" {
+		return portFree(dc)
+	}
+	return netns.Do(dc.NetNS, func() error { return portFree(dc) })
 }
 
 // portFree checks that nothing else listens on a database's address and

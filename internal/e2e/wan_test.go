@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/carbidedb/carbide/internal/config"
+	"github.com/carbidedb/carbide/internal/mysqld"
+	"github.com/carbidedb/carbide/internal/netns"
+	"github.com/carbidedb/carbide/internal/sandbox"
+)
+
+// netState is what `ip netns` and `ip link` list on this machine.
+func netState(t *testing.T) string {
+	t.Helper()
+	var parts []string
+	for _, args := range [][]string{{"netns", "list"}, {"-o", "link", "show"}} {
+		out, err := exec.Command("ip", args...).Output()
+		if err != nil {
+			t.Fatalf("ip %s: %v", strings.Join(args, " "), err)
+		}
+		var names []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			if args[0] == "netns" {
+				names = append(names, f[0])
+			} else if len(f) > 1 {
+				names = append(names, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
+			}
+		}
+		sort.Strings(names)
+		parts = append(parts, strings.Join(names, " "))
+	}
+	return strings.Join(parts, "\n")
+}
+
+// sameNetNS reports whether process pid runs in the named namespace.
+func sameNetNS(pid int, name string) bool {
+	var a, b syscall.Stat_t
+	return syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &a) == nil && syscall.Stat(netns.Path(name), &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
+}
+
+// dialFrom times a TCP connect from host's namespace to addr.
+func (s *site) dialFrom(host, addr string, timeout time.Duration) (time.Duration, error) {
+	var took time.Duration
+	err := netns.Do(s.nsOf(host), func() error {
+		begin := time.Now()
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		took = time.Since(begin)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	return took, err
+}
+
+// TestWANBed brings the guide's topology up on the WAN bed (sandbox up
+// --netns, 40 ms between the sites): each host's database and agents run
+// in its own namespace, a crossing between sites takes the delay, the
+// sites write at once and every host ends equal with every replicator
+// ONLINE, a partition made inside the namespaces cuts what it names and
+// nothing else, and sandbox down leaves `ip netns` and `ip link` as they
+// were.
+func TestWANBed(t *testing.T) {
+	before := netState(t)
+	ini, err := os.ReadFile("../../examples/msaa.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSandboxWAN(t, string(ini), config.WAN{Delay: "40ms"})
+	var status strings.Builder
+	cfg := s.cfg
+	cfg.Out = &status
+	if err := sandbox.Status(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status.String(), s.addr("west3")) || !strings.Contains(status.String(), "WAN link (delay 40ms") {
+		t.Errorf("sandbox status does not show the hosts' addresses and the WAN link:\n%s", status.String())
+	}
+
+	// Every process of a host runs in the host's namespace.
+	for _, h := range allHosts {
+		pids := map[string]int{}
+		if pid, ok := mysqld.ReadPID(filepath.Join(s.cfg.Dir, h, "mysql")); ok {
+			pids["mariadbd"] = pid
+		}
+		for _, f := range []string{"continuent/var/run/replicator.pid", "continuent/var/run/manager.pid", "continuent/var/run/connector.pid", "replicator/var/run/replicator.pid"} {
+			b, _ := os.ReadFile(filepath.Join(s.cfg.Dir, h, f))
+			var pid int
+			fmt.Sscanf(string(b), "%d", &pid)
+			pids[f] = pid
+		}
+		for what, pid := range pids {
+			if pid == 0 || !sameNetNS(pid, s.nsOf(h)) {
+				t.Errorf("%s: %s (pid %d) does not run in namespace %s", h, what, pid, s.nsOf(h))
+			}
+		}
+	}
+
+	// A crossing between sites takes the delay; inside a site it does not.
+	across, err := s.dialFrom("east1", s.addr("west1")+":13306", 5*time.Second)
+	if err != nil || across < 75*time.Millisecond {
+		t.Errorf("a connect from east1 to west1 took %s (%v), want a round trip of about 80 ms", across, err)
+	}
+	within, err := s.dialFrom("east1", s.addr("east2")+":13306", 5*time.Second)
+	if err != nil || within > 20*time.Millisecond {
+		t.Errorf("a connect from east1 to east2 took %s (%v), want well under the WAN delay", within, err)
+	}
+	t.Logf("connect east1→west1 %s, east1→east2 %s", across, within)
+
+	// Both sites write at once; every write reaches every host once.
+	s.exec("east1", "CREATE DATABASE app", "CREATE TABLE app.shared (id INT AUTO_INCREMENT PRIMARY KEY, site VARCHAR(10), n INT)")
+	s.sameEverywhere(60*time.Second, allHosts, "app")
+	ctx, cancel := context.WithTimeout(context.Background(), soak())
+	defer cancel()
+	var wg sync.WaitGroup
+	acked := map[string]*atomic.Int64{"east": {}, "west": {}}
+	for _, site := range []string{"east", "west"} {
+		db := s.db(site + "1")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := db.Exec("INSERT INTO app.shared (site, n) VALUES (?, ?)", site, i); err == nil {
+					acked[site].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.sameEverywhere(90*time.Second, allHosts, "app")
+	for _, h := range allHosts {
+		for site, n := range acked {
+			var got int64
+			s.db(h).QueryRow("SELECT COUNT(*) FROM app.shared WHERE site = ?", site).Scan(&got)
+			if got != n.Load() {
+				t.Errorf("%s has %d rows from %s, %d were acknowledged", h, got, site, n.Load())
+			}
+		}
+	}
+	t.Logf("acknowledged: east %d, west %d", acked["east"].Load(), acked["west"].Load())
+
+	// A partition inside the namespaces: west1 no longer reaches east1,
+	// this machine still reaches both; healed, it reaches it again.
+	heal := s.isolate("west1", "east1")
+	if _, err := s.dialFrom("west1", s.addr("east1")+":13306", 500*time.Millisecond); err == nil {
+		t.Error("west1 reached east1 through the partition")
+	}
+	for _, h := range []string{"east1", "west1"} {
+		if c, err := net.DialTimeout("tcp", s.addr(h)+":13306", 2*time.Second); err != nil {
+			t.Errorf("this machine no longer reaches %s: %v", h, err)
+		} else {
+			c.Close()
+		}
+	}
+	heal()
+	if _, err := s.dialFrom("west1", s.addr("east1")+":13306", 5*time.Second); err != nil {
+		t.Errorf("west1 does not reach east1 after the partition healed: %v", err)
+	}
+	for _, h := range allHosts {
+		for _, inst := range []string{"continuent", "replicator"} {
+			out, err := s.tool(h, inst, map[string]string{"continuent": "trepctl", "replicator": "mm_trepctl"}[inst], "services")
+			if err != nil || strings.Contains(out, "OFFLINE") {
+				t.Errorf("%s %s: %v\n%s", h, inst, err, out)
+			}
+		}
+	}
+
+	s.down()
+	if after := netState(t); after != before {
+		t.Errorf("sandbox down left the network changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
