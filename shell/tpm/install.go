@@ -4,22 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/carbidedb/carbide/internal/certs"
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/install"
-	"github.com/carbidedb/carbide/internal/security"
-	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 )
 
 // installOptions are tpm install's and tpm update's flags.
@@ -225,62 +218,6 @@ func absAll(files []string) []string {
 		}
 	}
 	return out
-}
-
-// waitServices waits (30 s at most) until the restarted replicator's
-// services have come online, so that what the operator runs next sees
-// them ONLINE, and says how they came back. A slave that cannot reach
-// any of its sources yet (a TLS mismatch while a rolling change is half
-// done) is not waited for.
-func (r *runner) waitServices(cfg *config.Config, in *config.Install) string {
-	trepctl := install.CommandName(in.Settings.ExecutablePrefix, "trepctl")
-	sec, err := security.New(in.Settings)
-	if err != nil {
-		return "back, but " + err.Error()
-	}
-	addr := net.JoinHostPort(cfg.Address(in.Host), strconv.Itoa(in.Settings.RMIPort))
-	conn, err := grpc.NewClient(addr, sec.ControlDialOptions(nil)...)
-	if err != nil {
-		return "back, but " + err.Error()
-	}
-	defer conn.Close()
-	c := replicatorpb.NewReplicatorClient(conn)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		rep, err := c.Services(ctx, &replicatorpb.ServicesRequest{})
-		cancel()
-		if err != nil {
-			// restart returned once the control API answered: it does not
-			// come and go, so there is nothing to wait for.
-			return "back; its control API does not answer (" + err.Error() + ")"
-		}
-		going, failed := 0, ""
-		var unreachable []string
-		for _, s := range rep.GetServices() {
-			switch s.GetStateKind() {
-			case replicatorpb.ReplicatorState_REPLICATOR_STATE_GOING_ONLINE:
-				going++
-				for _, f := range s.GetFields() {
-					if f.GetName() == "masterConnectError" {
-						unreachable = append(unreachable, fmt.Sprintf("%s cannot reach its sources yet (%s)", s.GetService(), f.GetValue()))
-					}
-				}
-			case replicatorpb.ReplicatorState_REPLICATOR_STATE_OFFLINE_ERROR:
-				failed = s.GetService()
-			}
-		}
-		switch {
-		case failed != "":
-			return "back, with service " + failed + " in OFFLINE:ERROR (see " + trepctl + " services)"
-		case going == 0:
-			return "ONLINE"
-		case len(unreachable) == going:
-			return "back; " + strings.Join(unreachable, "; ")
-		}
-		if time.Now().After(deadline) {
-			return "back; its services are still going online"
-		}
-	}
 }
 
 // checkCerts loads the certificates of every install with thl-ssl=true,
