@@ -15,12 +15,13 @@ import (
 // them that way. It is a function because parse looks options up in it.
 func commands() map[string]func(r *runner, ctx context.Context, args []string) int {
 	return map[string]func(r *runner, ctx context.Context, args []string) int{
-		"validate": (*runner).validate,
-		"install":  func(r *runner, ctx context.Context, args []string) int { return r.install(ctx, args, false) },
-		"update":   func(r *runner, ctx context.Context, args []string) int { return r.install(ctx, args, true) },
-		"query":    func(r *runner, _ context.Context, args []string) int { return r.query(args) },
-		"reverse":  func(r *runner, _ context.Context, args []string) int { return r.reverse(args) },
-		"cert":     func(r *runner, _ context.Context, args []string) int { return r.cert(args) },
+		"validate":  (*runner).validate,
+		"install":   func(r *runner, ctx context.Context, args []string) int { return r.install(ctx, args, false) },
+		"update":    func(r *runner, ctx context.Context, args []string) int { return r.install(ctx, args, true) },
+		"uninstall": func(r *runner, ctx context.Context, args []string) int { return r.uninstall(ctx, args) },
+		"query":     func(r *runner, _ context.Context, args []string) int { return r.query(args) },
+		"reverse":   func(r *runner, _ context.Context, args []string) int { return r.reverse(args) },
+		"cert":      func(r *runner, _ context.Context, args []string) int { return r.cert(args) },
 	}
 }
 

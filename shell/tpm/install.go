@@ -117,14 +117,12 @@ func (r *runner) installFlags(args []string, update bool) (installOptions, int, 
 		}
 		o.systemdDir = abs
 	}
-	switch *only {
-	case "":
-	case string(config.ClusterInstall), string(config.CrossSiteInstall):
-		o.kinds = []config.InstallKind{config.InstallKind(*only)}
-	default:
-		r.errorf("--only takes cluster or replicator, not %q", *only)
+	kinds, err := onlyKinds(*only)
+	if err != nil {
+		r.errorf("%v", err)
 		return o, ExitUsage, false
 	}
+	o.kinds = kinds
 	return o, ExitOK, true
 }
 

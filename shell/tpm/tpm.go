@@ -51,6 +51,12 @@ commands:
   update   [install's options] [--replace-release] [--no-restart]
                                          rewrite them from the (edited) configuration,
                                          and restart the running replicators with it
+  uninstall [--ini FILES] [--host H,...|--all] [--only cluster|replicator]
+           [--systemd-dir DIR] --i-am-sure
+                                         stop the agents of this host's installs, disable
+                                         and delete their systemd units and delete the
+                                         install directories (without --i-am-sure: say
+                                         what it would remove, change nothing)
   query staging                          print the release (staging) directory
   query version                          print the release version
   reverse  [--ini FILES] [--unmasked]    print the configuration back, passwords masked

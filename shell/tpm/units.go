@@ -118,15 +118,23 @@ func (r *runner) active(ctx context.Context, unit string) bool {
 
 // systemctl runs systemctl; a failure is one sentence on the error output.
 func (r *runner) systemctl(ctx context.Context, args ...string) bool {
-	if r.env.Systemd.Systemctl == nil {
-		r.errorf("cannot run systemctl %s: this tpm has no systemctl", strings.Join(args, " "))
+	if err := r.runSystemctl(ctx, args...); err != nil {
+		r.errorf("%v; the units are written, run it by hand", err)
 		return false
+	}
+	return true
+}
+
+// runSystemctl runs systemctl; its error is a clause naming the command
+// and the first line systemctl printed.
+func (r *runner) runSystemctl(ctx context.Context, args ...string) error {
+	if r.env.Systemd.Systemctl == nil {
+		return fmt.Errorf("cannot run systemctl %s: this tpm has no systemctl", strings.Join(args, " "))
 	}
 	out, err := r.env.Systemd.Systemctl(ctx, args...)
 	if err != nil {
 		line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
-		r.errorf("systemctl %s failed (%v: %s); the units are written, run it by hand", strings.Join(args, " "), err, line)
-		return false
+		return fmt.Errorf("systemctl %s failed (%v: %s)", strings.Join(args, " "), err, line)
 	}
-	return true
+	return nil
 }
