@@ -89,9 +89,13 @@ type Settings struct {
 	TruststorePassword     string
 
 	SkipValidationChecks []string
-	// Start has tpm install enable and start the agents' systemd units
-	// when it writes them into the system's unit directory.
-	Start          bool
+	// Start has tpm install start the agents that do not run: it enables
+	// and starts their systemd units when it writes them into the
+	// system's unit directory, and runs each agent's wrapper start
+	// (never in a sandbox). tpm update enables the units only.
+	Start bool
+	// StartAndReport starts them as Start does, then has tpm install
+	// print each agent's status (a replicator's services).
 	StartAndReport bool
 	// LogMaxSizeMB is the size in MB past which an agent started without
 	// systemd rotates its log (log-max-size).

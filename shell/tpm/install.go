@@ -35,7 +35,8 @@ type installJob struct {
 
 // install is tpm install, and tpm update when update is set: flags, the
 // configuration, every host checked before anything is written, then each
-// host's installs written (and, for update, its replicators restarted).
+// host's installs written (and, for update, its replicators restarted;
+// for install with start or start-and-report, the agents started).
 func (r *runner) install(ctx context.Context, args []string, update bool) int {
 	o, code, ok := r.installFlags(args, update)
 	if !ok {
@@ -63,6 +64,7 @@ func (r *runner) install(ctx context.Context, args []string, update bool) int {
 		r.errorf("%v", err)
 		return ExitUsage
 	}
+	var written []*config.Install
 	for _, j := range jobs {
 		opts := install.Options{Staging: j.staging, INI: absAll(files), Kinds: j.kinds, Profile: !o.noProfile, Out: r.env.Out}
 		ins, err := install.Install(cfg, j.host, opts)
@@ -70,6 +72,7 @@ func (r *runner) install(ctx context.Context, args []string, update bool) int {
 			r.errorf("%v", err)
 			return ExitProblems
 		}
+		written = append(written, ins...)
 		if !r.writeUnits(ctx, target, ins, update) {
 			return ExitProblems
 		}
@@ -78,6 +81,9 @@ func (r *runner) install(ctx context.Context, args []string, update bool) int {
 				return ExitProblems
 			}
 		}
+	}
+	if !update && !r.startAgents(ctx, cfg, lastByDir(written)) {
+		return ExitProblems
 	}
 	return ExitOK
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/carbidedb/carbide/internal/install"
 )
 
-// failingStop makes the release's program fail its stop, as an agent that
-// does not stop makes its wrapper fail.
-func failingStop(t *testing.T, staging, program string) {
+// failing makes the release's program fail verb (and do as fakeStaging's
+// otherwise), as an agent that does not stop, or start, makes its wrapper
+// fail.
+func failing(t *testing.T, staging, program, verb string) {
 	t.Helper()
-	script := "#!/bin/sh\nif [ \"$1\" = stop ]; then\n  echo '" + program + " stop: Tungsten Service (pid 4242) did not stop' >&2\n  exit 1\nfi\necho " + program + " $CARBIDE_HOME \"$@\"\n"
+	script := "#!/bin/sh\nif [ \"$1\" = " + verb + " ]; then\n  echo '" + program + " " + verb + ": Tungsten Service (pid 4242) did not " + verb + "' >&2\n  exit 1\nfi\necho " + program + " $CARBIDE_HOME \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(staging, "bin", program), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestUninstallAgentFailsToStop(t *testing.T) {
 	xsite := f.xsiteHome(t)
 	sys := f.systemd.Dir
 	f.mustRun("install", "--ini", f.ini, "--no-profile")
-	failingStop(t, f.staging, "manager")
+	failing(t, f.staging, "manager", "stop")
 	rec.calls = nil
 	r := f.run("uninstall", "--ini", f.ini, "--i-am-sure")
 	wrapper := filepath.Join(cluster, "bin", "manager")

@@ -32,7 +32,7 @@ func (r *runner) unitTarget(cfg *config.Config, o installOptions, jobs []install
 // where in one line per install, and removes the units of agents an
 // install no longer runs. In the system's directory it disables and stops
 // those first, has systemd read the units again and, when the ini's start
-// is true, enables them: tpm install starts them too, except an agent that
+// (or start-and-report) is true, enables them: tpm install starts them too, except an agent that
 // already runs without systemd (its restart moves it under the unit). A
 // unit that cannot be written fails the run; a systemctl that fails is one
 // sentence on the error output and the run goes on.
@@ -76,7 +76,7 @@ func (r *runner) writeUnits(ctx context.Context, t systemd.Target, ins []*config
 			}
 			fmt.Fprintf(r.env.Out, "%s: removed systemd unit %s from %s: the %s install no longer runs its agent\n", in.Host, name, dir, in.Kind)
 		}
-		if t.System && r.systemctl(ctx, "daemon-reload") && in.Settings.Start && len(units) > 0 {
+		if t.System && r.systemctl(ctx, "daemon-reload") && starts(in.Settings) && len(units) > 0 {
 			r.enable(ctx, in, units, update)
 		}
 	}
