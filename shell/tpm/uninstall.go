@@ -333,13 +333,19 @@ func systemUnits(rm *removal) []string {
 
 // wouldRemove says what tpm uninstall --i-am-sure does to goes.
 func wouldRemove(goes []*removal) string {
-	var dirs, units []string
+	var dirs, unitDirs []string
+	units := map[string][]string{} // by directory
+	system := map[string]bool{}
 	for _, rm := range goes {
 		if rm.exists {
 			dirs = append(dirs, rm.what())
 		}
 		for _, p := range rm.units {
-			units = append(units, strings.Join(p.names, ", ")+" in "+p.dir)
+			if units[p.dir] == nil {
+				unitDirs = append(unitDirs, p.dir)
+			}
+			units[p.dir] = append(units[p.dir], p.names...)
+			system[p.dir] = p.system
 		}
 	}
 	var parts []string
@@ -350,8 +356,12 @@ func wouldRemove(goes []*removal) string {
 	default:
 		parts = append(parts, "stop the agents of "+strings.Join(dirs, " and of ")+" and delete those directories")
 	}
-	if len(units) > 0 {
-		parts = append(parts, "disable and delete the systemd units "+strings.Join(units, " and "))
+	for _, d := range unitDirs {
+		verb := "delete"
+		if system[d] {
+			verb = "disable and delete"
+		}
+		parts = append(parts, fmt.Sprintf("%s the systemd units %s in %s", verb, strings.Join(units[d], ", "), d))
 	}
 	return strings.Join(parts, ", and ")
 }

@@ -49,7 +49,7 @@ func TestUninstallRefusedWithoutIAmSure(t *testing.T) {
 	r := f.run("uninstall", "--ini", f.ini)
 	want := "tpm uninstall: it takes --i-am-sure to stop the agents of the cluster install of east1 in " + cluster +
 		" and of the cross-site install of east1 in " + xsite + " and delete those directories, and disable and delete the systemd units " +
-		strings.Join(clusterUnits, ", ") + " in " + sys + " and " + xsiteUnit + " in " + sys + "; nothing was changed\n"
+		strings.Join(clusterUnits, ", ") + ", " + xsiteUnit + " in " + sys + "; nothing was changed\n"
 	if r.code != ExitUsage || r.err != want || r.out != "" {
 		t.Fatalf("got %s\nwant exit 2 and %s", r, want)
 	}
@@ -155,7 +155,11 @@ func TestUninstallSystemdDir(t *testing.T) {
 	f.mustRun("install", "--ini", f.ini, "--no-profile", "--only", "cluster", "--systemd-dir", dir)
 	other := filepath.Join(dir, "carbide-cluster-manager.service.bak")
 	os.WriteFile(other, []byte("# carbide-home: "+cluster+"\n"), 0o644)
-	r := f.mustRun("uninstall", "--ini", f.ini, "--only", "cluster", "--systemd-dir", dir, "--i-am-sure")
+	r := f.run("uninstall", "--ini", f.ini, "--only", "cluster", "--systemd-dir", dir)
+	if want := ", and delete the systemd units " + strings.Join(clusterUnits, ", ") + " in " + dir + "; nothing was changed\n"; r.code != ExitUsage || !strings.HasSuffix(r.err, want) {
+		t.Errorf("without --i-am-sure: %s\nwant exit 2 and a sentence ending %q", r, want)
+	}
+	r = f.mustRun("uninstall", "--ini", f.ini, "--only", "cluster", "--systemd-dir", dir, "--i-am-sure")
 	if want := "east1: removed systemd units " + strings.Join(clusterUnits, ", ") + " from " + dir + "\n"; !strings.Contains(r.out, want) {
 		t.Errorf("output lacks %q:\n%s", want, r)
 	}
@@ -262,4 +266,20 @@ func TestUninstallSandbox(t *testing.T) {
 			t.Errorf("after uninstall --all %s holds %v, want its mysql directory only, untouched", filepath.Join(f.root, h), entries)
 		}
 	}
+}
+
+// TestUninstallNeedsRootForSystemUnits: units in /etc/systemd/system that
+// run the install are root's to remove: not root, tpm leaves the install
+// alone, agents included, in one sentence.
+func TestUninstallNeedsRootForSystemUnits(t *testing.T) {
+	f, rec, cluster := realFixture(t, true, true)
+	f.mustRun("install", "--ini", f.ini, "--no-profile", "--only", "cluster")
+	f.systemd.IsRoot = func() bool { return false }
+	rec.calls = nil
+	r := f.run("uninstall", "--ini", f.ini, "--only", "cluster", "--i-am-sure")
+	want := "tpm uninstall: east1: the systemd units " + strings.Join(clusterUnits, ", ") + " in " + f.systemd.Dir + " run the cluster install of east1 in " + cluster + ", and only root can remove them; run tpm uninstall as root\n"
+	if r.code != ExitProblems || r.err != want || r.out != "" || len(rec.calls) != 0 {
+		t.Errorf("got %s\nsystemctl %q\nwant exit 1 and %s", r, rec.calls, want)
+	}
+	requireInstall(t, cluster)
 }
