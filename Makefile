@@ -38,9 +38,14 @@ demo: deps build
 bench: deps build
 	@scripts/bench.sh docs/benchmarks.md
 
-## chaos: long soak and fault runs (a short version of each runs in make test)
+## chaos: long soak and fault runs (a short version of each runs in make test), then the
+## guide's scenarios, the cross-site and the partition tests again on the WAN bed (root)
+WAN_TESTS ?= TestScenario|TestActiveActive|TestCrossSite|TestCausal|TestConflictsConverge|TestPartition|TestOneWayCut|TestWitnessVotes|TestFailoverWhenPrimaryHostDies
 chaos: deps build
 	CARBIDE_REQUIRE_DB=1 CARBIDE_CHAOS=1 $(GO) test -race -count=1 -timeout 120m -v ./internal/e2e/
+	@if [ "$$(id -u)" = 0 ]; then \
+	  CARBIDE_REQUIRE_DB=1 CARBIDE_E2E_WAN='40ms/5ms/0.1%' $(GO) test -race -count=1 -timeout 90m -v -run '$(WAN_TESTS)' ./internal/e2e/; \
+	else echo "chaos: not root, so no runs on the WAN bed (it is made of network namespaces)"; fi
 
 ## proto: regenerate the protobuf code from rpc/proto with Debian's protoc
 proto:

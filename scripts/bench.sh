@@ -18,6 +18,12 @@ CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkManager' -bencht
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkConnector' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkTprovision' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkClusterCheck' -benchtime 1x -timeout 60m ./internal/bench | tee -a "$raw"
+# The WAN rows need root (the WAN bed is made of network namespaces).
+if [ "$(id -u)" = 0 ]; then
+  CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkWAN' -benchtime 1x -timeout 60m ./internal/bench | tee -a "$raw"
+else
+  echo "bench: not root, so no WAN rows (the WAN bed needs network namespaces)"
+fi
 
 echo "bench: sandbox up of examples/msaa.ini (6 hosts), fresh and again"
 sbroot=$(mktemp -d)
@@ -109,12 +115,12 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
   # which go to the metrics column, rates (*/s) first. A metric "ops" is
   # the operations a benchmark measured inside its one b.N (the Manager
   # ones repeat a switch or failover) and replaces b.N in its column.
-  awk 'function num(x) {
+  rows() { awk -v want="$1" -v skip="$2" 'function num(x) {
       if (x == int(x) || x >= 100 || x <= -100) return sprintf("%.0f", x)
       if (x >= 10 || x <= -10) return sprintf("%.1f", x)
       return sprintf("%.2f", x)
     }
-    /^Benchmark/ && !/^BenchmarkConnector\// && !/^BenchmarkClusterCheck\// && NF >= 4 {
+    $0 ~ want && $0 !~ skip && NF >= 4 {
     name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
     v="–"; rates=""; m=""; ops=$2
     for (i = 3; i < NF; i += 2) {
@@ -131,7 +137,8 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
     }
     if (rates != "") m = rates (m == "" ? "" : ", ") m
     printf "| %s | %s | %s | %s |\n", name, v, ops, m
-  }' "$raw"
+  }' "$raw"; }
+  rows '^Benchmark' '^Benchmark(Connector/|ClusterCheck/|WAN)'
   echo
   echo "## Connector"
   echo
@@ -221,6 +228,26 @@ read -r q_p50 q_max <<<"$(timeit 20 direct_q)"
       v["row-lock-waits"] + v["table-lock-waits"], v["max-lag-ms"],
       ("check-s" in v) ? sprintf("%.1f", v["check-s"]) : "", ("rounds" in v) ? sprintf("%d", v["rounds"]) : ""
   }' "$raw"
+  echo
+  echo "## WAN"
+  echo
+  echo "The same measurements on the WAN bed (docs/sandbox.md): \`sandbox up --netns --wan-delay"
+  echo "${CARBIDE_BENCH_WAN_DELAY:-40ms}\`, each host in a network namespace of its own, the sites joined by the"
+  echo "sandbox's user-space link, ${CARBIDE_BENCH_WAN_DELAY:-40ms} one way (a round trip between sites is twice that)."
+  echo "WANCrossSite is ReplicationCrossSite there (its loopback row is above): latency from COMMIT"
+  echo "on one site to visibility on the other at 500 tx/s per site (goal p99 ≤ the delay + 15 ms),"
+  echo "and the backlog's catch-up rate. WANCrossSite/thl-stream streams east's whole cluster THL"
+  echo "(seqno 0 to its last, what a new cross-site replicator reads) from east1 into west1's"
+  echo "namespace over the link, counting the events' bytes, storing nothing; raw-tcp-baseline sends"
+  echo "as many bytes over one TCP connection between the same namespaces: the link's limit. The two"
+  echo "alternate ${CARBIDE_BENCH_WAN_REPS:-3} times: MB/s is the median, min and max the range."
+  echo "WANFailover is ManagerFailover (kill -9 of east's primary to the writer's first write on"
+  echo "the new one; goal p50 ≤ 1.5 s) with the whole sample topology up and west ${CARBIDE_BENCH_WAN_DELAY:-40ms} away."
+  echo "Without root there are no rows here."
+  echo
+  echo "| benchmark | time per op | ops measured | metrics |"
+  echo "|---|---:|---:|---|"
+  rows '^BenchmarkWAN' '^$'
   echo
   echo "## Sandbox (examples/msaa.ini: 6 hosts, 6 mariadbd)"
   echo

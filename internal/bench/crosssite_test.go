@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/carbidedb/carbide/internal/config"
 )
 
 // Load of BenchmarkReplicationCrossSite; the environment may change it
@@ -60,7 +62,14 @@ var crossHosts = []string{"east1", "east2", "east3", "west1", "west2", "west3"}
 // The work runs once, whatever b.N.
 func BenchmarkReplicationCrossSite(b *testing.B) {
 	requireEnabled(b)
-	x := startCrossSite(b)
+	crossSiteBench(b, nil, nil)
+}
+
+// crossSiteBench is BenchmarkReplicationCrossSite's work, on loopback or
+// with wan on the WAN bed; more, when set, runs more sub-benchmarks on the
+// sandbox before the final check.
+func crossSiteBench(b *testing.B, wan *config.WAN, more func(b *testing.B, x *crossSite)) {
+	x := startCrossSite(b, wan)
 	x.exec(b, "east1", "CREATE DATABASE app",
 		"CREATE TABLE app.t (id BIGINT PRIMARY KEY, site VARCHAR(8), at DATETIME(6))")
 	x.waitTable(b, 60*time.Second)
@@ -83,6 +92,9 @@ func BenchmarkReplicationCrossSite(b *testing.B) {
 		}
 		backlog.report(b)
 	})
+	if more != nil {
+		more(b, x)
+	}
 	x.sameChecksum(b, 2*time.Minute)
 }
 

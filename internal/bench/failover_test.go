@@ -28,7 +28,12 @@ var failoverReps = envInt("CARBIDE_BENCH_FAILOVER_REPS", 20)
 // when it died are logged and reported as lost-writes.
 func BenchmarkManagerFailover(b *testing.B) {
 	requireEnabled(b)
-	m := startManagerSite(b)
+	runFailovers(b, startManagerSite(b), failoverReps)
+}
+
+// runFailovers is BenchmarkManagerFailover's work on m: reps kills of
+// east's primary.
+func runFailovers(b *testing.B, m *managerSite, failoverReps int) {
 	w := m.startWriter(b)
 	var times []float64
 	var reps, notes []string

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/rpc/command"
 	"github.com/carbidedb/carbide/rpc/gen/managerpb"
@@ -150,7 +151,14 @@ type managerSite struct {
 // agents' logs when b failed).
 func startManagerSite(b *testing.B) *managerSite {
 	b.Helper()
-	m := &managerSite{crossSite: upSandbox(b, "one site (east1..east3)", []byte(managerINI), managerNet), managers: map[string]managerpb.ManagerClient{}}
+	return startManagerSiteOn(b, "one site (east1..east3)", []byte(managerINI), nil)
+}
+
+// startManagerSiteOn is startManagerSite for ini (whose site east is
+// east1..east3), on the WAN bed when wan is not nil.
+func startManagerSiteOn(b *testing.B, name string, ini []byte, wan *config.WAN) *managerSite {
+	b.Helper()
+	m := &managerSite{crossSite: upSandboxOn(b, name, ini, managerNet, wan), managers: map[string]managerpb.ManagerClient{}}
 	for _, h := range managerHosts {
 		m.dbs[h] = m.db(b, h, dbUser, dbPassword)
 		ip, _ := hostPort(m.addr(h))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,25 +15,28 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/sandbox"
 )
 
 // crossSite is the running sandbox.
 type crossSite struct {
-	cfg sandbox.Config
-	out *strings.Builder
-	dbs map[string]*sql.DB
+	cfg   sandbox.Config
+	out   *strings.Builder
+	dbs   map[string]*sql.DB
+	hosts map[string]string // host → address, from the sandbox's ini
 }
 
 // startCrossSite builds the programs into a release directory and brings
-// the sample topology up; a cleanup takes it down.
-func startCrossSite(b *testing.B) *crossSite {
+// the sample topology up, on loopback or with wan on the WAN bed; a
+// cleanup takes it down.
+func startCrossSite(b *testing.B, wan *config.WAN) *crossSite {
 	b.Helper()
 	ini, err := os.ReadFile("../../examples/msaa.ini")
 	if err != nil {
 		b.Fatal(err)
 	}
-	x := upSandbox(b, "examples/msaa.ini", ini, crossNet)
+	x := upSandboxOn(b, "examples/msaa.ini", ini, crossNet, wan)
 	for _, h := range crossHosts {
 		x.dbs[h] = x.open(b, h)
 	}
@@ -50,6 +52,16 @@ const logsEnv = "CARBIDE_BENCH_LOGS_DIR"
 // and takes the sandbox down, logging the agents' logs when b failed.
 func upSandbox(b *testing.B, name string, ini []byte, net int) *crossSite {
 	b.Helper()
+	return upSandboxOn(b, name, ini, net, nil)
+}
+
+// upSandboxOn is upSandbox, on the WAN bed (sandbox up --netns, a free
+// net of the bed's 0 to 15) when wan is not nil.
+func upSandboxOn(b *testing.B, name string, ini []byte, net int, wan *config.WAN) *crossSite {
+	b.Helper()
+	if wan != nil {
+		net = wanNet(b)
+	}
 	dir := b.TempDir()
 	release := filepath.Join(dir, "release")
 	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
@@ -65,6 +77,9 @@ func upSandbox(b *testing.B, name string, ini []byte, net int) *crossSite {
 		cfg: sandbox.Config{Dir: filepath.Join(dir, "sb"), INI: iniPath, Staging: release, Out: out, Net: net, StopTimeout: 30 * time.Second},
 		out: out,
 		dbs: map[string]*sql.DB{},
+	}
+	if wan != nil {
+		x.cfg.NetNS, x.cfg.WAN = true, *wan
 	}
 	b.Cleanup(func() {
 		for _, db := range x.dbs {
@@ -102,16 +117,17 @@ func upSandbox(b *testing.B, name string, ini []byte, net int) *crossSite {
 		b.Fatalf("sandbox up: %v\n%s", err, out.String())
 	}
 	b.Logf("sandbox of %s up in %s", name, time.Since(begin).Round(time.Millisecond))
+	c, err := config.Load(filepath.Join(x.cfg.Dir, sandbox.ININame))
+	if err != nil {
+		b.Fatal(err)
+	}
+	x.hosts = c.Hosts
 	return x
 }
 
-// addr is host's sandbox address: 127.<net>.<site>.<n>.
+// addr is host's database address: its sandbox address, port 13306.
 func (x *crossSite) addr(host string) string {
-	site := 1
-	if strings.HasPrefix(host, "west") {
-		site = 2
-	}
-	return fmt.Sprintf("127.%d.%d.%s:13306", x.cfg.Net, site, strings.TrimLeft(host, "eastw"))
+	return x.hosts[host] + ":13306"
 }
 
 func (x *crossSite) open(b *testing.B, host string) *sql.DB {
