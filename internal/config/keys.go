@@ -84,6 +84,7 @@ func buildKeyTable() map[string]keyDef {
 		{name: "rest-api-admin-password", secret: true, set: setAny(func(s *Settings) *string { return &s.RESTAdminPassword })},
 		{name: "property", repeat: true, set: setProperty},
 		{name: "thl-ssl", comp: replicatorKey, set: setBool(func(s *Settings) *bool { return &s.THLSSL })},
+		{name: "control-tls-only", comp: replicatorKey, set: setBool(func(s *Settings) *bool { return &s.ControlTLSOnly })},
 		{name: "ssl-cert", set: setString(func(s *Settings) *string { return &s.SSLCert })},
 		{name: "ssl-key", set: setString(func(s *Settings) *string { return &s.SSLKey })},
 		{name: "ssl-ca", set: setString(func(s *Settings) *string { return &s.SSLCA })},

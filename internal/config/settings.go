@@ -81,7 +81,13 @@ type Settings struct {
 	ConnectorPrometheusEnabled bool
 	ConnectorPrometheusPort    int
 
-	THLSSL                 bool
+	THLSSL bool
+	// ControlTLSOnly (control-tls-only=true, with thl-ssl=true) makes the
+	// control ports (replicator rmi-port, manager-rpc-port) refuse
+	// plaintext clients and the agents' and tools' control clients never
+	// fall back to plaintext: for once every host runs with thl-ssl=true
+	// (tpm update says when).
+	ControlTLSOnly         bool
 	SSLCert, SSLKey, SSLCA string
 	KeystorePath           string
 	KeystorePassword       string

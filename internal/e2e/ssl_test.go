@@ -85,7 +85,22 @@ func TestScenarioEnableSSL(t *testing.T) {
 		}
 		return nil
 	}
+	//
+	// Every host answers TLS on its control ports now, so east also moves
+	// to control-tls-only=true on the way: tpm update on each host (which
+	// says whether every control port answers TLS) before its manager's
+	// restart.
+	if out, err := s.shellOn("east1", `sed -i "/^\[defaults\]$/a control-tls-only=true" $SANDBOX/tungsten.ini`); err != nil {
+		t.Fatalf("control-tls-only=true into the ini: %v\n%s", err, out)
+	}
 	for i, h := range eastHosts {
+		out, err := s.shellOn(h, "cd $(tpm query staging) && tools/tpm update")
+		if err != nil {
+			t.Fatalf("%s: tpm update with control-tls-only=true: %v\n%s", h, err, out)
+		}
+		if i == 0 && !strings.Contains(out, "control ports: all") {
+			t.Errorf("%s: tpm update does not say every control port answers TLS:\n%s", h, out)
+		}
 		if out, err := s.shellOn(h, "manager restart"); err != nil {
 			t.Fatalf("%s: manager restart: %v\n%s", h, err, out)
 		}
@@ -109,6 +124,25 @@ func TestScenarioEnableSSL(t *testing.T) {
 		t.Error("east1's raft port took a plaintext member with the secret after SSL: raft is not TLS-only")
 	}
 	raft.Close()
+
+	// east's control ports refuse a plaintext client and say why; cctrl
+	// (over TLS) still answers.
+	for _, port := range []int{b.Install.Settings.ManagerRPCPort, b.Install.Settings.RMIPort} {
+		conn, err := grpc.NewClient(net.JoinHostPort(s.addr("east1"), strconv.Itoa(port)), security.Insecure("secret").ControlDialOptions(nil)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = replicatorpb.NewReplicatorClient(conn).Services(ctx, &replicatorpb.ServicesRequest{})
+		cancel()
+		conn.Close()
+		if err == nil || !strings.Contains(err.Error(), "takes TLS only (control-tls-only=true here)") {
+			t.Errorf("a plaintext control client on east1:%d after control-tls-only=true: %v", port, err)
+		}
+	}
+	if r := s.runCctrl("east2", "continuent", "cctrl", "ls\n"); r.code != 0 || !strings.Contains(r.out, "east1") {
+		t.Errorf("cctrl ls on east2 with control-tls-only=true: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 
 	// The REST APIs of the restarted agents answer over HTTPS only.
 	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}

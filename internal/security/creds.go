@@ -65,7 +65,11 @@ func (s *serverCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthI
 	conn := &peekedConn{Conn: raw, r: r}
 	if first[0] != tlsRecordHandshake {
 		if s.strict {
-			refusePlaintext(raw, r, fmt.Sprintf("this %s port takes TLS only (thl-ssl=true here): set thl-ssl=true and the certificates on the client's install", s.what))
+			why := "thl-ssl=true here"
+			if s.what == "control" {
+				why = "control-tls-only=true here"
+			}
+			refusePlaintext(raw, r, fmt.Sprintf("this %s port takes TLS only (%s): set thl-ssl=true and the certificates on the client's install", s.what, why))
 			return nil, nil, fmt.Errorf("plaintext client %s refused: this %s port takes TLS only", raw.RemoteAddr(), s.what)
 		}
 		return conn, plainInfo{plain}, nil
@@ -156,10 +160,10 @@ func (s *serverCreds) Clone() credentials.TransportCredentials { n := *s; return
 func (s *serverCreds) OverrideServerName(string) error { return nil }
 
 // ControlServerOptions are the options of a control gRPC server: TLS when
-// SSL is on (plaintext too, for hosts still on the old settings) and the
-// token on every call.
+// SSL is on (plaintext too, for hosts still on the old settings, unless
+// control-tls-only=true) and the token on every call.
 func (c *Cluster) ControlServerOptions() []grpc.ServerOption {
-	return c.serverOptions(false, "control")
+	return c.serverOptions(c.controlStrict, "control")
 }
 
 // THLServerOptions are the options of a THL server: TLS only when SSL is
@@ -196,17 +200,21 @@ type Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
 // ControlDialOptions are the options of a control client: TLS first when
 // SSL is on, plaintext when the server takes no TLS (a host not updated
-// yet), and the token. dial nil: a plain TCP dial.
+// yet; never with control-tls-only=true), and the token. dial nil: a
+// plain TCP dial.
 func (c *Cluster) ControlDialOptions(dial Dialer) []grpc.DialOption {
-	return c.dialOptions(dial, false)
+	return c.dialOptions(dial, c.controlStrict, "control")
 }
 
 // THLDialOptions are the options of a THL client: TLS only when SSL is on.
 func (c *Cluster) THLDialOptions(dial Dialer) []grpc.DialOption {
-	return c.dialOptions(dial, true)
+	return c.dialOptions(dial, true, "THL")
 }
 
-func (c *Cluster) dialOptions(dial Dialer, strict bool) []grpc.DialOption {
+// ControlTLSOnly reports whether the control ports take TLS only.
+func (c *Cluster) ControlTLSOnly() bool { return c.SSL() && c.controlStrict }
+
+func (c *Cluster) dialOptions(dial Dialer, strict bool, what string) []grpc.DialOption {
 	if dial == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second}
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
@@ -223,7 +231,7 @@ func (c *Cluster) dialOptions(dial Dialer, strict bool) []grpc.DialOption {
 	if c.SSL() {
 		cfg := c.ClientTLS()
 		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return dialTLS(ctx, dial, addr, cfg, strict)
+			return dialTLS(ctx, dial, addr, cfg, strict, what)
 		}))
 	} else {
 		opts = append(opts, grpc.WithContextDialer(dial))
@@ -232,8 +240,9 @@ func (c *Cluster) dialOptions(dial Dialer, strict bool) []grpc.DialOption {
 }
 
 // dialTLS connects with TLS; unless strict, a server that answers
-// without TLS is dialed again in plaintext.
-func dialTLS(ctx context.Context, dial Dialer, addr string, cfg *tls.Config, strict bool) (net.Conn, error) {
+// without TLS is dialed again in plaintext. what names the port ("THL",
+// "control") in the refusal.
+func dialTLS(ctx context.Context, dial Dialer, addr string, cfg *tls.Config, strict bool, what string) (net.Conn, error) {
 	raw, err := dial(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -249,7 +258,10 @@ func dialTLS(ctx context.Context, dial Dialer, addr string, cfg *tls.Config, str
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) {
 		if strict {
-			return nil, fmt.Errorf("the THL server at %s does not use TLS (thl-ssl is false there) while this install has thl-ssl=true", addr)
+			if what == "THL" {
+				return nil, fmt.Errorf("the THL server at %s does not use TLS (thl-ssl is false there) while this install has thl-ssl=true", addr)
+			}
+			return nil, fmt.Errorf("the %s server at %s does not use TLS (thl-ssl is false there) while this install has control-tls-only=true; run tpm update with thl-ssl=true there first", what, addr)
 		}
 		return dial(ctx, addr)
 	}

@@ -18,6 +18,9 @@ type Cluster struct {
 	key   []byte // HMAC key of the handshakes
 	token string // sent with every RPC
 	mat   *certs.Material
+	// controlStrict: the control ports take TLS only and control clients
+	// never fall back to plaintext (control-tls-only=true).
+	controlStrict bool
 }
 
 // New builds the security of an install from its settings, loading the
@@ -32,6 +35,7 @@ func New(st config.Settings) (*Cluster, error) {
 		return nil, err
 	}
 	c.mat = m
+	c.controlStrict = st.ControlTLSOnly
 	return c, nil
 }
 

@@ -117,6 +117,35 @@ func TestControlTLS(t *testing.T) {
 	}
 }
 
+// TestControlTLSOnly: with control-tls-only a control port refuses a
+// plaintext client, saying why, and a control client does not fall back
+// to a plaintext server; without it both still work (TestControlTLS).
+func TestControlTLSOnly(t *testing.T) {
+	m := testCA(t)
+	strict := Insecure("secret").WithMaterial(m)
+	strict.controlStrict = true
+	plain := Insecure("secret")
+	strictAddr := serve(t, strict.ControlServerOptions())
+	plainAddr := serve(t, plain.ControlServerOptions())
+	if !strict.ControlTLSOnly() || plain.ControlTLSOnly() {
+		t.Fatal("ControlTLSOnly reports the wrong side")
+	}
+	if err := call(t, strictAddr, strict.ControlDialOptions(nil)); err != nil {
+		t.Fatalf("tls to tls: %v", err)
+	}
+	if err := call(t, strictAddr, Insecure("secret").WithMaterial(m).ControlDialOptions(nil)); err != nil {
+		t.Errorf("a TLS client without control-tls-only: %v", err)
+	}
+	err := call(t, strictAddr, plain.ControlDialOptions(nil))
+	if err == nil || !strings.Contains(err.Error(), "this control port takes TLS only (control-tls-only=true here)") {
+		t.Errorf("plaintext client against a TLS-only control port: %v", err)
+	}
+	err = call(t, plainAddr, strict.ControlDialOptions(nil))
+	if err == nil || !strings.Contains(err.Error(), "control-tls-only=true") {
+		t.Errorf("a control-tls-only client against a plaintext control port: %v", err)
+	}
+}
+
 func TestTHLStrict(t *testing.T) {
 	m := testCA(t)
 	tlsSide := Insecure("secret").WithMaterial(m)

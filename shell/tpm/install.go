@@ -82,6 +82,9 @@ func (r *runner) install(ctx context.Context, args []string, update bool) int {
 			}
 		}
 	}
+	if update {
+		r.controlTLSStep(ctx, cfg, written)
+	}
 	if !update && !r.startAgents(ctx, cfg, lastByDir(written)) {
 		return ExitProblems
 	}
@@ -232,6 +235,10 @@ func (r *runner) checkCerts(cfg *config.Config) bool {
 	for _, name := range cfg.Plan().HostNames() {
 		h, _ := cfg.Plan().Host(name)
 		for _, in := range h.Installs() {
+			if in.Settings.ControlTLSOnly && !in.Settings.THLSSL {
+				fmt.Fprintf(r.env.Err, "ERROR: control-tls-only=true (%s install of %s) needs thl-ssl=true: the control ports' TLS is the cluster's SSL\n", in.Kind, name)
+				ok = false
+			}
 			if !in.Settings.THLSSL {
 				continue
 			}
