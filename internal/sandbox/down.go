@@ -23,6 +23,11 @@ func Down(ctx context.Context, cfg Config) error {
 }
 
 func (s *Sandbox) down(ctx context.Context) error {
+	if s.config.SandboxNetNS != "" {
+		if err := checkNetNS(); err != nil {
+			return err // before anything stops: its network could not go
+		}
+	}
 	var errs []error
 	agents := s.agents()
 	for i := len(agents) - 1; i >= 0; i-- {

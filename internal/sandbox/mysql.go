@@ -33,6 +33,11 @@ func MySQL(ctx context.Context, cfg Config, verb, host string) error {
 		s.say("%s: %s", host, s.dbState(ctx, h))
 		return nil
 	}
+	if dc.NetNS != "" {
+		if err := checkNetNS(); err != nil {
+			return err
+		}
+	}
 	if verb == "stop" || verb == "restart" {
 		if pid, running := mysqld.ReadPID(dc.Dir); running {
 			if err := mysqld.StopDir(ctx, dc.Dir, s.cfg.StopTimeout); err != nil {
