@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
 
+	"github.com/carbidedb/carbide/internal/install"
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/security"
 	"github.com/carbidedb/carbide/internal/testutil"
@@ -25,7 +26,15 @@ import (
 // manager returns a client of host's manager.
 func (s *site) manager(host string) managerpb.ManagerClient {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr(host)+":9997", security.Insecure("secret").ControlDialOptions(nil)...)
+	// As the host's own tools would: with its install's TLS settings once
+	// it has SSL (and control-tls-only), plaintext before.
+	sec := security.Insecure("secret")
+	if b, err := install.Open(filepath.Join(s.cfg.Dir, host, "continuent")); err == nil {
+		if c, err := security.ForInstall(b); err == nil {
+			sec = c
+		}
+	}
+	conn, err := grpc.NewClient(s.addr(host)+":9997", sec.ControlDialOptions(nil)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -85,32 +85,36 @@ func TestScenarioEnableSSL(t *testing.T) {
 		}
 		return nil
 	}
-	//
-	// Every host answers TLS on its control ports now, so east also moves
-	// to control-tls-only=true on the way: tpm update on each host (which
-	// says whether every control port answers TLS) before its manager's
-	// restart.
+	restartManagers := func(hosts []string, first string) {
+		for i, h := range hosts {
+			if out, err := s.shellOn(h, first+"manager restart"); err != nil {
+				t.Fatalf("%s: %smanager restart: %v\n%s", h, first, err, out)
+			}
+			if i == 0 {
+				continue
+			}
+			for _, on := range hosts[:i+1] {
+				s.waitStatus(on, 30*time.Second, "a coordinator once "+h+"'s manager restarted", hasCoordinator)
+			}
+		}
+	}
+	restartManagers(eastHosts, "")
+	// tpm update says when every control port answers TLS: not while
+	// west's managers run with the old settings, and once they restarted.
+	update := "cd $(tpm query staging) && tools/tpm update"
+	if out, _ := s.shellOn("east1", update); !strings.Contains(out, "control ports: 15 of 18 answer TLS; not yet: west1 (manager") {
+		t.Errorf("east1: tpm update does not name west's managers as the control ports without TLS:\n%s", out)
+	}
+	restartManagers([]string{"west1", "west2", "west3"}, "")
+	if out, _ := s.shellOn("east1", update); !strings.Contains(out, "control ports: all 18 of the ini's hosts answer TLS") {
+		t.Errorf("east1: tpm update does not say every control port answers TLS:\n%s", out)
+	}
+	// Then east moves to control-tls-only=true: tpm update and manager
+	// restart on each host.
 	if out, err := s.shellOn("east1", `sed -i "/^\[defaults\]$/a control-tls-only=true" $SANDBOX/tungsten.ini`); err != nil {
 		t.Fatalf("control-tls-only=true into the ini: %v\n%s", err, out)
 	}
-	for i, h := range eastHosts {
-		out, err := s.shellOn(h, "cd $(tpm query staging) && tools/tpm update")
-		if err != nil {
-			t.Fatalf("%s: tpm update with control-tls-only=true: %v\n%s", h, err, out)
-		}
-		if i == 0 && !strings.Contains(out, "control ports: all") {
-			t.Errorf("%s: tpm update does not say every control port answers TLS:\n%s", h, out)
-		}
-		if out, err := s.shellOn(h, "manager restart"); err != nil {
-			t.Fatalf("%s: manager restart: %v\n%s", h, err, out)
-		}
-		if i == 0 {
-			continue
-		}
-		for _, on := range eastHosts[:i+1] {
-			s.waitStatus(on, 30*time.Second, "a coordinator once "+h+"'s manager restarted", hasCoordinator)
-		}
-	}
+	restartManagers(eastHosts, update+" && ")
 	b, err := install.Open(filepath.Join(s.cfg.Dir, "east1", "continuent"))
 	if err != nil {
 		t.Fatal(err)

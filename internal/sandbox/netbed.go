@@ -197,6 +197,12 @@ func (s *Sandbox) wanPID() int {
 	if err != nil || !proc.Alive(pid) {
 		return 0
 	}
+	// A pid file that outlived its process (a reboot) may name another
+	// process now: only ours counts.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "wanlink\x00--dir\x00"+s.cfg.Dir+"\x00") {
+		return 0
+	}
 	return pid
 }
 
