@@ -17,6 +17,7 @@ import (
 	"github.com/carbidedb/carbide/internal/mysqld"
 	"github.com/carbidedb/carbide/internal/netns"
 	"github.com/carbidedb/carbide/internal/sandbox"
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // netState is what `ip netns` and `ip link` list on this machine.
@@ -150,5 +151,39 @@ func TestWANBed(t *testing.T) {
 	s.down()
 	if after := netState(t); after != before {
 		t.Errorf("sandbox down left the network changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestWANBedNeedsRoot: without root, sandbox up --netns says so in one
+// sentence and makes nothing.
+func TestWANBedNeedsRoot(t *testing.T) {
+	testutil.Require(t, os.Geteuid() == 0, "the test runs the sandbox as another user, which needs root")
+	// The release and the ini where that user can read them.
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	for _, f := range [][2]string{{filepath.Join(release, "bin", "sandbox"), filepath.Join(dir, "bin", "sandbox")}, {"../../examples/msaa.ini", filepath.Join(dir, "msaa.ini")}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := netState(t)
+	cmd := exec.Command(filepath.Join(dir, "bin", "sandbox"), "up", "--netns", "--wan-delay", "40ms", "--dir", filepath.Join(dir, "sb"), "--ini", filepath.Join(dir, "msaa.ini"))
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err == nil || len(lines) != 1 || !strings.Contains(lines[0], "needs root; run it as root") {
+		t.Errorf("sandbox up --netns as nobody: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sb")); err == nil {
+		t.Error("sandbox up --netns as nobody made its directory")
+	}
+	if after := netState(t); after != before {
+		t.Errorf("sandbox up --netns as nobody changed the network:\n%s\n%s", before, after)
 	}
 }
