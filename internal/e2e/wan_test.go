@@ -160,6 +160,7 @@ func TestWANBedNeedsRoot(t *testing.T) {
 	testutil.Require(t, os.Geteuid() == 0, "the test runs the sandbox as another user, which needs root")
 	// The release and the ini where that user can read them.
 	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755) // t.TempDir makes both 0700
 	os.Chmod(dir, 0o777)
 	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
 	for _, f := range [][2]string{{filepath.Join(release, "bin", "sandbox"), filepath.Join(dir, "bin", "sandbox")}, {"../../examples/msaa.ini", filepath.Join(dir, "msaa.ini")}} {
