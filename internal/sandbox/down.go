@@ -29,11 +29,35 @@ func (s *Sandbox) down(ctx context.Context) error {
 		}
 	}
 	var errs []error
+	// Connectors, then managers, then replicators; the agents of one
+	// program at once.
 	agents := s.agents()
-	for i := len(agents) - 1; i >= 0; i-- {
-		if a := agents[i]; s.hasProgram(a.program) {
-			if err := s.runAgent(ctx, a, "stop"); err != nil {
-				errs = append(errs, err)
+	for end := len(agents); end > 0; {
+		begin := end - 1
+		for begin > 0 && agents[begin-1].program == agents[end-1].program {
+			begin--
+		}
+		group := agents[begin:end]
+		end = begin
+		if !s.hasProgram(group[0].program) {
+			continue
+		}
+		lines := make([]string, len(group))
+		gerrs := make([]error, len(group))
+		var wg sync.WaitGroup
+		for i, a := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				lines[i], gerrs[i] = s.startAgent(ctx, a, "stop")
+			}()
+		}
+		wg.Wait()
+		for i := range group {
+			if gerrs[i] != nil {
+				errs = append(errs, gerrs[i])
+			} else {
+				s.say("%s", lines[i])
 			}
 		}
 	}

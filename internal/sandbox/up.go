@@ -237,11 +237,39 @@ func (s *Sandbox) agents() []agent {
 }
 
 // startAgents starts the agents the release has (`<wrapper> start`) and
-// names the ones it does not have yet.
+// names the ones it does not have yet. The agents of one program start
+// at once (each start waits until its agent answers), the programs in
+// order: replicators, managers, connectors.
 func (s *Sandbox) startAgents(ctx context.Context) error {
 	missing := map[string]bool{}
 	var order []string
+	var group []agent
+	flush := func() error {
+		lines := make([]string, len(group))
+		errs := make([]error, len(group))
+		var wg sync.WaitGroup
+		for i, a := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				lines[i], errs[i] = s.startAgent(ctx, a, "start")
+			}()
+		}
+		wg.Wait()
+		for _, l := range lines {
+			if l != "" {
+				s.say("%s", l)
+			}
+		}
+		group = group[:0]
+		return errors.Join(errs...)
+	}
 	for _, a := range s.agents() {
+		if len(group) > 0 && group[0].program != a.program {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		if !s.hasProgram(a.program) {
 			if !missing[a.program] {
 				order = append(order, a.program)
@@ -249,9 +277,10 @@ func (s *Sandbox) startAgents(ctx context.Context) error {
 			missing[a.program] = true
 			continue
 		}
-		if err := s.runAgent(ctx, a, "start"); err != nil {
-			return err
-		}
+		group = append(group, a)
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if len(order) > 0 {
 		s.say("not in this release yet, so not started: %s", strings.Join(order, ", "))
@@ -259,16 +288,24 @@ func (s *Sandbox) startAgents(ctx context.Context) error {
 	return nil
 }
 
-func (s *Sandbox) runAgent(ctx context.Context, a agent, verb string) error {
+// startAgent runs `<wrapper> verb` (start or stop) and returns the line
+// to print.
+func (s *Sandbox) startAgent(ctx context.Context, a agent, verb string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, a.command(), verb)
-	out, err := cmd.CombinedOutput()
+	out, err := exec.CommandContext(ctx, a.command(), verb).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s: %s %s failed: %v: %s", a.host, filepath.Base(a.command()), verb, err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("%s: %s %s failed: %v: %s", a.host, filepath.Base(a.command()), verb, err, strings.TrimSpace(string(out)))
 	}
-	s.say("%s: %s %s: %s", a.host, filepath.Base(a.command()), verb, firstLine(string(out)))
-	return nil
+	return fmt.Sprintf("%s: %s %s: %s", a.host, filepath.Base(a.command()), verb, firstLine(string(out))), nil
+}
+
+func (s *Sandbox) runAgent(ctx context.Context, a agent, verb string) error {
+	line, err := s.startAgent(ctx, a, verb)
+	if err == nil {
+		s.say("%s", line)
+	}
+	return err
 }
 
 func firstLine(s string) string {
