@@ -300,14 +300,6 @@ func (s *Sandbox) startAgent(ctx context.Context, a agent, verb string) (string,
 	return fmt.Sprintf("%s: %s %s: %s", a.host, filepath.Base(a.command()), verb, firstLine(string(out))), nil
 }
 
-func (s *Sandbox) runAgent(ctx context.Context, a agent, verb string) error {
-	line, err := s.startAgent(ctx, a, verb)
-	if err == nil {
-		s.say("%s", line)
-	}
-	return err
-}
-
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
