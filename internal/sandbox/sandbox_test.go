@@ -232,6 +232,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
+// TestAddresses: host H of site S is 127.N.S.H on loopback and
+// 198.18.16N+S.H in a --netns sandbox.
 func TestAddresses(t *testing.T) {
 	data, err := os.ReadFile("../../examples/msaa.ini")
 	if err != nil {
@@ -241,34 +243,23 @@ func TestAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Addresses(cfg, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"east1": "127.0.1.1", "east2": "127.0.1.2", "east3": "127.0.1.3", "west1": "127.0.2.1", "west2": "127.0.2.2", "west3": "127.0.2.3"}
-	for h, a := range want {
-		if got[h] != a {
-			t.Errorf("%s = %s, want %s", h, got[h], a)
+	for _, tc := range []struct {
+		net   int
+		netns bool
+		want  map[string]string
+	}{
+		{0, false, map[string]string{"east1": "127.0.1.1", "east2": "127.0.1.2", "east3": "127.0.1.3", "west1": "127.0.2.1", "west2": "127.0.2.2", "west3": "127.0.2.3"}},
+		{2, true, map[string]string{"east1": "198.18.33.1", "west3": "198.18.34.3"}},
+	} {
+		got, err := Addresses(cfg, tc.net, tc.netns)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-}
-
-// TestNetNSAddresses: a --netns sandbox's hosts are 198.18.16N+S.H.
-func TestNetNSAddresses(t *testing.T) {
-	data, err := os.ReadFile("../../examples/msaa.ini")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(config.Source{Name: "msaa.ini", Data: data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Addresses(cfg, 2, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got["east1"] != "198.18.33.1" || got["west3"] != "198.18.34.3" {
-		t.Errorf("addresses %v, want east1 198.18.33.1 and west3 198.18.34.3", got)
+		for h, a := range tc.want {
+			if got[h] != a {
+				t.Errorf("net %d, netns %v: %s = %s, want %s", tc.net, tc.netns, h, got[h], a)
+			}
+		}
 	}
 }
 

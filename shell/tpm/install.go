@@ -114,25 +114,38 @@ func (r *runner) installFlags(args []string, update bool) (installOptions, int, 
 	case o.noRestart && !update:
 		r.errorf("--no-restart belongs to tpm update; tpm install restarts nothing")
 		return o, ExitUsage, false
-	case o.all && isSet(fs, "host"):
-		r.errorf("--host is not used with --all: --all installs every host of the configuration, so give one of them")
-		return o, ExitUsage, false
 	}
-	if o.systemdDir != "" {
-		abs, err := filepath.Abs(o.systemdDir)
-		if err != nil {
-			r.errorf("--systemd-dir %s: %v", o.systemdDir, err)
-			return o, ExitUsage, false
-		}
-		o.systemdDir = abs
-	}
-	kinds, err := onlyKinds(*only)
-	if err != nil {
-		r.errorf("%v", err)
+	kinds, ok := r.hostFlags(fs, "installs", o.all, &o.systemdDir, *only)
+	if !ok {
 		return o, ExitUsage, false
 	}
 	o.kinds = kinds
 	return o, ExitOK, true
+}
+
+// hostFlags checks and completes the flags tpm install, update and
+// uninstall share: --all excludes --host, --systemd-dir becomes absolute,
+// --only gives the install kinds (nil: every one). verb says what --all
+// does ("installs"). On a problem it says so and returns false.
+func (r *runner) hostFlags(fs *flag.FlagSet, verb string, all bool, systemdDir *string, only string) ([]config.InstallKind, bool) {
+	if all && isSet(fs, "host") {
+		r.errorf("--host is not used with --all: --all %s every host of the configuration, so give one of them", verb)
+		return nil, false
+	}
+	if *systemdDir != "" {
+		abs, err := filepath.Abs(*systemdDir)
+		if err != nil {
+			r.errorf("--systemd-dir %s: %v", *systemdDir, err)
+			return nil, false
+		}
+		*systemdDir = abs
+	}
+	kinds, err := onlyKinds(only)
+	if err != nil {
+		r.errorf("%v", err)
+		return nil, false
+	}
+	return kinds, true
 }
 
 // installJobs checks every host before anything is written and returns

@@ -135,21 +135,8 @@ func (r *runner) uninstallFlags(args []string) (uninstallOptions, int, bool) {
 	if !r.parse(fs, args) {
 		return o, r.parseExit, false
 	}
-	if o.all && isSet(fs, "host") {
-		r.errorf("--host is not used with --all: --all uninstalls every host of the configuration, so give one of them")
-		return o, ExitUsage, false
-	}
-	if o.systemdDir != "" {
-		abs, err := filepath.Abs(o.systemdDir)
-		if err != nil {
-			r.errorf("--systemd-dir %s: %v", o.systemdDir, err)
-			return o, ExitUsage, false
-		}
-		o.systemdDir = abs
-	}
-	kinds, err := onlyKinds(*only)
-	if err != nil {
-		r.errorf("%v", err)
+	kinds, ok := r.hostFlags(fs, "uninstalls", o.all, &o.systemdDir, *only)
+	if !ok {
 		return o, ExitUsage, false
 	}
 	o.kinds = kinds
