@@ -171,6 +171,9 @@ type Applier struct {
 	// resolvedBlocks the blocks applied again in conflict mode.
 	conflicts, resolvedBlocks atomic.Uint64
 	unionReads                atomic.Uint64 // locking reads sent as a UNION ALL (tests)
+	prechecks                 atomic.Uint64 // scripts verifying their rows in their own statement (tests)
+	lockingReads              atomic.Uint64 // scripts verified by locking reads before them (tests)
+	noPrecheck                bool          // verify by locking reads only (tests)
 	// afterResolve, set by tests, runs after each transaction conflict
 	// mode commits; an error stops the run there.
 	afterResolve func(seqno uint64) error

@@ -429,16 +429,24 @@ func TestConflictInLargeTransaction(t *testing.T) {
 	}
 }
 
-// A block changing rows of two tables reads them in one UNION ALL: a row
-// of the second that differs is a conflict all the same, the first
-// table's row is applied, and nothing else is taken for one.
-func TestConflictInUnionRead(t *testing.T) {
+// A block changing rows of two tables verifies them in its own statement
+// (or, when it cannot, reads them in one UNION ALL): a row of the second
+// that differs is a conflict all the same, the first table's row is
+// applied, and nothing else is taken for one.
+func TestConflictInTwoTables(t *testing.T) {
 	testutil.RequireDB(t)
+	for _, how := range []string{"precheck", "union"} {
+		t.Run(how, func(t *testing.T) { conflictInTwoTables(t, how == "union") })
+	}
+}
+
+func conflictInTwoTables(t *testing.T, union bool) {
 	srv := testutil.StartMariaDB(t)
 	db := testutil.DB(t, srv)
 	freshApp(t, db, "CREATE TABLE app.u1 (id INT PRIMARY KEY, v VARCHAR(20))", "CREATE TABLE app.u2 (id INT PRIMARY KEY, d DECIMAL(5,2), v VARCHAR(20))",
 		"INSERT INTO app.u1 VALUES (1, 'orig'), (2, 'orig')", "INSERT INTO app.u2 VALUES (1, 1.50, 'west'), (2, -0.25, 'orig')")
 	a := newConflictApplier(t, srv.Addr(), 1, PolicySkip)
+	a.noPrecheck = union
 	c1, c2 := cols("id", "v"), cols("id", "d", "v")
 	evs := []*thlpb.Event{
 		rowsEvent(0, thlpb.RowChange_UPDATE, "u1", c1, &thlpb.Row{Before: row(vInt(1), vBytes("orig")), After: row(vInt(1), vBytes("east"))}),
@@ -449,8 +457,11 @@ func TestConflictInUnionRead(t *testing.T) {
 	if err := runUntil(t, a, 3, evs...); err != nil {
 		t.Fatal(err)
 	}
-	if a.unionReads.Load() == 0 {
+	if union && a.unionReads.Load() == 0 {
 		t.Error("the block's locking reads did not go as one UNION ALL")
+	}
+	if !union && a.prechecks.Load() == 0 {
+		t.Error("the block did not verify its rows in its own statement")
 	}
 	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.u1"); got != "1:east" {
 		t.Errorf("app.u1 = %s", got)

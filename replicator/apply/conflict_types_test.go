@@ -42,7 +42,7 @@ var typesRows = []string{
 	`INSERT INTO app.types (id, ti, tu, si, mi, bi, bu, dc, dn, dt, ts, da, tm, yr, c, vl, vu, tx, bl, lb, bn, vb, e, st, bt, j, g, n) VALUES
 		(1, -128, 255, -32768, 8388607, -9223372036854775808, 18446744073709551615, 12345678901234567890.0123456789,
 		 -0.000000000000000000000000000001, '2024-02-29 23:59:59.123456', '2038-01-19 03:14:07.999', '0000-00-00', '-838:59:59.99', 2155,
-		 'ab', UNHEX('636166E920'), 'Ünïcödé 🎉  ', REPEAT('long text ', 200), 'a\0b''c\\d', REPEAT('x', 100000), 'a', 'a\0', 'b', 'x,z', b'1010101010',
+		 'ab', UNHEX('636166E920'), 'Ünïcödé 🎉  ', REPEAT('long text ', 200), 'a\0b''c\\d\Z,', REPEAT('x', 100000), 'a', 'a\0', 'b', 'x,z', b'1010101010',
 		 '{"k": [1, 2.5, "s"]}', POINT(1.5, -2.25), 0)`,
 	`UPDATE app.types SET sb = CONCAT('83868641912-28773972837-', REPEAT('Ü', 30), '  '), ou = '2001-02-03 04:05:06'`,
 	`INSERT INTO app.types (id, dc, vu, tx) VALUES (2, -0.5, 'MiXeD', '')`,
@@ -106,15 +106,19 @@ func TestConflictNoFalsePositives(t *testing.T) {
 	for _, db := range []*sql.DB{sdb, tdb} {
 		freshApp(t, db, typesDDL...)
 	}
-	var unions uint64
-	apply := func(compound bool, evs []*thlpb.Event) {
+	var unions, prechecks uint64
+	// how: "precheck" (compound statements verifying their rows),
+	// "union" (compound statements after locking reads), "multi"
+	// (multi-statement scripts after locking reads).
+	apply := func(how string, evs []*thlpb.Event) {
 		t.Helper()
 		a, err := New(Config{Addr: target.Addr(), User: "tungsten", Password: "secret", Service: "east", Logger: testutil.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		a.compoundOff.Store(!compound)
+		a.compoundOff.Store(how == "multi")
+		a.noPrecheck = how == "union"
 		if err := a.Open(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -125,9 +129,10 @@ func TestConflictNoFalsePositives(t *testing.T) {
 			t.Errorf("%d blocks went to conflict mode: the fast path took a matching row for a conflict", n)
 		}
 		unions += a.unionReads.Load()
+		prechecks += a.prechecks.Load()
 	}
 	evs := sourceTxns(t, src, sdb, 0, typesRows...)
-	apply(true, evs)
+	apply("precheck", evs)
 	next := evs[len(evs)-1].GetSeqno() + 1
 	// Each column changed in turn, the others carried in the before-image.
 	updates := []string{
@@ -152,20 +157,27 @@ func TestConflictNoFalsePositives(t *testing.T) {
 		"UPDATE app.wide SET vu = CONCAT(vu, 'x'), tx = CONCAT(tx, 'y'), lb = CONCAT(lb, 'z'), ou = ou WHERE id IN (1, 2)",
 	}
 	evs = sourceTxns(t, src, sdb, next, updates...)
-	apply(true, evs)
+	apply("precheck", evs)
+	next = evs[len(evs)-1].GetSeqno() + 1
+	evs = sourceTxns(t, src, sdb, next, "UPDATE app.wide SET n = n + 1, ou = ou", "UPDATE app.small SET n = n + 1",
+		"UPDATE app.types SET n = n + 1, ou = ou", "UPDATE app.ip SET n = n + 1")
+	apply("union", evs)
 	next = evs[len(evs)-1].GetSeqno() + 1
 	evs = sourceTxns(t, src, sdb, next, "UPDATE app.types SET n = n * 10, ou = ou", "UPDATE app.nokey SET d = d * 2", "UPDATE app.floats SET n = n * 10")
-	apply(false, evs)
+	apply("multi", evs)
 	next = evs[len(evs)-1].GetSeqno() + 1
 	evs = sourceTxns(t, src, sdb, next, "DELETE FROM app.types WHERE id IN (1, 3)", "DELETE FROM app.nokey WHERE a = 1 LIMIT 1", "DELETE FROM app.floats WHERE id = 3",
 		"DELETE FROM app.wide WHERE id = 3", "DELETE FROM app.small WHERE k = 'ä'", "DELETE FROM app.ip WHERE id = 2")
-	apply(true, evs)
+	apply("precheck", evs)
 
 	if got := testutil.QueryString(t, tdb, "SELECT COUNT(*) FROM tungsten_east.conflicts"); got != "0" {
 		t.Errorf("%s conflicts recorded, want none", got)
 	}
 	if unions == 0 {
 		t.Error("no locking read went as a UNION ALL")
+	}
+	if prechecks == 0 {
+		t.Error("no block verified its rows in its own statement")
 	}
 	for _, table := range []string{"app.types", "app.floats", "app.nokey", "app.wide", "app.small", "app.ip"} {
 		q := "CHECKSUM TABLE " + table

@@ -31,9 +31,9 @@ type execer interface {
 // when begin is set, followed by tail (the tracking update and COMMIT, or
 // nothing). compound says it may go as one compound statement. check
 // (conflict detection): the rows its statements first change are verified
-// before it is sent (verify.go), and a guard follows each statement
-// marked for one (marks.guards), in the form guard (a multi-statement
-// script's).
+// before it is sent (verify.go), or by precheck, its first statement
+// when compound (precheck.go), and a guard follows each statement marked
+// for one (marks.guards), in the form guard (a multi-statement script's).
 type script struct {
 	begin    bool
 	sql      []byte
@@ -43,6 +43,7 @@ type script struct {
 	compound bool
 	check    bool
 	guard    string
+	precheck []byte
 }
 
 // compoundOpen and compoundClose wrap a compound script; a transaction
@@ -72,14 +73,15 @@ func (s script) exec(ctx context.Context, conn execer) error {
 		body = []byte(s.marks.text(s.sql, s.from, s.to, guardCompound))
 	}
 	tail := trimSemicolon(s.tail)
-	if len(body) == 0 && len(tail) == 0 && !s.begin {
+	if len(body) == 0 && len(tail) == 0 && !s.begin && len(s.precheck) == 0 {
 		return nil
 	}
-	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(body)+len(tail)+len(compoundClose))
+	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(s.precheck)+len(body)+len(tail)+len(compoundClose))
 	q = append(q, compoundOpen...)
 	if s.begin {
 		q = append(q, compoundBegin...)
 	}
+	q = append(q, s.precheck...)
 	q = append(q, body...)
 	if len(tail) > 0 {
 		q = append(q, tail...)
@@ -131,17 +133,32 @@ func compoundRefused(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1064 || me.Number == 1314)
 }
 
-// send sends s on conn, having verified the rows it first changes when it
-// checks them; a compound statement the server refuses turns compound
-// scripts off for this applier (the caller's error path then applies the
-// block again as multi-statement queries).
+// send sends s on conn, verifying the rows it first changes when it checks
+// them: in its own statement when compound (precheck) and the query stays
+// within max_allowed_packet, else by locking reads before it (verify). A
+// compound statement the server refuses turns compound scripts off for
+// this applier (the caller's error path then applies the block again as
+// multi-statement queries).
 func (a *Applier) send(ctx context.Context, conn *sql.Conn, s script) error {
 	if s.check {
 		if cs := s.marks.checksIn(s.from, s.to); len(cs) > 0 {
-			if err := a.verify(ctx, conn, cs, s.begin); err != nil {
-				return err
+			rest := cs
+			if s.compound && !a.noPrecheck {
+				pre, left, err := a.precheck(cs)
+				if err != nil {
+					return err
+				}
+				if len(pre)+s.to-s.from+len(s.tail)+queryOverhead <= a.maxQuery {
+					s.precheck, rest = pre, left
+					a.prechecks.Add(1)
+				}
 			}
-			s.begin = false
+			if len(rest) > 0 {
+				if err := a.verify(ctx, conn, rest, s.begin); err != nil {
+					return err
+				}
+				s.begin = false
+			}
 		}
 	}
 	err := s.exec(ctx, conn)

@@ -171,21 +171,14 @@ func longText(c *column) bool {
 func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin bool) error {
 	// One SELECT per table and mapping, in the order of their first
 	// check; those whose columns all cast to text unchanged go as one.
-	var groups []*verifyGroup
-	for i := range cs {
-		c := &cs[i]
-		var g *verifyGroup
-		for _, have := range groups {
-			if have.t == c.t && have.m == c.m {
-				g = have
-			}
+	groups := groupChecks(cs)
+	for _, g := range groups {
+		g.byKey = make(map[string]*check, len(g.checks))
+		for _, c := range g.checks {
+			g.byKey[string(keyOf(nil, c.t, c.m.pos, c.before))] = c
 		}
-		if g == nil {
-			g = &verifyGroup{t: c.t, m: c.m, checks: map[string]*check{}}
-			groups = append(groups, g)
-		}
-		g.checks[string(keyOf(nil, c.t, c.m.pos, c.before))] = c
 	}
+	a.lockingReads.Add(1)
 	bld := &builder{meta: a.meta, service: a.cfg.Service}
 	var reads []verifyRead
 	var union []*verifyGroup
@@ -205,7 +198,7 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 			if i > 0 {
 				bld.buf = append(bld.buf, " UNION ALL "...)
 			}
-			if err := bld.lockingRead(g.t, g.m, g.checks, i, width); err != nil {
+			if err := bld.lockingRead(g, i, width); err != nil {
 				return err
 			}
 		}
@@ -217,7 +210,7 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 			continue
 		}
 		bld.buf = bld.buf[:0]
-		if err := bld.lockingRead(g.t, g.m, g.checks, -1, 0); err != nil {
+		if err := bld.lockingRead(g, -1, 0); err != nil {
 			return err
 		}
 		reads = append(reads, verifyRead{sql: string(bld.buf), groups: []*verifyGroup{g}})
@@ -277,14 +270,14 @@ func (a *Applier) verify(ctx context.Context, conn *sql.Conn, cs []check, begin 
 	return nil
 }
 
-// lockingRead appends the SELECT … FOR UPDATE of the rows of checks: the
+// lockingRead appends the SELECT … FOR UPDATE of the rows of g: the
 // key, then every other column the changes write, ENUM, SET and BIT as
 // numbers (as the images carry them), long strings as their MD5 when
 // long. As part tag (≥ 0) of a UNION ALL it is in parentheses, its first
 // column is tag, every column is cast to a binary string (the union's
 // column types then change no value's text) and NULLs pad it to width
 // columns after the tag.
-func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check, tag, width int) error {
+func (b *builder) lockingRead(g *verifyGroup, tag, width int) error {
 	tagged := tag >= 0
 	if tagged {
 		b.buf = append(b.buf, "(SELECT "...)
@@ -321,53 +314,15 @@ func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check, ta
 			b.buf = append(b.buf, " AS BINARY)"...)
 		}
 	}
-	for _, k := range t.key {
-		col(&t.columns[k])
-	}
-	for _, j := range m.target {
-		if j >= 0 && !t.isKey(j) {
-			col(&t.columns[j])
-		}
-	}
+	g.each(col)
 	for ; n < width; n++ {
 		b.buf = append(b.buf, ",NULL"...)
 	}
 	b.buf = append(b.buf, " FROM "...)
-	b.tableName(t)
+	b.tableName(g.t)
 	b.buf = append(b.buf, " WHERE "...)
-	if len(t.key) == 1 {
-		// One key column: an IN list, which the server's range
-		// optimizer reads in a quarter less time than ORs.
-		k := t.key[0]
-		b.buf = quoteIdent(b.buf, t.columns[k].name)
-		b.buf = append(b.buf, " IN ("...)
-		n := 0
-		for _, c := range checks {
-			if n > 0 {
-				b.buf = append(b.buf, ',')
-			}
-			n++
-			if err := b.value(t, k, c.before[m.pos[k]]); err != nil {
-				return err
-			}
-		}
-		b.buf = append(b.buf, ") FOR UPDATE"...)
-		if tagged {
-			b.buf = append(b.buf, ')')
-		}
-		return nil
-	}
-	n = 0
-	for _, c := range checks {
-		if n > 0 {
-			b.buf = append(b.buf, " OR "...)
-		}
-		n++
-		b.buf = append(b.buf, '(')
-		if err := b.keyWhere(t, m.pos, c.before); err != nil {
-			return err
-		}
-		b.buf = append(b.buf, ')')
+	if err := b.keysWhere(g.t, g.m, g.checks); err != nil {
+		return err
 	}
 	b.buf = append(b.buf, " FOR UPDATE"...)
 	if tagged {
@@ -376,22 +331,19 @@ func (b *builder) lockingRead(t *table, m *mapping, checks map[string]*check, ta
 	return nil
 }
 
-// verifyGroup is the checks of one locking read: one table and mapping,
-// by row identity (keyOf).
+// verifyGroup is the checks of one read: one table and mapping; byKey
+// has them by row identity (keyOf) for a locking read's comparison.
 type verifyGroup struct {
 	t      *table
 	m      *mapping
-	checks map[string]*check
+	checks []*check
+	byKey  map[string]*check
 }
 
 // width is the number of columns of g's locking read.
 func (g *verifyGroup) width() int {
-	n := len(g.t.key)
-	for _, j := range g.m.target {
-		if j >= 0 && !g.t.isKey(j) {
-			n++
-		}
-	}
+	n := 0
+	g.each(func(*column) { n++ })
 	return n
 }
 
@@ -408,14 +360,7 @@ type verifyRead struct {
 func unionGroups(groups []*verifyGroup) []*verifyGroup {
 	var u []*verifyGroup
 	for _, g := range groups {
-		ok := true
-		for _, k := range g.t.key {
-			ok = ok && castsAsText(&g.t.columns[k])
-		}
-		for _, j := range g.m.target {
-			ok = ok && (j < 0 || castsAsText(&g.t.columns[j]))
-		}
-		if ok {
+		if castable(g) {
 			u = append(u, g)
 		}
 	}
@@ -482,13 +427,13 @@ func (g *verifyGroup) compare(row []sql.RawBytes, key, scratch *[]byte) error {
 	for i := range t.key {
 		*key = append(append(*key, 0), row[i]...)
 	}
-	c, ok := g.checks[string(*key)]
+	c, ok := g.byKey[string(*key)]
 	if !ok {
 		// Its key reads otherwise than the image writes it (a
 		// collation that ignores case, say): conflict mode decides.
 		return fmt.Errorf("%w: %s.%s returned a row by another key", errRowDiffers, t.schema, t.name)
 	}
-	delete(g.checks, string(*key))
+	delete(g.byKey, string(*key))
 	col := len(t.key)
 	for i, j := range g.m.target {
 		if j < 0 || t.isKey(j) {
