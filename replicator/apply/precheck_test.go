@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"math/rand/v2"
 	"strings"
@@ -117,5 +118,61 @@ func TestPrecheckOverPacket(t *testing.T) {
 	}
 	if a.lockingReads.Load() == 0 {
 		t.Error("every part verified its rows in its own statement, over max_allowed_packet")
+	}
+}
+
+// A precheck locks the rows it verifies until the transaction ends, as a
+// locking read does: nobody changes them between the check and the
+// block's statements.
+func TestPrecheckLocks(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	freshApp(t, db, "CREATE TABLE app.l (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO app.l VALUES (1, 'a'), (2, 'b')")
+	a := newConflictApplier(t, srv.Addr(), 1, PolicyStop)
+	ctx := context.Background()
+	tbl, err := a.meta.get(ctx, db, "app", "l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tbl.mapColumns(cols("id", "v"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, rest, err := a.precheck([]check{{t: tbl, m: m, before: row(vInt(1), vBytes("a"))}})
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("precheck: %v, %d checks left", err, len(rest))
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, compoundOpen+compoundBegin+string(stmt)+"END"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+	other, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, "UPDATE app.l SET v = 'x' WHERE id = 1"); !isErrNo(err, 1205) {
+		t.Errorf("another session's UPDATE of the checked row: %v, want a lock wait timeout", err)
+	}
+	if _, err := other.ExecContext(ctx, "UPDATE app.l SET v = 'x' WHERE id = 2"); err != nil {
+		t.Errorf("another session's UPDATE of another row: %v", err)
+	}
+	// A row not as its image says stops the statement with the conflict
+	// signal.
+	stmt, _, err = a.precheck([]check{{t: tbl, m: m, before: row(vInt(2), vBytes("b"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, compoundOpen+string(stmt)+"END"); !isConflictSignal(err) {
+		t.Errorf("precheck of a changed row: %v, want the conflict signal", err)
 	}
 }
