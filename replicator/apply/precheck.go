@@ -119,7 +119,7 @@ func groupChecks(cs []check) []*verifyGroup {
 			}
 		}
 		if g == nil {
-			g = &verifyGroup{t: c.t, m: c.m}
+			g = &verifyGroup{t: c.t, m: c.m, checks: make([]*check, 0, len(cs)-i)}
 			groups = append(groups, g)
 		}
 		g.checks = append(g.checks, c)
