@@ -455,6 +455,7 @@ wait:
 	elapsed := time.Since(begin)
 	b.StopTimer()
 	srvCPU, goCPU := cpuTime(r.PID())-cpu0, selfCPU()-goCPU0
+	stolen, _ := pressure.stolenSince(readStall())
 	stopProfile()
 	b.Logf("%d transactions in %s (%s); replica CPU %s, this process's CPU %s; per transaction: %s", e.txns, elapsed.Round(time.Millisecond), pressure.since(), srvCPU, goCPU, perTx(st0, r.status(b), e.txns))
 	stop()
@@ -468,6 +469,7 @@ wait:
 		"tx/s":              float64(e.txns) / elapsed.Seconds(),
 		"replica-cpu-us/tx": float64(srvCPU.Microseconds()) / float64(e.txns),
 		"go-cpu-us/tx":      float64(goCPU.Microseconds()) / float64(e.txns),
+		"steal-%":           stolen,
 	}}
 }
 

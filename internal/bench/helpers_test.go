@@ -419,6 +419,29 @@ func waitIdle(pid int, timeout time.Duration) time.Duration {
 type stall struct {
 	at      time.Time
 	cpu, io time.Duration
+	// stolen and ticks are /proc/stat's steal and all CPU time, in ticks:
+	// the hypervisor running someone else on this VM's CPUs slows every
+	// process here alike.
+	stolen, ticks int64
+}
+
+// readSteal returns /proc/stat's steal time and all CPU time, in ticks.
+func readSteal() (stolen, all int64) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if i == 7 {
+			stolen = n
+		}
+		if i < 8 { // guest time is counted in user time already
+			all += n
+		}
+	}
+	return stolen, all
 }
 
 func readStall() stall {
@@ -437,7 +460,18 @@ func readStall() stall {
 		return 0
 	}
 	s.cpu, s.io = read("cpu"), read("io")
+	s.stolen, s.ticks = readSteal()
 	return s
+}
+
+// stolenSince returns the share of CPU time stolen between s and now, in
+// percent; false when the kernel does not say.
+func (s stall) stolenSince(now stall) (float64, bool) {
+	d := now.ticks - s.ticks
+	if d <= 0 {
+		return 0, false
+	}
+	return 100 * float64(now.stolen-s.stolen) / float64(d), true
 }
 
 // since describes the pressure since s: the share of wall time in which
@@ -448,5 +482,9 @@ func (s stall) since() string {
 	if wall <= 0 || (now.cpu == 0 && now.io == 0) {
 		return "pressure unknown"
 	}
-	return fmt.Sprintf("CPU pressure %.0f%%, I/O pressure %.0f%% of the time", 100*float64(now.cpu-s.cpu)/float64(wall), 100*float64(now.io-s.io)/float64(wall))
+	steal := ""
+	if pct, ok := s.stolenSince(now); ok {
+		steal = fmt.Sprintf("; CPU time stolen by the hypervisor %.1f%%", pct)
+	}
+	return fmt.Sprintf("CPU pressure %.0f%%, I/O pressure %.0f%% of the time%s", 100*float64(now.cpu-s.cpu)/float64(wall), 100*float64(now.io-s.io)/float64(wall), steal)
 }
