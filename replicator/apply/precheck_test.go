@@ -160,6 +160,12 @@ func TestPrecheckLocks(t *testing.T) {
 	if _, err := other.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
 		t.Fatal(err)
 	}
+	// An exclusive lock: a shared one (which the server takes for a
+	// subquery in a stored program anyway) lets another reader lock the
+	// row too, and two writers then deadlock instead of waiting.
+	if _, err := other.ExecContext(ctx, "SELECT v FROM app.l WHERE id = 1 LOCK IN SHARE MODE"); !isErrNo(err, 1205) {
+		t.Errorf("another session's shared lock of the checked row: %v, want a lock wait timeout", err)
+	}
 	if _, err := other.ExecContext(ctx, "UPDATE app.l SET v = 'x' WHERE id = 1"); !isErrNo(err, 1205) {
 		t.Errorf("another session's UPDATE of the checked row: %v, want a lock wait timeout", err)
 	}
