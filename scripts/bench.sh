@@ -13,7 +13,7 @@ trap 'rm -f "$raw"; [ -n "${sb:-}" ] && bin/sandbox destroy --dir "$sb" >/dev/nu
 
 echo "bench: go benchmarks (-benchtime $benchtime)"
 go test -run '^$' -bench . -benchtime "$benchtime" ./... | tee "$raw"
-CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkReplication' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
+CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkReplication' -benchtime 1x -timeout 90m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkManager' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkConnector' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
 CARBIDE_BENCH_REPLICATION=1 go test -run '^$' -bench '^BenchmarkTprovision' -benchtime 1x -timeout 30m ./internal/bench | tee -a "$raw"
