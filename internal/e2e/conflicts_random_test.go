@@ -18,7 +18,8 @@ const hotRows = 20
 
 // TestConflictsRandom: both sites' primaries change a hot set of 20 rows
 // at once (UPDATEs, DELETEs, INSERTs, REPLACEs and upserts of the same
-// keys, alone, by range and in transactions of several) while the
+// keys, alone, by range and in transactions of several; counters and
+// flags whose values agree by chance) while the
 // cross-site replicators of random hosts go offline and online at random
 // moments, so each site's changes meet the other's late and in every
 // order. Afterwards every replicator is ONLINE and caught up and every
@@ -127,17 +128,23 @@ func (w *hotWriter) run(ctx context.Context, db *sql.DB) {
 	}
 }
 
-// statement is a random change of the hot rows; its values name the
-// writer and the change, so no two writes look alike.
+// statement is a random change of the hot rows. Most values name the
+// writer and the change; a counter (n = n + 1 alone) and a flag of two
+// values, on the three hottest rows, make the two sites' rows agree by
+// chance, as real workloads do (TestConflictsCrossing).
 func (w *hotWriter) statement(i, j int) string {
 	id := 1 + w.rng.IntN(hotRows)
 	v := fmt.Sprintf("%s-%d.%d", w.name, i, j)
-	kinds := []string{"update", "update", "update", "delete", "insert", "upsert", "replace", "range-update", "range-delete"}
+	kinds := []string{"update", "update", "update", "counter", "flag", "delete", "insert", "upsert", "replace", "range-update", "range-delete"}
 	kind := kinds[w.rng.IntN(len(kinds))]
 	w.counts[kind]++
 	switch kind {
 	case "update":
 		return fmt.Sprintf("UPDATE app.hot SET v = '%s', n = n + 1 WHERE id = %d", v, id)
+	case "counter": // on the three hottest rows, where values agree most
+		return fmt.Sprintf("UPDATE app.hot SET n = n + 1 WHERE id = %d", 1+w.rng.IntN(3))
+	case "flag":
+		return fmt.Sprintf("UPDATE app.hot SET v = '%c' WHERE id = %d", 'a'+rune(w.rng.IntN(2)), 1+w.rng.IntN(3))
 	case "delete":
 		return fmt.Sprintf("DELETE FROM app.hot WHERE id = %d", id)
 	case "insert":

@@ -143,51 +143,63 @@ func boxLines(out, prefix string) map[string][]string {
 	return got
 }
 
-// TestConflictsDeleteAndReinsert: the smallest divergence
-// TestConflictsRandom found. With the cross-site replicators offline,
-// east1 deletes row 1 while west1 deletes it and inserts it again. Online,
-// east1 meets west's DELETE (row gone: nothing to do) and then west's
-// INSERT, which finds the key free: no conflict, the row comes back.
-// West1 meets east's DELETE, whose before-image differs from west's new
-// row: a conflict east wins, the row goes. Every host must end the same.
-func TestConflictsDeleteAndReinsert(t *testing.T) {
+// TestConflictsCrossing: crossings where a value-only comparison lets
+// the losing site's change through on some hosts and not on others. With
+// the cross-site replicators offline, east1 and west1 change the same
+// rows; online, every host must end with east's rows (east wins):
+//   - row 1: east deletes it; west deletes it and inserts it again. East1
+//     meets west's INSERT on a free key (east deleted it concurrently).
+//   - row 2: both set v='a'; west then sets v='b'. East1 meets west's
+//     second UPDATE with its before-image 'a' equal to east's row: the
+//     values agree, yet west made it without having seen east's change.
+//   - row 3: both set v='a'; west then deletes it (the same, for a DELETE).
+//   - row 4: west sets v='w' and back to 'orig'; east sets v='e'. West1
+//     meets east's UPDATE with its before-image 'orig' equal to its row.
+//   - row 20: both insert (20,'a'); west then sets v='b'.
+func TestConflictsCrossing(t *testing.T) {
 	s := startMSAA(t)
-	s.exec("east1", "CREATE TABLE app.c (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO app.c VALUES (1, 'orig'), (2, 'orig')")
+	s.exec("east1", "CREATE TABLE app.c (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO app.c VALUES (1, 'orig'), (2, 'orig'), (3, 'orig'), (4, 'orig')")
 	s.sameEverywhere(60*time.Second, allHosts, "app")
 	for _, h := range allHosts {
 		if out, err := s.tool(h, "replicator", "mm_trepctl", "offline"); err != nil {
 			t.Fatalf("%s: mm_trepctl offline: %v %s", h, err, out)
 		}
 	}
-	s.exec("east1", "DELETE FROM app.c WHERE id = 1")
-	s.exec("west1", "DELETE FROM app.c WHERE id = 1", "INSERT INTO app.c VALUES (1, 'west')")
+	s.exec("east1", "DELETE FROM app.c WHERE id = 1", "UPDATE app.c SET v = 'a' WHERE id IN (2, 3)", "UPDATE app.c SET v = 'e' WHERE id = 4",
+		"INSERT INTO app.c VALUES (20, 'a')")
+	s.exec("west1", "DELETE FROM app.c WHERE id = 1", "INSERT INTO app.c VALUES (1, 'west')",
+		"UPDATE app.c SET v = 'a' WHERE id IN (2, 3)", "UPDATE app.c SET v = 'b' WHERE id = 2", "DELETE FROM app.c WHERE id = 3",
+		"UPDATE app.c SET v = 'w' WHERE id = 4", "UPDATE app.c SET v = 'orig' WHERE id = 4",
+		"INSERT INTO app.c VALUES (20, 'a')", "UPDATE app.c SET v = 'b' WHERE id = 20")
 	for _, h := range allHosts {
 		if out, err := s.tool(h, "replicator", "mm_trepctl", "online"); err != nil {
 			t.Fatalf("%s: mm_trepctl online: %v %s", h, err, out)
 		}
 	}
 	s.allOnlineAndCaughtUp(60 * time.Second)
+	const want = "2:a,3:a,4:e,20:a"
 	rows := map[string]string{}
+	bad := false
 	for _, h := range allHosts {
 		var got string
 		if err := s.db(h).QueryRow("SELECT IFNULL(GROUP_CONCAT(id, ':', v ORDER BY id), '') FROM app.c").Scan(&got); err != nil {
 			t.Fatalf("%s: %v", h, err)
 		}
 		rows[h] = got
+		bad = bad || got != want
 	}
-	for _, h := range allHosts[1:] {
-		if rows[h] != rows[allHosts[0]] {
-			var b strings.Builder
-			for _, h := range allHosts {
-				fmt.Fprintf(&b, "\n%s holds %s", h, rows[h])
+	if bad {
+		var b strings.Builder
+		for _, h := range allHosts {
+			fmt.Fprintf(&b, "\n%s holds %s", h, rows[h])
+			for _, id := range []int{1, 2, 3, 4, 20} {
 				for _, schema := range []string{"tungsten_east", "tungsten_west"} {
-					for _, c := range s.conflictsOf(h, schema, "c", 1) {
+					for _, c := range s.conflictsOf(h, schema, "c", id) {
 						fmt.Fprintf(&b, "\n  %s.conflicts: %s", schema, c)
 					}
 				}
 			}
-			t.Fatalf("the hosts hold different rows:%s", b.String())
 		}
+		t.Fatalf("want every host to hold east's rows %s:%s", want, b.String())
 	}
-	t.Logf("every host holds %s", rows[allHosts[0]])
 }

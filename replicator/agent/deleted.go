@@ -31,9 +31,9 @@ func (s *siblings) close() {
 	s.conns = nil
 }
 
-// deletedCheck is the concurrent-delete check's question for a service
+// deletedCheck is the concurrent-change check's question for a service
 // of a multi-site topology (its site order names more than one site);
-// nil in a single site, where no other site deletes and nothing is
+// nil in a single site, where no other site writes and nothing is
 // marked.
 func (a *Agent) deletedCheck(siteOrder []string) apply.DeletedFunc {
 	if len(siteOrder) < 2 {
@@ -45,7 +45,7 @@ func (a *Agent) deletedCheck(siteOrder []string) apply.DeletedFunc {
 // deletedTimeout bounds one question to a sibling replicator.
 const deletedTimeout = 5 * time.Second
 
-// deleted answers an applier's concurrent-delete questions (apply/
+// deleted answers an applier's concurrent-change questions (apply/
 // deleted.go) from the replicator of this host that runs svc: this one,
 // or the host's other install's.
 func (a *Agent) deleted(ctx context.Context, svc string, queries []apply.DeletedQuery) ([]bool, error) {
@@ -80,21 +80,32 @@ func (a *Agent) deleted(ctx context.Context, svc string, queries []apply.Deleted
 		a.sibs.conns[addr] = conn
 	}
 	a.sibs.mu.Unlock()
-	req := &replicatorpb.DeletedRequest{Service: svc}
-	for _, q := range queries {
-		req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, Schema: q.Schema, Table: q.Table, Key: q.Key})
-	}
 	ctx, cancel := context.WithTimeout(ctx, deletedTimeout)
 	defer cancel()
-	r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("ask the replicator at %s: %w", addr, err)
+	out := make([]bool, 0, len(queries))
+	for len(queries) > 0 {
+		part := queries[:min(len(queries), deletedPerCall)]
+		queries = queries[len(part):]
+		req := &replicatorpb.DeletedRequest{Service: svc}
+		for _, q := range part {
+			req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, UpToSeqno: q.UpTo, Schema: q.Schema, Table: q.Table, Key: q.Key})
+		}
+		r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("ask the replicator at %s: %w", addr, err)
+		}
+		if len(r.GetDeleted()) != len(part) {
+			return nil, fmt.Errorf("the replicator at %s answered %d of %d questions", addr, len(r.GetDeleted()), len(part))
+		}
+		out = append(out, r.GetDeleted()...)
 	}
-	if len(r.GetDeleted()) != len(queries) {
-		return nil, fmt.Errorf("the replicator at %s answered %d of %d questions", addr, len(r.GetDeleted()), len(queries))
-	}
-	return r.GetDeleted(), nil
+	return out, nil
 }
+
+// deletedPerCall bounds the questions of one call, well within gRPC's
+// 4 MiB message (a question is its key and table's names: a large
+// transaction's rows are asked about in several calls).
+const deletedPerCall = 10_000
 
 var _ apply.DeletedFunc = (*Agent)(nil).deleted
 
@@ -106,7 +117,7 @@ func (c *controlServer) Deleted(ctx context.Context, req *replicatorpb.DeletedRe
 	}
 	qs := make([]apply.DeletedQuery, len(req.GetQueries()))
 	for i, q := range req.GetQueries() {
-		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey()}
+		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), UpTo: q.GetUpToSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey()}
 	}
 	del, err := s.Deleted(ctx, qs)
 	if err != nil {

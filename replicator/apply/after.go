@@ -42,7 +42,7 @@ type CausalCounters struct {
 	// Abandoned are the waits given up because the awaited stream did
 	// not move for afterStall.
 	Abandoned atomic.Uint64
-	// DeleteQuestions are the concurrent-delete questions asked of
+	// DeleteQuestions are the concurrent-change questions asked of
 	// another replicator (deleted.go); DeleteUnchecked the INSERT rows
 	// applied unchecked because one had no answer.
 	DeleteQuestions, DeleteUnchecked atomic.Uint64

@@ -61,8 +61,8 @@ type Config struct {
 	Causal *CausalCounters
 	// Conflicts configures conflict detection and resolution (conflict.go).
 	Conflicts Conflicts
-	// Deleted, when set, reads another site's deletes from its THL on
-	// this host: an INSERT of a key it deleted concurrently is a conflict
+	// Deleted, when set, reads another site's changes from its THL on
+	// this host: a change of a row it changed concurrently is a conflict
 	// (deleted.go).
 	Deleted DeletedFunc
 	// Checks, when set, receives the checksums of a consistency check's
@@ -164,7 +164,7 @@ type Applier struct {
 	// resolving is the transaction being applied in conflict mode, while
 	// its fragments arrive (conflictmode.go).
 	resolving *resolving
-	// deletedWarned is when a failed concurrent-delete question was last
+	// deletedWarned is when a failed concurrent-change question was last
 	// logged (UnixNano; deleted.go).
 	deletedWarned atomic.Int64
 	// conflicts counts the conflicts recorded in the tracking schema;

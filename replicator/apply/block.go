@@ -51,20 +51,20 @@ type block struct {
 	open   *thlpb.Event // the last fragment seen of a transaction still open
 	sent   bool         // part of the block was already sent (BEGIN issued)
 	serial bool         // it holds a statement: no parallel apply
-	// inserts are its INSERT rows to ask another site about, by site,
-	// before it commits; deletes the tables it deletes rows of, marked
+	// questions are its rows to ask another site about, by site,
+	// before it commits; changed the tables it changes rows of, marked
 	// as it commits (deleted.go).
-	inserts map[string][]DeletedQuery
-	deletes map[[2]string]struct{}
-	marks   marks // BINLOG statement cuts, guards and checks in sql
-	known   known // the rows it changes, by identity (verify.go)
+	questions map[string][]DeletedQuery
+	changed   map[[2]string]bool
+	marks     marks // BINLOG statement cuts, guards and checks in sql
+	known     known // the rows it changes, by identity (verify.go)
 }
 
 func (b *block) reset() {
 	clear(b.txs) // their retained events
 	b.sql, b.txs, b.txns, b.open, b.sent, b.serial = b.sql[:0], b.txs[:0], 0, nil, false, false
-	clear(b.inserts)
-	clear(b.deletes)
+	clear(b.questions)
+	clear(b.changed)
 	b.marks.reset()
 	clear(b.known)
 }
@@ -108,8 +108,8 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 		blk.start = time.Now()
 	}
 	if !skip {
-		a.noteInserts(blk, ev)
-		a.noteDeletes(blk, ev)
+		a.noteRows(blk, ev)
+		a.noteChanges(blk, ev)
 	}
 	if blk.open == nil {
 		blk.txs = append(blk.txs, txn{start: len(blk.sql), first: ev, skipped: skip})
@@ -227,7 +227,7 @@ func (a *Applier) statementInBlock(ctx context.Context, blk *block, ev *thlpb.Ev
 	now := a.cfg.Now()
 	var tracking []byte
 	if last {
-		tracking = appendCommitTracking(nil, a.cfg.Service, blk.deletes, ev, now)
+		tracking = appendCommitTracking(nil, a.cfg.Service, blk.changed, ev, now)
 	} else {
 		tracking = appendTrackingTouch(nil, a.cfg.Service)
 	}
@@ -380,30 +380,30 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 }
 
 // commit sends the block with the tracking update in one round trip; in
-// two when it inserts rows another site may have deleted concurrently:
+// two when it changes rows another site may have changed concurrently:
 // the question is asked between them, holding the rows' locks
 // (deleted.go), and a yes applies the block in conflict mode.
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
-	a.tail = append(appendCommitTracking(a.tail[:0], a.cfg.Service, blk.deletes, last, now), "COMMIT"...)
+	a.tail = append(appendCommitTracking(a.tail[:0], a.cfg.Service, blk.changed, last, now), "COMMIT"...)
 	begin := time.Now()
 	s := script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
 		compound: a.compoundFor(blk), check: a.detect, guard: a.guard}
-	ask := len(blk.inserts) > 0
+	ask := len(blk.questions) > 0
 	if ask {
 		s.tail = nil
 	}
 	err := a.send(ctx, a.conn, s)
 	if err == nil && ask {
 		var hit bool
-		if hit, err = a.concurrentDeletes(ctx, a.conn, blk.inserts); err != nil {
+		if hit, err = a.concurrentChanges(ctx, a.conn, blk.questions); err != nil {
 			a.rollback()
 			return err
 		}
 		if hit {
 			a.rollback()
-			return a.resolveBlock(ctx, blk, errConcurrentDelete)
+			return a.resolveBlock(ctx, blk, errConcurrentChange)
 		}
 		_, err = a.conn.ExecContext(ctx, string(a.tail))
 	}
@@ -456,7 +456,7 @@ func (a *Applier) oneByOne(ctx context.Context, blk *block, first error) error {
 			end = blk.txs[i+1].start
 		}
 		now := a.cfg.Now()
-		suffix := string(append(appendCommitTracking(nil, a.cfg.Service, blk.deletes, tx.last, now), "COMMIT"...))
+		suffix := string(append(appendCommitTracking(nil, a.cfg.Service, blk.changed, tx.last, now), "COMMIT"...))
 		if err := execCut(ctx, a.conn, "BEGIN;", blk.sql, tx.start, end, blk.marks, a.checkGuard(), suffix); err != nil {
 			a.rollback()
 			return a.pinpoint(ctx, blk, i, err)

@@ -28,10 +28,10 @@ type resolving struct {
 	// ahead counts its leading statements that ran before the block (a
 	// DDL commits on its own): they are not run again.
 	ahead int
-	// records are its conflicts, written with its tracking row; deletes
-	// the tables it deletes rows of (deleted.go).
+	// records are its conflicts, written with its tracking row; changed
+	// the tables it changes rows of (deleted.go).
 	records []Conflict
-	deletes map[[2]string]struct{}
+	changed map[[2]string]bool
 }
 
 // errResolved: the block in hand was applied in conflict mode, with the
@@ -91,7 +91,7 @@ func (a *Applier) resolveEvent(ctx context.Context, ev *thlpb.Event) error {
 	r.last = ev
 	if !r.skipped {
 		if a.checksDeletes() {
-			r.deletes = addDeletes(r.deletes, ev)
+			r.changed = addChanges(r.changed, ev)
 		}
 		for i, c := range ev.GetChanges() {
 			var err error
@@ -131,7 +131,7 @@ func (a *Applier) resolveCommit(ctx context.Context, ev *thlpb.Event) error {
 		q = appendConflictInsert(q, a.cfg.Service, &r.records[i])
 	}
 	now := a.cfg.Now()
-	q = append(appendCommitTracking(q, a.cfg.Service, r.deletes, ev, now), "COMMIT"...)
+	q = append(appendCommitTracking(q, a.cfg.Service, r.changed, ev, now), "COMMIT"...)
 	if _, err := a.conn.ExecContext(ctx, string(q)); err != nil {
 		a.rollback()
 		return a.sqlError(ev, "", err)
@@ -299,7 +299,7 @@ func (w *rowWork) apply(ctx context.Context) error {
 	case w.action == thlpb.RowChange_INSERT:
 		// The key is free, and locked: was it deleted concurrently by
 		// another site (deleted.go)?
-		deleted, err := w.a.insertDeleted(ctx, w.ev, w.rc, w.row)
+		deleted, err := w.a.changedConcurrently(ctx, w.ev, w.rc, w.row)
 		if err != nil {
 			return err
 		}
@@ -311,10 +311,21 @@ func (w *rowWork) apply(ctx context.Context) error {
 		w.c.Kind = KindMissing
 	case !same:
 		w.c.Kind = KindChanged
-	case w.action == thlpb.RowChange_DELETE:
-		return w.exec(ctx, func(b *builder) error { return b.delete(t, w.m.target, pos, before) })
 	default:
-		return w.unique(ctx, before, w.exec(ctx, func(b *builder) error { return b.update(t, w.m.target, pos, w.row) }))
+		// The row holds the before-image, and is locked: did another
+		// site change it concurrently all the same (deleted.go)?
+		crossed, err := w.a.changedConcurrently(ctx, w.ev, w.rc, w.row)
+		if err != nil {
+			return err
+		}
+		switch {
+		case crossed:
+			w.c.Kind = KindConcurrent
+		case w.action == thlpb.RowChange_DELETE:
+			return w.exec(ctx, func(b *builder) error { return b.delete(t, w.m.target, pos, before) })
+		default:
+			return w.unique(ctx, before, w.exec(ctx, func(b *builder) error { return b.update(t, w.m.target, pos, w.row) }))
+		}
 	}
 	over, err := w.decide()
 	if err != nil || !over {

@@ -14,37 +14,58 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// An INSERT finds its key free where another site deleted the row after
-// what the INSERT's source had applied of that site: no row to compare,
-// yet the two changes crossed as much as an UPDATE and a DELETE do. East
-// deletes row 1 while west deletes it and inserts it again: west's hosts
-// meet east's DELETE over west's new row (a conflict east wins: no row),
-// east's hosts meet west's INSERT of a free key, which without this
-// check would bring the row back there only. So an INSERT of a key the
-// other site deleted concurrently is a conflict (KindDeleted), resolved
-// by the policy like any other: under converge, east's hosts keep the row
-// deleted, and west's apply an INSERT of east's.
+// A change of another site's row is a conflict when that site changed the
+// row after what the change's source had applied of it: the two crossed.
+// Comparing values finds most crossings, not all. An INSERT finds its key
+// free where the other site deleted the row: east deletes row 1 while
+// west deletes it and inserts it again; east's hosts meet west's INSERT
+// of a free key, which would bring the row back there only. And values
+// agree by chance: east and west both set v='a', then west sets v='b';
+// east's hosts meet west's second UPDATE with its before-image 'a' equal
+// to east's row and would apply it, while west's hosts meet east's UPDATE
+// over 'b' (a conflict east wins: 'a'). Counters, flags and states go
+// through equal values all the time. So a row change whose row the other
+// site changed concurrently is a conflict (KindDeleted for an INSERT of a
+// free key, KindConcurrent otherwise), resolved by the policy like any
+// other: under converge, the losing site's change is not applied on any
+// host, whatever the values.
 //
-// The other site's deletes are read from its THL on this host (Config.
+// The other site's changes are read from its THL on this host (Config.
 // Deleted: every host holds every site's stream, in one of its
-// replicators), after the seqno the INSERT's transaction names for that
-// site in Event.after. Most blocks need not ask: every applier marks, in
-// tungsten_<service>.deletes, the last seqno that deleted rows of each
-// table, in the transaction that applies it; a host that has applied no
-// delete of the block's tables after what the source had applied of that
-// site skips the question. A site's primary, whose clients delete
-// without an applier, always asks.
+// replicators), after the seqno the change's transaction names for that
+// site in Event.after. Only the changes the policy might not apply are
+// asked about (not those of log, nor of converge's winning site). Most
+// blocks need not ask: every applier marks, in tungsten_<service>.changes,
+// the last seqno that changed rows of each table, in the transaction that
+// applies it; a host that has applied no change of the block's tables
+// after what the source had applied of that site skips the question. A
+// site's primary, whose clients write without an applier, always asks.
 
 // KindDeleted is an INSERT whose key another site deleted after what its
 // source had applied of that site.
 const KindDeleted = "row deleted"
 
+// KindConcurrent is an UPDATE or DELETE of a row that holds its
+// before-image, which another site changed after what the change's source
+// had applied of that site (equal values by chance): the changes crossed.
+const KindConcurrent = "row crossed"
+
 // DeletedQuery asks whether the transactions of a service after seqno
-// After deleted the row of Schema.Table whose key is Key (RowKey).
+// After, up to UpTo, changed (inserted, updated or deleted) the row of
+// Schema.Table whose key is Key (RowKey). UpTo is what the asking database
+// applied of that service: a row's state here then depends on the
+// transactions applied only, not on how far the other THL has grown, so
+// hosts that applied the same agree (cluster check compares them so).
+// 0: all that THL holds (on that service's primary, whose clients write
+// here).
 type DeletedQuery struct {
-	After         uint64
+	After, UpTo   uint64
 	Schema, Table string
 	Key           string
+	// Insert: the row is an INSERT's, whose key is free here only if the
+	// other site deleted it; only deletes of its table call for asking
+	// (mustAsk). Not sent.
+	Insert bool
 }
 
 // DeletedFunc answers queries about service svc, one bool per query.
@@ -77,33 +98,40 @@ func RowKey(rc *thlpb.RowChange, img []*thlpb.Value) (string, bool) {
 	return hex.EncodeToString(b), true
 }
 
-// DeletedKeys returns the keys (RowKey) of the rows of schema.table that
-// ev deletes (DeletedRowKeys).
-func DeletedKeys(ev *thlpb.Event, schema, table string) []string {
+// ChangedKeys returns the keys (RowKey) of the rows of schema.table that
+// ev changes (ChangedRowKeys).
+func ChangedKeys(ev *thlpb.Event, schema, table string) []string {
 	var out []string
 	for _, c := range ev.GetChanges() {
 		if rc := c.GetRows(); rc != nil && rc.GetSchema() == schema && rc.GetTable() == table {
-			out = append(out, DeletedRowKeys(rc)...)
+			out = append(out, ChangedRowKeys(rc)...)
 		}
 	}
 	return out
 }
 
-// DeletedRowKeys returns the keys (RowKey) of the rows rc deletes: a
-// DELETE's rows, and an UPDATE's rows whose key it changes.
-func DeletedRowKeys(rc *thlpb.RowChange) []string {
+// ChangedRowKeys returns the keys (RowKey) of the rows rc changes: an
+// INSERT's new rows, a DELETE's old ones, an UPDATE's rows before and,
+// where it changes their key, after.
+func ChangedRowKeys(rc *thlpb.RowChange) []string {
 	var out []string
 	for _, row := range rc.GetRows() {
 		switch rc.GetAction() {
+		case thlpb.RowChange_INSERT:
+			if k, ok := RowKey(rc, row.GetAfter()); ok {
+				out = append(out, k)
+			}
 		case thlpb.RowChange_DELETE:
 			if k, ok := RowKey(rc, row.GetBefore()); ok {
 				out = append(out, k)
 			}
 		case thlpb.RowChange_UPDATE:
-			before, ok1 := RowKey(rc, row.GetBefore())
-			after, ok2 := RowKey(rc, row.GetAfter())
-			if ok1 && ok2 && before != after {
+			before, ok := RowKey(rc, row.GetBefore())
+			if ok {
 				out = append(out, before)
+			}
+			if after, ok2 := RowKey(rc, row.GetAfter()); ok2 && (!ok || after != before) {
+				out = append(out, after)
 			}
 		}
 	}
@@ -111,29 +139,30 @@ func DeletedRowKeys(rc *thlpb.RowChange) []string {
 }
 
 // TableRowKey names a row (RowKey) of a table in the service's index of
-// deleted rows.
+// changed rows.
 func TableRowKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
 
-// noteInserts records, in blk, the INSERT rows of ev to ask about at the
-// block's commit.
-func (a *Applier) noteInserts(blk *block, ev *thlpb.Event) {
-	if !a.checksDeletes() || len(ev.GetAfter()) == 0 {
+// noteRows records, in blk, the rows of ev to ask about at the block's
+// commit.
+func (a *Applier) noteRows(blk *block, ev *thlpb.Event) {
+	if !a.checksDeletes() || len(ev.GetAfter()) == 0 || a.insertsAnyway(originSite(ev, a.cfg.Service)) {
 		return
 	}
 	for _, c := range ev.GetChanges() {
-		if rc := c.GetRows(); rc != nil && rc.GetAction() == thlpb.RowChange_INSERT {
+		if rc := c.GetRows(); rc != nil {
 			for _, row := range rc.GetRows() {
-				blk.inserts = a.insertQueries(blk.inserts, ev, rc, row)
+				blk.questions = a.rowQueries(blk.questions, ev, rc, row)
 			}
 		}
 	}
 }
 
-// insertQueries adds to qs, by site, the questions about an INSERT row:
-// for each other site ev's source had applied some of (Event.after),
-// whether that site deleted the row after that. None when nothing is
-// asked (no check here, no key, or an INSERT the policy applies anyway).
-func (a *Applier) insertQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) map[string][]DeletedQuery {
+// rowQueries adds to qs, by site, the questions about a changed row: for
+// each other site ev's source had applied some of (Event.after), whether
+// that site changed the row after that (its key before the change, and
+// after where that differs). None when nothing is asked (no check here,
+// no key, or a change the policy applies anyway).
+func (a *Applier) rowQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) map[string][]DeletedQuery {
 	if !a.checksDeletes() || len(ev.GetAfter()) == 0 {
 		return qs
 	}
@@ -141,38 +170,54 @@ func (a *Applier) insertQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, r
 	if a.insertsAnyway(origin) {
 		return qs
 	}
-	k, ok := RowKey(rc, row.GetAfter())
-	if !ok {
-		return qs
+	var keys [2]string
+	n := 0
+	if rc.GetAction() != thlpb.RowChange_INSERT {
+		if k, ok := RowKey(rc, row.GetBefore()); ok {
+			keys[n], n = k, n+1
+		}
+	}
+	if rc.GetAction() != thlpb.RowChange_DELETE {
+		if k, ok := RowKey(rc, row.GetAfter()); ok && (n == 0 || k != keys[0]) {
+			keys[n], n = k, n+1
+		}
 	}
 	for _, dep := range ev.GetAfter() {
-		if svc := dep.GetService(); svc != origin {
+		svc := dep.GetService()
+		if svc == origin {
+			continue
+		}
+		for _, k := range keys[:n] {
 			if qs == nil {
 				qs = map[string][]DeletedQuery{}
 			}
-			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k})
+			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k,
+				Insert: rc.GetAction() == thlpb.RowChange_INSERT})
 		}
 	}
 	return qs
 }
 
-// concurrentDeletes asks, once per other site and block, whether that
-// site deleted any row the block inserts concurrently. It runs on conn
-// with the block's statements executed and not committed: every delete
+// concurrentChanges asks, once per other site and block, whether that
+// site changed any row the block changes concurrently. It runs on conn
+// with the block's statements executed and not committed: every change
 // committed here before the block took its rows' locks is in that site's
 // THL on this host (its master's answer waits for its extractor), and
-// none can come after. Nothing is asked of a site none of whose deletes of
-// these tables this database applied after what the sources had (mustAsk);
-// a site whose deletes cannot be read here is left unchecked, with a
-// warning. Workers of the parallel pool call it at once.
-func (a *Applier) concurrentDeletes(ctx context.Context, conn *sql.Conn, inserts map[string][]DeletedQuery) (bool, error) {
-	for svc, qs := range inserts {
-		ask, err := a.mustAsk(ctx, conn, svc, qs)
+// none can come after. Nothing is asked of a site none of whose changes
+// of these tables this database applied after what the sources had
+// (mustAsk); a site whose changes cannot be read here is left unchecked,
+// with a warning. Workers of the parallel pool call it at once.
+func (a *Applier) concurrentChanges(ctx context.Context, conn *sql.Conn, queries map[string][]DeletedQuery) (bool, error) {
+	for svc, qs := range queries {
+		ask, upTo, err := a.mustAsk(ctx, conn, svc, qs)
 		if err != nil {
 			return false, err
 		}
 		if !ask {
 			continue
+		}
+		for i := range qs {
+			qs[i].UpTo = upTo
 		}
 		del, err := a.askDeleted(ctx, svc, qs)
 		if err != nil {
@@ -185,21 +230,21 @@ func (a *Applier) concurrentDeletes(ctx context.Context, conn *sql.Conn, inserts
 	return false, nil
 }
 
-// insertDeleted says whether conflict mode's INSERT row, its key found
-// free under lock, takes a key another site deleted after what the
-// source had applied of it.
-func (a *Applier) insertDeleted(ctx context.Context, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) (bool, error) {
-	qs := a.insertQueries(nil, ev, rc, row)
+// changedConcurrently says whether another site changed conflict mode's
+// row (under lock: its key found free for an INSERT, holding its
+// before-image otherwise) after what the source had applied of it.
+func (a *Applier) changedConcurrently(ctx context.Context, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) (bool, error) {
+	qs := a.rowQueries(nil, ev, rc, row)
 	if len(qs) == 0 {
 		return false, nil
 	}
-	return a.concurrentDeletes(ctx, a.conn, qs)
+	return a.concurrentChanges(ctx, a.conn, qs)
 }
 
-// insertsAnyway says whether the policy applies an INSERT from origin
-// over a concurrent delete (log; converge when origin wins): the answer
-// would change nothing, so nothing is asked, and that conflict is recorded
-// only where the other site's DELETE meets the row.
+// insertsAnyway says whether the policy applies a change from origin over
+// another site's concurrent change (log; converge when origin wins): the
+// answer would change nothing, so nothing is asked, and that conflict is
+// recorded only where the other site's change meets the row.
 func (a *Applier) insertsAnyway(origin string) bool {
 	over, _, err := a.rule.overwrite(origin)
 	return err == nil && over
@@ -207,82 +252,94 @@ func (a *Applier) insertsAnyway(origin string) bool {
 
 // mustAsk says whether svc's replicator must be asked about qs: unless
 // this database is svc's primary, not if it applied nothing of svc after
-// what the sources had, nor any delete of the queried tables since then
-// (svc's applier marks them in tungsten_<svc>.deletes, from the seqno of
-// its row of empty names on). Read on conn, in the block's transaction (READ
-// COMMITTED: the latest commits); anything unreadable asks.
-func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []DeletedQuery) (bool, error) {
+// what the sources had, nor any change of the queried tables since then
+// (a delete, for a table asked about for INSERTs only; svc's applier
+// marks them in tungsten_<svc>.changes, from the seqno of its row of
+// empty names on). Read on conn, in the block's transaction (READ
+// COMMITTED: the latest commits); anything unreadable asks. upTo is the
+// seqno of svc applied here, to ask up to (0: all, on svc's primary).
+func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []DeletedQuery) (ask bool, upTo uint64, err error) {
 	least := qs[0].After
+	changed := map[[2]string]bool{} // a table's rows: true when any is not an INSERT's
 	for _, q := range qs {
 		least = min(least, q.After)
+		k := [2]string{q.Schema, q.Table}
+		changed[k] = changed[k] || !q.Insert
+	}
+	list := func(q []byte, which func(bool) bool) []byte {
+		n := 0
+		for k, v := range changed {
+			if !which(v) {
+				continue
+			}
+			if n > 0 {
+				q = append(q, ',')
+			}
+			n++
+			q = append(q, '(')
+			q = quoteString(q, []byte(k[0]))
+			q = append(q, ',')
+			q = quoteString(q, []byte(k[1]))
+			q = append(q, ')')
+		}
+		if n == 0 {
+			q = append(q, "(NULL,NULL)"...)
+		}
+		return q
 	}
 	schema := string(quoteIdent(nil, TrackingSchema(svc)))
-	q := []byte("SELECT t.seqno, @@read_only, IFNULL((SELECT seqno FROM " + schema + ".deletes WHERE schema_name = '' AND table_name = ''), " +
-		"9223372036854775807), IFNULL((SELECT MAX(seqno) FROM " + schema + ".deletes WHERE (schema_name, table_name) IN (")
-	seen := map[[2]string]bool{}
-	for _, qq := range qs {
-		k := [2]string{qq.Schema, qq.Table}
-		if seen[k] {
-			continue
-		}
-		if len(seen) > 0 {
-			q = append(q, ',')
-		}
-		seen[k] = true
-		q = append(q, '(')
-		q = quoteString(q, []byte(qq.Schema))
-		q = append(q, ',')
-		q = quoteString(q, []byte(qq.Table))
-		q = append(q, ')')
-	}
+	q := []byte("SELECT t.seqno, @@read_only, IFNULL((SELECT seqno FROM " + schema + ".changes WHERE schema_name = '' AND table_name = ''), " +
+		"9223372036854775807), IFNULL((SELECT MAX(IF((schema_name, table_name) IN (")
+	q = list(q, func(v bool) bool { return v })
+	q = append(q, "), seqno, deleted)) FROM "+schema+".changes WHERE (schema_name, table_name) IN ("...)
+	q = list(q, func(bool) bool { return true })
 	q = append(q, ")), -1) FROM "+schema+".trep_commit_seqno t WHERE t.task_id = 0"...)
 	var applied, since, marked int64
 	var readOnly int
-	err := conn.QueryRowContext(ctx, string(q)).Scan(&applied, &readOnly, &since, &marked)
+	err = conn.QueryRowContext(ctx, string(q)).Scan(&applied, &readOnly, &since, &marked)
 	switch {
 	case ctx.Err() != nil:
-		return false, ctx.Err()
+		return false, 0, ctx.Err()
 	case err != nil:
-		return true, nil // no tracking row or marks of svc here: ask
+		return true, 0, nil // no tracking row or marks of svc here: ask
 	case svc == a.cfg.Site && readOnly == 0:
-		return true, nil // its primary: clients delete here
+		return true, 0, nil // its primary: clients write here
 	case applied <= int64(least):
-		return false, nil // nothing of svc after what the sources had
+		return false, 0, nil // nothing of svc after what the sources had
 	}
-	return since > int64(least) || marked > int64(least), nil
+	return since > int64(least) || marked > int64(least), uint64(applied), nil
 }
 
-// noteDeletes records, in blk, the tables whose rows ev deletes (a
-// DELETE, an UPDATE that changes a row's key), to mark at its commit.
-func (a *Applier) noteDeletes(blk *block, ev *thlpb.Event) {
+// noteChanges records, in blk, the tables whose rows ev changes, to mark
+// at its commit.
+func (a *Applier) noteChanges(blk *block, ev *thlpb.Event) {
 	if a.checksDeletes() {
-		blk.deletes = addDeletes(blk.deletes, ev)
+		blk.changed = addChanges(blk.changed, ev)
 	}
 }
 
 // checksDeletes says whether this applier takes part in the concurrent-
-// delete check: asks about INSERTs and marks deletes (a multi-site
+// change check: asks about rows and marks changes (a multi-site
 // topology's service, detecting conflicts).
 func (a *Applier) checksDeletes() bool { return a.cfg.Deleted != nil && a.detect }
 
-// addDeletes adds to set the tables whose rows ev deletes.
-func addDeletes(set map[[2]string]struct{}, ev *thlpb.Event) map[[2]string]struct{} {
+// addChanges adds to set the tables whose rows ev changes, each true
+// once ev deletes rows of it (a DELETE, an UPDATE that changes a row's
+// key).
+func addChanges(set map[[2]string]bool, ev *thlpb.Event) map[[2]string]bool {
 	for _, c := range ev.GetChanges() {
 		rc := c.GetRows()
-		if rc == nil || rc.GetAction() == thlpb.RowChange_INSERT {
+		if rc == nil || len(rc.GetRows()) == 0 {
 			continue
 		}
 		k := [2]string{rc.GetSchema(), rc.GetTable()}
-		if _, ok := set[k]; ok {
-			continue
-		}
-		if rc.GetAction() == thlpb.RowChange_UPDATE && !movesKey(rc) {
+		if set[k] {
 			continue
 		}
 		if set == nil {
-			set = map[[2]string]struct{}{}
+			set = map[[2]string]bool{}
 		}
-		set[k] = struct{}{}
+		set[k] = rc.GetAction() == thlpb.RowChange_DELETE || rc.GetAction() == thlpb.RowChange_UPDATE && movesKey(rc)
 	}
 	return set
 }
@@ -301,24 +358,24 @@ func movesKey(rc *thlpb.RowChange) bool {
 }
 
 // appendCommitTracking appends what a transaction ending at ev writes in
-// the tracking schema as it commits: the marks of the tables it deleted
+// the tracking schema as it commits: the marks of the tables it changed
 // rows of (when any; the whole block's for each of its transactions is
-// more than they deleted: safe) and the tracking update.
-func appendCommitTracking(b []byte, service string, deletes map[[2]string]struct{}, ev *thlpb.Event, now time.Time) []byte {
-	return appendTrackingUpdate(appendDeleteMarks(b, service, deletes, ev.GetSeqno()), service, ev, now)
+// more than they changed: safe) and the tracking update.
+func appendCommitTracking(b []byte, service string, changed map[[2]string]bool, ev *thlpb.Event, now time.Time) []byte {
+	return appendTrackingUpdate(appendChangeMarks(b, service, changed, ev.GetSeqno()), service, ev, now)
 }
 
-// appendDeleteMarks appends the statement marking tables as deleted from
-// at seqno.
-func appendDeleteMarks(b []byte, service string, tables map[[2]string]struct{}, seqno uint64) []byte {
+// appendChangeMarks appends the statement marking tables as changed at
+// seqno, and as deleted from where they are true.
+func appendChangeMarks(b []byte, service string, tables map[[2]string]bool, seqno uint64) []byte {
 	if len(tables) == 0 {
 		return b
 	}
 	b = append(b, "INSERT INTO "...)
 	b = quoteIdent(b, TrackingSchema(service))
-	b = append(b, ".deletes (schema_name, table_name, seqno) VALUES "...)
+	b = append(b, ".changes (schema_name, table_name, seqno, deleted) VALUES "...)
 	first := true
-	for k := range tables {
+	for k, deleted := range tables {
 		if !first {
 			b = append(b, ',')
 		}
@@ -329,9 +386,15 @@ func appendDeleteMarks(b []byte, service string, tables map[[2]string]struct{}, 
 		b = quoteString(b, []byte(k[1]))
 		b = append(b, ',')
 		b = strconv.AppendUint(b, seqno, 10)
+		b = append(b, ',')
+		if deleted {
+			b = strconv.AppendUint(b, seqno, 10)
+		} else {
+			b = append(b, "NULL"...)
+		}
 		b = append(b, ')')
 	}
-	return append(b, " ON DUPLICATE KEY UPDATE seqno = VALUES(seqno);"...)
+	return append(b, " ON DUPLICATE KEY UPDATE seqno = VALUES(seqno), deleted = IFNULL(VALUES(deleted), deleted);"...)
 }
 
 // askDeleted asks Config.Deleted; an answer it cannot have is none (the
@@ -361,6 +424,6 @@ func (a *Applier) askDeleted(ctx context.Context, svc string, qs []DeletedQuery)
 // version) is logged once a minute, not at every block.
 const deletedWarnEvery = time.Minute
 
-// errConcurrentDelete sends a block to conflict mode: it inserts a key
-// another site deleted concurrently.
-var errConcurrentDelete = errors.New("an INSERT of a key another site deleted concurrently")
+// errConcurrentChange sends a block to conflict mode: it changes a row
+// another site changed concurrently.
+var errConcurrentChange = errors.New("a change of a row another site changed concurrently")

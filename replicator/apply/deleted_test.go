@@ -103,10 +103,96 @@ func testInsertOfConcurrentlyDeletedKey(t *testing.T, addr string, db *sql.DB, c
 	}
 }
 
-// TestDeletedKeys: a DELETE's rows and an UPDATE that moves a row to
-// another key delete their keys; an UPDATE that keeps its key, an INSERT
-// and another table's rows do not; keys render alike for the same values.
-func TestDeletedKeys(t *testing.T) {
+// TestConflictOfConcurrentlyChangedRow: an UPDATE or DELETE from the
+// losing site whose row holds its before-image, but which the winning
+// site changed after what its source had applied of it (equal values by
+// chance: both set v='a'), is a conflict (changed concurrently) the
+// winner keeps; a row no concurrent change touched applies as ever, and
+// the winner's own changes are not asked about.
+func TestConflictOfConcurrentlyChangedRow(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	for _, channels := range []int{1, 4} {
+		t.Run(fmt.Sprintf("channels=%d", channels), func(t *testing.T) {
+			freshApp(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO app.t VALUES (1, 'a'), (2, 'a'), (3, 'a'), (4, 'a')")
+			c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+			keyOf := func(id int64) string {
+				k, _ := RowKey(&thlpb.RowChange{Columns: c}, row(vInt(id), vBytes("x")))
+				return k
+			}
+			changedByEast := map[string]bool{keyOf(1): true, keyOf(2): true}
+			var mu sync.Mutex
+			var asked []string
+			a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "east", Channels: channels, BlockSize: 2, Logger: testutil.Logger(t),
+				Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
+				Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					out := make([]bool, len(qs))
+					for i, q := range qs {
+						asked = append(asked, fmt.Sprintf("%s>%d", svc, q.After))
+						out[i] = svc == "east" && changedByEast[q.Key]
+					}
+					return out, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			change := func(seqno uint64, origin string, action thlpb.RowChange_Action, id int64, before, after string) *thlpb.Event {
+				r := &thlpb.Row{}
+				if before != "" {
+					r.Before = row(vInt(id), vBytes(before))
+				}
+				if after != "" {
+					r.After = row(vInt(id), vBytes(after))
+				}
+				ev := from(origin, rowsEvent(seqno, action, "t", c, r))
+				other := "east"
+				if origin == "east" {
+					other = "west"
+				}
+				ev.After = []*thlpb.After{{Service: other, Seqno: 5}}
+				return ev
+			}
+			err = runUntil(t, a, 4,
+				change(0, "west", thlpb.RowChange_UPDATE, 1, "a", "b"), // east changed row 1: kept
+				change(1, "west", thlpb.RowChange_DELETE, 2, "a", ""),  // east changed row 2: kept
+				change(2, "west", thlpb.RowChange_UPDATE, 3, "a", "c"), // untouched by east: applied
+				change(3, "east", thlpb.RowChange_UPDATE, 4, "a", "e"), // east wins anyway: not asked
+				change(4, "west", thlpb.RowChange_DELETE, 3, "c", ""),  // untouched by east: applied
+			)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.t"); got != "1:a,2:a,4:e" {
+				t.Errorf("rows = %s, want 1:a,2:a,4:e", got)
+			}
+			want := []string{
+				"0 UPDATE id=1 row crossed kept (west, converge)",
+				"1 DELETE id=2 row crossed kept (west, converge)",
+			}
+			if got := conflictRows(t, db); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("conflicts =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			for _, q := range asked {
+				if q != "east>5" {
+					t.Errorf("asked %s, want only east about west's rows", q)
+				}
+			}
+		})
+	}
+}
+
+// TestChangedKeys: a DELETE changes its rows' keys, an INSERT its new
+// rows', an UPDATE its rows' keys before and, where it moves a row, after;
+// another table's rows are not the table's; keys render alike for the
+// same values.
+func TestChangedKeys(t *testing.T) {
 	c := []*thlpb.Column{{Name: "a", Key: true}, {Name: "b", Key: true}, {Name: "v"}}
 	rc := func(action thlpb.RowChange_Action, table string, rows ...*thlpb.Row) *thlpb.Change {
 		return &thlpb.Change{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: table, Action: action, Columns: c, Rows: rows}}}
@@ -122,20 +208,21 @@ func TestDeletedKeys(t *testing.T) {
 		k, _ := RowKey(&thlpb.RowChange{Columns: c}, img(a, b, "anything"))
 		return k
 	}
-	got := DeletedKeys(ev, "app", "t")
-	if len(got) != 2 || got[0] != key(1, "x") || got[1] != key(3, "x") {
-		t.Errorf("DeletedKeys = %q, want the keys of (1,x) and (3,x)", got)
+	got := ChangedKeys(ev, "app", "t")
+	want := []string{key(1, "x"), key(2, "x"), key(3, "x"), key(4, "x"), key(5, "x")}
+	if !slices.Equal(got, want) {
+		t.Errorf("ChangedKeys = %q, want the keys of (1,x) to (5,x)", got)
 	}
 	if _, ok := RowKey(&thlpb.RowChange{Columns: []*thlpb.Column{{Name: "a"}}}, row(vInt(1))); ok {
 		t.Error("RowKey of a row change without key columns")
 	}
 }
 
-// TestDeleteMarksSpareTheQuestion: an applier marks the tables it deletes
-// rows of (tungsten_<service>.deletes, with the seqno); another service's
-// applier on a replica then asks about an INSERT only when a delete of its
-// table was applied here after what the INSERT's source had applied.
-func TestDeleteMarksSpareTheQuestion(t *testing.T) {
+// TestChangeMarksSpareTheQuestion: an applier marks the tables it changes
+// rows of (tungsten_<service>.changes, with the seqno); another service's
+// applier on a replica then asks about a row only when a change of its
+// table was applied here after what the row's source had applied.
+func TestChangeMarksSpareTheQuestion(t *testing.T) {
 	testutil.RequireDB(t)
 	srv := testutil.StartMariaDB(t)
 	db := testutil.DB(t, srv)
@@ -153,7 +240,7 @@ func TestDeleteMarksSpareTheQuestion(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, q := range qs {
-					asked = append(asked, fmt.Sprintf("%s>%d %s.%s", svc, q.After, q.Schema, q.Table))
+					asked = append(asked, fmt.Sprintf("%s>%d..%d %s.%s", svc, q.After, q.UpTo, q.Schema, q.Table))
 				}
 				return make([]bool, len(qs)), nil
 			}})
@@ -176,7 +263,7 @@ func TestDeleteMarksSpareTheQuestion(t *testing.T) {
 		return e
 	}
 	// East's stream on this replica: row 1 of t inserted, then deleted
-	// at seqno 1; u only inserted.
+	// at seqno 1; a row of u inserted at 2.
 	east := open("east")
 	if err := runUntil(t, east, 2,
 		ev(0, "east", thlpb.RowChange_INSERT, "t", 1),
@@ -184,34 +271,41 @@ func TestDeleteMarksSpareTheQuestion(t *testing.T) {
 		ev(2, "east", thlpb.RowChange_INSERT, "u", 2)); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(schema_name, '.', table_name, '=', seqno ORDER BY table_name) FROM tungsten_east.deletes"); got != ".=-1,app.t=1" {
-		t.Errorf("east's delete marks: %s, want .=-1 (marked from the start) and app.t=1", got)
+	if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(schema_name, '.', table_name, '=', seqno, '/', IFNULL(deleted, '') ORDER BY table_name) FROM tungsten_east.changes"); got != ".=-1/-1,app.t=1/1,app.u=2/" {
+		t.Errorf("east's change marks: %s, want .=-1/-1 (marked from the start), app.t=1/1 (changed/deleted) and app.u=2/ (never deleted)", got)
 	}
-	// West's stream: INSERTs whose source had applied east up to seqno 0
-	// or 1.
+	// West's stream: INSERTs and DELETEs whose source had applied east
+	// up to seqno 0, 1 or 2; the DELETEs' images are the rows here.
 	west := open("west")
-	if err := runUntil(t, west, 2,
-		ev(0, "west", thlpb.RowChange_INSERT, "u", 7, &thlpb.After{Service: "east", Seqno: 0}), // u: no delete here
+	del := func(seqno uint64, id int64, v string, after uint64) *thlpb.Event {
+		e := ev(seqno, "west", thlpb.RowChange_DELETE, "u", id, &thlpb.After{Service: "east", Seqno: after})
+		e.GetChanges()[0].GetRows().GetRows()[0].Before[1] = vBytes(v)
+		return e
+	}
+	if err := runUntil(t, west, 4,
+		ev(0, "west", thlpb.RowChange_INSERT, "u", 7, &thlpb.After{Service: "east", Seqno: 0}), // an INSERT, u: no delete here
 		ev(1, "west", thlpb.RowChange_INSERT, "t", 8, &thlpb.After{Service: "east", Seqno: 0}), // t: deleted at 1, after 0
 		ev(2, "west", thlpb.RowChange_INSERT, "t", 9, &thlpb.After{Service: "east", Seqno: 1}), // t: nothing after 1
+		del(3, 2, "east", 1), // a DELETE, u: changed at 2, after 1
+		del(4, 7, "west", 2), // u: nothing after 2
 	); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(asked, ", "); got != "east>0 app.t" {
-		t.Errorf("asked %q, want only east>0 app.t", got)
+	if got := strings.Join(asked, ", "); got != "east>0..2 app.t, east>1..2 app.u" {
+		t.Errorf("asked %q, want only east>0..2 app.t and east>1..2 app.u (up to east's seqno applied here)", got)
 	}
 	// East's applier opened again (as after a restart, or on a former
 	// master whose clients deleted unmarked): marks count from its seqno.
 	east.Close()
 	open("east")
-	if err := runUntil(t, west, 3, ev(3, "west", thlpb.RowChange_INSERT, "u", 10, &thlpb.After{Service: "east", Seqno: 0})); err != nil {
+	if err := runUntil(t, west, 5, ev(5, "west", thlpb.RowChange_INSERT, "u", 10, &thlpb.After{Service: "east", Seqno: 0})); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(asked, ", "); got != "east>0 app.t, east>0 app.u" {
+	if got := strings.Join(asked, ", "); got != "east>0..2 app.t, east>1..2 app.u, east>0..2 app.u" {
 		t.Errorf("asked %q, want east>0 app.u asked too: marks only count from seqno 2", got)
 	}
-	if q, u := counts.DeleteQuestions.Load(), counts.DeleteUnchecked.Load(); q != 2 || u != 0 {
-		t.Errorf("counted %d questions, %d rows unchecked; want 2, 0", q, u)
+	if q, u := counts.DeleteQuestions.Load(), counts.DeleteUnchecked.Load(); q != 3 || u != 0 {
+		t.Errorf("counted %d questions, %d rows unchecked; want 3, 0", q, u)
 	}
 }
 

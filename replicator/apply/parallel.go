@@ -164,12 +164,12 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	var err error
 	begin := time.Now()
 	err = p.a.send(ctx, conn, script{begin: true, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: p.a.compound.Load(), check: p.a.detect, guard: p.a.guard})
-	if err == nil && len(blk.inserts) > 0 {
+	if err == nil && len(blk.questions) > 0 {
 		// Asked holding the rows' locks; a yes fails the block, and drain
 		// applies it again serially, in conflict mode (deleted.go).
 		var hit bool
-		if hit, err = p.a.concurrentDeletes(ctx, conn, blk.inserts); err == nil && hit {
-			err = errConcurrentDelete
+		if hit, err = p.a.concurrentChanges(ctx, conn, blk.questions); err == nil && hit {
+			err = errConcurrentChange
 		}
 	}
 	took := time.Since(begin)
@@ -181,7 +181,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	}
 	now := p.a.cfg.Now()
 	if err == nil {
-		q := appendCommitTracking(nil, p.a.cfg.Service, blk.deletes, last, now)
+		q := appendCommitTracking(nil, p.a.cfg.Service, blk.changed, last, now)
 		begin = time.Now()
 		_, err = conn.ExecContext(ctx, string(append(q, "COMMIT"...)))
 		p.a.timed(took + time.Since(begin))
@@ -199,7 +199,7 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 }
 
 func (b *block) clone() *block {
-	c := &block{start: b.start, txns: b.txns, sent: b.sent, inserts: maps.Clone(b.inserts), deletes: maps.Clone(b.deletes)}
+	c := &block{start: b.start, txns: b.txns, sent: b.sent, questions: maps.Clone(b.questions), changed: maps.Clone(b.changed)}
 	c.sql = append([]byte(nil), b.sql...)
 	c.marks = b.marks.clone()
 	c.txs = make([]txn, len(b.txs))

@@ -59,17 +59,22 @@ func trackingDDL(service string) []string {
   name VARCHAR(128) NOT NULL DEFAULT ''
 ) ENGINE=InnoDB`,
 		"INSERT IGNORE INTO " + s + ".trep_commit_seqno (task_id) VALUES (0)",
-		"CREATE TABLE IF NOT EXISTS " + s + `.deletes (
+		// The last seqno that changed rows of each table, and that deleted
+		// some (deleted.go).
+		"CREATE TABLE IF NOT EXISTS " + s + `.changes (
   schema_name VARCHAR(64) NOT NULL,
   table_name VARCHAR(64) NOT NULL,
   seqno BIGINT NOT NULL,
+  deleted BIGINT NULL,
   PRIMARY KEY (schema_name, table_name)
 ) ENGINE=InnoDB`,
-		// Deletes applied from here on are marked (deleted.go): those of
-		// an earlier run, or made by clients while this host was the
-		// master, may not be.
-		"INSERT INTO " + s + ".deletes (schema_name, table_name, seqno) SELECT '', '', seqno FROM " + s +
-			".trep_commit_seqno WHERE task_id = 0 ON DUPLICATE KEY UPDATE seqno = VALUES(seqno)",
+		// Changes applied from here on are marked: those of an earlier
+		// run, or made by clients while this host was the master, may
+		// not be.
+		"INSERT INTO " + s + ".changes (schema_name, table_name, seqno, deleted) SELECT '', '', seqno, seqno FROM " + s +
+			".trep_commit_seqno WHERE task_id = 0 ON DUPLICATE KEY UPDATE seqno = VALUES(seqno), deleted = VALUES(deleted)",
+		// An earlier version marked deletes only, in a table of that name.
+		"DROP TABLE IF EXISTS " + s + ".deletes",
 		conflictsDDL(s),
 		consistency.MarkerDDL(s),
 	}

@@ -39,8 +39,8 @@ type Config struct {
 	// applier meets (apply.Conflicts); the policy is stop when empty.
 	ConflictPolicy    apply.Policy
 	ConflictSiteOrder []string
-	// Deleted reads another site's deletes on this host, for the
-	// applier's concurrent-delete check (apply.Config.Deleted).
+	// Deleted reads another site's changes on this host, for the
+	// applier's concurrent-change check (apply.Config.Deleted).
 	Deleted   apply.DeletedFunc
 	Retention time.Duration
 	RMIPort   int

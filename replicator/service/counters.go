@@ -25,7 +25,7 @@ type Counters struct {
 	// caught up (causal order), for CausalHeld in all.
 	CausalChecks, CausalHolds, CausalAbandoned uint64
 	CausalHeld                                 time.Duration
-	// DeleteQuestions are the concurrent-delete questions the applier
+	// DeleteQuestions are the concurrent-change questions the applier
 	// asked another replicator; DeleteUnchecked the INSERT rows it
 	// applied unchecked because one had no answer.
 	DeleteQuestions, DeleteUnchecked uint64

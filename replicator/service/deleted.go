@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,23 +13,24 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// Bounds of the deleted-keys index: the transactions one question may
-// read, and the keys the index holds before it starts again.
+// Bounds of the changed-keys index: the transactions one question may
+// read, and the changes the index holds before it starts again.
 const (
-	maxDeletedScan  = 200_000
-	maxDeletedKeys  = 2_000_000
-	deletedScanTime = 10 * time.Second
+	maxChangedScan  = 200_000
+	maxChangedKeys  = 2_000_000
+	changedScanTime = 10 * time.Second
 )
 
-// deleteIndex is, for the seqnos [from, upTo] of this service's THL, the
-// last seqno that deleted each row (apply.DeletedKeys): an applier of
-// another service on this host asks about the rows it inserts for every
-// transaction, so the THL is read once, as it grows.
-type deleteIndex struct {
+// changeIndex is, for the seqnos [from, upTo] of this service's THL, the
+// seqnos that changed each row, in order (apply.ChangedKeys): an applier
+// of another service on this host asks about the rows it changes for
+// every transaction, so the THL is read once, as it grows.
+type changeIndex struct {
 	mu       sync.Mutex
 	from     uint64
 	upTo     uint64 // upTo < from: nothing indexed
-	keys     map[string]uint64
+	keys     map[string][]uint64
+	changes  int          // the seqnos keys holds
 	lastSeen *thlpb.Event // the last event indexed, to notice a new history
 	checked  time.Time    // when lastSeen was last compared with the THL
 	reader   *thl.Reader  // positioned after upTo; nil: open one
@@ -39,19 +41,21 @@ type deleteIndex struct {
 const historyCheck = time.Second
 
 // reset empties the index, to start after seqno after.
-func (x *deleteIndex) reset(after uint64) {
+func (x *changeIndex) reset(after uint64) {
 	if x.reader != nil {
 		x.reader.Close()
 	}
-	x.keys, x.from, x.upTo, x.lastSeen, x.reader = map[string]uint64{}, after+1, after, nil, nil
+	x.keys, x.changes, x.from, x.upTo, x.lastSeen, x.reader = map[string][]uint64{}, 0, after+1, after, nil, nil
 }
 
 // Deleted answers, for each query, whether this service's transactions
-// after its seqno deleted its row, as far as this host's THL holds them
-// (apply/deleted.go). On the master, its clients' transactions are in the
-// database before they are in the THL: it answers once its extractor has
-// stored everything the binlog holds at the question, so a delete
-// committed before the asking applier took its row's lock is seen.
+// after its seqno changed its row (inserted, updated or deleted it; the
+// name is the control API's, from when only deletes were asked about), as
+// far as this host's THL holds them (apply/deleted.go). On the master, its
+// clients' transactions are in the database before they are in the THL:
+// it answers once its extractor has stored everything the binlog holds at
+// the question, so a change committed before the asking applier took its
+// row's lock is seen.
 func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]bool, error) {
 	out := make([]bool, len(queries))
 	if len(queries) == 0 {
@@ -68,14 +72,14 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	if !ok || last <= least {
 		return out, nil
 	}
-	x := &s.deletes
+	x := &s.changes
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || len(x.keys) > maxDeletedKeys || !x.sameHistory(s) {
+	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || x.changes > maxChangedKeys || !x.sameHistory(s) {
 		x.reset(least)
 	}
 	if last > x.upTo {
-		if last-x.upTo > maxDeletedScan {
+		if last-x.upTo > maxChangedScan {
 			x.reset(last)
 			return nil, fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-x.upTo, s.cfg.Name, x.upTo)
 		}
@@ -85,8 +89,9 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 		}
 	}
 	for i, q := range queries {
-		seqno, ok := x.keys[apply.TableRowKey(q.Schema, q.Table, q.Key)]
-		out[i] = ok && seqno > q.After
+		seqnos := x.keys[apply.TableRowKey(q.Schema, q.Table, q.Key)]
+		j, _ := slices.BinarySearch(seqnos, q.After+1)
+		out[i] = j < len(seqnos) && (q.UpTo == 0 || seqnos[j] <= q.UpTo)
 	}
 	return out, nil
 }
@@ -101,9 +106,9 @@ func (s *Service) extractedNow(ctx context.Context) error {
 	if role != RoleMaster {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, deletedScanTime)
+	ctx, cancel := context.WithTimeout(ctx, changedScanTime)
 	defer cancel()
-	x, err := s.onlineMaster(ctx, "the concurrent-delete check")
+	x, err := s.onlineMaster(ctx, "the concurrent-change check")
 	if errors.Is(err, errTailFinal) {
 		return nil
 	}
@@ -119,7 +124,7 @@ func (s *Service) extractedNow(ctx context.Context) error {
 
 // sameHistory says whether the last event indexed is still in the THL as
 // it was (a reset or a new master's history starts the index again).
-func (x *deleteIndex) sameHistory(s *Service) bool {
+func (x *changeIndex) sameHistory(s *Service) bool {
 	if x.lastSeen == nil || time.Since(x.checked) < historyCheck {
 		return true
 	}
@@ -134,8 +139,8 @@ func (x *deleteIndex) sameHistory(s *Service) bool {
 
 // index reads the THL from upTo+1 to last into the index, with a reader
 // kept from one question to the next.
-func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, deletedScanTime)
+func (x *changeIndex) index(ctx context.Context, s *Service, last uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, changedScanTime)
 	defer cancel()
 	if x.reader == nil {
 		r, err := s.store.NewReader(x.upTo + 1)
@@ -151,8 +156,12 @@ func (x *deleteIndex) index(ctx context.Context, s *Service, last uint64) error 
 		}
 		for _, c := range ev.GetChanges() {
 			if rc := c.GetRows(); rc != nil {
-				for _, k := range apply.DeletedRowKeys(rc) {
-					x.keys[apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)] = ev.GetSeqno()
+				for _, k := range apply.ChangedRowKeys(rc) {
+					k = apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)
+					if seqnos := x.keys[k]; len(seqnos) == 0 || seqnos[len(seqnos)-1] != ev.GetSeqno() {
+						x.keys[k] = append(seqnos, ev.GetSeqno())
+						x.changes++
+					}
 				}
 			}
 		}

@@ -9,10 +9,11 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// TestDeletedIndex: Deleted names the rows the THL's transactions after
-// a seqno deleted (a DELETE, an UPDATE that moved the key), as it grows;
-// an earlier seqno, and a history that starts again, are read anew.
-func TestDeletedIndex(t *testing.T) {
+// TestChangedIndex: Deleted names the rows the THL's transactions after
+// a seqno changed (an INSERT, a DELETE, an UPDATE: its key before and
+// after), as it grows; an earlier seqno, and a history that starts again,
+// are read anew.
+func TestChangedIndex(t *testing.T) {
 	h := newHarness(t)
 	s := h.start(RoleSlave)
 	cols := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
@@ -66,8 +67,26 @@ func TestDeletedIndex(t *testing.T) {
 	if got := ask(3, 1, 2, 3); len(got) != 0 {
 		t.Errorf("after the last: %v, want none", got)
 	}
-	if s.deletes.from != 1 || s.deletes.upTo != 3 {
-		t.Errorf("index [%d, %d], want [1, 3]: read once, from the earliest seqno asked", s.deletes.from, s.deletes.upTo)
+	if got := ask(2, 5); len(got) != 1 || !got[5] {
+		t.Errorf("after 2: %v, want 5 (the key row 2 moved to)", got)
+	}
+	// Up to a bound (what the asking host applied): row 2 changed at 1
+	// and 3.
+	for _, c := range []struct {
+		after, upTo uint64
+		want        bool
+	}{{0, 2, true}, {1, 2, false}, {1, 3, true}, {1, 0, true}, {3, 0, false}} {
+		got, err := s.Deleted(ctx, []apply.DeletedQuery{{After: c.after, UpTo: c.upTo, Schema: "app", Table: "t", Key: key(2)}})
+		if err != nil || len(got) != 1 || got[0] != c.want {
+			t.Errorf("row 2 changed after %d up to %d: %v %v, want %v", c.after, c.upTo, got, err, c.want)
+		}
+	}
+	add(change(4, thlpb.RowChange_UPDATE, &thlpb.Row{Before: img(1), After: img(1)}))
+	if got := ask(3, 1, 2, 5); len(got) != 1 || !got[1] {
+		t.Errorf("after 3: %v, want 1 (updated in place)", got)
+	}
+	if s.changes.from != 1 || s.changes.upTo != 4 {
+		t.Errorf("index [%d, %d], want [1, 4]: read once, from the earliest seqno asked", s.changes.from, s.changes.upTo)
 	}
 }
 

@@ -64,7 +64,7 @@ func (s *Service) Flush(ctx context.Context) (int64, error) {
 // waitExtracted waits until x has stored everything up to target: the
 // last transaction read is past it, or reading stands past it between
 // transactions (a new binlog file after a restart holds none). It wakes
-// as extraction moves (a question of the concurrent-delete check waits
+// as extraction moves (a question of the concurrent-change check waits
 // on it, holding an applier's locks).
 func waitExtracted(ctx context.Context, x Extractor, target position.Position) error {
 	reached := func() bool {

@@ -62,7 +62,7 @@ type Service struct {
 	counts  counters // for metrics (counters.go)
 	causal  apply.CausalCounters
 	checks  consistency.Registry // consistency checks' results here (check.go)
-	deletes deleteIndex          // the rows the THL's transactions deleted (deleted.go)
+	changes changeIndex          // the rows the THL's transactions changed (deleted.go)
 	// conflicts is the count of the tracking schema's conflict records,
 	// as the last applier saw it (status: conflicts).
 	conflicts uint64

@@ -2581,14 +2581,18 @@ func (x *DeletedRequest) GetQueries() []*DeletedQuery {
 	return nil
 }
 
-// DeletedQuery: did the service's transactions after after_seqno delete
-// the row of schema.table whose key is key (apply.RowKey)?
+// DeletedQuery: did the service's transactions after after_seqno change
+// (insert, update or delete) the row of schema.table whose key is key
+// (apply.RowKey)? The name is from when only deletes were asked about.
 type DeletedQuery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AfterSeqno    uint64                 `protobuf:"varint,1,opt,name=after_seqno,json=afterSeqno,proto3" json:"after_seqno,omitempty"`
-	Schema        string                 `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
-	Table         string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
-	Key           string                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeqno uint64                 `protobuf:"varint,1,opt,name=after_seqno,json=afterSeqno,proto3" json:"after_seqno,omitempty"`
+	Schema     string                 `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	Table      string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
+	Key        string                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	// up_to_seqno bounds the transactions: those the asking host applied
+	// (0: all this host's THL holds).
+	UpToSeqno     uint64 `protobuf:"varint,5,opt,name=up_to_seqno,json=upToSeqno,proto3" json:"up_to_seqno,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2649,6 +2653,13 @@ func (x *DeletedQuery) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *DeletedQuery) GetUpToSeqno() uint64 {
+	if x != nil {
+		return x.UpToSeqno
+	}
+	return 0
 }
 
 type DeletedReply struct {
@@ -2893,13 +2904,14 @@ const file_replicator_proto_rawDesc = "" +
 	"\x04keys\x18\x03 \x03(\tR\x04keys\"i\n" +
 	"\x0eDeletedRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12=\n" +
-	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"o\n" +
+	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"\x8f\x01\n" +
 	"\fDeletedQuery\x12\x1f\n" +
 	"\vafter_seqno\x18\x01 \x01(\x04R\n" +
 	"afterSeqno\x12\x16\n" +
 	"\x06schema\x18\x02 \x01(\tR\x06schema\x12\x14\n" +
 	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x04 \x01(\tR\x03key\"(\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\x12\x1e\n" +
+	"\vup_to_seqno\x18\x05 \x01(\x04R\tupToSeqno\"(\n" +
 	"\fDeletedReply\x12\x18\n" +
 	"\adeleted\x18\x01 \x03(\bR\adeleted*\xb3\x01\n" +
 	"\x10PendingErrorKind\x12\"\n" +

@@ -80,8 +80,8 @@ type ReplicatorClient interface {
 	// may have changed a chunk (read from this host's THL).
 	Touched(ctx context.Context, in *TouchedRequest, opts ...grpc.CallOption) (*TouchedReply, error)
 	// Deleted says which of some rows a service's transactions after given
-	// seqnos deleted (read from this host's THL): an applier of another
-	// service on the same host asks it before inserting them
+	// seqnos changed (read from this host's THL): an applier of another
+	// service on the same host asks it before changing them
 	// (docs/replicator.md, "Conflicts").
 	Deleted(ctx context.Context, in *DeletedRequest, opts ...grpc.CallOption) (*DeletedReply, error)
 }
@@ -330,8 +330,8 @@ type ReplicatorServer interface {
 	// may have changed a chunk (read from this host's THL).
 	Touched(context.Context, *TouchedRequest) (*TouchedReply, error)
 	// Deleted says which of some rows a service's transactions after given
-	// seqnos deleted (read from this host's THL): an applier of another
-	// service on the same host asks it before inserting them
+	// seqnos changed (read from this host's THL): an applier of another
+	// service on the same host asks it before changing them
 	// (docs/replicator.md, "Conflicts").
 	Deleted(context.Context, *DeletedRequest) (*DeletedReply, error)
 	mustEmbedUnimplementedReplicatorServer()
