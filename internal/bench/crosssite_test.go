@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,13 @@ var crossHosts = []string{"east1", "east2", "east3", "west1", "west2", "west3"}
 //     a backlog of 20,000 single-row transactions (4 clients), the
 //     replicators are started again and timed until every west host's
 //     cross-site service east has applied east's last seqno.
+//   - backlog-apply-updates-of-the-losing-site: the same the other way:
+//     east's cross-site replicators stopped, west1 UPDATEs the 20,000
+//     backlog rows (one a transaction), east's hosts timed as they apply
+//     west's changes. West loses to east (converge, east first), so each
+//     block of them is asked about east's concurrent changes where east
+//     changed app.t after what west1 had applied (docs/replicator.md,
+//     "Conflicts"): on east1, its primary, always.
 //
 // At the end app.t must have the same CHECKSUM TABLE on all six hosts.
 // The work runs once, whatever b.N.
@@ -79,7 +87,7 @@ func crossSiteBench(b *testing.B, wan *config.WAN, more func(b *testing.B, x *cr
 		"CREATE TABLE app.t (id BIGINT PRIMARY KEY, site VARCHAR(8), at DATETIME(6))")
 	x.waitTable(b, 60*time.Second)
 
-	var lat, low, backlog *result
+	var lat, low, backlog, updates *result
 	latency := func(rate int, offset int64) *result {
 		before := x.causal(b)
 		r := x.measureLatency(b, rate, offset)
@@ -101,10 +109,17 @@ func crossSiteBench(b *testing.B, wan *config.WAN, more func(b *testing.B, x *cr
 	})
 	b.Run("backlog-apply", func(b *testing.B) {
 		if backlog == nil {
-			r := x.measureBacklog(b)
+			r := x.measureBacklog(b, insertBacklog)
 			backlog = &r
 		}
 		backlog.report(b)
+	})
+	b.Run("backlog-apply-updates-of-the-losing-site", func(b *testing.B) {
+		if updates == nil {
+			r := x.measureBacklog(b, updateBacklog)
+			updates = &r
+		}
+		updates.report(b)
 	})
 	if more != nil {
 		more(b, x)
@@ -385,19 +400,44 @@ func (d *direction) poll(ctx context.Context, db *sql.DB, base time.Time, writin
 	}
 }
 
-// measureBacklog stops west's cross-site replicators, writes the backlog
-// on east1, starts them again and times the catch-up.
-func (x *crossSite) measureBacklog(b *testing.B) result {
+// backlogRun is a backlog run: site src's primary writes it while the other
+// site's cross-site replicators are stopped, then they are started again
+// and timed until each has applied it. stmt is one transaction's
+// statement, given a number from 1 to crossBacklog; count counts on a
+// host what the backlog made there.
+type backlogRun struct {
+	src, dst []string // src's hosts (its primary first), the other site's
+	stmt     string
+	count    string
+}
+
+// insertBacklog is east's backlog of new rows; updateBacklog is west's
+// UPDATEs of those rows (the losing site's changes, each asked about where
+// the winner changed the table concurrently: docs/replicator.md).
+var (
+	insertBacklog = backlogRun{src: crossHosts[:3], dst: crossHosts[3:],
+		stmt:  "INSERT INTO app.t VALUES (? + " + fmt.Sprint(backlogBase) + ", 'east', NOW(6))",
+		count: "SELECT COUNT(*) FROM app.t WHERE site = 'east'"}
+	updateBacklog = backlogRun{src: crossHosts[3:], dst: crossHosts[:3],
+		stmt:  "UPDATE app.t SET site = 'west-b', at = NOW(6) WHERE id = ? + " + fmt.Sprint(backlogBase),
+		count: "SELECT COUNT(*) FROM app.t WHERE site = 'west-b'"}
+)
+
+// measureBacklog stops the cross-site replicators of bl's other site,
+// writes the backlog on its source's primary, starts them again and times
+// the catch-up.
+func (x *crossSite) measureBacklog(b *testing.B, bl backlogRun) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	west := []string{"west1", "west2", "west3"}
-	// What the latency run wrote is applied everywhere first: the backlog
-	// counts east's new rows on the west hosts.
+	west := bl.dst // the hosts that catch up
+	srcSite, primary := x.site(bl.src[0]), bl.src[0]
+	// What the runs before wrote is applied everywhere first: the backlog
+	// counts its own rows there.
 	settled := time.Now().Add(5 * time.Minute)
-	for stored := x.seqno("east1", "continuent", "trepctl", "maximumStoredSeqNo"); ; time.Sleep(200 * time.Millisecond) {
+	for stored := x.seqno(primary, "continuent", "trepctl", "maximumStoredSeqNo"); ; time.Sleep(200 * time.Millisecond) {
 		behind := 0
 		for _, h := range west {
-			if x.seqno(h, "replicator", "mm_trepctl", "appliedLastSeqno", "-service", "east") < stored {
+			if x.seqno(h, "replicator", "mm_trepctl", "appliedLastSeqno", "-service", srcSite) < stored {
 				behind++
 			}
 		}
@@ -405,7 +445,7 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 			break
 		}
 		if time.Now().After(settled) {
-			b.Fatalf("%d west hosts had not applied east's seqno %d 5 minutes after the latency run", behind, stored)
+			b.Fatalf("%d hosts had not applied %s's seqno %d 5 minutes after the runs before", behind, srcSite, stored)
 		}
 	}
 	for _, h := range west {
@@ -416,13 +456,13 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 	before := map[string]int64{}
 	for _, h := range west {
 		var n int64
-		if err := x.dbs[h].QueryRow("SELECT COUNT(*) FROM app.t WHERE site = 'east'").Scan(&n); err != nil {
+		if err := x.dbs[h].QueryRow(bl.count).Scan(&n); err != nil {
 			b.Fatal(err)
 		}
 		before[h] = n
 	}
 
-	// The backlog: 4 clients, single-row autocommit INSERTs.
+	// The backlog: 4 clients, single-row autocommit statements.
 	const clients = 4
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -432,7 +472,7 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := x.dbs["east1"].Conn(ctx)
+			conn, err := x.dbs[primary].Conn(ctx)
 			if err != nil {
 				errs[c] = err
 				return
@@ -443,7 +483,7 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 				if i > int64(crossBacklog) {
 					return
 				}
-				if _, err := conn.ExecContext(ctx, "INSERT INTO app.t VALUES (?, 'east', NOW(6))", backlogBase+i); err != nil {
+				if _, err := conn.ExecContext(ctx, bl.stmt, i); err != nil {
 					errs[c] = err
 					return
 				}
@@ -453,26 +493,27 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 	wg.Wait()
 	load := time.Since(loadBegin)
 	if err := errors.Join(errs...); err != nil {
-		b.Fatalf("backlog on east1: %v", err)
+		b.Fatalf("backlog on %s: %v", primary, err)
 	}
-	b.Logf("backlog: %d transactions on east1 in %s (%.0f tx/s, %d clients)", crossBacklog, load.Round(time.Millisecond), float64(crossBacklog)/load.Seconds(), clients)
+	b.Logf("backlog: %d transactions on %s in %s (%.0f tx/s, %d clients)", crossBacklog, primary, load.Round(time.Millisecond), float64(crossBacklog)/load.Seconds(), clients)
 
-	// East's last seqno: once east3 has every row, east1's THL holds them
-	// all; its highest stored seqno is then the one to reach.
-	if err := x.waitRow(ctx, "east3", backlogBase+int64(crossBacklog), 5*time.Minute); err != nil {
+	// The source's last seqno: once its third host has applied the whole
+	// backlog, the primary's THL holds it all; its highest stored seqno
+	// is then the one to reach.
+	if err := x.waitCount(ctx, bl.src[2], bl.count, before[bl.dst[0]]+int64(crossBacklog), 5*time.Minute); err != nil {
 		b.Fatal(err)
 	}
 	var last int64 = -2
 	for range 50 {
-		last = x.seqno("east1", "continuent", "trepctl", "maximumStoredSeqNo")
+		last = x.seqno(primary, "continuent", "trepctl", "maximumStoredSeqNo")
 		if last >= 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if last < 0 {
-		out, _ := x.tool("east1", "continuent", "trepctl", "status")
-		b.Fatalf("east1: no maximumStoredSeqNo in trepctl status:\n%s", out)
+		out, _ := x.tool(primary, "continuent", "trepctl", "status")
+		b.Fatalf("%s: no maximumStoredSeqNo in trepctl status:\n%s", primary, out)
 	}
 	startFrom := map[string]int64{}
 
@@ -490,7 +531,7 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 			if _, ok := done[h]; ok {
 				continue
 			}
-			s := x.seqno(h, "replicator", "mm_trepctl", "appliedLastSeqno", "-service", "east")
+			s := x.seqno(h, "replicator", "mm_trepctl", "appliedLastSeqno", "-service", srcSite)
 			if _, ok := startFrom[h]; !ok && s >= 0 {
 				startFrom[h] = s
 			}
@@ -500,38 +541,56 @@ func (x *crossSite) measureBacklog(b *testing.B) result {
 		}
 		if time.Now().After(deadline) {
 			for _, h := range west {
-				out, _ := x.tool(h, "replicator", "mm_trepctl", "-service", "east", "status")
+				out, _ := x.tool(h, "replicator", "mm_trepctl", "-service", srcSite, "status")
 				b.Logf("%s:\n%s", h, out)
 			}
-			b.Fatalf("west did not apply east's seqno %d within 10 minutes (done: %v)", last, done)
+			b.Fatalf("the other site did not apply %s's seqno %d within 10 minutes (done: %v)", srcSite, last, done)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	elapsed := time.Since(begin)
-	// Every west host has every backlog row.
+	// Every host of the other site has the whole backlog.
 	for _, h := range west {
 		var n int64
-		if err := x.dbs[h].QueryRow("SELECT COUNT(*) FROM app.t WHERE site = 'east'").Scan(&n); err != nil {
+		if err := x.dbs[h].QueryRow(bl.count).Scan(&n); err != nil {
 			b.Fatal(err)
 		}
 		if n-before[h] != int64(crossBacklog) {
-			b.Errorf("%s has %d new rows from east after the catch-up, want %d", h, n-before[h], crossBacklog)
+			b.Errorf("%s counts %d more rows of %s's backlog after the catch-up, want %d", h, n-before[h], srcSite, crossBacklog)
 		}
 	}
 	var slowest time.Duration
 	for _, h := range west {
 		slowest = max(slowest, done[h])
-		b.Logf("%s: service east applied seqno %d (%d at its first poll) %s after mm_replicator start (%.0f tx/s)",
-			h, last, startFrom[h], done[h].Round(time.Millisecond), float64(crossBacklog)/done[h].Seconds())
+		b.Logf("%s: service %s applied seqno %d (%d at its first poll) %s after mm_replicator start (%.0f tx/s)",
+			h, srcSite, last, startFrom[h], done[h].Round(time.Millisecond), float64(crossBacklog)/done[h].Seconds())
 	}
-	b.Logf("mm_replicator start (3 hosts, one after another) took %s; east1's last seqno %d", started.Round(time.Millisecond), last)
+	b.Logf("mm_replicator start (3 hosts, one after another) took %s; %s's last seqno %d", started.Round(time.Millisecond), primary, last)
 	return result{elapsed: elapsed, metrics: map[string]float64{
-		"tx/s":          float64(crossBacklog) / slowest.Seconds(),
-		"load-tx/s":     float64(crossBacklog) / load.Seconds(),
-		"start-ms":      float64(started.Milliseconds()),
-		"backlog-tx":    float64(crossBacklog),
-		"east-last-seq": float64(last),
+		"tx/s":       float64(crossBacklog) / slowest.Seconds(),
+		"load-tx/s":  float64(crossBacklog) / load.Seconds(),
+		"start-ms":   float64(started.Milliseconds()),
+		"backlog-tx": float64(crossBacklog),
+		"last-seq":   float64(last),
 	}}
+}
+
+// waitCount waits until query counts at least n on host.
+func (x *crossSite) waitCount(ctx context.Context, host, query string, n int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var got int64
+		if err := x.dbs[host].QueryRowContext(ctx, query).Scan(&got); err != nil {
+			return err
+		}
+		if got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %s counts %d after %s, want %d", host, query, got, timeout, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // sameChecksum waits until CHECKSUM TABLE app.t is the same on all six
@@ -563,4 +622,12 @@ func (x *crossSite) sameChecksum(b *testing.B, timeout time.Duration) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// site names a host's site: east1 is east's.
+func (x *crossSite) site(host string) string {
+	if slices.Contains(crossHosts[:3], host) {
+		return "east"
+	}
+	return "west"
 }
