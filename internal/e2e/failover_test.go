@@ -205,6 +205,9 @@ func TestSwitchAndBack(t *testing.T) {
 	if got := s.writable(eastHosts); len(got) != 1 || got[0] != first {
 		t.Errorf("after switch writable: %v, want [%s]", got, first)
 	}
+	// east1 is a replica now; the manager refuses it as a candidate
+	// until its replicator is ONLINE (as an operator would see in ls).
+	s.waitState("east1", "ONLINE")
 	lines = s.mustCctrl("east3", "switch", "to", "east1")
 	t.Logf("switch to east1: %v", lines)
 	if p := s.status("east3").GetPrimary(); p != "east1" {
