@@ -119,52 +119,10 @@ func TestClusterCheck(t *testing.T) {
 // holds it and the conflicts each recorded for it.
 func (s *site) divergingRows(table string) string {
 	s.t.Helper()
-	rows := map[string]map[int]string{}
-	ids := map[int]bool{}
-	for _, h := range allHosts {
-		rows[h] = map[int]string{}
-		rs, err := s.db(h).Query("SELECT id, CONCAT_WS(' ', v, IFNULL(n, 'NULL')) FROM app." + table)
-		if err != nil {
-			return fmt.Sprintf("%s: %v", h, err)
-		}
-		for rs.Next() {
-			var id int
-			var v string
-			if err := rs.Scan(&id, &v); err != nil {
-				rs.Close()
-				return err.Error()
-			}
-			rows[h][id] = v
-			ids[id] = true
-		}
-		rs.Close()
-	}
-	var b strings.Builder
-	for id := range ids {
-		first, firstOK := rows[allHosts[0]][id]
-		same := true
-		for _, h := range allHosts[1:] {
-			if v, ok := rows[h][id]; ok != firstOK || v != first {
-				same = false
-			}
-		}
-		if same {
-			continue
-		}
-		fmt.Fprintf(&b, "\nid=%d:", id)
-		for _, h := range allHosts {
-			fmt.Fprintf(&b, " %s=%q", h, rows[h][id])
-		}
-		for _, h := range allHosts {
-			for _, schema := range []string{"tungsten_east", "tungsten_west"} {
-				for _, c := range s.conflictsOf(h, schema, table, id) {
-					fmt.Fprintf(&b, "\n  %s %s.conflicts: %s", h, schema, c)
-				}
-			}
-		}
-	}
-	if b.Len() == 0 {
+	rows := s.rowsEverywhere(table)
+	ids := diverging(rows)
+	if len(ids) == 0 {
 		return "every host holds the same app." + table
 	}
-	return "rows differ:" + b.String()
+	return "rows differ:\n" + s.describeRows(table, rows, ids)
 }

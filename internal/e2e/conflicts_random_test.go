@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,10 +240,7 @@ func (s *site) sameHotRows(timeout time.Duration, seed uint64) {
 	var rows map[string]map[int]string
 	deadline := time.Now().Add(timeout)
 	for {
-		rows = map[string]map[int]string{}
-		for _, h := range allHosts {
-			rows[h] = s.hotRows(h)
-		}
+		rows = s.rowsEverywhere("hot")
 		if diverging(rows) == nil {
 			return
 		}
@@ -251,9 +249,61 @@ func (s *site) sameHotRows(timeout time.Duration, seed uint64) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	s.t.Fatalf("the hosts hold different rows (CONFLICTS_SEED=%d):\n%s", seed, s.describeRows("hot", rows, diverging(rows)))
+}
+
+// rowsEverywhere is app.table (id, v, n) on every host: "v n" by id, by
+// host.
+func (s *site) rowsEverywhere(table string) map[string]map[int]string {
+	s.t.Helper()
+	out := map[string]map[int]string{}
+	for _, h := range allHosts {
+		rs, err := s.db(h).Query("SELECT id, CONCAT_WS(' ', v, IFNULL(n, 'NULL')) FROM app." + table)
+		if err != nil {
+			s.t.Fatalf("%s: read app.%s: %v", h, table, err)
+		}
+		out[h] = map[int]string{}
+		for rs.Next() {
+			var id int
+			var v string
+			if err := rs.Scan(&id, &v); err != nil {
+				rs.Close()
+				s.t.Fatal(err)
+			}
+			out[h][id] = v
+		}
+		rs.Close()
+	}
+	return out
+}
+
+// diverging lists the ids whose rows differ between hosts, in order.
+func diverging(rows map[string]map[int]string) []int {
+	ids := map[int]bool{}
+	for _, byID := range rows {
+		for id := range byID {
+			ids[id] = true
+		}
+	}
+	var out []int
+	for id := range ids {
+		first, firstOK := rows[allHosts[0]][id]
+		for _, h := range allHosts[1:] {
+			if v, ok := rows[h][id]; ok != firstOK || v != first {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// describeRows names each of ids as each host holds it in rows, with the
+// conflicts each host recorded for it.
+func (s *site) describeRows(table string, rows map[string]map[int]string, ids []int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "the hosts hold different rows (CONFLICTS_SEED=%d):\n", seed)
-	for _, id := range diverging(rows) {
+	for _, id := range ids {
 		fmt.Fprintf(&b, "id=%d:\n", id)
 		for _, h := range allHosts {
 			v, ok := rows[h][id]
@@ -264,48 +314,13 @@ func (s *site) sameHotRows(timeout time.Duration, seed uint64) {
 		}
 		for _, h := range allHosts {
 			for _, schema := range []string{"tungsten_east", "tungsten_west"} {
-				for _, c := range s.conflictsOf(h, schema, "hot", id) {
+				for _, c := range s.conflictsOf(h, schema, table, id) {
 					fmt.Fprintf(&b, "  %s %s.conflicts: %s\n", h, schema, c)
 				}
 			}
 		}
 	}
-	s.t.Fatal(b.String())
-}
-
-// hotRows is host's app.hot: "v n" by id.
-func (s *site) hotRows(host string) map[int]string {
-	s.t.Helper()
-	rs, err := s.db(host).Query("SELECT id, v, n FROM app.hot ORDER BY id")
-	if err != nil {
-		s.t.Fatalf("%s: read app.hot: %v", host, err)
-	}
-	defer rs.Close()
-	out := map[int]string{}
-	for rs.Next() {
-		var id, n int
-		var v string
-		if err := rs.Scan(&id, &v, &n); err != nil {
-			s.t.Fatal(err)
-		}
-		out[id] = fmt.Sprintf("%s %d", v, n)
-	}
-	return out
-}
-
-// diverging lists the ids whose rows differ between hosts, in order.
-func diverging(rows map[string]map[int]string) []int {
-	var out []int
-	for id := 1; id <= hotRows; id++ {
-		first, firstOK := rows[allHosts[0]][id]
-		for _, h := range allHosts[1:] {
-			if v, ok := rows[h][id]; ok != firstOK || v != first {
-				out = append(out, id)
-				break
-			}
-		}
-	}
-	return out
+	return b.String()
 }
 
 // conflictsOf lists what host recorded in schema's conflict log for row

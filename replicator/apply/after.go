@@ -43,8 +43,8 @@ type CausalCounters struct {
 	// not move for afterStall.
 	Abandoned atomic.Uint64
 	// DeleteQuestions are the concurrent-change questions asked of
-	// another replicator (deleted.go); DeleteUnchecked the INSERT rows
-	// applied unchecked because one had no answer.
+	// another replicator (deleted.go); DeleteUnchecked the rows applied
+	// unchecked because one had no answer.
 	DeleteQuestions, DeleteUnchecked atomic.Uint64
 }
 

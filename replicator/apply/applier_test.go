@@ -57,7 +57,15 @@ func feed(evs ...*thlpb.Event) Next {
 
 func newApplier(t *testing.T, addr string) *Applier {
 	t.Helper()
-	a, err := New(Config{Addr: addr, User: "tungsten", Password: "secret", Service: "east", Logger: testutil.Logger(t)})
+	return openApplier(t, Config{Addr: addr, Service: "east"})
+}
+
+// openApplier opens an applier with cfg, the test's user and logger
+// filled in, closed when the test ends.
+func openApplier(t *testing.T, cfg Config) *Applier {
+	t.Helper()
+	cfg.User, cfg.Password, cfg.Logger = "tungsten", "secret", testutil.Logger(t)
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func (a *Applier) resolveEvent(ctx context.Context, ev *thlpb.Event) error {
 	}
 	r.last = ev
 	if !r.skipped {
-		if a.checksDeletes() {
+		if a.checksChanges() {
 			r.changed = addChanges(r.changed, ev)
 		}
 		for i, c := range ev.GetChanges() {

@@ -98,80 +98,21 @@ func RowKey(rc *thlpb.RowChange, img []*thlpb.Value) (string, bool) {
 	return hex.EncodeToString(b), true
 }
 
-// ChangedKeys returns the keys (RowKey) of the rows of schema.table that
-// ev changes (ChangedRowKeys).
-func ChangedKeys(ev *thlpb.Event, schema, table string) []string {
-	var out []string
-	for _, c := range ev.GetChanges() {
-		if rc := c.GetRows(); rc != nil && rc.GetSchema() == schema && rc.GetTable() == table {
-			out = append(out, ChangedRowKeys(rc)...)
-		}
-	}
-	return out
-}
-
-// ChangedRowKeys returns the keys (RowKey) of the rows rc changes: an
-// INSERT's new rows, a DELETE's old ones, an UPDATE's rows before and,
-// where it changes their key, after.
+// ChangedRowKeys returns the keys (RowKey) of the rows rc changes
+// (rowKeys), in order.
 func ChangedRowKeys(rc *thlpb.RowChange) []string {
 	var out []string
 	for _, row := range rc.GetRows() {
-		switch rc.GetAction() {
-		case thlpb.RowChange_INSERT:
-			if k, ok := RowKey(rc, row.GetAfter()); ok {
-				out = append(out, k)
-			}
-		case thlpb.RowChange_DELETE:
-			if k, ok := RowKey(rc, row.GetBefore()); ok {
-				out = append(out, k)
-			}
-		case thlpb.RowChange_UPDATE:
-			before, ok := RowKey(rc, row.GetBefore())
-			if ok {
-				out = append(out, before)
-			}
-			if after, ok2 := RowKey(rc, row.GetAfter()); ok2 && (!ok || after != before) {
-				out = append(out, after)
-			}
-		}
+		keys, n := rowKeys(rc, row)
+		out = append(out, keys[:n]...)
 	}
 	return out
 }
 
-// TableRowKey names a row (RowKey) of a table in the service's index of
-// changed rows.
-func TableRowKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
-
-// noteRows records, in blk, the rows of ev to ask about at the block's
-// commit.
-func (a *Applier) noteRows(blk *block, ev *thlpb.Event) {
-	if !a.checksDeletes() || len(ev.GetAfter()) == 0 || a.insertsAnyway(originSite(ev, a.cfg.Service)) {
-		return
-	}
-	for _, c := range ev.GetChanges() {
-		if rc := c.GetRows(); rc != nil {
-			for _, row := range rc.GetRows() {
-				blk.questions = a.rowQueries(blk.questions, ev, rc, row)
-			}
-		}
-	}
-}
-
-// rowQueries adds to qs, by site, the questions about a changed row: for
-// each other site ev's source had applied some of (Event.after), whether
-// that site changed the row after that (its key before the change, and
-// after where that differs). None when nothing is asked (no check here,
-// no key, or a change the policy applies anyway).
-func (a *Applier) rowQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) map[string][]DeletedQuery {
-	if !a.checksDeletes() || len(ev.GetAfter()) == 0 {
-		return qs
-	}
-	origin := originSite(ev, a.cfg.Service)
-	if a.insertsAnyway(origin) {
-		return qs
-	}
-	var keys [2]string
-	n := 0
+// rowKeys returns the keys (RowKey) a row of rc changes: an INSERT's new
+// row, a DELETE's old one, an UPDATE's row before and, where it changes
+// its key, after; n of them.
+func rowKeys(rc *thlpb.RowChange, row *thlpb.Row) (keys [2]string, n int) {
 	if rc.GetAction() != thlpb.RowChange_INSERT {
 		if k, ok := RowKey(rc, row.GetBefore()); ok {
 			keys[n], n = k, n+1
@@ -182,6 +123,43 @@ func (a *Applier) rowQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, rc *
 			keys[n], n = k, n+1
 		}
 	}
+	return keys, n
+}
+
+// TableRowKey names a row (RowKey) of a table in the service's index of
+// changed rows.
+func TableRowKey(schema, table, key string) string { return schema + "\x00" + table + "\x00" + key }
+
+// noteRows records, in blk, the rows of ev to ask about at the block's
+// commit.
+func (a *Applier) noteRows(blk *block, ev *thlpb.Event) {
+	origin := originSite(ev, a.cfg.Service)
+	if !a.asks(ev, origin) {
+		return
+	}
+	for _, c := range ev.GetChanges() {
+		if rc := c.GetRows(); rc != nil {
+			for _, row := range rc.GetRows() {
+				blk.questions = appendRowQueries(blk.questions, ev, origin, rc, row)
+			}
+		}
+	}
+}
+
+// asks says whether ev's rows are asked about: this applier checks
+// changes, ev names what its source had applied of other sites, and the
+// policy might not apply a change from origin over a concurrent one.
+func (a *Applier) asks(ev *thlpb.Event, origin string) bool {
+	return a.checksChanges() && len(ev.GetAfter()) > 0 && !a.appliesAnyway(origin)
+}
+
+// appendRowQueries adds to qs, by site, the questions about a changed row
+// from origin: for each other site ev's source had applied some of
+// (Event.after), whether that site changed the row after that (its keys,
+// rowKeys).
+func appendRowQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, origin string, rc *thlpb.RowChange, row *thlpb.Row) map[string][]DeletedQuery {
+	keys, n := rowKeys(rc, row)
+	insert := rc.GetAction() == thlpb.RowChange_INSERT
 	for _, dep := range ev.GetAfter() {
 		svc := dep.GetService()
 		if svc == origin {
@@ -191,8 +169,7 @@ func (a *Applier) rowQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, rc *
 			if qs == nil {
 				qs = map[string][]DeletedQuery{}
 			}
-			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k,
-				Insert: rc.GetAction() == thlpb.RowChange_INSERT})
+			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k, Insert: insert})
 		}
 	}
 	return qs
@@ -234,18 +211,22 @@ func (a *Applier) concurrentChanges(ctx context.Context, conn *sql.Conn, queries
 // row (under lock: its key found free for an INSERT, holding its
 // before-image otherwise) after what the source had applied of it.
 func (a *Applier) changedConcurrently(ctx context.Context, ev *thlpb.Event, rc *thlpb.RowChange, row *thlpb.Row) (bool, error) {
-	qs := a.rowQueries(nil, ev, rc, row)
+	origin := originSite(ev, a.cfg.Service)
+	if !a.asks(ev, origin) {
+		return false, nil
+	}
+	qs := appendRowQueries(nil, ev, origin, rc, row)
 	if len(qs) == 0 {
 		return false, nil
 	}
 	return a.concurrentChanges(ctx, a.conn, qs)
 }
 
-// insertsAnyway says whether the policy applies a change from origin over
+// appliesAnyway says whether the policy applies a change from origin over
 // another site's concurrent change (log; converge when origin wins): the
 // answer would change nothing, so nothing is asked, and that conflict is
 // recorded only where the other site's change meets the row.
-func (a *Applier) insertsAnyway(origin string) bool {
+func (a *Applier) appliesAnyway(origin string) bool {
 	over, _, err := a.rule.overwrite(origin)
 	return err == nil && over
 }
@@ -313,15 +294,15 @@ func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []
 // noteChanges records, in blk, the tables whose rows ev changes, to mark
 // at its commit.
 func (a *Applier) noteChanges(blk *block, ev *thlpb.Event) {
-	if a.checksDeletes() {
+	if a.checksChanges() {
 		blk.changed = addChanges(blk.changed, ev)
 	}
 }
 
-// checksDeletes says whether this applier takes part in the concurrent-
+// checksChanges says whether this applier takes part in the concurrent-
 // change check: asks about rows and marks changes (a multi-site
 // topology's service, detecting conflicts).
-func (a *Applier) checksDeletes() bool { return a.cfg.Deleted != nil && a.detect }
+func (a *Applier) checksChanges() bool { return a.cfg.Deleted != nil && a.detect }
 
 // addChanges adds to set the tables whose rows ev changes, each true
 // once ev deletes rows of it (a DELETE, an UPDATE that changes a row's

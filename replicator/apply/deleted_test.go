@@ -45,7 +45,7 @@ func testInsertOfConcurrentlyDeletedKey(t *testing.T, addr string, db *sql.DB, c
 	// East's primary (a writable database of site east): everything of
 	// east is applied here, so a west INSERT is always asked about.
 	var mu sync.Mutex
-	a, err := New(Config{Addr: addr, User: "tungsten", Password: "secret", Service: "east", Site: "east", Channels: channels, BlockSize: 2, Logger: testutil.Logger(t),
+	a := openApplier(t, Config{Addr: addr, Service: "east", Site: "east", Channels: channels, BlockSize: 2,
 		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
 		Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
 			// Asked holding the rows' locks: a delete committed before
@@ -62,19 +62,12 @@ func testInsertOfConcurrentlyDeletedKey(t *testing.T, addr string, db *sql.DB, c
 			}
 			return out, nil
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
 	ins := func(seqno uint64, origin string, id int64, after ...*thlpb.After) *thlpb.Event {
 		ev := from(origin, rowsEvent(seqno, thlpb.RowChange_INSERT, "t", c, &thlpb.Row{After: row(vInt(id), vBytes(origin))}))
 		ev.After = after
 		return ev
 	}
-	err = runUntil(t, a, 3,
+	err := runUntil(t, a, 3,
 		ins(0, "west", 1, &thlpb.After{Service: "east", Seqno: 9}), // nothing deleted: applied
 		ins(1, "east", 2, &thlpb.After{Service: "west", Seqno: 4}), // west deleted id 2: east wins
 		ins(2, "west", 3, &thlpb.After{Service: "east", Seqno: 9}), // east deleted id 3: west loses
@@ -124,7 +117,7 @@ func TestConflictOfConcurrentlyChangedRow(t *testing.T) {
 			changedByEast := map[string]bool{keyOf(1): true, keyOf(2): true}
 			var mu sync.Mutex
 			var asked []string
-			a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: "east", Site: "east", Channels: channels, BlockSize: 2, Logger: testutil.Logger(t),
+			a := openApplier(t, Config{Addr: srv.Addr(), Service: "east", Site: "east", Channels: channels, BlockSize: 2,
 				Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
 				Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
 					mu.Lock()
@@ -136,13 +129,6 @@ func TestConflictOfConcurrentlyChangedRow(t *testing.T) {
 					}
 					return out, nil
 				}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Open(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
 			change := func(seqno uint64, origin string, action thlpb.RowChange_Action, id int64, before, after string) *thlpb.Event {
 				r := &thlpb.Row{}
 				if before != "" {
@@ -159,7 +145,7 @@ func TestConflictOfConcurrentlyChangedRow(t *testing.T) {
 				ev.After = []*thlpb.After{{Service: other, Seqno: 5}}
 				return ev
 			}
-			err = runUntil(t, a, 4,
+			err := runUntil(t, a, 4,
 				change(0, "west", thlpb.RowChange_UPDATE, 1, "a", "b"), // east changed row 1: kept
 				change(1, "west", thlpb.RowChange_DELETE, 2, "a", ""),  // east changed row 2: kept
 				change(2, "west", thlpb.RowChange_UPDATE, 3, "a", "c"), // untouched by east: applied
@@ -190,8 +176,7 @@ func TestConflictOfConcurrentlyChangedRow(t *testing.T) {
 
 // TestChangedKeys: a DELETE changes its rows' keys, an INSERT its new
 // rows', an UPDATE its rows' keys before and, where it moves a row, after;
-// another table's rows are not the table's; keys render alike for the
-// same values.
+// keys render alike for the same values.
 func TestChangedKeys(t *testing.T) {
 	c := []*thlpb.Column{{Name: "a", Key: true}, {Name: "b", Key: true}, {Name: "v"}}
 	rc := func(action thlpb.RowChange_Action, table string, rows ...*thlpb.Row) *thlpb.Change {
@@ -208,10 +193,15 @@ func TestChangedKeys(t *testing.T) {
 		k, _ := RowKey(&thlpb.RowChange{Columns: c}, img(a, b, "anything"))
 		return k
 	}
-	got := ChangedKeys(ev, "app", "t")
+	var got []string
+	for _, c := range ev.GetChanges() {
+		if rc := c.GetRows(); rc.GetTable() == "t" {
+			got = append(got, ChangedRowKeys(rc)...)
+		}
+	}
 	want := []string{key(1, "x"), key(2, "x"), key(3, "x"), key(4, "x"), key(5, "x")}
 	if !slices.Equal(got, want) {
-		t.Errorf("ChangedKeys = %q, want the keys of (1,x) to (5,x)", got)
+		t.Errorf("ChangedRowKeys of app.t's changes = %q, want the keys of (1,x) to (5,x)", got)
 	}
 	if _, ok := RowKey(&thlpb.RowChange{Columns: []*thlpb.Column{{Name: "a"}}}, row(vInt(1))); ok {
 		t.Error("RowKey of a row change without key columns")
@@ -234,7 +224,7 @@ func TestChangeMarksSpareTheQuestion(t *testing.T) {
 	var asked []string
 	var counts CausalCounters
 	open := func(service string) *Applier {
-		a, err := New(Config{Addr: srv.Addr(), User: "tungsten", Password: "secret", Service: service, Site: "east", BlockSize: 1, Logger: testutil.Logger(t), Causal: &counts,
+		return openApplier(t, Config{Addr: srv.Addr(), Service: service, Site: "east", BlockSize: 1, Causal: &counts,
 			Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
 			Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
 				mu.Lock()
@@ -244,14 +234,6 @@ func TestChangeMarksSpareTheQuestion(t *testing.T) {
 				}
 				return make([]bool, len(qs)), nil
 			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Open(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		return a
 	}
 	ev := func(seqno uint64, origin string, action thlpb.RowChange_Action, table string, id int64, after ...*thlpb.After) *thlpb.Event {
 		r := &thlpb.Row{After: row(vInt(id), vBytes(origin))}

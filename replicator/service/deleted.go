@@ -16,9 +16,9 @@ import (
 // Bounds of the changed-keys index: the transactions one question may
 // read, and the changes the index holds before it starts again.
 const (
-	maxChangedScan  = 200_000
-	maxChangedKeys  = 2_000_000
-	changedScanTime = 10 * time.Second
+	maxChangedScan   = 200_000
+	maxChangedSeqnos = 2_000_000
+	changedScanTime  = 10 * time.Second
 )
 
 // changeIndex is, for the seqnos [from, upTo] of this service's THL, the
@@ -75,7 +75,7 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	x := &s.changes
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || x.changes > maxChangedKeys || !x.sameHistory(s) {
+	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || x.changes > maxChangedSeqnos || !x.sameHistory(s) {
 		x.reset(least)
 	}
 	if last > x.upTo {
