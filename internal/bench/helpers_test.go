@@ -63,6 +63,10 @@ type server struct {
 // options are extra my.cnf lines. A cleanup stops it.
 func startServer(b *testing.B, dir string, id uint32, tmpl *mysqld.Template, options ...string) *server {
 	b.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	testutil.Claim(b, dir)
 	cfg := mysqld.Config{Dir: dir, ServerID: id, Users: testutil.SampleUsers, Options: options}
 	var srv *mysqld.Server
 	var err error

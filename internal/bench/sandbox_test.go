@@ -17,6 +17,7 @@ import (
 
 	"github.com/carbidedb/carbide/internal/config"
 	"github.com/carbidedb/carbide/internal/sandbox"
+	"github.com/carbidedb/carbide/internal/testutil"
 )
 
 // crossSite is the running sandbox.
@@ -63,6 +64,7 @@ func upSandboxOn(b *testing.B, name string, ini []byte, net int, wan *config.WAN
 		net = wanNet(b)
 	}
 	dir := b.TempDir()
+	testutil.Claim(b, dir)
 	release := filepath.Join(dir, "release")
 	cmd := exec.Command("go", "build", "-o", filepath.Join(release, "bin")+"/", "github.com/carbidedb/carbide/cmd/...")
 	if out, err := cmd.CombinedOutput(); err != nil {

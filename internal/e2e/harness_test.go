@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 			return m.Run()
 		}
 		dir, err := os.MkdirTemp("", "carbide-release-")
+		if err == nil {
+			err = testutil.ClaimDir(dir)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -129,6 +132,7 @@ func startSandboxOn(t *testing.T, ini string, wan *config.WAN) *site {
 	t.Helper()
 	testutil.RequireDB(t)
 	dir := t.TempDir()
+	testutil.Claim(t, dir)
 	iniPath := filepath.Join(dir, "topology.ini")
 	if err := os.WriteFile(iniPath, []byte(ini), 0o644); err != nil {
 		t.Fatal(err)

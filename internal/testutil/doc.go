@@ -11,6 +11,12 @@
 // cache folder (~/.cache/carbide), keyed by the mariadbd version, so test
 // binaries neither rebuild it nor leave copies behind.
 //
+// A test process killed by a signal runs no cleanup, so every folder a test
+// runs processes from is claimed (Claim: an owner file naming the process),
+// and the first claim of a test process stops whatever runs from the
+// folders of test processes that are gone, and removes them (ReapOrphans).
+// The e2e and bench sandboxes claim theirs too.
+//
 // Set CARBIDE_REQUIRE_DB=1 to turn "MariaDB is not installed" from a skip into
 // a failure (CI does).
 //

@@ -137,6 +137,7 @@ func StartMariaDB(t testing.TB, opts ...Option) *mysqld.Server {
 	if err != nil {
 		t.Fatalf("create instance folder: %v", err)
 	}
+	Claim(t, dir)
 	cfg := mysqld.Config{
 		Dir:                    dir,
 		Address:                o.address,

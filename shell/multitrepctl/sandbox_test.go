@@ -31,6 +31,7 @@ func TestSandboxByService(t *testing.T) {
 		t.Skip("short mode: brings up a six-host sandbox")
 	}
 	dir := t.TempDir()
+	testutil.Claim(t, dir)
 	release := filepath.Join(dir, "release")
 	// Only the programs the test needs: the sandbox starts the agents the
 	// release has, and multi_trepctl needs only replicators.
