@@ -208,12 +208,7 @@ func TestSwitchAndBack(t *testing.T) {
 	// east1 is a replica now; the manager refuses it as a candidate
 	// until its replicator is ONLINE as one (it goes offline to change
 	// role after the switch reports complete: wait for the role too).
-	testutil.Eventually(t, 30*time.Second, func() error {
-		if role, st := s.field("east1", "role"), s.field("east1", "state"); role != "slave" || st != "ONLINE" {
-			return fmt.Errorf("east1's replicator is %s %s, not an ONLINE slave", st, role)
-		}
-		return nil
-	})
+	s.waitRole("east1", "slave", "ONLINE", 30*time.Second)
 	lines = s.mustCctrl("east3", "switch", "to", "east1")
 	t.Logf("switch to east1: %v", lines)
 	if p := s.status("east3").GetPrimary(); p != "east1" {

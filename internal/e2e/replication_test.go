@@ -246,9 +246,16 @@ func TestResetSlave(t *testing.T) {
 // waitState waits (10 s) until host's cluster replicator is in state.
 func (s *site) waitState(host, state string) {
 	s.t.Helper()
-	testutil.Eventually(s.t, 10*time.Second, func() error {
-		if st := s.field(host, "state"); st != state {
-			return fmt.Errorf("%s is %s, not %s: %s", host, st, state, s.field(host, "pendingError"))
+	s.waitRole(host, "", state, 10*time.Second)
+}
+
+// waitRole waits (up to within) until host's cluster replicator is in
+// state with role (any role when "").
+func (s *site) waitRole(host, role, state string, within time.Duration) {
+	s.t.Helper()
+	testutil.Eventually(s.t, within, func() error {
+		if st, r := s.field(host, "state"), s.field(host, "role"); st != state || role != "" && r != role {
+			return fmt.Errorf("%s is %s %s, not %s %s: %s", host, st, r, state, role, s.field(host, "pendingError"))
 		}
 		return nil
 	})
