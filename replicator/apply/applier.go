@@ -168,12 +168,18 @@ type Applier struct {
 	// logged (UnixNano; deleted.go).
 	deletedWarned atomic.Int64
 	// conflicts counts the conflicts recorded in the tracking schema;
-	// resolvedBlocks the blocks applied again in conflict mode.
-	conflicts, resolvedBlocks atomic.Uint64
-	unionReads                atomic.Uint64 // locking reads sent as a UNION ALL (tests)
-	prechecks                 atomic.Uint64 // scripts verifying their rows in their own statement (tests)
-	lockingReads              atomic.Uint64 // scripts verified by locking reads before them (tests)
-	noPrecheck                bool          // verify by locking reads only (tests)
+	// resolvedBlocks the blocks applied again in conflict mode, and
+	// resolvedTxns their transactions.
+	conflicts, resolvedBlocks, resolvedTxns atomic.Uint64
+	// splitDepth is how deep splitBlock is (its halves commit, and may
+	// split again); wholeLeft how many more blocks that meet a conflict
+	// go whole to conflict mode, after a split found most of a block in
+	// conflict (split.go).
+	splitDepth, wholeLeft int
+	unionReads            atomic.Uint64 // locking reads sent as a UNION ALL (tests)
+	prechecks             atomic.Uint64 // scripts verifying their rows in their own statement (tests)
+	lockingReads          atomic.Uint64 // scripts verified by locking reads before them (tests)
+	noPrecheck            bool          // verify by locking reads only (tests)
 	// afterResolve, set by tests, runs after each transaction conflict
 	// mode commits; an error stops the run there.
 	afterResolve func(seqno uint64) error

@@ -56,6 +56,11 @@ type Conflicts struct {
 	// before detection; for measuring its cost). An INSERT of an existing
 	// key then stops the service.
 	Off bool
+	// WholeBlocks applies a block that met a conflict again wholly in
+	// conflict mode, one transaction at a time, instead of splitting it
+	// down to the transaction in conflict (split.go): what the applier
+	// did before; for measuring what splitting saves.
+	WholeBlocks bool
 	// Policy resolves conflicts; PolicyStop when empty.
 	Policy Policy
 	// SiteOrder ranks the sites for PolicyConverge, the first winning.

@@ -5,14 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// Conflict mode. A block that met a conflict is rolled back and its
-// transactions applied again one at a time, each in its own database
+// Conflict mode. A block that met a conflict is rolled back and split
+// down to the transaction in conflict (split.go); conflict mode applies
+// that one (or every transaction of a block that cannot be split) again,
+// one at a time, each in its own database
 // transaction on the main connection that commits with its tracking row
 // and its conflict records. Every row change is checked there: the target
 // row is read by key (SELECT … FOR UPDATE, with the fast path's match
@@ -32,38 +33,6 @@ type resolving struct {
 	// the tables it changes rows of (deleted.go).
 	records []Conflict
 	changed map[[2]string]bool
-}
-
-// errResolved: the block in hand was applied in conflict mode, with the
-// event being added.
-var errResolved = errors.New("apply: block applied in conflict mode")
-
-// resolveBlock applies the transactions of blk, rolled back after cause,
-// in conflict mode. The last one may be incomplete: it goes on as its
-// fragments arrive.
-func (a *Applier) resolveBlock(ctx context.Context, blk *block, cause error) error {
-	a.resolvedBlocks.Add(1)
-	if a.deps != nil {
-		a.deps.reset()
-	}
-	a.cfg.Logger.Info("block failed: applying its transactions one at a time, each row checked", "cause", cause)
-	txs := slices.Clone(blk.txs)
-	blk.reset()
-	for i := range txs {
-		tx := &txs[i]
-		if tx.dropped {
-			return &Error{Seqno: tx.first.GetSeqno(), EventID: tx.first.GetEventId(), Err: fmt.Errorf(
-				"its block failed (%w) and the transaction is too large (over %d MiB in the THL) to apply again row by row; "+
-					"find the row in conflict, make it what it should be with sql_log_bin=0 and put the service online", cause, retainMax>>20)}
-		}
-		a.resolving = &resolving{skipped: tx.skipped, ahead: tx.ahead}
-		for _, ev := range tx.events {
-			if err := a.resolveEvent(ctx, ev); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // resolveNext applies ev, the next fragment of the transaction in conflict

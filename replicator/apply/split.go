@@ -1,0 +1,155 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Finding the transaction in conflict. Conflict mode applies a block's
+// transactions one at a time, each row read and checked in its own round
+// trip and each transaction committed on its own: several times the
+// block's cost per transaction. A block that met a conflict is therefore
+// first split in halves, each built again from its events and committed
+// as a block of its own; a half that meets the conflict again is split in
+// turn, down to the transaction that holds it, which conflict mode
+// applies. A block of ten with one transaction in conflict costs about
+// seven blocks' checks (a check that fails stops its block before it
+// changes a row) and one transaction in conflict mode, instead of ten in
+// conflict mode. Under crossing writes to hot rows (both sites updating
+// the same rows), where most blocks meet a conflict, this is what keeps
+// the appliers from falling ever further behind: a lag makes more writes
+// cross, and more crossings made a larger lag.
+//
+// Splitting pays while few transactions of a block meet a conflict: each
+// half that fails costs a round trip and the server's parse of its SQL,
+// about a third of a transaction in conflict mode. Where most do (every
+// transaction crossing another), it costs more than it saves (0.6 × the
+// whole block in conflict mode, measured). So when a split finds half or
+// more of a block's transactions in conflict, the next wholeAfterDense
+// blocks that meet a conflict go whole to conflict mode, and the one after
+// them is split again to see whether conflicts are still that dense.
+//
+// Each half is a block like any other: its checks verify the first change
+// of each row in the half (a row changed in the first half is verified
+// again in the second, against what the first half left), it asks its own
+// questions (deleted.go), and it commits with its own tracking row, so a
+// crash between halves resumes after the first.
+
+// errResolved: the block in hand was applied in conflict mode, with the
+// event being added.
+var errResolved = errors.New("apply: block applied in conflict mode")
+
+// resolveBlock applies the transactions of blk, rolled back after cause:
+// split in halves when cause is a conflict and blk splittable, else in
+// conflict mode. The last one may be incomplete: it goes on as its
+// fragments arrive.
+func (a *Applier) resolveBlock(ctx context.Context, blk *block, cause error) error {
+	if a.deps != nil {
+		a.deps.reset()
+	}
+	if (isConflictSignal(cause) || errors.Is(cause, errConcurrentChange)) && !a.cfg.Conflicts.WholeBlocks && splittable(blk) {
+		if a.splitDepth > 0 || a.wholeLeft == 0 {
+			return a.splitBlock(ctx, blk)
+		}
+		a.wholeLeft--
+	}
+	a.resolvedBlocks.Add(1)
+	a.resolvedTxns.Add(uint64(len(blk.txs)))
+	a.cfg.Logger.Info("block failed: applying its transactions one at a time, each row checked", "cause", cause, "transactions", len(blk.txs))
+	txs := slices.Clone(blk.txs)
+	blk.reset()
+	for i := range txs {
+		tx := &txs[i]
+		if tx.dropped {
+			return &Error{Seqno: tx.first.GetSeqno(), EventID: tx.first.GetEventId(), Err: fmt.Errorf(
+				"its block failed (%w) and the transaction is too large (over %d MiB in the THL) to apply again row by row; "+
+					"find the row in conflict, make it what it should be with sql_log_bin=0 and put the service online", cause, retainMax>>20)}
+		}
+		a.resolving = &resolving{skipped: tx.skipped, ahead: tx.ahead}
+		for _, ev := range tx.events {
+			if err := a.resolveEvent(ctx, ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// splittable reports whether blk may be applied in parts built again from
+// its transactions' events: two or more whole transactions of rows only,
+// each kept in full, none skipped, nothing of the block sent yet.
+func splittable(blk *block) bool {
+	if len(blk.txs) < 2 || blk.sent || blk.serial || blk.open != nil {
+		return false
+	}
+	for i := range blk.txs {
+		tx := &blk.txs[i]
+		if tx.dropped || tx.skipped || tx.statements || tx.ahead > 0 || tx.last == nil || len(tx.events) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// splitBlock applies blk, rolled back after a conflict, as two blocks of
+// half its transactions each (commit splits a half that meets a conflict
+// again, down to one transaction in conflict mode).
+func (a *Applier) splitBlock(ctx context.Context, blk *block) error {
+	txs := slices.Clone(blk.txs)
+	blk.reset()
+	resolved := a.resolvedTxns.Load()
+	a.splitDepth++
+	defer func() {
+		a.splitDepth--
+		if a.splitDepth == 0 && 2*(a.resolvedTxns.Load()-resolved) >= uint64(len(txs)) {
+			a.wholeLeft = wholeAfterDense
+		}
+	}()
+	half := len(txs) / 2
+	for _, part := range [][]txn{txs[:half], txs[half:]} {
+		sub, err := a.rebuild(ctx, part)
+		if err != nil {
+			return err
+		}
+		if err := a.commit(ctx, sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wholeAfterDense is how many blocks that meet a conflict go whole to
+// conflict mode after a split found half or more of a block in conflict.
+const wholeAfterDense = 8
+
+// rebuild returns a block of txs alone, its SQL, checks and questions
+// built again from their events.
+func (a *Applier) rebuild(ctx context.Context, txs []txn) (*block, error) {
+	sub := &block{start: time.Now()}
+	if a.detect {
+		sub.known = known{}
+	}
+	for _, tx := range txs {
+		sub.txs = append(sub.txs, txn{start: len(sub.sql), first: tx.first, last: tx.last, events: tx.events, retained: tx.retained})
+		t := &sub.txs[len(sub.txs)-1]
+		for _, ev := range tx.events {
+			a.noteRows(sub, ev)
+			a.noteChanges(sub, ev)
+			bld := builder{meta: a.meta, service: a.cfg.Service, buf: sub.sql, marks: sub.marks, known: sub.known,
+				binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev), detect: a.detect}
+			for _, c := range ev.GetChanges() {
+				t.stmts = append(t.stmts, len(bld.buf))
+				if err := bld.rowChange(ctx, a.conn, c.GetRows()); err != nil {
+					return nil, &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
+				}
+			}
+			bld.flushBinlog()
+			sub.sql, sub.marks = bld.buf, bld.marks
+		}
+		sub.txns++
+	}
+	return sub, nil
+}
