@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -34,6 +36,13 @@ const applyService = "bench"
 type result struct {
 	elapsed time.Duration
 	metrics map[string]float64
+}
+
+// medianRate returns the run of rs with the median tx/s.
+func medianRate(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(x, y result) int { return cmp.Compare(x.metrics["tx/s"], y.metrics["tx/s"]) })
+	return s[len(s)/2]
 }
 
 func (r result) report(b *testing.B) {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/carbidedb/carbide/replicator/apply"
@@ -47,20 +46,7 @@ func BenchmarkReplicationApplyConflictDetection(b *testing.B) {
 			runs[on] = append(runs[on], r)
 		}
 	}
-	median := func(rs []result) result {
-		s := slices.Clone(rs)
-		slices.SortFunc(s, func(x, y result) int {
-			switch {
-			case x.metrics["tx/s"] < y.metrics["tx/s"]:
-				return -1
-			case x.metrics["tx/s"] > y.metrics["tx/s"]:
-				return 1
-			}
-			return 0
-		})
-		return s[len(s)/2]
-	}
-	on, off := median(runs[true]), median(runs[false])
+	on, off := medianRate(runs[true]), medianRate(runs[false])
 	b.Run("detection-off-median", func(b *testing.B) { off.report(b) })
 	b.Run("detection-on-median", func(b *testing.B) {
 		on.metrics["on-vs-off"] = on.metrics["tx/s"] / off.metrics["tx/s"]
