@@ -179,6 +179,7 @@ type Applier struct {
 	unionReads            atomic.Uint64 // locking reads sent as a UNION ALL (tests)
 	prechecks             atomic.Uint64 // scripts verifying their rows in their own statement (tests)
 	lockingReads          atomic.Uint64 // scripts verified by locking reads before them (tests)
+	guardsPassed          atomic.Uint64 // blocks whose ask guard found no question needed (tests)
 	noPrecheck            bool          // verify by locking reads only (tests)
 	// afterResolve, set by tests, runs after each transaction conflict
 	// mode commits; an error stops the run there.

@@ -380,9 +380,10 @@ func (a *Applier) sendPart(ctx context.Context, blk *block) error {
 }
 
 // commit sends the block with the tracking update in one round trip; in
-// two when it changes rows another site may have changed concurrently:
-// the question is asked between them, holding the rows' locks
-// (deleted.go), and a yes applies the block in conflict mode.
+// two when it changes rows another site may have changed concurrently
+// (where its statement's guard says so, when compound): the question is
+// asked between them, holding the rows' locks (deleted.go), and a yes
+// applies the block in conflict mode.
 func (a *Applier) commit(ctx context.Context, blk *block) error {
 	last := blk.txs[len(blk.txs)-1].last
 	now := a.cfg.Now()
@@ -391,10 +392,22 @@ func (a *Applier) commit(ctx context.Context, blk *block) error {
 	s := script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
 		compound: a.compoundFor(blk), check: a.detect, guard: a.guard}
 	ask := len(blk.questions) > 0
-	if ask {
+	switch {
+	case ask && s.compound:
+		// Asked only where the statement's guard says so; otherwise
+		// committed in the one round trip.
+		s.askGuard = a.askGuard(blk.questions)
+	case ask:
 		s.tail = nil
 	}
 	err := a.send(ctx, a.conn, s)
+	if ask && s.compound {
+		if ask = isAskSignal(err); ask {
+			err = nil
+		} else if err == nil {
+			a.guardsPassed.Add(1)
+		}
+	}
 	if err == nil && ask {
 		var hit bool
 		if hit, err = a.concurrentChanges(ctx, a.conn, blk.questions); err != nil {

@@ -241,9 +241,44 @@ func (a *Applier) appliesAnyway(origin string) bool {
 // seqno of svc applied here, to ask up to (0: all, on svc's primary).
 func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []DeletedQuery) (ask bool, upTo uint64, err error) {
 	least := qs[0].After
-	changed := map[[2]string]bool{} // a table's rows: true when any is not an INSERT's
 	for _, q := range qs {
 		least = min(least, q.After)
+	}
+	schema := string(quoteIdent(nil, TrackingSchema(svc)))
+	q := []byte("SELECT t.seqno, @@read_only, ")
+	q = appendSince(q, schema)
+	q = append(q, ", "...)
+	q = appendMarked(q, schema, qs)
+	q = append(q, " FROM "+schema+".trep_commit_seqno t WHERE t.task_id = 0"...)
+	var applied, since, marked int64
+	var readOnly int
+	err = conn.QueryRowContext(ctx, string(q)).Scan(&applied, &readOnly, &since, &marked)
+	switch {
+	case ctx.Err() != nil:
+		return false, 0, ctx.Err()
+	case err != nil:
+		return true, 0, nil // no tracking row or marks of svc here: ask
+	case svc == a.cfg.Site && readOnly == 0:
+		return true, 0, nil // its primary: clients write here
+	case applied <= int64(least):
+		return false, 0, nil // nothing of svc after what the sources had
+	}
+	return since > int64(least) || marked > int64(least), uint64(applied), nil
+}
+
+// appendSince appends the seqno from which the applier of the service
+// whose tracking schema is schema marks its changes (its row of empty
+// names; none: the largest, always after).
+func appendSince(q []byte, schema string) []byte {
+	return append(q, "IFNULL((SELECT seqno FROM "+schema+".changes WHERE schema_name = '' AND table_name = ''), 9223372036854775807)"...)
+}
+
+// appendMarked appends the last seqno the service whose tracking schema
+// is schema marked as changing one of qs's tables (as deleting from it,
+// for a table qs only insert into), -1 for none.
+func appendMarked(q []byte, schema string, qs []DeletedQuery) []byte {
+	changed := map[[2]string]bool{} // a table's rows: true when any is not an INSERT's
+	for _, q := range qs {
 		k := [2]string{q.Schema, q.Table}
 		changed[k] = changed[k] || !q.Insert
 	}
@@ -268,27 +303,57 @@ func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []
 		}
 		return q
 	}
-	schema := string(quoteIdent(nil, TrackingSchema(svc)))
-	q := []byte("SELECT t.seqno, @@read_only, IFNULL((SELECT seqno FROM " + schema + ".changes WHERE schema_name = '' AND table_name = ''), " +
-		"9223372036854775807), IFNULL((SELECT MAX(IF((schema_name, table_name) IN (")
+	q = append(q, "IFNULL((SELECT MAX(IF((schema_name, table_name) IN ("...)
 	q = list(q, func(v bool) bool { return v })
 	q = append(q, "), seqno, deleted)) FROM "+schema+".changes WHERE (schema_name, table_name) IN ("...)
 	q = list(q, func(bool) bool { return true })
-	q = append(q, ")), -1) FROM "+schema+".trep_commit_seqno t WHERE t.task_id = 0"...)
-	var applied, since, marked int64
-	var readOnly int
-	err = conn.QueryRowContext(ctx, string(q)).Scan(&applied, &readOnly, &since, &marked)
-	switch {
-	case ctx.Err() != nil:
-		return false, 0, ctx.Err()
-	case err != nil:
-		return true, 0, nil // no tracking row or marks of svc here: ask
-	case svc == a.cfg.Site && readOnly == 0:
-		return true, 0, nil // its primary: clients write here
-	case applied <= int64(least):
-		return false, 0, nil // nothing of svc after what the sources had
+	return append(q, ")), -1)"...)
+}
+
+// errnoAsk is the error the ask guard signals.
+const errnoAsk = 45002
+
+// isAskSignal reports whether err is the ask guard's.
+func isAskSignal(err error) bool { return isErrNo(err, errnoAsk) }
+
+// askGuard is the statement a compound block ends with, before its
+// commit, when it holds rows to ask about: it signals errnoAsk where
+// mustAsk would ask of some site, the block's changes made and locked (a
+// signal in a compound statement leaves its earlier statements' changes
+// in the transaction), and lets the block commit in its one round trip
+// otherwise. The condition is mustAsk's, read after the block took its
+// rows' locks; a tracking schema or table missing (1049, 1146) asks.
+//
+// It is read by a SELECT … INTO, a consistent read that waits for no
+// lock: InnoDB reads a table with shared locks in every statement that is
+// not a SELECT (a SET or an IF with a subquery), and those waits met the
+// other appliers' and clients' locks in deadlocks. Only the missing
+// schema is handled: any other error ends the statement as an error, the
+// block rolled back and applied again. A handler for every SQLEXCEPTION
+// went on after a deadlock had rolled the whole transaction back, and the
+// block's tracking then committed without its changes.
+func (a *Applier) askGuard(questions map[string][]DeletedQuery) []byte {
+	q := []byte("BEGIN DECLARE CONTINUE HANDLER FOR 1146, 1049 SET @carbide_ask = 1; SELECT 0")
+	for svc, qs := range questions {
+		least := qs[0].After
+		for _, q := range qs {
+			least = min(least, q.After)
+		}
+		l := strconv.FormatUint(least, 10)
+		schema := string(quoteIdent(nil, TrackingSchema(svc)))
+		q = append(q, " OR "...)
+		if svc == a.cfg.Site {
+			q = append(q, "@@read_only = 0 OR "...)
+		}
+		q = append(q, "IFNULL((SELECT t.seqno > "+l+" AND ("...)
+		q = appendSince(q, schema)
+		q = append(q, " > "+l+" OR "...)
+		q = appendMarked(q, schema, qs)
+		q = append(q, " > "+l+") FROM "+schema+".trep_commit_seqno t WHERE t.task_id = 0), 1)"...)
 	}
-	return since > int64(least) || marked > int64(least), uint64(applied), nil
+	q = append(q, " INTO @carbide_ask; END; IF @carbide_ask THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = "...)
+	q = strconv.AppendInt(q, errnoAsk, 10)
+	return append(q, ", MESSAGE_TEXT = 'carbide: ask another site'; END IF;"...)
 }
 
 // noteChanges records, in blk, the tables whose rows ev changes, to mark

@@ -286,7 +286,8 @@ func TestChangeMarksSpareTheQuestion(t *testing.T) {
 	if got := strings.Join(asked, ", "); got != "east>0..2 app.t, east>1..2 app.u, east>0..2 app.u" {
 		t.Errorf("asked %q, want east>0 app.u asked too: marks only count from seqno 2", got)
 	}
-	// A site whose tracking schema this database lacks is asked.
+	// A site whose tracking schema this database lacks is asked (the
+	// block's own guard cannot read it).
 	if err := runUntil(t, west, 6, ev(6, "west", thlpb.RowChange_INSERT, "u", 11, &thlpb.After{Service: "north", Seqno: 0})); err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +296,11 @@ func TestChangeMarksSpareTheQuestion(t *testing.T) {
 	}
 	if q, u := counts.DeleteQuestions.Load(), counts.DeleteUnchecked.Load(); q != 4 || u != 0 {
 		t.Errorf("counted %d questions, %d rows unchecked; want 4, 0", q, u)
+	}
+	// The blocks no question was needed for committed in one round trip
+	// (their statement's guard said so).
+	if n := west.guardsPassed.Load(); n != 3 {
+		t.Errorf("%d blocks passed their guard, want 3 (west's seqnos 0, 2 and 4)", n)
 	}
 }
 

@@ -163,8 +163,20 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	last := blk.txs[len(blk.txs)-1].last
 	var err error
 	begin := time.Now()
-	err = p.a.send(ctx, conn, script{begin: true, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: p.a.compound.Load(), check: p.a.detect, guard: p.a.guard})
-	if err == nil && len(blk.questions) > 0 {
+	s := script{begin: true, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: p.a.compound.Load(), check: p.a.detect, guard: p.a.guard}
+	ask := len(blk.questions) > 0
+	if ask && s.compound {
+		s.askGuard = p.a.askGuard(blk.questions)
+	}
+	err = p.a.send(ctx, conn, s)
+	if ask && s.compound {
+		if ask = isAskSignal(err); ask {
+			err = nil
+		} else if err == nil {
+			p.a.guardsPassed.Add(1)
+		}
+	}
+	if err == nil && ask {
 		// Asked holding the rows' locks; a yes fails the block, and drain
 		// applies it again serially, in conflict mode (deleted.go).
 		var hit bool

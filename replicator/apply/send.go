@@ -34,6 +34,7 @@ type execer interface {
 // before it is sent (verify.go), or by precheck, its first statement
 // when compound (precheck.go), and a guard follows each statement marked
 // for one (marks.guards), in the form guard (a multi-statement script's).
+// askGuard, when compound, ends it before tail (deleted.go).
 type script struct {
 	begin    bool
 	sql      []byte
@@ -44,6 +45,7 @@ type script struct {
 	check    bool
 	guard    string
 	precheck []byte
+	askGuard []byte
 }
 
 // compoundOpen and compoundClose wrap a compound script; a transaction
@@ -76,13 +78,19 @@ func (s script) exec(ctx context.Context, conn execer) error {
 	if len(body) == 0 && len(tail) == 0 && !s.begin && len(s.precheck) == 0 {
 		return nil
 	}
-	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(s.precheck)+len(body)+len(tail)+len(compoundClose))
+	q := make([]byte, 0, len(compoundOpen)+len(compoundBegin)+len(s.precheck)+len(body)+len(s.askGuard)+len(tail)+len(compoundClose)+1)
 	q = append(q, compoundOpen...)
 	if s.begin {
 		q = append(q, compoundBegin...)
 	}
 	q = append(q, s.precheck...)
 	q = append(q, body...)
+	if len(s.askGuard) > 0 {
+		if len(q) > 0 && q[len(q)-1] != ';' {
+			q = append(q, ';')
+		}
+		q = append(q, s.askGuard...)
+	}
 	if len(tail) > 0 {
 		q = append(q, tail...)
 	} else {
@@ -148,7 +156,7 @@ func (a *Applier) send(ctx context.Context, conn *sql.Conn, s script) error {
 				if err != nil {
 					return err
 				}
-				if len(pre)+s.to-s.from+len(s.tail)+queryOverhead <= a.maxQuery {
+				if len(pre)+s.to-s.from+len(s.askGuard)+len(s.tail)+queryOverhead <= a.maxQuery {
 					s.precheck, rest = pre, left
 					a.prechecks.Add(1)
 				}
