@@ -302,6 +302,26 @@ func TestChangeMarksSpareTheQuestion(t *testing.T) {
 	if n := west.guardsPassed.Load(); n != 3 {
 		t.Errorf("%d blocks passed their guard, want 3 (west's seqnos 0, 2 and 4)", n)
 	}
+	// The guard waits for no lock: east's applier (here a session) holds
+	// its tracking rows locked, and west's block passes its guard. A guard
+	// that read them with shared locks waited (and met deadlocks).
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, q := range []string{"SELECT COUNT(*) FROM tungsten_east.changes FOR UPDATE", "SELECT COUNT(*) FROM tungsten_east.trep_commit_seqno FOR UPDATE"} {
+		var n int
+		if err := tx.QueryRow(q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := runUntil(t, west, 7, ev(7, "west", thlpb.RowChange_INSERT, "u", 12, &thlpb.After{Service: "east", Seqno: 2})); err != nil {
+		t.Fatal(err)
+	}
+	if n := west.guardsPassed.Load(); n != 4 {
+		t.Errorf("%d blocks passed their guard, want 4 (seqno 7 too)", n)
+	}
 }
 
 // TestDeletedUnanswered: a question without an answer (the replicator
