@@ -437,40 +437,10 @@ func (e *backlog) carbide(b *testing.B, i, blockSize, channels int, name string,
 		b.Fatal(err)
 	}
 	defer rd.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
 	st0, pressure := r.status(b), readStall()
-	stopProfile := startProfile(b, name)
-	cpu0, goCPU0 := cpuTime(r.PID()), selfCPU()
-	b.ResetTimer()
-	begin := time.Now()
-	go func() { done <- a.Run(runCtx, rd.NextSized) }()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case err := <-done:
-			b.Fatalf("applier stopped before the end of the backlog: %v", err)
-		case <-ctx.Done():
-			b.Fatalf("applier did not finish: applied %d of %d", a.Applied(), e.txns)
-		case <-tick.C:
-			if pos, ok := a.Position(); ok && pos.Seqno >= e.lastSeqno {
-				break wait
-			}
-		}
-	}
-	elapsed := time.Since(begin)
-	b.StopTimer()
-	srvCPU, goCPU := cpuTime(r.PID())-cpu0, selfCPU()-goCPU0
+	elapsed, srvCPU, goCPU := timedApply(ctx, b, a, rd.NextSized, e.lastSeqno, e.txns, r.PID(), name)
 	stolen, _ := pressure.stolenSince(readStall())
-	stopProfile()
 	b.Logf("%d transactions in %s (%s); replica CPU %s, this process's CPU %s; per transaction: %s", e.txns, elapsed.Round(time.Millisecond), pressure.since(), srvCPU, goCPU, perTx(st0, r.status(b), e.txns))
-	stop()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		b.Errorf("applier: %v", err)
-	}
 	e.verify(b, r)
 	r.stop(b)
 	os.RemoveAll(r.Dir())
@@ -520,4 +490,42 @@ func BenchmarkReplicationApplyKinds(b *testing.B) {
 			})
 		})
 	}
+}
+
+// timedApply runs a, open, on next until it has applied seqno last (of
+// txns transactions), and returns the time it took and the CPU it cost the
+// database process pid and this one; the run is profiled as name.
+func timedApply(ctx context.Context, b *testing.B, a *apply.Applier, next apply.Next, last uint64, txns, pid int, name string) (elapsed, srvCPU, goCPU time.Duration) {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	stopProfile := startProfile(b, name)
+	cpu0, goCPU0 := cpuTime(pid), selfCPU()
+	b.ResetTimer()
+	begin := time.Now()
+	go func() { done <- a.Run(runCtx, next) }()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case err := <-done:
+			b.Fatalf("applier stopped before the end of the backlog: %v", err)
+		case <-ctx.Done():
+			b.Fatalf("applier did not finish: applied %d of %d", a.Applied(), txns)
+		case <-tick.C:
+			if pos, ok := a.Position(); ok && pos.Seqno >= last {
+				break wait
+			}
+		}
+	}
+	elapsed = time.Since(begin)
+	b.StopTimer()
+	srvCPU, goCPU = cpuTime(pid)-cpu0, selfCPU()-goCPU0
+	stopProfile()
+	stop()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		b.Errorf("applier: %v", err)
+	}
+	return elapsed, srvCPU, goCPU
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -129,37 +128,7 @@ func applyConflictBacklog(b *testing.B, srv *server, evs []*thlpb.Event, every i
 		<-ctx.Done()
 		return nil, 0, ctx.Err()
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	stopProfile := startProfile(b, name)
-	cpu0, goCPU0 := cpuTime(srv.PID()), selfCPU()
-	b.ResetTimer()
-	begin := time.Now()
-	go func() { done <- a.Run(runCtx, next) }()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case err := <-done:
-			b.Fatalf("applier stopped before the end of the backlog: %v", err)
-		case <-ctx.Done():
-			b.Fatalf("applier did not finish: applied %d of %d", a.Applied(), n)
-		case <-tick.C:
-			if pos, ok := a.Position(); ok && pos.Seqno >= uint64(n-1) {
-				break wait
-			}
-		}
-	}
-	elapsed := time.Since(begin)
-	b.StopTimer()
-	srvCPU, goCPU := cpuTime(srv.PID())-cpu0, selfCPU()-goCPU0
-	stopProfile()
-	stop()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		b.Errorf("applier: %v", err)
-	}
+	elapsed, srvCPU, goCPU := timedApply(ctx, b, a, next, uint64(n-1), n, srv.PID(), name)
 	// Every row 2 but the last (1); a conflict recorded once for each
 	// transaction whose row held -1.
 	var rows, sum, conflicts, distinct int
