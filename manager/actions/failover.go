@@ -156,12 +156,17 @@ func (x *Actions) freshen(ctx context.Context, facts map[string]policy.Facts, ol
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			f := facts[h]
-			f.ReplRole, f.ReplState, f.ReplKind, f.Applied, f.MaxStored = s.GetRole(), s.GetState(), s.GetStateKind(), s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno()
-			facts[h] = f
+			setReplFacts(facts, h, s)
 		}()
 	}
 	wg.Wait()
+}
+
+// setReplFacts sets host's replication figures in facts to s's.
+func setReplFacts(facts map[string]policy.Facts, host string, s *replicatorpb.ServiceStatus) {
+	f := facts[host]
+	f.ReplRole, f.ReplState, f.ReplKind, f.Applied, f.MaxStored = s.GetRole(), s.GetState(), s.GetStateKind(), s.GetAppliedLastSeqno(), s.GetMaxStoredSeqno()
+	facts[host] = f
 }
 
 // finalOf asks the old primary's replicator for the last transaction of

@@ -29,8 +29,15 @@ func (x *Actions) ReplicatorTo(ctx context.Context, host, role, uri string) erro
 	if err != nil {
 		return fmt.Errorf("replicator of %s: %w", host, err)
 	}
+	// Already so: a master ONLINE, or a slave of uri ONLINE or going
+	// online (taking it offline again would only restart what it is
+	// doing; callers acting on facts a moment old asked it so, and a
+	// second cycle kept a replica from being a switch's candidate).
 	s := st.GetStatus()
-	if s.GetRole() == role && s.GetStateKind() == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE && (role == policy.RoleMaster || s.GetMasterConnectUri() == uri) {
+	kind := s.GetStateKind()
+	if s.GetRole() == role && (kind == replicatorpb.ReplicatorState_REPLICATOR_STATE_ONLINE ||
+		role == policy.RoleSlave && kind == replicatorpb.ReplicatorState_REPLICATOR_STATE_GOING_ONLINE) &&
+		(role == policy.RoleMaster || s.GetMasterConnectUri() == uri) {
 		return nil
 	}
 	if _, err := c.Offline(ctx, &replicatorpb.OfflineRequest{Service: svc}); err != nil {

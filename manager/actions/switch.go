@@ -21,7 +21,15 @@ func (x *Actions) Switch(ctx context.Context, to string) (_ []string, err error)
 	if st.Datasources[from].State != policy.Online {
 		return nil, reason.Refuse("the primary %s is %s; use failover instead of switch", from, st.Datasources[from])
 	}
+	// Gossip's facts are up to 500 ms old: a replica that has just
+	// changed role (the last switch's old primary) may be reported still
+	// going online. The choice is made on what each replicator says now,
+	// and a named candidate still going online is given StepTimeout.
 	facts := x.facts()
+	x.freshen(ctx, facts, from)
+	if to != "" {
+		x.awaitOnline(ctx, facts, to)
+	}
 	cand, err := policy.Candidate(st, facts, to)
 	if err != nil {
 		return nil, reason.Refuse("%v", err)
@@ -91,4 +99,23 @@ func (x *Actions) Switch(ctx context.Context, to string) (_ []string, err error)
 	x.alerts.Add(lines[0])
 	x.alerts.Clear(FailoverBlocked)
 	return lines, nil
+}
+
+// awaitOnline waits (within StepTimeout) for host's replicator to finish
+// going online, and updates its facts with what it says then. A
+// replicator in any other state is left as it is.
+func (x *Actions) awaitOnline(ctx context.Context, facts map[string]policy.Facts, host string) {
+	deadline := time.Now().Add(StepTimeout)
+	for facts[host].ReplKind == replicatorpb.ReplicatorState_REPLICATOR_STATE_GOING_ONLINE && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		s, err := x.repls.ServiceStatus(ctx, host, x.cfg.Site, time.Second)
+		if err != nil {
+			return
+		}
+		setReplFacts(facts, host, s)
+	}
 }

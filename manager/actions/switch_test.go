@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/carbidedb/carbide/manager/policy"
+	"github.com/carbidedb/carbide/rpc/gen/replicatorpb"
 	"github.com/carbidedb/carbide/rpc/reason"
 )
 
@@ -147,11 +148,55 @@ func TestReplicatorTo(t *testing.T) {
 	if err := x.ReplicatorTo(context.Background(), "east2", policy.RoleSlave, x.THLURI("east1")); err != nil || h.Did("offline east2") {
 		t.Fatalf("err %v; log %q", err, h.Log)
 	}
+	// A slave of the right source going online is left to finish.
+	h.Repls["east2"].State = "GOING-ONLINE:SYNCHRONIZING"
+	if err := x.ReplicatorTo(context.Background(), "east2", policy.RoleSlave, x.THLURI("east1")); err != nil || h.Did("offline east2") {
+		t.Fatalf("err %v; log %q", err, h.Log)
+	}
 	h.Repls["east3"].Cut = true
 	if err := x.ReplicatorTo(context.Background(), "east3", policy.RoleMaster, ""); err == nil || !strings.Contains(err.Error(), "replicator of east3") {
 		t.Fatalf("err %v", err)
 	}
 	if got := x.Others("east1", "east3"); len(got) != 1 || got[0] != "east2" {
 		t.Fatalf("others %q", got)
+	}
+}
+
+// A switch to a replica whose replicator is still going online (the last
+// switch's old primary, a moment after it) waits for it, and one that
+// gossip still reports going online is taken on what it says now.
+func TestSwitchToReplicaGoingOnline(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*harness)
+	}{
+		{"stale facts", func(h *harness) {
+			h.setFacts("east2", func(f *policy.Facts) {
+				f.ReplState, f.ReplKind = "GOING-ONLINE:SYNCHRONIZING", replicatorpb.ReplicatorState_REPLICATOR_STATE_GOING_ONLINE
+			})
+		}},
+		{"going online", func(h *harness) {
+			h.Mu.Lock()
+			h.Repls["east2"].State = "GOING-ONLINE:SYNCHRONIZING"
+			h.Mu.Unlock()
+			h.setFacts("east2", func(f *policy.Facts) {
+				f.ReplState, f.ReplKind = "GOING-ONLINE:SYNCHRONIZING", replicatorpb.ReplicatorState_REPLICATOR_STATE_GOING_ONLINE
+			})
+			time.AfterFunc(300*time.Millisecond, func() {
+				h.Mu.Lock()
+				defer h.Mu.Unlock()
+				h.Repls["east2"].State = "ONLINE"
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "east1", east...)
+			x := h.actions(time.Second)
+			tc.setup(h)
+			lines, err := x.Switch(context.Background(), "east2")
+			if err != nil || !strings.Contains(joined(lines), "SWITCH TO east2 COMPLETE") {
+				t.Fatalf("switch: %q %v", lines, err)
+			}
+		})
 	}
 }
