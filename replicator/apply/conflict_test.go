@@ -228,6 +228,45 @@ func TestConflictInsertExistingKey(t *testing.T) {
 	}
 }
 
+// Two sites move different rows onto the same unique value: every host
+// ends with the winner's row alone, whichever change it applies first.
+// East (winning) moves row 1 from u=10 to 30, west row 2 from 20 to 30.
+// Where west's change comes second, its row goes, as it goes where it
+// comes first and east's change then deletes the row holding 30.
+func TestConflictUniqueMoveBothOrders(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	c := cols("id", "u", "v")
+	move := func(seqno uint64, origin string, id, was, to int64) *thlpb.Event {
+		return from(origin, rowsEvent(seqno, thlpb.RowChange_UPDATE, "t", c,
+			&thlpb.Row{Before: row(vInt(id), vInt(was), vBytes("orig")), After: row(vInt(id), vInt(to), vBytes(origin))}))
+	}
+	for _, tc := range []struct {
+		name  string
+		evs   []*thlpb.Event
+		kinds string
+	}{
+		{"east first", []*thlpb.Event{move(0, "east", 1, 10, 30), move(1, "west", 2, 20, 30)}, "[1 UPDATE id=2 unique key kept (west, converge)]"},
+		{"west first", []*thlpb.Event{move(0, "west", 2, 20, 30), move(1, "east", 1, 10, 30)}, "[1 UPDATE id=1 unique key applied (east, converge)]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			freshApp(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, u INT, v VARCHAR(20), UNIQUE KEY (u))",
+				"INSERT INTO app.t VALUES (1, 10, 'orig'), (2, 20, 'orig')")
+			a := newConflictApplier(t, srv.Addr(), 1, PolicyConverge, "east", "west")
+			if err := runUntil(t, a, 1, tc.evs...); err != nil {
+				t.Fatal(err)
+			}
+			if got := testutil.QueryString(t, db, "SELECT GROUP_CONCAT(id, ':', u, ':', v ORDER BY id) FROM app.t"); got != "1:30:east" {
+				t.Errorf("rows = %s, want east's row alone (1:30:east)", got)
+			}
+			if got := fmt.Sprint(conflictRows(t, db)); got != tc.kinds {
+				t.Errorf("conflicts = %s, want %s", got, tc.kinds)
+			}
+		})
+	}
+}
+
 // A table without a key: a change whose row is not there is a conflict;
 // log applies the source's row, converge cannot tell the row and stops.
 func TestConflictKeyless(t *testing.T) {

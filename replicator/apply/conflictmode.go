@@ -347,8 +347,18 @@ func (w *rowWork) unique(ctx context.Context, keep []*thlpb.Value, err error) er
 	}
 	w.c.Kind = KindUnique
 	over, derr := w.decide()
-	if derr != nil || !over {
+	if derr != nil {
 		return derr
+	}
+	if !over {
+		// Converge: a losing UPDATE's row goes. Where it came first, the
+		// winning change found the row holding its unique value and
+		// deleted it (as REPLACE, deleteColliding); kept here at its old
+		// values, the hosts would end different.
+		if w.action == thlpb.RowChange_UPDATE && keep != nil && w.a.rule.policy == PolicyConverge {
+			return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, keep) })
+		}
+		return nil
 	}
 	if err := w.deleteColliding(ctx, keep); err != nil {
 		return err
