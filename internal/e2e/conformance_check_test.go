@@ -55,12 +55,20 @@ func (s *site) replServices() ([]replService, error) {
 // their binlogs.
 func (s *site) caughtUp() error {
 	var problems []string
-	for _, m := range []string{"east1", "west1"} {
-		if out, err := s.tool(m, "continuent", "trepctl", "flush", "-limit", "10"); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: trepctl flush: %v: %s", m, err, strings.TrimSpace(out)))
+	svcs, err := s.replServices()
+	if err != nil {
+		return err
+	}
+	// Every site's master (the first host, or where a switch moved it)
+	// has stored what its database holds.
+	for _, v := range svcs {
+		if v.install == "continuent" && v.role == "master" {
+			if out, err := s.tool(v.host, "continuent", "trepctl", "flush", "-limit", "10"); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: trepctl flush: %v: %s", v.host, err, strings.TrimSpace(out)))
+			}
 		}
 	}
-	svcs, err := s.replServices()
+	svcs, err = s.replServices()
 	if err != nil {
 		return errors.Join(append([]error{err}, errors.New(strings.Join(problems, "; ")))...)
 	}
