@@ -90,6 +90,10 @@ type Config struct {
 	CatchUp time.Duration
 	// DisconnectTimeout is how long a switch lets the connectors drain.
 	DisconnectTimeout time.Duration
+	// SwitchCatchUp is how long a switch waits, writes still flowing,
+	// for its candidate to come within a second of the primary before it
+	// blocks them (0: 30 s).
+	SwitchCatchUp time.Duration
 }
 
 // Seams are what the actions act through.

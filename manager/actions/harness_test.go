@@ -52,7 +52,7 @@ func (h *harness) actions(catchUp time.Duration) *Actions {
 		h.facts[host] = f
 	}
 	h.Mu.Unlock()
-	return New(Config{Site: "east", Hosts: h.St.Hosts(), THLPort: 2112, CatchUp: catchUp, DisconnectTimeout: time.Second},
+	return New(Config{Site: "east", Hosts: h.St.Hosts(), THLPort: 2112, CatchUp: catchUp, DisconnectTimeout: time.Second, SwitchCatchUp: catchUp},
 		Seams{Ledger: h.Ledger(), Databases: h.Databases(), Replicators: h.Replicators(), Connectors: h, Leases: h, Alerts: h,
 			Facts: h.currentFacts})
 }

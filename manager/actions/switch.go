@@ -34,6 +34,17 @@ func (x *Actions) Switch(ctx context.Context, to string) (_ []string, err error)
 	if err != nil {
 		return nil, reason.Refuse("%v", err)
 	}
+	// 0. Writes still flowing, the candidate comes close: the writes are
+	// blocked below only while it applies its last second or so. A
+	// candidate that cannot is refused here, nothing blocked (under the
+	// load of conflicts a replica fell minutes behind, and the switch
+	// held every write for 30 s before it gave up).
+	if err := x.nearlyCaughtUp(ctx, from, cand); err != nil {
+		return nil, reason.Refuse("%v", err)
+	}
+	if now := x.ledger.State(); now.Primary != from || now.Transition != nil {
+		return nil, reason.Refuse("the site changed while the switch waited for %s to catch up (primary %s, %v); nothing was done", cand, now.Primary, now.Transition)
+	}
 	x.log.Info("switch", "from", from, "to", cand)
 	tr := &policy.Transition{Kind: policy.Switch, From: from, To: cand, Drain: true}
 	if err := x.ledger.Apply(policy.Change{Op: policy.OpBegin, Transition: tr}); err != nil {
@@ -117,5 +128,56 @@ func (x *Actions) awaitOnline(ctx context.Context, facts map[string]policy.Facts
 			return
 		}
 		setReplFacts(facts, host, s)
+	}
+}
+
+// nearlyCaughtUp waits (within SwitchCatchUp) until cand has applied
+// what from had stored a moment before: one wait of at most a second for
+// from's last stored seqno succeeds. It says how far behind cand is when
+// it does not come that close; a replicator that does not answer is left
+// to the switch's steps, which say so.
+func (x *Actions) nearlyCaughtUp(ctx context.Context, from, cand string) error {
+	limit := x.cfg.SwitchCatchUp
+	if limit <= 0 {
+		limit = catchUpLimit
+	}
+	cc, err := x.repls.Replicator(cand)
+	if err != nil {
+		return nil
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		ps, err := x.repls.ServiceStatus(ctx, from, x.cfg.Site, time.Second)
+		if err != nil {
+			return nil
+		}
+		target := ps.GetMaxStoredSeqno()
+		wait := min(time.Second, time.Until(deadline))
+		if wait <= 0 {
+			cs, err := x.repls.ServiceStatus(ctx, cand, x.cfg.Site, time.Second)
+			if err != nil {
+				return nil
+			}
+			return fmt.Errorf("%s has applied seqno %d and %s has stored %d: after %v it is still more than a second behind; "+
+				"the switch did not start (no write was blocked): try again when it has caught up (trepctl status on %s)",
+				cand, cs.GetAppliedLastSeqno(), from, target, limit, cand)
+		}
+		began := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, wait+time.Second)
+		_, err = cc.Wait(wctx, &replicatorpb.WaitRequest{Service: x.cfg.Site, AppliedSeqno: target, TimeoutSeconds: wait.Seconds()})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d := time.Since(began); d < wait {
+			select { // a wait that returned at once: do not spin
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(min(100*time.Millisecond, wait-d)):
+			}
+		}
 	}
 }
