@@ -112,6 +112,7 @@ const (
 	KindMissing = "row missing" // an UPDATE or DELETE found no row
 	KindExists  = "row exists"  // an INSERT found its key taken by other values
 	KindUnique  = "unique key"  // the change collides with another row on a unique key
+	KindParent  = "parent gone" // the change's row references a parent row this database no longer holds
 )
 
 // Conflict is one conflicting row change, as recorded in the tracking
@@ -154,6 +155,8 @@ func (c *Conflict) sentence() string {
 		}
 	}
 	switch {
+	case c.Kind == KindParent:
+		b.WriteString(" references a parent row this database no longer holds (another site deleted it)")
 	case c.Kind == KindUnique:
 		fmt.Fprintf(&b, " collides on a unique key with another row of this database (the row at its key: %s)", brief(c.Target))
 	case c.Target == "" && c.Action == "INSERT":

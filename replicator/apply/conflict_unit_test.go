@@ -118,4 +118,8 @@ func TestConflictSentence(t *testing.T) {
 	if got := c.sentence(); got != `conflict on app.t id=1: the DELETE from west expected {"id":1} but this database holds no such row` {
 		t.Errorf("got %s", got)
 	}
+	c = Conflict{Origin: "west", Schema: "app", Table: "c", Key: "id=10", Action: "INSERT", Kind: KindParent, After: `{"id":10,"pid":1}`}
+	if got := c.sentence(); got != `conflict on app.c id=10: the INSERT from west of {"id":10,"pid":1} references a parent row this database no longer holds (another site deleted it)` {
+		t.Errorf("got %s", got)
+	}
 }

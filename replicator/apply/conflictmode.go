@@ -154,7 +154,11 @@ func (a *Applier) resolveRows(ctx context.Context, ev *thlpb.Event, change int, 
 		if err := rw.check(); err != nil {
 			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
 		}
-		if err := rw.apply(ctx); err != nil {
+		err := rw.apply(ctx)
+		if isErrNo(err, 1452) {
+			err = rw.parentGone(ctx, err)
+		}
+		if err != nil {
 			var ce *ConflictError
 			if errors.As(err, &ce) && a.cfg.Conflicts.OnConflict != nil {
 				a.cfg.Conflicts.OnConflict(ce.Conflict)
