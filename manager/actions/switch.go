@@ -131,10 +131,12 @@ func (x *Actions) awaitOnline(ctx context.Context, facts map[string]policy.Facts
 	}
 }
 
-// nearlyCaughtUp waits (within SwitchCatchUp) until cand has applied
-// what from had stored a moment before: one wait of at most a second for
-// from's last stored seqno succeeds. It says how far behind cand is when
-// it does not come that close; a replicator that does not answer is left
+// nearlyCaughtUp waits (within SwitchCatchUp), writes flowing, until
+// cand applies what from has stored within a second of the wait, or its
+// lag no longer shrinks (a replica that keeps pace a few seconds behind:
+// the switch then blocks writes for about that long, as it always did).
+// It says how far behind cand is when it does not reach what from had
+// stored within the time left; a replicator that does not answer is left
 // to the switch's steps, which say so.
 func (x *Actions) nearlyCaughtUp(ctx context.Context, from, cand string) error {
 	limit := x.cfg.SwitchCatchUp
@@ -146,38 +148,43 @@ func (x *Actions) nearlyCaughtUp(ctx context.Context, from, cand string) error {
 		return nil
 	}
 	deadline := time.Now().Add(limit)
+	last := time.Duration(-1) // how long the last wait that ended took
 	for {
 		ps, err := x.repls.ServiceStatus(ctx, from, x.cfg.Site, time.Second)
 		if err != nil {
 			return nil
 		}
 		target := ps.GetMaxStoredSeqno()
-		wait := min(time.Second, time.Until(deadline))
-		if wait <= 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
 			cs, err := x.repls.ServiceStatus(ctx, cand, x.cfg.Site, time.Second)
 			if err != nil {
 				return nil
 			}
-			return fmt.Errorf("%s has applied seqno %d and %s has stored %d: after %v it is still more than a second behind; "+
+			return fmt.Errorf("%s has applied seqno %d and %s has stored %d: in %v it did not catch up; "+
 				"the switch did not start (no write was blocked): try again when it has caught up (trepctl status on %s)",
 				cand, cs.GetAppliedLastSeqno(), from, target, limit, cand)
 		}
 		began := time.Now()
-		wctx, cancel := context.WithTimeout(ctx, wait+time.Second)
-		_, err = cc.Wait(wctx, &replicatorpb.WaitRequest{Service: x.cfg.Site, AppliedSeqno: target, TimeoutSeconds: wait.Seconds()})
+		wctx, cancel := context.WithTimeout(ctx, left+time.Second)
+		_, err = cc.Wait(wctx, &replicatorpb.WaitRequest{Service: x.cfg.Site, AppliedSeqno: target, TimeoutSeconds: left.Seconds()})
 		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
+		took := time.Since(began)
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
-		}
-		if d := time.Since(began); d < wait {
-			select { // a wait that returned at once: do not spin
+		case err != nil && took < left:
+			select { // a wait that failed at once: do not spin
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(min(100*time.Millisecond, wait-d)):
+			case <-time.After(100 * time.Millisecond):
 			}
+		case err != nil:
+			// The deadline: the message above, next turn.
+		case took <= time.Second, last >= 0 && took >= last*9/10:
+			return nil
+		default:
+			last = took
 		}
 	}
 }
