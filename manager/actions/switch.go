@@ -131,10 +131,15 @@ func (x *Actions) awaitOnline(ctx context.Context, facts map[string]policy.Facts
 	}
 }
 
+// maxSwitchBlock is the longest a switch blocks writes for a candidate
+// that keeps pace behind the primary: one further behind is refused.
+const maxSwitchBlock = 5 * time.Second
+
 // nearlyCaughtUp waits (within SwitchCatchUp), writes flowing, until
 // cand applies what from has stored within a second of the wait, or its
-// lag no longer shrinks (a replica that keeps pace a few seconds behind:
-// the switch then blocks writes for about that long, as it always did).
+// lag no longer shrinks and is at most maxSwitchBlock (a replica that
+// keeps pace a few seconds behind: the switch then blocks writes for
+// about that long).
 // It says how far behind cand is when it does not reach what from had
 // stored within the time left; a replicator that does not answer is left
 // to the switch's steps, which say so.
@@ -161,9 +166,13 @@ func (x *Actions) nearlyCaughtUp(ctx context.Context, from, cand string) error {
 			if err != nil {
 				return nil
 			}
-			return fmt.Errorf("%s has applied seqno %d and %s has stored %d: in %v it did not catch up; "+
+			behind := ""
+			if last > 0 {
+				behind = fmt.Sprintf(" (it stays about %v behind)", last.Round(100*time.Millisecond))
+			}
+			return fmt.Errorf("%s has applied seqno %d and %s has stored %d: in %v it did not catch up%s; "+
 				"the switch did not start (no write was blocked): try again when it has caught up (trepctl status on %s)",
-				cand, cs.GetAppliedLastSeqno(), from, target, limit, cand)
+				cand, cs.GetAppliedLastSeqno(), from, target, limit, behind, cand)
 		}
 		began := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, left+time.Second)
@@ -181,7 +190,7 @@ func (x *Actions) nearlyCaughtUp(ctx context.Context, from, cand string) error {
 			}
 		case err != nil:
 			// The deadline: the message above, next turn.
-		case took <= time.Second, last >= 0 && took >= last*9/10:
+		case took <= time.Second, last >= 0 && took >= last*9/10 && took <= maxSwitchBlock:
 			return nil
 		default:
 			last = took
