@@ -200,8 +200,7 @@ func (w *hotWriter) statement(i, j int) string {
 	id := 1 + w.rng.IntN(hotRows)
 	v := fmt.Sprintf("%s-%d.%d", w.name, i, j)
 	kinds := []string{"update", "update", "update", "counter", "flag", "delete", "insert", "upsert", "replace", "range-update", "range-delete"}
-	kind := kinds[w.rng.IntN(len(kinds))]
-	w.counts[kind]++
+	kind := w.pick(kinds)
 	switch kind {
 	case "update":
 		return fmt.Sprintf("UPDATE app.hot SET v = '%s', n = n + 1 WHERE id = %d", v, id)
@@ -230,6 +229,13 @@ func (w *hotWriter) statement(i, j int) string {
 func refusedByData(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number != 1290 && me.Number != 1927 && me.Number != 1053
+}
+
+// pick draws one of kinds and counts it.
+func (w *hotWriter) pick(kinds []string) string {
+	kind := kinds[w.rng.IntN(len(kinds))]
+	w.counts[kind]++
+	return kind
 }
 
 // execTx runs stmts in one transaction.
@@ -448,8 +454,7 @@ func (w *hotWriter) shapeStatement(i, j int) string {
 	// leaves hosts different (docs/replicator.md, "Limits").
 	kinds := []string{"ck-update", "ck-json", "ck-null", "ck-delete", "ck-insert", "ck-upsert",
 		"uk-insert", "uk-update", "uk-replace"}
-	kind := kinds[w.rng.IntN(len(kinds))]
-	w.counts[kind]++
+	kind := w.pick(kinds)
 	switch kind {
 	case "ck-update":
 		return fmt.Sprintf("UPDATE app.ck SET v = '%s', f = f + 0.1, d = NOW(6) WHERE %s", v, ck)

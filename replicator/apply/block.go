@@ -391,23 +391,10 @@ func (a *Applier) commit(ctx context.Context, blk *block) error {
 	begin := time.Now()
 	s := script{begin: !blk.sent, sql: blk.sql, to: len(blk.sql), marks: blk.marks, tail: a.tail,
 		compound: a.compoundFor(blk), check: a.detect, guard: a.guard}
-	ask := len(blk.questions) > 0
-	switch {
-	case ask && s.compound:
-		// Asked only where the statement's guard says so; otherwise
-		// committed in the one round trip.
-		s.askGuard = a.askGuard(blk.questions)
-	case ask:
-		s.tail = nil
+	if len(blk.questions) > 0 && !s.compound {
+		s.tail = nil // committed after the question
 	}
-	err := a.send(ctx, a.conn, s)
-	if ask && s.compound {
-		if ask = isAskSignal(err); ask {
-			err = nil
-		} else if err == nil {
-			a.guardsPassed.Add(1)
-		}
-	}
+	ask, err := a.sendAsking(ctx, a.conn, s, blk.questions)
 	if err == nil && ask {
 		var hit bool
 		if hit, err = a.concurrentChanges(ctx, a.conn, blk.questions); err != nil {

@@ -240,10 +240,7 @@ func (a *Applier) appliesAnyway(origin string) bool {
 // COMMITTED: the latest commits); anything unreadable asks. upTo is the
 // seqno of svc applied here, to ask up to (0: all, on svc's primary).
 func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []DeletedQuery) (ask bool, upTo uint64, err error) {
-	least := qs[0].After
-	for _, q := range qs {
-		least = min(least, q.After)
-	}
+	least := leastAfter(qs)
 	schema := string(quoteIdent(nil, TrackingSchema(svc)))
 	q := []byte("SELECT t.seqno, @@read_only, ")
 	q = appendSince(q, schema)
@@ -264,6 +261,37 @@ func (a *Applier) mustAsk(ctx context.Context, conn *sql.Conn, svc string, qs []
 		return false, 0, nil // nothing of svc after what the sources had
 	}
 	return since > int64(least) || marked > int64(least), uint64(applied), nil
+}
+
+// leastAfter is the least of qs's causal positions: what every source
+// of the block had applied of the site asked.
+func leastAfter(qs []DeletedQuery) uint64 {
+	least := qs[0].After
+	for _, q := range qs {
+		least = min(least, q.After)
+	}
+	return least
+}
+
+// sendAsking sends s, a block with questions for other sites (none: a
+// plain send). A compound s ends with the ask guard, and ask reports
+// whether it signalled: the block's changes made and locked, not
+// committed, the question to be asked. A script that is not compound
+// always asks.
+func (a *Applier) sendAsking(ctx context.Context, conn *sql.Conn, s script, questions map[string][]DeletedQuery) (ask bool, err error) {
+	ask = len(questions) > 0
+	if ask && s.compound {
+		s.askGuard = a.askGuard(questions)
+	}
+	err = a.send(ctx, conn, s)
+	if ask && s.compound {
+		if ask = isAskSignal(err); ask {
+			err = nil
+		} else if err == nil {
+			a.guardsPassed.Add(1)
+		}
+	}
+	return ask, err
 }
 
 // appendSince appends the seqno from which the applier of the service
@@ -335,11 +363,7 @@ func isAskSignal(err error) bool { return isErrNo(err, errnoAsk) }
 func (a *Applier) askGuard(questions map[string][]DeletedQuery) []byte {
 	q := []byte("BEGIN DECLARE CONTINUE HANDLER FOR 1146, 1049 SET @carbide_ask = 1; SELECT 0")
 	for svc, qs := range questions {
-		least := qs[0].After
-		for _, q := range qs {
-			least = min(least, q.After)
-		}
-		l := strconv.FormatUint(least, 10)
+		l := strconv.FormatUint(leastAfter(qs), 10)
 		schema := string(quoteIdent(nil, TrackingSchema(svc)))
 		q = append(q, " OR "...)
 		if svc == a.cfg.Site {

@@ -161,21 +161,9 @@ func (p *pool) run(ctx context.Context, conn *sql.Conn, f *flight, pred *flight)
 	}()
 	blk := f.blk
 	last := blk.txs[len(blk.txs)-1].last
-	var err error
 	begin := time.Now()
 	s := script{begin: true, sql: blk.sql, to: len(blk.sql), marks: blk.marks, compound: p.a.compound.Load(), check: p.a.detect, guard: p.a.guard}
-	ask := len(blk.questions) > 0
-	if ask && s.compound {
-		s.askGuard = p.a.askGuard(blk.questions)
-	}
-	err = p.a.send(ctx, conn, s)
-	if ask && s.compound {
-		if ask = isAskSignal(err); ask {
-			err = nil
-		} else if err == nil {
-			p.a.guardsPassed.Add(1)
-		}
-	}
+	ask, err := p.a.sendAsking(ctx, conn, s, blk.questions)
 	if err == nil && ask {
 		// Asked holding the rows' locks; a yes fails the block, and drain
 		// applies it again serially, in conflict mode (deleted.go).
