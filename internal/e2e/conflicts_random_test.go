@@ -449,11 +449,8 @@ func (w *hotWriter) shapeStatement(i, j int) string {
 	a, b := 1+w.rng.IntN(4), []string{"x", "Y"}[w.rng.IntN(2)]
 	ck := fmt.Sprintf("a = %d AND b = '%s'", a, b)
 	email := fmt.Sprintf("u%d@x", 1+w.rng.IntN(8))
-	// Not here: moving a row's email, and deleting a row by it. Where
-	// one site's row displaced the other's (the same email), either one
-	// leaves hosts different (docs/replicator.md, "Limits").
 	kinds := []string{"ck-update", "ck-json", "ck-null", "ck-delete", "ck-insert", "ck-upsert",
-		"uk-insert", "uk-update", "uk-replace"}
+		"uk-insert", "uk-update", "uk-replace", "uk-move", "uk-delete"}
 	kind := w.pick(kinds)
 	switch kind {
 	case "ck-update":
@@ -472,6 +469,10 @@ func (w *hotWriter) shapeStatement(i, j int) string {
 		return fmt.Sprintf("INSERT INTO app.uk (email, v) VALUES ('%s', '%s')", email, v)
 	case "uk-update":
 		return fmt.Sprintf("UPDATE app.uk SET v = '%s', n = n + 1 WHERE email = '%s'", v, email)
+	case "uk-move":
+		return fmt.Sprintf("UPDATE app.uk SET email = 'u%d@x', v = '%s' WHERE email = '%s'", 1+w.rng.IntN(8), v, email)
+	case "uk-delete":
+		return fmt.Sprintf("DELETE FROM app.uk WHERE email = '%s'", email)
 	default:
 		return fmt.Sprintf("REPLACE INTO app.uk (email, v) VALUES ('%s', '%s')", email, v)
 	}

@@ -88,7 +88,7 @@ func (a *Agent) deleted(ctx context.Context, svc string, queries []apply.Deleted
 		queries = queries[len(part):]
 		req := &replicatorpb.DeletedRequest{Service: svc}
 		for _, q := range part {
-			req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, UpToSeqno: q.UpTo, Schema: q.Schema, Table: q.Table, Key: q.Key})
+			req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, UpToSeqno: q.UpTo, Schema: q.Schema, Table: q.Table, Key: q.Key, UniqueColumns: q.Unique})
 		}
 		r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, req)
 		if err != nil {
@@ -117,7 +117,7 @@ func (c *controlServer) Deleted(ctx context.Context, req *replicatorpb.DeletedRe
 	}
 	qs := make([]apply.DeletedQuery, len(req.GetQueries()))
 	for i, q := range req.GetQueries() {
-		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), UpTo: q.GetUpToSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey()}
+		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), UpTo: q.GetUpToSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey(), Unique: q.GetUniqueColumns()}
 	}
 	del, err := s.Deleted(ctx, qs)
 	if err != nil {

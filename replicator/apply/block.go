@@ -108,7 +108,7 @@ func (a *Applier) add(ctx context.Context, blk *block, ev *thlpb.Event, size int
 		blk.start = time.Now()
 	}
 	if !skip {
-		a.noteRows(blk, ev)
+		a.noteRows(ctx, blk, ev)
 		a.noteChanges(blk, ev)
 	}
 	if blk.open == nil {

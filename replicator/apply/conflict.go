@@ -157,6 +157,8 @@ func (c *Conflict) sentence() string {
 	switch {
 	case c.Kind == KindParent:
 		b.WriteString(" references a parent row this database no longer holds (another site deleted it)")
+	case c.Kind == KindUniqueCrossed:
+		b.WriteString(" takes a unique value that another site's rows held concurrently")
 	case c.Kind == KindUnique:
 		fmt.Fprintf(&b, " collides on a unique key with another row of this database (the row at its key: %s)", brief(c.Target))
 	case c.Target == "" && c.Action == "INSERT":

@@ -276,10 +276,19 @@ func (w *rowWork) apply(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if !deleted {
-			return w.unique(ctx, nil, w.exec(ctx, func(b *builder) error { return b.insert(t, w.m.target, []*thlpb.Row{w.row}) }))
-		}
 		w.c.Kind = KindDeleted
+		if !deleted {
+			// Its unique values: held concurrently by the other site's
+			// rows (uniquecross.go)?
+			crossed, err := w.uniqueCrossed(ctx, true)
+			if err != nil {
+				return err
+			}
+			if !crossed {
+				return w.unique(ctx, nil, w.exec(ctx, func(b *builder) error { return b.insert(t, w.m.target, []*thlpb.Row{w.row}) }))
+			}
+			w.c.Kind = KindUniqueCrossed
+		}
 	case !found:
 		w.c.Kind = KindMissing
 	case !same:
@@ -297,10 +306,13 @@ func (w *rowWork) apply(ctx context.Context) error {
 		case w.action == thlpb.RowChange_DELETE:
 			return w.exec(ctx, func(b *builder) error { return b.delete(t, w.m.target, pos, before) })
 		default:
-			return w.unique(ctx, before, w.exec(ctx, func(b *builder) error { return b.update(t, w.m.target, pos, w.row) }))
+			return w.update(ctx)
 		}
 	}
 	over, err := w.decide()
+	if err == nil && !over && w.c.Kind == KindMissing {
+		return w.missing(ctx)
+	}
 	if err != nil || !over {
 		return err
 	}
@@ -346,10 +358,13 @@ func (w *rowWork) decide() (bool, error) {
 // row on a unique key. keep is the image whose key names the change's own
 // row (nil for an INSERT).
 func (w *rowWork) unique(ctx context.Context, keep []*thlpb.Value, err error) error {
-	if err == nil || !(isErrNo(err, 1062) || isErrNo(err, 1586)) {
+	if err == nil || !(isErrNo(err, 1062) || isErrNo(err, 1586) || errors.Is(err, errUniqueCrossed)) {
 		return err
 	}
 	w.c.Kind = KindUnique
+	if errors.Is(err, errUniqueCrossed) {
+		w.c.Kind = KindUniqueCrossed
+	}
 	over, derr := w.decide()
 	if derr != nil {
 		return derr

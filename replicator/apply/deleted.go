@@ -66,6 +66,10 @@ type DeletedQuery struct {
 	// other site deleted it; only deletes of its table call for asking
 	// (mustAsk). Not sent.
 	Insert bool
+	// Unique: Key is the values of these columns (UniqueKey), a unique
+	// key of the table other than its primary key, and the question is
+	// whether a change held them, before or after, in one of its rows.
+	Unique []string
 }
 
 // DeletedFunc answers queries about service svc, one bool per query.
@@ -132,15 +136,17 @@ func TableRowKey(schema, table, key string) string { return schema + "\x00" + ta
 
 // noteRows records, in blk, the rows of ev to ask about at the block's
 // commit.
-func (a *Applier) noteRows(blk *block, ev *thlpb.Event) {
+func (a *Applier) noteRows(ctx context.Context, blk *block, ev *thlpb.Event) {
 	origin := originSite(ev, a.cfg.Service)
 	if !a.asks(ev, origin) {
 		return
 	}
 	for _, c := range ev.GetChanges() {
 		if rc := c.GetRows(); rc != nil {
+			sets := a.uniqueSets(ctx, rc)
 			for _, row := range rc.GetRows() {
 				blk.questions = appendRowQueries(blk.questions, ev, origin, rc, row)
+				blk.questions = appendUniqueQueries(blk.questions, ev, origin, rc, row, sets, rc.GetAction() == thlpb.RowChange_INSERT)
 			}
 		}
 	}

@@ -140,7 +140,7 @@ func (a *Applier) rebuild(ctx context.Context, txs []txn) (*block, error) {
 		sub.txs = append(sub.txs, txn{start: len(sub.sql), first: tx.first, last: tx.last, events: tx.events, retained: tx.retained})
 		t := &sub.txs[len(sub.txs)-1]
 		for _, ev := range tx.events {
-			a.noteRows(sub, ev)
+			a.noteRows(ctx, sub, ev)
 			a.noteChanges(sub, ev)
 			bld := builder{meta: a.meta, service: a.cfg.Service, buf: sub.sql, marks: sub.marks, known: sub.known,
 				binlogAll: a.cfg.BinlogRows || a.touchesTriggers(ctx, ev), detect: a.detect}

@@ -34,6 +34,30 @@ type changeIndex struct {
 	lastSeen *thlpb.Event // the last event indexed, to notice a new history
 	checked  time.Time    // when lastSeen was last compared with the THL
 	reader   *thl.Reader  // positioned after upTo; nil: open one
+	// uniques are the unique keys (other than the primary key) asked
+	// about, by table: their values are indexed too (apply.UniqueKey).
+	uniques map[[2]string][][]string
+}
+
+// register adds the unique keys qs ask about to those indexed; true when
+// one is new (the index then starts again, to hold its values).
+func (x *changeIndex) register(qs []apply.DeletedQuery) bool {
+	fresh := false
+	for _, q := range qs {
+		if len(q.Unique) == 0 {
+			continue
+		}
+		k := [2]string{q.Schema, q.Table}
+		if slices.ContainsFunc(x.uniques[k], func(cols []string) bool { return slices.Equal(cols, q.Unique) }) {
+			continue
+		}
+		if x.uniques == nil {
+			x.uniques = map[[2]string][][]string{}
+		}
+		x.uniques[k] = append(x.uniques[k], slices.Clone(q.Unique))
+		fresh = true
+	}
+	return fresh
 }
 
 // historyCheck is how often the index makes sure the THL still holds the
@@ -75,7 +99,8 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	x := &s.changes
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || x.changes > maxChangedSeqnos || !x.sameHistory(s) {
+	fresh := x.register(queries)
+	if fresh || x.keys == nil || x.upTo < x.from || least+1 < x.from || last < x.upTo || x.changes > maxChangedSeqnos || !x.sameHistory(s) {
 		x.reset(least)
 	}
 	if last > x.upTo {
@@ -156,12 +181,9 @@ func (x *changeIndex) index(ctx context.Context, s *Service, last uint64) error 
 		}
 		for _, c := range ev.GetChanges() {
 			if rc := c.GetRows(); rc != nil {
-				for _, k := range apply.ChangedRowKeys(rc) {
-					k = apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)
-					if seqnos := x.keys[k]; len(seqnos) == 0 || seqnos[len(seqnos)-1] != ev.GetSeqno() {
-						x.keys[k] = append(seqnos, ev.GetSeqno())
-						x.changes++
-					}
+				x.add(rc, ev.GetSeqno(), apply.ChangedRowKeys(rc))
+				for _, cols := range x.uniques[[2]string{rc.GetSchema(), rc.GetTable()}] {
+					x.add(rc, ev.GetSeqno(), apply.ChangedUniqueKeys(rc, cols))
 				}
 			}
 		}
@@ -170,6 +192,17 @@ func (x *changeIndex) index(ctx context.Context, s *Service, last uint64) error 
 			if ev.GetSeqno() >= last {
 				return nil
 			}
+		}
+	}
+}
+
+// add notes that seqno changed the rows of rc's table with keys.
+func (x *changeIndex) add(rc *thlpb.RowChange, seqno uint64, keys []string) {
+	for _, k := range keys {
+		k = apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)
+		if seqnos := x.keys[k]; len(seqnos) == 0 || seqnos[len(seqnos)-1] != seqno {
+			x.keys[k] = append(seqnos, seqno)
+			x.changes++
 		}
 	}
 }

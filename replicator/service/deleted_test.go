@@ -90,6 +90,53 @@ func TestChangedIndex(t *testing.T) {
 	}
 }
 
+// TestChangedIndexUniqueValues: a question about a unique key's values
+// (apply.UniqueKey) is answered for values any row held, before or after,
+// after its seqno, including the changes read before the key was first
+// asked about.
+func TestChangedIndexUniqueValues(t *testing.T) {
+	h := newHarness(t)
+	s := h.start(RoleSlave)
+	cols := []*thlpb.Column{{Name: "id", Key: true}, {Name: "email"}}
+	img := func(id int64, email string) []*thlpb.Value {
+		return []*thlpb.Value{{Value: &thlpb.Value_Int{Int: id}}, {Value: &thlpb.Value_Bytes{Bytes: []byte(email)}}}
+	}
+	rc := &thlpb.RowChange{Columns: cols}
+	change := func(seqno uint64, action thlpb.RowChange_Action, row *thlpb.Row) *thlpb.Event {
+		return &thlpb.Event{Seqno: seqno, LastFrag: true, EventId: eventID(seqno), SourceId: "east1", Changes: []*thlpb.Change{{Change: &thlpb.Change_Rows{
+			Rows: &thlpb.RowChange{Schema: "app", Table: "t", Action: action, Columns: cols, Rows: []*thlpb.Row{row}}}}}}
+	}
+	if err := s.Store().Append(
+		change(0, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(8, "z")}),
+		change(1, thlpb.RowChange_INSERT, &thlpb.Row{After: img(1, "a")}),
+		change(2, thlpb.RowChange_UPDATE, &thlpb.Row{Before: img(1, "a"), After: img(1, "b")}),
+		change(3, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(9, "c")})); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	email := []string{"email"}
+	// The row key is asked first: the index holds no unique values yet.
+	pk, _ := apply.RowKey(rc, img(1, "a"))
+	if got, err := s.Deleted(ctx, []apply.DeletedQuery{{After: 0, Schema: "app", Table: "t", Key: pk}}); err != nil || !got[0] {
+		t.Fatalf("row 1 after 0: %v %v", got, err)
+	}
+	for _, c := range []struct {
+		after uint64
+		email string
+		want  bool
+	}{{0, "a", true}, {1, "a", true}, {2, "a", false}, {1, "b", true}, {2, "b", false}, {2, "c", true}, {3, "c", false}, {0, "d", false}} {
+		k, _ := apply.UniqueKey(rc, email, img(0, c.email))
+		got, err := s.Deleted(ctx, []apply.DeletedQuery{{After: c.after, Schema: "app", Table: "t", Key: k, Unique: email}})
+		if err != nil || len(got) != 1 || got[0] != c.want {
+			t.Errorf("email %s held after %d: %v %v, want %v", c.email, c.after, got, err, c.want)
+		}
+	}
+	// A row key never answers for a unique value, nor the reverse.
+	if k, _ := apply.UniqueKey(rc, []string{"id"}, img(1, "")); k == pk {
+		t.Errorf("a unique key renders as the row key %q", pk)
+	}
+}
+
 // TestDeletedOnMasterWaitsForExtraction: on a master, its clients' deletes
 // are in the database before the THL; a question is answered once the
 // extractor stored everything the binlog held when it came, so a delete

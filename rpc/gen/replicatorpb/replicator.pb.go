@@ -2592,7 +2592,11 @@ type DeletedQuery struct {
 	Key        string                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
 	// up_to_seqno bounds the transactions: those the asking host applied
 	// (0: all this host's THL holds).
-	UpToSeqno     uint64 `protobuf:"varint,5,opt,name=up_to_seqno,json=upToSeqno,proto3" json:"up_to_seqno,omitempty"`
+	UpToSeqno uint64 `protobuf:"varint,5,opt,name=up_to_seqno,json=upToSeqno,proto3" json:"up_to_seqno,omitempty"`
+	// unique_columns: key is the values of these columns (a unique key of
+	// the table other than its primary key), and the question is whether a
+	// change held them (before or after) in a row of the table.
+	UniqueColumns []string `protobuf:"bytes,6,rep,name=unique_columns,json=uniqueColumns,proto3" json:"unique_columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2660,6 +2664,13 @@ func (x *DeletedQuery) GetUpToSeqno() uint64 {
 		return x.UpToSeqno
 	}
 	return 0
+}
+
+func (x *DeletedQuery) GetUniqueColumns() []string {
+	if x != nil {
+		return x.UniqueColumns
+	}
+	return nil
 }
 
 type DeletedReply struct {
@@ -2904,14 +2915,15 @@ const file_replicator_proto_rawDesc = "" +
 	"\x04keys\x18\x03 \x03(\tR\x04keys\"i\n" +
 	"\x0eDeletedRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12=\n" +
-	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"\x8f\x01\n" +
+	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"\xb6\x01\n" +
 	"\fDeletedQuery\x12\x1f\n" +
 	"\vafter_seqno\x18\x01 \x01(\x04R\n" +
 	"afterSeqno\x12\x16\n" +
 	"\x06schema\x18\x02 \x01(\tR\x06schema\x12\x14\n" +
 	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x1e\n" +
-	"\vup_to_seqno\x18\x05 \x01(\x04R\tupToSeqno\"(\n" +
+	"\vup_to_seqno\x18\x05 \x01(\x04R\tupToSeqno\x12%\n" +
+	"\x0eunique_columns\x18\x06 \x03(\tR\runiqueColumns\"(\n" +
 	"\fDeletedReply\x12\x18\n" +
 	"\adeleted\x18\x01 \x03(\bR\adeleted*\xb3\x01\n" +
 	"\x10PendingErrorKind\x12\"\n" +
