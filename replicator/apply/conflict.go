@@ -157,6 +157,8 @@ func (c *Conflict) sentence() string {
 	switch {
 	case c.Kind == KindParent:
 		b.WriteString(" references a parent row this database no longer holds (another site deleted it)")
+	case c.Kind == KindChildren:
+		b.WriteString(" is refused for rows that refer to it (another site added them concurrently)")
 	case c.Kind == KindUniqueCrossed:
 		b.WriteString(" takes a unique value that another site's rows held concurrently")
 	case c.Kind == KindUnique:

@@ -155,8 +155,11 @@ func (a *Applier) resolveRows(ctx context.Context, ev *thlpb.Event, change int, 
 			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
 		}
 		err := rw.apply(ctx)
-		if isErrNo(err, 1452) {
+		switch {
+		case isErrNo(err, 1452):
 			err = rw.parentGone(ctx, err)
+		case isErrNo(err, 1451):
+			err = rw.childrenFirst(ctx, err)
 		}
 		if err != nil {
 			var ce *ConflictError

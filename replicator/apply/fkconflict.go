@@ -3,40 +3,227 @@ package apply
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// parentGone resolves a change whose row references a parent row this
-// database does not hold (err, the server's 1452): another site deleted
-// the parent concurrently (each stream is applied after what its source
-// had applied, so the parent was there at the source). No policy can make
-// the row here. Where the parent's DELETE came second instead, ON DELETE
-// CASCADE deleted the row: so, where every foreign key of the table
-// cascades, the change is not applied and the conflict recorded (kept),
-// and every host ends without the row. Where one does not (RESTRICT, NO
-// ACTION, SET NULL: the other order keeps the row, or keeps it with a
-// NULL, or refuses the DELETE), err stands and the service stops, saying
-// why: no rule here gives every host the same rows. stop stops.
+// Foreign keys under crossing writes. One site deletes a parent row while
+// the other adds a child of it (an INSERT, or an UPDATE pointing a row at
+// it); each stream is applied after what its source had applied, so the
+// parent was there at the child's source. Rows a parent's DELETE takes
+// with it (ON DELETE CASCADE) or changes (SET NULL) are not in the binlog:
+// no rule sees them, so every order must end as the parent's DELETE would
+// have left the child, whichever site wins:
+//
+//   - the child comes second and finds its parent gone (1452): where its
+//     foreign key cascades, restricts or has no action, the row goes (an
+//     INSERT is not applied, an UPDATE's row is deleted), as the DELETE
+//     would have taken it or, restricting, takes it below; where it sets
+//     NULL, the row is applied with that key's columns NULL;
+//   - the child came first and the parent's DELETE is refused for it
+//     (1451: RESTRICT or NO ACTION): the rows that refer to the parent go
+//     first, then the parent.
+//
+// Each is recorded (kind parent gone, or child rows), decision applied
+// where the row is written with NULLs or the children deleted. stop stops.
+
+// KindChildren is a parent row's DELETE refused for rows that refer to it
+// (another site added them concurrently): they are deleted first.
+const KindChildren = "child rows"
+
+// foreignKey is one foreign key: table's columns refer to refTable's.
+type foreignKey struct {
+	name                string
+	schema, table       string
+	cols                []string
+	refSchema, refTable string
+	refCols             []string
+	rule                string // its ON DELETE rule
+}
+
+// foreignKeys reads the foreign keys of t (children: those of other
+// tables that refer to t).
+func (a *Applier) foreignKeys(ctx context.Context, t *table, children bool) ([]foreignKey, error) {
+	where := "k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.REFERENCED_TABLE_NAME IS NOT NULL"
+	if children {
+		where = "k.REFERENCED_TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME = ?"
+	}
+	rows, err := a.conn.QueryContext(ctx, `SELECT k.CONSTRAINT_NAME, k.TABLE_SCHEMA, k.TABLE_NAME, k.COLUMN_NAME,
+		k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, r.DELETE_RULE
+		FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r
+		ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
+		WHERE `+where+` ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION`, t.schema, t.name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []foreignKey
+	for rows.Next() {
+		var f foreignKey
+		var col, ref string
+		if err := rows.Scan(&f.name, &f.schema, &f.table, &col, &f.refSchema, &f.refTable, &ref, &f.rule); err != nil {
+			return nil, err
+		}
+		if n := len(out); n > 0 && out[n-1].name == f.name && out[n-1].schema == f.schema && out[n-1].table == f.table {
+			out[n-1].cols, out[n-1].refCols = append(out[n-1].cols, col), append(out[n-1].refCols, ref)
+			continue
+		}
+		f.cols, f.refCols = []string{col}, []string{ref}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// parentGone resolves a change whose row refers to a parent row this
+// database does not hold (err, the server's 1452).
 func (w *rowWork) parentGone(ctx context.Context, err error) error {
-	cascades, qerr := w.a.allCascade(ctx, w.t)
+	if w.action == thlpb.RowChange_DELETE {
+		return err
+	}
+	fks, qerr := w.a.foreignKeys(ctx, w.t, false)
 	if qerr != nil {
 		return fmt.Errorf("%w (reading the table's foreign keys: %v)", err, qerr)
 	}
-	if !cascades {
-		return err
+	after := w.row.GetAfter()
+	var nulls []string // the columns of the keys whose parent is gone and that set NULL
+	goes := false
+	for _, f := range fks {
+		there, qerr := w.parentThere(ctx, f, after)
+		if qerr != nil {
+			return fmt.Errorf("%w (looking for its parent row in %s.%s: %v)", err, f.refSchema, f.refTable, qerr)
+		}
+		switch {
+		case there:
+		case f.rule == "SET NULL":
+			nulls = append(nulls, f.cols...)
+		default:
+			goes = true
+		}
+	}
+	if !goes && len(nulls) == 0 {
+		return err // every parent is there now: the server's error stands
 	}
 	w.c.Kind = KindParent
 	if _, err := w.decide(); err != nil {
 		return err
 	}
 	w.c.Decision = DecisionKept
-	return nil
+	if goes {
+		if w.action == thlpb.RowChange_UPDATE {
+			return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, w.row.GetBefore()) })
+		}
+		return nil
+	}
+	img := make([]*thlpb.Value, len(after))
+	copy(img, after)
+	for _, col := range nulls {
+		if i, ok := w.m.pos[w.t.byName[strings.ToLower(col)]]; ok {
+			img[i] = &thlpb.Value{Value: &thlpb.Value_Null{Null: true}}
+		}
+	}
+	w.c.Decision = DecisionApplied
+	if w.action == thlpb.RowChange_UPDATE {
+		res, err := w.execResult(ctx, func(b *builder) error {
+			return b.update(w.t, w.m.target, w.m.pos, &thlpb.Row{Before: w.row.GetBefore(), After: img})
+		})
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+	}
+	return w.exec(ctx, func(b *builder) error { return b.upsert(w.t, w.m.target, img) })
 }
 
-// allCascade reports whether every foreign key of t deletes its rows with
-// their parent (ON DELETE CASCADE).
-func (a *Applier) allCascade(ctx context.Context, t *table) (bool, error) {
-	var n, cascade int
-	err := a.conn.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(DELETE_RULE = 'CASCADE'), 0) FROM information_schema.REFERENTIAL_CONSTRAINTS "+
-		"WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?", t.schema, t.name).Scan(&n, &cascade)
-	return n > 0 && n == cascade, err
+// parentThere says whether the parent row img's values of f's columns
+// refer to is here (a NULL refers to none: there).
+func (w *rowWork) parentThere(ctx context.Context, f foreignKey, img []*thlpb.Value) (bool, error) {
+	b := &builder{meta: w.a.meta, service: w.a.cfg.Service}
+	b.buf = append(b.buf, "SELECT EXISTS (SELECT 1 FROM "...)
+	b.buf = quoteIdent(b.buf, f.refSchema)
+	b.buf = append(b.buf, '.')
+	b.buf = quoteIdent(b.buf, f.refTable)
+	b.buf = append(b.buf, " WHERE "...)
+	for n, col := range f.cols {
+		c, ok := w.t.byName[strings.ToLower(col)]
+		i, ok2 := w.m.pos[c]
+		if !ok || !ok2 || i >= len(img) {
+			return false, fmt.Errorf("the row has no value for column %s", col)
+		}
+		if img[i].GetValue() == nil || img[i].GetNull() {
+			return true, nil
+		}
+		if n > 0 {
+			b.buf = append(b.buf, " AND "...)
+		}
+		b.buf = quoteIdent(b.buf, f.refCols[n])
+		b.buf = append(b.buf, '=')
+		if err := b.value(w.t, c, img[i]); err != nil {
+			return false, err
+		}
+	}
+	b.buf = append(b.buf, " LOCK IN SHARE MODE)"...)
+	var there bool
+	err := w.a.conn.QueryRowContext(ctx, string(b.buf)).Scan(&there)
+	return there, err
+}
+
+// childrenFirst resolves a parent row's DELETE the server refused for
+// rows that refer to it (err, 1451): those of every key that restricts
+// go first (a cascade below them does its work; a row that restricts in
+// turn leaves err standing), then the parent.
+func (w *rowWork) childrenFirst(ctx context.Context, err error) error {
+	fks, qerr := w.a.foreignKeys(ctx, w.t, true)
+	if qerr != nil {
+		return fmt.Errorf("%w (reading the foreign keys that refer to the table: %v)", err, qerr)
+	}
+	before := w.row.GetBefore()
+	var deletes []string
+	for _, f := range fks {
+		if f.rule == "CASCADE" || f.rule == "SET NULL" || f.rule == "SET DEFAULT" {
+			continue
+		}
+		b := &builder{meta: w.a.meta, service: w.a.cfg.Service}
+		b.buf = append(b.buf, "DELETE FROM "...)
+		b.buf = quoteIdent(b.buf, f.schema)
+		b.buf = append(b.buf, '.')
+		b.buf = quoteIdent(b.buf, f.table)
+		b.buf = append(b.buf, " WHERE "...)
+		for n, col := range f.refCols {
+			c, ok := w.t.byName[strings.ToLower(col)]
+			i, ok2 := w.m.pos[c]
+			if !ok || !ok2 || i >= len(before) {
+				return err
+			}
+			if n > 0 {
+				b.buf = append(b.buf, " AND "...)
+			}
+			b.buf = quoteIdent(b.buf, f.cols[n])
+			b.buf = append(b.buf, '=')
+			if verr := b.value(w.t, c, before[i]); verr != nil {
+				return err
+			}
+		}
+		deletes = append(deletes, string(b.buf))
+	}
+	if len(deletes) == 0 {
+		return err
+	}
+	w.c.Kind = KindChildren
+	if _, derr := w.decide(); derr != nil {
+		return derr
+	}
+	w.c.Decision = DecisionApplied
+	for _, q := range deletes {
+		w.stmt = q
+		if _, derr := w.a.conn.ExecContext(ctx, q); derr != nil {
+			if isErrNo(derr, 1451) {
+				return err
+			}
+			return derr
+		}
+	}
+	return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, before) })
 }

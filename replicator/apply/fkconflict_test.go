@@ -9,13 +9,14 @@ import (
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
-// One site deletes a parent row while the other inserts a child of it.
-// With ON DELETE CASCADE every host ends without both, whichever comes
-// first and whichever site wins: where the child comes second it is not
-// applied (recorded once, "parent gone"), where it comes first the
-// parent's DELETE cascades. With RESTRICT no rule gives every host the same
-// rows (the parent's DELETE is refused where the child came first): the
-// service stops, saying why.
+// One site deletes a parent row while the other adds a child of it (an
+// INSERT, or an UPDATE pointing a row at it). Every host must end as the
+// parent's DELETE leaves the child where it comes second, whichever comes
+// first and whichever site wins: with CASCADE, RESTRICT and NO ACTION
+// neither row, with SET NULL the child with a NULL reference. Where the
+// child comes second it finds its parent gone (recorded, "parent gone");
+// where it came first, RESTRICT refuses the parent's DELETE until the
+// child goes (recorded, "child rows").
 func TestConflictParentGone(t *testing.T) {
 	testutil.RequireDB(t)
 	srv := testutil.StartMariaDB(t)
@@ -24,52 +25,60 @@ func TestConflictParentGone(t *testing.T) {
 	delP := func(seqno uint64) *thlpb.Event {
 		return from("east", rowsEvent(seqno, thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))}))
 	}
-	insC := func(seqno uint64) *thlpb.Event {
+	child := func(seqno uint64, update bool) *thlpb.Event {
+		if update {
+			return from("west", rowsEvent(seqno, thlpb.RowChange_UPDATE, "c", cc, &thlpb.Row{Before: row(vInt(10), vInt(2)), After: row(vInt(10), vInt(1))}))
+		}
 		return from("west", rowsEvent(seqno, thlpb.RowChange_INSERT, "c", cc, &thlpb.Row{After: row(vInt(10), vInt(1))}))
 	}
-	for _, tc := range []struct {
-		rule        string
-		order       []string
-		childFirst  bool
-		want, stops string
-	}{
-		{"ON DELETE CASCADE", []string{"east", "west"}, false, "[1 INSERT id=10 parent gone kept (west, converge)]", ""},
-		{"ON DELETE CASCADE", []string{"west", "east"}, false, "[1 INSERT id=10 parent gone kept (west, converge)]", ""},
-		{"ON DELETE CASCADE", []string{"east", "west"}, true, "[]", ""},
-		{"", []string{"east", "west"}, false, "", "foreign key constraint fails"},
-	} {
-		t.Run(fmt.Sprintf("%q %v child first %v", tc.rule, tc.order, tc.childFirst), func(t *testing.T) {
-			freshApp(t, db, "CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(10))",
-				"CREATE TABLE app.c (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES app.p (id) "+tc.rule+")",
-				"INSERT INTO app.p VALUES (1, 'orig')")
-			a := newConflictApplier(t, srv.Addr(), 1, PolicyConverge, tc.order...)
-			evs := []*thlpb.Event{delP(0), insC(1)}
-			if tc.childFirst {
-				evs = []*thlpb.Event{insC(0), delP(1)}
-			}
-			// One block each, as on a host where they arrive apart (a
-			// block of one transaction failing otherwise stops).
-			var err error
-			for _, ev := range evs {
-				if err = runUntil(t, a, ev.GetSeqno(), ev); err != nil {
-					break
+	for _, rule := range []string{"ON DELETE CASCADE", "", "ON DELETE NO ACTION", "ON DELETE SET NULL"} {
+		want := "parents 2, child "
+		if rule == "ON DELETE SET NULL" {
+			want = "parents 2, child 10:NULL"
+		}
+		for _, update := range []bool{false, true} {
+			for _, order := range [][]string{{"east", "west"}, {"west", "east"}} {
+				for _, childFirst := range []bool{false, true} {
+					name := fmt.Sprintf("%q update %v %v child first %v", rule, update, order, childFirst)
+					t.Run(name, func(t *testing.T) {
+						freshApp(t, db, "CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(10))",
+							"CREATE TABLE app.c (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES app.p (id) "+rule+")",
+							"INSERT INTO app.p VALUES (1, 'orig'), (2, 'other')")
+						if update {
+							testutil.Exec(t, db, "INSERT INTO app.c VALUES (10, 2)")
+						}
+						a := newConflictApplier(t, srv.Addr(), 1, PolicyConverge, order...)
+						evs := []*thlpb.Event{delP(0), child(1, update)}
+						if childFirst {
+							evs = []*thlpb.Event{child(0, update), delP(1)}
+						}
+						// One block each, as on a host where they arrive apart.
+						for _, ev := range evs {
+							if err := runUntil(t, a, ev.GetSeqno(), ev); err != nil {
+								t.Fatal(err)
+							}
+						}
+						got := testutil.QueryString(t, db, "SELECT CONCAT('parents ', (SELECT GROUP_CONCAT(id) FROM app.p), ', child ', "+
+							"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL')), '') FROM app.c WHERE id = 10))")
+						if got != want {
+							t.Errorf("parents, child 10 = %q, want %q", got, want)
+						}
+						kinds := fmt.Sprint(conflictRows(t, db))
+						switch {
+						case childFirst && (rule == "" || rule == "ON DELETE NO ACTION"):
+							if !strings.Contains(kinds, "child rows applied") {
+								t.Errorf("conflicts = %s, want the parent's DELETE recorded (child rows)", kinds)
+							}
+						case childFirst:
+							if kinds != "[]" {
+								t.Errorf("conflicts = %s, want none (the DELETE did its work)", kinds)
+							}
+						case !strings.Contains(kinds, "parent gone"):
+							t.Errorf("conflicts = %s, want the child's change recorded (parent gone)", kinds)
+						}
+					})
 				}
 			}
-			if tc.stops != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.stops) {
-					t.Fatalf("err %v, want the service stopped with %q", err, tc.stops)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := testutil.QueryString(t, db, "SELECT CONCAT((SELECT COUNT(*) FROM app.p), ' ', (SELECT COUNT(*) FROM app.c))"); got != "0 0" {
-				t.Errorf("parents and children: %s, want 0 0", got)
-			}
-			if got := fmt.Sprint(conflictRows(t, db)); got != tc.want {
-				t.Errorf("conflicts = %s, want %s", got, tc.want)
-			}
-		})
+		}
 	}
 }

@@ -67,9 +67,10 @@ const (
 // conflictErrnos are the errors that say a block met a conflict: the
 // guards', a duplicate key (an INSERT of an existing key, or an UPDATE
 // taking a unique value another row holds), a row a BINLOG statement
-// did not find, and a row whose parent row is gone (1452: another site
-// deleted it; fkconflict.go).
-var conflictErrnos = map[uint16]bool{errnoConflict: true, 1172: true, 1062: true, 1586: true, 1032: true, 1452: true}
+// did not find, a row whose parent row is gone (1452: another site
+// deleted it; fkconflict.go), and a parent row's DELETE refused for rows
+// that refer to it (1451: another site added them).
+var conflictErrnos = map[uint16]bool{errnoConflict: true, 1172: true, 1062: true, 1586: true, 1032: true, 1452: true, 1451: true}
 
 // isConflictSignal reports whether err is a block stopped by a conflict.
 func isConflictSignal(err error) bool {
