@@ -107,7 +107,7 @@ func TestConflictsRandom(t *testing.T) {
 	// goes row by row (conflict mode) on the winning site's hosts: its
 	// backlog grows with the writes.
 	s.allOnlineAndCaughtUp(3*time.Minute + d)
-	s.sameHotRows(15*time.Second, seed, "hot", "uk")
+	s.sameHotRows(15*time.Second, seed, "hot", "uk", "fp", "fc")
 	s.sameEverywhere(30*time.Second, allHosts, "app")
 	t.Logf("converged %.1fs after the writes stopped", time.Since(converge).Seconds())
 	if v := watch.violations(); len(v) > 0 {
@@ -238,6 +238,14 @@ func refusedByData(err error) bool {
 	return errors.As(err, &me) && me.Number != 1290 && me.Number != 1927 && me.Number != 1053
 }
 
+// parent is a random reference to a row of app.fp, or NULL.
+func (w *hotWriter) parent() string {
+	if w.rng.IntN(4) == 0 {
+		return "NULL"
+	}
+	return strconv.Itoa(1 + w.rng.IntN(6))
+}
+
 // pick draws one of kinds and counts it.
 func (w *hotWriter) pick(kinds []string) string {
 	kind := kinds[w.rng.IntN(len(kinds))]
@@ -338,14 +346,19 @@ func (s *site) sameHotRows(timeout time.Duration, seed uint64, tables ...string)
 	}
 }
 
-// rowsEverywhere is app.table (id, v, n, and email where it has one) on
-// every host: "v n" by id, by host.
+// rowsEverywhere is app.table (id, v, n, and email where it has one;
+// app.fc's references, app.fp's v) on every host: "v n" by id, by host.
 func (s *site) rowsEverywhere(table string) map[string]map[int]string {
 	s.t.Helper()
 	out := map[string]map[int]string{}
 	cols := "v, IFNULL(n, 'NULL')"
-	if table == "uk" {
+	switch table {
+	case "uk":
 		cols = "email, " + cols
+	case "fc":
+		cols = "IFNULL(pc, 'NULL'), IFNULL(pr, 'NULL'), IFNULL(pn, 'NULL'), v"
+	case "fp":
+		cols = "v"
 	}
 	for _, h := range allHosts {
 		rs, err := s.db(h).Query("SELECT id, CONCAT_WS(' ', " + cols + ") FROM app." + table)
@@ -439,7 +452,8 @@ func (s *site) conflictsOf(host, schema, table string, id int) []string {
 // comparison differs (DOUBLE, DATETIME(6), JSON, BLOB, NULL), and a
 // natural key (UNIQUE) beside an AUTO_INCREMENT key, which the two sites
 // fill with different ids: the same email inserted on both sites is a
-// unique key conflict.
+// unique key conflict; and a parent with a child that refers to it by a
+// foreign key of each ON DELETE rule (CASCADE, RESTRICT, SET NULL).
 var shapesDDL = []string{
 	`CREATE TABLE app.ck (a INT, b VARCHAR(8), v VARCHAR(40), f DOUBLE, d DATETIME(6), j JSON, bl BLOB, n INT,
 		PRIMARY KEY (a, b))`,
@@ -448,16 +462,24 @@ var shapesDDL = []string{
 	`CREATE TABLE app.uk (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(40) NOT NULL, v VARCHAR(40), n INT NOT NULL DEFAULT 0,
 		UNIQUE KEY (email))`,
 	`INSERT INTO app.uk (email, v) VALUES ('u1@x', 'orig'), ('u2@x', 'orig'), ('u3@x', 'orig'), ('u4@x', 'orig'), ('u5@x', 'orig'), ('u6@x', 'orig')`,
+	`CREATE TABLE app.fp (id INT PRIMARY KEY, v VARCHAR(40))`,
+	`INSERT INTO app.fp VALUES (1, 'orig'), (2, 'orig'), (3, 'orig'), (4, 'orig'), (5, 'orig'), (6, 'orig')`,
+	`CREATE TABLE app.fc (id INT PRIMARY KEY, pc INT, pr INT, pn INT, v VARCHAR(40),
+		FOREIGN KEY (pc) REFERENCES app.fp (id) ON DELETE CASCADE,
+		FOREIGN KEY (pr) REFERENCES app.fp (id) ON DELETE RESTRICT,
+		FOREIGN KEY (pn) REFERENCES app.fp (id) ON DELETE SET NULL)`,
 }
 
-// shapeStatement is a random change of app.ck or app.uk.
+// shapeStatement is a random change of app.ck, app.uk, or app.fp and app.fc
+// (a parent and a child with a foreign key of each ON DELETE rule).
 func (w *hotWriter) shapeStatement(i, j int) string {
 	v := fmt.Sprintf("%s-%d.%d", w.name, i, j)
 	a, b := 1+w.rng.IntN(4), []string{"x", "Y"}[w.rng.IntN(2)]
 	ck := fmt.Sprintf("a = %d AND b = '%s'", a, b)
 	email := fmt.Sprintf("u%d@x", 1+w.rng.IntN(8))
 	kinds := []string{"ck-update", "ck-json", "ck-null", "ck-delete", "ck-insert", "ck-upsert",
-		"uk-insert", "uk-update", "uk-replace", "uk-move", "uk-delete"}
+		"uk-insert", "uk-update", "uk-replace", "uk-move", "uk-delete",
+		"fp-insert", "fp-delete", "fc-insert", "fc-update", "fc-delete"}
 	kind := w.pick(kinds)
 	switch kind {
 	case "ck-update":
@@ -480,6 +502,19 @@ func (w *hotWriter) shapeStatement(i, j int) string {
 		return fmt.Sprintf("UPDATE app.uk SET email = 'u%d@x', v = '%s' WHERE email = '%s'", 1+w.rng.IntN(8), v, email)
 	case "uk-delete":
 		return fmt.Sprintf("DELETE FROM app.uk WHERE email = '%s'", email)
+	// Parents are inserted and deleted, never updated: a losing site's
+	// DELETE of a parent the winning site changed leaves the children
+	// different (docs/replicator.md, "Limits").
+	case "fp-insert":
+		return fmt.Sprintf("INSERT INTO app.fp VALUES (%d, '%s')", 1+w.rng.IntN(6), v)
+	case "fp-delete":
+		return fmt.Sprintf("DELETE FROM app.fp WHERE id = %d", 1+w.rng.IntN(6))
+	case "fc-insert":
+		return fmt.Sprintf("INSERT INTO app.fc VALUES (%d, %s, %s, %s, '%s')", 1+w.rng.IntN(8), w.parent(), w.parent(), w.parent(), v)
+	case "fc-update":
+		return fmt.Sprintf("UPDATE app.fc SET pc = %s, pr = %s, pn = %s, v = '%s' WHERE id = %d", w.parent(), w.parent(), w.parent(), v, 1+w.rng.IntN(8))
+	case "fc-delete":
+		return fmt.Sprintf("DELETE FROM app.fc WHERE id = %d", 1+w.rng.IntN(8))
 	default:
 		return fmt.Sprintf("REPLACE INTO app.uk (email, v) VALUES ('%s', '%s')", email, v)
 	}

@@ -260,7 +260,7 @@ func (w *rowWork) apply(ctx context.Context) error {
 	if !t.keyed(pos) {
 		return w.keyless(ctx)
 	}
-	found, same, vals, err := w.readTarget(ctx, keyImg, keyImg)
+	found, same, vals, err := w.readRow(ctx, keyImg)
 	if err != nil {
 		return err
 	}

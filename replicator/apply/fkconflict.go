@@ -2,7 +2,9 @@ package apply
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
@@ -115,13 +117,7 @@ func (w *rowWork) parentGone(ctx context.Context, err error) error {
 		}
 		return nil
 	}
-	img := make([]*thlpb.Value, len(after))
-	copy(img, after)
-	for _, col := range nulls {
-		if i, ok := w.m.pos[w.t.byName[strings.ToLower(col)]]; ok {
-			img[i] = &thlpb.Value{Value: &thlpb.Value_Null{Null: true}}
-		}
-	}
+	img := w.withNulls(after, nulls)
 	w.c.Decision = DecisionApplied
 	if w.action == thlpb.RowChange_UPDATE {
 		res, err := w.execResult(ctx, func(b *builder) error {
@@ -226,4 +222,50 @@ func (w *rowWork) childrenFirst(ctx context.Context, err error) error {
 		}
 	}
 	return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, before) })
+}
+
+// withNulls returns a copy of img with cols NULL.
+func (w *rowWork) withNulls(img []*thlpb.Value, cols []string) []*thlpb.Value {
+	out := slices.Clone(img)
+	for _, col := range cols {
+		c, ok := w.t.byName[strings.ToLower(col)]
+		if i, ok2 := w.m.pos[c]; ok && ok2 && i < len(out) {
+			out[i] = &thlpb.Value{Value: &thlpb.Value_Null{Null: true}}
+		}
+	}
+	return out
+}
+
+// readRow reads the row keyImg's key names, locked, and compares it with
+// keyImg (readTarget). An UPDATE's or DELETE's row that differs only in
+// references a parent's DELETE set NULL (ON DELETE SET NULL: the other
+// site deleted the parent concurrently, and that change of the row is in
+// no binlog) holds its before-image as the source had it: the same. The
+// change then goes on as on a host where it came first.
+func (w *rowWork) readRow(ctx context.Context, keyImg []*thlpb.Value) (found, same bool, vals []sql.RawBytes, err error) {
+	found, same, vals, err = w.readTarget(ctx, keyImg, keyImg)
+	if err != nil || !found || same || !w.t.foreign || w.action == thlpb.RowChange_INSERT {
+		return found, same, vals, err
+	}
+	fks, err := w.a.foreignKeys(ctx, w.t, false)
+	if err != nil {
+		return found, same, vals, fmt.Errorf("read the foreign keys of %s.%s: %w", w.t.schema, w.t.name, err)
+	}
+	var nulls []string
+	for _, f := range fks {
+		if f.rule != "SET NULL" {
+			continue
+		}
+		there, err := w.parentThere(ctx, f, keyImg)
+		if err != nil {
+			return found, same, vals, fmt.Errorf("look for a parent row in %s.%s: %w", f.refSchema, f.refTable, err)
+		}
+		if !there {
+			nulls = append(nulls, f.cols...)
+		}
+	}
+	if len(nulls) == 0 {
+		return found, same, vals, nil
+	}
+	return w.readTarget(ctx, keyImg, w.withNulls(keyImg, nulls))
 }

@@ -82,3 +82,54 @@ func TestConflictParentGone(t *testing.T) {
 		}
 	}
 }
+
+// One site deletes a parent row (ON DELETE SET NULL) while the other
+// changes or deletes a child of it. Where the parent's DELETE came first
+// the child holds NULL, not its before-image's reference: that is the
+// DELETE's doing, in no binlog, so the child's change applies as where it
+// came first, whichever site wins.
+func TestConflictChildNulledByParentDelete(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	pc, cc := cols("id", "v"), cols("id", "pid", "v")
+	delP := func(seqno uint64) *thlpb.Event {
+		return from("east", rowsEvent(seqno, thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))}))
+	}
+	child := func(seqno uint64, del bool) *thlpb.Event {
+		before := row(vInt(10), vInt(1), vBytes("orig"))
+		if del {
+			return from("west", rowsEvent(seqno, thlpb.RowChange_DELETE, "c", cc, &thlpb.Row{Before: before}))
+		}
+		return from("west", rowsEvent(seqno, thlpb.RowChange_UPDATE, "c", cc, &thlpb.Row{Before: before, After: row(vInt(10), vInt(1), vBytes("west"))}))
+	}
+	for _, del := range []bool{false, true} {
+		want := "10:NULL:west"
+		if del {
+			want = ""
+		}
+		for _, order := range [][]string{{"east", "west"}, {"west", "east"}} {
+			for _, childFirst := range []bool{false, true} {
+				t.Run(fmt.Sprintf("delete %v %v child first %v", del, order, childFirst), func(t *testing.T) {
+					freshApp(t, db, "CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(10))",
+						"CREATE TABLE app.c (id INT PRIMARY KEY, pid INT, v VARCHAR(10), FOREIGN KEY (pid) REFERENCES app.p (id) ON DELETE SET NULL)",
+						"INSERT INTO app.p VALUES (1, 'orig')", "INSERT INTO app.c VALUES (10, 1, 'orig')")
+					a := newConflictApplier(t, srv.Addr(), 1, PolicyConverge, order...)
+					evs := []*thlpb.Event{delP(0), child(1, del)}
+					if childFirst {
+						evs = []*thlpb.Event{child(0, del), delP(1)}
+					}
+					for _, ev := range evs {
+						if err := runUntil(t, a, ev.GetSeqno(), ev); err != nil {
+							t.Fatal(err)
+						}
+					}
+					got := testutil.QueryString(t, db, "SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c")
+					if got != want {
+						t.Errorf("children = %q, want %q", got, want)
+					}
+				})
+			}
+		}
+	}
+}
