@@ -154,13 +154,7 @@ func (a *Applier) resolveRows(ctx context.Context, ev *thlpb.Event, change int, 
 		if err := rw.check(); err != nil {
 			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
 		}
-		err := rw.apply(ctx)
-		switch {
-		case isErrNo(err, 1452):
-			err = rw.parentGone(ctx, err)
-		case isErrNo(err, 1451):
-			err = rw.childrenFirst(ctx, err)
-		}
+		err := rw.applyFK(ctx)
 		if err != nil {
 			var ce *ConflictError
 			if errors.As(err, &ce) && a.cfg.Conflicts.OnConflict != nil {

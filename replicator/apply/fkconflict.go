@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,6 +34,38 @@ import (
 // KindChildren is a parent row's DELETE refused for rows that refer to it
 // (another site added them concurrently): they are deleted first.
 const KindChildren = "child rows"
+
+// applyFK carries out conflict mode's row change (apply), resolving what
+// a foreign key refuses (parentGone, childrenFirst). A client of this
+// database may add the parent, or a child, between the refusal and the
+// look: the change is then tried again, three times at most.
+func (w *rowWork) applyFK(ctx context.Context) error {
+	for try := 1; ; try++ {
+		err := w.apply(ctx)
+		switch {
+		case isErrNo(err, 1452):
+			err = w.parentGone(ctx, err)
+		case isErrNo(err, 1451):
+			err = w.childrenFirst(ctx, err)
+		}
+		var again *fkAgain
+		if !errors.As(err, &again) {
+			return err
+		}
+		if try == 3 {
+			return again.err
+		}
+		w.c = Conflict{Seqno: w.c.Seqno, Fragno: w.c.Fragno, Change: w.c.Change, Row: w.c.Row, Origin: w.c.Origin,
+			Schema: w.c.Schema, Table: w.c.Table, Action: w.c.Action, Policy: w.c.Policy, SourceCommit: w.c.SourceCommit}
+		w.recorded, w.stmt = false, ""
+	}
+}
+
+// fkAgain: what refused the change is gone (a parent is back, a child
+// gone); err is the server's refusal.
+type fkAgain struct{ err error }
+
+func (e *fkAgain) Error() string { return e.err.Error() }
 
 // foreignKey is one foreign key: table's columns refer to refTable's.
 type foreignKey struct {
@@ -104,7 +137,7 @@ func (w *rowWork) parentGone(ctx context.Context, err error) error {
 		}
 	}
 	if !goes && len(nulls) == 0 {
-		return err // every parent is there now: the server's error stands
+		return &fkAgain{err} // every parent is there now
 	}
 	w.c.Kind = KindParent
 	if _, err := w.decide(); err != nil {
@@ -216,12 +249,16 @@ func (w *rowWork) childrenFirst(ctx context.Context, err error) error {
 		w.stmt = q
 		if _, derr := w.a.conn.ExecContext(ctx, q); derr != nil {
 			if isErrNo(derr, 1451) {
-				return err
+				return err // a grandchild restricts: the server's error stands
 			}
 			return derr
 		}
 	}
-	return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, before) })
+	derr := w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, before) })
+	if isErrNo(derr, 1451) {
+		return &fkAgain{derr} // a child came meanwhile
+	}
+	return derr
 }
 
 // withNulls returns a copy of img with cols NULL.
