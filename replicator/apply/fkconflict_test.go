@@ -47,7 +47,7 @@ func TestConflictParentGone(t *testing.T) {
 						if update {
 							testutil.Exec(t, db, "INSERT INTO app.c VALUES (10, 2)")
 						}
-						a := newConflictApplier(t, srv.Addr(), 1, PolicyConverge, order...)
+						a := newConflictApplier(t, srv.Addr(), 2, PolicyConverge, order...)
 						evs := []*thlpb.Event{delP(0), child(1, update)}
 						if childFirst {
 							evs = []*thlpb.Event{child(0, update), delP(1)}
