@@ -68,7 +68,8 @@ type DeletedQuery struct {
 	Insert bool
 	// Unique: Key is the values of these columns (UniqueKey), a unique
 	// key of the table other than its primary key, and the question is
-	// whether a change held them, before or after, in one of its rows.
+	// whether a change left one of its rows holding them (an INSERT, an
+	// UPDATE: ChangedUniqueKeys).
 	Unique []string
 }
 

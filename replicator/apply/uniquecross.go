@@ -24,28 +24,31 @@ import (
 // with no memory of the rows a value displaced:
 //
 //   - a losing change that takes a unique value (an INSERT; an UPDATE
-//     that moves a row onto one) which the other site's rows held
-//     concurrently (after what the change's source had applied of it) is
-//     a unique-key conflict, as if the value were still held: an INSERT is
-//     kept out, an UPDATE's row goes (as where the winner displaced it);
+//     that moves a row onto one) which the other site's rows took
+//     concurrently (after what the change's source had applied of it; an
+//     INSERT or an UPDATE leaving a row on it) is a unique-key conflict,
+//     as if the value were still held: an INSERT is kept out, an UPDATE's
+//     row goes (as where the winner displaced it). A value the other site
+//     only gave up (a DELETE, a row moved off it) counts for nothing: it
+//     was free at the losing change's source, so on every host;
 //   - a losing UPDATE whose row is gone while the other site did not
 //     change that row concurrently found it displaced or kept out by a
 //     unique value, not deleted: it brings the row back from its
 //     after-image (recorded, decision applied), unless that image takes
-//     a value held concurrently (above) or held here by another row.
+//     a value taken concurrently (above) or held here by another row.
 //
 // Values compare by their bytes (as primary keys do for the concurrent-
-// change check): under a case-insensitive collation, 'X' and 'x' held
+// change check): under a case-insensitive collation, 'X' and 'x' taken
 // concurrently are not seen as one value.
 
 // KindUniqueCrossed is a change taking a unique value (other than the
-// primary key's) that another site's rows held after what its source had
+// primary key's) that another site's rows took after what its source had
 // applied of that site.
 const KindUniqueCrossed = "unique crossed"
 
 // errUniqueCrossed stands for a duplicate-key error: the change takes a
-// unique value the other site's rows held concurrently.
-var errUniqueCrossed = errors.New("a unique value another site's rows held concurrently")
+// unique value the other site's rows took concurrently.
+var errUniqueCrossed = errors.New("a unique value another site's rows took concurrently")
 
 // UniqueKey renders the values of cols (column names) in img, a row image
 // of rc, for the concurrent-change check's index, distinct from any
@@ -75,20 +78,18 @@ func UniqueKey(rc *thlpb.RowChange, cols []string, img []*thlpb.Value) (string, 
 }
 
 // ChangedUniqueKeys returns the keys (UniqueKey) of the values of cols
-// that rc's rows held, before and after.
+// that rc's rows take: their after-images' (an INSERT's, an UPDATE's).
+// A row that only gives a value up (a DELETE, an UPDATE moving off it)
+// displaces nothing: where the value was free for the other site's
+// change, it was free on every host.
 func ChangedUniqueKeys(rc *thlpb.RowChange, cols []string) []string {
+	if rc.GetAction() == thlpb.RowChange_DELETE {
+		return nil
+	}
 	var out []string
 	for _, row := range rc.GetRows() {
-		before, ok := "", false
-		if rc.GetAction() != thlpb.RowChange_INSERT {
-			if before, ok = UniqueKey(rc, cols, row.GetBefore()); ok {
-				out = append(out, before)
-			}
-		}
-		if rc.GetAction() != thlpb.RowChange_DELETE {
-			if k, ok2 := UniqueKey(rc, cols, row.GetAfter()); ok2 && (!ok || k != before) {
-				out = append(out, k)
-			}
+		if k, ok := UniqueKey(rc, cols, row.GetAfter()); ok {
+			out = append(out, k)
 		}
 	}
 	return out
@@ -143,7 +144,7 @@ func takenValues(rc *thlpb.RowChange, row *thlpb.Row, sets [][]string, all bool)
 
 // appendUniqueQueries adds to qs, by site, the questions about the unique
 // values of sets a row of rc takes (takenValues): for each other site
-// ev's source had applied some of, whether that site's rows held them
+// ev's source had applied some of, whether that site's rows took them
 // after that.
 func appendUniqueQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, origin string, rc *thlpb.RowChange, row *thlpb.Row, sets [][]string, all bool) map[string][]DeletedQuery {
 	if len(sets) == 0 {
@@ -182,7 +183,7 @@ func (a *Applier) uniqueSets(ctx context.Context, rc *thlpb.RowChange) [][]strin
 
 // uniqueCrossed says whether conflict mode's row takes a unique value
 // (takenValues; all: every one of its after-image) that the other site's
-// rows held concurrently.
+// rows took concurrently.
 func (w *rowWork) uniqueCrossed(ctx context.Context, all bool) (bool, error) {
 	origin := originSite(w.ev, w.a.cfg.Service)
 	if !w.a.asks(w.ev, origin) {
@@ -197,7 +198,7 @@ func (w *rowWork) uniqueCrossed(ctx context.Context, all bool) (bool, error) {
 
 // update applies conflict mode's UPDATE to its row, which holds the
 // before-image and no other site changed concurrently; a unique value it
-// takes that another row holds, or the other site's rows held
+// takes that another row holds, or the other site's rows took
 // concurrently, is a unique-key conflict.
 func (w *rowWork) update(ctx context.Context) error {
 	before := w.row.GetBefore()
@@ -215,7 +216,7 @@ func (w *rowWork) update(ctx context.Context) error {
 // decided to keep the target's state) under converge: unless the other
 // site changed that row concurrently (deleted or moved it, which wins),
 // the row was displaced or kept out by a unique value, and it comes back
-// from the after-image, unless that image takes a unique value held
+// from the after-image, unless that image takes a unique value taken
 // concurrently or held here by another row (a unique-key conflict the
 // row loses again).
 func (w *rowWork) missing(ctx context.Context) error {

@@ -2595,7 +2595,7 @@ type DeletedQuery struct {
 	UpToSeqno uint64 `protobuf:"varint,5,opt,name=up_to_seqno,json=upToSeqno,proto3" json:"up_to_seqno,omitempty"`
 	// unique_columns: key is the values of these columns (a unique key of
 	// the table other than its primary key), and the question is whether a
-	// change held them (before or after) in a row of the table.
+	// change left a row of the table holding them (an INSERT, an UPDATE).
 	UniqueColumns []string `protobuf:"bytes,6,rep,name=unique_columns,json=uniqueColumns,proto3" json:"unique_columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
