@@ -89,18 +89,27 @@ func RowKey(rc *thlpb.RowChange, img []*thlpb.Value) (string, bool) {
 		if i >= len(img) {
 			return "", false
 		}
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(img[i])
-		if err != nil {
+		var ok bool
+		if b, ok = appendKeyValue(b, img[i]); !ok {
 			return "", false
 		}
-		b = append(b, byte(len(v)>>8), byte(len(v)))
-		b = append(b, v...)
 		n++
 	}
 	if n == 0 {
 		return "", false
 	}
 	return hex.EncodeToString(b), true
+}
+
+// appendKeyValue appends v to a key (RowKey, UniqueKey) as every process
+// renders it: its deterministic encoding after a two-byte length.
+func appendKeyValue(b []byte, v *thlpb.Value) ([]byte, bool) {
+	enc, err := proto.MarshalOptions{Deterministic: true}.Marshal(v)
+	if err != nil {
+		return b, false
+	}
+	b = append(b, byte(len(enc)>>8), byte(len(enc)))
+	return append(b, enc...), true
 }
 
 // ChangedRowKeys returns the keys (RowKey) of the rows rc changes

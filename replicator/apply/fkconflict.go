@@ -77,9 +77,25 @@ type foreignKey struct {
 	rule                string // its ON DELETE rule
 }
 
-// foreignKeys reads the foreign keys of t (children: those of other
-// tables that refer to t).
+// foreignKeys returns the foreign keys of t (children: those of other
+// tables that refer to t), read once per load of t (metaCache).
 func (a *Applier) foreignKeys(ctx context.Context, t *table, children bool) ([]foreignKey, error) {
+	cached := &t.keysOf
+	if children {
+		cached = &t.keysTo
+	}
+	if *cached != nil {
+		return **cached, nil
+	}
+	fks, err := a.readForeignKeys(ctx, t, children)
+	if err == nil {
+		*cached = &fks
+	}
+	return fks, err
+}
+
+// readForeignKeys reads the foreign keys foreignKeys returns.
+func (a *Applier) readForeignKeys(ctx context.Context, t *table, children bool) ([]foreignKey, error) {
 	where := "k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.REFERENCED_TABLE_NAME IS NOT NULL"
 	if children {
 		where = "k.REFERENCED_TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME = ?"
@@ -171,11 +187,27 @@ func (w *rowWork) parentGone(ctx context.Context, err error) error {
 func (w *rowWork) parentThere(ctx context.Context, f foreignKey, img []*thlpb.Value) (bool, error) {
 	b := &builder{meta: w.a.meta, service: w.a.cfg.Service}
 	b.buf = append(b.buf, "SELECT EXISTS (SELECT 1 FROM "...)
-	b.buf = quoteIdent(b.buf, f.refSchema)
+	null, err := w.appendRefWhere(b, f.refSchema, f.refTable, f.cols, f.refCols, img)
+	if err != nil || null {
+		return null, err
+	}
+	b.buf = append(b.buf, " LOCK IN SHARE MODE)"...)
+	var there bool
+	err = w.a.conn.QueryRowContext(ctx, string(b.buf)).Scan(&there)
+	return there, err
+}
+
+// appendRefWhere appends to b "schema.table WHERE" and, for each of own
+// (columns of w's table), its counterpart in theirs equal to img's value:
+// the rows of schema.table that img refers to, or that refer to it. null
+// reports a NULL among those values, which refers to no row (b is then
+// incomplete).
+func (w *rowWork) appendRefWhere(b *builder, schema, table string, own, theirs []string, img []*thlpb.Value) (null bool, err error) {
+	b.buf = quoteIdent(b.buf, schema)
 	b.buf = append(b.buf, '.')
-	b.buf = quoteIdent(b.buf, f.refTable)
+	b.buf = quoteIdent(b.buf, table)
 	b.buf = append(b.buf, " WHERE "...)
-	for n, col := range f.cols {
+	for n, col := range own {
 		c, ok := w.t.byName[strings.ToLower(col)]
 		i, ok2 := w.m.pos[c]
 		if !ok || !ok2 || i >= len(img) {
@@ -187,16 +219,13 @@ func (w *rowWork) parentThere(ctx context.Context, f foreignKey, img []*thlpb.Va
 		if n > 0 {
 			b.buf = append(b.buf, " AND "...)
 		}
-		b.buf = quoteIdent(b.buf, f.refCols[n])
+		b.buf = quoteIdent(b.buf, theirs[n])
 		b.buf = append(b.buf, '=')
 		if err := b.value(w.t, c, img[i]); err != nil {
 			return false, err
 		}
 	}
-	b.buf = append(b.buf, " LOCK IN SHARE MODE)"...)
-	var there bool
-	err := w.a.conn.QueryRowContext(ctx, string(b.buf)).Scan(&there)
-	return there, err
+	return false, nil
 }
 
 // childrenFirst resolves a parent row's DELETE the server refused for
@@ -216,26 +245,13 @@ func (w *rowWork) childrenFirst(ctx context.Context, err error) error {
 		}
 		b := &builder{meta: w.a.meta, service: w.a.cfg.Service}
 		b.buf = append(b.buf, "DELETE FROM "...)
-		b.buf = quoteIdent(b.buf, f.schema)
-		b.buf = append(b.buf, '.')
-		b.buf = quoteIdent(b.buf, f.table)
-		b.buf = append(b.buf, " WHERE "...)
-		for n, col := range f.refCols {
-			c, ok := w.t.byName[strings.ToLower(col)]
-			i, ok2 := w.m.pos[c]
-			if !ok || !ok2 || i >= len(before) {
-				return err
-			}
-			if n > 0 {
-				b.buf = append(b.buf, " AND "...)
-			}
-			b.buf = quoteIdent(b.buf, f.cols[n])
-			b.buf = append(b.buf, '=')
-			if verr := b.value(w.t, c, before[i]); verr != nil {
-				return err
-			}
+		null, verr := w.appendRefWhere(b, f.schema, f.table, f.refCols, f.cols, before)
+		if verr != nil {
+			return err
 		}
-		deletes = append(deletes, string(b.buf))
+		if !null { // a NULL is referred to by no row
+			deletes = append(deletes, string(b.buf))
+		}
 	}
 	if len(deletes) == 0 {
 		return err

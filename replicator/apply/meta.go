@@ -30,6 +30,9 @@ type table struct {
 	// uniques are the columns of every unique index, for dependency
 	// tracking between parallel blocks.
 	uniques [][]int
+	// otherUniques are the column names of the unique keys other than
+	// key, whose values cross between sites (uniquecross.go).
+	otherUniques [][]string
 	// triggers: the table has triggers on this database. Its rows are
 	// applied from the source's binlog events, which fire none (the rows
 	// the source's triggers wrote are in the transaction).
@@ -37,6 +40,9 @@ type table struct {
 	// foreign: the table has foreign keys or is referenced by one. A
 	// cascade changes rows no row image names, so its blocks run alone.
 	foreign bool
+	// keysOf and keysTo cache its foreign keys and those that refer to
+	// it (foreignKeys), read when a conflict needs them.
+	keysOf, keysTo *[]foreignKey
 	// sequence: a SEQUENCE's table. Its row changes with NEXT VALUE in
 	// any table that takes its values, which no row image names: its
 	// blocks run alone under parallel apply.
@@ -193,6 +199,7 @@ func loadTable(ctx context.Context, q queryer, schema, name string) (*table, err
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	t.otherUniques = t.otherUniqueNames()
 	err = q.QueryRowContext(ctx, `SELECT
 		EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE = 'SYSTEM VERSIONED'),
 		EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE = 'SEQUENCE'),

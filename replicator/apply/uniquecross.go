@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
 
@@ -67,12 +65,10 @@ func UniqueKey(rc *thlpb.RowChange, cols []string, img []*thlpb.Value) (string, 
 		if i < 0 || i >= len(img) || img[i].GetValue() == nil || img[i].GetNull() {
 			return "", false
 		}
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(img[i])
-		if err != nil {
+		var ok bool
+		if vals, ok = appendKeyValue(vals, img[i]); !ok {
 			return "", false
 		}
-		vals = append(vals, byte(len(v)>>8), byte(len(v)))
-		vals = append(vals, v...)
 	}
 	return string(b) + hex.EncodeToString(vals), true
 }
@@ -95,9 +91,9 @@ func ChangedUniqueKeys(rc *thlpb.RowChange, cols []string) []string {
 	return out
 }
 
-// otherUniques returns the column names of t's unique keys other than
-// its key.
-func (t *table) otherUniques() [][]string {
+// otherUniqueNames returns the column names of t's unique keys other
+// than its key (table.otherUniques, computed once as the table loads).
+func (t *table) otherUniqueNames() [][]string {
 	var out [][]string
 	for _, idx := range t.uniques {
 		if slices.Equal(idx, t.key) {
@@ -178,7 +174,7 @@ func (a *Applier) uniqueSets(ctx context.Context, rc *thlpb.RowChange) [][]strin
 	if err != nil {
 		return nil
 	}
-	return t.otherUniques()
+	return t.otherUniques
 }
 
 // uniqueCrossed says whether conflict mode's row takes a unique value
@@ -189,7 +185,7 @@ func (w *rowWork) uniqueCrossed(ctx context.Context, all bool) (bool, error) {
 	if !w.a.asks(w.ev, origin) {
 		return false, nil
 	}
-	qs := appendUniqueQueries(nil, w.ev, origin, w.rc, w.row, w.t.otherUniques(), all)
+	qs := appendUniqueQueries(nil, w.ev, origin, w.rc, w.row, w.t.otherUniques, all)
 	if len(qs) == 0 {
 		return false, nil
 	}
