@@ -19,8 +19,10 @@ import (
 // (20,000 by default), each updating two rows of app.t (its own row, and
 // the row of the transaction before it, again), where every tenth meets a
 // conflict (its row holds another value on the target), applied under the
-// log policy in blocks of the default size; then a quarter as many where
-// every transaction meets one (all). split: the block is split
+// log policy in blocks of the default size; then half as many where every
+// second one does (half: dense, split into single transactions), and a
+// quarter as many where every transaction meets one (all: dense, whole
+// blocks in conflict mode). split: the block is split
 // down to the transaction in conflict, which alone goes to conflict mode
 // (the default); whole-block-baseline: the whole block goes to conflict
 // mode, one transaction at a time (apply.Conflicts.WholeBlocks, as before
@@ -36,7 +38,7 @@ func BenchmarkReplicationApplyConflictSplit(b *testing.B) {
 	for _, c := range []struct {
 		name        string
 		every, txns int
-	}{{"tenth", 10, txns}, {"all", 1, txns / 4}} {
+	}{{"tenth", 10, txns}, {"half", 2, txns / 2}, {"all", 1, txns / 4}} {
 		evs := conflictBacklog(c.txns)
 		b.Run(c.name, func(b *testing.B) {
 			runs := map[bool][]result{}

@@ -171,11 +171,13 @@ type Applier struct {
 	// resolvedBlocks the blocks applied again in conflict mode, and
 	// resolvedTxns their transactions.
 	conflicts, resolvedBlocks, resolvedTxns atomic.Uint64
-	// splitDepth is how deep splitBlock is (its halves commit, and may
-	// split again); wholeLeft how many more blocks that meet a conflict
-	// go whole to conflict mode, after a split found most of a block in
+	// splitDepth is how deep splitBlock is (its parts commit, and may
+	// split again); denseLeft how many more blocks that meet a conflict
+	// split straight into single transactions, or go whole to conflict
+	// mode (denseWhole), after a split found half or more of a block in
 	// conflict (split.go).
-	splitDepth, wholeLeft int
+	splitDepth, denseLeft int
+	denseWhole            bool
 	unionReads            atomic.Uint64 // locking reads sent as a UNION ALL (tests)
 	prechecks             atomic.Uint64 // scripts verifying their rows in their own statement (tests)
 	lockingReads          atomic.Uint64 // scripts verified by locking reads before them (tests)

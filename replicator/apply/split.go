@@ -25,16 +25,24 @@ import (
 // writers 5 ms apart: with whole blocks in conflict mode some runs fell
 // minutes behind; split, 10 runs of 36-43 s).
 //
-// Splitting pays while few transactions of a block meet a conflict: each
-// half that fails costs a round trip and the server's parse of its SQL,
-// about a third of a transaction in conflict mode. Where most do (every
-// transaction crossing another), it costs more than it saves (0.6 × the
-// whole block in conflict mode, measured). So when a split finds half or
-// more of a block's transactions in conflict, the next wholeAfterDense
-// blocks that meet a conflict go whole to conflict mode, and the one after
-// them is split again to see whether conflicts are still that dense
+// Splitting in halves pays while few transactions of a block meet a
+// conflict: each half that fails costs a round trip and the server's parse
+// of its SQL, about a third of a transaction in conflict mode. Where many
+// do, halves that fail again and again cost more than they find. So when
+// a split finds half or more of a block's transactions in conflict, the
+// next denseBlocks blocks that meet a conflict are split straight into
+// single transactions: each commits as a block of one (a round trip), and
+// only the one that meets a conflict goes to conflict mode, after its
+// failed try. Where nearly all do (wholeDensity), that try is wasted, and
+// those blocks go whole to conflict mode instead. The block after them is
+// split in halves again, to see whether conflicts are still that dense;
+// split into singles, a block measures its density as it goes.
 // (BenchmarkReplicationApplyConflictSplit: every tenth transaction in
-// conflict, 2.2 × the whole blocks' rate; every one, 1.0 ×).
+// conflict, every second, every one.) Before singles, every dense block
+// went whole to conflict mode, where a transaction without a conflict costs
+// several round trips instead of part of one: under crossing writes to hot
+// rows beside other writes (TestClusterCheck), a CI run's replicas fell
+// further behind the more conflicts their lag made, minutes behind.
 //
 // Each half is a block like any other: its checks verify the first change
 // of each row in the half (a row changed in the first half is verified
@@ -55,10 +63,14 @@ func (a *Applier) resolveBlock(ctx context.Context, blk *block, cause error) err
 		a.deps.reset()
 	}
 	if (isConflictSignal(cause) || errors.Is(cause, errConcurrentChange)) && !a.cfg.Conflicts.WholeBlocks && splittable(blk) {
-		if a.splitDepth > 0 || a.wholeLeft == 0 {
-			return a.splitBlock(ctx, blk)
+		switch {
+		case a.splitDepth > 0 || a.denseLeft == 0:
+			return a.splitBlock(ctx, blk, (len(blk.txs)+1)/2)
+		case !a.denseWhole:
+			a.denseLeft--
+			return a.splitBlock(ctx, blk, 1)
 		}
-		a.wholeLeft--
+		a.denseLeft--
 	}
 	a.resolvedBlocks.Add(1)
 	a.resolvedTxns.Add(uint64(len(blk.txs)))
@@ -98,23 +110,27 @@ func splittable(blk *block) bool {
 	return true
 }
 
-// splitBlock applies blk, rolled back after a conflict, as two blocks of
-// half its transactions each (commit splits a half that meets a conflict
-// again, down to one transaction in conflict mode).
-func (a *Applier) splitBlock(ctx context.Context, blk *block) error {
+// splitBlock applies blk, rolled back after a conflict, as blocks of size
+// of its transactions each (commit splits a part that meets a conflict
+// again, down to one transaction in conflict mode). Split at the top, it
+// measures how dense the block's conflicts are (resolveBlock).
+func (a *Applier) splitBlock(ctx context.Context, blk *block, size int) error {
 	txs := slices.Clone(blk.txs)
 	blk.reset()
 	resolved := a.resolvedTxns.Load()
 	a.splitDepth++
 	defer func() {
 		a.splitDepth--
-		if a.splitDepth == 0 && 2*(a.resolvedTxns.Load()-resolved) >= uint64(len(txs)) {
-			a.wholeLeft = wholeAfterDense
+		if a.splitDepth != 0 {
+			return
+		}
+		if n := a.resolvedTxns.Load() - resolved; 2*n >= uint64(len(txs)) {
+			a.denseLeft = denseBlocks
+			a.denseWhole = n*wholeDensity[1] >= uint64(len(txs))*wholeDensity[0]
 		}
 	}()
-	half := len(txs) / 2
-	for _, part := range [][]txn{txs[:half], txs[half:]} {
-		sub, err := a.rebuild(ctx, part)
+	for start := 0; start < len(txs); start += size {
+		sub, err := a.rebuild(ctx, txs[start:min(start+size, len(txs))])
 		if err != nil {
 			return err
 		}
@@ -125,9 +141,15 @@ func (a *Applier) splitBlock(ctx context.Context, blk *block) error {
 	return nil
 }
 
-// wholeAfterDense is how many blocks that meet a conflict go whole to
-// conflict mode after a split found half or more of a block in conflict.
-const wholeAfterDense = 32
+// denseBlocks is how many blocks that meet a conflict split into singles,
+// or go whole to conflict mode, after a split found half or more of a
+// block in conflict.
+const denseBlocks = 32
+
+// wholeDensity is the share of a block's transactions in conflict
+// (numerator, denominator) from which dense blocks go whole to conflict
+// mode rather than one by one.
+var wholeDensity = [2]uint64{9, 10}
 
 // rebuild returns a block of txs alone, its SQL, checks and questions
 // built again from their events.

@@ -12,8 +12,9 @@ import (
 // holds it: only that one is applied in conflict mode, the others commit
 // in blocks, and every row ends as the policy says, each conflict recorded
 // once (a row changed again later in the block is verified again after a
-// split). Where every transaction meets a conflict, a split finds that and
-// the next blocks go whole to conflict mode.
+// split). Where half of them meet one, a split finds that and the next
+// blocks split straight into single transactions (only those in conflict
+// go to conflict mode); where every one does, whole blocks go.
 func TestConflictSplitsBlock(t *testing.T) {
 	testutil.RequireDB(t)
 	srv := testutil.StartMariaDB(t)
@@ -24,12 +25,13 @@ func TestConflictSplitsBlock(t *testing.T) {
 		channels int
 		every    int // every n-th row holds another site's value
 		// conflict mode's transactions and blocks: each conflicting one
-		// alone when conflicts are sparse; when every transaction meets
-		// one, whole blocks after a split found that.
+		// alone when conflicts are sparse or half dense; when every
+		// transaction meets one, whole blocks after a split found that.
 		txns, minBlocks, maxBlocks uint64
 	}{
 		{"serial", 1, 10, 10, 10, 10},
 		{"parallel", 4, 10, 10, 10, 10},
+		{"half", 1, 2, 50, 50, 50},
 		{"dense", 1, 1, 100, 12, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
