@@ -145,29 +145,46 @@ func (a *Applier) resolveRows(ctx context.Context, ev *thlpb.Event, change int, 
 		defer func() { _, _ = a.conn.ExecContext(context.Background(), "SET SESSION foreign_key_checks=1") }()
 	}
 	for n, row := range rc.GetRows() {
-		rw := &rowWork{a: a, ev: ev, rc: rc, t: t, m: m, row: row, action: rc.GetAction()}
-		rw.c = Conflict{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), Change: change, Row: n, Origin: originSite(ev, a.cfg.Service),
-			Schema: t.schema, Table: t.name, Action: rc.GetAction().String(), Policy: a.rule.policy}
-		if ts := ev.GetSourceCommitTimeUs(); ts > 0 {
-			rw.c.SourceCommit = time.UnixMicro(ts)
+		if parts := movedParts(t, rc, row); parts != nil && t.keyed(m.pos) {
+			// An UPDATE moving its row to another key: a DELETE and an
+			// INSERT (moved.go).
+			for _, p := range parts {
+				if err := a.resolveRow(ctx, ev, change, n, t, m, p, p.GetRows()[0]); err != nil {
+					return err
+				}
+			}
+			continue
 		}
-		if err := rw.check(); err != nil {
+		if err := a.resolveRow(ctx, ev, change, n, t, m, rc, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveRow applies row n of change (rc's row) in conflict mode.
+func (a *Applier) resolveRow(ctx context.Context, ev *thlpb.Event, change, n int, t *table, m *mapping, rc *thlpb.RowChange, row *thlpb.Row) error {
+	rw := &rowWork{a: a, ev: ev, rc: rc, t: t, m: m, row: row, action: rc.GetAction()}
+	rw.c = Conflict{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), Change: change, Row: n, Origin: originSite(ev, a.cfg.Service),
+		Schema: t.schema, Table: t.name, Action: rc.GetAction().String(), Policy: a.rule.policy}
+	if ts := ev.GetSourceCommitTimeUs(); ts > 0 {
+		rw.c.SourceCommit = time.UnixMicro(ts)
+	}
+	if err := rw.check(); err != nil {
+		return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
+	}
+	if err := rw.applyFK(ctx); err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) && a.cfg.Conflicts.OnConflict != nil {
+			a.cfg.Conflicts.OnConflict(ce.Conflict)
+		}
+		if errors.As(err, &ce) || !isSQLError(err) {
 			return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
 		}
-		err := rw.applyFK(ctx)
-		if err != nil {
-			var ce *ConflictError
-			if errors.As(err, &ce) && a.cfg.Conflicts.OnConflict != nil {
-				a.cfg.Conflicts.OnConflict(ce.Conflict)
-			}
-			if errors.As(err, &ce) || !isSQLError(err) {
-				return &Error{Seqno: ev.GetSeqno(), Fragno: ev.GetFragno(), EventID: ev.GetEventId(), Err: err}
-			}
-			return a.sqlError(ev, rw.stmt, err)
-		}
-		if rw.recorded {
-			a.resolving.records = append(a.resolving.records, rw.c)
-		}
+		return a.sqlError(ev, rw.stmt, err)
+	}
+	if rw.recorded {
+		a.resolving.records = append(a.resolving.records, rw.c)
 	}
 	return nil
 }
@@ -404,46 +421,6 @@ func (w *rowWork) overwriteUnique(ctx context.Context, inPlace bool, err error) 
 		return err
 	}
 	return w.exec(ctx, func(b *builder) error { return b.upsert(w.t, w.m.target, w.row.GetAfter()) })
-}
-
-// deleteColliding deletes the rows that hold one of the after-image's
-// unique values, except the row keep's key names.
-func (w *rowWork) deleteColliding(ctx context.Context, keep []*thlpb.Value) error {
-	t, pos, after := w.t, w.m.pos, w.row.GetAfter()
-	for _, idx := range t.uniques {
-		err := w.exec(ctx, func(b *builder) error {
-			b.buf = append(b.buf, "DELETE FROM "...)
-			b.tableName(t)
-			b.buf = append(b.buf, " WHERE "...)
-			for n, c := range idx {
-				i, ok := pos[c]
-				if !ok || after[i].GetValue() == nil || after[i].GetNull() {
-					b.buf = b.buf[:0] // NULL collides with nothing
-					return nil
-				}
-				if n > 0 {
-					b.buf = append(b.buf, " AND "...)
-				}
-				b.buf = quoteIdent(b.buf, t.columns[c].name)
-				b.buf = append(b.buf, '=')
-				if err := b.value(t, c, after[i]); err != nil {
-					return err
-				}
-			}
-			if keep != nil {
-				b.buf = append(b.buf, " AND NOT ("...)
-				if err := b.keyWhere(t, pos, keep); err != nil {
-					return err
-				}
-				b.buf = append(b.buf, ')')
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // keyless applies a change to a table without a usable key: the fast

@@ -430,19 +430,6 @@ func addChanges(set map[[2]string]bool, ev *thlpb.Event) map[[2]string]bool {
 	return set
 }
 
-// movesKey says whether an UPDATE changes the key of one of its rows.
-func movesKey(rc *thlpb.RowChange) bool {
-	for _, row := range rc.GetRows() {
-		before, after := row.GetBefore(), row.GetAfter()
-		for i, c := range rc.GetColumns() {
-			if c.GetKey() && (i >= len(before) || i >= len(after) || !proto.Equal(before[i], after[i])) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // appendCommitTracking appends what a transaction ending at ev writes in
 // the tracking schema as it commits: the marks of the tables it changed
 // rows of (when any; the whole block's for each of its transactions is

@@ -241,3 +241,43 @@ func (w *rowWork) missing(ctx context.Context) error {
 	}
 	return err
 }
+
+// deleteColliding deletes the rows that hold one of the after-image's
+// unique values, except the row keep's key names.
+func (w *rowWork) deleteColliding(ctx context.Context, keep []*thlpb.Value) error {
+	t, pos, after := w.t, w.m.pos, w.row.GetAfter()
+	for _, idx := range t.uniques {
+		err := w.exec(ctx, func(b *builder) error {
+			b.buf = append(b.buf, "DELETE FROM "...)
+			b.tableName(t)
+			b.buf = append(b.buf, " WHERE "...)
+			for n, c := range idx {
+				i, ok := pos[c]
+				if !ok || after[i].GetValue() == nil || after[i].GetNull() {
+					b.buf = b.buf[:0] // NULL collides with nothing
+					return nil
+				}
+				if n > 0 {
+					b.buf = append(b.buf, " AND "...)
+				}
+				b.buf = quoteIdent(b.buf, t.columns[c].name)
+				b.buf = append(b.buf, '=')
+				if err := b.value(t, c, after[i]); err != nil {
+					return err
+				}
+			}
+			if keep != nil {
+				b.buf = append(b.buf, " AND NOT ("...)
+				if err := b.keyWhere(t, pos, keep); err != nil {
+					return err
+				}
+				b.buf = append(b.buf, ')')
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

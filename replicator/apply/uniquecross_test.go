@@ -62,6 +62,45 @@ func TestConflictUniqueCrossingConverges(t *testing.T) {
 		{"winner moves off a value the loser had freed", "(2, 'y', 'b'), (3, 'x', 'd')",
 			[]siteChange{upd(img("3", "x", "d"), img("3", "z", "d"))},
 			[]siteChange{upd(img("3", "x", "d"), img("3", "v", "d")), ins("4", "x", "e")}, "2:y:b,3:z:d,4:x:e"},
+		// REPLACE over a row holding the value, where InnoDB does it as
+		// an UPDATE: the binlog has an UPDATE that moves the row to a
+		// new primary key (the next AUTO_INCREMENT value).
+		{"both replace over a value", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("5", "x", "a"))},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b"))}, "5:x:a"},
+		{"loser replaces a row the winner changes", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("1", "x", "a"))},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b"))}, "1:x:a"},
+		{"winner replaces a row the loser changes", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("5", "x", "a"))},
+			[]siteChange{upd(img("1", "x", "o"), img("1", "x", "b"))}, "5:x:a"},
+		{"winner replaces a row the loser deletes", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("5", "x", "a"))},
+			[]siteChange{del("1", "x", "o")}, "5:x:a"},
+		{"loser replaces a row the winner deletes", "(1, 'x', 'o')",
+			[]siteChange{del("1", "x", "o")},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b"))}, "6:x:b"},
+		{"loser replaces then moves the row off", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("1", "x", "a"))},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b")), upd(img("6", "x", "b"), img("6", "y", "b"))}, "1:x:a,6:y:b"},
+		{"winner replaces, loser inserts the value", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("5", "x", "a"))},
+			[]siteChange{del("1", "x", "o"), ins("6", "x", "b")}, "5:x:a"},
+		{"loser replaces, winner moves the row off", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("1", "z", "o"))},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b"))}, "1:z:o,6:x:b"},
+		{"loser replaces twice, winner deletes", "(1, 'x', 'o')",
+			[]siteChange{del("1", "x", "o")},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b")), upd(img("6", "x", "b"), img("10", "x", "c"))}, "10:x:c"},
+		{"loser replaces then changes, winner deletes", "(1, 'x', 'o')",
+			[]siteChange{del("1", "x", "o")},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b")), upd(img("6", "x", "b"), img("6", "x", "c"))}, "6:x:c"},
+		{"winner replaces twice, loser changes", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("5", "x", "a")), upd(img("5", "x", "a"), img("9", "x", "b"))},
+			[]siteChange{upd(img("1", "x", "o"), img("1", "x", "c"))}, "9:x:b"},
+		{"both replace, loser then moves off", "(1, 'x', 'o')",
+			[]siteChange{upd(img("1", "x", "o"), img("5", "x", "a"))},
+			[]siteChange{upd(img("1", "x", "o"), img("6", "x", "b")), upd(img("6", "x", "b"), img("6", "y", "b"))}, "5:x:a,6:y:b"},
 		{"loser after the winner's delete", "",
 			[]siteChange{ins("1", "x", "a"), del("1", "x", "a")},
 			[]siteChange{ins("2", "y", "b"), {before: img("2", "y", "b"), after: img("2", "x", "b"), applied: 2}}, "2:x:b"},
@@ -113,7 +152,7 @@ func applyOrder(t *testing.T, addr string, db *sql.DB, channels int, initial str
 	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "u"}, {Name: "v"}}
 	const base = 10 // each site's last seqno before these changes
 	var mu sync.Mutex
-	var eastDone []*thlpb.RowChange // east's changes applied here: seqnos base+1…
+	done := map[string][]*thlpb.RowChange{} // each site's changes applied here: seqnos base+1…
 	a := openApplier(t, Config{Addr: addr, Service: "east", Site: "east", Channels: channels,
 		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
 		Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
@@ -121,8 +160,8 @@ func applyOrder(t *testing.T, addr string, db *sql.DB, channels int, initial str
 			defer mu.Unlock()
 			out := make([]bool, len(qs))
 			for i, q := range qs {
-				for n, rc := range eastDone {
-					if svc != "east" || uint64(base+1+n) <= q.After {
+				for n, rc := range done[svc] {
+					if uint64(base+1+n) <= q.After {
 						continue
 					}
 					keys := ChangedRowKeys(rc)
@@ -161,11 +200,9 @@ func applyOrder(t *testing.T, addr string, db *sql.DB, channels int, initial str
 		if err := runUntil(t, a, uint64(seqno), ev); err != nil {
 			t.Fatalf("order %s, change %d: %v", order, seqno, err)
 		}
-		if site == 'e' {
-			mu.Lock()
-			eastDone = append(eastDone, ev.GetChanges()[0].GetRows())
-			mu.Unlock()
-		}
+		mu.Lock()
+		done[origin] = append(done[origin], ev.GetChanges()[0].GetRows())
+		mu.Unlock()
 	}
 	return testutil.QueryString(t, db, "SELECT IFNULL(GROUP_CONCAT(id, ':', u, ':', v ORDER BY id), '') FROM app.t")
 }
