@@ -478,15 +478,11 @@ func (w *hotWriter) shapeStatement(i, j int) string {
 	ck := fmt.Sprintf("a = %d AND b = '%s'", a, b)
 	email := fmt.Sprintf("u%d@x", 1+w.rng.IntN(8))
 	kinds := []string{"ck-update", "ck-json", "ck-null", "ck-delete", "ck-insert", "ck-upsert",
-		"uk-insert", "uk-update", "uk-replace"}
-	// Moving and deleting rows by email only where CONFLICTS_UK_MOVES is
-	// set, and parents and children (app.fp, app.fc) only where
-	// CONFLICTS_FK is: with them hosts still end different now and then
-	// (docs/replicator.md, "Limits"); TestConflictUniqueCrossingConverges
-	// and TestConflictParentGone prove the rules for single crossings.
-	if os.Getenv("CONFLICTS_UK_MOVES") != "" {
-		kinds = append(kinds, "uk-move", "uk-delete")
-	}
+		"uk-insert", "uk-update", "uk-replace", "uk-move", "uk-delete"}
+	// Parents and children (app.fp, app.fc) only where CONFLICTS_FK is
+	// set: with them hosts still end different now and then
+	// (docs/replicator.md, "Limits"); TestConflictParentGone proves the
+	// rules for single crossings.
 	if os.Getenv("CONFLICTS_FK") != "" {
 		kinds = append(kinds, "fp-insert", "fp-delete", "fc-insert", "fc-update", "fc-delete")
 	}

@@ -33,8 +33,11 @@ import (
 // next denseBlocks blocks that meet a conflict are split straight into
 // single transactions: each commits as a block of one (a round trip), and
 // only the one that meets a conflict goes to conflict mode, after its
-// failed try. Where nearly all do (wholeDensity), that try is wasted, and
-// those blocks go whole to conflict mode instead. The block after them is
+// failed try and its rollback. Where most do (wholeDensity), those tries
+// cost more than the blocks they save, and those blocks go whole to
+// conflict mode instead: with a transaction in conflict mode at about
+// four round trips, singles cost 1 + d×5 round trips a transaction where
+// a share d meets a conflict, whole blocks 4, even at d = 3/5. The block after them is
 // split in halves again, to see whether conflicts are still that dense;
 // split into singles, a block measures its density as it goes.
 // (BenchmarkReplicationApplyConflictSplit: every tenth transaction in
@@ -149,7 +152,7 @@ const denseBlocks = 32
 // wholeDensity is the share of a block's transactions in conflict
 // (numerator, denominator) from which dense blocks go whole to conflict
 // mode rather than one by one.
-var wholeDensity = [2]uint64{9, 10}
+var wholeDensity = [2]uint64{2, 3}
 
 // rebuild returns a block of txs alone, its SQL, checks and questions
 // built again from their events.
