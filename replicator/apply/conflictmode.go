@@ -145,7 +145,7 @@ func (a *Applier) resolveRows(ctx context.Context, ev *thlpb.Event, change int, 
 		defer func() { _, _ = a.conn.ExecContext(context.Background(), "SET SESSION foreign_key_checks=1") }()
 	}
 	for n, row := range rc.GetRows() {
-		if parts := movedParts(t, rc, row); parts != nil && t.keyed(m.pos) {
+		if parts := movedParts(t, rc, row); parts != nil && t.keyed(m.pos) && a.rule.policy == PolicyConverge {
 			// An UPDATE moving its row to another key: a DELETE and an
 			// INSERT (moved.go).
 			for _, p := range parts {
@@ -239,8 +239,9 @@ type rowWork struct {
 	row      *thlpb.Row
 	action   thlpb.RowChange_Action
 	c        Conflict
-	recorded bool   // c is a conflict to record
-	stmt     string // the statement that failed, for errors
+	recorded bool     // c is a conflict to record
+	nulled   []string // references readRow found NULL, set by a parent's DELETE
+	stmt     string   // the statement that failed, for errors
 }
 
 // check validates the row's images against the mapping.
@@ -305,6 +306,9 @@ func (w *rowWork) apply(ctx context.Context) error {
 		}
 	case !found:
 		w.c.Kind = KindMissing
+		if gone, err := w.cascaded(ctx); err != nil || gone {
+			return err // taken by the other site's DELETE of its parent
+		}
 	case !same:
 		w.c.Kind = KindChanged
 	default:

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -313,6 +314,13 @@ func (w *rowWork) readRow(ctx context.Context, keyImg []*thlpb.Value) (found, sa
 		if err != nil {
 			return found, same, vals, fmt.Errorf("look for a parent row in %s.%s: %w", f.refSchema, f.refTable, err)
 		}
+		if there {
+			// Deleted and inserted again by the other site meanwhile?
+			if there, err = w.parentCrossed(ctx, f, keyImg); err != nil {
+				return found, same, vals, err
+			}
+			there = !there
+		}
 		if !there {
 			nulls = append(nulls, f.cols...)
 		}
@@ -320,5 +328,129 @@ func (w *rowWork) readRow(ctx context.Context, keyImg []*thlpb.Value) (found, sa
 	if len(nulls) == 0 {
 		return found, same, vals, nil
 	}
+	w.nulled = nulls
 	return w.readTarget(ctx, keyImg, w.withNulls(keyImg, nulls))
+}
+
+// updateRow is the row conflict mode's UPDATE writes: w.row, with the
+// references readRow found set NULL by a parent's DELETE NULL in the
+// after-image too where the change leaves them as they were (where it
+// came first, the DELETE set them NULL after it).
+func (w *rowWork) updateRow() *thlpb.Row {
+	if len(w.nulled) == 0 {
+		return w.row
+	}
+	before, after := w.row.GetBefore(), w.row.GetAfter()
+	var kept []string
+	for _, col := range w.nulled {
+		c, ok := w.t.byName[strings.ToLower(col)]
+		i, ok2 := w.m.pos[c]
+		if ok && ok2 && i < len(before) && i < len(after) && sameValue(before[i], after[i]) {
+			kept = append(kept, col)
+		}
+	}
+	return &thlpb.Row{Before: before, After: w.withNulls(after, kept)}
+}
+
+// A parent row the other site deleted and inserted again concurrently:
+// its DELETE took the children with it (CASCADE) or set their reference
+// NULL (SET NULL) where it came first, and no binlog holds that; the
+// parent is there again, so a child's change that comes later does not
+// find it gone (parentGone). A child whose row is missing, or differs by
+// a NULL reference, while the other site changed its parent concurrently
+// met that DELETE: a missing child stays gone (an UPDATE brought it back
+// on the hosts that met the parent's INSERT before it, and not on those
+// that met the DELETE alone), a nulled one is the same as its
+// before-image.
+
+// parentCrossed says whether the other site changed, concurrently (after
+// what the change's source had applied of it), the parent row img refers
+// to through f. Asked for either site's changes; false where f's columns
+// are not the parent's whole primary key, or one is NULL.
+func (w *rowWork) parentCrossed(ctx context.Context, f foreignKey, img []*thlpb.Value) (bool, error) {
+	if !w.a.checksChanges() || len(w.ev.GetAfter()) == 0 {
+		return false, nil
+	}
+	key, ok, err := w.parentKey(ctx, f, img)
+	if err != nil || !ok {
+		return false, err
+	}
+	origin := originSite(w.ev, w.a.cfg.Service)
+	var qs map[string][]DeletedQuery
+	for _, dep := range w.ev.GetAfter() {
+		if svc := dep.GetService(); svc != origin {
+			if qs == nil {
+				qs = map[string][]DeletedQuery{}
+			}
+			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: f.refSchema, Table: f.refTable, Key: key})
+		}
+	}
+	if len(qs) == 0 {
+		return false, nil
+	}
+	return w.a.concurrentChanges(ctx, w.a.conn, qs)
+}
+
+// parentKey renders the key (RowKey) of the parent row img refers to
+// through f, from img's values of f's columns in the parent's column
+// order; ok is false unless they are the parent's whole primary key, none
+// NULL.
+func (w *rowWork) parentKey(ctx context.Context, f foreignKey, img []*thlpb.Value) (string, bool, error) {
+	pt, err := w.a.meta.get(ctx, w.a.conn, f.refSchema, f.refTable)
+	if err != nil {
+		return "", false, fmt.Errorf("read the table %s.%s: %w", f.refSchema, f.refTable, err)
+	}
+	if len(pt.key) != len(f.refCols) {
+		return "", false, nil
+	}
+	var b []byte
+	for _, pc := range slices.Sorted(slices.Values(pt.key)) {
+		j := slices.IndexFunc(f.refCols, func(name string) bool { return strings.EqualFold(name, pt.columns[pc].name) })
+		if j < 0 {
+			return "", false, nil
+		}
+		c, ok := w.t.byName[strings.ToLower(f.cols[j])]
+		i, ok2 := w.m.pos[c]
+		if !ok || !ok2 || i >= len(img) || img[i].GetValue() == nil || img[i].GetNull() {
+			return "", false, nil
+		}
+		if b, ok = appendKeyValue(b, img[i]); !ok {
+			return "", false, nil
+		}
+	}
+	return hex.EncodeToString(b), true, nil
+}
+
+// cascaded resolves an UPDATE whose row is missing where its before-image
+// refers, through a foreign key that cascades on delete, to a parent the
+// other site changed concurrently: that site's DELETE of the parent took
+// the row, which stays gone (recorded, "parent gone"), whichever site
+// wins. False: not such a row.
+func (w *rowWork) cascaded(ctx context.Context) (bool, error) {
+	if !w.t.foreign || w.action != thlpb.RowChange_UPDATE || w.a.rule.policy != PolicyConverge {
+		return false, nil
+	}
+	fks, err := w.a.foreignKeys(ctx, w.t, false)
+	if err != nil {
+		return false, fmt.Errorf("read the foreign keys of %s.%s: %w", w.t.schema, w.t.name, err)
+	}
+	for _, f := range fks {
+		if f.rule != "CASCADE" {
+			continue
+		}
+		crossed, err := w.parentCrossed(ctx, f, w.row.GetBefore())
+		if err != nil {
+			return false, err
+		}
+		if !crossed {
+			continue
+		}
+		w.c.Kind = KindParent
+		if _, err := w.decide(); err != nil {
+			return false, err
+		}
+		w.c.Decision = DecisionKept
+		return true, nil
+	}
+	return false, nil
 }

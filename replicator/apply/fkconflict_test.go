@@ -133,3 +133,69 @@ func TestConflictChildNulledByParentDelete(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictParentReinsertedConverges: east deletes a parent row and
+// inserts it again while west changes a child of it. The DELETE's work on
+// the child (CASCADE: the row gone; SET NULL: its reference NULL) is in no
+// binlog, and where the parent is back the child's change finds no parent
+// gone. Every order a host can meet them in must end the same, whichever
+// site wins: as the parent's DELETE leaves the child.
+func TestConflictParentReinsertedConverges(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	pc := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	cc := []*thlpb.Column{{Name: "id", Key: true}, {Name: "pid"}, {Name: "v"}}
+	for _, rule := range []string{"CASCADE", "SET NULL"} {
+		want := "p 1:new; c "
+		if rule == "SET NULL" {
+			want = "p 1:new; c 10:NULL:w"
+		}
+		for _, order := range [][]string{{"east", "west"}, {"west", "east"}} {
+			t.Run(fmt.Sprintf("%s %v", rule, order), func(t *testing.T) {
+				for _, channels := range []int{1, 2} {
+					for _, seq := range interleavings(make([]siteChange, 2), make([]siteChange, 1)) {
+						freshApp(t, db, "CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(10))",
+							"CREATE TABLE app.c (id INT PRIMARY KEY, pid INT, v VARCHAR(10), FOREIGN KEY (pid) REFERENCES app.p (id) ON DELETE "+rule+")",
+							"INSERT INTO app.p VALUES (1, 'orig')", "INSERT INTO app.c VALUES (10, 1, 'o')")
+						thl := newSiteTHL()
+						a := openApplier(t, Config{Addr: srv.Addr(), Service: "east", Site: "east", Channels: channels,
+							Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: order}, Deleted: thl.deleted})
+						east := []func(uint64) *thlpb.Event{
+							func(n uint64) *thlpb.Event {
+								return rowsEvent(n, thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))})
+							},
+							func(n uint64) *thlpb.Event {
+								return rowsEvent(n, thlpb.RowChange_INSERT, "p", pc, &thlpb.Row{After: row(vInt(1), vBytes("new"))})
+							},
+						}
+						west := func(n uint64) *thlpb.Event {
+							return rowsEvent(n, thlpb.RowChange_UPDATE, "c", cc,
+								&thlpb.Row{Before: row(vInt(10), vInt(1), vBytes("o")), After: row(vInt(10), vInt(1), vBytes("w"))})
+						}
+						i := 0
+						for n, site := range seq {
+							ev, origin, other := (*thlpb.Event)(nil), "east", "west"
+							if site == 'e' {
+								ev, i = east[i](uint64(n)), i+1
+							} else {
+								ev, origin, other = west(uint64(n)), "west", "east"
+							}
+							ev = from(origin, ev)
+							ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
+							if err := runUntil(t, a, uint64(n), ev); err != nil {
+								t.Fatalf("channels %d, order %s, change %d: %v", channels, seq, n, err)
+							}
+							thl.add(origin, ev)
+						}
+						got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v) FROM app.p), '; c ', "+
+							"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
+						if got != want {
+							t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)
+						}
+					}
+				}
+			})
+		}
+	}
+}

@@ -12,10 +12,10 @@ import (
 // primary key (the next AUTO_INCREMENT value), holding the same unique
 // value. Applications move keys too (UPDATE t SET id = …). Rows are
 // known by their primary keys, and a row at another key is another row:
-// where the other site changes or deletes the old row concurrently,
-// conflict mode applies such an UPDATE as what REPLACE says it is, a
-// DELETE of the old row and an INSERT of the new one, each checked and
-// resolved on its own. Applied as an UPDATE of the old row, it lost where
+// under converge, conflict mode applies such an UPDATE as what REPLACE
+// says it is, a DELETE of the old row and an INSERT of the new one, each
+// checked and resolved on its own (the other policies promise no common
+// end, and keep the UPDATE). Applied as an UPDATE of the old row, it lost where
 // the other site's change came first (its row changed or gone) and stood
 // where it came second, moved out of reach of the other site's change: a
 // losing REPLACE over a row the winning site deleted stayed on the hosts

@@ -205,7 +205,7 @@ func (w *rowWork) update(ctx context.Context) error {
 	if moved {
 		return w.unique(ctx, before, errUniqueCrossed)
 	}
-	return w.unique(ctx, before, w.exec(ctx, func(b *builder) error { return b.update(w.t, w.m.target, w.m.pos, w.row) }))
+	return w.unique(ctx, before, w.exec(ctx, func(b *builder) error { return b.update(w.t, w.m.target, w.m.pos, w.updateRow()) }))
 }
 
 // missing resolves a losing UPDATE whose row is gone (kind KindMissing,

@@ -150,29 +150,9 @@ func applyOrder(t *testing.T, addr string, db *sql.DB, channels int, initial str
 	}
 	freshApp(t, db, ddl...)
 	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "u"}, {Name: "v"}}
-	const base = 10 // each site's last seqno before these changes
-	var mu sync.Mutex
-	done := map[string][]*thlpb.RowChange{} // each site's changes applied here: seqnos base+1…
+	thl := newSiteTHL()
 	a := openApplier(t, Config{Addr: addr, Service: "east", Site: "east", Channels: channels,
-		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}},
-		Deleted: func(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			out := make([]bool, len(qs))
-			for i, q := range qs {
-				for n, rc := range done[svc] {
-					if uint64(base+1+n) <= q.After {
-						continue
-					}
-					keys := ChangedRowKeys(rc)
-					if len(q.Unique) > 0 {
-						keys = ChangedUniqueKeys(rc, q.Unique)
-					}
-					out[i] = out[i] || slices.Contains(keys, q.Key)
-				}
-			}
-			return out, nil
-		}})
+		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}}, Deleted: thl.deleted})
 	value := func(img []string) []*thlpb.Value {
 		if img == nil {
 			return nil
@@ -196,13 +176,56 @@ func applyOrder(t *testing.T, addr string, db *sql.DB, channels int, initial str
 			action = thlpb.RowChange_DELETE
 		}
 		ev := from(origin, rowsEvent(uint64(seqno), action, "t", c, &thlpb.Row{Before: value(ch.before), After: value(ch.after)}))
-		ev.After = []*thlpb.After{{Service: other, Seqno: uint64(base + ch.applied)}}
+		ev.After = []*thlpb.After{{Service: other, Seqno: uint64(siteTHLBase + ch.applied)}}
 		if err := runUntil(t, a, uint64(seqno), ev); err != nil {
 			t.Fatalf("order %s, change %d: %v", order, seqno, err)
 		}
-		mu.Lock()
-		done[origin] = append(done[origin], ev.GetChanges()[0].GetRows())
-		mu.Unlock()
+		thl.add(origin, ev)
 	}
 	return testutil.QueryString(t, db, "SELECT IFNULL(GROUP_CONCAT(id, ':', u, ':', v ORDER BY id), '') FROM app.t")
+}
+
+// siteTHLBase is each site's last seqno before a test's changes.
+const siteTHLBase = 10
+
+// siteTHL answers the concurrent-change question (Config.Deleted) from
+// the changes of each site this host applied, as the sites' THLs on a
+// host would: a site's changes have seqnos siteTHLBase+1… in order.
+type siteTHL struct {
+	mu   sync.Mutex
+	done map[string][]*thlpb.Event
+}
+
+func newSiteTHL() *siteTHL { return &siteTHL{done: map[string][]*thlpb.Event{}} }
+
+// add records ev, a change of site applied here.
+func (s *siteTHL) add(site string, ev *thlpb.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done[site] = append(s.done[site], ev)
+}
+
+func (s *siteTHL) deleted(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]bool, len(qs))
+	for i, q := range qs {
+		for n, ev := range s.done[svc] {
+			if uint64(siteTHLBase+1+n) <= q.After {
+				continue
+			}
+			for _, c := range ev.GetChanges() {
+				rc := c.GetRows()
+				if rc == nil || rc.GetSchema() != q.Schema || rc.GetTable() != q.Table {
+					continue
+				}
+				keys := ChangedRowKeys(rc)
+				if len(q.Unique) > 0 {
+					keys = ChangedUniqueKeys(rc, q.Unique)
+				}
+				out[i] = out[i] || slices.Contains(keys, q.Key)
+			}
+		}
+	}
+	return out, nil
 }
