@@ -123,6 +123,27 @@ func ChangedRowKeys(rc *thlpb.RowChange) []string {
 	return out
 }
 
+// DeletedRowKeys returns, for the rows rc deletes (a DELETE's), their
+// keys as deleted (DeletedKey), in order.
+func DeletedRowKeys(rc *thlpb.RowChange) []string {
+	if rc.GetAction() != thlpb.RowChange_DELETE {
+		return nil
+	}
+	var out []string
+	for _, row := range rc.GetRows() {
+		if k, ok := RowKey(rc, row.GetBefore()); ok {
+			out = append(out, DeletedKey(k))
+		}
+	}
+	return out
+}
+
+// DeletedKey is key (RowKey) as the concurrent-change check's index holds
+// it for a row deleted, beside the key itself (changed): a question about
+// it asks whether the row was deleted, not only changed. No RowKey or
+// UniqueKey begins with '-'.
+func DeletedKey(key string) string { return "-" + key }
+
 // rowKeys returns the keys (RowKey) a row of rc changes: an INSERT's new
 // row, a DELETE's old one, an UPDATE's row before and, where it changes
 // its key, after; n of them.

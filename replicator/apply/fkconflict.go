@@ -357,16 +357,17 @@ func (w *rowWork) updateRow() *thlpb.Row {
 // NULL (SET NULL) where it came first, and no binlog holds that; the
 // parent is there again, so a child's change that comes later does not
 // find it gone (parentGone). A child whose row is missing, or differs by
-// a NULL reference, while the other site changed its parent concurrently
+// a NULL reference, while the other site deleted its parent concurrently
 // met that DELETE: a missing child stays gone (an UPDATE brought it back
 // on the hosts that met the parent's INSERT before it, and not on those
 // that met the DELETE alone), a nulled one is the same as its
 // before-image.
 
-// parentCrossed says whether the other site changed, concurrently (after
+// parentCrossed says whether the other site deleted, concurrently (after
 // what the change's source had applied of it), the parent row img refers
-// to through f. Asked for either site's changes; false where f's columns
-// are not the parent's whole primary key, or one is NULL.
+// to through f (the index holds deleted rows' keys apart: DeletedKey).
+// Asked for either site's changes; false where f's columns are not the
+// parent's whole primary key, or one is NULL.
 func (w *rowWork) parentCrossed(ctx context.Context, f foreignKey, img []*thlpb.Value) (bool, error) {
 	if !w.a.checksChanges() || len(w.ev.GetAfter()) == 0 {
 		return false, nil
@@ -382,7 +383,7 @@ func (w *rowWork) parentCrossed(ctx context.Context, f foreignKey, img []*thlpb.
 			if qs == nil {
 				qs = map[string][]DeletedQuery{}
 			}
-			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: f.refSchema, Table: f.refTable, Key: key})
+			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: f.refSchema, Table: f.refTable, Key: DeletedKey(key)})
 		}
 	}
 	if len(qs) == 0 {
@@ -423,7 +424,7 @@ func (w *rowWork) parentKey(ctx context.Context, f foreignKey, img []*thlpb.Valu
 
 // cascaded resolves an UPDATE whose row is missing where its before-image
 // refers, through a foreign key that cascades on delete, to a parent the
-// other site changed concurrently: that site's DELETE of the parent took
+// other site deleted concurrently: that site's DELETE of the parent took
 // the row, which stays gone (recorded, "parent gone"), whichever site
 // wins. False: not such a row.
 func (w *rowWork) cascaded(ctx context.Context) (bool, error) {

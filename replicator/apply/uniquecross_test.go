@@ -219,7 +219,7 @@ func (s *siteTHL) deleted(_ context.Context, svc string, qs []DeletedQuery) ([]b
 				if rc == nil || rc.GetSchema() != q.Schema || rc.GetTable() != q.Table {
 					continue
 				}
-				keys := ChangedRowKeys(rc)
+				keys := append(ChangedRowKeys(rc), DeletedRowKeys(rc)...)
 				if len(q.Unique) > 0 {
 					keys = ChangedUniqueKeys(rc, q.Unique)
 				}

@@ -182,6 +182,7 @@ func (x *changeIndex) index(ctx context.Context, s *Service, last uint64) error 
 		for _, c := range ev.GetChanges() {
 			if rc := c.GetRows(); rc != nil {
 				x.add(rc, ev.GetSeqno(), apply.ChangedRowKeys(rc))
+				x.add(rc, ev.GetSeqno(), apply.DeletedRowKeys(rc))
 				for _, cols := range x.uniques[[2]string{rc.GetSchema(), rc.GetTable()}] {
 					x.add(rc, ev.GetSeqno(), apply.ChangedUniqueKeys(rc, cols))
 				}

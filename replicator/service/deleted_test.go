@@ -136,6 +136,19 @@ func TestChangedIndexUniqueValues(t *testing.T) {
 	if k, _ := apply.UniqueKey(rc, []string{"id"}, img(1, "")); k == pk {
 		t.Errorf("a unique key renders as the row key %q", pk)
 	}
+	// Deleted rows are known apart from changed ones (DeletedKey): row 9
+	// deleted after 2, row 1 changed but never deleted.
+	for _, c := range []struct {
+		id    int64
+		after uint64
+		want  bool
+	}{{9, 2, true}, {9, 3, false}, {8, 0, false}, {1, 0, false}} {
+		k, _ := apply.RowKey(rc, img(c.id, ""))
+		got, err := s.Deleted(ctx, []apply.DeletedQuery{{After: c.after, Schema: "app", Table: "t", Key: apply.DeletedKey(k)}})
+		if err != nil || len(got) != 1 || got[0] != c.want {
+			t.Errorf("row %d deleted after %d: %v %v, want %v", c.id, c.after, got, err, c.want)
+		}
+	}
 }
 
 // TestDeletedOnMasterWaitsForExtraction: on a master, its clients' deletes
