@@ -197,17 +197,25 @@ func (a *Applier) asks(ev *thlpb.Event, origin string) bool {
 func appendRowQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, origin string, rc *thlpb.RowChange, row *thlpb.Row) map[string][]DeletedQuery {
 	keys, n := rowKeys(rc, row)
 	insert := rc.GetAction() == thlpb.RowChange_INSERT
+	for _, k := range keys[:n] {
+		qs = appendAsked(qs, ev, origin, DeletedQuery{Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k, Insert: insert})
+	}
+	return qs
+}
+
+// appendAsked adds q to qs for each site other than origin that ev's
+// source had applied some of (Event.after), asked after that seqno.
+func appendAsked(qs map[string][]DeletedQuery, ev *thlpb.Event, origin string, q DeletedQuery) map[string][]DeletedQuery {
 	for _, dep := range ev.GetAfter() {
 		svc := dep.GetService()
 		if svc == origin {
 			continue
 		}
-		for _, k := range keys[:n] {
-			if qs == nil {
-				qs = map[string][]DeletedQuery{}
-			}
-			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(), Key: k, Insert: insert})
+		if qs == nil {
+			qs = map[string][]DeletedQuery{}
 		}
+		q.After = dep.GetSeqno()
+		qs[svc] = append(qs[svc], q)
 	}
 	return qs
 }

@@ -316,10 +316,11 @@ func (w *rowWork) readRow(ctx context.Context, keyImg []*thlpb.Value) (found, sa
 		}
 		if there {
 			// Deleted and inserted again by the other site meanwhile?
-			if there, err = w.parentCrossed(ctx, f, keyImg); err != nil {
+			deleted, err := w.parentCrossed(ctx, f, keyImg)
+			if err != nil {
 				return found, same, vals, err
 			}
-			there = !there
+			there = !deleted
 		}
 		if !there {
 			nulls = append(nulls, f.cols...)
@@ -376,16 +377,7 @@ func (w *rowWork) parentCrossed(ctx context.Context, f foreignKey, img []*thlpb.
 	if err != nil || !ok {
 		return false, err
 	}
-	origin := originSite(w.ev, w.a.cfg.Service)
-	var qs map[string][]DeletedQuery
-	for _, dep := range w.ev.GetAfter() {
-		if svc := dep.GetService(); svc != origin {
-			if qs == nil {
-				qs = map[string][]DeletedQuery{}
-			}
-			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: f.refSchema, Table: f.refTable, Key: DeletedKey(key)})
-		}
-	}
+	qs := appendAsked(nil, w.ev, originSite(w.ev, w.a.cfg.Service), DeletedQuery{Schema: f.refSchema, Table: f.refTable, Key: DeletedKey(key)})
 	if len(qs) == 0 {
 		return false, nil
 	}

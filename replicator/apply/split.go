@@ -37,9 +37,10 @@ import (
 // cost more than the blocks they save, and those blocks go whole to
 // conflict mode instead: with a transaction in conflict mode at about
 // four round trips, singles cost 1 + d×5 round trips a transaction where
-// a share d meets a conflict, whole blocks 4, even at d = 3/5. The block after them is
-// split in halves again, to see whether conflicts are still that dense;
-// split into singles, a block measures its density as it goes.
+// a share d meets a conflict, whole blocks 4, even at d = 3/5. The block
+// after them is split in halves again, to see whether conflicts are
+// still that dense; split into singles, a block measures its density as
+// it goes.
 // (BenchmarkReplicationApplyConflictSplit: every tenth transaction in
 // conflict, every second, every one.) Before singles, every dense block
 // went whole to conflict mode, where a transaction without a conflict costs

@@ -146,19 +146,8 @@ func appendUniqueQueries(qs map[string][]DeletedQuery, ev *thlpb.Event, origin s
 	if len(sets) == 0 {
 		return qs
 	}
-	values := takenValues(rc, row, sets, all)
-	for _, dep := range ev.GetAfter() {
-		svc := dep.GetService()
-		if svc == origin {
-			continue
-		}
-		for _, v := range values {
-			if qs == nil {
-				qs = map[string][]DeletedQuery{}
-			}
-			qs[svc] = append(qs[svc], DeletedQuery{After: dep.GetSeqno(), Schema: rc.GetSchema(), Table: rc.GetTable(),
-				Key: v.key, Unique: v.cols})
-		}
+	for _, v := range takenValues(rc, row, sets, all) {
+		qs = appendAsked(qs, ev, origin, DeletedQuery{Schema: rc.GetSchema(), Table: rc.GetTable(), Key: v.key, Unique: v.cols})
 	}
 	return qs
 }
