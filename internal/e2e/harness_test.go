@@ -172,6 +172,18 @@ func startSandboxOn(t *testing.T, ini string, wan *config.WAN) *site {
 		if t.Failed() {
 			t.Logf("sandbox output:\n%s", out.String())
 			logs, _ := filepath.Glob(filepath.Join(cfg.Dir, "*", "*", "var", "log", "*.log"))
+			if keep := os.Getenv("CARBIDE_E2E_KEEP"); keep != "" {
+				// Whole logs, for a failure to be read after the run.
+				dir := filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+				for _, l := range logs {
+					rel, _ := filepath.Rel(cfg.Dir, l)
+					dst := filepath.Join(dir, strings.ReplaceAll(rel, string(filepath.Separator), "_"))
+					b, _ := os.ReadFile(l)
+					_ = os.MkdirAll(dir, 0o755)
+					_ = os.WriteFile(dst, b, 0o644)
+				}
+				t.Logf("logs kept in %s", dir)
+			}
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
