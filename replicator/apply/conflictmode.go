@@ -241,7 +241,10 @@ type rowWork struct {
 	c        Conflict
 	recorded bool     // c is a conflict to record
 	nulled   []string // references readRow found NULL, set by a parent's DELETE
-	stmt     string   // the statement that failed, for errors
+	// refsGone, refsNulled: the change sets references to parents the
+	// other site deleted concurrently (crossRefs).
+	refsGone, refsNulled bool
+	stmt                 string // the statement that failed, for errors
 }
 
 // check validates the row's images against the mapping.
@@ -259,8 +262,13 @@ func (w *rowWork) check() error {
 // apply carries out the row's change, resolving a conflict by the policy.
 func (w *rowWork) apply(ctx context.Context) error {
 	t, pos := w.t, w.m.pos
+	w.c.Before, w.c.After = imageJSON(t, w.m.target, w.row.GetBefore()), imageJSON(t, w.m.target, w.row.GetAfter())
+	if t.keyed(pos) {
+		if err := w.crossRefs(ctx); err != nil {
+			return err
+		}
+	}
 	before, after := w.row.GetBefore(), w.row.GetAfter()
-	w.c.Before, w.c.After = imageJSON(t, w.m.target, before), imageJSON(t, w.m.target, after)
 	keyImg := before
 	if w.action == thlpb.RowChange_INSERT {
 		keyImg, w.c.Before = after, ""
@@ -300,6 +308,9 @@ func (w *rowWork) apply(ctx context.Context) error {
 				return err
 			}
 			if !crossed {
+				if done, err := w.refsGo(ctx, keyImg, false, false); done || err != nil {
+					return err
+				}
 				return w.unique(ctx, nil, w.exec(ctx, func(b *builder) error { return b.insert(t, w.m.target, []*thlpb.Row{w.row}) }))
 			}
 			w.c.Kind = KindUniqueCrossed
@@ -324,6 +335,9 @@ func (w *rowWork) apply(ctx context.Context) error {
 		case w.action == thlpb.RowChange_DELETE:
 			return w.exec(ctx, func(b *builder) error { return b.delete(t, w.m.target, pos, before) })
 		default:
+			if done, err := w.refsGo(ctx, before, true, false); done || err != nil {
+				return err
+			}
 			return w.update(ctx)
 		}
 	}
@@ -332,6 +346,9 @@ func (w *rowWork) apply(ctx context.Context) error {
 		return w.missing(ctx)
 	}
 	if err != nil || !over {
+		return err
+	}
+	if done, err := w.refsGo(ctx, keyImg, found, true); done || err != nil {
 		return err
 	}
 	switch {

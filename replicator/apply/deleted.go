@@ -144,6 +144,28 @@ func DeletedRowKeys(rc *thlpb.RowChange) []string {
 // UniqueKey begins with '-'.
 func DeletedKey(key string) string { return "-" + key }
 
+// ReinsertedKey is key (RowKey) as the index holds it for a row deleted
+// and, after that, inserted again (an INSERT's, or an UPDATE's new key),
+// at the seqno of the DELETE: a question about it asks whether the row
+// was deleted after the question's seqno and is back since. No RowKey,
+// UniqueKey or DeletedKey begins with '+'.
+func ReinsertedKey(key string) string { return "+" + key }
+
+// MadeRowKeys returns the keys (RowKey) of the rows rc makes: an INSERT's
+// rows, an UPDATE's rows after it.
+func MadeRowKeys(rc *thlpb.RowChange) []string {
+	if rc.GetAction() == thlpb.RowChange_DELETE {
+		return nil
+	}
+	var out []string
+	for _, row := range rc.GetRows() {
+		if k, ok := RowKey(rc, row.GetAfter()); ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // rowKeys returns the keys (RowKey) a row of rc changes: an INSERT's new
 // row, a DELETE's old one, an UPDATE's row before and, where it changes
 // its key, after; n of them.
@@ -174,6 +196,7 @@ func (a *Applier) noteRows(ctx context.Context, blk *block, ev *thlpb.Event) {
 	}
 	for _, c := range ev.GetChanges() {
 		if rc := c.GetRows(); rc != nil {
+			blk.questions = a.appendParentQueries(ctx, blk.questions, ev, origin, rc)
 			sets := a.uniqueSets(ctx, rc)
 			for _, row := range rc.GetRows() {
 				blk.questions = appendRowQueries(blk.questions, ev, origin, rc, row)

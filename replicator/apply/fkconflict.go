@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -363,56 +362,6 @@ func (w *rowWork) updateRow() *thlpb.Row {
 // on the hosts that met the parent's INSERT before it, and not on those
 // that met the DELETE alone), a nulled one is the same as its
 // before-image.
-
-// parentCrossed says whether the other site deleted, concurrently (after
-// what the change's source had applied of it), the parent row img refers
-// to through f (the index holds deleted rows' keys apart: DeletedKey).
-// Asked for either site's changes; false where f's columns are not the
-// parent's whole primary key, or one is NULL.
-func (w *rowWork) parentCrossed(ctx context.Context, f foreignKey, img []*thlpb.Value) (bool, error) {
-	if !w.a.checksChanges() || len(w.ev.GetAfter()) == 0 {
-		return false, nil
-	}
-	key, ok, err := w.parentKey(ctx, f, img)
-	if err != nil || !ok {
-		return false, err
-	}
-	qs := appendAsked(nil, w.ev, originSite(w.ev, w.a.cfg.Service), DeletedQuery{Schema: f.refSchema, Table: f.refTable, Key: DeletedKey(key)})
-	if len(qs) == 0 {
-		return false, nil
-	}
-	return w.a.concurrentChanges(ctx, w.a.conn, qs)
-}
-
-// parentKey renders the key (RowKey) of the parent row img refers to
-// through f, from img's values of f's columns in the parent's column
-// order; ok is false unless they are the parent's whole primary key, none
-// NULL.
-func (w *rowWork) parentKey(ctx context.Context, f foreignKey, img []*thlpb.Value) (string, bool, error) {
-	pt, err := w.a.meta.get(ctx, w.a.conn, f.refSchema, f.refTable)
-	if err != nil {
-		return "", false, fmt.Errorf("read the table %s.%s: %w", f.refSchema, f.refTable, err)
-	}
-	if len(pt.key) != len(f.refCols) {
-		return "", false, nil
-	}
-	var b []byte
-	for _, pc := range slices.Sorted(slices.Values(pt.key)) {
-		j := slices.IndexFunc(f.refCols, func(name string) bool { return strings.EqualFold(name, pt.columns[pc].name) })
-		if j < 0 {
-			return "", false, nil
-		}
-		c, ok := w.t.byName[strings.ToLower(f.cols[j])]
-		i, ok2 := w.m.pos[c]
-		if !ok || !ok2 || i >= len(img) || img[i].GetValue() == nil || img[i].GetNull() {
-			return "", false, nil
-		}
-		if b, ok = appendKeyValue(b, img[i]); !ok {
-			return "", false, nil
-		}
-	}
-	return hex.EncodeToString(b), true, nil
-}
 
 // cascaded resolves an UPDATE whose row is missing where its before-image
 // refers, through a foreign key that cascades on delete, to a parent the

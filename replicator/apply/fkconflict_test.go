@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/carbidedb/carbide/internal/testutil"
 	"github.com/carbidedb/carbide/rpc/gen/thlpb"
 )
@@ -189,6 +191,154 @@ func TestConflictParentReinsertedConverges(t *testing.T) {
 							thl.add(origin, ev)
 						}
 						got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v) FROM app.p), '; c ', "+
+							"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
+						if got != want {
+							t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestConflictParentReinsertedChildSet: east deletes a parent row and
+// inserts it again while west points a child at it (an INSERT, or an
+// UPDATE that sets the reference). Where west's change comes first, the
+// DELETE takes the child (CASCADE; RESTRICT: the children first) or sets
+// its reference NULL; where it comes second, the parent is back. East
+// winning, every order must end as the DELETE leaves the child (west
+// winning is a limit: fkcrossed.go).
+func TestConflictParentReinsertedChildSet(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	pc := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	cc := []*thlpb.Column{{Name: "id", Key: true}, {Name: "pid"}, {Name: "v"}}
+	changes := map[string]struct {
+		setup string // the child before west's change, if any
+		west  *thlpb.Event
+	}{
+		"insert": {"", rowsEvent(0, thlpb.RowChange_INSERT, "c", cc, &thlpb.Row{After: row(vInt(10), vInt(1), vBytes("w"))})},
+		"update from NULL": {"INSERT INTO app.c VALUES (10, NULL, 'o')", rowsEvent(0, thlpb.RowChange_UPDATE, "c", cc,
+			&thlpb.Row{Before: row(vInt(10), vNull(), vBytes("o")), After: row(vInt(10), vInt(1), vBytes("w"))})},
+		"update from 2": {"INSERT INTO app.c VALUES (10, 2, 'o')", rowsEvent(0, thlpb.RowChange_UPDATE, "c", cc,
+			&thlpb.Row{Before: row(vInt(10), vInt(2), vBytes("o")), After: row(vInt(10), vInt(1), vBytes("w"))})},
+	}
+	for _, rule := range []string{"CASCADE", "RESTRICT", "SET NULL"} {
+		want := "p 1:new,2:orig; c "
+		if rule == "SET NULL" {
+			want += "10:NULL:w"
+		}
+		for name, change := range changes {
+			for _, order := range [][]string{{"east", "west"}} {
+				t.Run(fmt.Sprintf("%s %s %v", rule, name, order), func(t *testing.T) {
+					for _, channels := range []int{1, 2} {
+						for _, seq := range interleavings(make([]siteChange, 2), make([]siteChange, 1)) {
+							setup := []string{"CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(10))",
+								"CREATE TABLE app.c (id INT PRIMARY KEY, pid INT, v VARCHAR(10), FOREIGN KEY (pid) REFERENCES app.p (id) ON DELETE " + rule + ")",
+								"INSERT INTO app.p VALUES (1, 'orig'), (2, 'orig')"}
+							if change.setup != "" {
+								setup = append(setup, change.setup)
+							}
+							freshApp(t, db, setup...)
+							thl := newSiteTHL()
+							a := openApplier(t, Config{Addr: srv.Addr(), Service: "east", Site: "east", Channels: channels,
+								Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: order}, Deleted: thl.deleted})
+							east := []func(uint64) *thlpb.Event{
+								func(n uint64) *thlpb.Event {
+									return rowsEvent(n, thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))})
+								},
+								func(n uint64) *thlpb.Event {
+									return rowsEvent(n, thlpb.RowChange_INSERT, "p", pc, &thlpb.Row{After: row(vInt(1), vBytes("new"))})
+								},
+							}
+							i := 0
+							for n, site := range seq {
+								ev, origin, other := (*thlpb.Event)(nil), "east", "west"
+								if site == 'e' {
+									ev, i = east[i](uint64(n)), i+1
+								} else {
+									ev, origin, other = proto.Clone(change.west).(*thlpb.Event), "west", "east"
+									ev.Seqno = uint64(n)
+								}
+								ev = from(origin, ev)
+								ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
+								if err := runUntil(t, a, uint64(n), ev); err != nil {
+									t.Fatalf("channels %d, order %s, change %d: %v", channels, seq, n, err)
+								}
+								thl.add(origin, ev)
+							}
+							got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.p), '; c ', "+
+								"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
+							if got != want {
+								t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestConflictParentReinsertedByChildSite: east deletes a parent row,
+// inserts it again and adds a child of it, while west deletes the
+// parent. West's DELETE meets east's new parent row: a conflict, which
+// the policy decides, and the child with it. East winning, the parent is
+// back and the child stays on every host; west winning, the parent goes
+// and the child as its foreign key says.
+func TestConflictParentReinsertedByChildSite(t *testing.T) {
+	testutil.RequireDB(t)
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	pc := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	cc := []*thlpb.Column{{Name: "id", Key: true}, {Name: "pid"}, {Name: "v"}}
+	for _, rule := range []string{"CASCADE", "RESTRICT", "SET NULL"} {
+		for _, order := range [][]string{{"east", "west"}, {"west", "east"}} {
+			want := "p 1:new,2:orig; c 10:1:e"
+			if order[0] == "west" {
+				want = "p 2:orig; c "
+				if rule == "SET NULL" {
+					want += "10:NULL:e"
+				}
+			}
+			t.Run(fmt.Sprintf("%s %v", rule, order), func(t *testing.T) {
+				for _, channels := range []int{1, 2} {
+					for _, seq := range interleavings(make([]siteChange, 3), make([]siteChange, 1)) {
+						freshApp(t, db, "CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(10))",
+							"CREATE TABLE app.c (id INT PRIMARY KEY, pid INT, v VARCHAR(10), FOREIGN KEY (pid) REFERENCES app.p (id) ON DELETE "+rule+")",
+							"INSERT INTO app.p VALUES (1, 'orig'), (2, 'orig')")
+						thl := newSiteTHL()
+						a := openApplier(t, Config{Addr: srv.Addr(), Service: "east", Site: "east", Channels: channels,
+							Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: order}, Deleted: thl.deleted})
+						east := []func(uint64) *thlpb.Event{
+							func(n uint64) *thlpb.Event {
+								return rowsEvent(n, thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))})
+							},
+							func(n uint64) *thlpb.Event {
+								return rowsEvent(n, thlpb.RowChange_INSERT, "p", pc, &thlpb.Row{After: row(vInt(1), vBytes("new"))})
+							},
+							func(n uint64) *thlpb.Event {
+								return rowsEvent(n, thlpb.RowChange_INSERT, "c", cc, &thlpb.Row{After: row(vInt(10), vInt(1), vBytes("e"))})
+							},
+						}
+						i := 0
+						for n, site := range seq {
+							ev, origin, other := (*thlpb.Event)(nil), "east", "west"
+							if site == 'e' {
+								ev, i = east[i](uint64(n)), i+1
+							} else {
+								ev, origin, other = rowsEvent(uint64(n), thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))}), "west", "east"
+							}
+							ev = from(origin, ev)
+							ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
+							if err := runUntil(t, a, uint64(n), ev); err != nil {
+								t.Fatalf("channels %d, order %s, change %d: %v", channels, seq, n, err)
+							}
+							thl.add(origin, ev)
+						}
+						got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.p), '; c ', "+
 							"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
 						if got != want {
 							t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)

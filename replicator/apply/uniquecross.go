@@ -220,6 +220,9 @@ func (w *rowWork) missing(ctx context.Context) error {
 		w.c.Kind = KindUniqueCrossed
 		return nil
 	}
+	if done, err := w.refsGo(ctx, nil, false, true); done || err != nil {
+		return err
+	}
 	err = w.exec(ctx, func(b *builder) error { return b.insert(w.t, w.m.target, []*thlpb.Row{{After: w.row.GetAfter()}}) })
 	if isErrNo(err, 1062) || isErrNo(err, 1586) {
 		w.c.Kind = KindUnique

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -210,6 +211,7 @@ func (s *siteTHL) deleted(_ context.Context, svc string, qs []DeletedQuery) ([]b
 	defer s.mu.Unlock()
 	out := make([]bool, len(qs))
 	for i, q := range qs {
+		deleted := false // a ReinsertedKey's row, deleted after q.After
 		for n, ev := range s.done[svc] {
 			if uint64(siteTHLBase+1+n) <= q.After {
 				continue
@@ -217,6 +219,11 @@ func (s *siteTHL) deleted(_ context.Context, svc string, qs []DeletedQuery) ([]b
 			for _, c := range ev.GetChanges() {
 				rc := c.GetRows()
 				if rc == nil || rc.GetSchema() != q.Schema || rc.GetTable() != q.Table {
+					continue
+				}
+				if k, ok := strings.CutPrefix(q.Key, "+"); ok {
+					out[i] = out[i] || deleted && slices.Contains(MadeRowKeys(rc), k)
+					deleted = deleted || slices.Contains(DeletedRowKeys(rc), DeletedKey(k))
 					continue
 				}
 				keys := append(ChangedRowKeys(rc), DeletedRowKeys(rc)...)

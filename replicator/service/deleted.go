@@ -183,6 +183,7 @@ func (x *changeIndex) index(ctx context.Context, s *Service, last uint64) error 
 			if rc := c.GetRows(); rc != nil {
 				x.add(rc, ev.GetSeqno(), apply.ChangedRowKeys(rc))
 				x.add(rc, ev.GetSeqno(), apply.DeletedRowKeys(rc))
+				x.addReinserted(rc, apply.MadeRowKeys(rc))
 				for _, cols := range x.uniques[[2]string{rc.GetSchema(), rc.GetTable()}] {
 					x.add(rc, ev.GetSeqno(), apply.ChangedUniqueKeys(rc, cols))
 				}
@@ -203,6 +204,24 @@ func (x *changeIndex) add(rc *thlpb.RowChange, seqno uint64, keys []string) {
 		k = apply.TableRowKey(rc.GetSchema(), rc.GetTable(), k)
 		if seqnos := x.keys[k]; len(seqnos) == 0 || seqnos[len(seqnos)-1] != seqno {
 			x.keys[k] = append(seqnos, seqno)
+			x.changes++
+		}
+	}
+}
+
+// addReinserted notes, for the rows of rc's table with keys that rc
+// makes, the seqno of the DELETE each follows, as apply.ReinsertedKey:
+// the row was deleted then and is back (once for each DELETE).
+func (x *changeIndex) addReinserted(rc *thlpb.RowChange, keys []string) {
+	for _, k := range keys {
+		deleted := x.keys[apply.TableRowKey(rc.GetSchema(), rc.GetTable(), apply.DeletedKey(k))]
+		if len(deleted) == 0 {
+			continue
+		}
+		d := deleted[len(deleted)-1]
+		k = apply.TableRowKey(rc.GetSchema(), rc.GetTable(), apply.ReinsertedKey(k))
+		if back := x.keys[k]; len(back) == 0 || back[len(back)-1] < d {
+			x.keys[k] = append(back, d)
 			x.changes++
 		}
 	}

@@ -193,3 +193,44 @@ func TestDeletedOnMasterWaitsForExtraction(t *testing.T) {
 		t.Fatal("no answer once the extractor went on")
 	}
 }
+
+// TestChangedIndexReinserted: a row deleted and then made again (an
+// INSERT, an UPDATE moving another row to its key, in the same
+// transaction or a later one) is known as such (apply.ReinsertedKey), at
+// its DELETE's seqno; a row deleted and not made again is not.
+func TestChangedIndexReinserted(t *testing.T) {
+	h := newHarness(t)
+	s := h.start(RoleSlave)
+	cols := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	img := func(id int64) []*thlpb.Value {
+		return []*thlpb.Value{{Value: &thlpb.Value_Int{Int: id}}, {Value: &thlpb.Value_Bytes{Bytes: []byte("v")}}}
+	}
+	rows := func(action thlpb.RowChange_Action, row *thlpb.Row) *thlpb.Change {
+		return &thlpb.Change{Change: &thlpb.Change_Rows{Rows: &thlpb.RowChange{Schema: "app", Table: "t", Action: action, Columns: cols, Rows: []*thlpb.Row{row}}}}
+	}
+	tx := func(seqno uint64, changes ...*thlpb.Change) *thlpb.Event {
+		return &thlpb.Event{Seqno: seqno, LastFrag: true, EventId: eventID(seqno), SourceId: "east1", Changes: changes}
+	}
+	del := func(id int64) *thlpb.Change { return rows(thlpb.RowChange_DELETE, &thlpb.Row{Before: img(id)}) }
+	if err := s.Store().Append(tx(0),
+		tx(1, del(1)),
+		tx(2, rows(thlpb.RowChange_INSERT, &thlpb.Row{After: img(1)})),
+		tx(3, del(2)),
+		tx(4, rows(thlpb.RowChange_UPDATE, &thlpb.Row{Before: img(3), After: img(2)})),
+		tx(5, del(1)),
+		tx(6, del(4), rows(thlpb.RowChange_INSERT, &thlpb.Row{After: img(4)}))); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id          int64
+		after, upTo uint64
+		want        bool
+	}{{1, 0, 0, true}, {1, 1, 0, false}, {2, 2, 0, true}, {2, 3, 0, false}, {3, 0, 0, false}, {4, 5, 0, true}, {4, 6, 0, false},
+		{1, 0, 1, true}, {2, 0, 2, false}} {
+		k, _ := apply.RowKey(&thlpb.RowChange{Columns: cols}, img(c.id))
+		got, err := s.Deleted(context.Background(), []apply.DeletedQuery{{After: c.after, UpTo: c.upTo, Schema: "app", Table: "t", Key: apply.ReinsertedKey(k)}})
+		if err != nil || len(got) != 1 || got[0] != c.want {
+			t.Errorf("row %d deleted after %d up to %d and back: %v %v, want %v", c.id, c.after, c.upTo, got, err, c.want)
+		}
+	}
+}
