@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,109 @@ func (a *Agent) deleted(ctx context.Context, svc string, queries []apply.Deleted
 	if s, ok := a.byName[svc]; ok {
 		return s.Deleted(ctx, queries)
 	}
+	out := make([]bool, 0, len(queries))
+	err := a.askSibling(ctx, svc, queries, func(addr string, part []apply.DeletedQuery, r *replicatorpb.DeletedReply) error {
+		if len(r.GetDeleted()) != len(part) {
+			return fmt.Errorf("the replicator at %s answered %d of %d questions", addr, len(r.GetDeleted()), len(part))
+		}
+		out = append(out, r.GetDeleted()...)
+		return nil
+	})
+	return out, err
+}
+
+// positionsCheck is the question of what another site's DELETEs had
+// applied (apply.PositionsFunc), where deletedCheck is set.
+func (a *Agent) positionsCheck(siteOrder []string) apply.PositionsFunc {
+	if len(siteOrder) < 2 {
+		return nil
+	}
+	return a.positions
+}
+
+// positions answers an applier's questions of what another site's
+// DELETEs had applied (apply.PositionsFunc), as deleted does.
+func (a *Agent) positions(ctx context.Context, svc string, queries []apply.DeletedQuery) ([]uint64, error) {
+	if s, ok := a.byName[svc]; ok {
+		return s.DeletePositions(ctx, queries)
+	}
+	out := make([]uint64, 0, len(queries))
+	err := a.askSibling(ctx, svc, queries, func(addr string, part []apply.DeletedQuery, r *replicatorpb.DeletedReply) error {
+		if len(r.GetPositions()) != len(part) {
+			return fmt.Errorf("the replicator at %s answered %d of %d questions (an older version?)", addr, len(r.GetPositions()), len(part))
+		}
+		out = append(out, r.GetPositions()...)
+		return nil
+	})
+	return out, err
+}
+
+// askSibling sends queries about svc to the replicator of this host's
+// other install that runs it, in parts, each reply to take.
+func (a *Agent) askSibling(ctx context.Context, svc string, queries []apply.DeletedQuery, take func(addr string, part []apply.DeletedQuery, r *replicatorpb.DeletedReply) error) error {
+	conn, addr, err := a.sibling(svc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, deletedTimeout)
+	defer cancel()
+	for len(queries) > 0 {
+		part := queries[:min(len(queries), deletedPerCall)]
+		queries = queries[len(part):]
+		req := &replicatorpb.DeletedRequest{Service: svc}
+		for _, q := range part {
+			req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, UpToSeqno: q.UpTo, Schema: q.Schema, Table: q.Table, Key: q.Key,
+				UniqueColumns: q.Unique, AfterOf: q.AfterOf})
+		}
+		r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, req)
+		if err != nil {
+			return fmt.Errorf("ask the replicator at %s: %w", addr, err)
+		}
+		if err := take(addr, part, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deletedPerCall bounds the questions of one call, well within gRPC's
+// 4 MiB message (a question is its key and table's names: a large
+// transaction's rows are asked about in several calls).
+const deletedPerCall = 10_000
+
+var _ apply.DeletedFunc = (*Agent)(nil).deleted
+
+// Deleted answers another replicator of this host (deleted; positions,
+// where the questions name AfterOf).
+func (c *controlServer) Deleted(ctx context.Context, req *replicatorpb.DeletedRequest) (*replicatorpb.DeletedReply, error) {
+	s, err := c.service(req.GetService())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	qs := make([]apply.DeletedQuery, len(req.GetQueries()))
+	positions := false
+	for i, q := range req.GetQueries() {
+		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), UpTo: q.GetUpToSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey(),
+			Unique: q.GetUniqueColumns(), AfterOf: q.GetAfterOf()}
+		positions = positions || q.GetAfterOf() != ""
+	}
+	if positions {
+		pos, err := s.DeletePositions(ctx, qs)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &replicatorpb.DeletedReply{Positions: pos}, nil
+	}
+	del, err := s.Deleted(ctx, qs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &replicatorpb.DeletedReply{Deleted: del}, nil
+}
+
+// sibling returns the control client of the replicator of this host's
+// other install that runs svc, and its address.
+func (a *Agent) sibling(svc string) (*grpc.ClientConn, string, error) {
 	addr := ""
 	for _, in := range a.bound.Host.Installs() {
 		if in == nil || !in.Replicator || in.Kind == a.bound.Install.Kind {
@@ -64,64 +168,41 @@ func (a *Agent) deleted(ctx context.Context, svc string, queries []apply.Deleted
 		}
 	}
 	if addr == "" {
-		return nil, fmt.Errorf("no replicator of this host runs service %s", svc)
+		return nil, "", fmt.Errorf("no replicator of this host runs service %s", svc)
 	}
 	a.sibs.mu.Lock()
-	conn, ok := a.sibs.conns[addr]
-	if !ok {
-		var err error
-		if conn, err = grpc.NewClient(addr, a.sec.ControlDialOptions(nil)...); err != nil {
-			a.sibs.mu.Unlock()
-			return nil, err
-		}
-		if a.sibs.conns == nil {
-			a.sibs.conns = map[string]*grpc.ClientConn{}
-		}
-		a.sibs.conns[addr] = conn
+	defer a.sibs.mu.Unlock()
+	if conn, ok := a.sibs.conns[addr]; ok {
+		return conn, addr, nil
 	}
-	a.sibs.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, deletedTimeout)
-	defer cancel()
-	out := make([]bool, 0, len(queries))
-	for len(queries) > 0 {
-		part := queries[:min(len(queries), deletedPerCall)]
-		queries = queries[len(part):]
-		req := &replicatorpb.DeletedRequest{Service: svc}
-		for _, q := range part {
-			req.Queries = append(req.Queries, &replicatorpb.DeletedQuery{AfterSeqno: q.After, UpToSeqno: q.UpTo, Schema: q.Schema, Table: q.Table, Key: q.Key, UniqueColumns: q.Unique})
-		}
-		r, err := replicatorpb.NewReplicatorClient(conn).Deleted(ctx, req)
-		if err != nil {
-			return nil, fmt.Errorf("ask the replicator at %s: %w", addr, err)
-		}
-		if len(r.GetDeleted()) != len(part) {
-			return nil, fmt.Errorf("the replicator at %s answered %d of %d questions", addr, len(r.GetDeleted()), len(part))
-		}
-		out = append(out, r.GetDeleted()...)
+	conn, err := grpc.NewClient(addr, a.sec.ControlDialOptions(nil)...)
+	if err != nil {
+		return nil, "", err
 	}
-	return out, nil
+	if a.sibs.conns == nil {
+		a.sibs.conns = map[string]*grpc.ClientConn{}
+	}
+	a.sibs.conns[addr] = conn
+	return conn, addr, nil
 }
 
-// deletedPerCall bounds the questions of one call, well within gRPC's
-// 4 MiB message (a question is its key and table's names: a large
-// transaction's rows are asked about in several calls).
-const deletedPerCall = 10_000
-
-var _ apply.DeletedFunc = (*Agent)(nil).deleted
-
-// Deleted answers another replicator of this host (deleted).
-func (c *controlServer) Deleted(ctx context.Context, req *replicatorpb.DeletedRequest) (*replicatorpb.DeletedReply, error) {
-	s, err := c.service(req.GetService())
+// streamOnline says whether the service of stream svc on this host (this
+// replicator's, or the host's other install's) is online, for causal
+// waits (apply.Config.StreamOnline): known is false where no replicator
+// of this host runs it, or it does not answer.
+func (a *Agent) streamOnline(ctx context.Context, svc string) (online, known bool) {
+	if s, ok := a.byName[svc]; ok {
+		return !strings.HasPrefix(s.State(), "OFFLINE"), true
+	}
+	conn, _, err := a.sibling(svc)
 	if err != nil {
-		return nil, toStatus(err)
+		return false, false
 	}
-	qs := make([]apply.DeletedQuery, len(req.GetQueries()))
-	for i, q := range req.GetQueries() {
-		qs[i] = apply.DeletedQuery{After: q.GetAfterSeqno(), UpTo: q.GetUpToSeqno(), Schema: q.GetSchema(), Table: q.GetTable(), Key: q.GetKey(), Unique: q.GetUniqueColumns()}
-	}
-	del, err := s.Deleted(ctx, qs)
+	ctx, cancel := context.WithTimeout(ctx, deletedTimeout)
+	defer cancel()
+	r, err := replicatorpb.NewReplicatorClient(conn).Status(ctx, &replicatorpb.StatusRequest{Service: svc})
 	if err != nil {
-		return nil, toStatus(err)
+		return false, false
 	}
-	return &replicatorpb.DeletedReply{Deleted: del}, nil
+	return !strings.HasPrefix(r.GetStatus().GetState(), "OFFLINE"), true
 }

@@ -39,8 +39,8 @@ type CausalCounters struct {
 	// in all.
 	Checks, Holds atomic.Uint64
 	HeldNanos     atomic.Int64
-	// Abandoned are the waits given up because the awaited stream's
-	// position went back (its history reset: seqnos no longer compare).
+	// Abandoned are the waits given up because the awaited stream did
+	// not move for afterStall.
 	Abandoned atomic.Uint64
 	// DeleteQuestions are the concurrent-change questions asked of
 	// another replicator (deleted.go); DeleteUnchecked the rows applied
@@ -53,31 +53,52 @@ type afterState struct {
 	// met is, for each service, one more than the highest seqno known
 	// to be applied here (0: none yet).
 	met map[string]uint64
-	// unknown are services with no tracking row here, and when that was
-	// read: nothing to wait for (logged once), looked at again after
-	// unknownRecheck (a reset service makes its row again).
-	unknown map[string]time.Time
+	// unknown are services with no tracking row here: nothing to wait
+	// for (logged once).
+	unknown map[string]bool
 	// primaryUntil: the database was writable (its site's primary) when
 	// last read; the site's own service counts as met until then (a
 	// switch may make it a replica any time after).
 	primaryUntil time.Time
+	// stalled are services given up on (afterStall): their position
+	// then, and when it was last read. Nothing waits for them until they
+	// move.
+	stalled map[string]stallMark
 }
 
-// unknownRecheck: how often a service with no tracking row here is looked
-// for again.
-const unknownRecheck = time.Second
+// stallMark is a service given up on.
+type stallMark struct {
+	next    uint64
+	checked time.Time
+}
 
-// A stream that does not move holds the transaction for as long as it
-// does not: an operator's `trepctl offline` of a cross-site service for
-// maintenance must not let this stream go on without it (applied out of
-// order, a host differs from the others without a word; a wait given up
-// after 10 s did so). The hold is in trepctl status (waitingFor), logged
-// after afterLog, and alerted by the manager (policy.HoldAlert). A stream
-// stopped for good is reset on this host (trepctl -service X reset -db
-// drops its tracking row: nothing waits for it then). A stream whose
-// position goes back (its history reset and begun again) no longer
-// compares with what the transaction names: the wait is given up, logged
-// and counted (carbide_replicator_causal_abandoned_total).
+// afterStall is how long a transaction waits for a stream that does not
+// move at all, while that stream's service is online, before it is
+// applied without it. A stream's history reset (trepctl reset: seqnos
+// start again) leaves positions that no longer compare, and two streams
+// can then wait for each other; a stream stopped for good would hold
+// this one for as long. Past the bound the transaction goes on, logged
+// and counted (carbide_replicator_causal_abandoned_total). A stream whose
+// service is offline or in error on this host (streamDown: an operator's
+// trepctl offline for maintenance) holds it for as long as it is: given
+// up after 10 s, the transaction was applied out of order and the host
+// could differ from the others without a word (TestConflictsRandom found
+// it with a cross-site replicator offline for 12 s).
+var afterStall = 10 * time.Second
+
+// streamDown says whether the service of stream svc on this host is
+// known to be offline or in error (Config.StreamOnline); unknown is not
+// down.
+func (a *Applier) streamDown(ctx context.Context, svc string) bool {
+	if a.cfg.StreamOnline == nil {
+		return false
+	}
+	online, known := a.cfg.StreamOnline(ctx, svc)
+	return known && !online
+}
+
+// stallRecheck: how often a stalled stream is looked at again.
+const stallRecheck = time.Second
 
 // primaryFor is how long the database is taken as its site's primary
 // after it was read writable.
@@ -107,18 +128,20 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 		return nil
 	}
 	if a.after.met == nil {
-		a.after = afterState{met: map[string]uint64{}, unknown: map[string]time.Time{}}
+		a.after = afterState{met: map[string]uint64{}, unknown: map[string]bool{}, stalled: map[string]stallMark{}}
 	}
 	var begin time.Time
 	logged := false
 	defer a.waiting.Store(hold{})
 	for _, d := range deps {
 		svc := d.GetService()
-		for svc != a.cfg.Service && a.after.met[svc] <= d.GetSeqno() {
+		var lastNext uint64
+		var lastMove time.Time
+		for svc != a.cfg.Service && !a.after.unknown[svc] && a.after.met[svc] <= d.GetSeqno() {
 			if svc == a.cfg.Site && time.Now().Before(a.after.primaryUntil) {
 				break
 			}
-			if at, ok := a.after.unknown[svc]; ok && time.Since(at) < unknownRecheck {
+			if st, ok := a.after.stalled[svc]; ok && time.Since(st.checked) < stallRecheck {
 				break
 			}
 			if a.cfg.Causal != nil {
@@ -129,31 +152,38 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 				return err
 			}
 			if !ok {
-				if _, known := a.after.unknown[svc]; !known {
-					a.cfg.Logger.Warn("a transaction depends on a service this database has no tracking row of; it is applied without waiting for it", "seqno", ev.GetSeqno(), "stream", svc)
-				}
-				a.after.unknown[svc] = time.Now()
+				a.after.unknown[svc] = true
+				a.cfg.Logger.Warn("a transaction depends on a service this database has no tracking row of; it is applied without waiting for it", "seqno", ev.GetSeqno(), "stream", svc)
 				break
 			}
-			delete(a.after.unknown, svc)
 			if next == primary {
 				a.after.primaryUntil = time.Now().Add(primaryFor)
 				break
 			}
-			if next < a.after.met[svc] {
-				// Its position went back: a new history.
-				a.after.met[svc] = next
-				if a.cfg.Causal != nil {
-					a.cfg.Causal.Abandoned.Add(1)
+			if st, ok := a.after.stalled[svc]; ok {
+				if next == st.next {
+					a.after.stalled[svc] = stallMark{next, time.Now()}
+					break
 				}
-				a.cfg.Logger.Warn("a transaction waits for another stream whose position went back (was its history reset?); it is applied without it", "seqno", ev.GetSeqno(), "stream", svc, "needs", d.GetSeqno(), "has", int64(next)-1)
-				break
+				delete(a.after.stalled, svc) // it moves again: wait for it
 			}
-			a.after.met[svc] = next
+			a.after.met[svc] = max(a.after.met[svc], next)
 			if next > d.GetSeqno() {
 				break
 			}
 			has := int64(next) - 1
+			if lastMove.IsZero() || next != lastNext {
+				lastNext, lastMove = next, time.Now()
+			} else if time.Since(lastMove) >= afterStall && a.streamDown(ctx, svc) {
+				lastMove = time.Now() // offline here: hold, and look again after afterStall
+			} else if time.Since(lastMove) >= afterStall {
+				a.after.stalled[svc] = stallMark{next, time.Now()}
+				if a.cfg.Causal != nil {
+					a.cfg.Causal.Abandoned.Add(1)
+				}
+				a.cfg.Logger.Warn("a transaction waited for another stream that did not move; it is applied without it (was that stream reset or stopped for good?)", "seqno", ev.GetSeqno(), "stream", svc, "needs", d.GetSeqno(), "has", has, "waited", afterStall)
+				break
+			}
 			if begin.IsZero() {
 				begin = time.Now()
 				if blk.txns > 0 && blk.open == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,13 +106,14 @@ func TestAppliesInCausalOrder(t *testing.T) {
 	}
 }
 
-// TestCausalWaitHoldsForAStreamThatDoesNotMove: a stream that does not
-// move (its replicator offline for maintenance) holds a transaction for
-// as long as it does not, said by Waiting, and releases it once it has
-// moved far enough; a stream whose position goes back (its history
-// reset) is given up on, counted, and the transaction applied.
-func TestCausalWaitHoldsForAStreamThatDoesNotMove(t *testing.T) {
+// TestCausalWaitGivesUpOnAStreamThatDoesNotMove: a stream that does not
+// move at all (its history reset, or stopped for good) holds a
+// transaction for afterStall, then it is applied without it, counted;
+// the next one does not wait for that stream until it moves again.
+func TestCausalWaitGivesUpOnAStreamThatDoesNotMove(t *testing.T) {
 	testutil.RequireDB(t)
+	defer func(d time.Duration) { afterStall = d }(afterStall)
+	afterStall = 300 * time.Millisecond
 	srv := testutil.StartMariaDB(t)
 	db := testutil.DB(t, srv)
 	testutil.Exec(t, db, "CREATE DATABASE app")
@@ -126,44 +128,73 @@ func TestCausalWaitHoldsForAStreamThatDoesNotMove(t *testing.T) {
 		}
 		if svc == "west" {
 			a.Close()
-			continue
-		}
-		defer a.Close()
-		testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 4")
-		var counts CausalCounters
-		a.cfg.Causal = &counts
-		ins := func(seqno uint64, id int64, need uint64) *thlpb.Event {
-			ev := rowsEvent(seqno, thlpb.RowChange_INSERT, "t", cols("id", "v"), &thlpb.Row{After: []*thlpb.Value{vInt(id), vInt(0)}})
-			ev.After = []*thlpb.After{{Service: "west", Seqno: need}}
-			return ev
-		}
-		applied := func() string { return testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t") }
-		rows := func(want string) func() error {
-			return func() error {
-				if n := applied(); n != want {
-					return fmt.Errorf("%s rows applied, want %s", n, want)
-				}
-				return nil
+		} else {
+			defer a.Close()
+			testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 4")
+			var counts CausalCounters
+			a.cfg.Causal = &counts
+			ins := func(seqno uint64, id int64, need uint64) *thlpb.Event {
+				ev := rowsEvent(seqno, thlpb.RowChange_INSERT, "t", cols("id", "v"), &thlpb.Row{After: []*thlpb.Value{vInt(id), vInt(0)}})
+				ev.After = []*thlpb.After{{Service: "west", Seqno: need}}
+				return ev
+			}
+			begin := time.Now()
+			if err := runUntil(t, a, 1, ins(0, 1, 100), ins(1, 2, 200)); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(begin)
+			if counts.Abandoned.Load() != 1 || counts.Holds.Load() != 1 || took < afterStall || took > afterStall+2*time.Second {
+				t.Errorf("abandoned %d, held %d, took %v: want one wait of about %v given up, the next not held", counts.Abandoned.Load(), counts.Holds.Load(), took, afterStall)
 			}
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx, feed(ins(0, 1, 10), ins(1, 2, 20), ins(2, 3, 1))) }()
-		time.Sleep(11 * time.Second) // longer than the 10 s after which a wait was given up
-		if n := applied(); n != "0" {
-			t.Fatalf("%s rows applied while the stream they wait for stood still, want none", n)
-		}
-		if what, _ := a.Waiting(); !strings.Contains(what, "waits for service west to apply seqno 10 here (it has 4)") {
-			t.Errorf("Waiting says %q, want what seqno 0 waits for", what)
-		}
-		testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 10") // it moves on
-		testutil.Eventually(t, 10*time.Second, rows("1"))
-		testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 2") // a new history
-		testutil.Eventually(t, 10*time.Second, rows("3"))
-		cancel()
-		<-done
-		if counts.Abandoned.Load() != 1 {
-			t.Errorf("abandoned %d waits, want 1 (the stream that went back)", counts.Abandoned.Load())
-		}
 	}
+}
+
+// TestCausalWaitHoldsWhileTheStreamIsOffline: a stream whose service is
+// offline on this host (an operator's trepctl offline) holds a
+// transaction past afterStall, for as long as it is; once it is online
+// and still does not move, the wait is given up as before.
+func TestCausalWaitHoldsWhileTheStreamIsOffline(t *testing.T) {
+	testutil.RequireDB(t)
+	defer func(d time.Duration) { afterStall = d }(afterStall)
+	afterStall = 300 * time.Millisecond
+	srv := testutil.StartMariaDB(t)
+	db := testutil.DB(t, srv)
+	testutil.Exec(t, db, "CREATE DATABASE app")
+	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)")
+	west := openApplier(t, Config{Addr: srv.Addr(), Service: "west"})
+	west.Close()
+	testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 4")
+	var online atomic.Bool
+	var asked atomic.Int64
+	var counts CausalCounters
+	a := openApplier(t, Config{Addr: srv.Addr(), Service: "east", Causal: &counts, StreamOnline: func(_ context.Context, svc string) (bool, bool) {
+		asked.Add(1)
+		return online.Load(), svc == "west"
+	}})
+	ev := rowsEvent(0, thlpb.RowChange_INSERT, "t", cols("id", "v"), &thlpb.Row{After: []*thlpb.Value{vInt(1), vInt(0)}})
+	ev.After = []*thlpb.After{{Service: "west", Seqno: 100}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, feed(ev)) }()
+	time.Sleep(5 * afterStall)
+	if n := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); n != "0" || counts.Abandoned.Load() != 0 || asked.Load() == 0 {
+		t.Fatalf("%s rows applied, %d waits given up, service state asked %d times while west was offline: want none, none, some", n, counts.Abandoned.Load(), asked.Load())
+	}
+	if what, _ := a.Waiting(); !strings.Contains(what, "waits for service west to apply seqno 100 here (it has 4)") {
+		t.Errorf("Waiting says %q, want what seqno 0 waits for", what)
+	}
+	online.Store(true)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); n != "1" {
+			return fmt.Errorf("%s rows applied once west is online and does not move, want 1", n)
+		}
+		return nil
+	})
+	if counts.Abandoned.Load() != 1 {
+		t.Errorf("%d waits given up, want 1", counts.Abandoned.Load())
+	}
+	cancel()
+	<-done
 }

@@ -71,10 +71,19 @@ type DeletedQuery struct {
 	// whether a change left one of its rows holding them (an INSERT, an
 	// UPDATE: ChangedUniqueKeys).
 	Unique []string
+	// AfterOf: the question is instead what the first transaction after
+	// After (up to UpTo) that deleted the row Key names (a RowKey) had
+	// applied of service AfterOf (its Event.after): PositionsFunc.
+	AfterOf string
 }
 
 // DeletedFunc answers queries about service svc, one bool per query.
 type DeletedFunc func(ctx context.Context, svc string, queries []DeletedQuery) ([]bool, error)
+
+// PositionsFunc answers queries with AfterOf about service svc: for each,
+// one more than the position asked (0: no such transaction; 1: it had
+// applied none of AfterOf).
+type PositionsFunc func(ctx context.Context, svc string, queries []DeletedQuery) ([]uint64, error)
 
 // RowKey renders a row image's key (the columns the source marked as its
 // primary key) so that the same key renders the same in every process;
@@ -191,12 +200,17 @@ func TableRowKey(schema, table, key string) string { return schema + "\x00" + ta
 // commit.
 func (a *Applier) noteRows(ctx context.Context, blk *block, ev *thlpb.Event) {
 	origin := originSite(ev, a.cfg.Service)
+	for _, c := range ev.GetChanges() {
+		if rc := c.GetRows(); rc != nil {
+			// Whichever site wins (fkcrossed.go).
+			blk.questions = a.appendParentQueries(ctx, blk.questions, ev, origin, rc)
+		}
+	}
 	if !a.asks(ev, origin) {
 		return
 	}
 	for _, c := range ev.GetChanges() {
 		if rc := c.GetRows(); rc != nil {
-			blk.questions = a.appendParentQueries(ctx, blk.questions, ev, origin, rc)
 			sets := a.uniqueSets(ctx, rc)
 			for _, row := range rc.GetRows() {
 				blk.questions = appendRowQueries(blk.questions, ev, origin, rc, row)

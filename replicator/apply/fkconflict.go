@@ -161,10 +161,16 @@ func (w *rowWork) parentGone(ctx context.Context, err error) error {
 	}
 	w.c.Decision = DecisionKept
 	if goes {
-		if w.action == thlpb.RowChange_UPDATE {
-			return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, w.row.GetBefore()) })
+		// The row goes: an UPDATE's, and where an INSERT was to take the
+		// place of another site's row at its key (it won), that row.
+		img := w.row.GetBefore()
+		if w.action == thlpb.RowChange_INSERT {
+			if !w.t.keyed(w.m.pos) {
+				return nil
+			}
+			img = after
 		}
-		return nil
+		return w.exec(ctx, func(b *builder) error { return b.delete(w.t, w.m.target, w.m.pos, img) })
 	}
 	img := w.withNulls(after, nulls)
 	w.c.Decision = DecisionApplied
@@ -363,11 +369,16 @@ func (w *rowWork) updateRow() *thlpb.Row {
 // that met the DELETE alone), a nulled one is the same as its
 // before-image.
 
-// cascaded resolves an UPDATE whose row is missing where its before-image
-// refers, through a foreign key that cascades on delete, to a parent the
-// other site deleted concurrently: that site's DELETE of the parent took
-// the row, which stays gone (recorded, "parent gone"), whichever site
-// wins. False: not such a row.
+// cascaded resolves an UPDATE whose row is missing where its after-image
+// refers, through a foreign key that cascades, restricts or has no action
+// on delete, to a parent the other site deleted concurrently: where the
+// UPDATE came first, that site's DELETE of the parent took the row
+// (CASCADE; the others: the children first, childrenFirst), which stays
+// gone (recorded, "parent gone"), whichever site wins — unless the
+// change's site wins and changed the parent concurrently itself
+// (originChanged): that DELETE then lost where it came second. The
+// after-image, not the before: an UPDATE that points the row away from
+// the parent leaves it out of that DELETE's reach. False: not such a row.
 func (w *rowWork) cascaded(ctx context.Context) (bool, error) {
 	if !w.t.foreign || w.action != thlpb.RowChange_UPDATE || w.a.rule.policy != PolicyConverge {
 		return false, nil
@@ -377,10 +388,24 @@ func (w *rowWork) cascaded(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("read the foreign keys of %s.%s: %w", w.t.schema, w.t.name, err)
 	}
 	for _, f := range fks {
-		if f.rule != "CASCADE" {
+		if f.rule == "SET NULL" || f.rule == "SET DEFAULT" {
 			continue
 		}
-		crossed, err := w.parentCrossed(ctx, f, w.row.GetBefore())
+		key, ok, err := w.a.parentKey(ctx, w.t, w.m, f, w.row.GetAfter())
+		if err != nil {
+			return false, err
+		}
+		if !ok || !w.a.checksChanges() || len(w.ev.GetAfter()) == 0 {
+			continue
+		}
+		crossed, err := w.askParent(ctx, f, DeletedKey(key))
+		if err == nil && crossed && w.a.appliesAnyway(w.c.Origin) {
+			// The change's site wins: the DELETE took the row where it
+			// came second only if that site did not change the parent.
+			var changed bool
+			changed, err = w.originChanged(ctx, f, key)
+			crossed = !changed
+		}
 		if err != nil {
 			return false, err
 		}

@@ -18,33 +18,34 @@ import (
 // sets its reference NULL; where it comes second the parent is back, and
 // nothing refuses it.
 //
-// Where east wins, its DELETE is applied wherever west's child came
-// first, whatever west did to the parent, so the child's change asks the
-// other site whether it deleted that parent concurrently (after what the
-// change's source had applied of it) and made it again since
-// (ReinsertedKey; a parent not made again is missing, and parentGone
-// resolves it) and, if so, leaves the row as the DELETE would: gone (a
-// reference that cascades or restricts), or with the reference NULL (SET
-// NULL). The block path asks it with the block's other questions
-// (noteRows); a block with such a row goes to conflict mode, which asks it
-// of the row again (crossRefs) and resolves it where the change writes
-// its after-image. Converge only, like the rest of the foreign-key
-// rules' questions. A reference the change leaves as it was is the
-// before-image's, which readRow (SET NULL) and cascaded (the row gone)
-// resolve.
+// So a change that sets a reference asks the other site whether it
+// deleted that parent concurrently (after what the change's source had
+// applied of it) and made it again since (ReinsertedKey; a parent not
+// made again is missing, and parentGone resolves it) and, if so, leaves
+// the row as the DELETE would: gone (a reference that cascades or
+// restricts), or with the reference NULL (SET NULL). Whichever site wins,
+// with one exception: east's DELETE is applied where west's child came
+// first unless west changed the parent concurrently and wins (the DELETE
+// then meets a conflict it loses). So where west wins, the applier asks
+// east's THL what east's first such DELETE had applied of west (Config.
+// Positions) and west's own stream whether west changed the parent after
+// that, before the child's change (originChanged): if so, the child
+// stays.
 //
-// Where the child's site wins, its change is not asked about (nothing is,
-// appliesAnyway): east's DELETE is applied where the child came first
-// only if west did not change the parent concurrently, and no question
-// this host can put tells (it would need what east's DELETE had applied
-// of west). So that case stays as it was: docs/replicator.md, "Limits".
+// The block path asks the first question with the block's other
+// questions (noteRows); a block with such a row goes to conflict mode,
+// which asks them of the row (crossRefs) and resolves it where the change
+// writes its after-image (refsGo). Converge only, like the rest of the
+// foreign-key rules' questions. A reference the change leaves as it was
+// is the before-image's, which readRow (SET NULL) and cascaded (the row
+// gone) resolve.
 
 // appendParentQueries adds to qs, for the rows of rc (a row change of ev,
 // from origin) that set a reference (setParent), whether the other site
 // deleted that parent after what ev's source had applied of it and made
 // it again.
 func (a *Applier) appendParentQueries(ctx context.Context, qs map[string][]DeletedQuery, ev *thlpb.Event, origin string, rc *thlpb.RowChange) map[string][]DeletedQuery {
-	if rc.GetAction() == thlpb.RowChange_DELETE || a.rule.policy != PolicyConverge || !a.asks(ev, origin) {
+	if rc.GetAction() == thlpb.RowChange_DELETE || a.rule.policy != PolicyConverge || !a.checksChanges() || len(ev.GetAfter()) == 0 {
 		return qs
 	}
 	t, err := a.meta.get(ctx, a.conn, rc.GetSchema(), rc.GetTable())
@@ -94,11 +95,12 @@ func (a *Applier) setParent(ctx context.Context, t *table, m *mapping, f foreign
 
 // crossRefs looks, before conflict mode applies an INSERT or UPDATE, for
 // the references it sets to parents the other site deleted concurrently
-// and made again (setParent, ReinsertedKey): one that cascades, restricts or has no
-// action takes the row (refsGone, carried out by refsGo); those that set
-// NULL are NULL in w.row's after-image from here on.
+// and made again (setParent, ReinsertedKey; originChanged where the
+// change's site wins): one that cascades, restricts or has no action
+// takes the row (refsGone, carried out by refsGo); those that set NULL
+// are NULL in w.row's after-image from here on.
 func (w *rowWork) crossRefs(ctx context.Context) error {
-	if w.action == thlpb.RowChange_DELETE || !w.t.foreign || w.a.rule.policy != PolicyConverge || !w.a.asks(w.ev, w.c.Origin) {
+	if w.action == thlpb.RowChange_DELETE || !w.t.foreign || w.a.rule.policy != PolicyConverge || !w.a.checksChanges() || len(w.ev.GetAfter()) == 0 {
 		return nil
 	}
 	fks, err := w.a.foreignKeys(ctx, w.t, false)
@@ -107,18 +109,10 @@ func (w *rowWork) crossRefs(ctx context.Context) error {
 	}
 	var nulls []string
 	for _, f := range fks {
-		key, ok, err := w.a.setParent(ctx, w.t, w.m, f, w.action, w.row)
-		if err != nil || !ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		crossed, err := w.askParent(ctx, f, ReinsertedKey(key))
-		if err != nil {
-			return err
-		}
+		crossed, err := w.setsCrossed(ctx, f)
 		switch {
+		case err != nil:
+			return err
 		case !crossed:
 		case f.rule == "SET NULL":
 			nulls = append(nulls, f.cols...)
@@ -131,6 +125,22 @@ func (w *rowWork) crossRefs(ctx context.Context) error {
 		w.refsNulled = true
 	}
 	return nil
+}
+
+// setsCrossed says whether the row sets its reference through f to a
+// parent another site's DELETE takes it from where it came first
+// (crossRefs).
+func (w *rowWork) setsCrossed(ctx context.Context, f foreignKey) (bool, error) {
+	key, ok, err := w.a.setParent(ctx, w.t, w.m, f, w.action, w.row)
+	if err != nil || !ok {
+		return false, err
+	}
+	crossed, err := w.askParent(ctx, f, ReinsertedKey(key))
+	if err != nil || !crossed || !w.a.appliesAnyway(w.c.Origin) {
+		return crossed, err
+	}
+	changed, err := w.originChanged(ctx, f, key)
+	return !changed, err
 }
 
 // refsGo finishes, where conflict mode writes the row's after-image, a
@@ -215,4 +225,44 @@ func (a *Applier) parentKey(ctx context.Context, t *table, m *mapping, f foreign
 		}
 	}
 	return hex.EncodeToString(b), true, nil
+}
+
+// originChanged says, for a change whose site wins and sets a reference
+// to the parent row key (parentKey) names through f, which another site
+// deleted concurrently and made again, whether the change's site changed
+// that parent concurrently with each such site's DELETE: after what its
+// first such DELETE had applied of it (PositionsFunc), before the change.
+// There the DELETE met a conflict it lost and was not applied, and the
+// child stays; a DELETE that met none took the child where it came
+// second. Where the answer cannot be had (an older replicator), yes: the
+// change applies, as it did.
+func (w *rowWork) originChanged(ctx context.Context, f foreignKey, key string) (bool, error) {
+	origin, seqno := w.c.Origin, w.ev.GetSeqno()
+	if w.a.cfg.Positions == nil || seqno == 0 {
+		return true, nil
+	}
+	for _, dep := range w.ev.GetAfter() {
+		svc := dep.GetService()
+		if svc == origin {
+			continue
+		}
+		pos, err := w.a.cfg.Positions(ctx, svc, []DeletedQuery{{After: dep.GetSeqno(), Schema: f.refSchema, Table: f.refTable, Key: key, AfterOf: origin}})
+		switch {
+		case ctx.Err() != nil:
+			return false, ctx.Err()
+		case err != nil || len(pos) != 1:
+			w.a.cfg.Logger.Warn("cannot tell what another site's DELETE of a parent row had applied; the child's change is applied", "site", svc, "error", err)
+			return true, nil
+		case pos[0] == 0:
+			continue // not that site's DELETE
+		}
+		changed, err := w.a.askDeleted(ctx, origin, []DeletedQuery{{After: pos[0] - 1, UpTo: seqno - 1, Schema: f.refSchema, Table: f.refTable, Key: key}})
+		if err != nil {
+			return false, err
+		}
+		if changed != nil && !changed[0] {
+			return false, nil // that DELETE met no change of the parent
+		}
+	}
+	return true, nil
 }

@@ -153,7 +153,7 @@ func applyOrder(t *testing.T, addr string, db *sql.DB, channels int, initial str
 	c := []*thlpb.Column{{Name: "id", Key: true}, {Name: "u"}, {Name: "v"}}
 	thl := newSiteTHL()
 	a := openApplier(t, Config{Addr: addr, Service: "east", Site: "east", Channels: channels,
-		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}}, Deleted: thl.deleted})
+		Conflicts: Conflicts{Policy: PolicyConverge, SiteOrder: []string{"east", "west"}}, Deleted: thl.deleted, Positions: thl.positions})
 	value := func(img []string) []*thlpb.Value {
 		if img == nil {
 			return nil
@@ -204,6 +204,34 @@ func (s *siteTHL) add(site string, ev *thlpb.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done[site] = append(s.done[site], ev)
+}
+
+// positions answers PositionsFunc from the changes of each site applied
+// here.
+func (s *siteTHL) positions(_ context.Context, svc string, qs []DeletedQuery) ([]uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]uint64, len(qs))
+	for i, q := range qs {
+		for n, ev := range s.done[svc] {
+			if uint64(siteTHLBase+1+n) <= q.After || out[i] > 0 {
+				continue
+			}
+			for _, c := range ev.GetChanges() {
+				rc := c.GetRows()
+				if rc == nil || rc.GetSchema() != q.Schema || rc.GetTable() != q.Table || !slices.Contains(DeletedRowKeys(rc), DeletedKey(q.Key)) {
+					continue
+				}
+				out[i] = 1
+				for _, a := range ev.GetAfter() {
+					if a.GetService() == q.AfterOf {
+						out[i] = a.GetSeqno() + 1
+					}
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 func (s *siteTHL) deleted(_ context.Context, svc string, qs []DeletedQuery) ([]bool, error) {

@@ -42,8 +42,12 @@ type Config struct {
 	// Deleted reads another site's changes on this host, for the
 	// applier's concurrent-change check (apply.Config.Deleted).
 	Deleted   apply.DeletedFunc
-	Retention time.Duration
-	RMIPort   int
+	Positions apply.PositionsFunc // (apply.Config.Positions)
+	// StreamOnline says whether another stream's service is online on
+	// this host (apply.Config.StreamOnline).
+	StreamOnline func(ctx context.Context, svc string) (online, known bool)
+	Retention    time.Duration
+	RMIPort      int
 	// SourceOrder, when set, ranks a slave's sources now (see
 	// stream.ClientConfig.Order).
 	SourceOrder func(ctx context.Context, sources []string) []string

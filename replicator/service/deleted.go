@@ -37,6 +37,10 @@ type changeIndex struct {
 	// uniques are the unique keys (other than the primary key) asked
 	// about, by table: their values are indexed too (apply.UniqueKey).
 	uniques map[[2]string][][]string
+	// afters are the causal positions (Event.after) of the transactions
+	// that deleted rows, by seqno (DeletePositions).
+	afters map[uint64][]*thlpb.After
+	after  []*thlpb.After // the transaction being indexed's
 }
 
 // register adds the unique keys qs ask about to those indexed; true when
@@ -69,24 +73,69 @@ func (x *changeIndex) reset(after uint64) {
 	if x.reader != nil {
 		x.reader.Close()
 	}
-	x.keys, x.changes, x.from, x.upTo, x.lastSeen, x.reader = map[string][]uint64{}, 0, after+1, after, nil, nil
+	x.keys, x.afters, x.changes, x.from, x.upTo, x.lastSeen, x.reader = map[string][]uint64{}, map[uint64][]*thlpb.After{}, 0, after+1, after, nil, nil
 }
 
 // Deleted answers, for each query, whether this service's transactions
 // after its seqno changed its row (inserted, updated or deleted it; the
 // name is the control API's, from when only deletes were asked about), as
-// far as this host's THL holds them (apply/deleted.go). On the master, its
-// clients' transactions are in the database before they are in the THL:
-// it answers once its extractor has stored everything the binlog holds at
-// the question, so a change committed before the asking applier took its
-// row's lock is seen.
+// far as this host's THL holds them (apply/deleted.go; readChanges).
 func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]bool, error) {
 	out := make([]bool, len(queries))
+	err := s.readChanges(ctx, queries, func(x *changeIndex) {
+		for i, q := range queries {
+			seqnos := x.keys[apply.TableRowKey(q.Schema, q.Table, q.Key)]
+			j, _ := slices.BinarySearch(seqnos, q.After+1)
+			out[i] = j < len(seqnos) && (q.UpTo == 0 || seqnos[j] <= q.UpTo)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeletePositions answers, for each query (its AfterOf set), the causal
+// position of service AfterOf (Event.after) of this service's first
+// transaction after its seqno (up to UpTo) that deleted its row (Key, a
+// RowKey), plus one: 0 for no such transaction, 1 where it had applied
+// none of AfterOf (apply.PositionsFunc).
+func (s *Service) DeletePositions(ctx context.Context, queries []apply.DeletedQuery) ([]uint64, error) {
+	out := make([]uint64, len(queries))
+	err := s.readChanges(ctx, queries, func(x *changeIndex) {
+		for i, q := range queries {
+			seqnos := x.keys[apply.TableRowKey(q.Schema, q.Table, apply.DeletedKey(q.Key))]
+			j, _ := slices.BinarySearch(seqnos, q.After+1)
+			if j == len(seqnos) || q.UpTo != 0 && seqnos[j] > q.UpTo {
+				continue
+			}
+			out[i] = 1
+			for _, a := range x.afters[seqnos[j]] {
+				if a.GetService() == q.AfterOf {
+					out[i] = a.GetSeqno() + 1
+				}
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readChanges brings the index up to what the THL holds for queries (the
+// least seqno they ask after, the unique keys they ask about) and runs f
+// on it, locked; f is not run where the THL holds nothing after that
+// seqno (nothing changed). On the master, its clients' transactions are
+// in the database before they are in the THL: it reads once its
+// extractor has stored everything the binlog holds at the question, so a
+// change committed before the asking applier took its row's lock is seen.
+func (s *Service) readChanges(ctx context.Context, queries []apply.DeletedQuery, f func(x *changeIndex)) error {
 	if len(queries) == 0 {
-		return out, nil
+		return nil
 	}
 	if err := s.extractedNow(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	least := queries[0].After
 	for _, q := range queries {
@@ -94,7 +143,7 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	}
 	last, ok := s.store.MaxSeqno()
 	if !ok || last <= least {
-		return out, nil
+		return nil
 	}
 	x := &s.changes
 	x.mu.Lock()
@@ -106,19 +155,15 @@ func (s *Service) Deleted(ctx context.Context, queries []apply.DeletedQuery) ([]
 	if last > x.upTo {
 		if last-x.upTo > maxChangedScan {
 			x.reset(last)
-			return nil, fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-x.upTo, s.cfg.Name, x.upTo)
+			return fmt.Errorf("%d transactions of %s after seqno %d: too many to read", last-x.upTo, s.cfg.Name, x.upTo)
 		}
 		if err := x.index(ctx, s, last); err != nil {
 			x.reset(last)
-			return nil, err
+			return err
 		}
 	}
-	for i, q := range queries {
-		seqnos := x.keys[apply.TableRowKey(q.Schema, q.Table, q.Key)]
-		j, _ := slices.BinarySearch(seqnos, q.After+1)
-		out[i] = j < len(seqnos) && (q.UpTo == 0 || seqnos[j] <= q.UpTo)
-	}
-	return out, nil
+	f(x)
+	return nil
 }
 
 // extractedNow, on a master, waits until its extractor has stored what
@@ -179,10 +224,19 @@ func (x *changeIndex) index(ctx context.Context, s *Service, last uint64) error 
 		if err != nil {
 			return fmt.Errorf("read %s after seqno %d: %w", s.cfg.Name, x.upTo, err)
 		}
+		if ev.GetFragno() == 0 {
+			x.after = ev.GetAfter()
+		}
 		for _, c := range ev.GetChanges() {
 			if rc := c.GetRows(); rc != nil {
 				x.add(rc, ev.GetSeqno(), apply.ChangedRowKeys(rc))
-				x.add(rc, ev.GetSeqno(), apply.DeletedRowKeys(rc))
+				if deleted := apply.DeletedRowKeys(rc); len(deleted) > 0 {
+					x.add(rc, ev.GetSeqno(), deleted)
+					if _, ok := x.afters[ev.GetSeqno()]; !ok && len(x.after) > 0 {
+						x.afters[ev.GetSeqno()] = x.after
+						x.changes++
+					}
+				}
 				x.addReinserted(rc, apply.MadeRowKeys(rc))
 				for _, cols := range x.uniques[[2]string{rc.GetSchema(), rc.GetTable()}] {
 					x.add(rc, ev.GetSeqno(), apply.ChangedUniqueKeys(rc, cols))

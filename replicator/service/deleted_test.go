@@ -234,3 +234,38 @@ func TestChangedIndexReinserted(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedIndexDeletePositions: the first transaction after a seqno
+// that deleted a row is known with what it had applied of another
+// service (its Event.after), plus one; none, 0; one that had applied none
+// of that service, 1.
+func TestChangedIndexDeletePositions(t *testing.T) {
+	h := newHarness(t)
+	s := h.start(RoleSlave)
+	cols := []*thlpb.Column{{Name: "id", Key: true}, {Name: "v"}}
+	img := func(id int64) []*thlpb.Value {
+		return []*thlpb.Value{{Value: &thlpb.Value_Int{Int: id}}, {Value: &thlpb.Value_Bytes{Bytes: []byte("v")}}}
+	}
+	tx := func(seqno uint64, action thlpb.RowChange_Action, row *thlpb.Row, after ...*thlpb.After) *thlpb.Event {
+		return &thlpb.Event{Seqno: seqno, LastFrag: true, EventId: eventID(seqno), SourceId: "west1", After: after, Changes: []*thlpb.Change{{Change: &thlpb.Change_Rows{
+			Rows: &thlpb.RowChange{Schema: "app", Table: "t", Action: action, Columns: cols, Rows: []*thlpb.Row{row}}}}}}
+	}
+	if err := s.Store().Append(tx(0, thlpb.RowChange_INSERT, &thlpb.Row{After: img(2)}),
+		tx(1, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(1)}, &thlpb.After{Service: "east", Seqno: 5}),
+		tx(2, thlpb.RowChange_INSERT, &thlpb.Row{After: img(1)}, &thlpb.After{Service: "east", Seqno: 7}),
+		tx(3, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(1)}, &thlpb.After{Service: "east", Seqno: 9}),
+		tx(4, thlpb.RowChange_DELETE, &thlpb.Row{Before: img(2)}, &thlpb.After{Service: "south", Seqno: 3})); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id          int64
+		after, upTo uint64
+		want        uint64
+	}{{1, 0, 0, 6}, {1, 1, 0, 10}, {1, 3, 0, 0}, {1, 1, 2, 0}, {2, 0, 0, 1}, {3, 0, 0, 0}} {
+		k, _ := apply.RowKey(&thlpb.RowChange{Columns: cols}, img(c.id))
+		got, err := s.DeletePositions(context.Background(), []apply.DeletedQuery{{After: c.after, UpTo: c.upTo, Schema: "app", Table: "t", Key: k, AfterOf: "east"}})
+		if err != nil || len(got) != 1 || got[0] != c.want {
+			t.Errorf("row %d deleted after %d up to %d: %v %v, want %d", c.id, c.after, c.upTo, got, err, c.want)
+		}
+	}
+}

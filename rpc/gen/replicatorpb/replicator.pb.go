@@ -2597,6 +2597,10 @@ type DeletedQuery struct {
 	// the table other than its primary key), and the question is whether a
 	// change left a row of the table holding them (an INSERT, an UPDATE).
 	UniqueColumns []string `protobuf:"bytes,6,rep,name=unique_columns,json=uniqueColumns,proto3" json:"unique_columns,omitempty"`
+	// after_of, when set, asks instead for the causal position of service
+	// after_of (Event.after) of the first transaction after after_seqno (up
+	// to up_to_seqno) that deleted the row: answered in positions.
+	AfterOf       string `protobuf:"bytes,7,opt,name=after_of,json=afterOf,proto3" json:"after_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2673,9 +2677,20 @@ func (x *DeletedQuery) GetUniqueColumns() []string {
 	return nil
 }
 
+func (x *DeletedQuery) GetAfterOf() string {
+	if x != nil {
+		return x.AfterOf
+	}
+	return ""
+}
+
 type DeletedReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deleted       []bool                 `protobuf:"varint,1,rep,packed,name=deleted,proto3" json:"deleted,omitempty"` // one per query, in order
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Deleted []bool                 `protobuf:"varint,1,rep,packed,name=deleted,proto3" json:"deleted,omitempty"` // one per query, in order
+	// positions: one per query, in order, for those with after_of: one more
+	// than the position (0: no such transaction; 1: it had applied none of
+	// that service). A replicator that does not know the question sends none.
+	Positions     []uint64 `protobuf:"varint,2,rep,packed,name=positions,proto3" json:"positions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2713,6 +2728,13 @@ func (*DeletedReply) Descriptor() ([]byte, []int) {
 func (x *DeletedReply) GetDeleted() []bool {
 	if x != nil {
 		return x.Deleted
+	}
+	return nil
+}
+
+func (x *DeletedReply) GetPositions() []uint64 {
+	if x != nil {
+		return x.Positions
 	}
 	return nil
 }
@@ -2915,7 +2937,7 @@ const file_replicator_proto_rawDesc = "" +
 	"\x04keys\x18\x03 \x03(\tR\x04keys\"i\n" +
 	"\x0eDeletedRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12=\n" +
-	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"\xb6\x01\n" +
+	"\aqueries\x18\x02 \x03(\v2#.carbide.replicator.v1.DeletedQueryR\aqueries\"\xd1\x01\n" +
 	"\fDeletedQuery\x12\x1f\n" +
 	"\vafter_seqno\x18\x01 \x01(\x04R\n" +
 	"afterSeqno\x12\x16\n" +
@@ -2923,9 +2945,11 @@ const file_replicator_proto_rawDesc = "" +
 	"\x05table\x18\x03 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x1e\n" +
 	"\vup_to_seqno\x18\x05 \x01(\x04R\tupToSeqno\x12%\n" +
-	"\x0eunique_columns\x18\x06 \x03(\tR\runiqueColumns\"(\n" +
+	"\x0eunique_columns\x18\x06 \x03(\tR\runiqueColumns\x12\x19\n" +
+	"\bafter_of\x18\a \x01(\tR\aafterOf\"F\n" +
 	"\fDeletedReply\x12\x18\n" +
-	"\adeleted\x18\x01 \x03(\bR\adeleted*\xb3\x01\n" +
+	"\adeleted\x18\x01 \x03(\bR\adeleted\x12\x1c\n" +
+	"\tpositions\x18\x02 \x03(\x04R\tpositions*\xb3\x01\n" +
 	"\x10PendingErrorKind\x12\"\n" +
 	"\x1ePENDING_ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPENDING_ERROR_KIND_DIVERGED\x10\x01\x12\x1c\n" +
