@@ -102,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 			DBAddr: net.JoinHostPort(b.Host.Address, strconv.Itoa(st.ReplicationPort)), DBUser: st.ReplicationUser, DBPassword: st.ReplicationPassword,
 			THLDir: thl.DirFor(b.Home, sp.Name), Retention: st.THLRetention, RMIPort: st.RMIPort, Channels: st.Channels,
 			BlockSize: st.BlockCommitRows, BlockTime: st.BlockCommitInterval,
-			ConflictPolicy: apply.Policy(sp.ConflictPolicy), ConflictSiteOrder: sp.ConflictSiteOrder, Deleted: a.deletedCheck(sp.ConflictSiteOrder), Positions: a.positionsCheck(sp.ConflictSiteOrder), StreamOnline: a.streamOnline,
+			ConflictPolicy: apply.Policy(sp.ConflictPolicy), ConflictSiteOrder: sp.ConflictSiteOrder, Deleted: a.deletedCheck(sp.ConflictSiteOrder), Positions: a.positionsCheck(sp.ConflictSiteOrder),
 			RoleFile:    filepath.Join(b.Home, "var", "role-"+sp.Name+".json"),
 			SpillDir:    filepath.Join(b.Home, "var", "spill", sp.Name),
 			DialOptions: thlDial,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,25 +183,4 @@ func (a *Agent) sibling(svc string) (*grpc.ClientConn, string, error) {
 	}
 	a.sibs.conns[addr] = conn
 	return conn, addr, nil
-}
-
-// streamOnline says whether the service of stream svc on this host (this
-// replicator's, or the host's other install's) is online, for causal
-// waits (apply.Config.StreamOnline): known is false where no replicator
-// of this host runs it, or it does not answer.
-func (a *Agent) streamOnline(ctx context.Context, svc string) (online, known bool) {
-	if s, ok := a.byName[svc]; ok {
-		return !strings.HasPrefix(s.State(), "OFFLINE"), true
-	}
-	conn, _, err := a.sibling(svc)
-	if err != nil {
-		return false, false
-	}
-	ctx, cancel := context.WithTimeout(ctx, deletedTimeout)
-	defer cancel()
-	r, err := replicatorpb.NewReplicatorClient(conn).Status(ctx, &replicatorpb.StatusRequest{Service: svc})
-	if err != nil {
-		return false, false
-	}
-	return !strings.HasPrefix(r.GetStatus().GetState(), "OFFLINE"), true
 }

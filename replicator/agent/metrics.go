@@ -25,7 +25,7 @@ var (
 	descErrors   = prometheus.NewDesc("carbide_replicator_apply_errors_total", "Times the service stopped on an error (OFFLINE:ERROR).", []string{"service"}, nil)
 	descChecks   = prometheus.NewDesc("carbide_replicator_causal_checks_total", "Reads of another stream's tracking row by the applier (causal order across streams).", []string{"service"}, nil)
 	descHolds    = prometheus.NewDesc("carbide_replicator_causal_holds_total", "Transactions the applier held until another stream had been applied as much here as at their source.", []string{"service"}, nil)
-	descAbandon  = prometheus.NewDesc("carbide_replicator_causal_abandoned_total", "Transactions applied without the stream they waited for, which had not moved for 10 s while its service was online (a reset history).", []string{"service"}, nil)
+	descAbandon  = prometheus.NewDesc("carbide_replicator_causal_abandoned_total", "Transactions applied without the stream they waited for, which had not moved for 10 s (a reset history, a stream stopped for good).", []string{"service"}, nil)
 	descDelAsk   = prometheus.NewDesc("carbide_replicator_delete_questions_total", "Concurrent-change questions the applier asked another replicator of this host (rows another site may have changed concurrently).", []string{"service"}, nil)
 	descDelSkip  = prometheus.NewDesc("carbide_replicator_delete_unchecked_total", "Rows applied without the concurrent-change check because the replicator asked had no answer (stopped, or its extractor 5 s behind): possible divergence, see cluster check.", []string{"service"}, nil)
 	descHeld     = prometheus.NewDesc("carbide_replicator_causal_held_seconds_total", "Time the transactions counted by carbide_replicator_causal_holds_total were held.", []string{"service"}, nil)

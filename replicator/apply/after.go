@@ -73,29 +73,13 @@ type stallMark struct {
 }
 
 // afterStall is how long a transaction waits for a stream that does not
-// move at all, while that stream's service is online, before it is
-// applied without it. A stream's history reset (trepctl reset: seqnos
-// start again) leaves positions that no longer compare, and two streams
-// can then wait for each other; a stream stopped for good would hold
-// this one for as long. Past the bound the transaction goes on, logged
-// and counted (carbide_replicator_causal_abandoned_total). A stream whose
-// service is offline or in error on this host (streamDown: an operator's
-// trepctl offline for maintenance) holds it for as long as it is: given
-// up after 10 s, the transaction was applied out of order and the host
-// could differ from the others without a word (TestConflictsRandom found
-// it with a cross-site replicator offline for 12 s).
+// move at all before it is applied without it. A stream's history reset
+// (trepctl reset: seqnos start again) leaves positions that no longer
+// compare, and two streams can then wait for each other; a stream
+// stopped for good would hold this one for as long. Past the bound the
+// transaction goes on, logged and counted
+// (carbide_replicator_causal_abandoned_total).
 var afterStall = 10 * time.Second
-
-// streamDown says whether the service of stream svc on this host is
-// known to be offline or in error (Config.StreamOnline); unknown is not
-// down.
-func (a *Applier) streamDown(ctx context.Context, svc string) bool {
-	if a.cfg.StreamOnline == nil {
-		return false
-	}
-	online, known := a.cfg.StreamOnline(ctx, svc)
-	return known && !online
-}
 
 // stallRecheck: how often a stalled stream is looked at again.
 const stallRecheck = time.Second
@@ -174,8 +158,6 @@ func (a *Applier) awaitAfter(ctx context.Context, blk *block, ev *thlpb.Event) e
 			has := int64(next) - 1
 			if lastMove.IsZero() || next != lastNext {
 				lastNext, lastMove = next, time.Now()
-			} else if time.Since(lastMove) >= afterStall && a.streamDown(ctx, svc) {
-				lastMove = time.Now() // offline here: hold, and look again after afterStall
 			} else if time.Since(lastMove) >= afterStall {
 				a.after.stalled[svc] = stallMark{next, time.Now()}
 				if a.cfg.Causal != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,53 +147,4 @@ func TestCausalWaitGivesUpOnAStreamThatDoesNotMove(t *testing.T) {
 			}
 		}
 	}
-}
-
-// TestCausalWaitHoldsWhileTheStreamIsOffline: a stream whose service is
-// offline on this host (an operator's trepctl offline) holds a
-// transaction past afterStall, for as long as it is; once it is online
-// and still does not move, the wait is given up as before.
-func TestCausalWaitHoldsWhileTheStreamIsOffline(t *testing.T) {
-	testutil.RequireDB(t)
-	defer func(d time.Duration) { afterStall = d }(afterStall)
-	afterStall = 300 * time.Millisecond
-	srv := testutil.StartMariaDB(t)
-	db := testutil.DB(t, srv)
-	testutil.Exec(t, db, "CREATE DATABASE app")
-	testutil.Exec(t, db, "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)")
-	west := openApplier(t, Config{Addr: srv.Addr(), Service: "west"})
-	west.Close()
-	testutil.Exec(t, db, "UPDATE tungsten_west.trep_commit_seqno SET seqno = 4")
-	var online atomic.Bool
-	var asked atomic.Int64
-	var counts CausalCounters
-	a := openApplier(t, Config{Addr: srv.Addr(), Service: "east", Causal: &counts, StreamOnline: func(_ context.Context, svc string) (bool, bool) {
-		asked.Add(1)
-		return online.Load(), svc == "west"
-	}})
-	ev := rowsEvent(0, thlpb.RowChange_INSERT, "t", cols("id", "v"), &thlpb.Row{After: []*thlpb.Value{vInt(1), vInt(0)}})
-	ev.After = []*thlpb.After{{Service: "west", Seqno: 100}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, feed(ev)) }()
-	time.Sleep(5 * afterStall)
-	if n := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); n != "0" || counts.Abandoned.Load() != 0 || asked.Load() == 0 {
-		t.Fatalf("%s rows applied, %d waits given up, service state asked %d times while west was offline: want none, none, some", n, counts.Abandoned.Load(), asked.Load())
-	}
-	if what, _ := a.Waiting(); !strings.Contains(what, "waits for service west to apply seqno 100 here (it has 4)") {
-		t.Errorf("Waiting says %q, want what seqno 0 waits for", what)
-	}
-	online.Store(true)
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if n := testutil.QueryString(t, db, "SELECT COUNT(*) FROM app.t"); n != "1" {
-			return fmt.Errorf("%s rows applied once west is online and does not move, want 1", n)
-		}
-		return nil
-	})
-	if counts.Abandoned.Load() != 1 {
-		t.Errorf("%d waits given up, want 1", counts.Abandoned.Load())
-	}
-	cancel()
-	<-done
 }

@@ -68,10 +68,6 @@ type Config struct {
 	// Positions, when set, reads what another site's DELETEs had applied
 	// of a third (fkcrossed.go).
 	Positions PositionsFunc
-	// StreamOnline, when set, says whether the service of another stream
-	// is online on this host (known: it could tell), for causal waits
-	// (after.go).
-	StreamOnline func(ctx context.Context, svc string) (online, known bool)
 	// Checks, when set, receives the checksums of a consistency check's
 	// markers this applier meets (checkmark.go).
 	Checks *consistency.Registry

@@ -43,11 +43,8 @@ type Config struct {
 	// applier's concurrent-change check (apply.Config.Deleted).
 	Deleted   apply.DeletedFunc
 	Positions apply.PositionsFunc // (apply.Config.Positions)
-	// StreamOnline says whether another stream's service is online on
-	// this host (apply.Config.StreamOnline).
-	StreamOnline func(ctx context.Context, svc string) (online, known bool)
-	Retention    time.Duration
-	RMIPort      int
+	Retention time.Duration
+	RMIPort   int
 	// SourceOrder, when set, ranks a slave's sources now (see
 	// stream.ClientConfig.Order).
 	SourceOrder func(ctx context.Context, sources []string) []string

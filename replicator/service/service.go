@@ -240,7 +240,7 @@ func ParseURI(uri string) (string, error) {
 
 func (s *Service) newApplier() (Applier, error) {
 	return s.cfg.Stages.NewApplier(apply.Config{Addr: s.cfg.DBAddr, User: s.cfg.DBUser, Password: s.cfg.DBPassword, Service: s.cfg.Name,
-		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Checks: &s.checks, Deleted: s.cfg.Deleted, Positions: s.cfg.Positions, StreamOnline: s.cfg.StreamOnline, Logger: s.log,
+		BlockSize: s.cfg.BlockSize, BlockTime: s.cfg.BlockTime, Channels: s.cfg.Channels, Site: s.cfg.Site, Causal: &s.causal, Checks: &s.checks, Deleted: s.cfg.Deleted, Positions: s.cfg.Positions, Logger: s.log,
 		Conflicts: apply.Conflicts{Policy: s.cfg.ConflictPolicy, SiteOrder: s.cfg.ConflictSiteOrder, OnConflict: s.counts.conflict}})
 }
 
