@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,13 +32,7 @@ func TestConflictForeignKeyCausalMixConverges(t *testing.T) {
 	dbs := map[string]*sql.DB{"east": testutil.DB(t, east), "west": testutil.DB(t, west)}
 	addrs := map[string]string{"east": east.Addr(), "west": west.Addr()}
 	hostDB := testutil.DB(t, host)
-	scenarios, seed := 2, uint64(1)
-	if n, err := strconv.Atoi(os.Getenv("FKCAUSAL_SCENARIOS")); err == nil {
-		scenarios = n
-	}
-	if n, err := strconv.ParseUint(os.Getenv("FKCAUSAL_SEED"), 10, 64); err == nil {
-		seed = n
-	}
+	scenarios, seed := mixSeeds("FKCAUSAL", 2)
 	for s := seed; s < seed+uint64(scenarios); s++ {
 		for _, rules := range [][]string{{"CASCADE"}, {"RESTRICT"}, {"SET NULL"}, {"CASCADE", "RESTRICT", "SET NULL"}} {
 			for _, order := range [][]string{{"east", "west"}, {"west", "east"}} {

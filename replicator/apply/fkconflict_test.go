@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -175,24 +176,8 @@ func TestConflictParentReinsertedConverges(t *testing.T) {
 							return rowsEvent(n, thlpb.RowChange_UPDATE, "c", cc,
 								&thlpb.Row{Before: row(vInt(10), vInt(1), vBytes("o")), After: row(vInt(10), vInt(1), vBytes("w"))})
 						}
-						i := 0
-						for n, site := range seq {
-							ev, origin, other := (*thlpb.Event)(nil), "east", "west"
-							if site == 'e' {
-								ev, i = east[i](uint64(n)), i+1
-							} else {
-								ev, origin, other = west(uint64(n)), "west", "east"
-							}
-							ev = from(origin, ev)
-							ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
-							if err := runUntil(t, a, uint64(n), ev); err != nil {
-								t.Fatalf("channels %d, order %s, change %d: %v", channels, seq, n, err)
-							}
-							thl.add(origin, ev)
-						}
-						got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v) FROM app.p), '; c ', "+
-							"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
-						if got != want {
+						applyCrossing(t, a, thl, seq, east, []func(uint64) *thlpb.Event{west})
+						if got := parentChildRows(t, db); got != want {
 							t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)
 						}
 					}
@@ -253,25 +238,13 @@ func TestConflictParentReinsertedChildSet(t *testing.T) {
 									return rowsEvent(n, thlpb.RowChange_INSERT, "p", pc, &thlpb.Row{After: row(vInt(1), vBytes("new"))})
 								},
 							}
-							i := 0
-							for n, site := range seq {
-								ev, origin, other := (*thlpb.Event)(nil), "east", "west"
-								if site == 'e' {
-									ev, i = east[i](uint64(n)), i+1
-								} else {
-									ev, origin, other = proto.Clone(change.west).(*thlpb.Event), "west", "east"
-									ev.Seqno = uint64(n)
-								}
-								ev = from(origin, ev)
-								ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
-								if err := runUntil(t, a, uint64(n), ev); err != nil {
-									t.Fatalf("channels %d, order %s, change %d: %v", channels, seq, n, err)
-								}
-								thl.add(origin, ev)
+							west := func(n uint64) *thlpb.Event {
+								ev := proto.Clone(change.west).(*thlpb.Event)
+								ev.Seqno = n
+								return ev
 							}
-							got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.p), '; c ', "+
-								"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
-							if got != want {
+							applyCrossing(t, a, thl, seq, east, []func(uint64) *thlpb.Event{west})
+							if got := parentChildRows(t, db); got != want {
 								t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)
 							}
 						}
@@ -323,23 +296,11 @@ func TestConflictParentReinsertedByChildSite(t *testing.T) {
 								return rowsEvent(n, thlpb.RowChange_INSERT, "c", cc, &thlpb.Row{After: row(vInt(10), vInt(1), vBytes("e"))})
 							},
 						}
-						i := 0
-						for n, site := range seq {
-							ev, origin, other := (*thlpb.Event)(nil), "east", "west"
-							if site == 'e' {
-								ev, i = east[i](uint64(n)), i+1
-							} else {
-								ev, origin, other = rowsEvent(uint64(n), thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))}), "west", "east"
-							}
-							ev = from(origin, ev)
-							ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
-							if err := runUntil(t, a, uint64(n), ev); err != nil {
-								t.Fatalf("channels %d, order %s, change %d: %v", channels, seq, n, err)
-							}
-							thl.add(origin, ev)
+						west := func(n uint64) *thlpb.Event {
+							return rowsEvent(n, thlpb.RowChange_DELETE, "p", pc, &thlpb.Row{Before: row(vInt(1), vBytes("orig"))})
 						}
-						got := testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.p), '; c ', "+
-							"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v), '') FROM app.c))")
+						applyCrossing(t, a, thl, seq, east, []func(uint64) *thlpb.Event{west})
+						got := parentChildRows(t, db)
 						if got != want {
 							t.Errorf("channels %d, order %s: %q, want %q", channels, seq, got, want)
 						}
@@ -348,4 +309,32 @@ func TestConflictParentReinsertedByChildSite(t *testing.T) {
 			})
 		}
 	}
+}
+
+// applyCrossing applies on a, in the order seq names ('e', 'w'), east's
+// and west's changes (each made for its seqno in seq), each after what
+// its source had of the other at the start (siteTHLBase), and records
+// each in thl once applied.
+func applyCrossing(t *testing.T, a *Applier, thl *siteTHL, seq string, east, west []func(uint64) *thlpb.Event) {
+	t.Helper()
+	next := map[string]int{}
+	for n, c := range seq {
+		origin, other, changes := "east", "west", east
+		if c == 'w' {
+			origin, other, changes = "west", "east", west
+		}
+		ev := from(origin, changes[next[origin]](uint64(n)))
+		next[origin]++
+		ev.After = []*thlpb.After{{Service: other, Seqno: siteTHLBase}}
+		if err := runUntil(t, a, uint64(n), ev); err != nil {
+			t.Fatalf("order %s, change %d: %v", seq, n, err)
+		}
+		thl.add(origin, ev)
+	}
+}
+
+// parentChildRows returns app.p's and app.c's rows (id:pid:v) as text.
+func parentChildRows(t *testing.T, db *sql.DB) string {
+	return testutil.QueryString(t, db, "SELECT CONCAT('p ', (SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.p), '; c ', "+
+		"(SELECT IFNULL(GROUP_CONCAT(id, ':', IFNULL(pid, 'NULL'), ':', v ORDER BY id), '') FROM app.c))")
 }

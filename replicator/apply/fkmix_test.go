@@ -26,13 +26,7 @@ func TestConflictForeignKeyMixConverges(t *testing.T) {
 	testutil.RequireDB(t)
 	srv := testutil.StartMariaDB(t)
 	db := testutil.DB(t, srv)
-	scenarios, seed := 2, uint64(1)
-	if n, err := strconv.Atoi(os.Getenv("FKMIX_SCENARIOS")); err == nil {
-		scenarios = n
-	}
-	if n, err := strconv.ParseUint(os.Getenv("FKMIX_SEED"), 10, 64); err == nil {
-		seed = n
-	}
+	scenarios, seed := mixSeeds("FKMIX", 2)
 	for s := seed; s < seed+uint64(scenarios); s++ {
 		for _, rules := range [][]string{{"CASCADE"}, {"RESTRICT"}, {"SET NULL"}, {"CASCADE", "RESTRICT", "SET NULL"}} {
 			rng := rand.New(rand.NewPCG(s, 7))
@@ -204,4 +198,17 @@ func fkMixRun(t *testing.T, db *sql.DB, addr string, rules []string, order []str
 	}
 	a.Close()
 	return fkMixRows(t, db, rules)
+}
+
+// mixSeeds reads how many mixes a mix test draws (PREFIX_SCENARIOS,
+// default n) and its first seed (PREFIX_SEED, default 1).
+func mixSeeds(prefix string, n int) (scenarios int, seed uint64) {
+	scenarios, seed = n, 1
+	if v, err := strconv.Atoi(os.Getenv(prefix + "_SCENARIOS")); err == nil {
+		scenarios = v
+	}
+	if v, err := strconv.ParseUint(os.Getenv(prefix+"_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	return scenarios, seed
 }
